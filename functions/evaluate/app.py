@@ -1,0 +1,42 @@
+"""Evaluate: one ProbeResult from the bus into check and site state, and maybe a failover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dcwatch import runtime
+from dcwatch.evaluator import evaluate
+from dcwatch.events import ProbeResult
+from dcwatch.observability import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+@event_parser(model=ProbeResult, envelope=EventBridgeEnvelope)
+def handler(result: ProbeResult, context: LambdaContext) -> dict[str, Any]:
+    app = runtime.app()
+    outcome = evaluate(result, app.config, app.store, app.events, app.workflows)
+    if outcome.stale:
+        logger.info("result ignored: duplicate or older than the last one seen", site=result.site, check=result.check)
+    elif outcome.site_change:
+        change = outcome.site_change
+        logger.warning(
+            "site status changed",
+            site=change.site,
+            status=change.status,
+            role=change.role,
+            failed_checks=change.failed_checks,
+            incident_id=change.incident_id,
+            action=change.action,
+            execution=outcome.execution,
+        )
+    return {
+        "site": result.site,
+        "check": result.check,
+        "checkStatus": outcome.check_status,
+        "siteStatus": outcome.site_change.status if outcome.site_change else None,
+        "execution": outcome.execution,
+    }

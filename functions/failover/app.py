@@ -1,0 +1,86 @@
+"""Failover workflow steps: one Lambda per Task state, each parse -> one core step -> state out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dcwatch import runtime, workflow
+from dcwatch.observability import logger
+from dcwatch.workflow import WorkflowState
+
+Step = Callable[[WorkflowState, runtime.App], WorkflowState]
+
+
+def _run(step: str, event: dict[str, Any], action: Step) -> dict[str, Any]:
+    state = WorkflowState.model_validate(event)
+    logger.append_keys(incident_id=state.incident_id, step=step)
+    state = action(state, runtime.app())
+    logger.info("step done", detail=state.timeline[-1].detail if state.timeline else "")
+    return state.dump()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    state = workflow.validate_request(event, runtime.app().config)
+    logger.info("request accepted", incident_id=state.incident_id, plan=state.plan.model_dump(by_alias=True))
+    return state.dump()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
+        with app.inventory(state.plan.to) as inventory:
+            return workflow.check_standby(state, inventory)
+
+    return _run("CheckStandby", event, act)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
+        with app.inventory(state.plan.to) as inventory:
+            return workflow.start_group(state, inventory, app.config.workflow.group_timeout_s)
+
+    return _run("StartGroup", event, act)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
+        with app.inventory(state.plan.to) as inventory:
+            return workflow.check_group(state, inventory)
+
+    return _run("CheckGroup", event, act)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def verify_services(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("VerifyServices", event, lambda s, app: workflow.verify_services(s, app.config, app.run_check))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def switch_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("SwitchDns", event, lambda s, app: workflow.switch_dns(s, app.dns, app.config.workflow.dns_timeout_s))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def check_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("CheckDns", event, lambda s, app: workflow.check_dns(s, app.dns))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def notify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("Notify", event, lambda s, app: workflow.notify(s, app.notifier))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("RecordAudit", event, lambda s, app: workflow.record_audit(s, app.store))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("NotifyFailure", event, lambda s, app: workflow.notify_failure(s, app.notifier, app.store))

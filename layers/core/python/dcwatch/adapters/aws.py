@@ -1,0 +1,61 @@
+"""Shared plumbing of the AWS adapters: lazy clients and SDK faults turned into domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError
+
+from dcwatch.errors import TransientError
+
+_TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "PriorRequestNotComplete",
+}
+_CLIENT_CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
+
+
+def client(service: str) -> Any:
+    """A boto3 client; AWS_ENDPOINT_URL (set by the local runtime) points it at moto."""
+    return boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+def is_transient(exc: Exception) -> bool:
+    if isinstance(exc, (ConnectionError, EndpointConnectionError)):
+        return True
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _TRANSIENT_CODES
+
+
+@contextmanager
+def aws_call(what: str) -> Iterator[None]:
+    """Name the failed call and mark it transient where a retry may help."""
+    try:
+        yield
+    except (ClientError, ConnectionError, EndpointConnectionError) as exc:
+        if is_transient(exc):
+            raise TransientError(f"{what}: {exc}") from exc
+        raise
+
+
+class LazyClient:
+    """Holds an injected client or creates the default one on first use."""
+
+    def __init__(self, service: str, injected: Any | None, factory: Callable[[str], Any] = client):
+        self._service, self._client, self._factory = service, injected, factory
+
+    def __call__(self) -> Any:
+        if self._client is None:
+            self._client = self._factory(self._service)
+        return self._client

@@ -1,0 +1,70 @@
+"""Route 53: pointing the service records at the site that serves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dcwatch.adapters.aws import LazyClient, aws_call
+from dcwatch.ports import RecordValues
+
+
+class Route53Dns:
+    def __init__(self, client: Any | None = None):
+        self._client = LazyClient("route53", client)
+        self._zone_ids: dict[str, str] = {}
+
+    def zone_id(self, zone: str) -> str:
+        if zone not in self._zone_ids:
+            with aws_call("route53:ListHostedZonesByName"):
+                zones = self._client().list_hosted_zones_by_name(DNSName=zone)["HostedZones"]
+            match = [z for z in zones if z["Name"] == zone and not z.get("Config", {}).get("PrivateZone")]
+            match = match or [z for z in zones if z["Name"] == zone]
+            if not match:
+                raise LookupError(f"hosted zone {zone} not found in Route 53")
+            self._zone_ids[zone] = match[0]["Id"].split("/")[-1]
+        return self._zone_ids[zone]
+
+    def upsert(self, records: Sequence[RecordValues]) -> list[str]:
+        by_zone: dict[str, list[RecordValues]] = {}
+        for record in records:
+            by_zone.setdefault(record.zone, []).append(record)
+        change_ids = []
+        for zone, zone_records in sorted(by_zone.items()):
+            changes = [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": r.name,
+                        "Type": r.type,
+                        "TTL": r.ttl,
+                        "ResourceRecords": [{"Value": v} for v in r.values],
+                    },
+                }
+                for r in zone_records
+            ]
+            with aws_call("route53:ChangeResourceRecordSets"):
+                response = self._client().change_resource_record_sets(
+                    HostedZoneId=self.zone_id(zone),
+                    ChangeBatch={"Comment": "dcwatch failover", "Changes": changes},
+                )
+            change_ids.append(response["ChangeInfo"]["Id"].split("/")[-1])
+        return change_ids
+
+    def in_sync(self, change_ids: Sequence[str]) -> bool:
+        for change_id in change_ids:
+            with aws_call("route53:GetChange"):
+                status = self._client().get_change(Id=change_id)["ChangeInfo"]["Status"]
+            if status != "INSYNC":
+                return False
+        return True
+
+    def values(self, zone: str, name: str, record_type: str) -> list[str]:
+        with aws_call("route53:ListResourceRecordSets"):
+            sets = self._client().list_resource_record_sets(
+                HostedZoneId=self.zone_id(zone), StartRecordName=name, StartRecordType=record_type, MaxItems="1"
+            )["ResourceRecordSets"]
+        for rrset in sets:
+            if rrset["Name"] == name and rrset["Type"] == record_type:
+                return [r["Value"] for r in rrset.get("ResourceRecords", [])]
+        return []

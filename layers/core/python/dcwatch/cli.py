@@ -1,0 +1,113 @@
+"""The `dcwatch` command: validate configs, run the local demo, start a failover by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from dcwatch.config import ConfigError, config_schema, load_config
+from dcwatch.errors import InvalidRequest
+from dcwatch.recovery import build_plan, describe_plan, parse_request
+
+EXIT_INVALID = 2
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: valid ({len(config.sites)} sites, {len(config.services)} services, active {config.active_site})")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(json.dumps(config_schema(), indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dcwatch.local.demo import DEMO_CONFIG, Scenario, run_demo
+
+    report = run_demo(args.config or DEMO_CONFIG, args.report, Scenario(steady_s=args.steady))
+    summary = report["summary"]
+    ok = summary["service_restored_at"] is not None and summary["false_failovers"] == 0 and not summary["errors"]
+    return 0 if ok else 1
+
+
+def _failover(args: argparse.Namespace) -> int:
+    request: dict[str, Any] = {
+        "action": "failover",
+        "from": args.from_site,
+        "to": args.to,
+        "reason": args.reason,
+        "dryRun": args.dry_run,
+        "trigger": "manual",
+    }
+    if args.config:
+        config = load_config(args.config)
+        parse_request(request, config)
+        print("\n".join(describe_plan(build_plan(config, args.from_site, args.to))))
+    if not args.state_machine_arn:
+        print("no --state-machine-arn given: request checked against the config, nothing started")
+        return 0
+    import boto3
+
+    sfn = boto3.client("stepfunctions")
+    name = f"manual-{args.from_site}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    request["incidentId"] = name
+    execution = sfn.start_execution(stateMachineArn=args.state_machine_arn, name=name, input=json.dumps(request))
+    print(f"started {execution['executionArn']}")
+    if not args.wait:
+        return 0
+    while (described := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
+        time.sleep(2)
+    print(f"{described['status']}: {described.get('cause') or described.get('output', '')}")
+    return 0 if described["status"] == "SUCCEEDED" else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dcwatch", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    config = sub.add_parser("config", help="check or describe a config file").add_subparsers(dest="what", required=True)
+    validate = config.add_parser("validate", help="exit 0 when FILE is valid, 2 with every error by path")
+    validate.add_argument("file")
+    validate.set_defaults(run=_validate)
+    config.add_parser("schema", help="print the config's JSON Schema").set_defaults(run=_schema)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline locally through a site outage")
+    demo.add_argument("--config", help="sites config (default: the embedded demo)")
+    demo.add_argument("--report", help="write the JSON report here")
+    demo.add_argument("--steady", type=float, default=5.0, help="seconds of normal operation before the outage")
+    demo.set_defaults(run=_demo)
+
+    failover = sub.add_parser("failover", help="start the failover workflow by hand")
+    failover.add_argument("--from", dest="from_site", required=True, help="the site to leave")
+    failover.add_argument("--to", required=True, help="the site to bring up")
+    failover.add_argument("--reason", required=True, help="why, for the audit trail and the notification")
+    failover.add_argument("--dry-run", action="store_true", help="compute and announce the plan, change nothing")
+    failover.add_argument("--config", help="check the request against this config first and print the plan")
+    failover.add_argument("--state-machine-arn", help="the deployed workflow (stack output FailoverStateMachineArn)")
+    failover.add_argument("--wait", action="store_true", help="wait for the workflow to end")
+    failover.set_defaults(run=_failover)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    except InvalidRequest as exc:
+        print(f"dcwatch: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("dcwatch: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Domain errors. Their class names are the error names the failover workflow retries or catches."""
+
+
+class DcwatchError(Exception):
+    """Base of every error dcwatch raises on purpose."""
+
+
+class TransientError(DcwatchError):
+    """Worth retrying: throttling, a dropped connection, a service briefly unavailable."""
+
+
+class InvalidRequest(DcwatchError):
+    """A failover request that must not run; nothing has been changed."""
+
+
+class StandbyNotReady(DcwatchError):
+    """The standby cannot take over: its vCenter is unreachable or VMs of the plan are missing."""
+
+
+class VcenterUnavailable(DcwatchError):
+    """vCenter did not answer or refused the login."""
+
+
+class PowerOnFailed(DcwatchError):
+    """vCenter reported a power-on task as failed."""
+
+
+class GroupTimeout(DcwatchError):
+    """A priority group was not up before its deadline."""
+
+
+class ServiceNotVerified(DcwatchError):
+    """A service check failed at the standby after power-on."""
+
+
+class DnsTimeout(DcwatchError):
+    """Route 53 did not report the change INSYNC before the deadline."""

@@ -1,0 +1,94 @@
+"""The evaluator's use case: one ProbeResult in, state updated, site decisions published.
+
+Safe under EventBridge's at-least-once, unordered delivery: stale results are dropped by the
+check's last-seen time, a site transition is a conditional write that only one evaluator wins,
+and the workflow is started under the incident id, which Step Functions accepts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dcwatch.config import Config
+from dcwatch.events import ProbeResult, SiteStatusChanged
+from dcwatch.health import advance, failover_decision, incident_id, site_verdict
+from dcwatch.ports import EventPublisher, StateStore, WorkflowStarter
+from dcwatch.recovery import default_reason
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one result caused, for the handler's log line."""
+
+    check_status: str | None
+    site_change: SiteStatusChanged | None = None
+    execution: str | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.check_status is None
+
+
+def evaluate(
+    result: ProbeResult,
+    config: Config,
+    store: StateStore,
+    publisher: EventPublisher,
+    workflows: WorkflowStarter,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Evaluation:
+    previous = store.get_check(result.site, result.check)
+    state = advance(previous, result, config.thresholds)
+    if state is None or not store.put_check(state, previous.last_observed_at if previous else None):
+        return Evaluation(None)
+    if previous is not None and previous.status == state.status:
+        return Evaluation(state.status)
+
+    active = store.active_site(config.active_site)
+    role = "active" if result.site == active else "standby"
+    verdict = site_verdict(result.site, role, store.site_checks(result.site))
+    stored = store.site_status(result.site)
+    if verdict.status == stored:
+        return Evaluation(state.status)
+
+    changed_at = result.observed_at
+    incident = incident_id(result.site, changed_at) if verdict.status == "DOWN" else None
+    if not store.transition_site(result.site, stored, verdict.status, incident):
+        return Evaluation(state.status)
+    decided_at = clock()
+
+    action = f"none: {result.site} is UP again" if verdict.status == "UP" else ""
+    execution = None
+    if verdict.status == "DOWN":
+        standby = config.other_site(result.site)
+        decision = failover_decision(verdict, store.site_status(standby), store.site_checks(standby))
+        action = f"failover to {standby} started: {decision.reason}" if decision.start else f"no failover: {decision.reason}"
+        if decision.start and incident:
+            execution = workflows.start(
+                incident,
+                {
+                    "action": "failover",
+                    "from": result.site,
+                    "to": standby,
+                    "reason": default_reason(result.site, changed_at) + "; " + verdict.explain(config.thresholds),
+                    "dryRun": False,
+                    "incidentId": incident,
+                    "trigger": "automatic",
+                },
+            )
+    change = SiteStatusChanged(
+        site=result.site,
+        status=verdict.status,
+        previous=stored,  # type: ignore[arg-type]
+        role=role,
+        changedAt=changed_at,
+        decidedAt=decided_at,
+        failedChecks=list(verdict.failed),
+        threshold=config.thresholds.failures_to_down,
+        incidentId=incident,
+        action=action,
+    )
+    publisher.publish_site_status(change)
+    return Evaluation(state.status, change, execution)

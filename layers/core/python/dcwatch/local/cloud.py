@@ -1,0 +1,256 @@
+"""AWS on one machine: moto in server mode with the resources the CDK stack creates in AWS.
+
+Differences from AWS, and why: moto delivers rule matches to SQS but not to Lambda, so every rule
+gets a queue and a dispatcher invokes the rule's function with the event; moto does not fire
+schedules, so the local runtime drives the probe schedule itself; Step Functions executes the
+same ASL, its Lambda tasks answered in-process by `LocalLambdas`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+
+from dcwatch import runtime
+from dcwatch.adapters.secrets import Credentials
+from dcwatch.config import Config
+from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
+from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, function, render_failover_definition
+
+REGION = "us-east-1"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dcwatch-local"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Resources:
+    bus_name: str
+    table_name: str
+    topic_arn: str
+    state_machine_arn: str
+    rule_queues: dict[str, str] = field(default_factory=dict)
+    site_status_queue: str = ""
+    notification_queue: str = ""
+    zone_ids: dict[str, str] = field(default_factory=dict)
+
+
+class LocalCloud:
+    """Starts moto, points boto3 at it through the environment, and restores everything on stop."""
+
+    def __init__(self, config: Config, config_path: str):
+        self.config, self.config_path = config, config_path
+        self.prefix = f"dcwatch-{config.name}"
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server: ThreadedMotoServer | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self.lambdas: LocalLambdas | None = None
+        self.resources: Resources | None = None
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def start(self) -> LocalCloud:
+        for noisy in ("werkzeug", "moto"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self._set_env(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "MOTO_PORT": str(self.port),
+            }
+        )
+        response = requests.post(
+            f"{self.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=5
+        )
+        response.raise_for_status()
+        self.lambdas = LocalLambdas(self.prefix, REGION)
+        self.lambdas.register()
+        return self
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+
+    def provision(self, credentials: dict[str, Credentials]) -> Resources:
+        """Create what the stack creates, and set the functions' environment as CDK would."""
+        assert self.lambdas is not None, "start() first"
+        config, prefix = self.config, self.prefix
+        events, sqs, sns = self.client("events"), self.client("sqs"), self.client("sns")
+
+        bus = f"{prefix}-bus"
+        events.create_event_bus(Name=bus)
+
+        def queue(name: str) -> tuple[str, str]:
+            url = sqs.create_queue(QueueName=f"{prefix}-{name}")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            return url, arn
+
+        def rule_to_queue(name: str, pattern: dict[str, Any]) -> str:
+            url, arn = queue(name)
+            events.put_rule(Name=f"{prefix}-{name}", EventBusName=bus, EventPattern=json.dumps(pattern))
+            events.put_targets(Rule=f"{prefix}-{name}", EventBusName=bus, Targets=[{"Id": "local", "Arn": arn}])
+            return url
+
+        rule_queues = {rule.name: rule_to_queue(rule.name, rule.pattern) for rule in RULES}
+        site_status_queue = rule_to_queue("site-status", SITE_STATUS_PATTERN)
+
+        table = f"{prefix}-state"
+        self.client("dynamodb").create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+        topic = sns.create_topic(Name=f"{prefix}-alerts")["TopicArn"]
+        for address in config.alerts.email:
+            sns.subscribe(TopicArn=topic, Protocol="email", Endpoint=address)
+        notification_url, notification_arn = queue("notifications")
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=notification_arn)
+
+        route53 = self.client("route53")
+        zone_ids: dict[str, str] = {}
+        for service in config.services:
+            zone = service.dns.zone
+            if zone not in zone_ids:
+                created = route53.create_hosted_zone(Name=zone, CallerReference=f"{prefix}-{zone}")
+                zone_ids[zone] = created["HostedZone"]["Id"].split("/")[-1]
+            values = service.sites[config.active_site].dns_values
+            route53.change_resource_record_sets(
+                HostedZoneId=zone_ids[zone],
+                ChangeBatch={
+                    "Changes": [
+                        {
+                            "Action": "UPSERT",
+                            "ResourceRecordSet": {
+                                "Name": service.dns.name,
+                                "Type": service.dns.type,
+                                "TTL": service.dns.ttl,
+                                "ResourceRecords": [{"Value": v} for v in values],
+                            },
+                        }
+                    ]
+                },
+            )
+
+        secrets = self.client("secretsmanager")
+        for site in config.sites:
+            creds = credentials[site.name]
+            secrets.create_secret(
+                Name=site.vcenter.credentials_secret,
+                SecretString=json.dumps({"username": creds.username, "password": creds.password}),
+            )
+
+        state_machine = self.client("stepfunctions").create_state_machine(
+            name=f"{prefix}-failover",
+            definition=render_failover_definition(self.lambdas.arns()),
+            roleArn=ROLE_ARN,
+        )["stateMachineArn"]
+
+        self.client("scheduler").create_schedule(
+            Name=f"{prefix}-probe",
+            ScheduleExpression="rate(1 minute)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={"Arn": self.lambdas.arn(function("Probe")), "RoleArn": ROLE_ARN},
+        )
+
+        self._set_env(
+            {
+                "DCWATCH_CONFIG": self.config_path,
+                "DCWATCH_BUS_NAME": bus,
+                "DCWATCH_TABLE_NAME": table,
+                "DCWATCH_TOPIC_ARN": topic,
+                "DCWATCH_STATE_MACHINE_ARN": state_machine,
+                "DCWATCH_VANTAGE": config.probe.vantage,
+            }
+        )
+        runtime.reset()
+        self.resources = Resources(
+            bus, table, topic, state_machine, rule_queues, site_status_queue, notification_url, zone_ids
+        )
+        return self.resources
+
+    def stop(self) -> None:
+        if self.lambdas is not None:
+            self.lambdas.unregister()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        runtime.reset()
+
+
+class QueuePump:
+    """Drains SQS queues in the background and hands each message to its consumer, in order."""
+
+    def __init__(self, cloud: LocalCloud):
+        self.cloud = cloud
+        self._routes: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    def route(self, queue_url: str, consumer: Callable[[dict[str, Any]], None]) -> QueuePump:
+        self._routes.append((queue_url, consumer))
+        return self
+
+    def start(self) -> QueuePump:
+        for url, consumer in self._routes:
+            thread = threading.Thread(target=self._drain, args=(url, consumer), name=f"pump-{url[-20:]}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _drain(self, url: str, consumer: Callable[[dict[str, Any]], None]) -> None:
+        sqs = self.cloud.client("sqs")
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            except Exception as exc:  # noqa: BLE001 - moto going away at shutdown
+                if not self._stop.is_set():
+                    self.errors.append(f"receive {url}: {exc}")
+                return
+            for message in messages:
+                try:
+                    consumer(json.loads(message["Body"]))
+                except Exception as exc:  # noqa: BLE001 - kept and reported, like a DLQ would
+                    self.errors.append(f"{url}: {type(exc).__name__}: {exc}")
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            if not messages:
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)

@@ -1,0 +1,404 @@
+"""`dcwatch demo`: the whole pipeline on one machine, a scripted outage, a timeline and a report.
+
+Scenario "site-outage": both sites run (vcsim + demo services, built from the config), probes run
+on the schedule, then the active site's vCenter and services stop. Detection, the failover
+workflow, DNS and the services at the standby are observed from outside, as a customer would.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlparse
+
+from dcwatch.adapters.dynamodb import DynamoStateStore
+from dcwatch.adapters.http import http_check
+from dcwatch.adapters.route53 import Route53Dns
+from dcwatch.adapters.secrets import Credentials
+from dcwatch.config import Config, load_config
+from dcwatch.local.cloud import LocalCloud, QueuePump, Resources
+from dcwatch.local.lambdas import ACCOUNT
+from dcwatch.local.services import DemoServices
+from dcwatch.local.vcsim import VcsimProcess, create_vms
+from dcwatch.observability import logger
+from dcwatch.wiring import RULES, function
+
+DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+WATCH_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str = "site-outage"
+    steady_s: float = 5.0
+    deadline_s: float = 90.0
+    settle_s: float = 5.0
+
+
+class Timeline:
+    """Events in seconds since the start; printed as they happen, kept for the report."""
+
+    def __init__(self, out: Callable[[str], None]):
+        self.t0_wall = datetime.now(UTC)
+        self.t0 = time.monotonic()
+        self.events: list[dict[str, Any]] = []
+        self._out = out
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.t0, 2)
+
+    def at(self, when: datetime) -> float:
+        return round((when - self.t0_wall).total_seconds(), 2)
+
+    def add(self, kind: str, text: str, t: float | None = None, **details: Any) -> float:
+        t = self.now() if t is None else t
+        with self._lock:
+            self.events.append({"t": t, "kind": kind, "text": text, **details})
+        self._out(f"{t:7.2f} s  {kind:<20} {text}")
+        return t
+
+    def first(self, kind: str, **match: Any) -> float | None:
+        with self._lock:
+            times = [e["t"] for e in self.events if e["kind"] == kind and all(e.get(k) == v for k, v in match.items())]
+        return min(times) if times else None
+
+
+def client_view(config: Config, dns: Route53Dns) -> dict[str, bool]:
+    """What a customer sees: resolve each service's name, then call it at the address it resolves to."""
+    seen = {}
+    for service in config.services:
+        values = dns.values(service.dns.zone, service.dns.name, service.dns.type)
+        check = next(iter(service.sites.values())).checks[0]
+        url = urlparse(check.url)
+        ok = False
+        for value in values:
+            target = url._replace(netloc=f"{value}:{url.port}" if url.port else value).geturl()
+            ok = ok or http_check(check.model_copy(update={"url": target, "timeout_s": 0.5})).ok
+        seen[service.name] = ok
+    return seen
+
+
+@dataclass
+class Observations:
+    powered_on: list[str] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    executions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Watcher:
+    """Polls Step Functions, Route 53 and the customer's view; turns changes into timeline events."""
+
+    def __init__(self, cloud: LocalCloud, resources: Resources, config: Config, timeline: Timeline, obs: Observations):
+        self.cloud, self.resources, self.config, self.timeline, self.obs = cloud, resources, config, timeline, obs
+        self.dns = Route53Dns(cloud.client("route53"))
+        self.fault_at: float | None = None
+        self.restored_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
+        self._seen_steps: dict[str, int] = {}
+        self._dns_state: dict[str, tuple[str, ...]] = {}
+
+    def start(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        sfn = self.cloud.client("stepfunctions")
+        while not self._stop.wait(WATCH_POLL_S):
+            try:
+                self._executions(sfn)
+                self._records()
+                self._customers()
+            except Exception as exc:  # noqa: BLE001 - a watcher hiccup must not end the demo
+                self.timeline.add("watcher_error", str(exc)[:200])
+
+    def _executions(self, sfn: Any) -> None:
+        for item in sfn.list_executions(stateMachineArn=self.resources.state_machine_arn)["executions"]:
+            arn, name = item["executionArn"], item["name"]
+            known = self.obs.executions.get(arn)
+            if known is None:
+                known = self.obs.executions[arn] = {"name": name, "status": "RUNNING"}
+                t = self.timeline.add("failover_started", f"workflow {name} started", t=self.timeline.at(item["startDate"]), execution=name)
+                known["started_at"] = t
+            history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+            for event in history[self._seen_steps.get(arn, 0):]:
+                if event["type"] == "TaskStateExited":
+                    step = event["stateExitedEventDetails"]["name"]
+                    self.timeline.add("workflow_step", f"{step} done", t=self.timeline.at(event["timestamp"]), step=step, execution=name)
+                elif event["type"] == "LambdaFunctionFailed":
+                    details = event.get("lambdaFunctionFailedEventDetails", {})
+                    self.timeline.add("workflow_error", f"{details.get('error')}: {details.get('cause', '')[:160]}", t=self.timeline.at(event["timestamp"]), execution=name)
+            self._seen_steps[arn] = len(history)
+            if item["status"] != known["status"]:
+                known["status"] = item["status"]
+                kind = "failover_succeeded" if item["status"] == "SUCCEEDED" else "failover_ended"
+                self.timeline.add(kind, f"workflow {name} {item['status']}", t=self.timeline.at(item["stopDate"]), execution=name, status=item["status"])
+
+    def _records(self) -> None:
+        for service in self.config.services:
+            values = tuple(self.dns.values(service.dns.zone, service.dns.name, service.dns.type))
+            if self._dns_state.get(service.dns.name) not in (None, values):
+                self.timeline.add("dns_changed", f"{service.dns.name} -> {', '.join(values)}", record=service.dns.name, values=list(values))
+            self._dns_state[service.dns.name] = values
+
+    def dns_now(self) -> dict[str, list[str]]:
+        return {s.dns.name: self.dns.values(s.dns.zone, s.dns.name, s.dns.type) for s in self.config.services}
+
+    def _customers(self) -> None:
+        if self.fault_at is None or self.restored_at is not None:
+            return
+        view = client_view(self.config, self.dns)
+        if all(view.values()):
+            self.restored_at = self.timeline.add("service_restored", f"customers reach {', '.join(view)} through DNS again")
+
+
+def run_demo(
+    config_path: str | Path = DEMO_CONFIG,
+    report_path: str | Path | None = None,
+    scenario: Scenario = Scenario(),
+    out: Callable[[str], None] | None = None,
+    log_path: str | Path = "dcwatch-demo.log",
+) -> dict[str, Any]:
+    """Run the scenario; handler logs and metrics (JSON) go to `log_path`, the timeline to `out`."""
+    console = sys.stdout
+    out = out or (lambda line: print(line, file=console, flush=True))
+    with open(log_path, "w", encoding="utf-8") as log, redirect_stdout(log), _handler_logs_to(log):
+        report = _run(str(Path(config_path).resolve()), scenario, out)
+    _print_summary(report, out)
+    out(f"handler logs and metrics (JSON lines): {log_path}")
+    if report_path:
+        Path(report_path).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        out(f"report written to {report_path}")
+    return report
+
+
+@contextmanager
+def _handler_logs_to(stream: TextIO) -> Iterator[None]:
+    handler = logger.registered_handler
+    previous = handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def _run(config_path: str, scenario: Scenario, out: Callable[[str], None]) -> dict[str, Any]:
+    config = load_config(config_path)
+    active, standby = config.active_site, config.other_site(config.active_site)
+    timeline = Timeline(out)
+    obs = Observations()
+    credentials = {s.name: Credentials("dcwatch", secrets.token_urlsafe(12)) for s in config.sites}
+    out(f"dcwatch demo: {len(config.services)} services on {active} (active) and {standby} (standby), config {config_path}")
+
+    with ExitStack() as stack:
+        vcsims: dict[str, VcsimProcess] = {}
+        for site in config.sites:
+            vcsims[site.name] = VcsimProcess(site.name, site.vcenter, credentials[site.name]).start()
+            stack.callback(vcsims[site.name].stop)
+            vms = [(vm.name, site.name == active) for _, at in config.services_at(site.name) for vm in at.vms]
+            create_vms(site.vcenter, credentials[site.name], vms)
+            timeline.add("site_built", f"{site.name}: vCenter {site.vcenter.url}, {len(vms)} VMs {'on' if site.name == active else 'off'}", site=site.name)
+
+        cloud = LocalCloud(config, config_path).start()
+        stack.callback(cloud.stop)
+        resources = cloud.provision(credentials)
+        lambdas = cloud.lambdas
+        assert lambdas is not None
+        timeline.add("aws_ready", f"moto at {cloud.endpoint}: bus, rules, table, topic, zone, state machine")
+
+        def powered(site: str, vm: str) -> None:
+            if site == standby and timeline.first("fault_injected") is not None:
+                obs.powered_on.append(vm)
+                timeline.add("vm_powered_on", f"{vm} at {site}", site=site, vm=vm)
+
+        services = DemoServices(config, credentials, on_power_on=powered).start()
+        stack.callback(services.stop)
+
+        pump = QueuePump(cloud)
+        for rule_name, url in resources.rule_queues.items():
+            target = next(r.target for r in RULES if r.name == rule_name)
+            pump.route(url, lambda event, t=target: _invoke(lambdas, cloud.prefix, t, event))
+        pump.route(resources.site_status_queue, lambda event: _site_status(timeline, event))
+        pump.route(resources.notification_queue, lambda body: _notification(timeline, obs, body))
+        pump.start()
+        stack.callback(pump.stop)
+
+        watcher = Watcher(cloud, resources, config, timeline, obs).start()
+        stack.callback(watcher.stop)
+
+        probes = ProbeSchedule(lambdas, cloud.prefix, config.probe.interval_s, timeline).start()
+        stack.callback(probes.stop)
+
+        time.sleep(scenario.steady_s)
+        watcher.fault_at = timeline.add("fault_injected", f"{active} goes dark: its vCenter and every service stop", site=active)
+        vcsims[active].stop()
+        services.fail_site(active)
+
+        deadline = time.monotonic() + scenario.deadline_s
+        while time.monotonic() < deadline and not _finished(watcher, obs):
+            time.sleep(WATCH_POLL_S)
+        time.sleep(scenario.settle_s)
+        probes.stop()
+        time.sleep(1.0)
+
+        dns_after = watcher.dns_now()
+        active_after = DynamoStateStore(resources.table_name, cloud.client("dynamodb")).active_site(config.active_site)
+        errors = pump.errors + [f"{name} failed" for name, ok in lambdas.invocations if not ok and not name.endswith("-Evaluate")]
+
+    return _report(config, config_path, scenario, timeline, obs, watcher, dns_after, active_after, errors, standby)
+
+
+def _invoke(lambdas: Any, prefix: str, key: str, event: dict[str, Any]) -> None:
+    # moto's delivery to SQS leaves out `account`, which EventBridge always sets.
+    event.setdefault("account", ACCOUNT)
+    payload, error = lambdas.invoke(f"{prefix}-{key}", event)
+    if error:
+        raise RuntimeError(f"{key}: {payload.get('errorType')}: {payload.get('errorMessage')}")
+
+
+def _site_status(timeline: Timeline, event: dict[str, Any]) -> None:
+    detail = event["detail"]
+    kind = "site_down" if detail["status"] == "DOWN" else "site_up"
+    failed = "; ".join(detail.get("failedChecks", []))
+    text = f"{detail['site']} ({detail['role']}) {detail['status']}: {detail['action']}"
+    decided = timeline.at(datetime.fromisoformat(detail["decidedAt"]))
+    timeline.add(kind, text, t=decided, site=detail["site"], failed_checks=failed)
+
+
+def _notification(timeline: Timeline, obs: Observations, body: dict[str, Any]) -> None:
+    obs.notifications.append({"subject": body.get("Subject"), "message": body.get("Message")})
+    timeline.add("notification", str(body.get("Subject")), subject=body.get("Subject"))
+
+
+def _finished(watcher: Watcher, obs: Observations) -> bool:
+    ended = obs.executions and all(e["status"] != "RUNNING" for e in obs.executions.values())
+    return bool(watcher.restored_at is not None and ended and obs.notifications)
+
+
+class ProbeSchedule:
+    """Stands in for EventBridge Scheduler locally: invokes the probe function every interval."""
+
+    MAX_ROUNDS = 1000
+
+    def __init__(self, lambdas: Any, prefix: str, interval_s: float, timeline: Timeline):
+        self.lambdas, self.name, self.interval_s, self.timeline = lambdas, f"{prefix}-{function('Probe').key}", interval_s, timeline
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probe-schedule", daemon=True)
+        self._last = ""
+
+    def start(self) -> ProbeSchedule:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set() and self.rounds < self.MAX_ROUNDS:
+            self.rounds += 1
+            payload, error = self.lambdas.invoke(self.name, {"id": f"round-{self.rounds}", "source": "local.scheduler"})
+            if error:
+                self.timeline.add("probe_error", f"{payload.get('errorType')}: {payload.get('errorMessage')}")
+            else:
+                failed = payload["failed"]
+                summary = f"{payload['checks'] - len(failed)}/{payload['checks']} checks pass"
+                if summary != self._last:
+                    self.timeline.add("probe_round", summary + (f"; failing: {'; '.join(failed)}" if failed else ""), round=self.rounds)
+                    self._last = summary
+            next_at += self.interval_s
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+def _report(
+    config: Config,
+    config_path: str,
+    scenario: Scenario,
+    timeline: Timeline,
+    obs: Observations,
+    watcher: Watcher,
+    dns_after: dict[str, list[str]],
+    active_after: str,
+    errors: list[str],
+    standby: str,
+) -> dict[str, Any]:
+    fault_at = watcher.fault_at
+    started = sorted(e["started_at"] for e in obs.executions.values())
+    before_fault = [t for t in started if fault_at is None or t < fault_at]
+    after_fault = [t for t in started if fault_at is not None and t >= fault_at]
+    expected_dns = {s.dns.name: sorted(s.sites[standby].dns_values) for s in config.services}
+    dns_switched = [e["t"] for e in timeline.events if e["kind"] == "dns_changed"]
+    dns_switched_at = max(dns_switched) if dns_switched and {k: sorted(v) for k, v in dns_after.items()} == expected_dns else None
+    summary = {
+        "fault_at": fault_at,
+        "detected_at": timeline.first("site_down", site=config.active_site),
+        "failover_started_at": after_fault[0] if after_fault else None,
+        "dns_switched_at": dns_switched_at,
+        "service_restored_at": watcher.restored_at,
+        "active_site": active_after,
+        "powered_on": obs.powered_on,
+        "dns": dns_after,
+        "notifications": len(obs.notifications),
+        "false_failovers": len(before_fault) + max(0, len(after_fault) - 1),
+        "missed_failovers": 0 if after_fault else 1,
+        "detection_floor_s": config.probe.interval_s * config.thresholds.failures_to_down,
+        "executions": [{"name": e["name"], "status": e["status"]} for e in obs.executions.values()],
+        "errors": errors,
+    }
+    for key in ("detected_at", "failover_started_at", "dns_switched_at", "service_restored_at"):
+        value = summary[key]
+        summary[key.replace("_at", "_after_fault_s")] = round(value - fault_at, 2) if value is not None and fault_at is not None else None
+    return {
+        "scenario": {
+            "name": scenario.name,
+            "config": config_path,
+            "fault_site": config.active_site,
+            "standby_site": standby,
+            "probe_interval_s": config.probe.interval_s,
+            "failures_to_down": config.thresholds.failures_to_down,
+            "steady_s": scenario.steady_s,
+        },
+        "events": sorted(timeline.events, key=lambda e: e["t"]),
+        "notifications": obs.notifications,
+        "summary": summary,
+    }
+
+
+def _print_summary(report: dict[str, Any], out: Callable[[str], None]) -> None:
+    s = report["summary"]
+
+    def fmt(key: str) -> str:
+        value = s.get(key.replace("_at", "_after_fault_s"))
+        return "never" if value is None else f"+{value:.2f} s"
+
+    out("")
+    out("summary (times after the fault):")
+    out(f"  detected            {fmt('detected_at')}   (physical floor: interval x threshold = {s['detection_floor_s']} s)")
+    out(f"  failover started    {fmt('failover_started_at')}")
+    out(f"  DNS switched        {fmt('dns_switched_at')}")
+    out(f"  service restored    {fmt('service_restored_at')}")
+    out(f"  active site         {s['active_site']}")
+    out(f"  powered on          {', '.join(s['powered_on']) or 'nothing'}")
+    for record, values in s["dns"].items():
+        out(f"  dns                 {record} -> {', '.join(values)}")
+    out(f"  notifications       {s['notifications']}")
+    out(f"  false failovers     {s['false_failovers']}   missed failovers {s['missed_failovers']}")
+    for error in s["errors"]:
+        out(f"  error               {error}")

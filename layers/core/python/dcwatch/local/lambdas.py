@@ -1,0 +1,128 @@
+"""Lambda functions run in-process: the real handlers, invoked as AWS would invoke them.
+
+Step Functions (moto) invokes Task resources through boto3's Lambda `Invoke`; a handler
+registered on botocore's documented `before-call` event answers that call by running the handler
+in this process, returning its payload or its error as Lambda does (FunctionError: Unhandled).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.response import StreamingBody
+
+from dcwatch.wiring import FUNCTIONS, FUNCTIONS_DIR, FunctionSpec
+
+ACCOUNT = "123456789012"
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The context object the Lambda runtime passes; Powertools reads these fields."""
+
+    function_name: str
+    invoked_function_arn: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def load_module(code: str) -> ModuleType:
+    path = FUNCTIONS_DIR / code / "app.py"
+    spec = importlib.util.spec_from_file_location(f"dcwatch_functions_{code}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_handler(spec: FunctionSpec, modules: dict[str, ModuleType] | None = None) -> Handler:
+    modules = {} if modules is None else modules
+    if spec.code not in modules:
+        modules[spec.code] = load_module(spec.code)
+    handler: Handler = getattr(modules[spec.code], spec.handler.split(".", 1)[1])
+    return handler
+
+
+class LocalLambdas:
+    """All dcwatch functions under their local names, invocable directly or through boto3."""
+
+    def __init__(self, prefix: str, region: str):
+        self.prefix, self.region = prefix, region
+        modules: dict[str, ModuleType] = {}
+        self.handlers: dict[str, Handler] = {self.name(s): load_handler(s, modules) for s in FUNCTIONS}
+        self.invocations: list[tuple[str, bool]] = []
+        self._lock = threading.Lock()
+        self._registered = False
+
+    def name(self, spec: FunctionSpec) -> str:
+        return f"{self.prefix}-{spec.key}"
+
+    def arn(self, spec: FunctionSpec) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.name(spec)}"
+
+    def arns(self) -> dict[str, str]:
+        return {spec.arn_variable: self.arn(spec) for spec in FUNCTIONS}
+
+    def invoke(self, function: str, event: Any) -> tuple[Any, str | None]:
+        """(payload, None) on success, (error payload, error type) when the handler raised."""
+        name = function.rsplit(":", 1)[-1] if function.startswith("arn:") else function
+        handler = self.handlers.get(name)
+        if handler is None:
+            return {"errorType": "ResourceNotFoundException", "errorMessage": f"no function {name}"}, "Unhandled"
+        context = LambdaContext(name, f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{name}", str(uuid.uuid4()))
+        try:
+            result = handler(event, context)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda reports it
+            with self._lock:
+                self.invocations.append((name, False))
+            trace = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": trace[-3:]}, "Unhandled"
+        with self._lock:
+            self.invocations.append((name, True))
+        return result, None
+
+    def _on_invoke(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        function = unquote(params["url_path"].split("/")[3])
+        if not function.rsplit(":", 1)[-1].startswith(self.prefix + "-"):
+            return None
+        raw = params.get("body") or b"{}"
+        event = json.loads(raw.read() if hasattr(raw, "read") else raw)
+        payload, error = self.invoke(function, event)
+        body = json.dumps(payload, default=str).encode()
+        parsed: dict[str, Any] = {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(body), len(body))}
+        if error:
+            parsed["FunctionError"] = error
+        return AWSResponse(params.get("url", ""), 200, {}, None), parsed
+
+    def register(self) -> None:
+        """Answer Lambda Invoke calls made through boto3's default session (as moto's Step Functions does)."""
+        if not self._registered:
+            if boto3.DEFAULT_SESSION is None:
+                boto3.setup_default_session()
+            boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._on_invoke)  # type: ignore[union-attr]
+            self._registered = True
+
+    def unregister(self) -> None:
+        if self._registered and boto3.DEFAULT_SESSION is not None:
+            boto3.DEFAULT_SESSION.events.unregister("before-call.lambda.Invoke", self._on_invoke)
+            self._registered = False

@@ -1,0 +1,165 @@
+"""Demo services: real HTTP endpoints on loopback that answer only while their VMs run.
+
+A watcher reads each site's VM power states from its vCenter simulator and starts or stops the
+site's service endpoints to match, so positive checks and end-to-end verification test
+something real: a service answers at a site exactly when vCenter says its VMs are on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+from dcwatch.adapters.secrets import Credentials
+from dcwatch.adapters.vsphere import VsphereInventory
+from dcwatch.config import Config
+
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    service: str
+    site: str
+    host: str
+    port: int
+    vms: tuple[str, ...]
+
+
+def endpoints(config: Config) -> list[Endpoint]:
+    """One endpoint per service, site and distinct host:port of its checks."""
+    found: dict[tuple[str, str, str, int], Endpoint] = {}
+    for service in config.services:
+        for site, at_site in service.sites.items():
+            for check in at_site.checks:
+                url = urlparse(check.url)
+                host, port = url.hostname or "", url.port or 80
+                if not host.startswith("127."):
+                    raise ValueError(f"the local runtime serves on loopback only; {check.url} is not")
+                vms = tuple(vm.name for vm in at_site.vms)
+                found.setdefault((service.name, site, host, port), Endpoint(service.name, site, host, port, vms))
+    return list(found.values())
+
+
+def _handler_for(endpoint: Endpoint) -> type[BaseHTTPRequestHandler]:
+    body = f"OK {endpoint.service} at {endpoint.site}\n".encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            return
+
+    return Handler
+
+
+class _Server:
+    def __init__(self, endpoint: Endpoint):
+        self.httpd = ThreadingHTTPServer((endpoint.host, endpoint.port), _handler_for(endpoint))
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=2)
+
+
+class DemoServices:
+    """Runs the endpoints and the power watcher; reports each VM that comes up."""
+
+    def __init__(
+        self,
+        config: Config,
+        credentials: dict[str, Credentials],
+        on_power_on: Callable[[str, str], None] = lambda site, vm: None,
+    ):
+        self.config = config
+        self.credentials = credentials
+        self.endpoints = endpoints(config)
+        self.on_power_on = on_power_on
+        self.failed_sites: set[str] = set()
+        self._servers: dict[Endpoint, _Server] = {}
+        self._powered: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> DemoServices:
+        self.sync()
+        self._thread = threading.Thread(target=self._watch, name="demo-services", daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(POLL_S):
+            self.sync()
+
+    def sync(self) -> None:
+        """Read power states from every live site and match the endpoints to them."""
+        for site in self.config.sites:
+            if site.name in self.failed_sites:
+                continue
+            names = [vm.name for _, at in self.config.services_at(site.name) for vm in at.vms]
+            try:
+                with VsphereInventory.connect(site.vcenter, self.credentials[site.name], timeout_s=2) as inventory:
+                    states = inventory.power_states(names)
+            except Exception:  # noqa: BLE001 - an unreachable vCenter leaves the endpoints as they are
+                continue
+            on = {name for name, state in states.items() if state == "poweredOn"}
+            with self._lock:
+                if site.name in self.failed_sites:
+                    continue
+                newly = on - self._powered.get(site.name, set())
+                self._powered[site.name] = on
+                for vm in sorted(newly):
+                    self.on_power_on(site.name, vm)
+                for endpoint in self.endpoints:
+                    if endpoint.site == site.name:
+                        self._set(endpoint, up=all(vm in on for vm in endpoint.vms))
+
+    def _set(self, endpoint: Endpoint, up: bool) -> None:
+        server = self._servers.get(endpoint)
+        if up and server is None:
+            self._servers[endpoint] = _Server(endpoint)
+        elif not up and server is not None:
+            self._servers.pop(endpoint).stop()
+
+    def fail_site(self, site: str) -> None:
+        """The site's services go dark and stay dark (the outage)."""
+        with self._lock:
+            self.failed_sites.add(site)
+            for endpoint in [e for e in self._servers if e.site == site]:
+                self._servers.pop(endpoint).stop()
+
+    def powered_on(self, site: str) -> set[str]:
+        with self._lock:
+            return set(self._powered.get(site, set()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            for server in self._servers.values():
+                server.stop()
+            self._servers.clear()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return predicate()

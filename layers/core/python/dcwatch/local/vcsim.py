@@ -1,0 +1,152 @@
+"""One govmomi vCenter simulator per site, built from the config with real pyvmomi calls."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pyVmomi import vim
+
+from dcwatch.adapters.secrets import Credentials
+from dcwatch.adapters.vsphere import vcenter_session
+from dcwatch.config import VCenter
+from dcwatch.wiring import REPO_ROOT
+
+BUILT_VCSIM = REPO_ROOT / ".build" / "vcsim"
+START_TIMEOUT_S = 15.0
+TASK_TIMEOUT_S = 30.0
+
+
+class VcsimNotFound(RuntimeError):
+    pass
+
+
+def find_vcsim() -> str:
+    """$DCWATCH_VCSIM, else the one `make vcsim` built, else a `vcsim` on PATH."""
+    candidates = [os.environ.get("DCWATCH_VCSIM"), str(BUILT_VCSIM), shutil.which("vcsim")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise VcsimNotFound(
+        "no vCenter simulator found: run `make vcsim` (builds .build/vcsim from tools/vcsim), "
+        "put a `vcsim` on PATH, or set DCWATCH_VCSIM"
+    )
+
+
+def _loopback_endpoint(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    if not host.startswith("127.") and host not in ("localhost", "::1"):
+        raise ValueError(f"the local runtime only serves on loopback; {url} is not a loopback address")
+    return host, parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def wait_for_port(host: str, port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:g} s")
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class VcsimProcess:
+    """A running simulator for one site; `stop()` is the site's vCenter outage."""
+
+    def __init__(self, site: str, vcenter: VCenter, credentials: Credentials, *, hosts: int = 2, delay_ms: int = 0):
+        self.site, self.vcenter, self.credentials = site, vcenter, credentials
+        self.host, self.port = _loopback_endpoint(vcenter.url)
+        if urlparse(vcenter.url).scheme != "http":
+            raise ValueError(f"site {site}: the local runtime's vcsim serves http; use http:// in {vcenter.url}")
+        self._args = [
+            find_vcsim(),
+            "-l",
+            f"{self.host}:{self.port}",
+            "-tls=false",
+            "-cluster=1",
+            f"-host={hosts}",
+            "-ds=1",
+            "-vm=0",
+            f"-username={credentials.username}",
+            f"-password={credentials.password}",
+        ]
+        if delay_ms:
+            self._args.append(f"-delay={delay_ms}")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> VcsimProcess:
+        if not port_is_free(self.host, self.port):
+            raise RuntimeError(f"site {self.site}: {self.host}:{self.port} is already in use; stop what listens there")
+        self._process = subprocess.Popen(
+            self._args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        try:
+            wait_for_port(self.host, self.port, START_TIMEOUT_S)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"site {self.site}: vcsim did not start on {self.host}:{self.port}") from None
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _await_task(task: Any, what: str) -> Any:
+    deadline = time.monotonic() + TASK_TIMEOUT_S
+    while task.info.state in (vim.TaskInfo.State.queued, vim.TaskInfo.State.running):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: vCenter task not done after {TASK_TIMEOUT_S:g} s")
+        time.sleep(0.02)
+    if task.info.state != vim.TaskInfo.State.success:
+        raise RuntimeError(f"{what}: {task.info.error.msg if task.info.error else task.info.state}")
+    return task.info.result
+
+
+def create_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[str, bool]]) -> None:
+    """Create each named VM in the first datacenter and cluster; power on those marked True."""
+    with vcenter_session(vcenter, credentials) as si:
+        datacenter = si.content.rootFolder.childEntity[0]
+        cluster = next(c for c in datacenter.hostFolder.childEntity if isinstance(c, vim.ClusterComputeResource))
+        datastore = datacenter.datastore[0]
+        for name, powered_on in vms:
+            spec = vim.vm.ConfigSpec(
+                name=name,
+                numCPUs=1,
+                memoryMB=256,
+                guestId="otherGuest64",
+                files=vim.vm.FileInfo(vmPathName=f"[{datastore.name}]"),
+            )
+            vm = _await_task(datacenter.vmFolder.CreateVM_Task(config=spec, pool=cluster.resourcePool), f"create {name}")
+            if powered_on:
+                _await_task(vm.PowerOnVM_Task(), f"power on {name}")

@@ -1,0 +1,110 @@
+"""Failover requests and the recovery plan they lead to.
+
+A request is checked against the config before anything moves; the plan says, in order, which VMs
+the standby powers on (priority groups), and what every DNS record will point at afterwards.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dcwatch.config import Config
+from dcwatch.errors import InvalidRequest
+from dcwatch.ports import RecordValues
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FailoverRequest(_Camel):
+    """The documented workflow input, from the evaluator or an operator."""
+
+    action: Literal["failover"]
+    from_site: str = Field(alias="from")
+    to: str
+    reason: str = Field(min_length=3)
+    dry_run: bool = Field(default=False, alias="dryRun")
+    incident_id: str | None = Field(default=None, alias="incidentId", pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    trigger: Literal["manual", "automatic"] = "manual"
+
+
+class Record(_Camel):
+    zone: str
+    name: str
+    type: str
+    ttl: int
+    values: list[str]
+
+    def as_values(self) -> RecordValues:
+        return RecordValues(self.zone, self.name, self.type, self.ttl, tuple(self.values))
+
+
+class RecoveryPlan(_Camel):
+    from_site: str = Field(alias="from")
+    to: str
+    groups: list[list[str]] = Field(description="VM names at the standby, by priority group, in order")
+    records: list[Record]
+    services: list[str]
+
+
+def parse_request(raw: Any, config: Config) -> FailoverRequest:
+    """The request, or InvalidRequest naming every problem in one readable sentence each."""
+    if not isinstance(raw, dict):
+        raise InvalidRequest("request must be a JSON object with action, from, to, reason")
+    problems: list[str] = []
+    try:
+        request = FailoverRequest.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "request"
+            problems.append(f"{field}: {err['msg']}")
+        request = None
+    sites = [s.name for s in config.sites]
+    for field in ("from", "to"):
+        value = raw.get(field)
+        if isinstance(value, str) and value not in sites:
+            problems.append(f"{field}: unknown site {value!r}; known sites: {', '.join(sites)}")
+    if raw.get("from") is not None and raw.get("from") == raw.get("to"):
+        problems.append(f"from and to are both {raw.get('from')!r}; a failover needs two different sites")
+    if problems or request is None:
+        raise InvalidRequest("invalid failover request: " + "; ".join(problems))
+    return request
+
+
+def build_plan(config: Config, from_site: str, to_site: str) -> RecoveryPlan:
+    by_group: dict[int, list[str]] = {}
+    for _, at_site in config.services_at(to_site):
+        for vm in at_site.vms:
+            by_group.setdefault(vm.group, []).append(vm.name)
+    records = [
+        Record(
+            zone=service.dns.zone,
+            name=service.dns.name,
+            type=service.dns.type,
+            ttl=service.dns.ttl,
+            values=list(service.sites[to_site].dns_values),
+        )
+        for service in config.services
+    ]
+    return RecoveryPlan(
+        **{"from": from_site},
+        to=to_site,
+        groups=[sorted(by_group[g]) for g in sorted(by_group)],
+        records=records,
+        services=[s.name for s in config.services],
+    )
+
+
+def describe_plan(plan: RecoveryPlan) -> list[str]:
+    lines = [f"power on at {plan.to}, group by group:"]
+    lines += [f"  group {i}: {', '.join(vms)}" for i, vms in enumerate(plan.groups, start=1)]
+    lines += [f"switch {r.name} ({r.type}) to {', '.join(r.values)}" for r in plan.records]
+    return lines
+
+
+def default_reason(site: str, at: datetime) -> str:
+    return f"{site} declared DOWN at {at:%Y-%m-%d %H:%M:%S} UTC"

@@ -1,0 +1,121 @@
+"""Composition root for the handlers: settings from the environment, the config, the adapters.
+
+Read on first use, not at import, so tests and the local runtime can set the environment first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+
+from dcwatch.adapters.dynamodb import DynamoStateStore
+from dcwatch.adapters.eventbridge import EventBridgePublisher
+from dcwatch.adapters.http import http_check
+from dcwatch.adapters.route53 import Route53Dns
+from dcwatch.adapters.secrets import SecretsManagerCredentials
+from dcwatch.adapters.sns import SnsNotifier
+from dcwatch.adapters.stepfunctions import StepFunctionsStarter
+from dcwatch.adapters.vsphere import VsphereInventory, vcenter_login_check
+from dcwatch.checks import Outcome, PlannedCheck
+from dcwatch.config import Config, HttpCheck, load_config
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment a dcwatch function runs in (set by CDK, or by the local runtime)."""
+
+    config_path: str
+    bus_name: str = ""
+    table_name: str = ""
+    topic_arn: str = ""
+    state_machine_arn: str = ""
+    vantage: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        if not env.get("DCWATCH_CONFIG"):
+            raise RuntimeError("DCWATCH_CONFIG is not set: the path of the dcwatch config file")
+        return cls(
+            config_path=env["DCWATCH_CONFIG"],
+            bus_name=env.get("DCWATCH_BUS_NAME", ""),
+            table_name=env.get("DCWATCH_TABLE_NAME", ""),
+            topic_arn=env.get("DCWATCH_TOPIC_ARN", ""),
+            state_machine_arn=env.get("DCWATCH_STATE_MACHINE_ARN", ""),
+            vantage=env.get("DCWATCH_VANTAGE", ""),
+        )
+
+
+class App:
+    """Everything a handler needs, built lazily from `Settings`."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.settings.config_path)
+
+    @cached_property
+    def vantage(self) -> str:
+        return self.settings.vantage or self.config.probe.vantage
+
+    @cached_property
+    def secrets(self) -> SecretsManagerCredentials:
+        return SecretsManagerCredentials()
+
+    @cached_property
+    def events(self) -> EventBridgePublisher:
+        return EventBridgePublisher(self.settings.bus_name)
+
+    @cached_property
+    def store(self) -> DynamoStateStore:
+        return DynamoStateStore(self.settings.table_name)
+
+    @cached_property
+    def dns(self) -> Route53Dns:
+        return Route53Dns()
+
+    @cached_property
+    def notifier(self) -> SnsNotifier:
+        return SnsNotifier(self.settings.topic_arn)
+
+    @cached_property
+    def workflows(self) -> StepFunctionsStarter:
+        return StepFunctionsStarter(self.settings.state_machine_arn)
+
+    def run_check(self, check: PlannedCheck) -> Outcome:
+        if isinstance(check.spec, HttpCheck):
+            return http_check(check.spec)
+        credentials = self.secrets.get(check.spec.credentials_secret)
+        try:
+            vcenter_login_check(check.spec, credentials, check.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any failure to log in is the check's outcome
+            return Outcome(False, str(exc)[:200])
+        return Outcome(True)
+
+    @contextmanager
+    def inventory(self, site: str) -> Iterator[VsphereInventory]:
+        vcenter = self.config.site(site).vcenter
+        with VsphereInventory.connect(vcenter, self.secrets.get(vcenter.credentials_secret)) as inventory:
+            yield inventory
+
+
+_app: App | None = None
+
+
+def app() -> App:
+    """The process-wide App; reused across invocations of a warm Lambda environment."""
+    global _app
+    if _app is None:
+        _app = App(Settings.from_env())
+    return _app
+
+
+def reset() -> None:
+    """Forget the App, e.g. after the local runtime or a test changed the environment."""
+    global _app
+    _app = None

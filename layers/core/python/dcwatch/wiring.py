@@ -1,0 +1,97 @@
+"""How the parts connect: functions, rules and the failover workflow, in one place.
+
+CDK (`infra/`) and the local runtime (`dcwatch.local`) both build from these tables, so what runs
+on a laptop is what runs in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dcwatch.events import EVALUATOR_SOURCE, PROBE_RESULT, PROBE_SOURCE, SITE_STATUS_CHANGED
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+FAILOVER_ASL = Path(__file__).with_name("statemachines") / "failover.asl.json"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function: where its code is and what it may take."""
+
+    key: str
+    code: str
+    handler: str
+    timeout_s: int
+    memory_mb: int = 256
+    description: str = ""
+
+    @property
+    def arn_variable(self) -> str:
+        return f"{self.key}Arn"
+
+
+def _step(key: str, handler: str, description: str, timeout_s: int = 60) -> FunctionSpec:
+    return FunctionSpec(key, "failover", f"app.{handler}", timeout_s, 256, description)
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("Probe", "probe", "app.handler", 60, 512, "positive checks of both sites"),
+    FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe results to site status"),
+    _step("ValidateRequest", "validate_request", "check a failover request, build the plan"),
+    _step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
+    _step("StartGroup", "start_group", "power on one priority group at the standby"),
+    _step("CheckGroup", "check_group", "poll the power-on tasks of the current group"),
+    _step("VerifyServices", "verify_services", "run every service check at the standby"),
+    _step("SwitchDns", "switch_dns", "UPSERT the Route 53 records to the standby values"),
+    _step("CheckDns", "check_dns", "poll the Route 53 change until INSYNC"),
+    _step("Notify", "notify", "announce the outcome with its timeline"),
+    _step("RecordAudit", "record_audit", "write the audit record, update the active site"),
+    _step("NotifyFailure", "notify_failure", "announce and audit a failed workflow"),
+)
+
+
+def function(key: str) -> FunctionSpec:
+    return next(f for f in FUNCTIONS if f.key == key)
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """An EventBridge rule on the dcwatch bus and the function it feeds."""
+
+    name: str
+    pattern: dict[str, Any]
+    target: str
+
+
+RULES: tuple[RuleSpec, ...] = (
+    RuleSpec("probe-results", {"source": [PROBE_SOURCE], "detail-type": [PROBE_RESULT]}, "Evaluate"),
+)
+
+# Everything the evaluator says; operators and the local timeline subscribe to it.
+SITE_STATUS_PATTERN: dict[str, Any] = {"source": [EVALUATOR_SOURCE], "detail-type": [SITE_STATUS_CHANGED]}
+
+
+def asl_variables() -> list[str]:
+    return sorted(set(re.findall(r"\$\{(\w+)\}", FAILOVER_ASL.read_text(encoding="utf-8"))))
+
+
+def render_failover_definition(arns: dict[str, str]) -> str:
+    """The ASL with every `${XArn}` replaced; fails loudly on a missing or unknown name."""
+    text = FAILOVER_ASL.read_text(encoding="utf-8")
+    missing = [v for v in asl_variables() if v not in arns]
+    if missing:
+        raise KeyError(f"no ARN given for {missing} in {FAILOVER_ASL.name}")
+    rendered = re.sub(r"\$\{(\w+)\}", lambda m: arns[m.group(1)], text)
+    json.loads(rendered)
+    return rendered
+
+
+def failover_task_functions() -> list[FunctionSpec]:
+    """The functions the workflow names, in the order of FUNCTIONS."""
+    wanted = set(asl_variables())
+    return [f for f in FUNCTIONS if f.arn_variable in wanted]

@@ -1,0 +1,245 @@
+"""The failover workflow's steps: each takes the workflow state and returns it, one step further.
+
+Step Functions owns order, waits, retries and catches (see `statemachines/failover.asl.json`);
+these functions own the decisions. Each is safe to run again: powered-on VMs are not powered on
+twice, UPSERTs are idempotent, and every step appends what it did to the timeline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dcwatch.checks import CheckRunner, run_round, service_checks
+from dcwatch.config import Config
+from dcwatch.errors import DnsTimeout, GroupTimeout, PowerOnFailed, ServiceNotVerified, StandbyNotReady
+from dcwatch.ports import Dns, Inventory, Notifier, StateStore
+from dcwatch.recovery import FailoverRequest, RecoveryPlan, build_plan, describe_plan, parse_request
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class TimelineEntry(_Camel):
+    step: str
+    at: datetime
+    detail: str
+
+
+class Progress(_Camel):
+    group: int = 0
+    group_ready: bool = Field(default=True, alias="groupReady")
+    all_groups_up: bool = Field(default=False, alias="allGroupsUp")
+    tasks: dict[str, str] = Field(default={}, description="task id by VM name, current group")
+    group_deadline: datetime | None = Field(default=None, alias="groupDeadline")
+    powered_on: list[str] = Field(default=[], alias="poweredOn")
+    dns_changes: list[str] = Field(default=[], alias="dnsChanges")
+    dns_deadline: datetime | None = Field(default=None, alias="dnsDeadline")
+    dns_in_sync: bool = Field(default=False, alias="dnsInSync")
+
+
+class WorkflowState(_Camel):
+    request: FailoverRequest
+    plan: RecoveryPlan
+    incident_id: str = Field(alias="incidentId")
+    poll_seconds: int = Field(alias="pollSeconds")
+    started_at: datetime = Field(alias="startedAt")
+    progress: Progress = Progress()
+    timeline: list[TimelineEntry] = []
+    error: dict[str, Any] | None = None
+    failed_step: str | None = Field(default=None, alias="failedStep")
+
+    def note(self, step: str, detail: str, clock: Clock) -> WorkflowState:
+        self.timeline.append(TimelineEntry(step=step, at=clock(), detail=detail))
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def validate_request(raw: Any, config: Config, clock: Clock = utcnow) -> WorkflowState:
+    request = parse_request(raw, config)
+    now = clock()
+    incident = request.incident_id or f"manual-{request.from_site}-{now:%Y%m%dT%H%M%SZ}"
+    state = WorkflowState(
+        request=request,
+        plan=build_plan(config, request.from_site, request.to),
+        incidentId=incident,
+        pollSeconds=config.workflow.poll_s,
+        startedAt=now,
+    )
+    mode = "dry run" if request.dry_run else request.trigger
+    return state.note("ValidateRequest", f"{mode} failover {request.from_site} -> {request.to}: {request.reason}", clock)
+
+
+def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
+    wanted = [vm for group in state.plan.groups for vm in group]
+    found = inventory.power_states(wanted)
+    missing = [vm for vm in wanted if vm not in found]
+    if missing:
+        raise StandbyNotReady(f"VMs missing in the vCenter of {state.plan.to}: {', '.join(missing)}")
+    already_on = [vm for vm in wanted if found[vm] == "poweredOn"]
+    detail = f"vCenter of {state.plan.to} answers; {len(wanted)} VMs present, {len(already_on)} already on"
+    return state.note("CheckStandby", detail, clock)
+
+
+def start_group(state: WorkflowState, inventory: Inventory, timeout_s: int, clock: Clock = utcnow) -> WorkflowState:
+    progress = state.progress
+    vms = state.plan.groups[progress.group]
+    states = inventory.power_states(vms)
+    to_start = [vm for vm in vms if states.get(vm) != "poweredOn"]
+    progress.tasks = inventory.power_on(to_start) if to_start else {}
+    progress.group_ready = False
+    progress.group_deadline = clock() + timedelta(seconds=timeout_s)
+    skipped = f" ({len(vms) - len(to_start)} already on)" if len(to_start) < len(vms) else ""
+    return state.note("StartGroup", f"group {progress.group + 1}: power on {', '.join(to_start) or 'nothing'}{skipped}", clock)
+
+
+def check_group(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
+    progress = state.progress
+    vms = state.plan.groups[progress.group]
+    task_states = inventory.task_states(list(progress.tasks.values())) if progress.tasks else {}
+    failed = {vm: task_states[t].error for vm, t in progress.tasks.items() if t in task_states and task_states[t].state == "error"}
+    if failed:
+        raise PowerOnFailed("power-on failed: " + "; ".join(f"{vm}: {err}" for vm, err in sorted(failed.items())))
+    power = inventory.power_states(vms)
+    waiting = [vm for vm in vms if power.get(vm) != "poweredOn"]
+    waiting += [vm for vm, t in progress.tasks.items() if t in task_states and task_states[t].state != "success" and vm not in waiting]
+    if waiting:
+        if progress.group_deadline and clock() > progress.group_deadline:
+            raise GroupTimeout(f"group {progress.group + 1} not up before its deadline: still waiting for {', '.join(sorted(waiting))}")
+        return state
+    progress.powered_on += [vm for vm in vms if vm not in progress.powered_on]
+    state.note("CheckGroup", f"group {progress.group + 1} up: {', '.join(vms)}", clock)
+    progress.group += 1
+    progress.group_ready = True
+    progress.tasks = {}
+    progress.all_groups_up = progress.group >= len(state.plan.groups)
+    return state
+
+
+def verify_services(state: WorkflowState, config: Config, runner: CheckRunner, clock: Clock = utcnow) -> WorkflowState:
+    checks = service_checks(config, state.plan.to)
+    results = run_round(checks, runner, vantage="workflow", round_id=f"verify-{state.incident_id}")
+    failed = [f"{r.service}/{r.check}: {r.reason}" for r in results if not r.ok and r.critical]
+    if failed:
+        raise ServiceNotVerified(f"not serving at {state.plan.to}: " + "; ".join(failed))
+    return state.note("VerifyServices", f"{len(results)} checks pass at {state.plan.to}", clock)
+
+
+def switch_dns(state: WorkflowState, dns: Dns, timeout_s: int, clock: Clock = utcnow) -> WorkflowState:
+    records = [r.as_values() for r in state.plan.records]
+    state.progress.dns_changes = dns.upsert(records)
+    state.progress.dns_deadline = clock() + timedelta(seconds=timeout_s)
+    state.progress.dns_in_sync = False
+    names = ", ".join(f"{r.name} -> {'/'.join(r.values)}" for r in records)
+    return state.note("SwitchDns", f"UPSERT {names}", clock)
+
+
+def check_dns(state: WorkflowState, dns: Dns, clock: Clock = utcnow) -> WorkflowState:
+    if dns.in_sync(state.progress.dns_changes):
+        state.progress.dns_in_sync = True
+        return state.note("CheckDns", f"Route 53 changes INSYNC: {', '.join(state.progress.dns_changes)}", clock)
+    if state.progress.dns_deadline and clock() > state.progress.dns_deadline:
+        raise DnsTimeout(f"Route 53 changes not INSYNC before the deadline: {state.progress.dns_changes}")
+    return state
+
+
+def _elapsed(state: WorkflowState, clock: Clock) -> float:
+    return (clock() - state.started_at).total_seconds()
+
+
+def success_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, str]:
+    request = state.request
+    if request.dry_run:
+        subject = f"[dcwatch] DRY RUN {request.from_site} -> {request.to}: no action needed"
+        body = ["Dry run: nothing was changed. This is what a failover would do:", *describe_plan(state.plan)]
+    else:
+        subject = f"[dcwatch] FAILOVER DONE {request.from_site} -> {request.to}: services run at {request.to}"
+        body = [
+            f"Services now run at {request.to}; {request.from_site} stays out of service until failback.",
+            f"Reason: {request.reason}",
+            f"Recovery time (workflow): {_elapsed(state, clock):.1f} s",
+            f"Powered on: {', '.join(state.progress.powered_on) or 'nothing (already on)'}",
+        ]
+    body += ["", f"Incident: {state.incident_id}", "Timeline:"]
+    body += [f"  {e.at:%H:%M:%S} {e.step}: {e.detail}" for e in state.timeline]
+    return subject[:100], "\n".join(body)
+
+
+def notify(state: WorkflowState, notifier: Notifier, clock: Clock = utcnow) -> WorkflowState:
+    subject, message = success_message(state, clock)
+    message_id = notifier.publish(subject, message)
+    return state.note("Notify", f"notification sent ({message_id})", clock)
+
+
+def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> dict[str, Any]:
+    return {
+        "incidentId": state.incident_id,
+        "outcome": outcome,
+        "request": state.request.model_dump(mode="json", by_alias=True),
+        "startedAt": state.started_at.isoformat(),
+        "finishedAt": clock().isoformat(),
+        "poweredOn": state.progress.powered_on,
+        "timeline": [e.model_dump(mode="json") for e in state.timeline],
+        "failedStep": state.failed_step,
+        "error": state.error,
+    }
+
+
+def record_audit(state: WorkflowState, store: StateStore, clock: Clock = utcnow) -> WorkflowState:
+    state.note("RecordAudit", "audit record written", clock)
+    if state.request.dry_run:
+        store.append_audit(state.incident_id, audit_record(state, "dry-run", clock))
+        return state
+    store.set_active_site(state.plan.to, state.incident_id)
+    store.append_audit(state.incident_id, audit_record(state, "succeeded", clock))
+    return state
+
+
+def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, str]:
+    error = state.error or {}
+    step = state.failed_step or "unknown step"
+    cause = str(error.get("Cause", ""))
+    subject = f"[dcwatch] ACTION NEEDED: failover {state.plan.from_site} -> {state.plan.to} failed at {step}"
+    body = [
+        f"The failover stopped at step {step}: {error.get('Error', 'error')}",
+        f"Cause: {_readable_cause(cause)}",
+        f"Powered on so far at {state.plan.to}: {', '.join(state.progress.powered_on) or 'nothing'}",
+        f"DNS switched: {'yes' if state.progress.dns_in_sync else 'no'}",
+        "Nothing was rolled back. Check the standby, then rerun the failover by hand or fail back.",
+        "",
+        f"Incident: {state.incident_id}",
+        "Done before the failure:",
+        *[f"  {e.at:%H:%M:%S} {e.step}: {e.detail}" for e in state.timeline],
+    ]
+    return subject[:100], "\n".join(body)
+
+
+def _readable_cause(cause: str) -> str:
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return str(parsed["errorMessage"])
+    return cause
+
+
+def notify_failure(state: WorkflowState, notifier: Notifier, store: StateStore, clock: Clock = utcnow) -> WorkflowState:
+    subject, message = failure_message(state, clock)
+    notifier.publish(subject, message)
+    state.note("NotifyFailure", f"failure at {state.failed_step} announced", clock)
+    store.append_audit(state.incident_id, audit_record(state, "failed", clock))
+    return state
