@@ -17,7 +17,9 @@ EXIT_INVALID = 2
 
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.file)
-    print(f"{args.file}: valid ({len(config.sites)} sites, {len(config.services)} services, active {config.active_site})")
+    print(
+        f"{args.file}: valid ({len(config.sites)} sites, {len(config.services)} services, active {config.active_site})"
+    )
     return 0
 
 

@@ -143,9 +143,7 @@ class Config(_Model):
                 problems.append(f"{where}.name: duplicate service {service.name!r}")
             seen_services.add(service.name)
             if sorted(service.sites) != sorted(names):
-                problems.append(
-                    f"{where}.sites: needs exactly the sites {sorted(names)}, got {sorted(service.sites)}"
-                )
+                problems.append(f"{where}.sites: needs exactly the sites {sorted(names)}, got {sorted(service.sites)}")
             for site_name, at_site in service.sites.items():
                 for value in at_site.dns_values:
                     if error := _dns_value_error(service.dns.type, value):

@@ -64,7 +64,9 @@ def evaluate(
     if verdict.status == "DOWN":
         standby = config.other_site(result.site)
         decision = failover_decision(verdict, store.site_status(standby), store.site_checks(standby))
-        action = f"failover to {standby} started: {decision.reason}" if decision.start else f"no failover: {decision.reason}"
+        action = (
+            f"failover to {standby} started: {decision.reason}" if decision.start else f"no failover: {decision.reason}"
+        )
         if decision.start and incident:
             execution = workflows.start(
                 incident,

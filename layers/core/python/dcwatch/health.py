@@ -80,9 +80,7 @@ class SiteVerdict:
 
 
 def site_verdict(site: str, role: Role, checks: list[CheckState]) -> SiteVerdict:
-    considered = [
-        c for c in checks if c.site == site and c.critical and (role == "active" or c.is_infrastructure)
-    ]
+    considered = [c for c in checks if c.site == site and c.critical and (role == "active" or c.is_infrastructure)]
     failed = [c for c in considered if c.status == "DOWN"]
     down = bool(considered) and len(failed) == len(considered)
     return SiteVerdict(
@@ -100,9 +98,7 @@ class FailoverDecision:
     reason: str
 
 
-def failover_decision(
-    verdict: SiteVerdict, standby_status: str, standby_checks: list[CheckState]
-) -> FailoverDecision:
+def failover_decision(verdict: SiteVerdict, standby_status: str, standby_checks: list[CheckState]) -> FailoverDecision:
     if verdict.status != "DOWN":
         return FailoverDecision(False, f"{verdict.site} is not DOWN")
     if verdict.role != "active":

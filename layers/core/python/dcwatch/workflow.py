@@ -80,7 +80,9 @@ def validate_request(raw: Any, config: Config, clock: Clock = utcnow) -> Workflo
         startedAt=now,
     )
     mode = "dry run" if request.dry_run else request.trigger
-    return state.note("ValidateRequest", f"{mode} failover {request.from_site} -> {request.to}: {request.reason}", clock)
+    return state.note(
+        "ValidateRequest", f"{mode} failover {request.from_site} -> {request.to}: {request.reason}", clock
+    )
 
 
 def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
@@ -103,22 +105,34 @@ def start_group(state: WorkflowState, inventory: Inventory, timeout_s: int, cloc
     progress.group_ready = False
     progress.group_deadline = clock() + timedelta(seconds=timeout_s)
     skipped = f" ({len(vms) - len(to_start)} already on)" if len(to_start) < len(vms) else ""
-    return state.note("StartGroup", f"group {progress.group + 1}: power on {', '.join(to_start) or 'nothing'}{skipped}", clock)
+    return state.note(
+        "StartGroup", f"group {progress.group + 1}: power on {', '.join(to_start) or 'nothing'}{skipped}", clock
+    )
 
 
 def check_group(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
     progress = state.progress
     vms = state.plan.groups[progress.group]
     task_states = inventory.task_states(list(progress.tasks.values())) if progress.tasks else {}
-    failed = {vm: task_states[t].error for vm, t in progress.tasks.items() if t in task_states and task_states[t].state == "error"}
+    failed = {
+        vm: task_states[t].error
+        for vm, t in progress.tasks.items()
+        if t in task_states and task_states[t].state == "error"
+    }
     if failed:
         raise PowerOnFailed("power-on failed: " + "; ".join(f"{vm}: {err}" for vm, err in sorted(failed.items())))
     power = inventory.power_states(vms)
     waiting = [vm for vm in vms if power.get(vm) != "poweredOn"]
-    waiting += [vm for vm, t in progress.tasks.items() if t in task_states and task_states[t].state != "success" and vm not in waiting]
+    waiting += [
+        vm
+        for vm, t in progress.tasks.items()
+        if t in task_states and task_states[t].state != "success" and vm not in waiting
+    ]
     if waiting:
         if progress.group_deadline and clock() > progress.group_deadline:
-            raise GroupTimeout(f"group {progress.group + 1} not up before its deadline: still waiting for {', '.join(sorted(waiting))}")
+            raise GroupTimeout(
+                f"group {progress.group + 1} not up before its deadline: still waiting for {', '.join(sorted(waiting))}"
+            )
         return state
     progress.powered_on += [vm for vm in vms if vm not in progress.powered_on]
     state.note("CheckGroup", f"group {progress.group + 1} up: {', '.join(vms)}", clock)

@@ -51,18 +51,18 @@ class DynamoStateStore:
 
     def get_check(self, site: str, check: str) -> CheckState | None:
         with aws_call("dynamodb:GetItem"):
-            item = self._client().get_item(
-                TableName=self.table, Key=_item({"pk": f"SITE#{site}", "sk": f"CHECK#{check}"}), ConsistentRead=True
-            ).get("Item")
+            item = (
+                self._client()
+                .get_item(
+                    TableName=self.table, Key=_item({"pk": f"SITE#{site}", "sk": f"CHECK#{check}"}), ConsistentRead=True
+                )
+                .get("Item")
+            )
         return _check_from(item) if item else None
 
     def put_check(self, state: CheckState, expected_last_observed: object) -> bool:
         ddb = self._client()
-        condition = (
-            "attribute_not_exists(pk)"
-            if expected_last_observed is None
-            else "lastObservedAt = :expected"
-        )
+        condition = "attribute_not_exists(pk)" if expected_last_observed is None else "lastObservedAt = :expected"
         values = {} if expected_last_observed is None else {":expected": {"S": expected_last_observed.isoformat()}}  # type: ignore[attr-defined]
         item = _item(
             {
@@ -93,19 +93,25 @@ class DynamoStateStore:
 
     def site_checks(self, site: str) -> list[CheckState]:
         with aws_call("dynamodb:Query"):
-            pages = self._client().get_paginator("query").paginate(
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues=_item({":pk": f"SITE#{site}", ":prefix": "CHECK#"}),
-                ConsistentRead=True,
+            pages = (
+                self._client()
+                .get_paginator("query")
+                .paginate(
+                    TableName=self.table,
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                    ExpressionAttributeValues=_item({":pk": f"SITE#{site}", ":prefix": "CHECK#"}),
+                    ConsistentRead=True,
+                )
             )
             return [_check_from(item) for page in pages for item in page["Items"]]
 
     def site_status(self, site: str) -> str:
         with aws_call("dynamodb:GetItem"):
-            item = self._client().get_item(
-                TableName=self.table, Key=_item({"pk": f"SITE#{site}", "sk": "STATUS"}), ConsistentRead=True
-            ).get("Item")
+            item = (
+                self._client()
+                .get_item(TableName=self.table, Key=_item({"pk": f"SITE#{site}", "sk": "STATUS"}), ConsistentRead=True)
+                .get("Item")
+            )
         return str(_plain(item)["status"]) if item else "UP"
 
     def transition_site(self, site: str, previous: str, status: str, incident_id: str | None) -> bool:
@@ -133,9 +139,11 @@ class DynamoStateStore:
 
     def active_site(self, default: str) -> str:
         with aws_call("dynamodb:GetItem"):
-            item = self._client().get_item(
-                TableName=self.table, Key=_item({"pk": "CONTROL", "sk": "ACTIVE_SITE"}), ConsistentRead=True
-            ).get("Item")
+            item = (
+                self._client()
+                .get_item(TableName=self.table, Key=_item({"pk": "CONTROL", "sk": "ACTIVE_SITE"}), ConsistentRead=True)
+                .get("Item")
+            )
         return str(_plain(item)["site"]) if item else default
 
     def set_active_site(self, site: str, incident_id: str) -> None:

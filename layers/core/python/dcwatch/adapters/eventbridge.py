@@ -65,9 +65,7 @@ class EventBridgePublisher:
         return sent
 
     def publish_probe_results(self, results: Sequence[ProbeResult]) -> int:
-        return self.put(
-            [self._entry(PROBE_SOURCE, PROBE_RESULT, r.model_dump_json(by_alias=True)) for r in results]
-        )
+        return self.put([self._entry(PROBE_SOURCE, PROBE_RESULT, r.model_dump_json(by_alias=True)) for r in results])
 
     def publish_site_status(self, event: SiteStatusChanged) -> None:
         self.put([self._entry(EVALUATOR_SOURCE, SITE_STATUS_CHANGED, event.model_dump_json(by_alias=True))])

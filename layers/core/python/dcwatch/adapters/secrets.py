@@ -29,7 +29,5 @@ class SecretsManagerCredentials:
                 data = json.loads(raw)
                 self._cache[secret_id] = Credentials(str(data["username"]), str(data["password"]))
             except (ValueError, KeyError, TypeError):
-                raise VcenterUnavailable(
-                    f"secret {secret_id} must be JSON with 'username' and 'password'"
-                ) from None
+                raise VcenterUnavailable(f"secret {secret_id} must be JSON with 'username' and 'password'") from None
         return self._cache[secret_id]

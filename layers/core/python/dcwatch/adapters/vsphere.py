@@ -7,9 +7,8 @@ that say which vCenter and what went wrong.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlparse
 
@@ -40,15 +39,13 @@ def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float
         )
     except vim.fault.InvalidLogin:
         raise VcenterUnavailable(f"vCenter {vcenter.url} refused the login of {credentials.username}") from None
-    except (OSError, socket.timeout) as exc:
+    except (TimeoutError, OSError) as exc:
         raise TransientError(f"vCenter {vcenter.url} unreachable: {exc}") from None
     try:
         yield si
     finally:
-        try:
+        with suppress(Exception):  # the session is gone either way
             Disconnect(si)
-        except Exception:  # noqa: BLE001 - the session is gone either way
-            pass
 
 
 def _retrieve(si: Any, obj_type: Any, props: list[str]) -> list[tuple[Any, dict[str, Any]]]:
@@ -114,7 +111,11 @@ class VsphereInventory:
         return states
 
     def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
-        return {name: vm.PowerOffVM_Task()._moId for name, (vm, state) in self._vms(vm_names).items() if state == "poweredOn"}
+        return {
+            name: vm.PowerOffVM_Task()._moId
+            for name, (vm, state) in self._vms(vm_names).items()
+            if state == "poweredOn"
+        }
 
 
 def vcenter_login_check(vcenter: VCenter, credentials: Credentials, timeout_s: float) -> str:

@@ -8,7 +8,6 @@ workflow, DNS and the services at the standby are observed from outside, as a cu
 from __future__ import annotations
 
 import json
-import secrets
 import sys
 import threading
 import time
@@ -20,17 +19,11 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
-from dcwatch.adapters.dynamodb import DynamoStateStore
 from dcwatch.adapters.http import http_check
 from dcwatch.adapters.route53 import Route53Dns
-from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config, load_config
-from dcwatch.local.cloud import LocalCloud, QueuePump, Resources
-from dcwatch.local.lambdas import ACCOUNT
-from dcwatch.local.services import DemoServices
-from dcwatch.local.vcsim import VcsimProcess, create_vms
+from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.observability import logger
-from dcwatch.wiring import RULES, function
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 WATCH_POLL_S = 0.2
@@ -98,9 +91,9 @@ class Observations:
 class Watcher:
     """Polls Step Functions, Route 53 and the customer's view; turns changes into timeline events."""
 
-    def __init__(self, cloud: LocalCloud, resources: Resources, config: Config, timeline: Timeline, obs: Observations):
-        self.cloud, self.resources, self.config, self.timeline, self.obs = cloud, resources, config, timeline, obs
-        self.dns = Route53Dns(cloud.client("route53"))
+    def __init__(self, pipeline: LocalPipeline, timeline: Timeline, obs: Observations):
+        self.pipeline, self.config, self.timeline, self.obs = pipeline, pipeline.config, timeline, obs
+        self.dns = pipeline.dns
         self.fault_at: float | None = None
         self.restored_at: float | None = None
         self._stop = threading.Event()
@@ -117,53 +110,78 @@ class Watcher:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        sfn = self.cloud.client("stepfunctions")
         while not self._stop.wait(WATCH_POLL_S):
             try:
-                self._executions(sfn)
+                self._executions()
                 self._records()
                 self._customers()
             except Exception as exc:  # noqa: BLE001 - a watcher hiccup must not end the demo
                 self.timeline.add("watcher_error", str(exc)[:200])
 
-    def _executions(self, sfn: Any) -> None:
-        for item in sfn.list_executions(stateMachineArn=self.resources.state_machine_arn)["executions"]:
+    def _executions(self) -> None:
+        for item in self.pipeline.executions():
             arn, name = item["executionArn"], item["name"]
             known = self.obs.executions.get(arn)
             if known is None:
                 known = self.obs.executions[arn] = {"name": name, "status": "RUNNING"}
-                t = self.timeline.add("failover_started", f"workflow {name} started", t=self.timeline.at(item["startDate"]), execution=name)
+                t = self.timeline.add(
+                    "failover_started",
+                    f"workflow {name} started",
+                    t=self.timeline.at(item["startDate"]),
+                    execution=name,
+                )
                 known["started_at"] = t
-            history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-            for event in history[self._seen_steps.get(arn, 0):]:
+            history = self.pipeline.history(arn)
+            for event in history[self._seen_steps.get(arn, 0) :]:
                 if event["type"] == "TaskStateExited":
                     step = event["stateExitedEventDetails"]["name"]
-                    self.timeline.add("workflow_step", f"{step} done", t=self.timeline.at(event["timestamp"]), step=step, execution=name)
+                    self.timeline.add(
+                        "workflow_step",
+                        f"{step} done",
+                        t=self.timeline.at(event["timestamp"]),
+                        step=step,
+                        execution=name,
+                    )
                 elif event["type"] == "LambdaFunctionFailed":
                     details = event.get("lambdaFunctionFailedEventDetails", {})
-                    self.timeline.add("workflow_error", f"{details.get('error')}: {details.get('cause', '')[:160]}", t=self.timeline.at(event["timestamp"]), execution=name)
+                    self.timeline.add(
+                        "workflow_error",
+                        f"{details.get('error')}: {details.get('cause', '')[:160]}",
+                        t=self.timeline.at(event["timestamp"]),
+                        execution=name,
+                    )
             self._seen_steps[arn] = len(history)
             if item["status"] != known["status"]:
                 known["status"] = item["status"]
                 kind = "failover_succeeded" if item["status"] == "SUCCEEDED" else "failover_ended"
-                self.timeline.add(kind, f"workflow {name} {item['status']}", t=self.timeline.at(item["stopDate"]), execution=name, status=item["status"])
+                self.timeline.add(
+                    kind,
+                    f"workflow {name} {item['status']}",
+                    t=self.timeline.at(item["stopDate"]),
+                    execution=name,
+                    status=item["status"],
+                )
 
     def _records(self) -> None:
         for service in self.config.services:
             values = tuple(self.dns.values(service.dns.zone, service.dns.name, service.dns.type))
             if self._dns_state.get(service.dns.name) not in (None, values):
-                self.timeline.add("dns_changed", f"{service.dns.name} -> {', '.join(values)}", record=service.dns.name, values=list(values))
+                self.timeline.add(
+                    "dns_changed",
+                    f"{service.dns.name} -> {', '.join(values)}",
+                    record=service.dns.name,
+                    values=list(values),
+                )
             self._dns_state[service.dns.name] = values
-
-    def dns_now(self) -> dict[str, list[str]]:
-        return {s.dns.name: self.dns.values(s.dns.zone, s.dns.name, s.dns.type) for s in self.config.services}
 
     def _customers(self) -> None:
         if self.fault_at is None or self.restored_at is not None:
             return
         view = client_view(self.config, self.dns)
         if all(view.values()):
-            self.restored_at = self.timeline.add("service_restored", f"customers reach {', '.join(view)} through DNS again")
+            self.restored_at = self.timeline.add(
+                "service_restored", f"customers reach {', '.join(view)} through DNS again"
+            )
 
 
 def run_demo(
@@ -197,56 +215,41 @@ def _handler_logs_to(stream: TextIO) -> Iterator[None]:
 
 
 def _run(config_path: str, scenario: Scenario, out: Callable[[str], None]) -> dict[str, Any]:
-    config = load_config(config_path)
-    active, standby = config.active_site, config.other_site(config.active_site)
     timeline = Timeline(out)
     obs = Observations()
-    credentials = {s.name: Credentials("dcwatch", secrets.token_urlsafe(12)) for s in config.sites}
-    out(f"dcwatch demo: {len(config.services)} services on {active} (active) and {standby} (standby), config {config_path}")
+    fault: dict[str, float] = {}
 
-    with ExitStack() as stack:
-        vcsims: dict[str, VcsimProcess] = {}
-        for site in config.sites:
-            vcsims[site.name] = VcsimProcess(site.name, site.vcenter, credentials[site.name]).start()
-            stack.callback(vcsims[site.name].stop)
-            vms = [(vm.name, site.name == active) for _, at in config.services_at(site.name) for vm in at.vms]
-            create_vms(site.vcenter, credentials[site.name], vms)
-            timeline.add("site_built", f"{site.name}: vCenter {site.vcenter.url}, {len(vms)} VMs {'on' if site.name == active else 'off'}", site=site.name)
+    def powered(site: str, vm: str) -> None:
+        if site == standby and "at" in fault:
+            obs.powered_on.append(vm)
+            timeline.add("vm_powered_on", f"{vm} at {site}", site=site, vm=vm)
 
-        cloud = LocalCloud(config, config_path).start()
-        stack.callback(cloud.stop)
-        resources = cloud.provision(credentials)
-        lambdas = cloud.lambdas
-        assert lambdas is not None
-        timeline.add("aws_ready", f"moto at {cloud.endpoint}: bus, rules, table, topic, zone, state machine")
+    def built(site: str, vms: int) -> None:
+        state = "on" if site == config.active_site else "off"
+        timeline.add("site_built", f"{site}: vCenter {config.site(site).vcenter.url}, {vms} VMs {state}", site=site)
 
-        def powered(site: str, vm: str) -> None:
-            if site == standby and timeline.first("fault_injected") is not None:
-                obs.powered_on.append(vm)
-                timeline.add("vm_powered_on", f"{vm} at {site}", site=site, vm=vm)
-
-        services = DemoServices(config, credentials, on_power_on=powered).start()
-        stack.callback(services.stop)
-
-        pump = QueuePump(cloud)
-        for rule_name, url in resources.rule_queues.items():
-            target = next(r.target for r in RULES if r.name == rule_name)
-            pump.route(url, lambda event, t=target: _invoke(lambdas, cloud.prefix, t, event))
-        pump.route(resources.site_status_queue, lambda event: _site_status(timeline, event))
-        pump.route(resources.notification_queue, lambda body: _notification(timeline, obs, body))
-        pump.start()
-        stack.callback(pump.stop)
-
-        watcher = Watcher(cloud, resources, config, timeline, obs).start()
+    config = load_config(config_path)
+    active, standby = config.active_site, config.other_site(config.active_site)
+    out(f"dcwatch demo: {len(config.services)} services, {active} active, {standby} standby ({config_path})")
+    pipeline = LocalPipeline(
+        config_path,
+        on_site_status=lambda event: _site_status(timeline, event),
+        on_notification=lambda body: _notification(timeline, obs, body),
+        on_power_on=powered,
+        on_site_built=built,
+    )
+    with pipeline, ExitStack() as stack:
+        timeline.add("aws_ready", f"moto at {pipeline.cloud.endpoint}: bus, rules, table, topic, zone, state machine")
+        watcher = Watcher(pipeline, timeline, obs).start()
         stack.callback(watcher.stop)
-
-        probes = ProbeSchedule(lambdas, cloud.prefix, config.probe.interval_s, timeline).start()
+        probes = ProbeSchedule(pipeline, config.probe.interval_s, timeline).start()
         stack.callback(probes.stop)
 
         time.sleep(scenario.steady_s)
-        watcher.fault_at = timeline.add("fault_injected", f"{active} goes dark: its vCenter and every service stop", site=active)
-        vcsims[active].stop()
-        services.fail_site(active)
+        fault["at"] = watcher.fault_at = timeline.add(
+            "fault_injected", f"{active} goes dark: its vCenter and every service stop", site=active
+        )
+        pipeline.fail_site(active)
 
         deadline = time.monotonic() + scenario.deadline_s
         while time.monotonic() < deadline and not _finished(watcher, obs):
@@ -255,19 +258,12 @@ def _run(config_path: str, scenario: Scenario, out: Callable[[str], None]) -> di
         probes.stop()
         time.sleep(1.0)
 
-        dns_after = watcher.dns_now()
-        active_after = DynamoStateStore(resources.table_name, cloud.client("dynamodb")).active_site(config.active_site)
-        errors = pump.errors + [f"{name} failed" for name, ok in lambdas.invocations if not ok and not name.endswith("-Evaluate")]
-
+        dns_after = pipeline.dns_values()
+        active_after = pipeline.store.active_site(config.active_site)
+        errors = pipeline.pump.errors + [
+            f"{name} failed" for name, ok in pipeline.lambdas.invocations if not ok and not name.endswith("-Evaluate")
+        ]
     return _report(config, config_path, scenario, timeline, obs, watcher, dns_after, active_after, errors, standby)
-
-
-def _invoke(lambdas: Any, prefix: str, key: str, event: dict[str, Any]) -> None:
-    # moto's delivery to SQS leaves out `account`, which EventBridge always sets.
-    event.setdefault("account", ACCOUNT)
-    payload, error = lambdas.invoke(f"{prefix}-{key}", event)
-    if error:
-        raise RuntimeError(f"{key}: {payload.get('errorType')}: {payload.get('errorMessage')}")
 
 
 def _site_status(timeline: Timeline, event: dict[str, Any]) -> None:
@@ -294,8 +290,8 @@ class ProbeSchedule:
 
     MAX_ROUNDS = 1000
 
-    def __init__(self, lambdas: Any, prefix: str, interval_s: float, timeline: Timeline):
-        self.lambdas, self.name, self.interval_s, self.timeline = lambdas, f"{prefix}-{function('Probe').key}", interval_s, timeline
+    def __init__(self, pipeline: LocalPipeline, interval_s: float, timeline: Timeline):
+        self.pipeline, self.interval_s, self.timeline = pipeline, interval_s, timeline
         self.rounds = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="probe-schedule", daemon=True)
@@ -314,14 +310,18 @@ class ProbeSchedule:
         next_at = time.monotonic()
         while not self._stop.is_set() and self.rounds < self.MAX_ROUNDS:
             self.rounds += 1
-            payload, error = self.lambdas.invoke(self.name, {"id": f"round-{self.rounds}", "source": "local.scheduler"})
+            payload, error = self.pipeline.invoke("Probe", {"id": f"round-{self.rounds}", "source": "local.scheduler"})
             if error:
                 self.timeline.add("probe_error", f"{payload.get('errorType')}: {payload.get('errorMessage')}")
             else:
                 failed = payload["failed"]
                 summary = f"{payload['checks'] - len(failed)}/{payload['checks']} checks pass"
                 if summary != self._last:
-                    self.timeline.add("probe_round", summary + (f"; failing: {'; '.join(failed)}" if failed else ""), round=self.rounds)
+                    self.timeline.add(
+                        "probe_round",
+                        summary + (f"; failing: {'; '.join(failed)}" if failed else ""),
+                        round=self.rounds,
+                    )
                     self._last = summary
             next_at += self.interval_s
             self._stop.wait(max(0.0, next_at - time.monotonic()))
@@ -345,7 +345,9 @@ def _report(
     after_fault = [t for t in started if fault_at is not None and t >= fault_at]
     expected_dns = {s.dns.name: sorted(s.sites[standby].dns_values) for s in config.services}
     dns_switched = [e["t"] for e in timeline.events if e["kind"] == "dns_changed"]
-    dns_switched_at = max(dns_switched) if dns_switched and {k: sorted(v) for k, v in dns_after.items()} == expected_dns else None
+    dns_switched_at = (
+        max(dns_switched) if dns_switched and {k: sorted(v) for k, v in dns_after.items()} == expected_dns else None
+    )
     summary = {
         "fault_at": fault_at,
         "detected_at": timeline.first("site_down", site=config.active_site),
@@ -364,7 +366,9 @@ def _report(
     }
     for key in ("detected_at", "failover_started_at", "dns_switched_at", "service_restored_at"):
         value = summary[key]
-        summary[key.replace("_at", "_after_fault_s")] = round(value - fault_at, 2) if value is not None and fault_at is not None else None
+        summary[key.replace("_at", "_after_fault_s")] = (
+            round(value - fault_at, 2) if value is not None and fault_at is not None else None
+        )
     return {
         "scenario": {
             "name": scenario.name,
@@ -390,7 +394,8 @@ def _print_summary(report: dict[str, Any], out: Callable[[str], None]) -> None:
 
     out("")
     out("summary (times after the fault):")
-    out(f"  detected            {fmt('detected_at')}   (physical floor: interval x threshold = {s['detection_floor_s']} s)")
+    floor = s["detection_floor_s"]
+    out(f"  detected            {fmt('detected_at')}   (physical floor: interval x threshold = {floor} s)")
     out(f"  failover started    {fmt('failover_started_at')}")
     out(f"  DNS switched        {fmt('dns_switched_at')}")
     out(f"  service restored    {fmt('service_restored_at')}")

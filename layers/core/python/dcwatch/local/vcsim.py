@@ -147,6 +147,8 @@ def create_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[s
                 guestId="otherGuest64",
                 files=vim.vm.FileInfo(vmPathName=f"[{datastore.name}]"),
             )
-            vm = _await_task(datacenter.vmFolder.CreateVM_Task(config=spec, pool=cluster.resourcePool), f"create {name}")
+            vm = _await_task(
+                datacenter.vmFolder.CreateVM_Task(config=spec, pool=cluster.resourcePool), f"create {name}"
+            )
             if powered_on:
                 _await_task(vm.PowerOnVM_Task(), f"power on {name}")

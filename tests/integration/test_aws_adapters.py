@@ -1,0 +1,192 @@
+"""AWS adapters against moto (`mock_aws`): what they write is what the next reader sees."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from dcwatch.adapters.dynamodb import DynamoStateStore
+from dcwatch.adapters.eventbridge import EventBridgePublisher, batches
+from dcwatch.adapters.route53 import Route53Dns
+from dcwatch.adapters.secrets import SecretsManagerCredentials
+from dcwatch.adapters.sns import SnsNotifier
+from dcwatch.adapters.stepfunctions import StepFunctionsStarter
+from dcwatch.errors import VcenterUnavailable
+from dcwatch.events import ProbeResult
+from dcwatch.health import CheckState
+from dcwatch.ports import RecordValues
+from moto import mock_aws
+
+pytestmark = pytest.mark.integration
+REGION = "eu-central-1"
+T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def aws(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+def queue_arn(sqs, url):
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def drain(sqs, url, expected, attempts=20):
+    bodies = []
+    for _ in range(attempts):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for m in messages:
+            bodies.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        if len(bodies) >= expected:
+            break
+    return bodies
+
+
+def result(i: int, ok: bool = True) -> ProbeResult:
+    return ProbeResult(
+        site="north",
+        check=f"c{i}",
+        kind="http",
+        critical=True,
+        ok=ok,
+        latencyMs=1.5,
+        observedAt=T0,
+        vantage="v",
+        roundId="r1",
+    )
+
+
+def test_every_probe_result_reaches_the_bus_in_calls_of_at_most_ten():
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    events.create_event_bus(Name="bus")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    events.put_rule(Name="r", EventBusName="bus", EventPattern=json.dumps({"detail-type": ["ProbeResult"]}))
+    events.put_targets(Rule="r", EventBusName="bus", Targets=[{"Id": "1", "Arn": queue_arn(sqs, url)}])
+    calls = []
+    client = boto3.client("events")
+    client.meta.events.register(
+        "before-call.events.PutEvents", lambda params, **_: calls.append(len(json.loads(params["body"])["Entries"]))
+    )
+
+    sent = EventBridgePublisher("bus", client).publish_probe_results([result(i) for i in range(23)])
+
+    assert sent == 23 and calls == [10, 10, 3]
+    received = drain(sqs, url, 23)
+    assert sorted(b["detail"]["check"] for b in received) == sorted(f"c{i}" for i in range(23))
+    assert received[0]["source"] == "dcwatch.probe"
+
+
+def test_batches_also_respect_the_256_kb_limit():
+    big = {"Detail": "x" * 100_000}
+    assert [len(b) for b in batches([big] * 5)] == [2, 2, 1]
+
+
+def make_table(name="state"):
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return DynamoStateStore(name)
+
+
+def test_check_state_round_trips_and_a_stale_writer_loses():
+    store = make_table()
+    first = CheckState("north", "web", "shop", True, "UP", 0, 1, T0, "")
+    assert store.put_check(first, None)
+    assert store.get_check("north", "web") == first
+    newer = CheckState("north", "web", "shop", True, "UP", 1, 0, T0 + timedelta(seconds=1), "status 503")
+    assert store.put_check(newer, T0)
+    assert not store.put_check(newer, T0), "a writer that read the old state must not overwrite the new one"
+    assert not store.put_check(first, None), "a first write must not overwrite an existing check"
+    assert store.site_checks("north") == [newer]
+    assert store.site_checks("south") == []
+
+
+def test_only_one_evaluator_wins_a_site_transition():
+    store = make_table()
+    assert store.site_status("north") == "UP"
+    assert store.transition_site("north", "UP", "DOWN", "north-down-1")
+    assert not store.transition_site("north", "UP", "DOWN", "north-down-2")
+    assert store.site_status("north") == "DOWN"
+
+
+def test_the_active_site_defaults_to_the_config_until_a_failover_records_another():
+    store = make_table()
+    assert store.active_site("north") == "north"
+    store.set_active_site("south", "north-down-1")
+    assert store.active_site("north") == "south"
+
+
+def test_the_audit_trail_keeps_every_record_in_order():
+    store = make_table()
+    store.append_audit("inc-1", {"outcome": "started"})
+    store.append_audit("inc-1", {"outcome": "succeeded"})
+    store.append_audit("inc-2", {"outcome": "other"})
+    assert [r["outcome"] for r in store.audit("inc-1")] == ["started", "succeeded"]
+
+
+def test_route53_upsert_switches_the_values_and_reports_insync():
+    route53 = boto3.client("route53")
+    zone = route53.create_hosted_zone(Name="example.test.", CallerReference="z")["HostedZone"]["Id"]
+    dns = Route53Dns()
+    records = [
+        RecordValues("example.test.", "shop.example.test.", "A", 60, ("127.0.32.1",)),
+        RecordValues("example.test.", "radio.example.test.", "A", 30, ("127.0.32.1", "127.0.32.2")),
+    ]
+    changes = dns.upsert(records)
+    assert len(changes) == 1, "one change batch per zone"
+    assert dns.in_sync(changes)
+    assert dns.values("example.test.", "radio.example.test.", "A") == ["127.0.32.1", "127.0.32.2"]
+    assert dns.zone_id("example.test.") == zone.split("/")[-1]
+
+
+def test_route53_names_a_missing_zone():
+    with pytest.raises(LookupError, match="nothing.test."):
+        Route53Dns().zone_id("nothing.test.")
+
+
+def test_a_notification_reaches_the_subscribers():
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn(sqs, url))
+    SnsNotifier(topic).publish("[dcwatch] FAILOVER DONE", "body")
+    (body,) = drain(sqs, url, 1)
+    assert body["Subject"] == "[dcwatch] FAILOVER DONE" and body["Message"] == "body"
+
+
+def test_a_workflow_started_twice_under_one_incident_runs_once():
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="failover",
+        roleArn="arn:aws:iam::123456789012:role/r",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+    )["stateMachineArn"]
+    starter = StepFunctionsStarter(arn)
+    first = starter.start("north-down-20261125T030000Z", {"a": 1})
+    second = starter.start("north-down-20261125T030000Z", {"a": 1})
+    assert first == second
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+
+
+def test_vcenter_credentials_come_from_secrets_manager_and_a_malformed_secret_is_named():
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(Name="vc/north", SecretString=json.dumps({"username": "svc", "password": "pw"}))
+    secrets.create_secret(Name="vc/bad", SecretString="not json")
+    credentials = SecretsManagerCredentials().get("vc/north")
+    assert credentials.username == "svc" and credentials.password == "pw"
+    assert "pw" not in repr(credentials)
+    with pytest.raises(VcenterUnavailable, match="vc/bad"):
+        SecretsManagerCredentials().get("vc/bad")

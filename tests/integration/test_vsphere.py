@@ -1,0 +1,75 @@
+"""The vSphere adapter against a real vCenter simulator (vcsim) through pyvmomi."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from dcwatch.adapters.secrets import Credentials
+from dcwatch.adapters.vsphere import VsphereInventory, vcenter_login_check
+from dcwatch.config import VCenter
+from dcwatch.errors import TransientError, VcenterUnavailable
+from dcwatch.local.cloud import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def await_tasks(inventory: VsphereInventory, task_ids: list[str], timeout_s: float = 10) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        states = inventory.task_states(task_ids)
+        if all(s.state in ("success", "error") for s in states.values()):
+            return states
+        time.sleep(0.05)
+    raise AssertionError(f"tasks {task_ids} not done in {timeout_s} s")
+
+
+def test_power_states_name_every_vm_that_exists_and_leave_out_the_rest(vcsim_site):
+    site = vcsim_site([("db-1", True), ("web-1", False)])
+    with VsphereInventory.connect(site.vcenter, site.credentials) as inventory:
+        states = inventory.power_states(["db-1", "web-1", "not-there"])
+    assert states == {"db-1": "poweredOn", "web-1": "poweredOff"}
+
+
+def test_power_on_returns_a_task_per_vm_that_completes_and_skips_vms_already_on(vcsim_site):
+    site = vcsim_site([("db-1", True), ("web-1", False), ("web-2", False)])
+    with VsphereInventory.connect(site.vcenter, site.credentials) as inventory:
+        tasks = inventory.power_on(["db-1", "web-1", "web-2"])
+        assert sorted(tasks) == ["web-1", "web-2"]
+        states = await_tasks(inventory, list(tasks.values()))
+        assert {s.state for s in states.values()} == {"success"}
+        assert inventory.power_states(["web-1", "web-2"]) == {"web-1": "poweredOn", "web-2": "poweredOn"}
+        assert inventory.power_on(["web-1", "web-2"]) == {}
+
+
+def test_power_on_of_an_unknown_vm_names_it(vcsim_site):
+    site = vcsim_site([("db-1", False)])
+    with (
+        VsphereInventory.connect(site.vcenter, site.credentials) as inventory,
+        pytest.raises(VcenterUnavailable, match="ghost"),
+    ):
+        inventory.power_on(["db-1", "ghost"])
+
+
+def test_login_check_proves_vcenter_answers_and_accepts_the_credentials(vcsim_site):
+    site = vcsim_site()
+    assert "vCenter" in vcenter_login_check(site.vcenter, site.credentials, 5)
+
+
+def test_a_wrong_password_is_a_refused_login_not_a_retryable_fault(vcsim_site):
+    site = vcsim_site()
+    with pytest.raises(VcenterUnavailable, match="refused the login"):
+        vcenter_login_check(site.vcenter, Credentials(site.credentials.username, "wrong"), 5)
+
+
+def test_an_unreachable_vcenter_is_transient_and_named():
+    vcenter = VCenter(url=f"http://127.0.0.1:{free_port()}/sdk", credentials_secret="x")
+    with pytest.raises(TransientError, match="unreachable"):
+        vcenter_login_check(vcenter, Credentials("u", "p"), 2)
+
+
+def test_a_stopped_simulator_is_an_outage(vcsim_site):
+    site = vcsim_site()
+    site.process.stop()
+    with pytest.raises(TransientError):
+        vcenter_login_check(site.vcenter, site.credentials, 2)
