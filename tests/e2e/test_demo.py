@@ -1,0 +1,81 @@
+"""`dcwatch demo` end to end: a site outage is detected, failed over and served from the standby."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dcwatch.config import load_config
+from dcwatch.local.demo import DEMO_CONFIG, Scenario, run_demo
+from tests.configs import write_pair_config
+
+pytestmark = pytest.mark.e2e
+
+
+def assert_outage_handled(report: dict, config_path: Path) -> None:
+    config = load_config(config_path)
+    active, standby = config.active_site, config.other_site(config.active_site)
+    s = report["summary"]
+    assert s["fault_at"] is not None
+    assert s["fault_at"] < s["detected_at"] <= s["dns_switched_at"] <= s["service_restored_at"]
+    assert s["failover_started_at"] >= s["fault_at"]
+    # Detection needs `failures_to_down` failed rounds: never faster than the physical floor minus one interval.
+    assert s["detected_at"] - s["fault_at"] >= (config.thresholds.failures_to_down - 1) * config.probe.interval_s
+    assert s["active_site"] == standby
+    assert s["false_failovers"] == 0 and s["missed_failovers"] == 0
+    assert s["notifications"] == 1
+    assert s["errors"] == []
+    assert [e["status"] for e in s["executions"]] == ["SUCCEEDED"]
+
+    groups: dict[int, list[str]] = {}
+    for _, at in config.services_at(standby):
+        for vm in at.vms:
+            groups.setdefault(vm.group, []).append(vm.name)
+    expected = [sorted(groups[g]) for g in sorted(groups)]
+    powered, seen = s["powered_on"], []
+    for group in expected:
+        assert sorted(powered[len(seen) : len(seen) + len(group)]) == group, f"group order broken: {powered}"
+        seen += group
+    assert len(powered) == len(seen)
+
+    assert s["dns"] == {svc.dns.name: svc.sites[standby].dns_values for svc in config.services}
+    kinds = [e["kind"] for e in report["events"]]
+    for kind in ("fault_injected", "site_down", "failover_started", "vm_powered_on", "dns_changed", "service_restored"):
+        assert kind in kinds
+    assert all(e["t"] >= 0 for e in report["events"])
+    down = [e for e in report["events"] if e["kind"] == "site_down"]
+    assert [e["site"] for e in down] == [active], "only the failed site goes DOWN, once"
+
+
+def test_the_demo_command_writes_the_report_of_a_handled_outage(tmp_path):
+    report_path = tmp_path / "r.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "dcwatch.cli", "demo", "--report", str(report_path), "--steady", "4"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["scenario"]["name"] == "site-outage"
+    assert_outage_handled(report, DEMO_CONFIG)
+    assert "service_restored" in done.stdout and "summary" in done.stdout
+    assert (tmp_path / "dcwatch-demo.log").stat().st_size > 0, "handler logs go to the log file"
+
+
+def test_another_config_runs_without_code_changes(tmp_path):
+    path = write_pair_config(
+        tmp_path,
+        name="other",
+        sites=("east", "west"),
+        services={"mail": {1: 2}, "tickets": {1: 1, 2: 1, 4: 2}, "wiki": {3: 1}},
+    )
+    report = run_demo(path, tmp_path / "r.json", Scenario(steady_s=3, settle_s=3), out=lambda line: None,
+                      log_path=tmp_path / "log.jsonl")
+    assert_outage_handled(report, path)
+    assert json.loads((tmp_path / "r.json").read_text())["summary"] == report["summary"]

@@ -1,0 +1,53 @@
+"""The `dcwatch` command as operators use it: clear verdicts, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from dcwatch.cli import main
+from dcwatch.local.demo import DEMO_CONFIG
+
+
+def test_config_validate_accepts_the_demo_config(capsys):
+    assert main(["config", "validate", str(DEMO_CONFIG)]) == 0
+    assert "valid (2 sites, 3 services, active dc-a)" in capsys.readouterr().out
+
+
+def test_config_validate_names_every_error_by_file_and_path_and_exits_2(tmp_path, capsys):
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    doc["sites"][1]["vcenter"]["url"] = "vcenter-b"
+    doc["services"][0]["sites"]["dc-a"]["checks"][0]["timeout_s"] = -1
+    bad = tmp_path / "sites.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    assert main(["config", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: sites[1].vcenter.url: expected an http(s) URL" in err
+    assert f"{bad}: services[0].sites.dc-a.checks[0].timeout_s: Input should be greater than 0" in err
+    assert "Traceback" not in err
+
+
+def test_config_validate_of_a_missing_file_says_so(tmp_path, capsys):
+    assert main(["config", "validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: (file): No such file or directory" in capsys.readouterr().err
+
+
+def test_config_schema_is_json_schema_of_the_config(capsys):
+    assert main(["config", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert {"sites", "services", "active_site", "thresholds"} <= set(schema["properties"])
+
+
+def test_failover_checks_the_request_against_the_config_before_anything_starts(capsys):
+    code = main(["failover", "--config", str(DEMO_CONFIG), "--from", "dc-a", "--to", "dc-x", "--reason", "test"])
+    assert code == 2
+    assert "to: unknown site 'dc-x'; known sites: dc-a, dc-b" in capsys.readouterr().err
+
+
+def test_failover_dry_check_prints_the_plan_without_a_state_machine(capsys):
+    code = main(["failover", "--config", str(DEMO_CONFIG), "--from", "dc-a", "--to", "dc-b", "--reason", "drill"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "group 1: shop-db-b, transit-db-b" in out
+    assert "nothing started" in out
