@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG, Scenario, run_demo
+
 from tests.configs import write_pair_config
 
 pytestmark = pytest.mark.e2e
@@ -75,7 +75,12 @@ def test_another_config_runs_without_code_changes(tmp_path):
         sites=("east", "west"),
         services={"mail": {1: 2}, "tickets": {1: 1, 2: 1, 4: 2}, "wiki": {3: 1}},
     )
-    report = run_demo(path, tmp_path / "r.json", Scenario(steady_s=3, settle_s=3), out=lambda line: None,
-                      log_path=tmp_path / "log.jsonl")
+    report = run_demo(
+        path,
+        tmp_path / "r.json",
+        Scenario(steady_s=3, settle_s=3),
+        out=lambda line: None,
+        log_path=tmp_path / "log.jsonl",
+    )
     assert_outage_handled(report, path)
     assert json.loads((tmp_path / "r.json").read_text())["summary"] == report["summary"]

@@ -10,11 +10,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from pyVmomi import vim
-
 from dcwatch.adapters.vsphere import vcenter_session
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
+from pyVmomi import vim
+
 from tests.configs import write_pair_config
 
 pytestmark = pytest.mark.integration
@@ -32,9 +32,7 @@ def request(**overrides):
 
 
 def task_states_entered(pipeline: LocalPipeline, arn: str) -> list[str]:
-    return [
-        e["stateEnteredEventDetails"]["name"] for e in pipeline.history(arn) if e["type"] == "TaskStateEntered"
-    ]
+    return [e["stateEnteredEventDetails"]["name"] for e in pipeline.history(arn) if e["type"] == "TaskStateEntered"]
 
 
 def standby_power(pipeline: LocalPipeline) -> dict[str, str]:
@@ -119,7 +117,11 @@ def test_a_manual_failover_powers_on_group_by_group_switches_dns_and_records_the
     output = json.loads(described["output"])
     powered = output["progress"]["poweredOn"]
     groups = output["plan"]["groups"]
-    assert groups == [["webshop-g1-0-south"], ["portal-g2-0-south", "webshop-g2-0-south", "webshop-g2-1-south"], ["portal-g3-0-south"]]
+    assert groups == [
+        ["webshop-g1-0-south"],
+        ["portal-g2-0-south", "webshop-g2-0-south", "webshop-g2-1-south"],
+        ["portal-g3-0-south"],
+    ]
     assert [sorted(powered[:1]), sorted(powered[1:4]), powered[4:]] == groups
     assert set(standby_power(pipeline).values()) == {"poweredOn"}
     assert pipeline.dns_values() == {"webshop.example.test.": ["127.0.32.1"], "portal.example.test.": ["127.0.32.1"]}

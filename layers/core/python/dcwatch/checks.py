@@ -93,10 +93,10 @@ def run_round(
             critical=check.critical,
             ok=outcome.ok,
             reason=outcome.reason,
-            latencyMs=round(latency_ms, 2),
-            observedAt=observed_at,
+            latency_ms=round(latency_ms, 2),
+            observed_at=observed_at,
             vantage=vantage,
-            roundId=round_id,
+            round_id=round_id,
         )
 
     if not checks:

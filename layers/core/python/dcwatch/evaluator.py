@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from dcwatch.config import Config
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import advance, failover_decision, incident_id, site_verdict
+from dcwatch.health import Role, advance, failover_decision, incident_id, site_verdict
 from dcwatch.ports import EventPublisher, StateStore, WorkflowStarter
 from dcwatch.recovery import default_reason
 
@@ -47,7 +47,7 @@ def evaluate(
         return Evaluation(state.status)
 
     active = store.active_site(config.active_site)
-    role = "active" if result.site == active else "standby"
+    role: Role = "active" if result.site == active else "standby"
     verdict = site_verdict(result.site, role, store.site_checks(result.site))
     stored = store.site_status(result.site)
     if verdict.status == stored:
@@ -85,11 +85,11 @@ def evaluate(
         status=verdict.status,
         previous=stored,  # type: ignore[arg-type]
         role=role,
-        changedAt=changed_at,
-        decidedAt=decided_at,
-        failedChecks=list(verdict.failed),
+        changed_at=changed_at,
+        decided_at=decided_at,
+        failed_checks=list(verdict.failed),
         threshold=config.thresholds.failures_to_down,
-        incidentId=incident,
+        incident_id=incident,
         action=action,
     )
     publisher.publish_site_status(change)

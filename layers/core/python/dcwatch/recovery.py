@@ -91,7 +91,7 @@ def build_plan(config: Config, from_site: str, to_site: str) -> RecoveryPlan:
         for service in config.services
     ]
     return RecoveryPlan(
-        **{"from": from_site},
+        from_site=from_site,
         to=to_site,
         groups=[sorted(by_group[g]) for g in sorted(by_group)],
         records=records,

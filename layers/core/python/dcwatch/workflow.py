@@ -75,9 +75,9 @@ def validate_request(raw: Any, config: Config, clock: Clock = utcnow) -> Workflo
     state = WorkflowState(
         request=request,
         plan=build_plan(config, request.from_site, request.to),
-        incidentId=incident,
-        pollSeconds=config.workflow.poll_s,
-        startedAt=now,
+        incident_id=incident,
+        poll_seconds=config.workflow.poll_s,
+        started_at=now,
     )
     mode = "dry run" if request.dry_run else request.trigger
     return state.note(

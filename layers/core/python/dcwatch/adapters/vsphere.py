@@ -106,7 +106,7 @@ class VsphereInventory:
         states = {}
         for task_id in task_ids:
             info = vim.Task(task_id, self._si._stub).info
-            error = info.error.msg if info.error is not None else ""
+            error = str(getattr(info.error, "msg", "") or info.error) if info.error is not None else ""
             states[task_id] = TaskState(str(info.state), error)
         return states
 

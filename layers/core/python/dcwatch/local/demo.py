@@ -348,7 +348,7 @@ def _report(
     dns_switched_at = (
         max(dns_switched) if dns_switched and {k: sorted(v) for k, v in dns_after.items()} == expected_dns else None
     )
-    summary = {
+    summary: dict[str, Any] = {
         "fault_at": fault_at,
         "detected_at": timeline.first("site_down", site=config.active_site),
         "failover_started_at": after_fault[0] if after_fault else None,

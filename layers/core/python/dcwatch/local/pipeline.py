@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,7 @@ class LocalPipeline:
 
         self.pump = QueuePump(self.cloud)
         for rule in RULES:
-            self.pump.route(
-                self.resources.rule_queues[rule.name], lambda event, key=rule.target: self._deliver(key, event)
-            )
+            self.pump.route(self.resources.rule_queues[rule.name], partial(self._deliver, rule.target))
         self.pump.route(self.resources.site_status_queue, keep(self.site_status, on_site_status))
         self.pump.route(self.resources.notification_queue, keep(self.notifications, on_notification))
         self.pump.start()
