@@ -20,7 +20,6 @@ from typing import Any, TextIO
 from urllib.parse import urlparse
 
 from dcwatch.adapters.http import http_check
-from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.config import Config, load_config
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.observability import logger
@@ -66,11 +65,11 @@ class Timeline:
         return min(times) if times else None
 
 
-def client_view(config: Config, dns: Route53Dns) -> dict[str, bool]:
-    """What a customer sees: resolve each service's name, then call it at the address it resolves to."""
+def client_view(config: Config, resolved: dict[str, tuple[str, ...]]) -> dict[str, bool]:
+    """What a customer sees: call each service at the addresses its name resolved to."""
     seen = {}
     for service in config.services:
-        values = dns.values(service.dns.zone, service.dns.name, service.dns.type)
+        values = resolved.get(service.dns.name, ())
         check = next(iter(service.sites.values())).checks[0]
         url = urlparse(check.url)
         ok = False
@@ -177,7 +176,8 @@ class Watcher:
     def _customers(self) -> None:
         if self.fault_at is None or self.restored_at is not None:
             return
-        view = client_view(self.config, self.dns)
+        # The names as this poll resolved them, so "restored" can never precede the DNS change it needs.
+        view = client_view(self.config, self._dns_state)
         if all(view.values()):
             self.restored_at = self.timeline.add(
                 "service_restored", f"customers reach {', '.join(view)} through DNS again"
