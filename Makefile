@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 VCSIM := .build/vcsim
 STAMP := $(VENV)/.installed
 APT_STAMP := .build/.apt-installed
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+# jsii reads this as the list of Node majors whose end-of-life banner to silence.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 
 .PHONY: demo test unit integration e2e infra synth lint vcsim install clean
 

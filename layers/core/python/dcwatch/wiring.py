@@ -14,7 +14,15 @@ from typing import Any
 
 from dcwatch.events import EVALUATOR_SOURCE, PROBE_RESULT, PROBE_SOURCE, SITE_STATUS_CHANGED
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+def _repo_root() -> Path:
+    """The source tree around layers/core/python/dcwatch; only CDK and the local runtime use it."""
+    here = Path(__file__).resolve()
+    return here.parents[4] if len(here.parents) > 4 else here.parent
+
+
+REPO_ROOT = _repo_root()
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 FAILOVER_ASL = Path(__file__).with_name("statemachines") / "failover.asl.json"
 
@@ -92,6 +100,9 @@ def render_failover_definition(arns: dict[str, str]) -> str:
 
 
 def failover_task_functions() -> list[FunctionSpec]:
-    """The functions the workflow names, in the order of FUNCTIONS."""
+    """The functions the workflow names, in the order of FUNCTIONS; an unknown name is an error."""
     wanted = set(asl_variables())
+    unknown = sorted(wanted - {f.arn_variable for f in FUNCTIONS})
+    if unknown:
+        raise KeyError(f"{FAILOVER_ASL.name} names {unknown}, which no FunctionSpec provides")
     return [f for f in FUNCTIONS if f.arn_variable in wanted]

@@ -1,0 +1,60 @@
+"""Synthesize the dcwatch stack: `python app.py [-c key=value ...]` or `cdk synth [-c key=value ...]`.
+
+Context: `config=PATH` (default: the demo config), `bundle_deps=true` (build the dependency layer with
+pip; needs PyPI), `hosted_zone_ids='{"zone.": "ZONEID"}'` (scope Route 53 permissions to these zones).
+Writes to infra/cdk.out unless the CDK CLI chooses the output directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# jsii takes the Node major versions whose end-of-life banner to silence (a list, not a flag).
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
+
+import aws_cdk as cdk  # noqa: E402 - after the environment it reads at import
+from dcwatch.config import ConfigError  # noqa: E402
+from dcwatch_infra.build import ContextError, build  # noqa: E402
+
+OUTDIR = Path(__file__).resolve().with_name("cdk.out")
+USAGE = "usage: python app.py [-c key=value ...]"
+
+
+def parse_context(argv: list[str]) -> dict[str, str]:
+    """`-c key=value` pairs, as the CDK CLI takes them, for runs without the CLI."""
+    context: dict[str, str] = {}
+    args = iter(argv)
+    for arg in args:
+        if arg not in ("-c", "--context"):
+            raise SystemExit(f"{USAGE}\nunexpected argument {arg!r}")
+        key, sep, value = next(args, "").partition("=")
+        if not key or not sep:
+            raise SystemExit(f"{USAGE}\n{arg} needs key=value")
+        context[key] = value
+    return context
+
+
+def main(argv: list[str]) -> int:
+    # The CDK CLI passes context and the output directory through the environment, and reports warnings.
+    under_cli = bool(os.environ.get("CDK_OUTDIR"))
+    app = cdk.App(outdir=None if under_cli else str(OUTDIR), context=parse_context(argv))
+    try:
+        build(app)
+    except (ConfigError, ContextError) as exc:
+        print(f"dcwatch: cannot synthesize the stack:\n{exc}", file=sys.stderr)
+        return 2
+    assembly = app.synth()
+    for stack in [] if under_cli else assembly.stacks:
+        for message in stack.messages:
+            print(f"{message.level.value}: {message.id}: {message.entry.data}", file=sys.stderr)
+    print(
+        f"dcwatch: synthesized {', '.join(s.stack_name for s in assembly.stacks)} to {assembly.directory}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,96 @@
+"""What the synth takes in: the config file, CDK context, the project's dependencies."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+import yaml
+from dcwatch.config import ConfigError
+from dcwatch.wiring import REPO_ROOT
+from dcwatch_infra import constants
+from dcwatch_infra.build import ContextError, SynthSettings, build
+from dcwatch_infra.layers import layer_requirements
+
+pytestmark = pytest.mark.infrastructure
+
+APP = REPO_ROOT / "infra" / "app.py"
+
+
+@pytest.fixture
+def bad_config(tmp_path: Path) -> Path:
+    doc = yaml.safe_load(constants.DEMO_CONFIG.read_text(encoding="utf-8"))
+    doc["probe"]["interval_s"] = 0
+    path = tmp_path / "bad-sites.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def test_a_bad_config_stops_the_synth_naming_the_file_and_the_field(bad_config: Path):
+    # Given a config whose probe interval is zero
+    app = cdk.App(context={"config": str(bad_config)})
+
+    # When the stack is built from it, Then the error says which file and which field
+    with pytest.raises(ConfigError) as raised:
+        build(app)
+    assert f"{bad_config}: probe.interval_s:" in str(raised.value)
+    assert not app.node.children, "no stack is created from a bad config"
+
+
+def test_app_prints_the_config_error_and_exits_non_zero(bad_config: Path, tmp_path: Path):
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path / "cdk.out")}
+    done = subprocess.run(
+        [sys.executable, str(APP), "-c", f"config={bad_config}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert f"{bad_config}: probe.interval_s: Input should be greater than or equal to 1" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "cdk.out" / "manifest.json").exists()
+
+
+def test_a_missing_config_file_is_a_config_error_too(tmp_path: Path):
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError, match=re.escape(f"{missing}: (file)")):
+        build(cdk.App(context={"config": str(missing)}))
+
+
+def test_context_defaults_to_the_demo_config_with_placeholder_deps_and_no_zone_ids():
+    settings = SynthSettings.from_context(cdk.App().node)
+    assert settings == SynthSettings(config_path=constants.DEMO_CONFIG, bundle_deps=False, hosted_zone_ids={})
+
+
+def test_context_takes_command_line_text_or_cdk_json_objects():
+    from_cli = cdk.App(context={"bundle_deps": "true", "hosted_zone_ids": '{"hosting.example": "/hostedzone/Z1"}'})
+    from_json = cdk.App(context={"bundle_deps": True, "hosted_zone_ids": {"hosting.example.": "Z1"}})
+    assert SynthSettings.from_context(from_cli.node) == SynthSettings.from_context(from_json.node)
+    assert SynthSettings.from_context(from_json.node).hosted_zone_ids == {"hosting.example.": "Z1"}
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"bundle_deps": "maybe"}, "bundle_deps: expected true or false"),
+        ({"hosted_zone_ids": "{not json"}, "hosted_zone_ids: not valid JSON"),
+        ({"hosted_zone_ids": '["Z1"]'}, "hosted_zone_ids: expected"),
+        ({"hosted_zone_ids": '{"other.example.": "Z1"}'}, r"no hosted zone id for \['hosting.example.'\]"),
+    ],
+)
+def test_bad_context_is_refused_before_anything_is_built(context: dict[str, str], message: str):
+    app = cdk.App(context=context)
+    with pytest.raises(ContextError, match=message):
+        build(app)
+    assert not app.node.children
+
+
+def test_dependency_layer_installs_the_declared_dependencies_but_not_the_runtimes_boto3():
+    names = {req.split(">")[0].split("=")[0].strip().lower() for req in layer_requirements()}
+    assert names == {"pydantic", "pyyaml", "pyvmomi", "aws-lambda-powertools"}
