@@ -15,7 +15,6 @@ from typing import Any
 from dcwatch.events import EVALUATOR_SOURCE, PROBE_RESULT, PROBE_SOURCE, SITE_STATUS_CHANGED
 
 
-
 def _repo_root() -> Path:
     """The source tree around layers/core/python/dcwatch; only CDK and the local runtime use it."""
     here = Path(__file__).resolve()
