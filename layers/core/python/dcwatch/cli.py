@@ -90,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     failover.add_argument("--reason", required=True, help="why, for the audit trail and the notification")
     failover.add_argument("--dry-run", action="store_true", help="compute and announce the plan, change nothing")
     failover.add_argument("--config", help="check the request against this config first and print the plan")
-    failover.add_argument("--state-machine-arn", help="the deployed workflow (stack output FailoverStateMachineArn)")
+    failover.add_argument("--state-machine-arn", help="the deployed workflow (stack output StateMachineArn)")
     failover.add_argument("--wait", action="store_true", help="wait for the workflow to end")
     failover.set_defaults(run=_failover)
     return p
