@@ -6,7 +6,7 @@ Rules of the walking skeleton:
 - the active site is DOWN when every one of its critical checks is DOWN; the standby is judged
   only on its infrastructure (vCenter), since its services are expected to be off;
 - a failover starts only for the active site, and only while the standby is UP with its vCenter
-  proven by at least one success.
+  proven by its latest result.
 """
 
 from __future__ import annotations
@@ -103,7 +103,10 @@ def failover_decision(verdict: SiteVerdict, standby_status: str, standby_checks:
         return FailoverDecision(False, f"{verdict.site} is not DOWN")
     if verdict.role != "active":
         return FailoverDecision(False, f"{verdict.site} is the standby; nothing to fail over")
-    proven = [c for c in standby_checks if c.is_infrastructure and c.critical and c.status == "UP"]
+    # UP is not enough: a standby vCenter failing right now, below the threshold, proves nothing.
+    proven = [
+        c for c in standby_checks if c.is_infrastructure and c.critical and c.status == "UP" and c.failures == 0
+    ]
     if standby_status != "UP" or not proven:
         return FailoverDecision(False, "standby is not proven healthy; failover needs a human decision")
     return FailoverDecision(True, f"active site DOWN, standby UP ({', '.join(c.check for c in proven)} passing)")

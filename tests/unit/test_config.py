@@ -1,0 +1,92 @@
+"""One config file describes both sites; a bad one is refused with every problem named by path."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from dcwatch.config import ConfigError, config_schema, load_config, parse_config
+from dcwatch.local.demo import DEMO_CONFIG
+
+DEMO = yaml.safe_load(DEMO_CONFIG.read_text())
+
+
+def problems_of(doc) -> dict[str, str]:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(doc, "sites.yaml")
+    return dict(refused.value.problems)
+
+
+def test_the_demo_config_is_valid_and_complete():
+    config = load_config(DEMO_CONFIG)
+    assert [s.name for s in config.sites] == ["dc-a", "dc-b"]
+    assert config.other_site("dc-a") == "dc-b"
+    assert [s.name for s in config.services] == ["shop", "radio", "transit"]
+
+
+def test_field_errors_are_all_reported_with_their_paths():
+    doc = copy.deepcopy(DEMO)
+    doc["sites"][0]["vcenter"]["url"] = "ftp://vc"
+    doc["services"][1]["dns"]["ttl"] = 0
+    doc["services"][2]["sites"]["dc-b"]["vms"][0]["group"] = "first"
+    problems = problems_of(doc)
+    assert set(problems) == {"sites[0].vcenter.url", "services[1].dns.ttl", "services[2].sites.dc-b.vms[0].group"}
+    assert "expected an http(s) URL" in problems["sites[0].vcenter.url"]
+
+
+def test_cross_field_errors_are_all_reported_with_their_paths():
+    doc = copy.deepcopy(DEMO)
+    doc["active_site"] = "dc-c"
+    doc["services"][0]["sites"]["dc-b"]["dns_values"] = ["not-an-ip"]
+    doc["services"][1]["sites"]["dc-a"]["vms"][0]["name"] = "shop-db-a"
+    del doc["services"][2]["sites"]["dc-b"]
+    problems = problems_of(doc)
+    assert problems["active_site"] == "'dc-c' is not one of the sites ['dc-a', 'dc-b']"
+    assert problems["services[0].sites.dc-b.dns_values"] == "'not-an-ip' is not a valid A value"
+    assert "shop-db-a" in problems["services"]
+    assert "needs exactly the sites" in problems["services[2].sites"]
+
+
+def test_credentials_never_belong_in_the_file():
+    doc = copy.deepcopy(DEMO)
+    doc["sites"][0]["vcenter"]["password"] = "hunter2"
+    assert problems_of(doc) == {"sites[0].vcenter.password": "Extra inputs are not permitted"}
+
+
+def test_a_record_outside_its_zone_is_refused():
+    doc = copy.deepcopy(DEMO)
+    doc["services"][0]["dns"]["name"] = "shop.elsewhere.example."
+    assert "not inside zone" in problems_of(doc)["services[0].dns"]
+
+
+def test_the_error_message_names_the_file_for_each_problem():
+    doc = copy.deepcopy(DEMO)
+    doc["sites"][0]["vcenter"]["url"] = "nope"
+    with pytest.raises(ConfigError) as refused:
+        parse_config(doc, "prod/sites.yaml")
+    assert str(refused.value).startswith("prod/sites.yaml: sites[0].vcenter.url: ")
+
+
+def test_yaml_syntax_errors_point_at_line_and_column(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: demo\nsites: [\n  - oops\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    ((where, message),) = refused.value.problems
+    assert where.startswith("line ") and "column" in where and "not valid YAML" in message
+
+
+def test_a_missing_file_and_a_non_mapping_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="No such file"):
+        load_config(tmp_path / "absent.yaml")
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just text\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(scalar)
+
+
+def test_the_json_schema_describes_the_config():
+    schema = config_schema()
+    assert {"sites", "services", "thresholds", "alerts"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False

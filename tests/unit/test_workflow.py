@@ -1,0 +1,161 @@
+"""The workflow's steps, driven in the order the ASL runs them, against in-memory ports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dcwatch import workflow
+from dcwatch.checks import Outcome
+from dcwatch.errors import GroupTimeout, PowerOnFailed, ServiceNotVerified, StandbyNotReady
+from dcwatch.workflow import WorkflowState
+
+from tests.helpers import demo_config
+from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeNotifier, FakeStore
+
+T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+STANDBY_VMS = ["shop-db-b", "transit-db-b", "radio-stream-b", "shop-web-b1", "shop-web-b2", "transit-app-b"]
+
+
+def request(**extra):
+    return {"action": "failover", "from": "dc-a", "to": "dc-b", "reason": "dc-a lost power", **extra}
+
+
+def as_json(state: WorkflowState) -> WorkflowState:
+    """Step Functions passes JSON between states; every step must survive the round trip."""
+    return WorkflowState.model_validate(state.dump())
+
+
+def power_on_all_groups(state, inventory, clock):
+    while not state.progress.all_groups_up:
+        state = as_json(workflow.start_group(state, inventory, timeout_s=60, clock=clock))
+        state = as_json(workflow.check_group(state, inventory, clock=clock))
+    return state
+
+
+def run_to_the_end(state, inventory, dns, notifier, store, clock, runner=lambda check: Outcome(True)):
+    config = demo_config()
+    state = as_json(workflow.check_standby(state, inventory, clock))
+    state = power_on_all_groups(state, inventory, clock)
+    state = as_json(workflow.verify_services(state, config, runner, clock))
+    state = as_json(workflow.switch_dns(state, dns, 60, clock))
+    while not state.progress.dns_in_sync:
+        state = as_json(workflow.check_dns(state, dns, clock))
+    state = as_json(workflow.notify(state, notifier, clock))
+    return as_json(workflow.record_audit(state, store, clock))
+
+
+@pytest.fixture
+def clock():
+    return Clock(T0)
+
+
+@pytest.fixture
+def inventory():
+    return FakeInventory({vm: "poweredOff" for vm in STANDBY_VMS})
+
+
+def test_a_failover_powers_on_group_after_group_switches_dns_notifies_once_and_records_the_new_active_site(
+    inventory, clock
+):
+    dns, notifier, store = FakeDns(pending_polls=2), FakeNotifier(), FakeStore()
+    state = workflow.validate_request(request(incidentId="inc-1"), demo_config(), clock)
+
+    state = run_to_the_end(state, inventory, dns, notifier, store, clock)
+
+    assert inventory.power_on_calls == [
+        ["shop-db-b", "transit-db-b"],
+        ["radio-stream-b", "shop-web-b1", "shop-web-b2"],
+        ["transit-app-b"],
+    ]
+    assert state.progress.powered_on == [vm for call in inventory.power_on_calls for vm in call]
+    assert dns.records["shop.hosting.example."] == ("127.0.20.1",)
+    assert len(notifier.sent) == 1
+    subject, body = notifier.sent[0]
+    assert subject == "[dcwatch] FAILOVER DONE dc-a -> dc-b: services run at dc-b"
+    assert "Reason: dc-a lost power" in body and "SwitchDns: UPSERT" in body and "CheckGroup: group 3 up" in body
+    assert store.active == "dc-b"
+    assert [r["outcome"] for r in store.audits["inc-1"]] == ["succeeded"]
+
+
+def test_a_rerun_of_a_group_does_not_power_on_what_is_already_on(inventory, clock):
+    state = workflow.validate_request(request(), demo_config(), clock)
+    inventory.vms["shop-db-b"] = "poweredOn"
+    state = workflow.start_group(state, inventory, 60, clock)
+    assert inventory.power_on_calls == [["transit-db-b"]]
+    state = workflow.start_group(state, inventory, 60, clock)
+    assert inventory.power_on_calls == [["transit-db-b"]], "a retried step powers on nothing twice"
+    assert "already on" in state.timeline[-1].detail
+
+
+def test_a_group_waits_until_every_task_is_done(inventory, clock):
+    inventory.instant = False
+    state = workflow.start_group(workflow.validate_request(request(), demo_config(), clock), inventory, 60, clock)
+    state = workflow.check_group(state, inventory, clock)
+    assert state.progress.group_ready is False and state.progress.group == 0
+    for task in list(inventory.tasks):
+        inventory.finish(task)
+    state = workflow.check_group(state, inventory, clock)
+    assert state.progress.group_ready is True and state.progress.group == 1 and not state.progress.all_groups_up
+
+
+def test_a_failed_power_on_task_stops_the_workflow_naming_the_vm(inventory, clock):
+    inventory.fail["transit-db-b"] = "insufficient resources"
+    state = workflow.start_group(workflow.validate_request(request(), demo_config(), clock), inventory, 60, clock)
+    with pytest.raises(PowerOnFailed, match="transit-db-b: insufficient resources"):
+        workflow.check_group(state, inventory, clock)
+
+
+def test_a_group_not_up_by_its_deadline_fails_naming_what_it_waited_for(inventory, clock):
+    inventory.instant = False
+    state = workflow.start_group(workflow.validate_request(request(), demo_config(), clock), inventory, 30, clock)
+    clock.now += timedelta(seconds=31)
+    with pytest.raises(GroupTimeout, match="group 1 .*shop-db-b, transit-db-b"):
+        workflow.check_group(state, inventory, clock)
+
+
+def test_a_standby_missing_vms_is_not_ready_and_names_them(clock):
+    inventory = FakeInventory({"shop-db-b": "poweredOff"})
+    state = workflow.validate_request(request(), demo_config(), clock)
+    with pytest.raises(StandbyNotReady, match="transit-db-b"):
+        workflow.check_standby(state, inventory, clock)
+
+
+def test_a_service_that_does_not_answer_at_the_standby_is_named(inventory, clock):
+    state = power_on_all_groups(workflow.validate_request(request(), demo_config(), clock), inventory, clock)
+
+    def radio_down(check):
+        return Outcome(check.name != "radio-stream", "connection refused")
+
+    with pytest.raises(ServiceNotVerified, match="radio/radio-stream: connection refused"):
+        workflow.verify_services(state, demo_config(), radio_down, clock)
+
+
+def test_a_dry_run_announces_the_plan_and_leaves_the_active_site_alone(clock):
+    notifier, store = FakeNotifier(), FakeStore()
+    state = workflow.validate_request(request(dryRun=True, incidentId="dry"), demo_config(), clock)
+    state = workflow.record_audit(workflow.notify(state, notifier, clock), store, clock)
+    subject, body = notifier.sent[0]
+    assert subject.startswith("[dcwatch] DRY RUN dc-a -> dc-b")
+    assert "group 2: radio-stream-b, shop-web-b1, shop-web-b2" in body
+    assert store.active is None
+    assert store.audits["dry"][0]["outcome"] == "dry-run"
+
+
+def test_a_failure_notice_says_where_it_stopped_why_and_what_was_already_done(inventory, clock):
+    notifier, store = FakeNotifier(), FakeStore()
+    state = workflow.validate_request(request(incidentId="inc-9"), demo_config(), clock)
+    state = workflow.check_group(workflow.start_group(state, inventory, 60, clock), inventory, clock)
+    failed = as_json(state).model_copy(
+        update={
+            "failed_step": "SwitchDns",
+            "error": {"Error": "TransientError", "Cause": '{"errorMessage": "Throttling"}'},
+        }
+    )
+    workflow.notify_failure(failed, notifier, store, clock)
+    subject, body = notifier.sent[0]
+    assert subject.startswith("[dcwatch] ACTION NEEDED: failover dc-a -> dc-b failed at SwitchDns")
+    assert "Cause: Throttling" in body
+    assert "Powered on so far at dc-b: shop-db-b, transit-db-b" in body
+    assert "DNS switched: no" in body
+    assert store.audits["inc-9"][0]["outcome"] == "failed"
