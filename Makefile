@@ -10,7 +10,7 @@ APT_STAMP := .build/.apt-installed
 # jsii reads this as the list of Node majors whose end-of-life banner to silence.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 
-.PHONY: demo test unit integration e2e infra synth lint vcsim install clean
+.PHONY: demo test unit integration e2e infra synth lint schemas vcsim install clean
 
 demo: install vcsim
 	$(BIN)/dcwatch demo --report report.json
@@ -32,6 +32,9 @@ infra: install
 
 synth: install
 	cd infra && ../$(BIN)/python app.py
+
+schemas: install
+	$(BIN)/python -m dcwatch.contracts events/schemas
 
 lint: install
 	$(BIN)/ruff check layers functions infra tests

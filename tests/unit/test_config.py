@@ -90,3 +90,28 @@ def test_the_json_schema_describes_the_config():
     schema = config_schema()
     assert {"sites", "services", "thresholds", "alerts"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+def test_every_problem_is_one_line_naming_the_file_and_the_path():
+    doc = copy.deepcopy(DEMO)
+    doc["active_site"] = "dc-c"
+    doc["services"][0]["sites"]["dc-b"]["dns_values"] = ["300.1.2.3"]
+    doc["services"][1]["sites"]["dc-a"]["vms"][0]["name"] = "shop-db-a"
+    with pytest.raises(ConfigError) as refused:
+        parse_config(doc, "prod/sites.yaml")
+    assert len(refused.value.problems) == 3
+    assert str(refused.value).splitlines() == [f"prod/sites.yaml: {p}: {m}" for p, m in refused.value.problems]
+
+
+def test_a_single_cross_field_error_is_reported_at_its_own_path():
+    doc = copy.deepcopy(DEMO)
+    doc["active_site"] = "dc-c"
+    assert problems_of(doc) == {"active_site": "'dc-c' is not one of the sites ['dc-a', 'dc-b']"}
+
+
+def test_field_errors_do_not_hide_cross_field_errors():
+    doc = copy.deepcopy(DEMO)
+    doc["sites"][0]["vcenter"]["url"] = "ftp://vc"
+    doc["active_site"] = "dc-c"
+    doc["services"][0]["sites"]["dc-b"]["dns_values"] = ["not-an-ip"]
+    assert {"sites[0].vcenter.url", "active_site", "services[0].sites.dc-b.dns_values"} <= set(problems_of(doc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from dcwatch.errors import TransientError
 from dcwatch.evaluator import evaluate
 from dcwatch.events import ProbeResult
 
@@ -89,7 +90,9 @@ def test_duplicate_deliveries_change_nothing():
         results = world.probe_round(ALL_OF_A)
     before = (list(world.publisher.site_changes), dict(world.workflows.started), dict(world.store.checks))
     for result in results:
-        assert world.feed(result).stale
+        world.feed(result)
+    late = results[0].model_copy(update={"observed_at": results[0].observed_at - timedelta(seconds=2), "ok": True})
+    assert world.feed(late).stale
     assert (world.publisher.site_changes, world.workflows.started, world.store.checks) == before
 
 
@@ -124,3 +127,46 @@ def test_after_a_failover_the_old_site_is_the_standby_and_its_return_is_reported
     up = world.publisher.site_changes[-1]
     assert (up.site, up.status, up.role) == ("dc-a", "UP", "standby")
     assert len(world.workflows.started) == 1
+
+
+class ThrottledWorkflows(FakeWorkflows):
+    """Step Functions refusing the first start, as StartExecution does under throttling."""
+
+    def __init__(self, refusals: int = 1):
+        super().__init__()
+        self.refusals = refusals
+
+    def start(self, name: str, payload: dict[str, object]) -> str:
+        if self.refusals:
+            self.refusals -= 1
+            raise TransientError("states:StartExecution: ThrottlingException")
+        return super().start(name, payload)
+
+
+class RedeliveringWorld(World):
+    """Lambda's asynchronous invocation: an evaluation that raised gets the same event again."""
+
+    redeliveries = 0
+
+    def feed(self, result: ProbeResult):
+        try:
+            return super().feed(result)
+        except TransientError:
+            self.redeliveries += 1
+            return super().feed(result)
+
+
+def test_a_failover_whose_start_was_throttled_is_started_when_the_result_is_delivered_again():
+    # Given Step Functions throttles the first start of the failover workflow
+    world = RedeliveringWorld()
+    world.workflows = ThrottledWorkflows(refusals=1)
+    world.probe_round()
+
+    # When the active site fails every check long enough, and the deciding result is delivered twice
+    for _ in range(CONFIG.thresholds.failures_to_down + 2):
+        world.probe_round(ALL_OF_A)
+
+    # Then the failover is started once, and announced once, all the same
+    assert world.redeliveries == 1
+    assert len(world.workflows.started) == 1
+    assert [(c.site, c.status) for c in world.publisher.site_changes] == [("dc-a", "DOWN")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from dcwatch.config import Thresholds
 from dcwatch.events import ProbeResult
@@ -116,3 +116,8 @@ def test_a_standby_vcenter_failing_right_now_is_not_proof_even_below_the_thresho
     down = site_verdict("dc-a", "active", checks("dc-a", vcenter="DOWN"))
     failing = [CheckState("dc-b", "vcenter", None, True, "UP", failures=1)]
     assert not failover_decision(down, "UP", failing).start
+
+
+def test_the_incident_id_is_in_utc_whatever_the_offset_of_the_deciding_result():
+    at = datetime(2026, 11, 25, 5, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert incident_id("dc-a", at) == "dc-a-down-20261125T030000Z"

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
 from dcwatch import workflow
 from dcwatch.checks import Outcome
+from dcwatch.config import parse_config
 from dcwatch.errors import GroupTimeout, PowerOnFailed, ServiceNotVerified, StandbyNotReady
+from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.workflow import WorkflowState
 
 from tests.helpers import demo_config
@@ -159,3 +162,20 @@ def test_a_failure_notice_says_where_it_stopped_why_and_what_was_already_done(in
     assert "Powered on so far at dc-b: shop-db-b, transit-db-b" in body
     assert "DNS switched: no" in body
     assert store.audits["inc-9"][0]["outcome"] == "failed"
+
+
+def test_a_standby_without_vms_to_power_on_goes_on_to_verify_its_services(clock):
+    # Given services the standby already serves without VMs of ours to start
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    for service in doc["services"]:
+        for at_site in service["sites"].values():
+            at_site["vms"] = []
+    config, inventory = parse_config(doc), FakeInventory({})
+
+    # When the workflow runs its power-on loop as the ASL does
+    state = workflow.check_standby(workflow.validate_request(request(), config, clock), inventory, clock)
+    state = as_json(workflow.start_group(state, inventory, 60, clock))
+    state = as_json(workflow.check_group(state, inventory, clock))
+
+    # Then nothing is powered on and the loop ends
+    assert state.progress.all_groups_up and inventory.power_on_calls == []

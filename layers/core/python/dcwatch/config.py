@@ -130,33 +130,7 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
-        names = [s.name for s in self.sites]
-        problems: list[str] = []
-        if len(set(names)) != len(names):
-            problems.append(f"sites: names must differ, got {names}")
-        if self.active_site not in names:
-            problems.append(f"active_site: {self.active_site!r} is not one of the sites {names}")
-        seen_services: set[str] = set()
-        for i, service in enumerate(self.services):
-            where = f"services[{i}]"
-            if service.name in seen_services:
-                problems.append(f"{where}.name: duplicate service {service.name!r}")
-            seen_services.add(service.name)
-            if sorted(service.sites) != sorted(names):
-                problems.append(f"{where}.sites: needs exactly the sites {sorted(names)}, got {sorted(service.sites)}")
-            for site_name, at_site in service.sites.items():
-                for value in at_site.dns_values:
-                    if error := _dns_value_error(service.dns.type, value):
-                        problems.append(f"{where}.sites.{site_name}.dns_values: {error}")
-        for site in names:
-            vm_names = [vm.name for svc in self.services for vm in svc.sites.get(site, _EMPTY).vms]
-            dupes = sorted({n for n in vm_names if vm_names.count(n) > 1})
-            if dupes:
-                problems.append(f"services: VM names repeat at site {site}: {dupes}")
-            check_names = [c.name for svc in self.services for c in svc.sites.get(site, _EMPTY).checks]
-            dupes = sorted({n for n in check_names if check_names.count(n) > 1})
-            if dupes or "vcenter" in check_names:
-                problems.append(f"services: check names repeat at site {site}: {dupes or ['vcenter']}")
+        problems = _cross_problems(self.model_dump())
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -174,6 +148,50 @@ class Config(_Model):
     def services_at(self, site: str) -> Iterator[tuple[Service, ServiceAtSite]]:
         for service in self.services:
             yield service, service.sites[site]
+
+
+def _cross_problems(data: Any) -> list[str]:
+    """Problems between fields, read from plain data so they are found even when some fields are invalid."""
+
+    def items(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    def mapping(value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+    data = mapping(data)
+    names = [mapping(s).get("name") for s in items(data.get("sites"))]
+    problems: list[str] = []
+    if len(set(names)) != len(names):
+        problems.append(f"sites: names must differ, got {names}")
+    if "active_site" in data and data["active_site"] not in names:
+        problems.append(f"active_site: {data['active_site']!r} is not one of the sites {names}")
+    services = [mapping(s) for s in items(data.get("services"))]
+    seen: set[Any] = set()
+    for i, service in enumerate(services):
+        where = f"services[{i}]"
+        if service.get("name") in seen:
+            problems.append(f"{where}.name: duplicate service {service.get('name')!r}")
+        seen.add(service.get("name"))
+        at_sites = mapping(service.get("sites"))
+        if sorted(map(str, at_sites)) != sorted(map(str, names)):
+            problems.append(f"{where}.sites: needs exactly the sites {sorted(map(str, names))}, got {sorted(at_sites)}")
+        record_type = mapping(service.get("dns")).get("type", "A")
+        for site_name, at_site in at_sites.items():
+            for value in items(mapping(at_site).get("dns_values")):
+                if isinstance(value, str) and (error := _dns_value_error(record_type, value)):
+                    problems.append(f"{where}.sites.{site_name}.dns_values: {error}")
+    for site in names:
+        at = [mapping(mapping(svc.get("sites")).get(str(site))) for svc in services]
+        vm_names = [mapping(vm).get("name") for a in at for vm in items(a.get("vms"))]
+        dupes = sorted({n for n in vm_names if vm_names.count(n) > 1 and isinstance(n, str)})
+        if dupes:
+            problems.append(f"services: VM names repeat at site {site}: {dupes}")
+        check_names = [mapping(c).get("name") for a in at for c in items(a.get("checks"))]
+        dupes = sorted({n for n in check_names if check_names.count(n) > 1 and isinstance(n, str)})
+        if dupes or "vcenter" in check_names:
+            problems.append(f"services: check names repeat at site {site}: {dupes or ['vcenter']}")
+    return problems
 
 
 _EMPTY = ServiceAtSite.model_construct(dns_values=[], checks=[], vms=[])
@@ -218,12 +236,14 @@ def parse_config(data: Any, file: str = "<config>") -> Config:
         problems: list[tuple[str, str]] = []
         for err in exc.errors():
             message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "value_error" and not err["loc"] and "; " in message:
+            if err["type"] == "value_error" and not err["loc"]:
                 for part in message.split("; "):
                     path, _, msg = part.partition(": ")
                     problems.append((path, msg))
             else:
                 problems.append((_loc(err["loc"]), message))
+        if not any(err["type"] == "value_error" and not err["loc"] for err in exc.errors()):
+            problems += [tuple(p.partition(": ")[::2]) for p in _cross_problems(data)]  # type: ignore[misc]
         raise ConfigError(file, problems) from None
 
 

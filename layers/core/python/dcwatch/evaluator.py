@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from dcwatch.config import Config
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import Role, advance, failover_decision, incident_id, site_verdict
+from dcwatch.health import Role, SiteVerdict, advance, failover_decision, incident_id, site_verdict
 from dcwatch.ports import EventPublisher, StateStore, WorkflowStarter
 from dcwatch.recovery import default_reason
 
@@ -41,22 +41,60 @@ def evaluate(
 ) -> Evaluation:
     previous = store.get_check(result.site, result.check)
     state = advance(previous, result, config.thresholds)
-    if state is None or not store.put_check(state, previous.last_observed_at if previous else None):
+    if state is None:
+        # An exact redelivery may be Lambda's retry of a decision that failed half-way: decide again.
+        if previous is not None and previous.last_observed_at == result.observed_at:
+            return _decide_site(result, previous.status, config, store, publisher, workflows, clock)
+        return Evaluation(None)
+    if not store.put_check(state, previous.last_observed_at if previous else None):
         return Evaluation(None)
     if previous is not None and previous.status == state.status:
         return Evaluation(state.status)
+    return _decide_site(result, state.status, config, store, publisher, workflows, clock)
 
+
+def _decide_site(
+    result: ProbeResult,
+    check_status: str,
+    config: Config,
+    store: StateStore,
+    publisher: EventPublisher,
+    workflows: WorkflowStarter,
+    clock: Callable[[], datetime],
+) -> Evaluation:
+    """Re-judge the result's site; on a change, act and announce, or give the change back and fail."""
     active = store.active_site(config.active_site)
     role: Role = "active" if result.site == active else "standby"
     verdict = site_verdict(result.site, role, store.site_checks(result.site))
     stored = store.site_status(result.site)
     if verdict.status == stored:
-        return Evaluation(state.status)
+        return Evaluation(check_status)
 
-    changed_at = result.observed_at
-    incident = incident_id(result.site, changed_at) if verdict.status == "DOWN" else None
+    incident = incident_id(result.site, result.observed_at) if verdict.status == "DOWN" else None
     if not store.transition_site(result.site, stored, verdict.status, incident):
-        return Evaluation(state.status)
+        return Evaluation(check_status)
+    try:
+        change, execution = _act(result, verdict, stored, role, incident, config, store, publisher, workflows, clock)
+    except Exception:
+        # Nothing may be lost: the retried delivery must find the site undecided and take the decision again.
+        store.transition_site(result.site, verdict.status, stored, None)
+        raise
+    return Evaluation(check_status, change, execution)
+
+
+def _act(
+    result: ProbeResult,
+    verdict: SiteVerdict,
+    stored: str,
+    role: Role,
+    incident: str | None,
+    config: Config,
+    store: StateStore,
+    publisher: EventPublisher,
+    workflows: WorkflowStarter,
+    clock: Callable[[], datetime],
+) -> tuple[SiteStatusChanged, str | None]:
+    changed_at = result.observed_at
     decided_at = clock()
 
     action = f"none: {result.site} is UP again" if verdict.status == "UP" else ""
@@ -93,4 +131,4 @@ def evaluate(
         action=action,
     )
     publisher.publish_site_status(change)
-    return Evaluation(state.status, change, execution)
+    return change, execution

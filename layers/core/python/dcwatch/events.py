@@ -6,10 +6,9 @@ samples together.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 PROBE_SOURCE = "dcwatch.probe"
 EVALUATOR_SOURCE = "dcwatch.evaluator"
@@ -34,7 +33,7 @@ class ProbeResult(_Event):
     ok: bool
     reason: str = Field(default="", description="why it failed, short: 'status 503', 'timeout after 1.0 s'")
     latency_ms: float = Field(alias="latencyMs", ge=0)
-    observed_at: datetime = Field(alias="observedAt")
+    observed_at: AwareDatetime = Field(alias="observedAt")
     vantage: str
     round_id: str = Field(alias="roundId")
 
@@ -46,8 +45,8 @@ class SiteStatusChanged(_Event):
     status: SiteStatus
     previous: SiteStatus
     role: Literal["active", "standby"]
-    changed_at: datetime = Field(alias="changedAt", description="when the deciding probe result was observed")
-    decided_at: datetime = Field(alias="decidedAt", description="when the evaluator decided")
+    changed_at: AwareDatetime = Field(alias="changedAt", description="when the deciding probe result was observed")
+    decided_at: AwareDatetime = Field(alias="decidedAt", description="when the evaluator decided")
     failed_checks: list[str] = Field(alias="failedChecks")
     threshold: int
     incident_id: str | None = Field(default=None, alias="incidentId")

@@ -12,7 +12,7 @@ Rules of the walking skeleton:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from dcwatch.config import Thresholds
@@ -114,4 +114,4 @@ def failover_decision(verdict: SiteVerdict, standby_status: str, standby_checks:
 
 def incident_id(site: str, at: datetime) -> str:
     """Names the incident and its workflow execution, so a second start is refused by Step Functions."""
-    return f"{site}-down-{at:%Y%m%dT%H%M%SZ}"
+    return f"{site}-down-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"

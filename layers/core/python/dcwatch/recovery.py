@@ -6,7 +6,7 @@ the standby powers on (priority groups), and what every DNS record will point at
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,7 +27,7 @@ class FailoverRequest(_Camel):
     from_site: str = Field(alias="from")
     to: str
     reason: str = Field(min_length=3)
-    dry_run: bool = Field(default=False, alias="dryRun")
+    dry_run: bool = Field(default=False, alias="dryRun", strict=True)
     incident_id: str | None = Field(default=None, alias="incidentId", pattern=r"^[A-Za-z0-9_-]{1,80}$")
     trigger: Literal["manual", "automatic"] = "manual"
 
@@ -107,4 +107,4 @@ def describe_plan(plan: RecoveryPlan) -> list[str]:
 
 
 def default_reason(site: str, at: datetime) -> str:
-    return f"{site} declared DOWN at {at:%Y-%m-%d %H:%M:%S} UTC"
+    return f"{site} declared DOWN at {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"

@@ -98,6 +98,9 @@ def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utc
 
 def start_group(state: WorkflowState, inventory: Inventory, timeout_s: int, clock: Clock = utcnow) -> WorkflowState:
     progress = state.progress
+    if progress.group >= len(state.plan.groups):
+        progress.group_ready, progress.all_groups_up, progress.tasks = True, True, {}
+        return state.note("StartGroup", f"no VMs to power on at {state.plan.to}", clock)
     vms = state.plan.groups[progress.group]
     states = inventory.power_states(vms)
     to_start = [vm for vm in vms if states.get(vm) != "poweredOn"]
@@ -112,21 +115,25 @@ def start_group(state: WorkflowState, inventory: Inventory, timeout_s: int, cloc
 
 def check_group(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
     progress = state.progress
+    if progress.group >= len(state.plan.groups):
+        progress.group_ready, progress.all_groups_up = True, True
+        return state
     vms = state.plan.groups[progress.group]
     task_states = inventory.task_states(list(progress.tasks.values())) if progress.tasks else {}
+    power = inventory.power_states(vms)
+    # A failed task of a VM that is on anyway (e.g. a retried start raced the first) is no failure.
     failed = {
         vm: task_states[t].error
         for vm, t in progress.tasks.items()
-        if t in task_states and task_states[t].state == "error"
+        if t in task_states and task_states[t].state == "error" and power.get(vm) != "poweredOn"
     }
     if failed:
         raise PowerOnFailed("power-on failed: " + "; ".join(f"{vm}: {err}" for vm, err in sorted(failed.items())))
-    power = inventory.power_states(vms)
     waiting = [vm for vm in vms if power.get(vm) != "poweredOn"]
     waiting += [
         vm
         for vm, t in progress.tasks.items()
-        if t in task_states and task_states[t].state != "success" and vm not in waiting
+        if t in task_states and task_states[t].state not in ("success", "error") and vm not in waiting
     ]
     if waiting:
         if progress.group_deadline and clock() > progress.group_deadline:

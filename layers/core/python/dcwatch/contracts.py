@@ -1,0 +1,43 @@
+"""The JSON Schemas of dcwatch's contracts, generated from the models so they cannot drift.
+
+`events/schemas/` holds the committed copies (`make schemas` rewrites them); a test fails when a
+model changes without its schema.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from dcwatch.events import ProbeResult, SiteStatusChanged
+from dcwatch.recovery import FailoverRequest
+
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "ProbeResult": ProbeResult,
+    "SiteStatusChanged": SiteStatusChanged,
+    "FailoverRequest": FailoverRequest,
+}
+
+
+def schema(name: str) -> dict[str, Any]:
+    generated = CONTRACTS[name].model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"dcwatch/{name}", **generated}
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in CONTRACTS:
+        path = directory / f"{name}.json"
+        path.write_text(json.dumps(schema(name), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "events/schemas")):
+        print(path)

@@ -1,0 +1,242 @@
+"""Events and workflow inputs are a contract: every sample in `events/` validates against its
+schema and parses with the model the handlers use, and schema and model agree on the fields.
+
+The schemas are read from `events/` as committed; nothing here regenerates them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import typing
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from dcwatch.checks import Outcome, plan_round, run_round
+from dcwatch.errors import InvalidRequest
+from dcwatch.evaluator import evaluate
+from dcwatch.events import (
+    EVALUATOR_SOURCE,
+    PROBE_RESULT,
+    PROBE_SOURCE,
+    SITE_STATUS_CHANGED,
+    ProbeResult,
+    SiteStatusChanged,
+)
+from dcwatch.recovery import FailoverRequest, parse_request
+from dcwatch.wiring import RULES, SITE_STATUS_PATTERN
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, ValidationError
+
+from tests.helpers import demo_config, load_event
+from tests.unit.fakes import FakePublisher, FakeStore, FakeWorkflows
+
+MODELS: dict[str, type[BaseModel]] = {
+    "ProbeResult": ProbeResult,
+    "SiteStatusChanged": SiteStatusChanged,
+    "FailoverRequest": FailoverRequest,
+}
+SAMPLES = {
+    "samples/ProbeResult.json": (ProbeResult, PROBE_SOURCE, PROBE_RESULT),
+    "samples/SiteStatusChanged.json": (SiteStatusChanged, EVALUATOR_SOURCE, SITE_STATUS_CHANGED),
+}
+MANUAL_TRIGGERS = {"failover-manual.json": True, "failover-manual-live.json": False}
+ENVELOPE = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+
+
+def validator(name: str) -> Draft202012Validator:
+    """The committed schema, with `format` asserted (an RFC 3339 time must carry its offset)."""
+    return Draft202012Validator(load_event(f"schemas/{name}.json"), format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def schema_errors(name: str, instance: Any) -> list[str]:
+    errors = validator(name).iter_errors(instance)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors]
+
+
+def matches(pattern: dict[str, list[str]], event: dict[str, Any]) -> bool:
+    """EventBridge matching for the flat `{field: [values]}` patterns dcwatch uses."""
+    return all(event.get(field) in values for field, values in pattern.items())
+
+
+def field_names(model: type[BaseModel]) -> tuple[set[str], set[str]]:
+    """(every field, the required fields) of a model, by the names on the wire (aliases)."""
+    fields = {name: info.alias or name for name, info in model.model_fields.items()}
+    required = {fields[name] for name, info in model.model_fields.items() if info.is_required()}
+    return set(fields.values()), required
+
+
+def allowed_values(prop: dict[str, Any]) -> set[Any] | None:
+    """The values a schema property is restricted to (const/enum, through anyOf), or None if open."""
+    if "const" in prop:
+        return {prop["const"]}
+    if "enum" in prop:
+        return set(prop["enum"])
+    if "anyOf" in prop:
+        branches = [allowed_values(b) for b in prop["anyOf"] if b.get("type") != "null"]
+        return set().union(*branches) if branches and None not in branches else None
+    return None
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_schema_is_a_valid_draft_2020_12_schema(name):
+    schema = load_event(f"schemas/{name}.json")
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(schema)
+
+
+@pytest.mark.parametrize(("name", "expected"), [(n, (s, t)) for n, (_, s, t) in SAMPLES.items()])
+def test_every_sample_is_a_full_eventbridge_event_from_its_source(name, expected):
+    event = load_event(name)
+    assert set(event) == ENVELOPE
+    assert (event["source"], event["detail-type"]) == expected
+
+
+def test_the_probe_sample_is_what_the_evaluator_rule_matches_and_the_site_sample_what_operators_subscribe_to():
+    (rule,) = [r for r in RULES if r.target == "Evaluate"]
+    assert matches(rule.pattern, load_event("samples/ProbeResult.json"))
+    assert matches(SITE_STATUS_PATTERN, load_event("samples/SiteStatusChanged.json"))
+    assert not matches(rule.pattern, load_event("samples/SiteStatusChanged.json"))
+
+
+@pytest.mark.parametrize(("name", "model"), [(n, m) for n, (m, _, _) in SAMPLES.items()])
+def test_every_sample_detail_validates_against_its_schema_and_parses_with_its_model(name, model):
+    detail = load_event(name)["detail"]
+    assert schema_errors(model.__name__, detail) == []
+    parsed = model.model_validate(detail)
+    assert parsed.site in {s.name for s in demo_config().sites}
+
+
+@pytest.mark.parametrize(("name", "model"), [(n, m) for n, (m, _, _) in SAMPLES.items()])
+def test_a_parsed_sample_published_again_still_fits_its_schema(name, model):
+    # The publisher sends model_dump_json(by_alias=True); what goes out must be what came in.
+    parsed = model.model_validate(load_event(name)["detail"])
+    republished = json.loads(parsed.model_dump_json(by_alias=True))
+    assert schema_errors(model.__name__, republished) == []
+    assert model.model_validate(republished) == parsed
+
+
+def test_the_sample_checks_and_sites_are_those_of_the_demo_config():
+    config = demo_config()
+    probe = load_event("samples/ProbeResult.json")["detail"]
+    checks = {(c.site, c.name, c.service) for c in plan_round(config)}
+    assert (probe["site"], probe["check"], probe["service"]) in checks
+    change = load_event("samples/SiteStatusChanged.json")["detail"]
+    names = {c.name for c in plan_round(config) if c.site == change["site"]}
+    assert {f.split(":")[0] for f in change["failedChecks"]} == names
+
+
+@pytest.mark.parametrize(("name", "dry_run"), MANUAL_TRIGGERS.items())
+def test_the_manual_trigger_samples_are_valid_requests_for_the_demo_config(name, dry_run):
+    raw = load_event(name)
+    assert schema_errors("FailoverRequest", raw) == []
+    request = parse_request(raw, demo_config())
+    assert (request.from_site, request.to, request.dry_run) == ("dc-a", "dc-b", dry_run)
+
+
+def test_the_documented_manual_trigger_is_a_dry_run_so_copying_it_changes_nothing():
+    assert load_event("failover-manual.json")["dryRun"] is True
+    assert load_event("failover-manual-live.json")["dryRun"] is False
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_schema_and_model_agree_on_the_fields_and_which_are_required(name):
+    schema, model = load_event(f"schemas/{name}.json"), MODELS[name]
+    fields, required = field_names(model)
+    assert set(schema["properties"]) == fields
+    assert set(schema.get("required", [])) == required
+    assert (schema.get("additionalProperties") is False) == (model.model_config.get("extra") == "forbid")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_schema_and_model_agree_on_the_allowed_values_of_every_choice(name):
+    schema, model = load_event(f"schemas/{name}.json"), MODELS[name]
+    for field, info in model.model_fields.items():
+        if typing.get_origin(info.annotation) is typing.Literal:
+            wire = info.alias or field
+            assert allowed_values(schema["properties"][wire]) == set(typing.get_args(info.annotation)), wire
+
+
+@pytest.mark.parametrize(("name", "model"), [(n, m) for n, (m, _, _) in SAMPLES.items()])
+def test_a_detail_without_its_site_fails_schema_and_model_alike(name, model):
+    detail = copy.deepcopy(load_event(name)["detail"])
+    del detail["site"]
+    assert schema_errors(model.__name__, detail) == ["(top): 'site' is a required property"]
+    with pytest.raises(ValidationError, match="site"):
+        model.model_validate(detail)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"reason": None}, "reason"),
+        ({"reason": "ok"}, "reason"),
+        ({"action": "failback"}, "action"),
+        ({"dryRun": "maybe"}, "dryRun"),
+        ({"incidentId": "has spaces"}, "incidentId"),
+        ({"force": True}, "force"),
+    ],
+)
+def test_a_bad_manual_trigger_fails_schema_and_parser_alike_naming_the_field(change, field):
+    raw = {**load_event("failover-manual.json"), **change}
+    raw = {k: v for k, v in raw.items() if v is not None}
+    assert schema_errors("FailoverRequest", raw), "the schema let it through"
+    with pytest.raises(InvalidRequest, match=field):
+        parse_request(raw, demo_config())
+
+
+def test_what_the_probe_publishes_fits_the_probe_result_schema():
+    # Given every check of the demo config, one of them failing
+    config = demo_config()
+
+    def runner(check):
+        return Outcome(check.name != "radio-stream", "status 503")
+
+    # When a probe round runs
+    results = run_round(plan_round(config), runner, vantage="aws", round_id="r-1")
+
+    # Then every result, as published, fits the schema
+    assert len(results) == len(plan_round(config))
+    for result in results:
+        assert schema_errors("ProbeResult", json.loads(result.model_dump_json(by_alias=True))) == []
+
+
+def test_what_the_evaluator_publishes_and_starts_fits_the_site_and_request_schemas():
+    # Given the demo pair, the standby's vCenter proven and the active site failing every check
+    config, store, publisher, workflows = demo_config(), FakeStore(), FakePublisher(), FakeWorkflows()
+    t0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+    active = {"dc-a"}
+    for n in range(1 + config.thresholds.failures_to_down):
+        for check in plan_round(config):
+            ok = n == 0 if check.site in active else check.service is None
+            result = ProbeResult(
+                site=check.site,
+                check=check.name,
+                service=check.service,
+                kind=check.kind,  # type: ignore[arg-type]
+                critical=check.critical,
+                ok=ok,
+                reason="" if ok else "connection refused",
+                latency_ms=2.0,
+                observed_at=t0 + timedelta(seconds=n),
+                vantage="aws",
+                round_id=str(n),
+            )
+            evaluate(result, config, store, publisher, workflows, clock=lambda: t0 + timedelta(seconds=9))
+
+    # Then the evaluator announced it and started the workflow with inputs the contracts accept
+    (change,) = publisher.site_changes
+    assert schema_errors("SiteStatusChanged", json.loads(change.model_dump_json(by_alias=True))) == []
+    ((name, payload),) = workflows.started.items()
+    assert name == change.incident_id
+    assert schema_errors("FailoverRequest", payload) == []
+    request = parse_request(payload, config)
+    assert (request.trigger, request.dry_run, request.incident_id) == ("automatic", False, name)
+
+
+def test_a_time_without_its_utc_offset_is_refused_by_schema_and_model_alike():
+    detail = {**load_event("samples/ProbeResult.json")["detail"], "observedAt": "2024-05-14T08:30:00"}
+    assert schema_errors("ProbeResult", detail)
+    with pytest.raises(ValidationError, match="observedAt"):
+        ProbeResult.model_validate(detail)
