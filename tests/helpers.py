@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dcwatch.config import Config, load_config
+from dcwatch.events import ProbeResult
 from dcwatch.local.demo import DEMO_CONFIG
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -19,3 +21,22 @@ def load_event(name: str) -> Any:
 
 def demo_config() -> Config:
     return load_config(DEMO_CONFIG)
+
+
+def probe_result(
+    site: str, check: str, service: str | None, ok: bool, observed_at: datetime, reason: str = "connection refused"
+) -> ProbeResult:
+    """A critical check's result; service None makes it the site's vCenter check."""
+    return ProbeResult(
+        site=site,
+        check=check,
+        service=service,
+        kind="http" if service else "vcenter",
+        critical=True,
+        ok=ok,
+        reason="" if ok else reason,
+        latency_ms=2.0,
+        observed_at=observed_at,
+        vantage="v",
+        round_id=observed_at.isoformat(),
+    )

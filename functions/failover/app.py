@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from dcwatch import runtime, workflow
 from dcwatch.observability import logger
+from dcwatch.ports import Inventory
 from dcwatch.workflow import WorkflowState
 
 Step = Callable[[WorkflowState, runtime.App], WorkflowState]
@@ -28,31 +29,35 @@ def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str,
     return state.dump()
 
 
-@logger.inject_lambda_context(clear_state=True)
-def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _at_standby(
+    step: str, event: dict[str, Any], action: Callable[[WorkflowState, Inventory, runtime.App], WorkflowState]
+) -> dict[str, Any]:
+    """A step that works on the standby's vCenter, in one session that ends with the step."""
+
     def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
         with app.inventory(state.plan.to) as inventory:
-            return workflow.check_standby(state, inventory)
+            return action(state, inventory, app)
 
-    return _run("CheckStandby", event, act)
+    return _run(step, event, act)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _at_standby("CheckStandby", event, lambda s, inventory, app: workflow.check_standby(s, inventory))
 
 
 @logger.inject_lambda_context(clear_state=True)
 def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
-        with app.inventory(state.plan.to) as inventory:
-            return workflow.start_group(state, inventory, app.config.workflow.group_timeout_s)
-
-    return _run("StartGroup", event, act)
+    return _at_standby(
+        "StartGroup",
+        event,
+        lambda s, inventory, app: workflow.start_group(s, inventory, app.config.workflow.group_timeout_s),
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
 def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
-        with app.inventory(state.plan.to) as inventory:
-            return workflow.check_group(state, inventory)
-
-    return _run("CheckGroup", event, act)
+    return _at_standby("CheckGroup", event, lambda s, inventory, app: workflow.check_group(s, inventory))
 
 
 @logger.inject_lambda_context(clear_state=True)

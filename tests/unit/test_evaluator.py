@@ -8,7 +8,7 @@ from dcwatch.errors import TransientError
 from dcwatch.evaluator import evaluate
 from dcwatch.events import ProbeResult
 
-from tests.helpers import demo_config
+from tests.helpers import demo_config, probe_result
 from tests.unit.fakes import FakePublisher, FakeStore, FakeWorkflows
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
@@ -32,21 +32,7 @@ class World:
             for check, service in checks:
                 standby_service = site == "dc-b" and service is not None
                 ok = (site, check) not in failing and not standby_service
-                results.append(
-                    ProbeResult(
-                        site=site,
-                        check=check,
-                        service=service,
-                        kind="http" if service else "vcenter",
-                        critical=True,
-                        ok=ok,
-                        reason="" if ok else "connection refused",
-                        latency_ms=1.0,
-                        observed_at=T0 + timedelta(seconds=self.round),
-                        vantage="v",
-                        round_id=str(self.round),
-                    )
-                )
+                results.append(probe_result(site, check, service, ok, T0 + timedelta(seconds=self.round)))
         for result in results:
             self.feed(result)
         return results

@@ -5,27 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from dcwatch.config import Thresholds
-from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState, advance, failover_decision, incident_id, site_verdict
+
+from tests.helpers import probe_result
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 THRESHOLDS = Thresholds(failures_to_down=3, successes_to_up=2)
 
 
 def result(ok: bool, second: int, check: str = "shop-home", site: str = "dc-a", service: str | None = "shop"):
-    return ProbeResult(
-        site=site,
-        check=check,
-        service=service,
-        kind="http" if service else "vcenter",
-        critical=True,
-        ok=ok,
-        reason="" if ok else "status 503",
-        latency_ms=3.0,
-        observed_at=T0 + timedelta(seconds=second),
-        vantage="v",
-        round_id=str(second),
-    )
+    return probe_result(site, check, service, ok, T0 + timedelta(seconds=second), reason="status 503")
 
 
 def run(*outcomes: bool) -> CheckState | None:
