@@ -62,7 +62,7 @@ def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
 
 @logger.inject_lambda_context(clear_state=True)
 def verify_services(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("VerifyServices", event, lambda s, app: workflow.verify_services(s, app.config, app.run_check))
+    return _run("VerifyServices", event, lambda s, app: workflow.verify_services(s, app.config, app.probe))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,28 +1,46 @@
-"""Probe: run every positive check of both sites once and publish one ProbeResult per check."""
+"""Probe: run every positive check of both sites and publish one ProbeResult per check.
+
+The schedule fires at most once a minute; for shorter `probe.interval_s` one invocation runs
+several rounds, aligned to the interval, each bounded by a deadline that fits the interval.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from dcwatch import runtime
-from dcwatch.checks import plan_round, run_round
+from dcwatch.checks import plan_round, round_times
 from dcwatch.observability import logger, metrics
+
+SAFETY_MARGIN_S = 2.0
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app = runtime.app()
-    round_id = str(event.get("id") or uuid.uuid4())
-    logger.append_keys(round_id=round_id, vantage=app.vantage)
-    results = run_round(plan_round(app.config), app.run_check, vantage=app.vantage, round_id=round_id)
-    published = app.events.publish_probe_results(results)
-    for result in results:
-        metrics.add_metric(name="CheckSucceeded", unit=MetricUnit.Count, value=1 if result.ok else 0)
-        metrics.add_metric(name="CheckLatency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
-    failed = [f"{r.site}/{r.check}: {r.reason}" for r in results if not r.ok]
-    logger.info("probe round", checks=len(results), failed=failed, published=published)
-    return {"roundId": round_id, "checks": len(results), "failed": failed, "published": published}
+    interval = app.config.probe.interval_s
+    checks = plan_round(app.config)
+    invocation = str(event.get("id") or uuid.uuid4())
+    rounds = []
+    for n, at in enumerate(round_times(time.time(), app.settings.schedule_period_s, interval)):
+        remaining_s = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S
+        time.sleep(max(0.0, min(at - time.time(), remaining_s)))
+        deadline_s = min(interval * 0.9, context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S)
+        if deadline_s <= 0:
+            logger.warning("rounds left out: no time left in this invocation", rounds_done=n)
+            break
+        round_id = f"{invocation}-{n}"
+        results = app.probe(checks, round_id, deadline_s=deadline_s)
+        published = app.events.publish_probe_results(results)
+        for result in results:
+            metrics.add_metric(name="CheckSucceeded", unit=MetricUnit.Count, value=1 if result.ok else 0)
+            metrics.add_metric(name="CheckLatency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
+        failed = [f"{r.site}/{r.check}: {r.reason}" for r in results if not r.ok]
+        logger.info("probe round", round_id=round_id, vantage=app.vantage, checks=len(results), failed=failed)
+        rounds.append({"roundId": round_id, "checks": len(results), "failed": failed, "published": published})
+    return {"rounds": rounds}

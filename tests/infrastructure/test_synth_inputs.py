@@ -93,4 +93,4 @@ def test_bad_context_is_refused_before_anything_is_built(context: dict[str, str]
 
 def test_dependency_layer_installs_the_declared_dependencies_but_not_the_runtimes_boto3():
     names = {req.split(">")[0].split("=")[0].strip().lower() for req in layer_requirements()}
-    assert names == {"pydantic", "pyyaml", "pyvmomi", "aws-lambda-powertools"}
+    assert names == {"pydantic", "pyyaml", "pyvmomi", "aws-lambda-powertools", "aiohttp", "dnspython"}

@@ -190,7 +190,7 @@ def test_what_the_probe_publishes_fits_the_probe_result_schema():
     # Given every check of the demo config, one of them failing
     config = demo_config()
 
-    def runner(check):
+    async def runner(check):
         return Outcome(check.name != "radio-stream", "status 503")
 
     # When a probe round runs

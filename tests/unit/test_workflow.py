@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 from dcwatch import workflow
-from dcwatch.checks import Outcome
+from dcwatch.checks import Outcome, run_round
 from dcwatch.config import parse_config
 from dcwatch.errors import GroupTimeout, PowerOnFailed, ServiceNotVerified, StandbyNotReady
 from dcwatch.local.demo import DEMO_CONFIG
@@ -36,11 +36,23 @@ def power_on_all_groups(state, inventory, clock):
     return state
 
 
-def run_to_the_end(state, inventory, dns, notifier, store, clock, runner=lambda check: Outcome(True)):
+def probe_with(outcome_of):
+    """A probe that runs the real engine with a runner answering `outcome_of(check)`."""
+
+    async def runner(check):
+        return outcome_of(check)
+
+    return lambda checks, round_id: run_round(checks, runner, vantage="workflow", round_id=round_id)
+
+
+ALL_PASS = probe_with(lambda check: Outcome(True))
+
+
+def run_to_the_end(state, inventory, dns, notifier, store, clock, probe=ALL_PASS):
     config = demo_config()
     state = as_json(workflow.check_standby(state, inventory, clock))
     state = power_on_all_groups(state, inventory, clock)
-    state = as_json(workflow.verify_services(state, config, runner, clock))
+    state = as_json(workflow.verify_services(state, config, probe, clock))
     state = as_json(workflow.switch_dns(state, dns, 60, clock))
     while not state.progress.dns_in_sync:
         state = as_json(workflow.check_dns(state, dns, clock))
@@ -127,8 +139,7 @@ def test_a_standby_missing_vms_is_not_ready_and_names_them(clock):
 def test_a_service_that_does_not_answer_at_the_standby_is_named(inventory, clock):
     state = power_on_all_groups(workflow.validate_request(request(), demo_config(), clock), inventory, clock)
 
-    def radio_down(check):
-        return Outcome(check.name != "radio-stream", "connection refused")
+    radio_down = probe_with(lambda check: Outcome(check.name != "radio-stream", "connection refused"))
 
     with pytest.raises(ServiceNotVerified, match="radio/radio-stream: connection refused"):
         workflow.verify_services(state, demo_config(), radio_down, clock)

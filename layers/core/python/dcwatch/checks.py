@@ -1,23 +1,25 @@
-"""Positive checks: which checks a round runs, and running them concurrently.
+"""Positive checks: which checks a round runs, and running them concurrently within deadlines.
 
-The engine is transport-free: it takes a `CheckRunner` (the adapters in `dcwatch.adapters` talk
-HTTP and vSphere) and turns outcomes into `ProbeResult`s, so a hanging target costs only its own
-timeout and every result says where, what and why.
+The engine is transport-free: it takes an async `CheckRunner` (the adapters in
+`dcwatch.adapters.probers` talk HTTP, TLS, TCP, DNS and vSphere) and turns outcomes into
+`ProbeResult`s. Concurrency is bounded; a slow or hanging target costs only its own timeout; a
+round has a deadline, and a check still running then is reported failed with reason `timeout`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dcwatch.config import Config, HttpCheck, VCenter
+from dcwatch.config import VCENTER_PREFIX, Config, DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
 from dcwatch.events import ProbeResult
 
-VCENTER_CHECK = "vcenter"
-VCENTER_TIMEOUT_S = 5.0
+CheckSpec = HttpCheck | TlsCheck | TcpCheck | DnsCheck | VCenter
+VCENTER_CHECK = VCENTER_PREFIX
+DEFAULT_CONCURRENCY = 200
 
 
 @dataclass(frozen=True)
@@ -27,24 +29,36 @@ class PlannedCheck:
     service: str | None
     critical: bool
     timeout_s: float
-    spec: HttpCheck | VCenter
+    spec: CheckSpec
+    part: str = ""
 
     @property
     def kind(self) -> str:
-        return "vcenter" if isinstance(self.spec, VCenter) else "http"
+        return "vcenter" if isinstance(self.spec, VCenter) else self.spec.kind
 
 
 @dataclass(frozen=True)
 class Outcome:
     ok: bool
     reason: str = ""
+    warning: bool = False
 
 
-CheckRunner = Callable[[PlannedCheck], Outcome]
+CheckRunner = Callable[[PlannedCheck], Awaitable[Outcome]]
+
+
+def vcenter_checks(config: Config, site: str) -> list[PlannedCheck]:
+    """The site's vCenter: login works (more parts join as the vCenter probe learns them)."""
+    vcenter = config.site(site).vcenter
+    return [PlannedCheck(site, VCENTER_CHECK, None, True, vcenter.timeout_s, vcenter, "login")]
 
 
 def vcenter_check(config: Config, site: str) -> PlannedCheck:
-    return PlannedCheck(site, VCENTER_CHECK, None, True, VCENTER_TIMEOUT_S, config.site(site).vcenter)
+    return vcenter_checks(config, site)[0]
+
+
+def site_checks(config: Config, site: str) -> list[PlannedCheck]:
+    return [PlannedCheck(site, c.name, None, c.critical, c.timeout_s, c) for c in config.site(site).checks]
 
 
 def service_checks(config: Config, site: str, services: Iterable[str] | None = None) -> list[PlannedCheck]:
@@ -58,48 +72,87 @@ def service_checks(config: Config, site: str, services: Iterable[str] | None = N
 
 
 def plan_round(config: Config) -> list[PlannedCheck]:
-    """Every check of both sites: vCenter first, then the services."""
+    """Every check of both sites: vCenter first, then site infrastructure, then the services."""
     planned: list[PlannedCheck] = []
     for site in config.sites:
-        planned.append(vcenter_check(config, site.name))
-        planned.extend(service_checks(config, site.name))
+        planned += vcenter_checks(config, site.name) + site_checks(config, site.name)
+        planned += service_checks(config, site.name)
     return planned
 
 
-def run_round(
+def round_times(start: float, period_s: float, interval_s: float) -> list[float]:
+    """When the rounds of one scheduled invocation run: on interval boundaries, within the period.
+
+    Schedules fire at most once a minute; checking every 10 s means six aligned rounds per call.
+    """
+    if interval_s >= period_s:
+        return [start]
+    first = -(-start // interval_s) * interval_s
+    times = []
+    at = first
+    while at < start + period_s:
+        times.append(at)
+        at += interval_s
+    return times
+
+
+async def run_round_async(
     checks: list[PlannedCheck],
     runner: CheckRunner,
     *,
     vantage: str,
     round_id: str,
-    max_workers: int = 32,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    deadline_s: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[ProbeResult]:
-    """Run all checks concurrently; a runner that raises is a failed check, never a lost one."""
+    """Run all checks, at most `concurrency` at once; every check yields exactly one result."""
+    limit = asyncio.Semaphore(concurrency)
+    round_started = time.perf_counter()
+    observed: dict[int, datetime] = {}
+    latency: dict[int, float] = {}
 
-    def one(check: PlannedCheck) -> ProbeResult:
-        observed_at = clock()
-        started = time.perf_counter()
-        try:
-            outcome = runner(check)
-        except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check
-            outcome = Outcome(False, f"check error: {type(exc).__name__}: {exc}"[:200])
-        latency_ms = (time.perf_counter() - started) * 1000
-        return ProbeResult(
-            site=check.site,
-            check=check.name,
-            service=check.service,
-            kind=check.kind,  # type: ignore[arg-type]
-            critical=check.critical,
-            ok=outcome.ok,
-            reason=outcome.reason,
-            latency_ms=round(latency_ms, 2),
-            observed_at=observed_at,
-            vantage=vantage,
-            round_id=round_id,
+    async def one(index: int, check: PlannedCheck) -> Outcome:
+        async with limit:
+            observed[index] = clock()
+            started = time.perf_counter()
+            try:
+                return await asyncio.wait_for(runner(check), timeout=check.timeout_s)
+            except TimeoutError:
+                return Outcome(False, f"timeout after {check.timeout_s:g} s")
+            except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, never a lost one
+                return Outcome(False, f"check error: {type(exc).__name__}: {exc}"[:200])
+            finally:
+                latency[index] = (time.perf_counter() - started) * 1000
+
+    tasks = [asyncio.create_task(one(i, c)) for i, c in enumerate(checks)]
+    done, pending = await asyncio.wait(tasks, timeout=deadline_s) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    late = f"timeout: round deadline of {deadline_s:g} s passed" if deadline_s is not None else "timeout"
+    results = []
+    for index, (task, check) in enumerate(zip(tasks, checks, strict=True)):
+        outcome = task.result() if task in done else Outcome(False, late)
+        results.append(
+            ProbeResult(
+                site=check.site,
+                check=check.name,
+                service=check.service,
+                kind=check.kind,  # type: ignore[arg-type]
+                critical=check.critical and not outcome.warning,
+                ok=outcome.ok,
+                reason=outcome.reason,
+                latency_ms=round(latency.get(index, (time.perf_counter() - round_started) * 1000), 2),
+                observed_at=observed.get(index) or clock(),
+                vantage=vantage,
+                round_id=round_id,
+            )
         )
+    return results
 
-    if not checks:
-        return []
-    with ThreadPoolExecutor(max_workers=min(max_workers, len(checks))) as pool:
-        return list(pool.map(one, checks))
+
+def run_round(checks: list[PlannedCheck], runner: CheckRunner, **options: object) -> list[ProbeResult]:
+    """`run_round_async` for synchronous callers (handlers, workflow steps)."""
+    return asyncio.run(run_round_async(checks, runner, **options))  # type: ignore[arg-type]

@@ -7,13 +7,25 @@ Everything here is plain typed data. `load_config` turns a YAML file into a `Con
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dcwatch.conditions import parse_condition
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="lower-case, digits, '-'")]
 
@@ -29,6 +41,16 @@ def _http_url(value: str) -> str:
     return value
 
 
+class VcenterProbe(_Model):
+    """What the vCenter check proves besides a working login, all read in one session per round."""
+
+    hosts: bool = Field(default=True, description="every host connected and not unexpectedly in maintenance")
+    expected_maintenance: list[str] = Field(default=[], description="hosts allowed to be in maintenance mode")
+    critical_vms: list[str] = Field(default=[], description="VMs that must run, with VMware Tools heartbeat green")
+    datastore_min_free_pct: float = Field(default=10.0, ge=0, le=100, description="below this a datastore fails")
+    alarms: bool = Field(default=True, description="report triggered vCenter alarms as warnings")
+
+
 class VCenter(_Model):
     """How to reach a site's vCenter; the credentials stay in Secrets Manager."""
 
@@ -39,27 +61,114 @@ class VCenter(_Model):
     )
     datacenter: str | None = Field(default=None, description="datacenter holding the VMs (first if unset)")
     verify_tls: bool = True
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="login and inventory read, per round")
+    probe: VcenterProbe = VcenterProbe()
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+
+
+Severity = Literal["critical", "warning"]
+VCENTER_PREFIX = "vcenter"
+
+
+class _Check(_Model):
+    name: Name
+    timeout_s: float = Field(default=3.0, gt=0, le=30, description="the check fails with reason 'timeout' after this")
+    severity: Severity = Field(default="critical", description="critical checks decide site and service status")
+
+    @property
+    def critical(self) -> bool:
+        return self.severity == "critical"
+
+
+def _parse_conditions(values: list[str]) -> list[str]:
+    for text in values:
+        parse_condition(text)
+    return values
+
+
+class HttpCheck(_Check):
+    """A positive HTTP(S) check: the service proves it works by answering as expected."""
+
+    kind: Literal["http"] = "http"
+    url: str
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    headers: dict[str, str] = Field(default={})
+    body: str | None = Field(default=None, description="request body (POST)")
+    expect_status: list[int] = Field(default=[200], min_length=1)
+    body_contains: str | None = None
+    body_regex: str | None = None
+    conditions: list[str] = Field(
+        default=[], description="e.g. '[STATUS] == 200', '[BODY].status == UP', '[RESPONSE_TIME] < 500'"
+    )
+    verify_tls: bool = Field(default=True, description="refuse invalid certificates (on unless you say so)")
+    follow_redirects: bool = Field(default=False, description="off: a redirect is the answer that is checked")
+
+    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+    _check_conditions = field_validator("conditions")(classmethod(lambda cls, v: _parse_conditions(v)))
+
+    @field_validator("body_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class TlsCheck(_Check):
+    """The certificate a TLS endpoint presents: valid, and not about to expire."""
+
+    kind: Literal["tls"]
+    host: str
+    port: int = Field(default=443, ge=1, le=65535)
+    server_name: str | None = Field(default=None, description="SNI and name to verify (host if unset)")
+    warn_days: int = Field(default=21, ge=0, description="fewer days left: a warning")
+    critical_days: int = Field(default=7, ge=0, description="fewer days left: a failure")
+    ca_file: str | None = Field(default=None, description="extra CA bundle (PEM) to trust")
+
+
+class TcpCheck(_Check):
+    """Something accepts connections on host:port, and optionally greets with the expected banner."""
+
+    kind: Literal["tcp"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    banner: str | None = Field(default=None, description="regular expression the first line must match")
+
+
+class DnsCheck(_Check):
+    """A name resolves through the given resolver to the expected answers."""
+
+    kind: Literal["dns"]
+    query: str = Field(description="the name to resolve, e.g. shop.hosting.example.")
+    resolver: str = Field(description="resolver address, 'ip' or 'ip:port'")
+    record_type: Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS"] = "A"
+    expect: list[str] = Field(default=[], description="answers that must all be present (any when empty)")
+
+
+def _check_kind(value: Any) -> str:
+    kind = value.get("kind", "http") if isinstance(value, dict) else getattr(value, "kind", "http")
+    return str(kind)
+
+
+AnyCheck = Annotated[
+    Annotated[HttpCheck, Tag("http")]
+    | Annotated[TlsCheck, Tag("tls")]
+    | Annotated[TcpCheck, Tag("tcp")]
+    | Annotated[DnsCheck, Tag("dns")],
+    Discriminator(
+        _check_kind, custom_error_type="check_kind", custom_error_message="kind must be http, tls, tcp or dns"
+    ),
+]
 
 
 class Site(_Model):
     name: Name
     vcenter: VCenter
-
-
-class HttpCheck(_Model):
-    """A positive HTTP check: the service proves it works by answering as expected."""
-
-    kind: Literal["http"] = "http"
-    name: Name
-    url: str
-    expect_status: list[int] = Field(default=[200], min_length=1)
-    body_contains: str | None = None
-    timeout_s: float = Field(default=3.0, gt=0, le=30)
-    critical: bool = True
-
-    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+    checks: list[AnyCheck] = Field(default=[], description="site infrastructure: storage mirror, DNS, gateways")
 
 
 class VmRef(_Model):
@@ -69,7 +178,7 @@ class VmRef(_Model):
 
 class ServiceAtSite(_Model):
     dns_values: list[str] = Field(min_length=1, description="record values while this site serves")
-    checks: list[HttpCheck] = Field(min_length=1)
+    checks: list[AnyCheck] = Field(min_length=1)
     vms: list[VmRef] = Field(default=[])
 
 
@@ -187,10 +296,14 @@ def _cross_problems(data: Any) -> list[str]:
         dupes = sorted({n for n in vm_names if vm_names.count(n) > 1 and isinstance(n, str)})
         if dupes:
             problems.append(f"services: VM names repeat at site {site}: {dupes}")
-        check_names = [mapping(c).get("name") for a in at for c in items(a.get("checks"))]
+        site_doc = next((mapping(x) for x in items(data.get("sites")) if mapping(x).get("name") == site), {})
+        check_names = [mapping(c).get("name") for a in [*at, site_doc] for c in items(a.get("checks"))]
         dupes = sorted({n for n in check_names if check_names.count(n) > 1 and isinstance(n, str)})
-        if dupes or "vcenter" in check_names:
-            problems.append(f"services: check names repeat at site {site}: {dupes or ['vcenter']}")
+        if dupes:
+            problems.append(f"checks: names repeat at site {site}: {dupes}")
+        reserved = sorted(n for n in check_names if isinstance(n, str) and n.startswith(VCENTER_PREFIX))
+        if reserved:
+            problems.append(f"checks: names starting with {VCENTER_PREFIX!r} belong to the vCenter check: {reserved}")
     return problems
 
 

@@ -28,7 +28,7 @@ class ProbeResult(_Event):
     site: str
     check: str
     service: str | None = Field(default=None, description="None for site infrastructure (vCenter)")
-    kind: Literal["http", "vcenter"]
+    kind: Literal["http", "tls", "tcp", "dns", "vcenter"]
     critical: bool
     ok: bool
     reason: str = Field(default="", description="why it failed, short: 'status 503', 'timeout after 1.0 s'")

@@ -104,9 +104,7 @@ def failover_decision(verdict: SiteVerdict, standby_status: str, standby_checks:
     if verdict.role != "active":
         return FailoverDecision(False, f"{verdict.site} is the standby; nothing to fail over")
     # UP is not enough: a standby vCenter failing right now, below the threshold, proves nothing.
-    proven = [
-        c for c in standby_checks if c.is_infrastructure and c.critical and c.status == "UP" and c.failures == 0
-    ]
+    proven = [c for c in standby_checks if c.is_infrastructure and c.critical and c.status == "UP" and c.failures == 0]
     if standby_status != "UP" or not proven:
         return FailoverDecision(False, "standby is not proven healthy; failover needs a human decision")
     return FailoverDecision(True, f"active site DOWN, standby UP ({', '.join(c.check for c in proven)} passing)")

@@ -13,14 +13,15 @@ from functools import cached_property
 
 from dcwatch.adapters.dynamodb import DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher
-from dcwatch.adapters.http import http_check
+from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
-from dcwatch.adapters.vsphere import VsphereInventory, vcenter_login_check
-from dcwatch.checks import Outcome, PlannedCheck
-from dcwatch.config import Config, HttpCheck, load_config
+from dcwatch.adapters.vsphere import VsphereInventory
+from dcwatch.checks import PlannedCheck
+from dcwatch.config import Config, load_config
+from dcwatch.events import ProbeResult
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Settings:
     topic_arn: str = ""
     state_machine_arn: str = ""
     vantage: str = ""
+    schedule_period_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +48,7 @@ class Settings:
             topic_arn=env.get("DCWATCH_TOPIC_ARN", ""),
             state_machine_arn=env.get("DCWATCH_STATE_MACHINE_ARN", ""),
             vantage=env.get("DCWATCH_VANTAGE", ""),
+            schedule_period_s=float(env.get("DCWATCH_SCHEDULE_PERIOD_S", "60")),
         )
 
 
@@ -87,15 +90,9 @@ class App:
     def workflows(self) -> StepFunctionsStarter:
         return StepFunctionsStarter(self.settings.state_machine_arn)
 
-    def run_check(self, check: PlannedCheck) -> Outcome:
-        if isinstance(check.spec, HttpCheck):
-            return http_check(check.spec)
-        credentials = self.secrets.get(check.spec.credentials_secret)
-        try:
-            vcenter_login_check(check.spec, credentials, check.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - any failure to log in is the check's outcome
-            return Outcome(False, str(exc)[:200])
-        return Outcome(True)
+    def probe(self, checks: list[PlannedCheck], round_id: str, deadline_s: float | None = None) -> list[ProbeResult]:
+        """One round of `checks` from this vantage point."""
+        return probe_round(checks, self.secrets.get, vantage=self.vantage, round_id=round_id, deadline_s=deadline_s)
 
     @contextmanager
     def inventory(self, site: str) -> Iterator[VsphereInventory]:

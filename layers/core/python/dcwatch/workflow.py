@@ -14,13 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dcwatch.checks import CheckRunner, run_round, service_checks
+from dcwatch.checks import PlannedCheck, service_checks
 from dcwatch.config import Config
 from dcwatch.errors import DnsTimeout, GroupTimeout, PowerOnFailed, ServiceNotVerified, StandbyNotReady
+from dcwatch.events import ProbeResult
 from dcwatch.ports import Dns, Inventory, Notifier, StateStore
 from dcwatch.recovery import FailoverRequest, RecoveryPlan, build_plan, describe_plan, parse_request
 
 Clock = Callable[[], datetime]
+Probe = Callable[[list[PlannedCheck], str], list[ProbeResult]]
 
 
 def utcnow() -> datetime:
@@ -150,9 +152,9 @@ def check_group(state: WorkflowState, inventory: Inventory, clock: Clock = utcno
     return state
 
 
-def verify_services(state: WorkflowState, config: Config, runner: CheckRunner, clock: Clock = utcnow) -> WorkflowState:
+def verify_services(state: WorkflowState, config: Config, probe: Probe, clock: Clock = utcnow) -> WorkflowState:
     checks = service_checks(config, state.plan.to)
-    results = run_round(checks, runner, vantage="workflow", round_id=f"verify-{state.incident_id}")
+    results = probe(checks, f"verify-{state.incident_id}")
     failed = [f"{r.service}/{r.check}: {r.reason}" for r in results if not r.ok and r.critical]
     if failed:
         raise ServiceNotVerified(f"not serving at {state.plan.to}: " + "; ".join(failed))

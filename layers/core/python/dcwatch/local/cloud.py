@@ -188,6 +188,8 @@ class LocalCloud:
                 "DCWATCH_TOPIC_ARN": topic,
                 "DCWATCH_STATE_MACHINE_ARN": state_machine,
                 "DCWATCH_VANTAGE": config.probe.vantage,
+                # The local schedule calls the probe every interval: one round per call.
+                "DCWATCH_SCHEDULE_PERIOD_S": str(config.probe.interval_s),
             }
         )
         runtime.reset()

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
-from dcwatch.adapters.http import http_check
-from dcwatch.config import Config, load_config
+from dcwatch.adapters.probers import probe_round
+from dcwatch.adapters.secrets import Credentials
+from dcwatch.checks import PlannedCheck
+from dcwatch.config import Config, HttpCheck, load_config
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.observability import logger
 
@@ -67,17 +69,20 @@ class Timeline:
 
 def client_view(config: Config, resolved: dict[str, tuple[str, ...]]) -> dict[str, bool]:
     """What a customer sees: call each service at the addresses its name resolved to."""
-    seen = {}
+    calls = []
     for service in config.services:
-        values = resolved.get(service.dns.name, ())
-        check = next(iter(service.sites.values())).checks[0]
+        check = next(c for c in next(iter(service.sites.values())).checks if isinstance(c, HttpCheck))
         url = urlparse(check.url)
-        ok = False
-        for value in values:
+        for value in resolved.get(service.dns.name, ()):
             target = url._replace(netloc=f"{value}:{url.port}" if url.port else value).geturl()
-            ok = ok or http_check(check.model_copy(update={"url": target, "timeout_s": 0.5})).ok
-        seen[service.name] = ok
-    return seen
+            spec = check.model_copy(update={"url": target, "timeout_s": 0.5})
+            calls.append(PlannedCheck("customer", check.name, service.name, True, 0.5, spec))
+    results = probe_round(calls, _no_credentials, vantage="customer", round_id="customer")
+    return {s.name: any(r.ok for r in results if r.service == s.name) for s in config.services}
+
+
+def _no_credentials(secret: str) -> Credentials:
+    raise LookupError(f"a customer has no credentials ({secret})")
 
 
 @dataclass
@@ -314,8 +319,9 @@ class ProbeSchedule:
             if error:
                 self.timeline.add("probe_error", f"{payload.get('errorType')}: {payload.get('errorMessage')}")
             else:
-                failed = payload["failed"]
-                summary = f"{payload['checks'] - len(failed)}/{payload['checks']} checks pass"
+                (done,) = payload["rounds"]
+                failed = done["failed"]
+                summary = f"{done['checks'] - len(failed)}/{done['checks']} checks pass"
                 if summary != self._last:
                     self.timeline.add(
                         "probe_round",

@@ -11,10 +11,11 @@ import importlib.util
 import io
 import json
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
@@ -40,9 +41,10 @@ class LambdaContext:
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = ""
+    deadline: float = field(default_factory=lambda: time.monotonic() + 60)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 def load_module(code: str) -> ModuleType:
@@ -69,6 +71,7 @@ class LocalLambdas:
     def __init__(self, prefix: str, region: str):
         self.prefix, self.region = prefix, region
         modules: dict[str, ModuleType] = {}
+        self.specs = {self.name(s): s for s in FUNCTIONS}
         self.handlers: dict[str, Handler] = {self.name(s): load_handler(s, modules) for s in FUNCTIONS}
         self.invocations: list[tuple[str, bool]] = []
         self._lock = threading.Lock()
@@ -89,7 +92,14 @@ class LocalLambdas:
         handler = self.handlers.get(name)
         if handler is None:
             return {"errorType": "ResourceNotFoundException", "errorMessage": f"no function {name}"}, "Unhandled"
-        context = LambdaContext(name, f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{name}", str(uuid.uuid4()))
+        spec = self.specs[name]
+        context = LambdaContext(
+            name,
+            f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{name}",
+            str(uuid.uuid4()),
+            memory_limit_in_mb=spec.memory_mb,
+            deadline=time.monotonic() + spec.timeout_s,
+        )
         try:
             result = handler(event, context)
         except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda reports it

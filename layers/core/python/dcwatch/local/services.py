@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import VsphereInventory
-from dcwatch.config import Config
+from dcwatch.config import Config, HttpCheck
 
 POLL_S = 0.2
 
@@ -36,6 +36,8 @@ def endpoints(config: Config) -> list[Endpoint]:
     for service in config.services:
         for site, at_site in service.sites.items():
             for check in at_site.checks:
+                if not isinstance(check, HttpCheck):
+                    continue
                 url = urlparse(check.url)
                 host, port = url.hostname or "", url.port or 80
                 if not host.startswith("127."):
