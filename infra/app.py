@@ -15,6 +15,7 @@ from pathlib import Path
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 
 import aws_cdk as cdk  # noqa: E402 - after the environment it reads at import
+
 from dcwatch.config import ConfigError  # noqa: E402
 from dcwatch_infra.build import ContextError, build  # noqa: E402
 

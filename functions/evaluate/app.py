@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dcwatch import runtime
 from dcwatch.evaluator import evaluate
 from dcwatch.events import ProbeResult

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dcwatch import runtime, workflow
 from dcwatch.observability import logger
 from dcwatch.ports import Inventory

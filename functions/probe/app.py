@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dcwatch import runtime
 from dcwatch.checks import plan_round, round_times
 from dcwatch.observability import logger, metrics

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from dcwatch.config import load_config
 
+from dcwatch.config import load_config
 from dcwatch_infra import constants as c
 from dcwatch_infra.stack import DcwatchStack
 

@@ -24,10 +24,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
 from dcwatch.config import Config
 from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, FUNCTIONS_DIR, RULES, FunctionSpec, asl_variables
 from dcwatch.wiring import failover_task_functions as workflow_steps
-
 from dcwatch_infra import constants as c
 from dcwatch_infra import layers
 

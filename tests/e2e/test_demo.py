@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG, Scenario, run_demo
-
 from tests.configs import write_pair_config
 
 pytestmark = pytest.mark.e2e

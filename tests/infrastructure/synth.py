@@ -10,6 +10,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 
 import aws_cdk as cdk  # noqa: E402 - after the environment jsii reads at start
 from aws_cdk.assertions import Template  # noqa: E402
+
 from dcwatch.config import Config, load_config  # noqa: E402
 from dcwatch_infra import constants  # noqa: E402
 from dcwatch_infra.build import build  # noqa: E402

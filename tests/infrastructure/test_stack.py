@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import yaml
 from aws_cdk.assertions import Annotations, Match
+
 from dcwatch.runtime import Settings
 from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, FUNCTIONS_DIR, RULES, asl_variables, failover_task_functions
 from dcwatch_infra import constants
 from dcwatch_infra.stack import probe_rate_minutes
-
 from tests.infrastructure.synth import Synth, synthesize
 
 pytestmark = pytest.mark.infrastructure

@@ -11,6 +11,7 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 import yaml
+
 from dcwatch.config import ConfigError
 from dcwatch.wiring import REPO_ROOT
 from dcwatch_infra import constants

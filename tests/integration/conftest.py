@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config, VCenter, load_config
 from dcwatch.local.cloud import free_port
 from dcwatch.local.vcsim import VcsimProcess, create_vms
-
 from tests.configs import write_pair_config
 
 

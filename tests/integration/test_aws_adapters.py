@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from dcwatch.adapters.dynamodb import DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher, batches
 from dcwatch.adapters.route53 import Route53Dns
@@ -17,7 +19,6 @@ from dcwatch.errors import VcenterUnavailable
 from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState
 from dcwatch.ports import RecordValues
-from moto import mock_aws
 
 pytestmark = pytest.mark.integration
 REGION = "eu-central-1"

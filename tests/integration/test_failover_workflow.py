@@ -10,11 +10,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from pyVmomi import vim
+
 from dcwatch.adapters.vsphere import vcenter_session
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
-from pyVmomi import vim
-
 from tests.configs import write_pair_config
 
 pytestmark = pytest.mark.integration

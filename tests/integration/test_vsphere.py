@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import VsphereInventory, vcenter_login_check
 from dcwatch.config import VCenter

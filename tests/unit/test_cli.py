@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import yaml
+
 from dcwatch.cli import main
 from dcwatch.local.demo import DEMO_CONFIG
 

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import yaml
+
 from dcwatch.config import ConfigError, config_schema, load_config, parse_config
 from dcwatch.local.demo import DEMO_CONFIG
 
@@ -115,3 +116,31 @@ def test_field_errors_do_not_hide_cross_field_errors():
     doc["active_site"] = "dc-c"
     doc["services"][0]["sites"]["dc-b"]["dns_values"] = ["not-an-ip"]
     assert {"sites[0].vcenter.url", "active_site", "services[0].sites.dc-b.dns_values"} <= set(problems_of(doc))
+
+
+def test_site_checks_of_every_kind_parse_and_errors_inside_them_name_their_path():
+    doc = copy.deepcopy(DEMO)
+    doc["sites"][0]["checks"] = [
+        {"name": "mirror", "url": "http://127.0.0.1:9000/api/mirror", "conditions": ["[BODY].state == in-sync"]},
+        {"kind": "tcp", "name": "smtp", "host": "127.0.0.1"},
+        {"kind": "dns", "name": "resolver", "query": "shop.hosting.example.", "resolver": "127.0.0.1:5353"},
+        {"kind": "ftp", "name": "old"},
+    ]
+    problems = problems_of(doc)
+    assert problems["sites[0].checks[1].port"] == "Field required"
+    assert "kind must be http, tls, tcp or dns" in problems["sites[0].checks[3]"]
+    assert set(problems) == {"sites[0].checks[1].port", "sites[0].checks[3]"}
+
+
+def test_check_names_are_unique_per_site_and_vcenter_names_are_reserved():
+    doc = copy.deepcopy(DEMO)
+    doc["sites"][0]["checks"] = [
+        {"name": "shop-home", "url": "http://127.0.0.1:9000/"},
+        {"name": "vcenter-extra", "url": "http://127.0.0.1:9000/"},
+    ]
+    with pytest.raises(ConfigError) as refused:
+        parse_config(doc, "sites.yaml")
+    assert ("checks", "names repeat at site dc-a: ['shop-home']") in refused.value.problems
+    assert ("checks", "names starting with 'vcenter' belong to the vCenter check: ['vcenter-extra']") in (
+        refused.value.problems
+    )

@@ -7,11 +7,11 @@ import json
 
 import jsonschema
 import pytest
+
 from dcwatch.contracts import CONTRACTS, schema
 from dcwatch.errors import InvalidRequest
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.recovery import parse_request
-
 from tests.helpers import EVENTS, demo_config, load_event
 
 SAMPLES = {"samples/ProbeResult.json": ProbeResult, "samples/SiteStatusChanged.json": SiteStatusChanged}

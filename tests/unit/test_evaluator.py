@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from dcwatch.errors import TransientError
 from dcwatch.evaluator import evaluate
 from dcwatch.events import ProbeResult
-
 from tests.helpers import demo_config, probe_result
 from tests.unit.fakes import FakePublisher, FakeStore, FakeWorkflows
 

@@ -13,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, ValidationError
+
 from dcwatch.checks import Outcome, plan_round, run_round
 from dcwatch.errors import InvalidRequest
 from dcwatch.evaluator import evaluate
@@ -26,9 +29,6 @@ from dcwatch.events import (
 )
 from dcwatch.recovery import FailoverRequest, parse_request
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN
-from jsonschema import Draft202012Validator
-from pydantic import BaseModel, ValidationError
-
 from tests.helpers import demo_config, load_event
 from tests.unit.fakes import FakePublisher, FakeStore, FakeWorkflows
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from dcwatch.config import Thresholds
 from dcwatch.health import CheckState, advance, failover_decision, incident_id, site_verdict
-
 from tests.helpers import probe_result
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

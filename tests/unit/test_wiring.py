@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from dcwatch.local.lambdas import load_handler
 from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, asl_variables, render_failover_definition
 

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
+
 from dcwatch import workflow
 from dcwatch.checks import Outcome, run_round
 from dcwatch.config import parse_config
 from dcwatch.errors import GroupTimeout, PowerOnFailed, ServiceNotVerified, StandbyNotReady
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.workflow import WorkflowState
-
 from tests.helpers import demo_config
 from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeNotifier, FakeStore
 

@@ -330,12 +330,17 @@ class ConfigError(Exception):
         super().__init__("\n".join(f"{file}: {path}: {msg}" for path, msg in problems))
 
 
+CHECK_KINDS = ("http", "tls", "tcp", "dns")
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the operator reads the file: `services[0].sites.dc-a.checks[1].url`."""
     path = ""
-    for part in loc:
+    for i, part in enumerate(loc):
+        check_tag = part in CHECK_KINDS and i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "checks"
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("function-after", "http", "tagged-union") or "[" in str(part):
+        elif check_tag or part in ("function-after", "tagged-union") or "[" in str(part):
             continue
         else:
             path += ("." if path else "") + str(part)
