@@ -191,3 +191,26 @@ def test_vcenter_credentials_come_from_secrets_manager_and_a_malformed_secret_is
     assert "pw" not in repr(credentials)
     with pytest.raises(VcenterUnavailable, match="vc/bad"):
         SecretsManagerCredentials().get("vc/bad")
+
+
+def test_entries_the_bus_refuses_are_sent_again_and_reported_if_they_keep_failing():
+    from botocore.stub import Stubber
+
+    from dcwatch.errors import TransientError
+
+    client = boto3.client("events")
+    stubber = Stubber(client)
+    refused = {"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"}
+    stubber.add_response(
+        "put_events", {"FailedEntryCount": 1, "Entries": [{"EventId": "1"}, refused, {"EventId": "3"}]}
+    )
+    stubber.add_response("put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "2"}]})
+    with stubber:
+        assert EventBridgePublisher("bus", client).publish_probe_results([result(i) for i in range(3)]) == 3
+    stubber.assert_no_pending_responses()
+
+    stubber = Stubber(client)
+    for _ in range(3):
+        stubber.add_response("put_events", {"FailedEntryCount": 1, "Entries": [refused]})
+    with stubber, pytest.raises(TransientError, match="refused 1 entries after 3 attempts"):
+        EventBridgePublisher("bus", client).publish_probe_results([result(0)])
