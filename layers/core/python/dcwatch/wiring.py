@@ -47,7 +47,7 @@ def _step(key: str, handler: str, description: str, timeout_s: int = 60) -> Func
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("Probe", "probe", "app.handler", 60, 512, "positive checks of both sites"),
+    FunctionSpec("Probe", "probe", "app.handler", 90, 512, "a minute of positive check rounds of both sites"),
     FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe results to site status"),
     _step("ValidateRequest", "validate_request", "check a failover request, build the plan"),
     _step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
