@@ -11,14 +11,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dcwatch import runtime
 from dcwatch.evaluator import evaluate
 from dcwatch.events import ProbeResult
-from dcwatch.observability import logger
+from dcwatch.observability import logger, record_detection, record_result_received, tracer
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @event_parser(model=ProbeResult, envelope=EventBridgeEnvelope)
 def handler(result: ProbeResult, context: LambdaContext) -> dict[str, Any]:
+    record_result_received(result.vantage)
     app = runtime.app()
     outcome = evaluate(result, app.config, app.store, app.events, app.workflows)
+    if outcome.detection_s is not None:
+        record_detection(result.site, outcome.detection_s)
     if outcome.stale:
         logger.info("result ignored: duplicate or older than the last one seen", site=result.site, check=result.check)
     elif outcome.site_change:
@@ -32,6 +36,7 @@ def handler(result: ProbeResult, context: LambdaContext) -> dict[str, Any]:
             incident_id=change.incident_id,
             action=change.action,
             execution=outcome.execution,
+            detection_s=outcome.detection_s,
         )
     return {
         "site": result.site,

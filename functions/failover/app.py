@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import runtime, workflow
-from dcwatch.observability import logger
+from dcwatch.observability import logger, tracer
 from dcwatch.ports import Inventory
 from dcwatch.workflow import WorkflowState
 
@@ -24,6 +24,7 @@ def _run(step: str, event: dict[str, Any], action: Step) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = workflow.validate_request(event, runtime.app().config)
     logger.info("request accepted", incident_id=state.incident_id, plan=state.plan.model_dump(by_alias=True))
@@ -43,11 +44,13 @@ def _at_standby(
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby("CheckStandby", event, lambda s, inventory, app: workflow.check_standby(s, inventory))
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby(
         "StartGroup",
@@ -57,35 +60,42 @@ def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby("CheckGroup", event, lambda s, inventory, app: workflow.check_group(s, inventory))
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def verify_services(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("VerifyServices", event, lambda s, app: workflow.verify_services(s, app.config, app.probe))
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def switch_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("SwitchDns", event, lambda s, app: workflow.switch_dns(s, app.dns, app.config.workflow.dns_timeout_s))
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def check_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("CheckDns", event, lambda s, app: workflow.check_dns(s, app.dns))
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def notify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("Notify", event, lambda s, app: workflow.notify(s, app.notifier))
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("RecordAudit", event, lambda s, app: workflow.record_audit(s, app.store))
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("NotifyFailure", event, lambda s, app: workflow.notify_failure(s, app.notifier, app.store))

@@ -10,18 +10,17 @@ import time
 import uuid
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import runtime
 from dcwatch.checks import plan_round, round_times
-from dcwatch.observability import logger, metrics
+from dcwatch.observability import logger, record_probe_results, tracer
 
 SAFETY_MARGIN_S = 2.0
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics(raise_on_empty_metrics=False)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app = runtime.app()
     interval = app.config.probe.interval_s
@@ -38,9 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         round_id = f"{invocation}-{n}"
         results = app.probe(checks, round_id, deadline_s=deadline_s)
         published = app.events.publish_probe_results(results)
-        for result in results:
-            metrics.add_metric(name="CheckSucceeded", unit=MetricUnit.Count, value=1 if result.ok else 0)
-            metrics.add_metric(name="CheckLatency", unit=MetricUnit.Milliseconds, value=result.latency_ms)
+        record_probe_results(results, per_check=app.config.probe.check_metrics)
         failed = [f"{r.site}/{r.check}: {r.reason}" for r in results if not r.ok]
         logger.info("probe round", round_id=round_id, vantage=app.vantage, checks=len(results), failed=failed)
         rounds.append({"roundId": round_id, "checks": len(results), "failed": failed, "published": published})

@@ -18,6 +18,7 @@ from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.errors import VcenterUnavailable
 from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState
+from dcwatch.local.cloud import create_tables
 from dcwatch.ports import RecordValues
 
 pytestmark = pytest.mark.integration
@@ -89,17 +90,10 @@ def test_batches_also_respect_the_256_kb_limit():
     assert [len(b) for b in batches([big] * 5)] == [2, 2, 1]
 
 
-def make_table(name="state"):
-    boto3.client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return DynamoStateStore(name)
+def make_table(name="dcwatch"):
+    """The tables as the stack and the local runtime create them."""
+    tables = create_tables(boto3.client("dynamodb"), name)
+    return DynamoStateStore(tables["State"], tables["Audit"])
 
 
 def test_check_state_round_trips_and_a_stale_writer_loses():
@@ -107,7 +101,7 @@ def test_check_state_round_trips_and_a_stale_writer_loses():
     first = CheckState("north", "web", "shop", True, "UP", 0, 1, T0, "")
     assert store.put_check(first, None)
     assert store.get_check("north", "web") == first
-    newer = CheckState("north", "web", "shop", True, "UP", 1, 0, T0 + timedelta(seconds=1), "status 503")
+    newer = CheckState("north", "web", "shop", True, "UP", 1, 0, T0 + timedelta(seconds=1), "status 503", T0)
     assert store.put_check(newer, T0)
     assert not store.put_check(newer, T0), "a writer that read the old state must not overwrite the new one"
     assert not store.put_check(first, None), "a first write must not overwrite an existing check"
@@ -136,6 +130,21 @@ def test_the_audit_trail_keeps_every_record_in_order():
     store.append_audit("inc-1", {"outcome": "succeeded"})
     store.append_audit("inc-2", {"outcome": "other"})
     assert [r["outcome"] for r in store.audit("inc-1")] == ["started", "succeeded"]
+
+
+def test_the_audit_trail_is_kept_apart_from_the_state_it_explains():
+    store = make_table()
+    store.set_active_site("south", "inc-1")
+    store.append_audit("inc-1", {"outcome": "succeeded"})
+    dynamodb = boto3.client("dynamodb")
+    assert [i["pk"]["S"] for i in dynamodb.scan(TableName=store.table)["Items"]] == ["CONTROL"]
+    assert [i["pk"]["S"] for i in dynamodb.scan(TableName=store.audit_table)["Items"]] == ["inc-1"]
+
+
+def test_the_locks_table_expires_leases_by_their_ttl_attribute():
+    make_table()
+    ttl = boto3.client("dynamodb").describe_time_to_live(TableName="dcwatch-locks")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}
 
 
 def test_route53_upsert_switches_the_values_and_reports_insync():
@@ -214,3 +223,16 @@ def test_entries_the_bus_refuses_are_sent_again_and_reported_if_they_keep_failin
         stubber.add_response("put_events", {"FailedEntryCount": 1, "Entries": [refused]})
     with stubber, pytest.raises(TransientError, match="refused 1 entries after 3 attempts"):
         EventBridgePublisher("bus", client).publish_probe_results([result(0)])
+
+
+def test_a_rotated_vcenter_password_is_read_again_once_the_cached_one_is_old():
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(Name="vc/north", SecretString=json.dumps({"username": "svc", "password": "old"}))
+    now = [0.0]
+    credentials = SecretsManagerCredentials(max_age_s=300, clock=lambda: now[0])
+    assert credentials.get("vc/north").password == "old"
+    secrets.put_secret_value(SecretId="vc/north", SecretString=json.dumps({"username": "svc", "password": "new"}))
+    now[0] = 299
+    assert credentials.get("vc/north").password == "old", "within its age the cached value saves a call"
+    now[0] = 301
+    assert credentials.get("vc/north").password == "new"

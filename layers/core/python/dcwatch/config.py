@@ -214,6 +214,11 @@ class Thresholds(_Model):
 class Probe(_Model):
     interval_s: int = Field(default=60, ge=1, description="seconds between probe rounds")
     vantage: str = Field(default="aws", description="name of the place the probes run from")
+    check_metrics: bool = Field(
+        default=True,
+        description="also publish latency and success per check, not only per site "
+        "(two custom CloudWatch metrics per check: consider turning off for thousands of checks)",
+    )
 
 
 class Workflow(_Model):
@@ -226,6 +231,21 @@ class Alerts(_Model):
     email: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(default=[])
 
 
+class Network(_Model):
+    """The VPC whose route to the sites (VPN or Direct Connect) a second probe uses for private endpoints."""
+
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$", description="VPC id, e.g. vpc-0123456789abcdef0")
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
+        min_length=1, max_length=16, description="private subnets with a route to both sites, ideally in two AZs"
+    )
+    security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(
+        min_length=1, max_length=5, description="security groups allowing outbound HTTPS to vCenters and services"
+    )
+
+
+Region = Annotated[str, Field(pattern=r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$", description="AWS region, e.g. eu-west-1")]
+
+
 class Config(_Model):
     name: Name = Field(description="deployment name; prefixes every AWS resource")
     active_site: str
@@ -235,7 +255,13 @@ class Config(_Model):
     probe: Probe = Probe()
     workflow: Workflow = Workflow()
     alerts: Alerts = Alerts()
-    tags: dict[str, str] = Field(default={})
+    tags: dict[str, str] = Field(default={}, description="tags on every AWS resource, e.g. owner and cost centre")
+    network: Network | None = Field(
+        default=None, description="when set, a second probe runs inside this VPC (vantage aws-vpc)"
+    )
+    secondary_region: Region | None = Field(
+        default=None, description="when set, a third probe runs in this region (vantage aws-<region>)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -25,6 +25,7 @@ class Evaluation:
     check_status: str | None
     site_change: SiteStatusChanged | None = None
     execution: str | None = None
+    detection_s: float | None = None  # a site gone DOWN: from its first failed observation to the decision
 
     @property
     def stale(self) -> bool:
@@ -79,7 +80,10 @@ def _decide_site(
         # Nothing may be lost: the retried delivery must find the site undecided and take the decision again.
         store.transition_site(result.site, verdict.status, stored, None)
         raise
-    return Evaluation(check_status, change, execution)
+    detection_s = None
+    if change.status == "DOWN" and verdict.failing_since is not None:
+        detection_s = max(0.0, (change.decided_at - verdict.failing_since).total_seconds())
+    return Evaluation(check_status, change, execution, detection_s)
 
 
 def _act(

@@ -33,6 +33,7 @@ class CheckState:
     successes: int = 0
     last_observed_at: datetime | None = None
     reason: str = ""
+    failing_since: datetime | None = None  # the first failure of the current streak; None while passing
 
     @property
     def is_infrastructure(self) -> bool:
@@ -45,6 +46,7 @@ def advance(state: CheckState | None, result: ProbeResult, thresholds: Threshold
         state = CheckState(result.site, result.check, result.service, result.critical)
     if state.last_observed_at is not None and result.observed_at <= state.last_observed_at:
         return None
+    failing_since: datetime | None = None
     if result.ok:
         successes, failures = state.successes + 1, 0
         status = "UP" if state.status == "UP" or successes >= thresholds.successes_to_up else state.status
@@ -53,6 +55,7 @@ def advance(state: CheckState | None, result: ProbeResult, thresholds: Threshold
     else:
         successes, failures = 0, state.failures + 1
         status = "DOWN" if failures >= thresholds.failures_to_down else state.status
+        failing_since = (state.failing_since if state.failures else None) or result.observed_at
     return replace(
         state,
         critical=result.critical,
@@ -61,6 +64,7 @@ def advance(state: CheckState | None, result: ProbeResult, thresholds: Threshold
         successes=successes,
         last_observed_at=result.observed_at,
         reason=result.reason,
+        failing_since=failing_since,
     )
 
 
@@ -71,6 +75,8 @@ class SiteVerdict:
     status: Literal["UP", "DOWN"]
     considered: tuple[str, ...]
     failed: tuple[str, ...]
+    # When the last of the failed checks began failing: from then on the whole site was seen failing.
+    failing_since: datetime | None = None
 
     def explain(self, thresholds: Thresholds) -> str:
         return (
@@ -89,6 +95,7 @@ def site_verdict(site: str, role: Role, checks: list[CheckState]) -> SiteVerdict
         "DOWN" if down else "UP",
         tuple(sorted(c.check for c in considered)),
         tuple(sorted(f"{c.check}: {c.reason}" if c.reason else c.check for c in failed)),
+        max((c.failing_since for c in failed if c.failing_since), default=None),
     )
 
 

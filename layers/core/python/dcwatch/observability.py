@@ -1,8 +1,83 @@
-"""Logger and metrics, one instance each for every handler (Powertools: JSON logs, EMF metrics)."""
+"""Logger, metrics and tracer for every handler (Powertools: JSON logs, EMF metrics, X-Ray).
 
-from aws_lambda_powertools import Logger, Metrics
+The metric names and dimensions below are a contract with the stack's alarms and dashboard
+(`infra/dcwatch_infra/monitoring.py`): change them together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
+
+from dcwatch.events import ProbeResult
 
 SERVICE = "dcwatch"
+# CDK sets Powertools' namespace variable to `dcwatch/<deployment>`, so pairs of sites in one account stay apart.
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or SERVICE
+
+CHECK_SUCCEEDED = "CheckSucceeded"  # 1 or 0 per result; its average is the share of checks passing
+CHECK_LATENCY = "CheckLatency"  # milliseconds per result
+PROBE_RESULTS_RECEIVED = "ProbeResultsReceived"  # per vantage, counted by the evaluator: the watchdog's input
+DETECTION_TIME = "DetectionTime"  # seconds from the site's first failed observation to the DOWN decision
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="dcwatch", service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# Disabled outside Lambda (no LAMBDA_TASK_ROOT), so local runs and tests need no X-Ray daemon. Only the AWS
+# SDK is patched: a subsegment per HTTP check or vCenter call would swamp the trace.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
+
+
+def _emit(dimensions: Mapping[str, str], values: Iterable[tuple[str, MetricUnit, float]]) -> None:
+    """One EMF record (or more past 100 values) with exactly these dimensions besides `service`."""
+    record = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    for dimension, text in dimensions.items():
+        record.add_dimension(name=dimension, value=text)
+    for name, unit, value in values:
+        record.add_metric(name=name, unit=unit, value=value)
+    record.flush_metrics()
+
+
+def _check_values(results: Iterable[ProbeResult]) -> list[tuple[str, MetricUnit, float]]:
+    values: list[tuple[str, MetricUnit, float]] = []
+    for result in results:
+        values.append((CHECK_SUCCEEDED, MetricUnit.Count, 1 if result.ok else 0))
+        values.append((CHECK_LATENCY, MetricUnit.Milliseconds, result.latency_ms))
+    return values
+
+
+def record_probe_results(results: list[ProbeResult], *, per_check: bool) -> None:
+    """Success and latency by site and vantage (per-site health) and, when `per_check`, by site and check."""
+    by_site: dict[tuple[str, str], list[ProbeResult]] = {}
+    for result in results:
+        by_site.setdefault((result.site, result.vantage), []).append(result)
+    for (site, vantage), site_results in by_site.items():
+        _emit({"site": site, "vantage": vantage}, _check_values(site_results))
+    if per_check:
+        for result in results:
+            _emit({"site": result.site, "check": result.check}, _check_values([result]))
+
+
+def record_result_received(vantage: str) -> None:
+    """Counted on arrival at the evaluator, so the watchdog sees the whole path: schedule, probe, bus, rule."""
+    with single_metric(
+        name=PROBE_RESULTS_RECEIVED,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE, "vantage": vantage},
+    ):
+        pass
+
+
+def record_detection(site: str, seconds: float) -> None:
+    with single_metric(
+        name=DETECTION_TIME,
+        unit=MetricUnit.Seconds,
+        value=seconds,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE, "site": site},
+    ):
+        pass

@@ -10,7 +10,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
+from dcwatch.adapters import aws
 from dcwatch.adapters.dynamodb import DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher
 from dcwatch.adapters.probers import probe_round
@@ -31,10 +33,13 @@ class Settings:
     config_path: str
     bus_name: str = ""
     table_name: str = ""
+    audit_table_name: str = ""
+    locks_table_name: str = ""  # the lease of issue 5; nothing reads it yet
     topic_arn: str = ""
     state_machine_arn: str = ""
     vantage: str = ""
     schedule_period_s: float = 60.0
+    home_region: str = ""  # a probe in a second region publishes to, and reads secrets from, the home region
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,10 +50,13 @@ class Settings:
             config_path=env["DCWATCH_CONFIG"],
             bus_name=env.get("DCWATCH_BUS_NAME", ""),
             table_name=env.get("DCWATCH_TABLE_NAME", ""),
+            audit_table_name=env.get("DCWATCH_AUDIT_TABLE_NAME", ""),
+            locks_table_name=env.get("DCWATCH_LOCKS_TABLE_NAME", ""),
             topic_arn=env.get("DCWATCH_TOPIC_ARN", ""),
             state_machine_arn=env.get("DCWATCH_STATE_MACHINE_ARN", ""),
             vantage=env.get("DCWATCH_VANTAGE", ""),
             schedule_period_s=float(env.get("DCWATCH_SCHEDULE_PERIOD_S", "60")),
+            home_region=env.get("DCWATCH_HOME_REGION", ""),
         )
 
 
@@ -66,17 +74,21 @@ class App:
     def vantage(self) -> str:
         return self.settings.vantage or self.config.probe.vantage
 
+    def _home_client(self, service: str) -> Any | None:
+        """A client of the home region when this function runs elsewhere; None for the lazy default."""
+        return aws.client(service, region=self.settings.home_region) if self.settings.home_region else None
+
     @cached_property
     def secrets(self) -> SecretsManagerCredentials:
-        return SecretsManagerCredentials()
+        return SecretsManagerCredentials(self._home_client("secretsmanager"))
 
     @cached_property
     def events(self) -> EventBridgePublisher:
-        return EventBridgePublisher(self.settings.bus_name)
+        return EventBridgePublisher(self.settings.bus_name, self._home_client("events"))
 
     @cached_property
     def store(self) -> DynamoStateStore:
-        return DynamoStateStore(self.settings.table_name)
+        return DynamoStateStore(self.settings.table_name, self.settings.audit_table_name)
 
     @cached_property
     def dns(self) -> Route53Dns:

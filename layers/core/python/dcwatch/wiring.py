@@ -36,6 +36,8 @@ class FunctionSpec:
     timeout_s: int
     memory_mb: int = 256
     description: str = ""
+    # In AWS, at most this many at once; 1 where a second copy running at the same time would do harm.
+    reserved_concurrency: int | None = None
 
     @property
     def arn_variable(self) -> str:
@@ -47,7 +49,16 @@ def _step(key: str, handler: str, description: str, timeout_s: int = 60) -> Func
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("Probe", "probe", "app.handler", 90, 512, "a minute of positive check rounds of both sites"),
+    # One invocation at a time per vantage point: a slow minute must not double the load on the sites.
+    FunctionSpec(
+        "Probe",
+        "probe",
+        "app.handler",
+        90,
+        512,
+        "a minute of positive check rounds of both sites",
+        reserved_concurrency=1,
+    ),
     FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe results to site status"),
     _step("ValidateRequest", "validate_request", "check a failover request, build the plan"),
     _step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
@@ -62,8 +73,36 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table (string keys, on-demand) and the environment variable that names it to functions."""
+
+    key: str
+    env: str
+    partition_key: str = "pk"
+    sort_key: str | None = "sk"
+    ttl_attribute: str | None = None  # epoch seconds; DynamoDB deletes expired items (eventually)
+    kept: bool = False  # never deleted with the stack, never overwritten
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """Key attribute -> key type (HASH, RANGE)."""
+        return {self.partition_key: "HASH", **({self.sort_key: "RANGE"} if self.sort_key else {})}
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("State", "DCWATCH_TABLE_NAME"),
+    TableSpec("Audit", "DCWATCH_AUDIT_TABLE_NAME", kept=True),
+    TableSpec("Locks", "DCWATCH_LOCKS_TABLE_NAME", sort_key=None, ttl_attribute="expiresAt"),
+)
+
+
 def function(key: str) -> FunctionSpec:
     return next(f for f in FUNCTIONS if f.key == key)
+
+
+def table(key: str) -> TableSpec:
+    return next(t for t in TABLES if t.key == key)
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ _TRANSIENT_CODES = {
 _CLIENT_CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 
 
-def client(service: str) -> Any:
-    """A boto3 client; AWS_ENDPOINT_URL (set by the local runtime) points it at moto."""
-    return boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+def client(service: str, region: str | None = None) -> Any:
+    """A boto3 client (of the function's own region unless told); AWS_ENDPOINT_URL points it at moto locally."""
+    return boto3.client(service, region_name=region, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
 
 
 def is_transient(exc: Exception) -> bool:

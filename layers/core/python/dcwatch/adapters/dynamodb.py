@@ -1,7 +1,8 @@
-"""dcwatch state in one DynamoDB table: check and site state, the active site, the audit trail.
+"""dcwatch state in DynamoDB: check and site state and the active site in the state table, the audit
+trail in its own append-only table (retained, never updated).
 
-Keys: pk=SITE#<site> with sk=CHECK#<check> or sk=STATUS; pk=CONTROL sk=ACTIVE_SITE;
-pk=AUDIT#<incident> sk=<time>#<n> (append-only).
+State keys: pk=SITE#<site> with sk=CHECK#<check> or sk=STATUS; pk=CONTROL sk=ACTIVE_SITE.
+Audit keys: pk=<incident> sk=<time>#<n>.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 def _check_from(item: dict[str, Any]) -> CheckState:
     data = _plain(item)
-    seen = data.get("lastObservedAt")
+    seen, since = data.get("lastObservedAt"), data.get("failingSince")
     return CheckState(
         site=data["site"],
         check=data["check"],
@@ -41,12 +42,14 @@ def _check_from(item: dict[str, Any]) -> CheckState:
         successes=int(data.get("successes", 0)),
         last_observed_at=datetime.fromisoformat(seen) if seen else None,
         reason=data.get("reason", ""),
+        failing_since=datetime.fromisoformat(since) if since else None,
     )
 
 
 class DynamoStateStore:
-    def __init__(self, table_name: str, client: Any | None = None):
+    def __init__(self, table_name: str, audit_table_name: str, client: Any | None = None):
         self.table = table_name
+        self.audit_table = audit_table_name
         self._client = LazyClient("dynamodb", client)
 
     def get_check(self, site: str, check: str) -> CheckState | None:
@@ -77,6 +80,7 @@ class DynamoStateStore:
                 "successes": state.successes,
                 "lastObservedAt": state.last_observed_at.isoformat() if state.last_observed_at else None,
                 "reason": state.reason,
+                "failingSince": state.failing_since.isoformat() if state.failing_since else None,
             }
         )
         try:
@@ -165,16 +169,17 @@ class DynamoStateStore:
         sk = f"{datetime.now(UTC).isoformat()}#{next(_sequence):06d}"
         with aws_call("dynamodb:PutItem"):
             self._client().put_item(
-                TableName=self.table,
-                Item=_item({"pk": f"AUDIT#{incident_id}", "sk": sk, "record": json.dumps(record, default=str)}),
+                TableName=self.audit_table,
+                Item=_item({"pk": incident_id, "sk": sk, "record": json.dumps(record, default=str)}),
                 ConditionExpression="attribute_not_exists(pk)",
             )
 
     def audit(self, incident_id: str) -> list[dict[str, Any]]:
         with aws_call("dynamodb:Query"):
             items = self._client().query(
-                TableName=self.table,
+                TableName=self.audit_table,
                 KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues=_item({":pk": f"AUDIT#{incident_id}"}),
+                ExpressionAttributeValues=_item({":pk": incident_id}),
+                ConsistentRead=True,
             )["Items"]
         return [json.loads(_plain(i)["record"]) for i in items]

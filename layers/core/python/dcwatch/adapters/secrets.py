@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,18 +18,28 @@ class Credentials:
     password: str = field(repr=False)
 
 
+# A warm function reads a rotated secret again within this many seconds (see the README on rotation).
+MAX_AGE_S = 300.0
+
+
 class SecretsManagerCredentials:
-    def __init__(self, client: Any | None = None):
+    def __init__(
+        self, client: Any | None = None, max_age_s: float = MAX_AGE_S, clock: Callable[[], float] = time.monotonic
+    ):
         self._client = LazyClient("secretsmanager", client)
-        self._cache: dict[str, Credentials] = {}
+        self._cache: dict[str, tuple[float, Credentials]] = {}
+        self._max_age_s, self._clock = max_age_s, clock
 
     def get(self, secret_id: str) -> Credentials:
-        if secret_id not in self._cache:
-            with aws_call("secretsmanager:GetSecretValue"):
-                raw = self._client().get_secret_value(SecretId=secret_id)["SecretString"]
-            try:
-                data = json.loads(raw)
-                self._cache[secret_id] = Credentials(str(data["username"]), str(data["password"]))
-            except (ValueError, KeyError, TypeError):
-                raise VcenterUnavailable(f"secret {secret_id} must be JSON with 'username' and 'password'") from None
-        return self._cache[secret_id]
+        cached = self._cache.get(secret_id)
+        if cached is not None and self._clock() - cached[0] < self._max_age_s:
+            return cached[1]
+        with aws_call("secretsmanager:GetSecretValue"):
+            raw = self._client().get_secret_value(SecretId=secret_id)["SecretString"]
+        try:
+            data = json.loads(raw)
+            credentials = Credentials(str(data["username"]), str(data["password"]))
+        except (ValueError, KeyError, TypeError):
+            raise VcenterUnavailable(f"secret {secret_id} must be JSON with 'username' and 'password'") from None
+        self._cache[secret_id] = (self._clock(), credentials)
+        return credentials

@@ -26,7 +26,7 @@ from dcwatch import runtime
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
-from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, function, render_failover_definition
+from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, render_failover_definition
 
 REGION = "us-east-1"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dcwatch-local"
@@ -38,10 +38,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def create_tables(dynamodb: Any, prefix: str) -> dict[str, str]:
+    """The tables of `dcwatch.wiring.TABLES` as `<prefix>-<key>`; returns table name by key."""
+    tables = {spec.key: f"{prefix}-{spec.key.lower()}" for spec in TABLES}
+    for spec in TABLES:
+        dynamodb.create_table(
+            TableName=tables[spec.key],
+            KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in spec.keys.items()],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in spec.keys],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        if spec.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=tables[spec.key],
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+            )
+    return tables
+
+
 @dataclass
 class Resources:
     bus_name: str
     table_name: str
+    audit_table_name: str
+    locks_table_name: str
     topic_arn: str
     state_machine_arn: str
     rule_queues: dict[str, str] = field(default_factory=dict)
@@ -117,16 +137,7 @@ class LocalCloud:
         rule_queues = {rule.name: rule_to_queue(rule.name, rule.pattern) for rule in RULES}
         site_status_queue = rule_to_queue("site-status", SITE_STATUS_PATTERN)
 
-        table = f"{prefix}-state"
-        self.client("dynamodb").create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        tables = create_tables(self.client("dynamodb"), prefix)
 
         topic = sns.create_topic(Name=f"{prefix}-alerts")["TopicArn"]
         for address in config.alerts.email:
@@ -184,7 +195,7 @@ class LocalCloud:
             {
                 "DCWATCH_CONFIG": self.config_path,
                 "DCWATCH_BUS_NAME": bus,
-                "DCWATCH_TABLE_NAME": table,
+                **{spec.env: tables[spec.key] for spec in TABLES},
                 "DCWATCH_TOPIC_ARN": topic,
                 "DCWATCH_STATE_MACHINE_ARN": state_machine,
                 "DCWATCH_VANTAGE": config.probe.vantage,
@@ -194,7 +205,16 @@ class LocalCloud:
         )
         runtime.reset()
         self.resources = Resources(
-            bus, table, topic, state_machine, rule_queues, site_status_queue, notification_url, zone_ids
+            bus_name=bus,
+            table_name=tables["State"],
+            audit_table_name=tables["Audit"],
+            locks_table_name=tables["Locks"],
+            topic_arn=topic,
+            state_machine_arn=state_machine,
+            rule_queues=rule_queues,
+            site_status_queue=site_status_queue,
+            notification_queue=notification_url,
+            zone_ids=zone_ids,
         )
         return self.resources
 

@@ -144,7 +144,9 @@ class LocalPipeline:
 
     @property
     def store(self) -> DynamoStateStore:
-        return DynamoStateStore(self.resources.table_name, self.cloud.client("dynamodb"))
+        return DynamoStateStore(
+            self.resources.table_name, self.resources.audit_table_name, self.cloud.client("dynamodb")
+        )
 
     @property
     def dns(self) -> Route53Dns:
