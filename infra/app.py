@@ -1,8 +1,10 @@
 """Synthesize the dcwatch stack: `python app.py [-c key=value ...]` or `cdk synth [-c key=value ...]`.
 
 Context: `config=PATH` (default: the demo config), `bundle_deps=true` (build the dependency layer with
-pip; needs PyPI), `hosted_zone_ids='{"zone.": "ZONEID"}'` (scope Route 53 permissions to these zones).
-Writes to infra/cdk.out unless the CDK CLI chooses the output directory.
+pip; needs PyPI), `hosted_zone_ids='{"zone.": "ZONEID"}'` (scope Route 53 permissions to these zones),
+`region=REGION` (the home region; needed with the config's `secondary_region` outside the CDK CLI).
+Writes to infra/cdk.out unless the CDK CLI chooses the output directory. cdk-nag's AWS Solutions checks
+run on every synth: an unacknowledged finding fails it (exit 3), listed in validation-report.json.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import aws_cdk as cdk  # noqa: E402 - after the environment it reads at import
 
 from dcwatch.config import ConfigError  # noqa: E402
 from dcwatch_infra.build import ContextError, build  # noqa: E402
+from dcwatch_infra.nag import REPORT  # noqa: E402
 
 OUTDIR = Path(__file__).resolve().with_name("cdk.out")
 USAGE = "usage: python app.py [-c key=value ...]"
@@ -46,7 +49,14 @@ def main(argv: list[str]) -> int:
     except (ConfigError, ContextError) as exc:
         print(f"dcwatch: cannot synthesize the stack:\n{exc}", file=sys.stderr)
         return 2
-    assembly = app.synth()
+    try:
+        assembly = app.synth()
+    except RuntimeError as exc:
+        if "ValidationFailed" not in str(exc):
+            raise
+        report = Path(app.outdir) / REPORT
+        print(f"dcwatch: cdk-nag findings without an acknowledgement (above, and in {report})", file=sys.stderr)
+        return 3
     for stack in [] if under_cli else assembly.stacks:
         for message in stack.messages:
             print(f"{message.level.value}: {message.id}: {message.entry.data}", file=sys.stderr)

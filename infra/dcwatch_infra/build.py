@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 
-from dcwatch.config import load_config
+from dcwatch.config import REGION_PATTERN, load_config
 from dcwatch_infra import constants as c
-from dcwatch_infra.stack import DcwatchStack
+from dcwatch_infra import nag
+from dcwatch_infra.monitoring import Vantage
+from dcwatch_infra.probe_stack import ProbeStack
+from dcwatch_infra.stack import DcwatchStack, SynthInputs
 
 
 class ContextError(Exception):
@@ -20,11 +25,12 @@ class ContextError(Exception):
 
 @dataclass(frozen=True)
 class SynthSettings:
-    """The synth's inputs from CDK context: `config`, `bundle_deps`, `hosted_zone_ids`."""
+    """The synth's inputs from CDK context: `config`, `bundle_deps`, `hosted_zone_ids`, `region`."""
 
     config_path: Path = c.DEMO_CONFIG
     bundle_deps: bool = False
     hosted_zone_ids: dict[str, str] = field(default_factory=dict)
+    region: str | None = None
 
     @classmethod
     def from_context(cls, node: Any) -> SynthSettings:
@@ -33,11 +39,13 @@ class SynthSettings:
             config_path=Path(config) if config else c.DEMO_CONFIG,
             bundle_deps=_flag("bundle_deps", node.try_get_context("bundle_deps")),
             hosted_zone_ids=_zone_ids(node.try_get_context("hosted_zone_ids")),
+            region=_region(node.try_get_context("region")),
         )
 
 
 def build(app: cdk.App) -> DcwatchStack:
-    """The stack `dcwatch-<name>` for the config named in the app's context.
+    """The stack `dcwatch-<name>` for the config named in the app's context, and with `secondary_region`
+    the probe stack `dcwatch-<name>-probe-<region>`; cdk-nag checks them all when the app is synthesized.
 
     Raises `dcwatch.config.ConfigError` (naming the file and every bad field) or `ContextError`.
     """
@@ -46,14 +54,40 @@ def build(app: cdk.App) -> DcwatchStack:
     missing = sorted({s.dns.zone for s in config.services} - set(settings.hosted_zone_ids))
     if settings.hosted_zone_ids and missing:
         raise ContextError(f"hosted_zone_ids: no hosted zone id for {missing} (zones of {settings.config_path})")
-    return DcwatchStack(
+    # The CDK CLI passes the profile's region; a probe in a second region must know the home region by name.
+    home = settings.region or (os.environ.get("CDK_DEFAULT_REGION") if config.secondary_region else None)
+    if config.secondary_region and not home:
+        raise ContextError(
+            f"secondary_region {config.secondary_region} of {settings.config_path} needs the home region: "
+            "-c region=REGION, or an AWS profile with a region under the CDK CLI"
+        )
+    if config.secondary_region and config.secondary_region == home:
+        raise ContextError(f"secondary_region: {home} is the home region already; pick another one")
+    inputs = SynthInputs(settings.config_path, settings.bundle_deps, settings.hosted_zone_ids)
+    remote = (
+        [Vantage(c.vantage_of_region(config.secondary_region), region=config.secondary_region)]
+        if config.secondary_region
+        else []
+    )
+    stack = DcwatchStack(
         app,
         c.stack_name(config.name),
         config=config,
-        config_path=settings.config_path,
-        bundle_deps=settings.bundle_deps,
-        hosted_zone_ids=settings.hosted_zone_ids,
+        inputs=inputs,
+        env=cdk.Environment(region=home) if home else None,
+        remote_vantages=remote,
     )
+    if config.secondary_region and home:
+        ProbeStack(
+            app,
+            c.probe_stack_name(config.name, config.secondary_region),
+            config=config,
+            inputs=inputs,
+            home_region=home,
+            env=cdk.Environment(region=config.secondary_region),
+        )
+    nag.check(app)
+    return stack
 
 
 def _flag(key: str, value: Any) -> bool:
@@ -65,6 +99,14 @@ def _flag(key: str, value: Any) -> bool:
     if text in ("false", "0", "no", ""):
         return False
     raise ContextError(f"{key}: expected true or false, got {value!r}")
+
+
+def _region(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.match(REGION_PATTERN, value):
+        raise ContextError(f"region: expected an AWS region such as eu-central-1, got {value!r}")
+    return value
 
 
 def _zone_ids(value: Any) -> dict[str, str]:

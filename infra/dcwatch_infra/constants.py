@@ -1,8 +1,12 @@
-"""Names of the stack's constructs and AWS resources, and the paths its assets come from."""
+"""Names of the stack's constructs and AWS resources, the paths its assets come from, its fixed settings."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 
 import dcwatch
 from dcwatch.wiring import REPO_ROOT
@@ -23,17 +27,35 @@ CORE_LAYER_EXCLUDES = [*CODE_EXCLUDES, "python/dcwatch/local", "python/dcwatch/l
 CONFIG_IN_LAYER = "dcwatch/config.yaml"
 CONFIG_IN_LAMBDA = f"/opt/{CONFIG_IN_LAYER}"
 
-# Third-party packages the Lambda Python runtime already provides; the deps layer leaves them out.
-RUNTIME_PROVIDED = frozenset({"boto3", "botocore"})
-LAMBDA_PYTHON_VERSION = "3.12"
-# Lambda's Python 3.12 runs on Amazon Linux 2023 (glibc 2.34): manylinux2014 and 2_28 wheels both fit.
-LAMBDA_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
+# The newest Python Lambda runs (cdk-nag AwsSolutions-L1), on Graviton: every dependency has aarch64 wheels.
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
+LAMBDA_PYTHON_VERSION = LAMBDA_RUNTIME.name.removeprefix("python")
+# Lambda's Python runs on Amazon Linux 2023 (glibc 2.34): manylinux2014 and 2_28 wheels both fit.
+LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
+# Third-party packages the Lambda Python runtime already provides; the deps layer leaves them out, also
+# when another dependency pulls them in (aws-xray-sdk needs botocore): the runtime's copies match each other.
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
+
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+ARCHIVE_RETENTION = Duration.days(90)
+# The watchdog of the watchdog: this many probe periods without a result from a vantage point is an alarm.
+WATCHDOG_PERIODS = 3
+# A rule delivers a probe result to the evaluator for this long; older ones are superseded anyway.
+RESULT_MAX_AGE = Duration.hours(1)
+
+# Vantage points: where probe functions run. One always runs outside any VPC.
+VANTAGE_PUBLIC = "aws-public"
+VANTAGE_VPC = "aws-vpc"
+
+
+def vantage_of_region(region: str) -> str:
+    return f"aws-{region}"
+
 
 # Construct ids (stable: they decide the CloudFormation logical ids).
 BUS = "Bus"
-PROBE_SCHEDULE = "ProbeSchedule"
-PROBE_SCHEDULE_ROLE = "ProbeScheduleRole"
-STATE_TABLE = "State"
+ARCHIVE = "Archive"
 ALERTS_TOPIC = "Alerts"
 ALERTS_KEY = "AlertsKey"
 FAILOVER = "Failover"
@@ -41,32 +63,55 @@ FAILOVER_LOGS = "FailoverLogs"
 CORE_LAYER = "CoreLayer"
 CONFIG_LAYER = "ConfigLayer"
 DEPS_LAYER = "DepsLayer"
+PROBE_SCHEDULE_ROLE = "ProbeScheduleRole"
+VPC = "Vpc"
+DASHBOARD = "Dashboard"
 OUTPUT_BUS_NAME = "BusName"
 OUTPUT_STATE_MACHINE_ARN = "StateMachineArn"
 OUTPUT_TOPIC_ARN = "TopicArn"
 OUTPUT_TABLE_NAME = "TableName"
+OUTPUT_AUDIT_TABLE_NAME = "AuditTableName"
+OUTPUT_LOCKS_TABLE_NAME = "LocksTableName"
+OUTPUT_DASHBOARD = "DashboardName"
 
-# Environment of every function: the names `dcwatch.runtime.Settings.from_env` reads.
+# Environment of every function: the names `dcwatch.runtime.Settings.from_env` reads (tables: wiring.TABLES).
 ENV_CONFIG = "DCWATCH_CONFIG"
 ENV_BUS_NAME = "DCWATCH_BUS_NAME"
-ENV_TABLE_NAME = "DCWATCH_TABLE_NAME"
 ENV_TOPIC_ARN = "DCWATCH_TOPIC_ARN"
 ENV_STATE_MACHINE_ARN = "DCWATCH_STATE_MACHINE_ARN"
+ENV_VANTAGE = "DCWATCH_VANTAGE"
+ENV_SCHEDULE_PERIOD_S = "DCWATCH_SCHEDULE_PERIOD_S"
+ENV_HOME_REGION = "DCWATCH_HOME_REGION"
 POWERTOOLS_SERVICE = "dcwatch"
-
-SNS_MANAGED_KEY_ALIAS = "alias/aws/sns"
 
 
 def function_id(key: str) -> str:
     return key
 
 
-def function_logs_id(key: str) -> str:
-    return f"{key}Logs"
+def probe_id(vantage: str) -> str:
+    """`Probe` for the public vantage point (the one every deployment has), `Probe-aws-vpc` for the others."""
+    return "Probe" if vantage == VANTAGE_PUBLIC else f"Probe-{vantage}"
+
+
+def role_id(construct_id: str) -> str:
+    return f"{construct_id}Role"
+
+
+def function_logs_id(construct_id: str) -> str:
+    return f"{construct_id}Logs"
+
+
+def schedule_id(construct_id: str) -> str:
+    return f"{construct_id}Schedule"
 
 
 def rule_id(name: str) -> str:
     return f"Rule-{name}"
+
+
+def table_id(key: str) -> str:
+    return f"{key}Table"
 
 
 def vcenter_secret_id(site: str) -> str:
@@ -78,9 +123,30 @@ def stack_name(deployment: str) -> str:
     return f"dcwatch-{deployment}"
 
 
+def probe_stack_name(deployment: str, region: str) -> str:
+    return f"dcwatch-{deployment}-probe-{region}"
+
+
 def bus_name(deployment: str) -> str:
+    return f"dcwatch-{deployment}"
+
+
+def archive_name(deployment: str) -> str:
     return f"dcwatch-{deployment}"
 
 
 def state_machine_name(deployment: str) -> str:
     return f"dcwatch-{deployment}-failover"
+
+
+def dashboard_name(deployment: str) -> str:
+    return f"dcwatch-{deployment}"
+
+
+def alarm_name(deployment: str, what: str) -> str:
+    return f"dcwatch-{deployment}-{what}"
+
+
+def metrics_namespace(deployment: str) -> str:
+    """Powertools' namespace for the deployment's functions (see `dcwatch.observability`)."""
+    return f"dcwatch/{deployment}"

@@ -1,7 +1,8 @@
-"""Synthesizing the stack for tests: exactly as `infra/app.py` does, from CDK context."""
+"""Synthesizing the stacks for tests: exactly as `infra/app.py` does, from CDK context, cdk-nag included."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,13 @@ from aws_cdk.assertions import Template  # noqa: E402
 from dcwatch.config import Config, load_config  # noqa: E402
 from dcwatch_infra import constants  # noqa: E402
 from dcwatch_infra.build import build  # noqa: E402
+from dcwatch_infra.nag import REPORT  # noqa: E402
+from dcwatch_infra.probe_stack import ProbeStack  # noqa: E402
 from dcwatch_infra.stack import DcwatchStack  # noqa: E402
+
+
+class NagFindings(AssertionError):
+    """cdk-nag refused the synth; the message lists every finding without an acknowledgement."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,8 @@ class Synth:
     config: Config
     config_path: Path
     outdir: Path
+    probe_stack: ProbeStack | None = None
+    probe_template: Template | None = None
 
     def logical_id(self, construct: object) -> str:
         return self.stack.get_logical_id(construct.node.default_child)  # type: ignore[attr-defined]
@@ -36,10 +45,45 @@ class Synth:
         stem, _, ext = s3_key.partition(".")
         return self.outdir / (f"asset.{stem}" if ext == "zip" else f"asset.{s3_key}")
 
+    def template_files(self) -> list[Path]:
+        return sorted(self.outdir.glob("*.template.json"))
+
 
 def synthesize(outdir: Path, **context: str) -> Synth:
-    """The stack exactly as `infra/app.py` builds it, from CDK context."""
+    """The stacks exactly as `infra/app.py` builds them, from CDK context; NagFindings if cdk-nag objects."""
     app = cdk.App(outdir=str(outdir), context=context)
     stack = build(app)
+    try:
+        assembly = app.synth()
+    except RuntimeError as exc:
+        if "ValidationFailed" not in str(exc):
+            raise
+        raise NagFindings("\n".join(findings(outdir))) from None
+    probe_stack = next((s for s in app.node.children if isinstance(s, ProbeStack)), None)
+
+    def template(s: cdk.Stack) -> Template:
+        return Template.from_json(assembly.get_stack_by_name(s.stack_name).template)
+
     config_path = Path(context.get("config") or constants.DEMO_CONFIG)
-    return Synth(stack, Template.from_stack(stack), load_config(config_path), config_path, outdir)
+    return Synth(
+        stack,
+        template(stack),
+        load_config(config_path),
+        config_path,
+        outdir,
+        probe_stack,
+        template(probe_stack) if probe_stack else None,
+    )
+
+
+def findings(outdir: Path) -> list[str]:
+    """`rule at construct path` for every violation in the synth's validation report."""
+    report = outdir / REPORT
+    if not report.exists():
+        return []
+    return [
+        f"{violation['ruleName']} at {construct['constructPath']}"
+        for plugin in json.loads(report.read_text(encoding="utf-8"))["pluginReports"]
+        for violation in plugin.get("violations", [])
+        for construct in violation["violatingConstructs"]
+    ]

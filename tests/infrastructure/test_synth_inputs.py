@@ -16,7 +16,7 @@ from dcwatch.config import ConfigError
 from dcwatch.wiring import REPO_ROOT
 from dcwatch_infra import constants
 from dcwatch_infra.build import ContextError, SynthSettings, build
-from dcwatch_infra.layers import layer_requirements
+from dcwatch_infra.layers import layer_requirements, prune_runtime_provided
 
 pytestmark = pytest.mark.infrastructure
 
@@ -64,9 +64,10 @@ def test_a_missing_config_file_is_a_config_error_too(tmp_path: Path):
         build(cdk.App(context={"config": str(missing)}))
 
 
-def test_context_defaults_to_the_demo_config_with_placeholder_deps_and_no_zone_ids():
+def test_context_defaults_to_the_demo_config_with_placeholder_deps_no_zone_ids_and_no_region():
     settings = SynthSettings.from_context(cdk.App().node)
     assert settings == SynthSettings(config_path=constants.DEMO_CONFIG, bundle_deps=False, hosted_zone_ids={})
+    assert settings.region is None
 
 
 def test_context_takes_command_line_text_or_cdk_json_objects():
@@ -83,6 +84,7 @@ def test_context_takes_command_line_text_or_cdk_json_objects():
         ({"hosted_zone_ids": "{not json"}, "hosted_zone_ids: not valid JSON"),
         ({"hosted_zone_ids": '["Z1"]'}, "hosted_zone_ids: expected"),
         ({"hosted_zone_ids": '{"other.example.": "Z1"}'}, r"no hosted zone id for \['hosting.example.'\]"),
+        ({"region": "Frankfurt"}, "region: expected an AWS region such as eu-central-1"),
     ],
 )
 def test_bad_context_is_refused_before_anything_is_built(context: dict[str, str], message: str):
@@ -94,4 +96,21 @@ def test_bad_context_is_refused_before_anything_is_built(context: dict[str, str]
 
 def test_dependency_layer_installs_the_declared_dependencies_but_not_the_runtimes_boto3():
     names = {req.split(">")[0].split("=")[0].strip().lower() for req in layer_requirements()}
-    assert names == {"pydantic", "pyyaml", "pyvmomi", "aws-lambda-powertools", "aiohttp", "dnspython"}
+    assert names == {"pydantic", "pyyaml", "pyvmomi", "aws-lambda-powertools", "aws-xray-sdk", "aiohttp", "dnspython"}
+
+
+def test_dependency_layer_leaves_out_what_the_runtime_provides_even_when_pulled_in(tmp_path: Path):
+    # Given a pip target where aws-xray-sdk pulled in botocore (the Lambda runtime's boto3 expects its own)
+    for name in ("botocore", "botocore-1.44.8.dist-info", "s3transfer", "pydantic", "pydantic-2.14.4.dist-info"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "six.py").write_text("")
+
+    # When the layer is pruned, Then only the runtime's own packages go
+    assert prune_runtime_provided(tmp_path) == ["botocore", "botocore-1.44.8.dist-info", "s3transfer"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pydantic", "pydantic-2.14.4.dist-info", "six.py"]
+
+
+def test_the_dependency_layer_targets_the_functions_runtime_and_architecture():
+    assert constants.LAMBDA_PYTHON_VERSION == "3.14"
+    assert all(platform.endswith("_aarch64") for platform in constants.LAMBDA_PLATFORMS)
+    assert constants.LAMBDA_ARCHITECTURE.name == "arm64"

@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from dcwatch import observability
 from dcwatch.evaluator import evaluate
 from dcwatch.health import advance
-
 from tests.helpers import demo_config, probe_result
 from tests.unit.fakes import FakePublisher, FakeStore, FakeWorkflows
 

@@ -243,7 +243,8 @@ class Network(_Model):
     )
 
 
-Region = Annotated[str, Field(pattern=r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$", description="AWS region, e.g. eu-west-1")]
+REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"
+Region = Annotated[str, Field(pattern=REGION_PATTERN, description="AWS region, e.g. eu-west-1")]
 
 
 class Config(_Model):

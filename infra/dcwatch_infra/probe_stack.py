@@ -1,0 +1,73 @@
+"""A probe in a second region: a third vantage point, with its own schedule, publishing to the home bus.
+
+It reads the vCenter credentials from the home region's Secrets Manager and sends its results to the
+home region's bus, so the evaluator, the state and the watchdog stay in one place; its own metrics
+(per-site latency) stay in its region and the home dashboard reads them from there.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Environment, Stack, Tags
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from dcwatch.config import Config
+from dcwatch.wiring import function
+from dcwatch_infra import constants as c
+from dcwatch_infra.functions import dcwatch_function
+from dcwatch_infra.layers import code_layers
+from dcwatch_infra.schedules import probe_schedule, probe_schedule_role
+from dcwatch_infra.stack import SynthInputs, probe_period
+
+
+class ProbeStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        inputs: SynthInputs,
+        home_region: str,
+        env: Environment,
+    ):
+        super().__init__(
+            scope,
+            construct_id,
+            env=env,
+            description=f"dcwatch {config.name}: probe from {env.region} for {home_region}",
+        )
+        for key, value in config.tags.items():
+            Tags.of(self).add(key, value)
+        self.vantage = c.vantage_of_region(str(env.region))
+        self.bus_arn = f"arn:{self.partition}:events:{home_region}:{self.account}:event-bus/{c.bus_name(config.name)}"
+        period = probe_period(config)
+        self.layers = code_layers(self, inputs.config_path, inputs.bundle_deps, config.name)
+        self.probe = dcwatch_function(
+            self,
+            c.probe_id(self.vantage),
+            function("Probe"),
+            layers=self.layers,
+            environment={
+                c.ENV_CONFIG: c.CONFIG_IN_LAMBDA,
+                c.ENV_BUS_NAME: self.bus_arn,
+                c.ENV_HOME_REGION: home_region,
+                c.ENV_VANTAGE: self.vantage,
+                c.ENV_SCHEDULE_PERIOD_S: str(int(period.to_seconds())),
+                "POWERTOOLS_METRICS_NAMESPACE": c.metrics_namespace(config.name),
+            },
+            description=f"{function('Probe').description} (from {self.vantage})",
+            max_event_age=period,
+        )
+        self.probe.add_to_role_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.bus_arn]))
+        self.probe.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[
+                    f"arn:{self.partition}:secretsmanager:{home_region}:{self.account}:secret:"
+                    f"{site.vcenter.credentials_secret}-??????"
+                    for site in config.sites
+                ],
+            )
+        )
+        probe_schedule(self, c.probe_id(self.vantage), self.probe, probe_schedule_role(self), period, config.name)
