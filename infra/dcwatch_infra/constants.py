@@ -47,6 +47,7 @@ RESULT_MAX_AGE = Duration.hours(1)
 # Vantage points: where probe functions run. One always runs outside any VPC.
 VANTAGE_PUBLIC = "aws-public"
 VANTAGE_VPC = "aws-vpc"
+VANTAGE_TAG = "dcwatch:vantage"
 
 
 def vantage_of_region(region: str) -> str:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from dcwatch.wiring import FUNCTIONS_DIR, FunctionSpec
+from dcwatch.wiring import FUNCTIONS_DIR, FunctionSpec, function
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
 
@@ -54,6 +54,7 @@ def dcwatch_function(
     description: str = "",
     max_event_age: Duration | None = None,
 ) -> lambda_.Function:
+    """The function `spec` as `construct_id`; `max_event_age` also stops retries of failed async calls."""
     role = iam.Role(
         scope,
         c.role_id(construct_id),
@@ -105,3 +106,32 @@ def dcwatch_function(
         ),
     )
     return function
+
+
+def probe_function(
+    scope: Construct,
+    vantage: str,
+    *,
+    layers: list[lambda_.LayerVersion],
+    environment: dict[str, str],
+    period: Duration,
+    placement: Placement = OUTSIDE_VPC,
+) -> lambda_.Function:
+    """The probe at one vantage point, called every `period`, tagged and named with where it runs from."""
+    spec = function("Probe")
+    probe = dcwatch_function(
+        scope,
+        c.probe_id(vantage),
+        spec,
+        layers=layers,
+        environment={
+            **environment,
+            c.ENV_VANTAGE: vantage,
+            c.ENV_SCHEDULE_PERIOD_S: str(int(period.to_seconds())),
+        },
+        placement=placement,
+        description=f"{spec.description} (from {vantage})",
+        max_event_age=period,
+    )
+    Tags.of(probe).add(c.VANTAGE_TAG, vantage)
+    return probe

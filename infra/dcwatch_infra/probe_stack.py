@@ -12,9 +12,8 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from dcwatch.config import Config
-from dcwatch.wiring import function
 from dcwatch_infra import constants as c
-from dcwatch_infra.functions import dcwatch_function
+from dcwatch_infra.functions import probe_function
 from dcwatch_infra.layers import code_layers
 from dcwatch_infra.schedules import probe_schedule, probe_schedule_role
 from dcwatch_infra.stack import SynthInputs, probe_period
@@ -43,21 +42,17 @@ class ProbeStack(Stack):
         self.bus_arn = f"arn:{self.partition}:events:{home_region}:{self.account}:event-bus/{c.bus_name(config.name)}"
         period = probe_period(config)
         self.layers = code_layers(self, inputs.config_path, inputs.bundle_deps, config.name)
-        self.probe = dcwatch_function(
+        self.probe = probe_function(
             self,
-            c.probe_id(self.vantage),
-            function("Probe"),
+            self.vantage,
             layers=self.layers,
             environment={
                 c.ENV_CONFIG: c.CONFIG_IN_LAMBDA,
                 c.ENV_BUS_NAME: self.bus_arn,
                 c.ENV_HOME_REGION: home_region,
-                c.ENV_VANTAGE: self.vantage,
-                c.ENV_SCHEDULE_PERIOD_S: str(int(period.to_seconds())),
                 "POWERTOOLS_METRICS_NAMESPACE": c.metrics_namespace(config.name),
             },
-            description=f"{function('Probe').description} (from {self.vantage})",
-            max_event_age=period,
+            period=period,
         )
         self.probe.add_to_role_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.bus_arn]))
         self.probe.add_to_role_policy(

@@ -27,11 +27,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from dcwatch.config import Config
-from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, TABLES, FunctionSpec, asl_variables, function
+from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, TABLES, FunctionSpec, asl_variables
 from dcwatch.wiring import failover_task_functions as workflow_steps
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
-from dcwatch_infra.functions import OUTSIDE_VPC, Placement, dcwatch_function
+from dcwatch_infra.functions import Placement, dcwatch_function, probe_function
 from dcwatch_infra.layers import code_layers
 from dcwatch_infra.monitoring import Monitoring, Vantage
 from dcwatch_infra.schedules import probe_schedule, probe_schedule_role
@@ -103,7 +103,7 @@ class DcwatchStack(Stack):
 
         self.probes = self._probes()
         self.functions = {
-            spec.key: self.probes[c.VANTAGE_PUBLIC] if spec.key == "Probe" else self._function(spec.key, spec)
+            spec.key: self.probes[c.VANTAGE_PUBLIC] if spec.key == "Probe" else self._function(spec)
             for spec in FUNCTIONS
         }
         self.state_machine = self._failover_workflow()
@@ -169,18 +169,9 @@ class DcwatchStack(Stack):
             **{spec.env: self.tables[spec.key].table_name for spec in TABLES},
         }
 
-    def _function(
-        self, construct_id: str, spec: FunctionSpec, placement: Placement = OUTSIDE_VPC, **extra: str
-    ) -> lambda_.Function:
+    def _function(self, spec: FunctionSpec) -> lambda_.Function:
         return dcwatch_function(
-            self,
-            construct_id,
-            spec,
-            layers=self.layers,
-            environment={**self._environment(), **extra},
-            placement=placement,
-            description=f"{spec.description} (from {extra[c.ENV_VANTAGE]})" if c.ENV_VANTAGE in extra else "",
-            max_event_age=probe_period(self.config) if spec.key == "Probe" else None,
+            self, c.function_id(spec.key), spec, layers=self.layers, environment=self._environment()
         )
 
     def _probes(self) -> dict[str, lambda_.Function]:
@@ -197,13 +188,14 @@ class DcwatchStack(Stack):
                     for g in network.security_group_ids
                 ),
             )
-        period_s = str(int(probe_period(self.config).to_seconds()))
         return {
-            vantage: self._function(
-                c.probe_id(vantage),
-                function("Probe"),
-                placement,
-                **{c.ENV_VANTAGE: vantage, c.ENV_SCHEDULE_PERIOD_S: period_s},
+            vantage: probe_function(
+                self,
+                vantage,
+                layers=self.layers,
+                environment=self._environment(),
+                period=probe_period(self.config),
+                placement=placement,
             )
             for vantage, placement in placements.items()
         }
