@@ -8,22 +8,34 @@ other.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import math
 import re
+import ssl
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
+import dns.asyncresolver
+import dns.exception
+import dns.rdata
+import dns.rdatatype
+import dns.resolver
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import vcenter_login_check
 from dcwatch.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
 from dcwatch.conditions import Observation, evaluate_all, parse_condition
-from dcwatch.config import HttpCheck, TcpCheck, VCenter
+from dcwatch.config import DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
 from dcwatch.events import ProbeResult
 
 MAX_BODY = 256 * 1024
+DAY_S = 86400
+X509_V_FLAG_NO_CHECK_TIME = 0x200000  # not in ssl.VerifyFlags; OpenSSL's own value
+X509_V_ERR_CERT_HAS_EXPIRED = 10
 CredentialsFor = Callable[[str], Credentials]
 
 
@@ -41,6 +53,10 @@ class Prober:
             return await self.http(spec)
         if isinstance(spec, TcpCheck):
             return await tcp_check(spec)
+        if isinstance(spec, TlsCheck):
+            return await tls_check(spec)
+        if isinstance(spec, DnsCheck):
+            return await dns_check(spec)
         if isinstance(spec, VCenter):
             return await self.vcenter(check, spec)
         raise NotImplementedError(f"no prober for checks of kind {check.kind!r}")
@@ -131,6 +147,119 @@ async def tcp_check(check: TcpCheck) -> Outcome:
         writer.close()
         with suppress(OSError):
             await writer.wait_closed()
+
+
+@lru_cache(maxsize=32)
+def tls_context(ca_file: str | None, check_time: bool = True) -> ssl.SSLContext:
+    """System CAs plus the check's own bundle, built once per bundle: loading CAs costs milliseconds."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    if not check_time:
+        context.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
+    return context
+
+
+async def peer_not_after(check: TlsCheck, context: ssl.SSLContext) -> float:
+    """Handshake (chain and name verified by `context`); the leaf certificate's notAfter in epoch seconds."""
+    _, writer = await asyncio.open_connection(
+        check.host, check.port, ssl=context, server_hostname=check.server_name or check.host
+    )
+    try:
+        certificate = writer.get_extra_info("peercert")
+    finally:
+        writer.close()
+        with suppress(OSError):
+            await writer.wait_closed()
+    return ssl.cert_time_to_seconds(certificate["notAfter"])
+
+
+async def tls_check(check: TlsCheck) -> Outcome:
+    try:
+        context = tls_context(check.ca_file)
+    except OSError as exc:
+        return Outcome(False, f"ca_file {check.ca_file!r} unusable: {exc.strerror or exc}")
+    try:
+        try:
+            not_after = await peer_not_after(check, context)
+        except ssl.SSLCertVerificationError as exc:
+            if exc.verify_code != X509_V_ERR_CERT_HAS_EXPIRED:
+                raise
+            # Only the clock failed: verify again without it to learn whether the leaf expired, and when.
+            not_after = await peer_not_after(check, tls_context(check.ca_file, check_time=False))
+            if not_after > time.time():
+                raise exc from None  # the leaf is valid; a CA certificate in its chain has expired
+    except ssl.SSLCertVerificationError as exc:
+        return Outcome(False, f"TLS certificate refused: {exc.verify_message}")
+    except ssl.SSLError as exc:
+        return Outcome(False, f"TLS error: {exc.reason or exc}")
+    except ConnectionRefusedError:
+        return Outcome(False, "connection refused")
+    except OSError as exc:
+        return Outcome(False, f"unreachable: {exc.strerror or exc}")
+    return judge_expiry(check, not_after - time.time())
+
+
+def judge_expiry(check: TlsCheck, seconds_left: float) -> Outcome:
+    """Whole days left, rounded down: a certificate with 6 d 23 h left has 6 days."""
+    if seconds_left < 0:
+        return Outcome(False, f"cert expired {math.floor(-seconds_left / DAY_S)} d ago")
+    days = math.floor(seconds_left / DAY_S)
+    if days < check.critical_days:
+        return Outcome(False, f"cert expires in {days} d")
+    if days < check.warn_days:
+        return Outcome(False, f"cert expires in {days} d", warning=True)
+    return Outcome(True)
+
+
+def resolver_address(text: str) -> tuple[str, int]:
+    """'ip', 'ip:port' or '[ipv6]:port' as (ip, port); ValueError for anything else."""
+    with suppress(ValueError):
+        return str(ipaddress.ip_address(text)), 53
+    host, _, port = text.rpartition(":")
+    number = int(port)
+    if not 1 <= number <= 65535:
+        raise ValueError(f"port {number} out of range")
+    return str(ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))), number
+
+
+def dns_answer_text(rdata: dns.rdata.Rdata) -> str:
+    """An answer as people write it in `expect`: no trailing dot, lower case, TXT without quotes."""
+    if rdata.rdtype == dns.rdatatype.TXT:
+        text = b"".join(getattr(rdata, "strings", ())).decode("utf-8", errors="replace")
+    else:
+        text = rdata.to_text()
+    return text.strip().rstrip(".").lower()
+
+
+async def dns_check(check: DnsCheck) -> Outcome:
+    try:
+        host, port = resolver_address(check.resolver)
+    except ValueError:
+        return Outcome(False, f"resolver {check.resolver!r} is not 'ip' or 'ip:port'")
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [host]
+    resolver.port = port
+    resolver.timeout = resolver.lifetime = check.timeout_s
+    try:
+        answer = await resolver.resolve(check.query, check.record_type, search=False)
+    except dns.resolver.NXDOMAIN:
+        return Outcome(False, "NXDOMAIN")
+    except dns.resolver.NoAnswer:
+        return Outcome(False, "no answer")
+    except dns.resolver.LifetimeTimeout:
+        return Outcome(False, f"timeout after {check.timeout_s:g} s")
+    except dns.resolver.NoNameservers as exc:
+        # errors: (server, tcp, port, rcode text or exception, response) per server tried
+        why = "; ".join(dict.fromkeys(str(error[3]) for error in exc.kwargs.get("errors", []))) or "no answer"
+        return Outcome(False, f"resolver failed: {why}"[:200])
+    except dns.exception.DNSException as exc:
+        return Outcome(False, f"DNS error: {type(exc).__name__}: {exc}"[:200])
+    got = sorted({dns_answer_text(rdata) for rdata in answer})
+    missing = [value for value in check.expect if value.strip().rstrip(".").lower() not in got]
+    if missing:
+        return Outcome(False, f"answers {', '.join(got)} lack {', '.join(missing)}"[:200])
+    return Outcome(True)
 
 
 async def probe(
