@@ -11,7 +11,7 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from dcwatch.config import REGION_PATTERN, load_config
+from dcwatch.config import REGION_PATTERN, load_config, vantage_of_region
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
 from dcwatch_infra.monitoring import Vantage
@@ -65,7 +65,7 @@ def build(app: cdk.App) -> DcwatchStack:
         raise ContextError(f"secondary_region: {home} is the home region already; pick another one")
     inputs = SynthInputs(settings.config_path, settings.bundle_deps, settings.hosted_zone_ids)
     remote = (
-        [Vantage(c.vantage_of_region(config.secondary_region), region=config.secondary_region)]
+        [Vantage(vantage_of_region(config.secondary_region), region=config.secondary_region)]
         if config.secondary_region
         else []
     )

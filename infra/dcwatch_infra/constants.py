@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 import dcwatch
+from dcwatch.config import VANTAGE_PUBLIC
 from dcwatch.wiring import REPO_ROOT
 
 # Where the inputs of the synth live.
@@ -44,14 +45,8 @@ WATCHDOG_PERIODS = 3
 # A rule delivers a probe result to the evaluator for this long; older ones are superseded anyway.
 RESULT_MAX_AGE = Duration.hours(1)
 
-# Vantage points: where probe functions run. One always runs outside any VPC.
-VANTAGE_PUBLIC = "aws-public"
-VANTAGE_VPC = "aws-vpc"
+# Vantage points: where probe functions run (named by the config, which the evaluator reads too).
 VANTAGE_TAG = "dcwatch:vantage"
-
-
-def vantage_of_region(region: str) -> str:
-    return f"aws-{region}"
 
 
 # Construct ids (stable: they decide the CloudFormation logical ids).

@@ -11,7 +11,7 @@ from aws_cdk import Environment, Stack, Tags
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from dcwatch.config import Config
+from dcwatch.config import Config, vantage_of_region
 from dcwatch_infra import constants as c
 from dcwatch_infra.functions import probe_function
 from dcwatch_infra.layers import code_layers
@@ -38,7 +38,7 @@ class ProbeStack(Stack):
         )
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
-        self.vantage = c.vantage_of_region(str(env.region))
+        self.vantage = vantage_of_region(str(env.region))
         self.bus_arn = f"arn:{self.partition}:events:{home_region}:{self.account}:event-bus/{c.bus_name(config.name)}"
         period = probe_period(config)
         self.layers = code_layers(self, inputs.config_path, inputs.bundle_deps, config.name)

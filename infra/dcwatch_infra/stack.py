@@ -26,7 +26,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from dcwatch.config import Config
+from dcwatch.config import VANTAGE_PUBLIC, VANTAGE_VPC, Config
 from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, TABLES, FunctionSpec, asl_variables
 from dcwatch.wiring import failover_task_functions as workflow_steps
 from dcwatch_infra import constants as c
@@ -103,8 +103,7 @@ class DcwatchStack(Stack):
 
         self.probes = self._probes()
         self.functions = {
-            spec.key: self.probes[c.VANTAGE_PUBLIC] if spec.key == "Probe" else self._function(spec)
-            for spec in FUNCTIONS
+            spec.key: self.probes[VANTAGE_PUBLIC] if spec.key == "Probe" else self._function(spec) for spec in FUNCTIONS
         }
         self.state_machine = self._failover_workflow()
         # Only Evaluate starts the workflow, and it is not one of its steps: no dependency cycle.
@@ -176,11 +175,11 @@ class DcwatchStack(Stack):
 
     def _probes(self) -> dict[str, lambda_.Function]:
         """One probe outside any VPC (public endpoints) and, with `network`, one inside it (private ones)."""
-        placements = {c.VANTAGE_PUBLIC: Placement()}
+        placements = {VANTAGE_PUBLIC: Placement()}
         network = self.config.network
         if network is not None:
             vpc = ec2.Vpc.from_vpc_attributes(self, c.VPC, vpc_id=network.vpc_id, availability_zones=Fn.get_azs())
-            placements[c.VANTAGE_VPC] = Placement(
+            placements[VANTAGE_VPC] = Placement(
                 vpc,
                 tuple(ec2.Subnet.from_subnet_id(self, f"Subnet-{s}", s) for s in network.subnet_ids),
                 tuple(

@@ -214,6 +214,12 @@ class Thresholds(_Model):
 class Probe(_Model):
     interval_s: int = Field(default=60, ge=1, description="seconds between probe rounds")
     vantage: str = Field(default="aws", description="name of the place the probes run from")
+    vantages: list[Name] = Field(
+        default=[],
+        description="the vantage points the evaluator expects results from; empty: those the deployment "
+        "runs (aws-public, aws-vpc with a network, aws-<region> with a secondary region). "
+        "The local runtime simulates each one",
+    )
     check_metrics: bool = Field(
         default=True,
         description="also publish latency and success per check, not only per site "
@@ -243,6 +249,14 @@ class Network(_Model):
     )
 
 
+VANTAGE_PUBLIC = "aws-public"
+VANTAGE_VPC = "aws-vpc"
+
+
+def vantage_of_region(region: str) -> str:
+    return f"aws-{region}"
+
+
 REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"
 Region = Annotated[str, Field(pattern=REGION_PATTERN, description="AWS region, e.g. eu-west-1")]
 
@@ -270,6 +284,18 @@ class Config(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def vantage_points(self) -> list[str]:
+        """Where probes run from: the decision needs results from more than one of them to move production."""
+        if self.probe.vantages:
+            return list(self.probe.vantages)
+        deployed = [VANTAGE_PUBLIC]
+        if self.network is not None:
+            deployed.append(VANTAGE_VPC)
+        if self.secondary_region is not None:
+            deployed.append(vantage_of_region(self.secondary_region))
+        return deployed
 
     def site(self, name: str) -> Site:
         for site in self.sites:
