@@ -7,21 +7,32 @@ BIN := $(VENV)/bin
 VCSIM := .build/vcsim
 STAMP := $(VENV)/.installed
 APT_STAMP := .build/.apt-installed
+BLACKBOX := .build/blackbox/usr/bin/prometheus-blackbox-exporter
+# make bench TARGETS=1000 CONCURRENCY=200 LATENCY_MS=20 TIMEOUT_S=2 ROUNDS=3
+TARGETS ?= 1000
+CONCURRENCY ?= 200
+LATENCY_MS ?= 20
+TIMEOUT_S ?= 2
+ROUNDS ?= 3
 # jsii reads this as the list of Node majors whose end-of-life banner to silence.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 
-.PHONY: demo test unit integration e2e infra synth lint schemas vcsim install clean
+.PHONY: demo test unit integration e2e infra synth lint schemas vcsim blackbox bench install clean
 
 demo: install vcsim
 	$(BIN)/dcwatch demo --report report.json
 
-test: install vcsim
+test: install vcsim blackbox
 	$(BIN)/python -m pytest -q
+
+bench: install blackbox
+	$(BIN)/python -m bench --exporter $(BLACKBOX) --targets $(TARGETS) --concurrency $(CONCURRENCY) \
+	  --latency-ms $(LATENCY_MS) --timeout $(TIMEOUT_S) --rounds $(ROUNDS)
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: install vcsim
+integration: install vcsim blackbox
 	$(BIN)/python -m pytest -q tests/integration
 
 e2e: install vcsim
@@ -37,8 +48,8 @@ schemas: install
 	$(BIN)/python -m dcwatch.contracts events/schemas
 
 lint: install
-	$(BIN)/ruff check layers functions infra tests
-	$(BIN)/mypy layers/core/python/dcwatch
+	$(BIN)/ruff check layers functions infra tests bench
+	$(BIN)/mypy layers/core/python/dcwatch bench
 
 install: $(STAMP)
 
@@ -62,6 +73,19 @@ $(APT_STAMP):
 
 $(VCSIM): tools/vcsim/main.go $(APT_STAMP)
 	cd tools/vcsim && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$(CURDIR)/.build/gocache go build -o $(CURDIR)/$(VCSIM) .
+
+blackbox: $(BLACKBOX)
+
+# Debian's package, unpacked rather than installed: installing it would start its service, which
+# listens on every interface; the benchmark starts its own exporter on loopback.
+$(BLACKBOX):
+	@mkdir -p .build/blackbox
+	@cd .build && { apt-get download -qq prometheus-blackbox-exporter 2>/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && apt-get download -qq prometheus-blackbox-exporter; }; }
+	dpkg-deb -x .build/prometheus-blackbox-exporter_*.deb .build/blackbox
+	rm -f .build/prometheus-blackbox-exporter_*.deb
+	touch $@
 
 clean:
 	rm -rf $(VENV) .build infra/cdk.out report.json

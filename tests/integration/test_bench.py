@@ -1,0 +1,74 @@
+"""`make bench` cannot rot: its targets, both clients and its honesty checks work on a small scale.
+
+Speed is not asserted here (that is the benchmark's job); counts of passes and failures are.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.compare import BLACKBOX, OURS, Round, Settings, Targets, problems, report, run, target_server
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = Settings(targets=20, concurrency=10, latency_ms=5, timeout_s=0.5, rounds=1)
+
+
+def test_the_target_server_gives_each_target_its_own_port_and_makes_one_in_twenty_slow():
+    with target_server(SMALL) as targets:
+        ports = {url.split(":")[2].split("/")[0] for url in targets.urls}
+        assert len(targets.urls) == 20 and len(ports) == 20
+        assert targets.slow == {19}
+
+
+def test_the_target_server_stops_when_the_bench_is_interrupted():
+    with pytest.raises(KeyboardInterrupt), target_server(SMALL) as targets:
+        port = int(targets.urls[0].split(":")[2].split("/")[0])
+        raise KeyboardInterrupt
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
+
+
+def test_both_sides_pass_the_fast_targets_and_fail_the_slow_one_after_its_timeout():
+    rounds = run(SMALL)
+
+    assert [r.side for r in rounds] == [OURS, BLACKBOX]
+    for one in rounds:
+        assert len(one.latencies_ms) == 20
+        assert one.failed == {19}
+        assert one.latencies_ms[19] >= 475
+        assert max(one.latencies_ms[:19]) < 475
+    assert rounds[0].reasons == {"timeout after 0.5 s"}
+    text = report(SMALL, rounds)
+    assert "dcwatch" in text and "blackbox_exporter" in text and "[1] (= the slow targets, verified)" in text
+
+
+def test_figures_are_refused_when_a_fast_target_fails_or_a_slow_one_fails_early():
+    targets = Targets([f"http://127.0.0.1:{9000 + i}/t/{i}" for i in range(4)], {3})
+    honest = Round(OURS, 1.0, 0.1, [5, 5, 5, 500], {3}, {"timeout after 0.5 s"})
+    refused = Round(BLACKBOX, 1.0, 0.1, [5, 5, 5, 20], {1, 3})
+
+    assert problems([honest], targets, 0.5) == []
+    assert problems([honest, refused], targets, 0.5) == [
+        "round 1 of blackbox_exporter: unexpected failures [1], slow targets that passed []",
+        "round 1 of blackbox_exporter: slow targets [3] failed before the 0.5 s timeout",
+    ]
+
+
+def test_make_bench_prints_the_comparison():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--targets", "20", "--rounds", "1", "--timeout", "0.5", "--latency-ms", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ratio dcwatch / blackbox_exporter" in done.stdout
+    assert done.stdout.count("(= the slow targets, verified)") == 2
