@@ -136,8 +136,8 @@ def _retrieve_all(si: Any, specs: list[Any]) -> list[Any]:
     return objects
 
 
-def _inventory_spec(si: Any, view: Any, *, hosts: bool, vms: bool, alarms: bool) -> Any:
-    """One filter: hosts, VMs and datastores through the container view, alarms from the root folder."""
+def _inventory_spec(root: Any, view: Any, *, hosts: bool, vms: bool, alarms: bool) -> Any:
+    """One filter: hosts, VMs and datastores through the container view, alarms from the root."""
     props = [PropertyCollector.PropertySpec(type=vim.Datastore, pathSet=DATASTORE_PROPS)]
     if hosts:
         props.append(PropertyCollector.PropertySpec(type=vim.HostSystem, pathSet=HOST_PROPS))
@@ -146,9 +146,9 @@ def _inventory_spec(si: Any, view: Any, *, hosts: bool, vms: bool, alarms: bool)
     traverse_view = PropertyCollector.TraversalSpec(name="view", path="view", skip=False, type=vim.view.ContainerView)
     objects = [PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traverse_view])]
     if alarms:
-        # The root folder's triggered alarm state holds the alarms of everything below it.
-        props.append(PropertyCollector.PropertySpec(type=vim.Folder, pathSet=["triggeredAlarmState"]))
-        objects.append(PropertyCollector.ObjectSpec(obj=si.content.rootFolder, skip=False))
+        # An entity's triggered alarm state holds the alarms of everything below it.
+        props.append(PropertyCollector.PropertySpec(type=type(root), pathSet=["triggeredAlarmState"]))
+        objects.append(PropertyCollector.ObjectSpec(obj=root, skip=False))
     return PropertyCollector.FilterSpec(objectSet=objects, propSet=props)
 
 
@@ -165,20 +165,20 @@ def _names(si: Any, refs: list[Any]) -> dict[str, str]:
     return {o.obj._moId: str(o.propSet[0].val) for o in found if o.propSet}
 
 
-def read_snapshot(si: Any, *, hosts: bool = True, vms: bool = True, alarms: bool = True) -> VcenterSnapshot:
-    """The site's hosts, VMs, datastores and triggered alarms, batched by the PropertyCollector."""
+def read_snapshot(si: Any, root: Any, *, hosts: bool = True, vms: bool = True, alarms: bool = True) -> VcenterSnapshot:
+    """Hosts, VMs, datastores and triggered alarms below `root`, batched by the PropertyCollector."""
     content = si.content
     kinds = [vim.Datastore] + ([vim.HostSystem] if hosts else []) + ([vim.VirtualMachine] if vms else [])
-    view = content.viewManager.CreateContainerView(content.rootFolder, kinds, True)
+    view = content.viewManager.CreateContainerView(root, kinds, True)
     try:
-        found = _retrieve_all(si, [_inventory_spec(si, view, hosts=hosts, vms=vms, alarms=alarms)])
+        found = _retrieve_all(si, [_inventory_spec(root, view, hosts=hosts, vms=vms, alarms=alarms)])
     finally:
         view.Destroy()
     by_kind: dict[type, list[tuple[Any, dict[str, Any]]]] = {}
     for o in found:
         by_kind.setdefault(type(o.obj), []).append((o.obj, {p.name: p.val for p in o.propSet}))
     named = {obj._moId: str(p.get("name", obj._moId)) for objs in by_kind.values() for obj, p in objs}
-    states = [s for _, p in by_kind.get(vim.Folder, []) for s in p.get("triggeredAlarmState") or []]
+    states = [s for _, p in by_kind.get(type(root), []) for s in p.get("triggeredAlarmState") or []]
     unnamed = [s.alarm for s in states] + [s.entity for s in states if s.entity._moId not in named]
     named |= _names(si, list({ref._moId: ref for ref in unnamed}.values()))
     return VcenterSnapshot(
@@ -226,10 +226,15 @@ def read_vcenter(
     vms: bool = True,
     alarms: bool = True,
 ) -> VcenterSnapshot:
-    """One session, one batched read: what the vCenter check of a round judges."""
+    """One session, one batched read of the configured datacenter (else everything): what a round judges."""
     with vcenter_session(vcenter, credentials, timeout_s) as si:
         try:
-            return read_snapshot(si, hosts=hosts, vms=vms, alarms=alarms)
+            root = si.content.rootFolder
+            if vcenter.datacenter:
+                root = si.content.searchIndex.FindByInventoryPath(vcenter.datacenter)
+                if not isinstance(root, vim.Datacenter):
+                    raise VcenterUnavailable(f"vCenter {vcenter.url}: datacenter {vcenter.datacenter!r} not found")
+            return read_snapshot(si, root, hosts=hosts, vms=vms, alarms=alarms)
         except vmodl.MethodFault as fault:
             raise VcenterUnavailable(
                 f"vCenter {vcenter.url} inventory read failed: {getattr(fault, 'msg', '') or type(fault).__name__}"
