@@ -10,7 +10,7 @@ import yaml
 from dcwatch.checks import vcenter_checks
 from dcwatch.config import Config, VcenterProbe, parse_config
 from dcwatch.health import CheckState, failover_decision, site_verdict
-from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.local.demo import DEMO_CONFIG, failing_by_reason
 from dcwatch.vcenter import (
     DatastoreState,
     HostState,
@@ -170,3 +170,8 @@ def test_the_standby_is_down_only_when_every_critical_vcenter_part_is_down():
     assert site_verdict("dc-b", "standby", standby(**parts)).status == "UP"
     parts["vcenter-datastores"] = ("DOWN", 3)
     assert site_verdict("dc-b", "standby", standby(**parts)).status == "DOWN"
+
+
+def test_the_demo_timeline_names_a_shared_reason_once_for_all_the_checks_that_failed_with_it():
+    failed = ["dc-a/vcenter: unreachable", "dc-a/vcenter-hosts: unreachable", "dc-a/shop-home: status 503"]
+    assert failing_by_reason(failed) == "dc-a/vcenter, dc-a/vcenter-hosts: unreachable; dc-a/shop-home: status 503"
