@@ -125,9 +125,8 @@ class VsphereInventory:
         }
 
 
-def _retrieve_all(si: Any, specs: list[Any]) -> list[Any]:
+def _retrieve_all(collector: Any, specs: list[Any]) -> list[Any]:
     """Every object the filter specs select, in as few round trips as vCenter's paging allows."""
-    collector = si.content.propertyCollector
     page = collector.RetrievePropertiesEx(specs, PropertyCollector.RetrieveOptions(maxObjects=PAGE_SIZE))
     objects = list(page.objects) if page else []
     while page is not None and page.token:
@@ -152,7 +151,7 @@ def _inventory_spec(root: Any, view: Any, *, hosts: bool, vms: bool, alarms: boo
     return PropertyCollector.FilterSpec(objectSet=objects, propSet=props)
 
 
-def _names(si: Any, refs: list[Any]) -> dict[str, str]:
+def _names(collector: Any, refs: list[Any]) -> dict[str, str]:
     """Names of alarms and entities by managed object id, in one round trip."""
     if not refs:
         return {}
@@ -161,17 +160,20 @@ def _names(si: Any, refs: list[Any]) -> dict[str, str]:
         path = "info.name" if issubclass(kind, vim.alarm.Alarm) else "name"
         props.append(PropertyCollector.PropertySpec(type=kind, pathSet=[path]))
     objects = [PropertyCollector.ObjectSpec(obj=ref, skip=False) for ref in refs]
-    found = _retrieve_all(si, [PropertyCollector.FilterSpec(objectSet=objects, propSet=props)])
+    found = _retrieve_all(collector, [PropertyCollector.FilterSpec(objectSet=objects, propSet=props)])
     return {o.obj._moId: str(o.propSet[0].val) for o in found if o.propSet}
 
 
-def read_snapshot(si: Any, root: Any, *, hosts: bool = True, vms: bool = True, alarms: bool = True) -> VcenterSnapshot:
+def read_snapshot(
+    content: Any, root: Any, *, hosts: bool = True, vms: bool = True, alarms: bool = True
+) -> VcenterSnapshot:
     """Hosts, VMs, datastores and triggered alarms below `root`, batched by the PropertyCollector."""
-    content = si.content
     kinds = [vim.Datastore] + ([vim.HostSystem] if hosts else []) + ([vim.VirtualMachine] if vms else [])
     view = content.viewManager.CreateContainerView(root, kinds, True)
     try:
-        found = _retrieve_all(si, [_inventory_spec(root, view, hosts=hosts, vms=vms, alarms=alarms)])
+        found = _retrieve_all(
+            content.propertyCollector, [_inventory_spec(root, view, hosts=hosts, vms=vms, alarms=alarms)]
+        )
     finally:
         view.Destroy()
     by_kind: dict[type, list[tuple[Any, dict[str, Any]]]] = {}
@@ -180,7 +182,7 @@ def read_snapshot(si: Any, root: Any, *, hosts: bool = True, vms: bool = True, a
     named = {obj._moId: str(p.get("name", obj._moId)) for objs in by_kind.values() for obj, p in objs}
     states = [s for _, p in by_kind.get(type(root), []) for s in p.get("triggeredAlarmState") or []]
     unnamed = [s.alarm for s in states] + [s.entity for s in states if s.entity._moId not in named]
-    named |= _names(si, list({ref._moId: ref for ref in unnamed}.values()))
+    named |= _names(content.propertyCollector, list({ref._moId: ref for ref in unnamed}.values()))
     return VcenterSnapshot(
         about=str(content.about.fullName),
         hosts=tuple(
@@ -229,12 +231,13 @@ def read_vcenter(
     """One session, one batched read of the configured datacenter (else everything): what a round judges."""
     with vcenter_session(vcenter, credentials, timeout_s) as si:
         try:
-            root = si.content.rootFolder
+            content = si.RetrieveContent()  # once: every `si.content` is a round trip of its own
+            root = content.rootFolder
             if vcenter.datacenter:
-                root = si.content.searchIndex.FindByInventoryPath(vcenter.datacenter)
+                root = content.searchIndex.FindByInventoryPath(vcenter.datacenter)
                 if not isinstance(root, vim.Datacenter):
                     raise VcenterUnavailable(f"vCenter {vcenter.url}: datacenter {vcenter.datacenter!r} not found")
-            return read_snapshot(si, root, hosts=hosts, vms=vms, alarms=alarms)
+            return read_snapshot(content, root, hosts=hosts, vms=vms, alarms=alarms)
         except vmodl.MethodFault as fault:
             raise VcenterUnavailable(
                 f"vCenter {vcenter.url} inventory read failed: {getattr(fault, 'msg', '') or type(fault).__name__}"
