@@ -31,10 +31,10 @@ def vcsim_site() -> Iterator[Callable[..., Site]]:
     """Start a vCenter simulator on a free loopback port with the given VMs (name, powered_on)."""
     started: list[VcsimProcess] = []
 
-    def start(vms: list[tuple[str, bool]] = (), name: str = "site") -> Site:
+    def start(vms: list[tuple[str, bool]] = (), name: str = "site", delay_ms: int = 0) -> Site:
         vcenter = VCenter(url=f"http://127.0.0.1:{free_port()}/sdk", credentials_secret=f"test/{name}")
         credentials = Credentials("tester", secrets.token_urlsafe(8))
-        process = VcsimProcess(name, vcenter, credentials).start()
+        process = VcsimProcess(name, vcenter, credentials, delay_ms=delay_ms).start()
         started.append(process)
         create_vms(vcenter, credentials, vms)
         return Site(vcenter, credentials, process)

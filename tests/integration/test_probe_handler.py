@@ -73,9 +73,11 @@ def test_one_scheduled_call_runs_a_round_per_interval_and_publishes_every_result
     assert [r["roundId"] for r in rounds] == ["sched-1-0", "sched-1-1", "sched-1-2"], "3 s period / 1 s interval"
     assert 1.5 < elapsed < 6, "rounds wait for their interval boundary, then stop inside the period"
     checks_per_round = rounds[0]["checks"]
-    assert checks_per_round == 6  # two vCenters and two services at each of two sites
+    assert checks_per_round == 12  # at each of two sites: four vCenter parts and two services
     details = [b["detail"] for b in received(sqs, url)]
     assert len(details) == 3 * checks_per_round
     assert {d["roundId"] for d in details} == {"sched-1-0", "sched-1-1", "sched-1-2"}
-    vcenter = next(d for d in details if d["check"] == "vcenter")
-    assert vcenter["ok"] is False and "unreachable" in vcenter["reason"], "no vCenter listens: a failed check"
+    vcenter = [d for d in details if d["check"].startswith("vcenter") and d["roundId"] == "sched-1-0"]
+    assert {d["check"] for d in vcenter} == {"vcenter", "vcenter-hosts", "vcenter-datastores", "vcenter-alarms"}
+    assert not any(d["ok"] for d in vcenter), "no vCenter listens: every part fails"
+    assert all("unreachable" in d["reason"] for d in vcenter)

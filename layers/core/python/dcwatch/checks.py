@@ -47,10 +47,28 @@ class Outcome:
 CheckRunner = Callable[[PlannedCheck], Awaitable[Outcome]]
 
 
+VCENTER_PARTS = ("login", "hosts", "vms", "datastores", "alarms")
+
+
+def vcenter_check_name(part: str) -> str:
+    """`vcenter` for the login, `vcenter-<part>` for the rest: each part is a check with its own state."""
+    return VCENTER_CHECK if part == "login" else f"{VCENTER_CHECK}-{part}"
+
+
 def vcenter_checks(config: Config, site: str) -> list[PlannedCheck]:
-    """The site's vCenter: login works (more parts join as the vCenter probe learns them)."""
+    """The parts of the site's vCenter check that its config asks for; all judged from one read per round.
+
+    Login, hosts, critical VMs and datastores are critical; triggered alarms only ever warn.
+    """
     vcenter = config.site(site).vcenter
-    return [PlannedCheck(site, VCENTER_CHECK, None, True, vcenter.timeout_s, vcenter, "login")]
+    probe = vcenter.probe
+    wanted = {"login": True, "hosts": probe.hosts, "vms": bool(probe.critical_vms), "datastores": True}
+    wanted["alarms"] = probe.alarms
+    return [
+        PlannedCheck(site, vcenter_check_name(part), None, part != "alarms", vcenter.timeout_s, vcenter, part)
+        for part in VCENTER_PARTS
+        if wanted[part]
+    ]
 
 
 def vcenter_check(config: Config, site: str) -> PlannedCheck:

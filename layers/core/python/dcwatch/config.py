@@ -59,7 +59,11 @@ class VCenter(_Model):
         min_length=1,
         description="Secrets Manager secret id holding JSON {username, password}",
     )
-    datacenter: str | None = Field(default=None, description="datacenter holding the VMs (first if unset)")
+    datacenter: str | None = Field(
+        default=None,
+        description="inventory path of the site's datacenter, e.g. DC-A; the vCenter check judges only it "
+        "(the whole vCenter if unset)",
+    )
     verify_tls: bool = True
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="login and inventory read, per round")
     probe: VcenterProbe = VcenterProbe()

@@ -4,9 +4,9 @@ Rules of the walking skeleton:
 - a check goes DOWN after `failures_to_down` consecutive failures, back UP after
   `successes_to_up` consecutive successes; results older than the last one seen change nothing;
 - the active site is DOWN when every one of its critical checks is DOWN; the standby is judged
-  only on its infrastructure (vCenter), since its services are expected to be off;
+  only on its infrastructure (vCenter parts, site checks), since its services are expected to be off;
 - a failover starts only for the active site, and only while the standby is UP with its vCenter
-  proven by its latest result.
+  login (check `vcenter`) proven by its latest result: the workflow needs that vCenter to power on.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from dcwatch.checks import VCENTER_CHECK
 from dcwatch.config import Thresholds
 from dcwatch.events import ProbeResult
 
@@ -111,7 +112,7 @@ def failover_decision(verdict: SiteVerdict, standby_status: str, standby_checks:
     if verdict.role != "active":
         return FailoverDecision(False, f"{verdict.site} is the standby; nothing to fail over")
     # UP is not enough: a standby vCenter failing right now, below the threshold, proves nothing.
-    proven = [c for c in standby_checks if c.is_infrastructure and c.critical and c.status == "UP" and c.failures == 0]
+    proven = [c for c in standby_checks if c.check == VCENTER_CHECK and c.status == "UP" and c.failures == 0]
     if standby_status != "UP" or not proven:
         return FailoverDecision(False, "standby is not proven healthy; failover needs a human decision")
     return FailoverDecision(True, f"active site DOWN, standby UP ({', '.join(c.check for c in proven)} passing)")

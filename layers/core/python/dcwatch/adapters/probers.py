@@ -26,11 +26,12 @@ import dns.rdatatype
 import dns.resolver
 
 from dcwatch.adapters.secrets import Credentials
-from dcwatch.adapters.vsphere import vcenter_login_check
+from dcwatch.adapters.vsphere import read_vcenter
 from dcwatch.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
 from dcwatch.conditions import Observation, evaluate_all, parse_condition
 from dcwatch.config import DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
 from dcwatch.events import ProbeResult
+from dcwatch.vcenter import VcenterSnapshot, judge_part
 
 MAX_BODY = 256 * 1024
 DAY_S = 86400
@@ -46,6 +47,7 @@ class Prober:
         self._credentials = credentials
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
+        self._vcenter_reads: dict[str, asyncio.Task[VcenterSnapshot]] = {}
 
     async def __call__(self, check: PlannedCheck) -> Outcome:
         spec = check.spec
@@ -97,15 +99,38 @@ class Prober:
         elapsed_ms = (time.perf_counter() - started) * 1000
         return judge_http(check, status, body, elapsed_ms)
 
+    def _vcenter_read(self, site: str, vcenter: VCenter) -> asyncio.Task[VcenterSnapshot]:
+        """The round's one read of the site's vCenter, started by whichever part asks first."""
+        if site not in self._vcenter_reads:
+
+            def read() -> VcenterSnapshot:
+                credentials = self._credentials(vcenter.credentials_secret)
+                probe = vcenter.probe
+                return read_vcenter(
+                    vcenter,
+                    credentials,
+                    vcenter.timeout_s,
+                    hosts=probe.hosts,
+                    vms=bool(probe.critical_vms),
+                    alarms=probe.alarms,
+                )
+
+            self._vcenter_reads[site] = asyncio.create_task(asyncio.to_thread(read))
+        return self._vcenter_reads[site]
+
     async def vcenter(self, check: PlannedCheck, vcenter: VCenter) -> Outcome:
-        credentials = self._credentials(vcenter.credentials_secret)
+        """One part of the vCenter check; a failed login or read fails every part with the same reason."""
         try:
-            await asyncio.to_thread(vcenter_login_check, vcenter, credentials, check.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - any failure to log in is the check's outcome
-            return Outcome(False, str(exc)[:200])
-        return Outcome(True)
+            # Shielded: a part that times out must not cancel the read the other parts share.
+            snapshot = await asyncio.shield(self._vcenter_read(check.site, vcenter))
+        except Exception as exc:  # noqa: BLE001 - any failure to log in or read is the check's outcome
+            return Outcome(False, (getattr(exc, "msg", None) or str(exc) or type(exc).__name__)[:200])
+        return judge_part(check.part, vcenter.probe, snapshot)
 
     async def aclose(self) -> None:
+        for read in self._vcenter_reads.values():
+            read.cancel()  # a read nobody waits for any more; its thread ends at its socket timeout
+        self._vcenter_reads.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None

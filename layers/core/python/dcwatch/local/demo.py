@@ -290,6 +290,15 @@ def _finished(watcher: Watcher, obs: Observations) -> bool:
     return bool(watcher.restored_at is not None and ended and obs.notifications)
 
 
+def failing_by_reason(failed: list[str]) -> str:
+    """`a: why; b: why` as `a, b: why`: the parts of a vCenter that is down share one reason."""
+    by_reason: dict[str, list[str]] = {}
+    for entry in failed:
+        check, _, reason = entry.partition(": ")
+        by_reason.setdefault(reason, []).append(check)
+    return "; ".join(f"{', '.join(checks)}: {reason}" for reason, checks in by_reason.items())
+
+
 class ProbeSchedule:
     """Stands in for EventBridge Scheduler locally: invokes the probe function every interval."""
 
@@ -325,7 +334,7 @@ class ProbeSchedule:
                 if summary != self._last:
                     self.timeline.add(
                         "probe_round",
-                        summary + (f"; failing: {'; '.join(failed)}" if failed else ""),
+                        summary + (f"; failing: {failing_by_reason(failed)}" if failed else ""),
                         round=self.rounds,
                     )
                     self._last = summary
