@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from dcwatch.adapters import aws
-from dcwatch.adapters.dynamodb import DynamoStateStore
+from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher
 from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.route53 import Route53Dns
@@ -34,7 +34,7 @@ class Settings:
     bus_name: str = ""
     table_name: str = ""
     audit_table_name: str = ""
-    locks_table_name: str = ""  # the lease of issue 5; nothing reads it yet
+    locks_table_name: str = ""  # the failover lock (a lease)
     topic_arn: str = ""
     state_machine_arn: str = ""
     vantage: str = ""
@@ -89,6 +89,10 @@ class App:
     @cached_property
     def store(self) -> DynamoStateStore:
         return DynamoStateStore(self.settings.table_name, self.settings.audit_table_name)
+
+    @cached_property
+    def leases(self) -> DynamoLeases:
+        return DynamoLeases(self.settings.locks_table_name)
 
     @cached_property
     def dns(self) -> Route53Dns:
