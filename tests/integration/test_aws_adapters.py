@@ -18,9 +18,9 @@ from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
+from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.errors import VcenterUnavailable
 from dcwatch.events import ProbeResult
-from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.health import CheckState
 from dcwatch.local.cloud import create_tables
 from dcwatch.ports import Condition, Lease, RecordValues
@@ -111,7 +111,19 @@ def test_check_state_round_trips_per_vantage_point_and_a_stale_writer_loses():
     assert store.get_check("north", "web", "aws-public") == first
     assert store.get_check("north", "web", "aws-vpc") is None, "each vantage point has its own state"
     newer = CheckState(
-        "north", "web", "shop", True, "DOWN", 1, 0, T0 + timedelta(seconds=1), "status 503", T0, "aws-public", (T0,), True
+        "north",
+        "web",
+        "shop",
+        True,
+        "DOWN",
+        1,
+        0,
+        T0 + timedelta(seconds=1),
+        "status 503",
+        T0,
+        "aws-public",
+        (T0,),
+        True,
     )
     assert store.put_check(newer, T0)
     assert not store.put_check(newer, T0), "a writer that read the old state must not overwrite the new one"

@@ -106,9 +106,13 @@ class App:
     def workflows(self) -> StepFunctionsStarter:
         return StepFunctionsStarter(self.settings.state_machine_arn)
 
-    def probe(self, checks: list[PlannedCheck], round_id: str, deadline_s: float | None = None) -> list[ProbeResult]:
-        """One round of `checks` from this vantage point."""
-        return probe_round(checks, self.secrets.get, vantage=self.vantage, round_id=round_id, deadline_s=deadline_s)
+    def probe(
+        self, checks: list[PlannedCheck], round_id: str, deadline_s: float | None = None, vantage: str | None = None
+    ) -> list[ProbeResult]:
+        """One round of `checks` from this vantage point (or the one the local runtime says it plays)."""
+        return probe_round(
+            checks, self.secrets.get, vantage=vantage or self.vantage, round_id=round_id, deadline_s=deadline_s
+        )
 
     @contextmanager
     def inventory(self, site: str) -> Iterator[VsphereInventory]:
