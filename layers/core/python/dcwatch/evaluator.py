@@ -129,6 +129,9 @@ class _Decider:
         self._record(f"flapping-{state.site}", subject, text, record)
 
     def decide(self, result: ProbeResult, check_status: str, changed: bool) -> Evaluation:
+        if not changed and result.ok:
+            # A held-back failover is re-judged on its site's failing results; a passing one changes nothing.
+            return Evaluation(check_status)
         stored = self.store.condition(_key("site", result.site), "UP")
         pending = stored.status == "DOWN" and stored.blocked is not None
         if not changed and not pending:
