@@ -28,7 +28,7 @@ def write_pair_config(
         ],
         "services": [],
         "thresholds": {"failures_to_down": 2, "successes_to_up": 1},
-        "probe": {"interval_s": 1, "vantage": "itest"},
+        "probe": {"interval_s": 1, "vantage": "itest", "vantages": ["aws-public", "aws-vpc"]},
         "workflow": {"poll_s": 1, "group_timeout_s": 20, "dns_timeout_s": 20},
         "alerts": {"email": ["ops@example.test"]},
     }

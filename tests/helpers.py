@@ -24,7 +24,13 @@ def demo_config() -> Config:
 
 
 def probe_result(
-    site: str, check: str, service: str | None, ok: bool, observed_at: datetime, reason: str = "connection refused"
+    site: str,
+    check: str,
+    service: str | None,
+    ok: bool,
+    observed_at: datetime,
+    reason: str = "connection refused",
+    vantage: str = "aws-public",
 ) -> ProbeResult:
     """A critical check's result; service None makes it the site's vCenter check."""
     return ProbeResult(
@@ -37,6 +43,6 @@ def probe_result(
         reason="" if ok else reason,
         latency_ms=2.0,
         observed_at=observed_at,
-        vantage="v",
+        vantage=vantage,
         round_id=observed_at.isoformat(),
     )

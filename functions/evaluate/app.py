@@ -20,10 +20,12 @@ from dcwatch.observability import logger, record_detection, record_result_receiv
 def handler(result: ProbeResult, context: LambdaContext) -> dict[str, Any]:
     record_result_received(result.vantage)
     app = runtime.app()
-    outcome = evaluate(result, app.config, app.store, app.events, app.workflows)
+    outcome = evaluate(result, app.config, app.store, app.events, app.workflows, app.notifier, app.leases)
     if outcome.detection_s is not None:
         record_detection(result.site, outcome.detection_s)
-    if outcome.stale:
+    if outcome.ignored:
+        logger.warning("result ignored", site=result.site, check=result.check, reason=outcome.ignored)
+    elif outcome.stale:
         logger.info("result ignored: duplicate or older than the last one seen", site=result.site, check=result.check)
     elif outcome.site_change:
         change = outcome.site_change
@@ -35,6 +37,7 @@ def handler(result: ProbeResult, context: LambdaContext) -> dict[str, Any]:
             failed_checks=change.failed_checks,
             incident_id=change.incident_id,
             action=change.action,
+            explanation=change.explanation,
             execution=outcome.execution,
             detection_s=outcome.detection_s,
         )

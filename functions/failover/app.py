@@ -45,6 +45,32 @@ def _at_standby(
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+def acquire_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run(
+        "AcquireLease", event, lambda s, app: workflow.acquire_lease(s, app.leases, app.config.workflow.lease_s)
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def renew_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("RenewLease", event, lambda s, app: workflow.renew_lease(s, app.leases, app.config.workflow.lease_s))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def release_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("ReleaseLease", event, lambda s, app: workflow.release_lease(s, app.leases))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def fence(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("Fence", event, lambda s, app: workflow.fence(s, lambda: app.inventory(s.plan.from_site)))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby("CheckStandby", event, lambda s, inventory, app: workflow.check_standby(s, inventory))
 

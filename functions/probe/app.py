@@ -26,6 +26,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     interval = app.config.probe.interval_s
     checks = plan_round(app.config)
     invocation = str(event.get("id") or uuid.uuid4())
+    # The local runtime simulates every vantage point with one function and names the one it plays.
+    vantage = str(event.get("vantage") or app.vantage)
     rounds = []
     for n, at in enumerate(round_times(time.time(), app.settings.schedule_period_s, interval)):
         remaining_s = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S
@@ -35,10 +37,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             logger.warning("rounds left out: no time left in this invocation", rounds_done=n)
             break
         round_id = f"{invocation}-{n}"
-        results = app.probe(checks, round_id, deadline_s=deadline_s)
+        results = app.probe(checks, round_id, deadline_s=deadline_s, vantage=vantage)
         published = app.events.publish_probe_results(results)
         record_probe_results(results, per_check=app.config.probe.check_metrics)
         failed = [f"{r.site}/{r.check}: {r.reason}" for r in results if not r.ok]
-        logger.info("probe round", round_id=round_id, vantage=app.vantage, checks=len(results), failed=failed)
+        logger.info("probe round", round_id=round_id, vantage=vantage, checks=len(results), failed=failed)
         rounds.append({"roundId": round_id, "checks": len(results), "failed": failed, "published": published})
     return {"rounds": rounds}

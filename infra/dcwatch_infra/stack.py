@@ -37,12 +37,15 @@ from dcwatch_infra.monitoring import Monitoring, Vantage
 from dcwatch_infra.schedules import probe_schedule, probe_schedule_role
 
 # Who may do what, by function key ("Probe": every probe, whatever its vantage point); a function not
-# named here gets nothing of it. The locks table has no user yet: the lease arrives with issue 5.
-VCENTER_USERS = ("Probe", "CheckStandby", "StartGroup", "CheckGroup")
+# named here gets nothing of it.
+VCENTER_USERS = ("Probe", "CheckStandby", "Fence", "StartGroup", "CheckGroup")
 BUS_PUBLISHERS = ("Probe", "Evaluate")
 STATE_WRITERS = ("Evaluate", "RecordAudit")
 AUDIT_APPENDERS = ("RecordAudit", "NotifyFailure")
-ALERT_PUBLISHERS = ("Notify", "NotifyFailure")
+ALERT_PUBLISHERS = ("Evaluate", "Notify", "NotifyFailure")
+LOCK_HOLDERS = ("Evaluate", "AcquireLease", "RenewLease", "ReleaseLease")
+# The lease: conditional put to take it, update to renew, delete to give it back, get to name its holder.
+LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 WORKFLOW_STARTERS = ("Evaluate",)
 DNS_SWITCHERS = ("SwitchDns",)
 DNS_WATCHERS = ("CheckDns",)
@@ -84,6 +87,8 @@ class DcwatchStack(Stack):
             scope, construct_id, env=env, description=f"dcwatch {config.name}: watchdog and failover of {sites}"
         )
         self.config = config
+        for warning in config.warnings:
+            Annotations.of(self).add_warning_v2("dcwatch:quorum", warning)
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
 
@@ -303,6 +308,8 @@ class DcwatchStack(Stack):
             self.table.grant_read_write_data(fn)
         for fn in self._holders(AUDIT_APPENDERS):
             self.tables["Audit"].grant(fn, *AUDIT_APPEND_ACTIONS)
+        for fn in self._holders(LOCK_HOLDERS):
+            self.tables["Locks"].grant(fn, *LEASE_ACTIONS)
         for fn in self._holders(ALERT_PUBLISHERS):
             self.topic.grant_publish(fn)
             nag.acknowledge(

@@ -27,7 +27,14 @@ def assert_outage_handled(report: dict, config_path: Path) -> None:
     assert s["detected_at"] - s["fault_at"] >= (config.thresholds.failures_to_down - 1) * config.probe.interval_s
     assert s["active_site"] == standby
     assert s["false_failovers"] == 0 and s["missed_failovers"] == 0
-    assert s["notifications"] == 1
+    # One alert when the site goes DOWN, one when the failover is done: edge-triggered, never per round.
+    assert s["notifications"] == 2
+    subjects = sorted(n["subject"] for n in report["notifications"])
+    assert subjects == [
+        f"[dcwatch] DOWN {active} (active): failover started",
+        f"[dcwatch] FAILOVER DONE {active} -> {standby}: services run at {standby}",
+    ]
+    assert "fencing not possible" in next(n["message"] for n in report["notifications"] if "DONE" in n["subject"])
     assert s["errors"] == []
     assert [e["status"] for e in s["executions"]] == ["SUCCEEDED"]
 

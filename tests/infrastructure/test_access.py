@@ -26,9 +26,13 @@ pytestmark = pytest.mark.infrastructure
 # Stated here, independently of the stack's own tables, so that a grant added or lost shows up as a failure.
 ALLOWED_SERVICES = {
     "Probe": {"events", "secretsmanager"},
-    "Evaluate": {"events", "dynamodb", "states"},
+    "Evaluate": {"events", "dynamodb", "states", "sns", "kms"},
     "ValidateRequest": set(),
+    "AcquireLease": {"dynamodb"},
+    "RenewLease": {"dynamodb"},
+    "ReleaseLease": {"dynamodb"},
     "CheckStandby": {"secretsmanager"},
+    "Fence": {"secretsmanager"},
     "StartGroup": {"secretsmanager"},
     "CheckGroup": {"secretsmanager"},
     "VerifyServices": set(),
@@ -95,13 +99,21 @@ def test_the_audit_trail_is_append_only_for_the_two_steps_that_write_it(demo: Sy
     }
 
 
-def test_nothing_uses_the_locks_table_yet(demo: Synth):
+def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_lease_steps(demo: Synth):
     table_id = demo.logical_id(demo.stack.tables["Locks"])
-    assert not [
-        spec.key
+    granted = {
+        spec.key: {
+            a for s in function_statements(demo, spec.key) if table_id in refs(s["Resource"]) for a in actions(s)
+        }
         for spec in FUNCTIONS
-        if any(table_id in refs(s["Resource"]) for s in function_statements(demo, spec.key))
-    ], "the lease (issue 5) grants it"
+    }
+    lease = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert {key: acts for key, acts in granted.items() if acts} == {
+        "Evaluate": lease,
+        "AcquireLease": lease,
+        "RenewLease": lease,
+        "ReleaseLease": lease,
+    }
 
 
 def test_vcenter_secrets_are_referenced_by_name_never_created_and_read_only_where_needed(demo: Synth):
@@ -113,7 +125,7 @@ def test_vcenter_secrets_are_referenced_by_name_never_created_and_read_only_wher
         ]
         for site in demo.config.sites:
             readable = any(f"secret:{site.vcenter.credentials_secret}-??????" in r for r in granted)
-            assert readable == (spec.key in ("Probe", "CheckStandby", "StartGroup", "CheckGroup")), spec.key
+            assert readable == (spec.key in ("Probe", "CheckStandby", "Fence", "StartGroup", "CheckGroup")), spec.key
     assert "SecretString" not in json.dumps(demo.template.to_json()), "no secret value in the template"
 
 

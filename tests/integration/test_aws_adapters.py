@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from dcwatch.adapters.dynamodb import DynamoStateStore
+from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher, batches
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
+from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.errors import VcenterUnavailable
 from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState
 from dcwatch.local.cloud import create_tables
-from dcwatch.ports import RecordValues
+from dcwatch.ports import Condition, Lease, RecordValues
 
 pytestmark = pytest.mark.integration
 REGION = "eu-central-1"
@@ -96,25 +100,106 @@ def make_table(name="dcwatch"):
     return DynamoStateStore(tables["State"], tables["Audit"])
 
 
-def test_check_state_round_trips_and_a_stale_writer_loses():
+def make_leases(name="dcwatch") -> DynamoLeases:
+    return DynamoLeases(create_tables(boto3.client("dynamodb"), name)["Locks"])
+
+
+def test_check_state_round_trips_per_vantage_point_and_a_stale_writer_loses():
     store = make_table()
-    first = CheckState("north", "web", "shop", True, "UP", 0, 1, T0, "")
+    first = CheckState("north", "web", "shop", True, "UP", 0, 1, T0, "", vantage="aws-public")
     assert store.put_check(first, None)
-    assert store.get_check("north", "web") == first
-    newer = CheckState("north", "web", "shop", True, "UP", 1, 0, T0 + timedelta(seconds=1), "status 503", T0)
+    assert store.get_check("north", "web", "aws-public") == first
+    assert store.get_check("north", "web", "aws-vpc") is None, "each vantage point has its own state"
+    newer = CheckState(
+        "north",
+        "web",
+        "shop",
+        True,
+        "DOWN",
+        1,
+        0,
+        T0 + timedelta(seconds=1),
+        "status 503",
+        T0,
+        "aws-public",
+        (T0,),
+        True,
+    )
     assert store.put_check(newer, T0)
     assert not store.put_check(newer, T0), "a writer that read the old state must not overwrite the new one"
     assert not store.put_check(first, None), "a first write must not overwrite an existing check"
-    assert store.site_checks("north") == [newer]
+    other = CheckState("north", "web", "shop", True, "UP", 0, 1, T0, "", vantage="aws-vpc")
+    assert store.put_check(other, None)
+    assert sorted(store.site_checks("north"), key=lambda c: c.vantage) == [newer, other]
     assert store.site_checks("south") == []
 
 
-def test_only_one_evaluator_wins_a_site_transition():
+def test_only_one_evaluator_wins_a_change_of_condition():
     store = make_table()
-    assert store.site_status("north") == "UP"
-    assert store.transition_site("north", "UP", "DOWN", "north-down-1")
-    assert not store.transition_site("north", "UP", "DOWN", "north-down-2")
-    assert store.site_status("north") == "DOWN"
+    up = store.condition("site/north", "UP")
+    assert up == Condition("UP")
+    down = Condition("DOWN", since=T0, incident_id="north-down-1", blocked="automation off", alerted=True, version=1)
+    assert store.change_condition("site/north", up, down)
+    assert not store.change_condition("site/north", up, replace(down, incident_id="north-down-2"))
+    assert store.condition("site/north", "UP") == down
+    settled = replace(down, blocked=None, version=2)
+    assert store.change_condition("site/north", down, settled)
+    assert not store.change_condition("site/north", down, settled), "the same version is taken once"
+    assert store.condition("site/north", "UP") == settled
+
+
+def test_the_automation_switch_cooldown_and_acknowledgements_are_kept():
+    store = make_table()
+    assert store.automation() == AutomationSwitch()
+    off = AutomationSwitch(False, "storage migration", "alice", T0)
+    store.set_automation(off)
+    assert store.automation() == off
+    assert store.last_failover() is None
+    store.record_failover(LastFailover("north-down-1", T0))
+    assert store.last_failover() == LastFailover("north-down-1", T0)
+    assert not store.acknowledged("south-down-2")
+    store.acknowledge("south-down-2", "alice", "south really is gone")
+    assert store.acknowledged("south-down-2")
+
+
+def test_the_lease_has_one_holder_and_only_the_owner_renews_or_releases_it():
+    leases = make_leases()
+    assert leases.holder() is None
+    assert leases.acquire("inc-1", 60, T0) == Lease("inc-1", T0 + timedelta(seconds=60))
+    assert leases.acquire("inc-2", 60, T0 + timedelta(seconds=1)).owner == "inc-1", "held: the other gets the holder"
+    assert leases.acquire("inc-1", 60, T0 + timedelta(seconds=2)).owner == "inc-1", "the owner may take it again"
+    assert not leases.renew("inc-2", 60, T0) and not leases.release("inc-2")
+    assert leases.renew("inc-1", 600, T0 + timedelta(seconds=3))
+    assert leases.holder() == Lease("inc-1", T0 + timedelta(seconds=603))
+    assert leases.release("inc-1") and leases.holder() is None
+    assert not leases.release("inc-1"), "released once"
+
+
+def test_an_expired_lease_can_be_taken_over_and_its_old_owner_can_no_longer_renew_it():
+    leases = make_leases()
+    leases.acquire("inc-1", 60, T0)
+    taken = leases.acquire("inc-2", 60, T0 + timedelta(seconds=61))
+    assert taken.owner == "inc-2"
+    assert not leases.renew("inc-1", 60, T0 + timedelta(seconds=62))
+    assert not leases.release("inc-1")
+
+
+def test_of_many_concurrent_acquirers_exactly_one_wins():
+    leases = make_leases()
+    contenders = [f"evaluator-{i}" for i in range(8)]
+    # Clients made up front: boto3's default session is not safe to create clients from many threads.
+    own_leases = {owner: DynamoLeases(leases.table, boto3.client("dynamodb")) for owner in contenders}
+    start = threading.Barrier(len(contenders))
+
+    def contend(owner: str) -> str:
+        start.wait(timeout=10)
+        return own_leases[owner].acquire(owner, 60, T0).owner
+
+    with ThreadPoolExecutor(max_workers=len(contenders)) as pool:
+        holders = list(pool.map(contend, contenders))
+    winner = leases.holder()
+    assert winner is not None and winner.owner in contenders
+    assert set(holders) == {winner.owner}, "every contender sees the same single holder"
 
 
 def test_the_active_site_defaults_to_the_config_until_a_failover_records_another():

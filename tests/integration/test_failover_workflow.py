@@ -6,8 +6,10 @@ counts and groups differ from the demo's.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from pyVmomi import vim
@@ -36,9 +38,13 @@ def task_states_entered(pipeline: LocalPipeline, arn: str) -> list[str]:
 
 
 def standby_power(pipeline: LocalPipeline) -> dict[str, str]:
-    site = pipeline.config.site("south")
-    names = [vm.name for _, at in pipeline.config.services_at("south") for vm in at.vms]
-    with vcenter_session(site.vcenter, pipeline.credentials["south"]) as si:
+    return site_power(pipeline, "south")
+
+
+def site_power(pipeline: LocalPipeline, name: str) -> dict[str, str]:
+    site = pipeline.config.site(name)
+    names = [vm.name for _, at in pipeline.config.services_at(name) for vm in at.vms]
+    with vcenter_session(site.vcenter, pipeline.credentials[name]) as si:
         view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
         try:
             return {vm.name: vm.runtime.powerState for vm in view.view if vm.name in names}
@@ -106,6 +112,59 @@ def test_a_missing_standby_vm_stops_the_workflow_and_the_alert_names_the_step_an
     assert "portal-g3-0-south" in note["Message"]
     assert set(standby_power(pipeline).values()) == {"poweredOff"}, "nothing was powered on"
     assert [r["outcome"] for r in pipeline.store.audit("broken-1")] == ["failed"]
+    assert task_states_entered(pipeline, arn)[-2:] == ["NotifyFailure", "ReleaseLeaseAfterFailure"]
+    assert pipeline.leases.holder() is None, "the lock is given back after a failure too"
+
+
+def test_a_failover_started_while_another_holds_the_lock_stops_at_once_and_touches_nothing(pipeline):
+    held = pipeline.leases.acquire("north-down-20261125T030000Z", 120, datetime.now(UTC))
+    try:
+        notes_before = len(pipeline.notifications)
+        arn = pipeline.start_failover(request(incidentId="second-1"), name="second-1")
+        described = pipeline.wait_execution(arn)
+        assert described["status"] == "FAILED"
+        assert task_states_entered(pipeline, arn) == [
+            "ValidateRequest",
+            "AcquireLease",
+            "NotifyFailure",
+            "ReleaseLeaseAfterFailure",
+        ]
+        note = notifications_after(pipeline, notes_before + 1)[-1]
+        assert "failed at AcquireLease" in note["Subject"]
+        assert "another failover holds the lock: north-down-20261125T030000Z" in note["Message"]
+        assert set(standby_power(pipeline).values()) == {"poweredOff"}
+        assert pipeline.leases.holder() == held, "the holder keeps its lock"
+    finally:
+        pipeline.leases.release(held.owner)
+
+
+def lock_held(pipeline: LocalPipeline, arn: str) -> tuple[datetime, datetime]:
+    """From the lock taken (AcquireLease done) to the lock given back (ReleaseLease entered)."""
+    history = pipeline.history(arn)
+    taken = next(
+        e["timestamp"]
+        for e in history
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "AcquireLease"
+    )
+    released = next(
+        e["timestamp"]
+        for e in history
+        if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"].startswith("ReleaseLease")
+    )
+    return taken, released
+
+
+def test_two_manual_triggers_at_once_never_hold_the_lock_together(pipeline):
+    arns = [pipeline.start_failover(request(dryRun=True, incidentId=f"twin-{i}"), name=f"twin-{i}") for i in (1, 2)]
+    described = {arn: pipeline.wait_execution(arn) for arn in arns}
+    holders = [arn for arn, d in described.items() if d["status"] == "SUCCEEDED"]
+    for arn, d in described.items():
+        if d["status"] != "SUCCEEDED":
+            assert task_states_entered(pipeline, arn)[:3] == ["ValidateRequest", "AcquireLease", "NotifyFailure"]
+    assert holders, "one of them runs"
+    spans = sorted(lock_held(pipeline, arn) for arn in holders)
+    assert all(first[1] <= second[0] for first, second in itertools.pairwise(spans)), f"overlapping holders: {spans}"
+    assert pipeline.leases.holder() is None
 
 
 def test_a_manual_failover_powers_on_group_by_group_switches_dns_and_records_the_new_active_site(pipeline):
@@ -133,4 +192,23 @@ def test_a_manual_failover_powers_on_group_by_group_switches_dns_and_records_the
 
     steps = task_states_entered(pipeline, arn)
     assert steps.index("VerifyServices") > max(i for i, s in enumerate(steps) if s == "CheckGroup")
-    assert steps[-2:] == ["Notify", "RecordAudit"]
+    assert steps[:3] == ["ValidateRequest", "AcquireLease", "CheckStandby"]
+    assert steps.index("Fence") < steps.index("RenewLeaseForGroup") < steps.index("StartGroup")
+    assert steps[-3:] == ["Notify", "RecordAudit", "ReleaseLease"]
+
+    assert set(site_power(pipeline, "north").values()) == {"poweredOff"}, "the failed site was fenced"
+    assert "Fencing: fenced north: powered off" in note["Message"]
+    assert pipeline.leases.holder() is None, "the lock is given back"
+
+
+def test_a_failover_from_a_site_whose_vcenter_is_gone_proceeds_and_records_that_fencing_was_not_possible(pipeline):
+    # Runs after the manual failover: south serves; north's vCenter now goes away for good.
+    pipeline.vcsims["north"].stop()
+    notes_before = len(pipeline.notifications)
+    arn = pipeline.start_failover(request(incidentId="unfenced-1"), name="unfenced-1")
+    described = pipeline.wait_execution(arn, timeout_s=90)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    note = notifications_after(pipeline, notes_before + 1)[-1]
+    assert "Fencing: fencing not possible: vCenter of north unreachable" in note["Message"]
+    (audit,) = pipeline.store.audit("unfenced-1")
+    assert audit["fencing"].startswith("fencing not possible: vCenter of north unreachable")

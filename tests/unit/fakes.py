@@ -4,11 +4,12 @@ conditional writes lose when someone wrote first, tasks finish when told to."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState
-from dcwatch.ports import RecordValues, TaskState
+from dcwatch.ports import Condition, Lease, RecordValues, TaskState
 
 
 class FakeInventory:
@@ -44,6 +45,16 @@ class FakeInventory:
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
         return {t: TaskState(self.tasks[t][1], self.fail.get(self.tasks[t][0], "")) for t in task_ids}
 
+    def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
+        ids = {}
+        for name in vm_names:
+            if self.vms.get(name) == "poweredOn":
+                ids[name] = f"task-{len(self.tasks) + 1}"
+                self.tasks[ids[name]] = (name, "success" if self.instant else "running")
+                if self.instant:
+                    self.vms[name] = "poweredOff"
+        return ids
+
 
 class FakeDns:
     def __init__(self, pending_polls: int = 0):
@@ -75,32 +86,39 @@ class FakeNotifier:
 
 class FakeStore:
     def __init__(self) -> None:
-        self.checks: dict[tuple[str, str], CheckState] = {}
-        self.sites: dict[str, str] = {}
+        self.checks: dict[tuple[str, str, str], CheckState] = {}
+        self.conditions: dict[str, Condition] = {}
         self.active: str | None = None
         self.audits: dict[str, list[dict[str, object]]] = {}
+        self.switch = AutomationSwitch()
+        self.failover: LastFailover | None = None
+        self.acks: set[str] = set()
 
-    def get_check(self, site: str, check: str) -> CheckState | None:
-        return self.checks.get((site, check))
+    def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
+        return self.checks.get((site, check, vantage))
 
     def put_check(self, state: CheckState, expected_last_observed: object) -> bool:
-        current = self.checks.get((state.site, state.check))
+        key = (state.site, state.check, state.vantage)
+        current = self.checks.get(key)
         if (current.last_observed_at if current else None) != expected_last_observed:
             return False
-        self.checks[(state.site, state.check)] = state
+        self.checks[key] = state
         return True
 
     def site_checks(self, site: str) -> list[CheckState]:
-        return [c for (s, _), c in self.checks.items() if s == site]
+        return [c for (s, _, _), c in self.checks.items() if s == site]
+
+    def condition(self, key: str, default: str) -> Condition:
+        return self.conditions.get(key, Condition(default))
+
+    def change_condition(self, key: str, previous: Condition, new: Condition) -> bool:
+        if self.conditions.get(key, Condition(previous.status)).version != previous.version:
+            return False
+        self.conditions[key] = new
+        return True
 
     def site_status(self, site: str) -> str:
-        return self.sites.get(site, "UP")
-
-    def transition_site(self, site: str, previous: str, status: str, incident_id: str | None) -> bool:
-        if self.site_status(site) != previous:
-            return False
-        self.sites[site] = status
-        return True
+        return self.condition(f"site/{site}", "UP").status
 
     def active_site(self, default: str) -> str:
         return self.active or default
@@ -108,8 +126,58 @@ class FakeStore:
     def set_active_site(self, site: str, incident_id: str) -> None:
         self.active = site
 
+    def automation(self) -> AutomationSwitch:
+        return self.switch
+
+    def set_automation(self, switch: AutomationSwitch) -> None:
+        self.switch = switch
+
+    def last_failover(self) -> LastFailover | None:
+        return self.failover
+
+    def record_failover(self, failover: LastFailover) -> None:
+        self.failover = failover
+
+    def acknowledged(self, incident_id: str) -> bool:
+        return incident_id in self.acks
+
+    def acknowledge(self, incident_id: str, by: str, reason: str) -> None:
+        self.acks.add(incident_id)
+
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None:
         self.audits.setdefault(incident_id, []).append(record)
+
+    def records(self, kind: str) -> list[dict[str, object]]:
+        return [r for records in self.audits.values() for r in records if r.get("kind") == kind]
+
+
+class FakeLeases:
+    """The lock's promises: one holder, expiry, owner-only renew and release."""
+
+    def __init__(self) -> None:
+        self.lease: Lease | None = None
+        self.acquired: list[str] = []
+
+    def acquire(self, owner: str, ttl_s: int, now: datetime) -> Lease:
+        if self.lease is None or self.lease.expires_at < now or self.lease.owner == owner:
+            self.lease = Lease(owner, now + timedelta(seconds=ttl_s))
+            self.acquired.append(owner)
+        return self.lease
+
+    def renew(self, owner: str, ttl_s: int, now: datetime) -> bool:
+        if self.lease is None or self.lease.owner != owner:
+            return False
+        self.lease = Lease(owner, now + timedelta(seconds=ttl_s))
+        return True
+
+    def release(self, owner: str) -> bool:
+        if self.lease is None or self.lease.owner != owner:
+            return False
+        self.lease = None
+        return True
+
+    def holder(self) -> Lease | None:
+        return self.lease
 
 
 class FakePublisher:

@@ -144,3 +144,61 @@ def test_check_names_are_unique_per_site_and_vcenter_names_are_reserved():
     assert ("checks", "names starting with 'vcenter' belong to the vCenter check: ['vcenter-extra']") in (
         refused.value.problems
     )
+
+
+def test_the_demo_config_has_two_vantage_points_so_the_default_quorum_can_be_met():
+    config = load_config(DEMO_CONFIG)
+    assert config.vantage_points == ["aws-public", "aws-vpc"] and config.thresholds.effective_quorum == 2
+    assert config.warnings == []
+
+
+def test_decision_knobs_that_could_never_hold_are_refused_with_their_paths():
+    doc = copy.deepcopy(DEMO)
+    doc["thresholds"] |= {"quorum": 3, "site_rule": "at_least 9", "service_rule": "at_least 2"}
+    problems = problems_of(doc)
+    assert problems["thresholds.quorum"].startswith("3 exceeds the 2 vantage points (aws-public, aws-vpc)")
+    assert problems["thresholds.site_rule"].endswith("has 4 critical checks")
+    assert "has 1 critical checks at" in problems["thresholds.service_rule"]
+
+
+def test_a_rule_must_be_all_any_or_at_least_n():
+    doc = copy.deepcopy(DEMO)
+    doc["thresholds"]["site_rule"] = "most"
+    assert "String should match pattern" in problems_of(doc)["thresholds.site_rule"]
+
+
+def test_a_quorum_of_one_needs_an_explicit_opt_in():
+    doc = copy.deepcopy(DEMO)
+    doc["thresholds"]["quorum"] = 1
+    assert "set thresholds.allow_single_vantage: true" in problems_of(doc)["thresholds.quorum"]
+    doc["thresholds"]["allow_single_vantage"] = True
+    assert parse_config(doc).thresholds.effective_quorum == 1
+
+
+def test_a_single_vantage_point_with_the_default_quorum_is_valid_but_warned_about_loudly():
+    doc = copy.deepcopy(DEMO)
+    doc["probe"]["vantages"] = ["aws-public"]
+    (warning,) = parse_config(doc).warnings
+    assert "no site is ever declared DOWN automatically" in warning and warning.startswith("thresholds.quorum")
+
+
+def test_maintenance_windows_name_known_sites_and_services_and_end_after_they_start():
+    doc = copy.deepcopy(DEMO)
+    doc["maintenance"] = [
+        {"site": "dc-c", "service": "mail", "start": "2026-11-28T22:00:00Z", "end": "2026-11-29T02:00:00Z"},
+        {"site": "dc-a", "start": "2026-11-28T22:00:00Z", "end": "2026-11-28T21:00:00Z"},
+        {"site": "dc-a", "start": "2026-11-28T22:00:00", "end": "2026-11-29T02:00:00Z"},
+        {"site": "dc-a", "start": "2026-11-01T00:00:00Z", "end": "2026-11-09T00:00:00Z", "weekly": True},
+    ]
+    problems = problems_of(doc)
+    assert problems["maintenance[0].site"] == "'dc-c' is not one of the sites ['dc-a', 'dc-b']"
+    assert problems["maintenance[0].service"] == "'mail' is not one of the services ['shop', 'radio', 'transit']"
+    assert "is not after start" in problems["maintenance[1]"]
+    assert "timezone" in problems["maintenance[2].start"]
+    assert problems["maintenance[3]"] == "a weekly window must be shorter than a week"
+
+
+def test_the_lease_must_outlast_the_longest_wait_of_the_workflow():
+    doc = copy.deepcopy(DEMO)
+    doc["workflow"] = {"group_timeout_s": 600, "dns_timeout_s": 60, "lease_s": 300}
+    assert "lease_s 300 must be at least" in problems_of(doc)["workflow"]

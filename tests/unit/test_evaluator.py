@@ -1,43 +1,76 @@
-"""The evaluator under at-least-once, unordered delivery: one incident, one failover, no more."""
+"""The evaluator under at-least-once, unordered delivery, with quorum and the failover gates:
+one incident, one failover, no more; and never a failover that the rules hold back."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from dcwatch.config import Config
+from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.errors import TransientError
 from dcwatch.evaluator import evaluate
 from dcwatch.events import ProbeResult
 from tests.helpers import demo_config, probe_result
-from tests.unit.fakes import FakePublisher, FakeStore, FakeWorkflows
+from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 CONFIG = demo_config()
+VANTAGES = CONFIG.vantage_points
 
 
 class World:
-    def __init__(self):
+    def __init__(self, config: Config = CONFIG):
+        self.config = config
         self.store, self.publisher, self.workflows = FakeStore(), FakePublisher(), FakeWorkflows()
+        self.notifier, self.leases = FakeNotifier(), FakeLeases()
         self.round = 0
 
-    def feed(self, result: ProbeResult):
-        return evaluate(result, CONFIG, self.store, self.publisher, self.workflows, clock=lambda: T0)
+    @property
+    def now(self) -> datetime:
+        return T0 + timedelta(seconds=self.round)
 
-    def probe_round(self, failing: set[tuple[str, str]] = frozenset()) -> list[ProbeResult]:
-        """Every check of both sites once; (site, check) pairs in `failing` fail. Standby services are off."""
+    def feed(self, result: ProbeResult):
+        return evaluate(
+            result,
+            self.config,
+            self.store,
+            self.publisher,
+            self.workflows,
+            self.notifier,
+            self.leases,
+            clock=lambda: self.now,
+        )
+
+    def probe_round(
+        self, failing: set[tuple[str, str]] = frozenset(), vantages=None, blind: set[str] = frozenset()
+    ) -> list[ProbeResult]:
+        """Every check of both sites once from each vantage point; (site, check) pairs in `failing` fail,
+        and from a vantage point in `blind` everything fails. Standby services are off."""
         self.round += 1
         results = []
-        for site in ("dc-a", "dc-b"):
-            checks = [("vcenter", None)] + [(c.name, s.name) for s, at in CONFIG.services_at(site) for c in at.checks]
-            for check, service in checks:
-                standby_service = site == "dc-b" and service is not None
-                ok = (site, check) not in failing and not standby_service
-                results.append(probe_result(site, check, service, ok, T0 + timedelta(seconds=self.round)))
+        for vantage in vantages or VANTAGES:
+            for site in ("dc-a", "dc-b"):
+                checks = [("vcenter", None)] + [
+                    (c.name, s.name) for s, at in self.config.services_at(site) for c in at.checks
+                ]
+                for check, service in checks:
+                    standby_service = site == "dc-b" and service is not None
+                    ok = (site, check) not in failing and not standby_service and vantage not in blind
+                    results.append(probe_result(site, check, service, ok, self.now, vantage=vantage))
         for result in results:
             self.feed(result)
         return results
 
+    def subjects(self) -> list[str]:
+        return [subject for subject, _ in self.notifier.sent]
+
 
 ALL_OF_A = {("dc-a", "vcenter"), ("dc-a", "shop-home"), ("dc-a", "radio-stream"), ("dc-a", "transit-portal")}
+THRESHOLD = CONFIG.thresholds.failures_to_down
+
+
+def with_changes(**sections) -> Config:
+    return CONFIG.model_copy(update=sections)
 
 
 def test_steady_success_changes_no_site():
@@ -88,7 +121,7 @@ def test_no_failover_when_the_standby_vcenter_is_down_and_the_event_says_why():
         world.probe_round(ALL_OF_A | {("dc-b", "vcenter")})
     changes = {c.site: c for c in world.publisher.site_changes}
     assert changes["dc-a"].status == "DOWN"
-    assert changes["dc-a"].action.startswith("no failover: standby is not proven healthy")
+    assert changes["dc-a"].action.startswith("failover to dc-b not started: standby dc-b is not proven healthy")
     assert world.workflows.started == {}
 
 
@@ -98,7 +131,7 @@ def test_one_service_down_is_not_a_site_down():
     for _ in range(5):
         world.probe_round({("dc-a", "shop-home")})
     assert world.publisher.site_changes == [] and world.workflows.started == {}
-    assert world.store.get_check("dc-a", "shop-home").status == "DOWN"
+    assert {world.store.get_check("dc-a", "shop-home", v).status for v in VANTAGES} == {"DOWN"}
 
 
 def test_after_a_failover_the_old_site_is_the_standby_and_its_return_is_reported_without_action():
@@ -155,3 +188,183 @@ def test_a_failover_whose_start_was_throttled_is_started_when_the_result_is_deli
     assert world.redeliveries == 1
     assert len(world.workflows.started) == 1
     assert [(c.site, c.status) for c in world.publisher.site_changes] == [("dc-a", "DOWN")]
+
+
+def fail_over(world: World) -> None:
+    world.probe_round()
+    for _ in range(THRESHOLD):
+        world.probe_round(ALL_OF_A)
+
+
+def test_one_vantage_point_seeing_the_active_site_fail_is_no_quorum_and_no_failover():
+    world = World()
+    world.probe_round()
+    for _ in range(THRESHOLD + 3):
+        world.probe_round(ALL_OF_A, vantages=["aws-public"])
+        world.probe_round(vantages=["aws-vpc"])
+    assert world.publisher.site_changes == [] and world.workflows.started == {}
+
+
+def test_a_vantage_point_cut_off_from_everything_is_isolated_alerted_once_and_never_moves_production():
+    world = World()
+    world.probe_round()
+    for _ in range(THRESHOLD + 3):
+        world.probe_round(blind={"aws-vpc"})
+    assert world.publisher.site_changes == [] and world.workflows.started == {}
+    assert world.subjects() == ["[dcwatch] ISOLATED vantage point aws-vpc: its view is not counted"]
+    for _ in range(2):
+        world.probe_round()
+    assert world.subjects()[1:] == ["[dcwatch] vantage point aws-vpc sees the sites again"]
+    assert [r["status"] for r in world.store.audits["vantage-aws-vpc"]] == ["ISOLATED", "OK"]
+
+
+def test_alerts_are_edge_triggered_one_on_down_and_one_on_recovery_with_the_outage_duration():
+    world = World()
+    world.store.set_automation(AutomationSwitch(False, "drill", "bob", T0))
+    fail_over(world)
+    for _ in range(5):
+        world.probe_round(ALL_OF_A)
+    for _ in range(CONFIG.thresholds.successes_to_up + 2):
+        world.probe_round()
+    assert world.subjects() == [
+        "[dcwatch] DOWN dc-a (active): no failover",
+        "[dcwatch] RECOVERED dc-a (active) after 9 s",
+    ], "services failing with their site's vCenter are the site's outage, announced once"
+
+
+def test_every_site_change_writes_a_decision_record_that_explains_itself():
+    world = World()
+    fail_over(world)
+    (change,) = world.publisher.site_changes
+    (record,) = world.store.audits[change.incident_id]
+    assert record["explanation"] == change.explanation
+    assert change.explanation.startswith(
+        "4 of 4 critical checks DOWN from 2 of 2 vantage points (quorum 2, rule all, 3 consecutive failures each)"
+    )
+    assert record["action"].startswith("failover to dc-b started: active site DOWN, standby dc-b UP")
+    assert "vcenter: connection refused" in record["failedChecks"]
+
+
+def test_with_automation_off_the_failover_waits_and_starts_on_the_first_round_after_it_is_switched_on():
+    world = World()
+    world.store.set_automation(AutomationSwitch(False, "storage migration", "alice", T0))
+    fail_over(world)
+    (change,) = world.publisher.site_changes
+    assert "not started: automation off since" in change.action and "storage migration" in change.action
+    assert world.workflows.started == {}
+    world.probe_round(ALL_OF_A)
+    assert world.workflows.started == {}, "held back every round while off"
+
+    world.store.set_automation(AutomationSwitch(True, "migration done", "alice", world.now))
+    world.probe_round(ALL_OF_A)
+    assert list(world.workflows.started) == [change.incident_id]
+    world.probe_round(ALL_OF_A)
+    assert len(world.workflows.started) == 1 and len(world.publisher.site_changes) == 1
+    actions = [r["action"] for r in world.store.audits[change.incident_id]]
+    assert actions[-1].startswith("failover to dc-b started")
+
+
+def test_a_maintenance_window_on_the_site_holds_the_failover_back():
+    window = {"site": "dc-a", "start": T0, "end": T0 + timedelta(hours=1), "reason": "UPS test"}
+    world = World(CONFIG.model_validate(CONFIG.model_dump() | {"maintenance": [window]}))
+    fail_over(world)
+    (change,) = world.publisher.site_changes
+    assert change.status == "DOWN" and "maintenance window open: dc-a" in change.action and "UPS test" in change.action
+    assert world.workflows.started == {}
+
+
+def test_a_service_in_maintenance_does_not_count_but_the_rest_of_the_site_still_decides():
+    window = {"site": "dc-a", "service": "shop", "start": T0, "end": T0 + timedelta(hours=1)}
+    world = World(CONFIG.model_validate(CONFIG.model_dump() | {"maintenance": [window]}))
+    world.probe_round()
+    for _ in range(THRESHOLD + 1):
+        world.probe_round({("dc-a", "shop-home")})
+    assert world.publisher.site_changes == []
+    for _ in range(THRESHOLD):
+        world.probe_round(ALL_OF_A - {("dc-a", "shop-home")})
+    (change,) = world.publisher.site_changes
+    assert change.status == "DOWN" and "in maintenance, not counted: shop" in change.explanation
+    assert len(world.workflows.started) == 1
+
+
+def test_a_second_automatic_failover_within_the_cooldown_waits_for_a_human_acknowledgement():
+    world = World()
+    world.store.record_failover(LastFailover("dc-b-down-20261125T025500Z", T0))
+    fail_over(world)
+    (change,) = world.publisher.site_changes
+    assert "cooldown: failover dc-b-down-20261125T025500Z was 4 s ago (cooldown 3600 s)" in change.action
+    world.probe_round(ALL_OF_A)
+    assert world.workflows.started == {}
+
+    world.store.acknowledge(change.incident_id, "alice", "dc-a really is gone")
+    world.probe_round(ALL_OF_A)
+    assert list(world.workflows.started) == [change.incident_id]
+
+
+def test_a_failover_needs_the_lock_and_waits_while_another_holds_it():
+    world = World()
+    world.leases.acquire("manual-dc-a-20261125T025900Z", 60, T0)
+    fail_over(world)
+    (change,) = world.publisher.site_changes
+    assert "the failover lock is held by manual-dc-a-20261125T025900Z" in change.action
+    assert world.workflows.started == {}
+    world.leases.release("manual-dc-a-20261125T025900Z")
+    world.probe_round(ALL_OF_A)
+    assert list(world.workflows.started) == [change.incident_id]
+    assert world.leases.holder().owner == change.incident_id, "the workflow inherits the incident's lease"
+
+
+def test_a_flapping_check_is_alerted_once_and_holds_the_failover_back():
+    config = CONFIG.model_copy(
+        update={"thresholds": CONFIG.thresholds.model_copy(update={"flap_changes": 2, "flap_window_s": 600})}
+    )
+    world = World(config)
+    world.probe_round()
+    for _ in range(THRESHOLD):
+        world.probe_round({("dc-a", "shop-home")})
+    for _ in range(config.thresholds.successes_to_up):
+        world.probe_round()
+    flapping = [s for s in world.subjects() if "FLAPPING" in s]
+    assert flapping == [
+        "[dcwatch] FLAPPING shop-home@aws-public at dc-a: no automatic action",
+        "[dcwatch] FLAPPING shop-home@aws-vpc at dc-a: no automatic action",
+    ]
+    for _ in range(THRESHOLD):
+        world.probe_round(ALL_OF_A)
+    (change,) = world.publisher.site_changes
+    assert "flapping checks need a human decision: shop-home@aws-public, shop-home@aws-vpc" in change.action
+    assert world.workflows.started == {}
+
+
+def test_one_service_down_is_alerted_once_without_action():
+    world = World()
+    world.probe_round()
+    for _ in range(THRESHOLD + 3):
+        world.probe_round({("dc-a", "shop-home")})
+    assert world.subjects() == ["[dcwatch] SERVICE DOWN shop at dc-a: no automatic action"]
+    for _ in range(CONFIG.thresholds.successes_to_up):
+        world.probe_round()
+    assert world.subjects()[1].startswith("[dcwatch] SERVICE RECOVERED shop at dc-a after")
+    assert world.workflows.started == {}
+
+
+def test_results_from_a_vantage_point_the_config_does_not_name_change_nothing():
+    world = World()
+    result = probe_result("dc-a", "vcenter", None, False, T0, vantage="somewhere-else")
+    outcome = world.feed(result)
+    assert outcome.stale and "somewhere-else is not one of aws-public, aws-vpc" in outcome.ignored
+    assert world.store.checks == {}
+
+
+def test_a_single_vantage_point_never_fails_over_unless_the_operator_accepted_that():
+    single = CONFIG.model_copy(update={"probe": CONFIG.probe.model_copy(update={"vantages": ["aws-public"]})})
+    world = World(single)
+    fail_over_from_one = lambda w: [w.probe_round(ALL_OF_A, vantages=["aws-public"]) for _ in range(THRESHOLD + 1)]  # noqa: E731
+    fail_over_from_one(world)
+    assert world.publisher.site_changes == [] and world.workflows.started == {}
+    accepted = single.model_copy(
+        update={"thresholds": single.thresholds.model_copy(update={"quorum": 1, "allow_single_vantage": True})}
+    )
+    world = World(accepted)
+    fail_over_from_one(world)
+    assert len(world.workflows.started) == 1

@@ -10,6 +10,7 @@ import copy
 import json
 import typing
 from datetime import UTC, datetime, timedelta
+from itertools import product
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ from dcwatch.events import (
 from dcwatch.recovery import FailoverRequest, parse_request
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN
 from tests.helpers import demo_config, load_event
-from tests.unit.fakes import FakePublisher, FakeStore, FakeWorkflows
+from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows
 
 MODELS: dict[str, type[BaseModel]] = {
     "ProbeResult": ProbeResult,
@@ -207,8 +208,9 @@ def test_what_the_evaluator_publishes_and_starts_fits_the_site_and_request_schem
     config, store, publisher, workflows = demo_config(), FakeStore(), FakePublisher(), FakeWorkflows()
     t0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
     active = {"dc-a"}
+    decided = t0 + timedelta(seconds=9)
     for n in range(1 + config.thresholds.failures_to_down):
-        for check in plan_round(config):
+        for check, vantage in product(plan_round(config), config.vantage_points):
             ok = n == 0 if check.site in active else check.service is None
             result = ProbeResult(
                 site=check.site,
@@ -220,10 +222,10 @@ def test_what_the_evaluator_publishes_and_starts_fits_the_site_and_request_schem
                 reason="" if ok else "connection refused",
                 latency_ms=2.0,
                 observed_at=t0 + timedelta(seconds=n),
-                vantage="aws",
+                vantage=vantage,
                 round_id=str(n),
             )
-            evaluate(result, config, store, publisher, workflows, clock=lambda: t0 + timedelta(seconds=9))
+            evaluate(result, config, store, publisher, workflows, FakeNotifier(), FakeLeases(), clock=lambda: decided)
 
     # Then the evaluator announced it and started the workflow with inputs the contracts accept
     (change,) = publisher.site_changes

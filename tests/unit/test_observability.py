@@ -11,7 +11,7 @@ from dcwatch import observability
 from dcwatch.evaluator import evaluate
 from dcwatch.health import advance
 from tests.helpers import demo_config, probe_result
-from tests.unit.fakes import FakePublisher, FakeStore, FakeWorkflows
+from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 CONFIG = demo_config()
@@ -46,8 +46,21 @@ def test_detection_time_runs_from_the_moment_the_whole_site_was_seen_failing_to_
         outcomes = []
         for site, checks in (("dc-a", ACTIVE_CHECKS), ("dc-b", ACTIVE_CHECKS[:1])):
             for check, service in checks:
-                result = probe_result(site, check, service, check not in failing or site == "dc-b", at)
-                outcomes.append(evaluate(result, CONFIG, store, FakePublisher(), FakeWorkflows(), lambda: decided_at))
+                for vantage in CONFIG.vantage_points:
+                    ok = check not in failing or site == "dc-b"
+                    result = probe_result(site, check, service, ok, at, vantage=vantage)
+                    outcomes.append(
+                        evaluate(
+                            result,
+                            CONFIG,
+                            store,
+                            FakePublisher(),
+                            FakeWorkflows(),
+                            FakeNotifier(),
+                            FakeLeases(),
+                            lambda: decided_at,
+                        )
+                    )
         return [o for o in outcomes if o.site_change]
 
     # Given the shop check failing since T0 while the rest of the site still served
@@ -77,8 +90,8 @@ def test_probe_metrics_are_per_site_and_vantage_and_per_check_when_asked(capsys)
     with_checks = emf_records(capsys.readouterr().out)
 
     assert [dimensions(r) for r in per_site] == [
-        {"site": "dc-a", "vantage": "v", "service": "dcwatch"},
-        {"site": "dc-b", "vantage": "v", "service": "dcwatch"},
+        {"site": "dc-a", "vantage": "aws-public", "service": "dcwatch"},
+        {"site": "dc-b", "vantage": "aws-public", "service": "dcwatch"},
     ]
     assert per_site[0]["CheckSucceeded"] == [1.0, 0.0] and per_site[0]["CheckLatency"] == [2.0, 2.0]
     assert [dimensions(r) for r in with_checks[2:]] == [

@@ -55,4 +55,12 @@ def test_the_plan_powers_on_the_standby_copies_group_by_group_and_points_dns_at_
         "radio.hosting.example.": ["127.0.20.1"],
         "transit.hosting.example.": ["127.0.20.1"],
     }
-    assert describe_plan(plan)[1] == "  group 1: shop-db-b, transit-db-b"
+    assert describe_plan(plan)[2] == "  group 1: shop-db-b, transit-db-b"
+
+
+def test_the_plan_fences_every_vm_of_the_failed_site_first():
+    plan = build_plan(demo_config(), "dc-a", "dc-b")
+    assert plan.fence == sorted(vm.name for _, at in demo_config().services_at("dc-a") for vm in at.vms)
+    assert describe_plan(plan)[0].startswith(
+        "fence dc-a where its vCenter answers: power off radio-stream-a, shop-db-a"
+    )

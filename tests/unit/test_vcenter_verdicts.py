@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 
 import pytest
 import yaml
 
 from dcwatch.checks import vcenter_checks
-from dcwatch.config import Config, VcenterProbe, parse_config
-from dcwatch.health import CheckState, failover_decision, site_verdict
+from dcwatch.config import Config, Thresholds, VcenterProbe, parse_config
+from dcwatch.decision import AutomationSwitch, Gates, failover_decision, site_verdict
+from dcwatch.health import CheckState
 from dcwatch.local.demo import DEMO_CONFIG, failing_by_reason
 from dcwatch.vcenter import (
     DatastoreState,
@@ -149,27 +151,47 @@ def test_critical_vms_add_the_vms_part_and_switched_off_parts_are_not_planned():
     ], "critical_vms belong to the site that lists them"
 
 
+TWO = ["aws-public", "aws-vpc"]
+DEAD_A = [CheckState("dc-a", "vcenter", None, True, "DOWN", vantage=v) for v in TWO]
+
+
 def standby(**statuses: tuple[str, int]) -> list[CheckState]:
-    return [CheckState("dc-b", name, None, True, status, failures=f) for name, (status, f) in statuses.items()]
+    """The standby's vCenter parts, seen alike from both vantage points."""
+    return [
+        CheckState("dc-b", name, None, True, status, failures=f, vantage=v)  # type: ignore[arg-type]
+        for v in TWO
+        for name, (status, f) in statuses.items()
+    ]
+
+
+def decide(standby_checks: list[CheckState]):
+    down = site_verdict("dc-a", "active", DEAD_A, TWO, Thresholds())
+    verdict = site_verdict("dc-b", "standby", standby_checks, TWO, Thresholds())
+    gates = Gates(AutomationSwitch(), datetime(2026, 11, 25, tzinfo=UTC), 3600)
+    return failover_decision(down, verdict, standby_checks, gates)
 
 
 def test_a_standby_whose_login_fails_is_not_proven_even_if_another_infrastructure_check_passes():
-    down = site_verdict("dc-a", "active", [CheckState("dc-a", "vcenter", None, True, "DOWN")])
-    checks = standby(vcenter=("UP", 1), mirror=("UP", 0))
-    assert not failover_decision(down, "UP", checks).start
+    decision = decide(standby(vcenter=("UP", 1), mirror=("UP", 0)))
+    assert not decision.start and "vcenter@aws-public failing (1 in a row)" in decision.reason
 
 
 def test_a_standby_with_a_passing_login_is_proven_while_a_host_part_fails():
-    down = site_verdict("dc-a", "active", [CheckState("dc-a", "vcenter", None, True, "DOWN")])
-    decision = failover_decision(down, "UP", standby(vcenter=("UP", 0), **{"vcenter-hosts": ("DOWN", 4)}))
-    assert decision.start and "vcenter passing" in decision.reason
+    decision = decide(standby(vcenter=("UP", 0), **{"vcenter-hosts": ("DOWN", 4)}))
+    assert decision.start and "vcenter@aws-public, vcenter@aws-vpc passing" in decision.reason
+    assert "also failing there: vcenter-hosts@aws-public DOWN" in decision.reason
+
+
+def test_a_standby_without_a_vcenter_login_result_is_not_proven():
+    decision = decide(standby(mirror=("UP", 0)))
+    assert not decision.start and "no passing `vcenter` yet" in decision.reason
 
 
 def test_the_standby_is_down_only_when_every_critical_vcenter_part_is_down():
     parts = {"vcenter": ("DOWN", 3), "vcenter-hosts": ("DOWN", 3), "vcenter-datastores": ("UP", 0)}
-    assert site_verdict("dc-b", "standby", standby(**parts)).status == "UP"
+    assert site_verdict("dc-b", "standby", standby(**parts), TWO, Thresholds()).status == "UP"
     parts["vcenter-datastores"] = ("DOWN", 3)
-    assert site_verdict("dc-b", "standby", standby(**parts)).status == "DOWN"
+    assert site_verdict("dc-b", "standby", standby(**parts), TWO, Thresholds()).status == "DOWN"
 
 
 def test_the_demo_timeline_names_a_shared_reason_once_for_all_the_checks_that_failed_with_it():

@@ -32,8 +32,14 @@ def test_the_definition_renders_with_an_arn_for_every_task_and_refuses_a_missing
         render_failover_definition(missing)
 
 
-def test_each_task_is_a_function_of_the_same_name():
-    assert set(asl_variables()) == {f"{name}Arn" for name in TASKS}
+def function_of(state: dict) -> str:
+    return state["Resource"].removeprefix("${").removesuffix("Arn}")
+
+
+def test_each_task_is_named_after_its_function():
+    assert set(asl_variables()) == {f"{function_of(state)}Arn" for state in TASKS.values()}
+    for name, state in TASKS.items():
+        assert name.startswith(function_of(state)), name
 
 
 def test_every_task_retries_transient_errors():
@@ -44,13 +50,37 @@ def test_every_task_retries_transient_errors():
 
 def test_every_step_after_validation_is_caught_into_a_failure_notice_naming_itself():
     for name, state in TASKS.items():
-        if name in ("ValidateRequest", "NotifyFailure"):
+        if name == "ValidateRequest":
             assert "Catch" not in state, f"{name} must fail the execution itself"
+            continue
+        if name == "NotifyFailure" or function_of(state) == "ReleaseLease":
             continue
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"] and catch["ResultPath"] == "$.error"
         marker = ASL["States"][catch["Next"]]
-        assert marker == {"Type": "Pass", "Result": name, "ResultPath": "$.failedStep", "Next": "NotifyFailure"}
+        step = function_of(state)
+        assert marker == {"Type": "Pass", "Result": step, "ResultPath": "$.failedStep", "Next": "NotifyFailure"}
+
+
+def test_the_lock_is_released_at_the_end_of_every_path_success_or_failure():
+    def leads_to(target: str) -> set[str]:
+        return {
+            name
+            for name, state in ASL["States"].items()
+            if target in {state.get("Next"), state.get("Default")} | {c["Next"] for c in state.get("Catch", [])}
+        }
+
+    assert leads_to("Done") == {"ReleaseLease"}
+    assert leads_to("Failed") == {"ReleaseLeaseAfterFailure"}
+    assert leads_to("ReleaseLeaseAfterFailure") == {"NotifyFailure"}, "even when the failure notice fails"
+    assert TASKS["NotifyFailure"]["Catch"][0]["Next"] == "ReleaseLeaseAfterFailure"
+    assert TASKS["ValidateRequest"]["Next"] == "AcquireLease", "nothing is touched before the lock is held"
+
+
+def test_the_failed_site_is_fenced_before_anything_is_powered_on_at_the_standby():
+    assert ASL["States"]["IsDryRun"]["Default"] == "Fence"
+    assert TASKS["Fence"]["Next"] == "RenewLeaseForGroup" and TASKS["RenewLeaseForGroup"]["Next"] == "StartGroup"
+    assert "FencingIncomplete" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
 
 
 def test_a_bad_request_fails_the_first_state_without_a_catch():

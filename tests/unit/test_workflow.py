@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,11 +11,20 @@ import yaml
 from dcwatch import workflow
 from dcwatch.checks import Outcome, run_round
 from dcwatch.config import parse_config
-from dcwatch.errors import GroupTimeout, PowerOnFailed, ServiceNotVerified, StandbyNotReady
+from dcwatch.errors import (
+    FencingIncomplete,
+    GroupTimeout,
+    LeaseHeld,
+    LeaseLost,
+    PowerOnFailed,
+    ServiceNotVerified,
+    StandbyNotReady,
+    TransientError,
+)
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.workflow import WorkflowState
 from tests.helpers import demo_config
-from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeNotifier, FakeStore
+from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeStore
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 STANDBY_VMS = ["shop-db-b", "transit-db-b", "radio-stream-b", "shop-web-b1", "shop-web-b2", "transit-app-b"]
@@ -190,3 +200,66 @@ def test_a_standby_without_vms_to_power_on_goes_on_to_verify_its_services(clock)
 
     # Then nothing is powered on and the loop ends
     assert state.progress.all_groups_up and inventory.power_on_calls == []
+
+
+FAILED_SITE_VMS = ["radio-stream-a", "shop-db-a", "shop-web-a1", "shop-web-a2", "transit-app-a", "transit-db-a"]
+
+
+def started(clock, **extra) -> WorkflowState:
+    return workflow.validate_request(request(incidentId="dc-a-down-1", **extra), demo_config(), clock)
+
+
+def test_the_workflow_takes_the_lock_of_its_incident_and_stops_when_another_failover_holds_it(clock):
+    leases = FakeLeases()
+    state = as_json(workflow.acquire_lease(started(clock), leases, ttl_s=900, clock=clock))
+    assert leases.holder().owner == "dc-a-down-1" and "lock held by dc-a-down-1" in state.timeline[-1].detail
+    rival = workflow.validate_request(request(incidentId="manual-dc-a-1"), demo_config(), clock)
+    with pytest.raises(LeaseHeld, match="another failover holds the lock: dc-a-down-1"):
+        workflow.acquire_lease(rival, leases, ttl_s=900, clock=clock)
+    workflow.release_lease(rival, leases, clock)
+    assert leases.holder().owner == "dc-a-down-1", "only the owner releases"
+    workflow.renew_lease(state, leases, ttl_s=900, clock=clock)
+    workflow.release_lease(state, leases, clock)
+    assert leases.holder() is None
+
+
+def test_a_workflow_whose_lease_was_taken_over_stops_before_the_next_step(clock):
+    leases = FakeLeases()
+    state = workflow.acquire_lease(started(clock), leases, ttl_s=60, clock=clock)
+    leases.acquire("manual-dc-a-2", 60, clock() + timedelta(seconds=61))
+    with pytest.raises(LeaseLost, match="no longer held by dc-a-down-1 but by manual-dc-a-2"):
+        workflow.renew_lease(state, leases, ttl_s=60, clock=clock)
+
+
+@contextmanager
+def reachable(inventory):
+    yield inventory
+
+
+@contextmanager
+def unreachable():
+    raise TransientError("vCenter http://127.0.0.1:18989/sdk unreachable: connection refused")
+    yield
+
+
+def test_fencing_powers_off_the_failed_sites_vms_where_its_vcenter_answers(clock):
+    failed_site = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS[1:]} | {FAILED_SITE_VMS[0]: "poweredOff"})
+    state = as_json(workflow.fence(started(clock), lambda: reachable(failed_site), clock))
+    assert set(failed_site.vms.values()) == {"poweredOff"}
+    assert state.fencing == f"fenced dc-a: powered off {', '.join(FAILED_SITE_VMS[1:])}; already off: radio-stream-a"
+
+
+def test_fencing_a_site_that_cannot_be_reached_proceeds_on_the_quorum_verdict_and_says_so(clock, inventory):
+    state = workflow.fence(started(clock), unreachable, clock)
+    assert state.fencing.startswith("fencing not possible: vCenter of dc-a unreachable (vCenter http://127.0.0.1")
+    state = power_on_all_groups(workflow.check_standby(state, inventory, clock), inventory, clock)
+    subject, message = workflow.success_message(state, clock)
+    assert "Fencing: fencing not possible: vCenter of dc-a unreachable" in message
+    assert workflow.audit_record(state, "succeeded", clock)["fencing"] == state.fencing
+
+
+def test_fencing_that_leaves_vms_running_is_retried_and_never_reported_as_done(clock):
+    stuck = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS})
+    stuck.instant = False
+    with pytest.raises(FencingIncomplete, match="still powered on at dc-a: radio-stream-a"):
+        workflow.fence(started(clock), lambda: reachable(stuck), clock)

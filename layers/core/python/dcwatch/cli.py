@@ -1,13 +1,23 @@
-"""The `dcwatch` command: validate configs, run the local demo, start a failover by hand."""
+"""The `dcwatch` command: validate configs, run the local demo, start a failover by hand, switch
+automation on or off, acknowledge an incident.
+
+Commands that touch state reach the deployed tables (stack outputs TableName, AuditTableName,
+LocksTableName; or DCWATCH_TABLE_NAME, DCWATCH_AUDIT_TABLE_NAME, DCWATCH_LOCKS_TABLE_NAME) through
+boto3's usual credentials and region; with AWS_ENDPOINT_URL set they reach the local runtime's moto.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+from dcwatch.adapters.dynamodb import DynamoLeases
 from dcwatch.config import ConfigError, config_schema, load_config
 from dcwatch.errors import InvalidRequest
 from dcwatch.recovery import build_plan, describe_plan, parse_request
@@ -20,6 +30,44 @@ def _validate(args: argparse.Namespace) -> int:
     print(
         f"{args.file}: valid ({len(config.sites)} sites, {len(config.services)} services, active {config.active_site})"
     )
+    for warning in config.warnings:
+        print(f"{args.file}: WARNING: {warning}", file=sys.stderr)
+    return 0
+
+
+def _table(args: argparse.Namespace, option: str, env: str) -> str:
+    name = getattr(args, option) or os.environ.get(env, "")
+    if not name:
+        raise UsageError(f"--{option.replace('_', '-')} (or {env}) is required: the stack output names it")
+    return str(name)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from dcwatch.adapters.dynamodb import DynamoStateStore
+
+    return DynamoStateStore(
+        _table(args, "table", "DCWATCH_TABLE_NAME"), _table(args, "audit_table", "DCWATCH_AUDIT_TABLE_NAME")
+    )
+
+
+def _automation(args: argparse.Namespace) -> int:
+    from dcwatch.control import switch_automation
+
+    store = _store(args)
+    if args.state == "status":
+        print(store.automation().describe())
+        return 0
+    if not args.reason:
+        raise UsageError("--reason is required to switch automation on or off")
+    switch = switch_automation(store, args.state == "on", args.reason, args.by, datetime.now(UTC))
+    print(switch.describe())
+    return 0
+
+
+def _ack(args: argparse.Namespace) -> int:
+    from dcwatch.control import acknowledge
+
+    print(acknowledge(_store(args), args.incident, args.reason, args.by, datetime.now(UTC)))
     return 0
 
 
@@ -58,7 +106,24 @@ def _failover(args: argparse.Namespace) -> int:
     sfn = boto3.client("stepfunctions")
     name = f"manual-{args.from_site}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     request["incidentId"] = name
-    execution = sfn.start_execution(stateMachineArn=args.state_machine_arn, name=name, input=json.dumps(request))
+    locks = args.locks_table or os.environ.get("DCWATCH_LOCKS_TABLE_NAME")
+    if locks:
+        # Take the lock before starting, so a busy lock is refused here rather than as a failed execution.
+        lease_s = load_config(args.config).workflow.lease_s if args.config else 900
+        lease = DynamoLeases(locks).acquire(name, lease_s, datetime.now(UTC))
+        if lease.owner != name:
+            print(
+                f"dcwatch: another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; "
+                "nothing started",
+                file=sys.stderr,
+            )
+            return 1
+    try:
+        execution = sfn.start_execution(stateMachineArn=args.state_machine_arn, name=name, input=json.dumps(request))
+    except Exception:
+        if locks:
+            DynamoLeases(locks).release(name)
+        raise
     print(f"started {execution['executionArn']}")
     if not args.wait:
         return 0
@@ -92,8 +157,30 @@ def parser() -> argparse.ArgumentParser:
     failover.add_argument("--config", help="check the request against this config first and print the plan")
     failover.add_argument("--state-machine-arn", help="the deployed workflow (stack output StateMachineArn)")
     failover.add_argument("--wait", action="store_true", help="wait for the workflow to end")
+    failover.add_argument("--locks-table", help="take the failover lock first (stack output LocksTableName)")
     failover.set_defaults(run=_failover)
+
+    def state_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--by", default=getpass.getuser(), help="who, for the audit trail (default: you)")
+        command.add_argument("--table", help="the state table (stack output TableName)")
+        command.add_argument("--audit-table", help="the audit table (stack output AuditTableName)")
+
+    automation = sub.add_parser("automation", help="switch automatic failover on or off, or show the switch")
+    automation.add_argument("state", choices=["on", "off", "status"])
+    automation.add_argument("--reason", help="why, for the audit trail (required for on and off)")
+    state_options(automation)
+    automation.set_defaults(run=_automation)
+
+    ack = sub.add_parser("ack", help="let a failover held back by the cooldown start")
+    ack.add_argument("incident", help="the incident id from the DOWN alert, e.g. dc-a-down-20261125T030000Z")
+    ack.add_argument("--reason", required=True, help="why, for the audit trail")
+    state_options(ack)
+    ack.set_defaults(run=_ack)
     return p
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out; says which option is missing."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
-    except InvalidRequest as exc:
+    except (InvalidRequest, UsageError, ValueError) as exc:
         print(f"dcwatch: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import yaml
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -210,9 +212,41 @@ class Service(_Model):
     sites: dict[str, ServiceAtSite]
 
 
+RULE_PATTERN = r"^(all|any|at_least [1-9][0-9]*)$"
+DEFAULT_QUORUM = 2
+
+
 class Thresholds(_Model):
+    """How probe results become decisions; the README's "Decision rules" explains each knob."""
+
     failures_to_down: int = Field(default=3, ge=1, description="consecutive failures before DOWN")
     successes_to_up: int = Field(default=2, ge=1, description="consecutive successes before UP")
+    flap_changes: int = Field(
+        default=4, ge=2, description="this many UP/DOWN changes of one check within flap_window_s: FLAPPING"
+    )
+    flap_window_s: int = Field(default=3600, ge=1, description="the window flap_changes are counted in")
+    quorum: int | None = Field(
+        default=None,
+        ge=1,
+        description=f"vantage points that must see a site DOWN before it is DOWN (default {DEFAULT_QUORUM}); "
+        "at most the number of vantage points",
+    )
+    allow_single_vantage: bool = Field(
+        default=False, description="accept quorum 1: one vantage point's view alone may move production"
+    )
+    site_rule: str = Field(
+        default="all",
+        pattern=RULE_PATTERN,
+        description="how many of a site's critical checks must be DOWN (from one vantage point) for the site: "
+        "all, any or 'at_least N'",
+    )
+    service_rule: str = Field(
+        default="all", pattern=RULE_PATTERN, description="the same for one service's critical checks"
+    )
+
+    @property
+    def effective_quorum(self) -> int:
+        return self.quorum if self.quorum is not None else DEFAULT_QUORUM
 
 
 class Probe(_Model):
@@ -235,6 +269,62 @@ class Workflow(_Model):
     poll_s: int = Field(default=5, ge=1, description="wait between polls of power-on and DNS")
     group_timeout_s: int = Field(default=600, ge=1, description="deadline for one priority group")
     dns_timeout_s: int = Field(default=300, ge=1, description="deadline for Route 53 INSYNC")
+    lease_s: int = Field(
+        default=900,
+        ge=30,
+        description="the failover lock's lease, renewed before each priority group and before the DNS switch; "
+        "must outlast group_timeout_s and dns_timeout_s",
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_waits(self) -> Workflow:
+        longest = max(self.group_timeout_s, self.dns_timeout_s) + LEASE_MARGIN_S
+        if self.lease_s < longest:
+            raise ValueError(
+                f"lease_s {self.lease_s} must be at least the longest wait between renewals plus "
+                f"{LEASE_MARGIN_S} s ({longest}): the lock would expire while the workflow still runs"
+            )
+        return self
+
+
+LEASE_MARGIN_S = 60
+
+
+class Automation(_Model):
+    """Automatic failover; the on/off switch itself lives in DynamoDB (`dcwatch automation on|off`)."""
+
+    cooldown_s: int = Field(
+        default=3600,
+        ge=0,
+        description="after a failover, a second automatic one within this many seconds waits for `dcwatch ack`",
+    )
+
+
+class MaintenanceWindow(_Model):
+    """While a window is open: a site window stops automatic failover of that site; a service window
+    leaves that service's checks out of the site's verdict (they are expected to fail)."""
+
+    site: str
+    service: str | None = Field(default=None, description="only this service; the whole site when unset")
+    start: AwareDatetime = Field(description="ISO 8601 with offset, e.g. 2026-11-28T22:00:00Z")
+    end: AwareDatetime
+    weekly: bool = Field(default=False, description="repeat every 7 days from start")
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end.isoformat()} is not after start {self.start.isoformat()}")
+        if self.weekly and self.end - self.start >= timedelta(days=7):
+            raise ValueError("a weekly window must be shorter than a week")
+        return self
+
+    def covers(self, at: datetime) -> bool:
+        if at < self.start:
+            return False
+        if not self.weekly:
+            return at < self.end
+        return (at - self.start) % timedelta(days=7) < self.end - self.start
 
 
 class Alerts(_Model):
@@ -274,6 +364,8 @@ class Config(_Model):
     probe: Probe = Probe()
     workflow: Workflow = Workflow()
     alerts: Alerts = Alerts()
+    automation: Automation = Automation()
+    maintenance: list[MaintenanceWindow] = Field(default=[], description="planned work: no automatic action")
     tags: dict[str, str] = Field(default={}, description="tags on every AWS resource, e.g. owner and cost centre")
     network: Network | None = Field(
         default=None, description="when set, a second probe runs inside this VPC (vantage aws-vpc)"
@@ -285,6 +377,7 @@ class Config(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         problems = _cross_problems(self.model_dump())
+        problems = problems or _decision_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -300,6 +393,25 @@ class Config(_Model):
         if self.secondary_region is not None:
             deployed.append(vantage_of_region(self.secondary_region))
         return deployed
+
+    @property
+    def warnings(self) -> list[str]:
+        """Valid but dangerous settings, said loudly by `dcwatch config validate`, the synth and the evaluator."""
+        found = []
+        if self.thresholds.effective_quorum > len(self.vantage_points):
+            found.append(
+                f"thresholds.quorum: {self.thresholds.effective_quorum} vantage points must agree but only "
+                f"{', '.join(self.vantage_points)} is configured: no site is ever declared DOWN automatically. "
+                "Add a vantage point (network, secondary_region, probe.vantages) or accept the risk with "
+                "thresholds: {quorum: 1, allow_single_vantage: true}"
+            )
+        return found
+
+    def critical_checks(self, site: str, service: str | None = None) -> int:
+        """How many critical checks decide the site (its vCenter included), or one service at it."""
+        at = [a for svc, a in self.services_at(site) if service in (None, svc.name)]
+        count = sum(c.critical for a in at for c in a.checks)
+        return count if service else count + 1 + sum(c.critical for c in self.site(site).checks)
 
     def site(self, name: str) -> Site:
         for site in self.sites:
@@ -361,6 +473,45 @@ def _cross_problems(data: Any) -> list[str]:
         reserved = sorted(n for n in check_names if isinstance(n, str) and n.startswith(VCENTER_PREFIX))
         if reserved:
             problems.append(f"checks: names starting with {VCENTER_PREFIX!r} belong to the vCenter check: {reserved}")
+    service_names = [s.get("name") for s in services]
+    for i, window in enumerate(mapping(w) for w in items(data.get("maintenance"))):
+        if "site" in window and window["site"] not in names:
+            problems.append(f"maintenance[{i}].site: {window['site']!r} is not one of the sites {names}")
+        if window.get("service") is not None and window["service"] not in service_names:
+            problems.append(
+                f"maintenance[{i}].service: {window['service']!r} is not one of the services {service_names}"
+            )
+    return problems
+
+
+def rule_minimum(rule: str) -> int:
+    """The fewest DOWN checks a rule needs: 'all' and 'any' need one at least, 'at_least N' needs N."""
+    return int(rule.split()[1]) if rule.startswith("at_least") else 1
+
+
+def _decision_problems(config: Config) -> list[str]:
+    """Decision knobs that could never hold, or would move production on too little evidence."""
+    problems = []
+    t, vantages = config.thresholds, config.vantage_points
+    if t.quorum is not None and t.quorum > len(vantages):
+        problems.append(
+            f"thresholds.quorum: {t.quorum} exceeds the {len(vantages)} vantage points ({', '.join(vantages)}): "
+            "no site could ever be DOWN"
+        )
+    if t.effective_quorum == 1 and not t.allow_single_vantage:
+        problems.append(
+            "thresholds.quorum: 1 lets a single vantage point move production, "
+            "set thresholds.allow_single_vantage: true to accept that"
+        )
+    for site in config.sites:
+        if rule_minimum(t.site_rule) > (have := config.critical_checks(site.name)):
+            problems.append(f"thresholds.site_rule: {t.site_rule!r} but site {site.name} has {have} critical checks")
+        for service in config.services:
+            if rule_minimum(t.service_rule) > (have := config.critical_checks(site.name, service.name)):
+                problems.append(
+                    f"thresholds.service_rule: {t.service_rule!r} but service {service.name} has {have} critical "
+                    f"checks at {site.name}"
+                )
     return problems
 
 

@@ -35,3 +35,15 @@ class ServiceNotVerified(DcwatchError):
 
 class DnsTimeout(DcwatchError):
     """Route 53 did not report the change INSYNC before the deadline."""
+
+
+class LeaseHeld(DcwatchError):
+    """Another failover holds the lock: this one must not touch anything."""
+
+
+class LeaseLost(DcwatchError):
+    """The workflow's lease expired and another holder took it: stop before acting twice."""
+
+
+class FencingIncomplete(DcwatchError):
+    """The failed site's vCenter answers but its VMs are not off yet; retried, then a human decides."""

@@ -1,21 +1,43 @@
-"""The evaluator's use case: one ProbeResult in, state updated, site decisions published.
+"""The evaluator's use case: one ProbeResult in, state updated, decisions taken, recorded and announced.
 
 Safe under EventBridge's at-least-once, unordered delivery: stale results are dropped by the
-check's last-seen time, a site transition is a conditional write that only one evaluator wins,
-and the workflow is started under the incident id, which Step Functions accepts once.
+check's last-seen time at its vantage point; every change of a site, service or vantage point is a
+conditional write only one evaluator wins; a failover needs the single lock (a lease owned by the
+incident) and starts under the incident id, which Step Functions accepts once.
+
+Every change writes a decision record to the audit trail and sends one alert (edge-triggered): a
+site DOWN or RECOVERED (with the outage's duration), a service DOWN or RECOVERED, a vantage point
+ISOLATED or back, a check FLAPPING or settled. A DOWN active site whose failover is held back
+(automation off, maintenance, cooldown, lock held, standby unproven, flapping) is re-judged on each
+of its results, so the failover starts as soon as nothing holds it back any more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from dcwatch.config import Config
+from dcwatch.decision import (
+    FailoverDecision,
+    Gates,
+    LastFailover,
+    Role,
+    Verdict,
+    describe_window,
+    failover_decision,
+    isolated_vantages,
+    open_windows,
+    service_verdict,
+    site_verdict,
+)
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import Role, SiteVerdict, advance, failover_decision, incident_id, site_verdict
-from dcwatch.ports import EventPublisher, StateStore, WorkflowStarter
+from dcwatch.health import CheckState, advance, incident_id
+from dcwatch.ports import Condition, EventPublisher, Leases, Notifier, StateStore, WorkflowStarter
 from dcwatch.recovery import default_reason
+
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -26,10 +48,20 @@ class Evaluation:
     site_change: SiteStatusChanged | None = None
     execution: str | None = None
     detection_s: float | None = None  # a site gone DOWN: from its first failed observation to the decision
+    ignored: str = ""  # why a result changed nothing although it was new
 
     @property
     def stale(self) -> bool:
         return self.check_status is None
+
+
+@dataclass
+class Ports:
+    store: StateStore
+    publisher: EventPublisher
+    workflows: WorkflowStarter
+    notifier: Notifier
+    leases: Leases
 
 
 def evaluate(
@@ -38,101 +70,325 @@ def evaluate(
     store: StateStore,
     publisher: EventPublisher,
     workflows: WorkflowStarter,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    notifier: Notifier,
+    leases: Leases,
+    clock: Clock = lambda: datetime.now(UTC),
 ) -> Evaluation:
-    previous = store.get_check(result.site, result.check)
+    if result.vantage not in config.vantage_points:
+        return Evaluation(None, ignored=f"vantage {result.vantage} is not one of {', '.join(config.vantage_points)}")
+    ports = Ports(store, publisher, workflows, notifier, leases)
+    previous = store.get_check(result.site, result.check, result.vantage)
     state = advance(previous, result, config.thresholds)
     if state is None:
         # An exact redelivery may be Lambda's retry of a decision that failed half-way: decide again.
         if previous is not None and previous.last_observed_at == result.observed_at:
-            return _decide_site(result, previous.status, config, store, publisher, workflows, clock)
+            return _Decider(config, ports, clock).decide(result, previous.status, changed=True)
         return Evaluation(None)
     if not store.put_check(state, previous.last_observed_at if previous else None):
         return Evaluation(None)
-    if previous is not None and previous.status == state.status:
-        return Evaluation(state.status)
-    return _decide_site(result, state.status, config, store, publisher, workflows, clock)
+    decider = _Decider(config, ports, clock)
+    if previous is not None and previous.flapping != state.flapping:
+        decider.flapping(state)
+    changed = previous is None or (previous.status, previous.flapping) != (state.status, state.flapping)
+    return decider.decide(result, state.status, changed)
 
 
-def _decide_site(
-    result: ProbeResult,
-    check_status: str,
-    config: Config,
-    store: StateStore,
-    publisher: EventPublisher,
-    workflows: WorkflowStarter,
-    clock: Callable[[], datetime],
-) -> Evaluation:
-    """Re-judge the result's site; on a change, act and announce, or give the change back and fail."""
-    active = store.active_site(config.active_site)
-    role: Role = "active" if result.site == active else "standby"
-    verdict = site_verdict(result.site, role, store.site_checks(result.site))
-    stored = store.site_status(result.site)
-    if verdict.status == stored:
-        return Evaluation(check_status)
-
-    incident = incident_id(result.site, result.observed_at) if verdict.status == "DOWN" else None
-    if not store.transition_site(result.site, stored, verdict.status, incident):
-        return Evaluation(check_status)
-    try:
-        change, execution = _act(result, verdict, stored, role, incident, config, store, publisher, workflows, clock)
-    except Exception:
-        # Nothing may be lost: the retried delivery must find the site undecided and take the decision again.
-        store.transition_site(result.site, verdict.status, stored, None)
-        raise
-    detection_s = None
-    if change.status == "DOWN" and verdict.failing_since is not None:
-        detection_s = max(0.0, (change.decided_at - verdict.failing_since).total_seconds())
-    return Evaluation(check_status, change, execution, detection_s)
+def _key(kind: str, subject: str) -> str:
+    return f"{kind}/{subject}"
 
 
-def _act(
-    result: ProbeResult,
-    verdict: SiteVerdict,
-    stored: str,
-    role: Role,
-    incident: str | None,
-    config: Config,
-    store: StateStore,
-    publisher: EventPublisher,
-    workflows: WorkflowStarter,
-    clock: Callable[[], datetime],
-) -> tuple[SiteStatusChanged, str | None]:
-    changed_at = result.observed_at
-    decided_at = clock()
+class _Decider:
+    def __init__(self, config: Config, ports: Ports, clock: Clock):
+        self.config, self.ports, self.clock = config, ports, clock
+        self.store = ports.store
 
-    action = f"none: {result.site} is UP again" if verdict.status == "UP" else ""
-    execution = None
-    if verdict.status == "DOWN":
-        standby = config.other_site(result.site)
-        decision = failover_decision(verdict, store.site_status(standby), store.site_checks(standby))
-        action = (
-            f"failover to {standby} started: {decision.reason}" if decision.start else f"no failover: {decision.reason}"
-        )
-        if decision.start and incident:
-            execution = workflows.start(
-                incident,
-                {
-                    "action": "failover",
-                    "from": result.site,
-                    "to": standby,
-                    "reason": default_reason(result.site, changed_at) + "; " + verdict.explain(config.thresholds),
-                    "dryRun": False,
-                    "incidentId": incident,
-                    "trigger": "automatic",
-                },
+    def _record(self, audit_id: str, subject: str, message: str, record: dict[str, object]) -> None:
+        """The decision record, then the alert: both name what changed and the arithmetic behind it."""
+        self.store.append_audit(audit_id, record)
+        self.ports.notifier.publish(subject[:100], message)
+
+    def flapping(self, state: CheckState) -> None:
+        t = self.config.thresholds
+        now = self.clock()
+        if state.flapping:
+            subject = f"[dcwatch] FLAPPING {state.label} at {state.site}: no automatic action"
+            text = (
+                f"{state.label} at {state.site} changed between UP and DOWN {len(state.changes)} times within "
+                f"{t.flap_window_s} s (limit {t.flap_changes}); while it flaps, no failover starts automatically"
             )
-    change = SiteStatusChanged(
-        site=result.site,
-        status=verdict.status,
-        previous=stored,  # type: ignore[arg-type]
-        role=role,
-        changed_at=changed_at,
-        decided_at=decided_at,
-        failed_checks=list(verdict.failed),
-        threshold=config.thresholds.failures_to_down,
-        incident_id=incident,
-        action=action,
-    )
-    publisher.publish_site_status(change)
-    return change, execution
+        else:
+            subject = f"[dcwatch] SETTLED {state.label} at {state.site}: {state.status}"
+            text = f"{state.label} at {state.site} changed fewer than {t.flap_changes} times within {t.flap_window_s} s"
+        record: dict[str, object] = {
+            "kind": "check-flapping",
+            "site": state.site,
+            "check": state.check,
+            "vantage": state.vantage,
+        }
+        record |= {"flapping": state.flapping, "status": state.status, "explanation": text, "decidedAt": now}
+        self._record(f"flapping-{state.site}", subject, text, record)
+
+    def decide(self, result: ProbeResult, check_status: str, changed: bool) -> Evaluation:
+        if not changed and result.ok:
+            # A held-back failover is re-judged on its site's failing results; a passing one changes nothing.
+            return Evaluation(check_status)
+        stored = self.store.condition(_key("site", result.site), "UP")
+        pending = stored.status == "DOWN" and stored.blocked is not None
+        if not changed and not pending:
+            return Evaluation(check_status)
+        now = self.clock()
+        active = self.store.active_site(self.config.active_site)
+        standby = self.config.other_site(active)
+        checks = {site: self.store.site_checks(site) for site in (active, standby)}
+        isolated = isolated_vantages(checks[active] + checks[standby], active, standby, self.config.vantage_points)
+        if not changed:
+            return self._judge(result, result.site, stored, checks, isolated, active, now, check_status)
+        self._vantages(isolated, now)
+        if result.service is not None and result.site == active:
+            self._service(result.site, result.service, checks[active], isolated, now)
+        # A change at one site can change the other's verdict too, through a vantage point's isolation.
+        outcome = self._judge(result, result.site, stored, checks, isolated, active, now, check_status)
+        other = self.config.other_site(result.site)
+        stored_other = self.store.condition(_key("site", other), "UP")
+        other_outcome = self._judge(result, other, stored_other, checks, isolated, active, now, check_status)
+        return outcome if outcome.site_change or not other_outcome.site_change else other_outcome
+
+    def _judge(
+        self,
+        result: ProbeResult,
+        site: str,
+        stored: Condition,
+        checks: dict[str, list[CheckState]],
+        isolated: frozenset[str],
+        active: str,
+        now: datetime,
+        check_status: str,
+    ) -> Evaluation:
+        role: Role = "active" if site == active else "standby"
+        excluded = sorted({w.service for w in open_windows(self.config.maintenance, site, now) if w.service})
+        vantages, thresholds = self.config.vantage_points, self.config.thresholds
+        verdict = site_verdict(site, role, checks[site], vantages, thresholds, isolated, excluded)
+        standby_checks = checks[self.config.other_site(active)]
+        context = _SiteContext(site, result, verdict, stored, standby_checks, isolated, now)
+        if verdict.status != stored.status:
+            return self._site_changed(context, check_status)
+        if stored.status == "DOWN" and stored.blocked is not None:
+            return self._retry_failover(context, check_status)
+        return Evaluation(check_status)
+
+    def _vantages(self, isolated: frozenset[str], now: datetime) -> None:
+        for vantage in self.config.vantage_points:
+            key = _key("vantage", vantage)
+            stored = self.store.condition(key, "OK")
+            status = "ISOLATED" if vantage in isolated else "OK"
+            if status == stored.status or not self.store.change_condition(
+                key, stored, Condition(status, since=now, version=stored.version + 1)
+            ):
+                continue
+            if status == "ISOLATED":
+                subject = f"[dcwatch] ISOLATED vantage point {vantage}: its view is not counted"
+                text = (
+                    f"{vantage} sees every critical check of both sites fail while another vantage point does not: "
+                    "the fault is on its side; its results count for no site until it sees the sites again"
+                )
+            else:
+                subject = f"[dcwatch] vantage point {vantage} sees the sites again"
+                text = f"{vantage} is no longer isolated; its results count again"
+            record: dict[str, object] = {
+                "kind": "vantage",
+                "vantage": vantage,
+                "status": status,
+                "previous": stored.status,
+            }
+            self._record(f"vantage-{vantage}", subject, text, record | {"explanation": text, "decidedAt": now})
+
+    def _service(
+        self, site: str, service: str, checks: list[CheckState], isolated: frozenset[str], now: datetime
+    ) -> None:
+        verdict = service_verdict(site, service, checks, self.config.vantage_points, self.config.thresholds, isolated)
+        key = _key("service", verdict.subject)
+        stored = self.store.condition(key, "UP")
+        if verdict.status == stored.status:
+            return
+        # One service failing at a site that is otherwise fine is news; services failing along with the
+        # site's vCenter are the start of a site outage, which the site's own alerts announce.
+        if verdict.status == "DOWN":
+            alert = self.store.condition(_key("site", site), "UP").status == "UP" and _infrastructure_passes(
+                checks, site, isolated
+            )
+        else:
+            alert = stored.alerted
+        new = Condition(verdict.status, since=now, alerted=alert, version=stored.version + 1)
+        if not self.store.change_condition(key, stored, new):
+            return
+        explanation = verdict.explain(self.config.thresholds)
+        if verdict.status == "DOWN":
+            subject = f"[dcwatch] SERVICE DOWN {service} at {site}: no automatic action"
+            text = f"{service} at {site} DOWN: {explanation}. A service alone never moves production."
+        else:
+            subject = f"[dcwatch] SERVICE RECOVERED {service} at {site} after {_duration(stored.since, now)}"
+            text = f"{service} at {site} UP again after {_duration(stored.since, now)}: {explanation}"
+        record: dict[str, object] = {"kind": "service", "service": service, "site": site, "status": verdict.status}
+        record |= {"previous": stored.status, "explanation": explanation, "decidedAt": now, "alerted": alert}
+        if alert:
+            self._record(f"service-{service}@{site}", subject, text, record)
+        else:
+            self.store.append_audit(f"service-{service}@{site}", record)
+
+    def _site_changed(self, ctx: _SiteContext, check_status: str) -> Evaluation:
+        """Take the site's new status, act, announce; on failure give the change back (nothing may be lost)."""
+        verdict, stored, result = ctx.verdict, ctx.stored, ctx.result
+        down = verdict.status == "DOWN"
+        incident = incident_id(ctx.site, result.observed_at) if down else stored.incident_id
+        claimed = Condition(
+            verdict.status,
+            since=(verdict.failing_since or result.observed_at) if down else ctx.now,
+            incident_id=incident,
+            version=stored.version + 1,
+        )
+        key = _key("site", ctx.site)
+        if not self.store.change_condition(key, stored, claimed):
+            return Evaluation(check_status)
+        try:
+            execution, action, blocked = None, f"none: {ctx.site} is UP again", None
+            if down and verdict.role == "active":
+                assert incident is not None
+                execution, action, blocked = self._failover(ctx, incident)
+            elif down:
+                action = f"none: {ctx.site} is the standby; failover would need it healthy"
+            if blocked is not None:
+                settled = replace(claimed, blocked=blocked, version=claimed.version + 1)
+                self.store.change_condition(key, claimed, settled)
+            change = self._announce(ctx, incident, action, started=execution is not None)
+        except Exception:
+            current = self.store.condition(key, verdict.status)
+            self.store.change_condition(key, current, replace(stored, version=current.version + 1))
+            raise
+        detection_s = None
+        if down and verdict.failing_since is not None:
+            detection_s = max(0.0, (change.decided_at - verdict.failing_since).total_seconds())
+        return Evaluation(check_status, change, execution, detection_s)
+
+    def _failover(self, ctx: _SiteContext, incident: str) -> tuple[str | None, str, str | None]:
+        """(execution, action, why held back): decide, take the lock, start the workflow."""
+        standby = self.config.other_site(ctx.site)
+        decision = self._decision(ctx, incident)
+        if not decision.start:
+            return None, f"failover to {standby} not started: {decision.reason}", decision.reason
+        ttl = self.config.workflow.lease_s
+        lease = self.ports.leases.acquire(incident, ttl, ctx.now)
+        if lease.owner != incident:
+            reason = f"the failover lock is held by {lease.owner} until {lease.expires_at.isoformat()}"
+            return None, f"failover to {standby} not started: {reason}", reason
+        try:
+            execution = self.ports.workflows.start(incident, self._request(ctx, incident, standby))
+        except Exception:
+            self.ports.leases.release(incident)
+            raise
+        self.store.record_failover(LastFailover(incident, ctx.now))
+        return execution, f"failover to {standby} started: {decision.reason}", None
+
+    def _decision(self, ctx: _SiteContext, incident: str) -> FailoverDecision:
+        site = ctx.site
+        standby = self.config.other_site(site)
+        standby_verdict = site_verdict(
+            standby, "standby", ctx.standby_checks, self.config.vantage_points, self.config.thresholds, ctx.isolated
+        )
+        gates = Gates(
+            automation=self.store.automation(),
+            now=ctx.now,
+            cooldown_s=self.config.automation.cooldown_s,
+            last_failover=self.store.last_failover(),
+            acknowledged=self.store.acknowledged(incident),
+            maintenance=tuple(
+                describe_window(w) for w in open_windows(self.config.maintenance, site, ctx.now) if w.service is None
+            ),
+        )
+        return failover_decision(ctx.verdict, standby_verdict, ctx.standby_checks, gates, ctx.isolated)
+
+    def _request(self, ctx: _SiteContext, incident: str, standby: str) -> dict[str, object]:
+        reason = default_reason(ctx.site, ctx.stored.since or ctx.result.observed_at)
+        return {
+            "action": "failover",
+            "from": ctx.site,
+            "to": standby,
+            "reason": f"{reason}; {ctx.verdict.explain(self.config.thresholds)}",
+            "dryRun": False,
+            "incidentId": incident,
+            "trigger": "automatic",
+        }
+
+    def _retry_failover(self, ctx: _SiteContext, check_status: str) -> Evaluation:
+        """A held-back failover, judged again: started once nothing holds it back, recorded when the reason changes."""
+        stored, key = ctx.stored, _key("site", ctx.site)
+        incident = stored.incident_id or incident_id(ctx.site, ctx.result.observed_at)
+        if ctx.verdict.role != "active":
+            settled = replace(stored, blocked=None, version=stored.version + 1)
+            if self.store.change_condition(key, stored, settled):
+                text = f"{ctx.site} is no longer the active site: its held-back failover is dropped"
+                self.store.append_audit(incident, {"kind": "failover", "explanation": text, "decidedAt": ctx.now})
+            return Evaluation(check_status)
+        execution, action, blocked = self._failover(ctx, incident)
+        if blocked == stored.blocked:
+            return Evaluation(check_status)
+        settled = replace(stored, blocked=blocked, version=stored.version + 1)
+        if self.store.change_condition(key, stored, settled):
+            record: dict[str, object] = {"kind": "failover", "site": ctx.site, "action": action, "decidedAt": ctx.now}
+            record |= {"explanation": ctx.verdict.explain(self.config.thresholds), "previouslyHeldBack": stored.blocked}
+            self.store.append_audit(incident, record)
+        return Evaluation(check_status, execution=execution)
+
+    def _announce(self, ctx: _SiteContext, incident: str | None, action: str, started: bool) -> SiteStatusChanged:
+        verdict, stored, result = ctx.verdict, ctx.stored, ctx.result
+        explanation = verdict.explain(self.config.thresholds)
+        change = SiteStatusChanged(
+            site=ctx.site,
+            status=verdict.status,
+            previous=stored.status,  # type: ignore[arg-type]
+            role=verdict.role,
+            changed_at=result.observed_at,
+            decided_at=ctx.now,
+            failed_checks=list(verdict.failed),
+            threshold=self.config.thresholds.failures_to_down,
+            incident_id=incident,
+            action=action,
+            explanation=explanation,
+        )
+        self.ports.publisher.publish_site_status(change)
+        if verdict.status == "DOWN":
+            subject = f"[dcwatch] DOWN {ctx.site} ({verdict.role}): {'failover started' if started else 'no failover'}"
+            text = f"{ctx.site} ({verdict.role}) DOWN: {explanation}.\nAction: {action}\nIncident: {incident}"
+        else:
+            took = _duration(stored.since, ctx.now)
+            subject = f"[dcwatch] RECOVERED {ctx.site} ({verdict.role}) after {took}"
+            text = f"{ctx.site} ({verdict.role}) UP again after {took} DOWN: {explanation}.\nIncident: {incident}"
+        record: dict[str, object] = {"kind": "site", "site": ctx.site, "role": verdict.role, "status": verdict.status}
+        record |= {"previous": stored.status, "explanation": explanation, "action": action, "decidedAt": ctx.now}
+        record |= {"changedAt": result.observed_at, "failedChecks": list(verdict.failed)}
+        self._record(incident or f"site-{ctx.site}", subject, text, record)
+        return change
+
+
+@dataclass(frozen=True)
+class _SiteContext:
+    site: str
+    result: ProbeResult
+    verdict: Verdict
+    stored: Condition
+    standby_checks: list[CheckState]
+    isolated: frozenset[str]
+    now: datetime
+
+
+def _infrastructure_passes(checks: list[CheckState], site: str, isolated: frozenset[str]) -> bool:
+    infrastructure = [c for c in checks if c.site == site and c.is_infrastructure and c.vantage not in isolated]
+    return bool(infrastructure) and all(c.status == "UP" and c.failures == 0 for c in infrastructure)
+
+
+def _duration(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return "an unknown time"
+    seconds = max(0, round((now - since).total_seconds()))
+    minutes, s = divmod(seconds, 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m} min {s} s" if hours else f"{m} min {s} s" if m else f"{s} s"

@@ -51,3 +51,7 @@ class SiteStatusChanged(_Event):
     threshold: int
     incident_id: str | None = Field(default=None, alias="incidentId")
     action: str = Field(description="what the evaluator did about it, and why")
+    explanation: str = Field(
+        default="",
+        description="the arithmetic: which checks failed from which vantage points, against which thresholds",
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
+from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState
 
@@ -30,6 +32,10 @@ class Inventory(Protocol):
         ...
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]: ...
+
+    def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
+        """Start power-off tasks of the VMs that are on; returns task id by VM name."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -59,26 +65,81 @@ class EventPublisher(Protocol):
     def publish_site_status(self, event: SiteStatusChanged) -> None: ...
 
 
+@dataclass(frozen=True)
+class Condition:
+    """The stored status of something judged: a site, a service at a site, a vantage point.
+
+    `version` makes every change a conditional write: of two evaluators, one wins, the other re-reads.
+    """
+
+    status: str
+    since: datetime | None = None  # when it entered this status
+    incident_id: str | None = None
+    blocked: str | None = None  # a DOWN active site whose failover is held back: why (re-judged every round)
+    alerted: bool = False  # its change was announced, so its return is announced too
+    version: int = 0
+
+
 class StateStore(Protocol):
-    def get_check(self, site: str, check: str) -> CheckState | None: ...
+    def get_check(self, site: str, check: str, vantage: str) -> CheckState | None: ...
 
     def put_check(self, state: CheckState, expected_last_observed: object) -> bool:
         """Write if nobody wrote a newer result meanwhile; False when the write lost."""
         ...
 
-    def site_checks(self, site: str) -> list[CheckState]: ...
+    def site_checks(self, site: str) -> list[CheckState]:
+        """Every check of the site, from every vantage point."""
+        ...
 
-    def site_status(self, site: str) -> str: ...
+    def condition(self, key: str, default: str) -> Condition:
+        """The stored condition under `key` ("site/dc-a", "service/shop@dc-a", "vantage/aws-vpc")."""
+        ...
 
-    def transition_site(self, site: str, previous: str, status: str, incident_id: str | None) -> bool:
-        """Move the site from `previous` to `status`; False when another evaluator already did."""
+    def change_condition(self, key: str, previous: Condition, new: Condition) -> bool:
+        """Replace `previous` by `new`; False when another evaluator changed it first."""
         ...
 
     def active_site(self, default: str) -> str: ...
 
     def set_active_site(self, site: str, incident_id: str) -> None: ...
 
+    def automation(self) -> AutomationSwitch: ...
+
+    def set_automation(self, switch: AutomationSwitch) -> None: ...
+
+    def last_failover(self) -> LastFailover | None: ...
+
+    def record_failover(self, failover: LastFailover) -> None: ...
+
+    def acknowledged(self, incident_id: str) -> bool: ...
+
+    def acknowledge(self, incident_id: str, by: str, reason: str) -> None: ...
+
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The single failover lock: held by `owner` (an incident id) until `expires_at`, unless renewed."""
+
+    owner: str
+    expires_at: datetime
+
+
+class Leases(Protocol):
+    def acquire(self, owner: str, ttl_s: int, now: datetime) -> Lease:
+        """Take the lock if free, expired or already ours; returns whoever holds it afterwards."""
+        ...
+
+    def renew(self, owner: str, ttl_s: int, now: datetime) -> bool:
+        """Extend our lease; False when it is not (or no longer) ours."""
+        ...
+
+    def release(self, owner: str) -> bool:
+        """Give the lock back; only its owner can, so False for anyone else."""
+        ...
+
+    def holder(self) -> Lease | None: ...
 
 
 class WorkflowStarter(Protocol):

@@ -49,6 +49,7 @@ class RecoveryPlan(_Camel):
     groups: list[list[str]] = Field(description="VM names at the standby, by priority group, in order")
     records: list[Record]
     services: list[str]
+    fence: list[str] = Field(default=[], description="VM names at the failed site, powered off before promotion")
 
 
 def parse_request(raw: Any, config: Config) -> FailoverRequest:
@@ -93,6 +94,7 @@ def build_plan(config: Config, from_site: str, to_site: str) -> RecoveryPlan:
     return RecoveryPlan(
         from_site=from_site,
         to=to_site,
+        fence=sorted(vm.name for _, at_site in config.services_at(from_site) for vm in at_site.vms),
         groups=[sorted(by_group[g]) for g in sorted(by_group)],
         records=records,
         services=[s.name for s in config.services],
@@ -100,7 +102,8 @@ def build_plan(config: Config, from_site: str, to_site: str) -> RecoveryPlan:
 
 
 def describe_plan(plan: RecoveryPlan) -> list[str]:
-    lines = [f"power on at {plan.to}, group by group:"]
+    lines = [f"fence {plan.from_site} where its vCenter answers: power off {', '.join(plan.fence) or 'nothing'}"]
+    lines += [f"power on at {plan.to}, group by group:"]
     lines += [f"  group {i}: {', '.join(vms)}" for i, vms in enumerate(plan.groups, start=1)]
     lines += [f"switch {r.name} ({r.type}) to {', '.join(r.values)}" for r in plan.records]
     return lines

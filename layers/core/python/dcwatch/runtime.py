@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from dcwatch.adapters import aws
-from dcwatch.adapters.dynamodb import DynamoStateStore
+from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher
 from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.route53 import Route53Dns
@@ -34,7 +34,7 @@ class Settings:
     bus_name: str = ""
     table_name: str = ""
     audit_table_name: str = ""
-    locks_table_name: str = ""  # the lease of issue 5; nothing reads it yet
+    locks_table_name: str = ""  # the failover lock (a lease)
     topic_arn: str = ""
     state_machine_arn: str = ""
     vantage: str = ""
@@ -91,6 +91,10 @@ class App:
         return DynamoStateStore(self.settings.table_name, self.settings.audit_table_name)
 
     @cached_property
+    def leases(self) -> DynamoLeases:
+        return DynamoLeases(self.settings.locks_table_name)
+
+    @cached_property
     def dns(self) -> Route53Dns:
         return Route53Dns()
 
@@ -102,9 +106,13 @@ class App:
     def workflows(self) -> StepFunctionsStarter:
         return StepFunctionsStarter(self.settings.state_machine_arn)
 
-    def probe(self, checks: list[PlannedCheck], round_id: str, deadline_s: float | None = None) -> list[ProbeResult]:
-        """One round of `checks` from this vantage point."""
-        return probe_round(checks, self.secrets.get, vantage=self.vantage, round_id=round_id, deadline_s=deadline_s)
+    def probe(
+        self, checks: list[PlannedCheck], round_id: str, deadline_s: float | None = None, vantage: str | None = None
+    ) -> list[ProbeResult]:
+        """One round of `checks` from this vantage point (or the one the local runtime says it plays)."""
+        return probe_round(
+            checks, self.secrets.get, vantage=vantage or self.vantage, round_id=round_id, deadline_s=deadline_s
+        )
 
     @contextmanager
     def inventory(self, site: str) -> Iterator[VsphereInventory]:

@@ -61,7 +61,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
     FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe results to site status"),
     _step("ValidateRequest", "validate_request", "check a failover request, build the plan"),
+    _step("AcquireLease", "acquire_lease", "take the single failover lock for the incident"),
+    _step("RenewLease", "renew_lease", "extend the failover lock before the next long wait"),
     _step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
+    _step("Fence", "fence", "power off the failed site's VMs where its vCenter answers"),
     _step("StartGroup", "start_group", "power on one priority group at the standby"),
     _step("CheckGroup", "check_group", "poll the power-on tasks of the current group"),
     _step("VerifyServices", "verify_services", "run every service check at the standby"),
@@ -70,6 +73,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _step("Notify", "notify", "announce the outcome with its timeline"),
     _step("RecordAudit", "record_audit", "write the audit record, update the active site"),
     _step("NotifyFailure", "notify_failure", "announce and audit a failed workflow"),
+    _step("ReleaseLease", "release_lease", "give the failover lock back, after success or failure"),
 )
 
 

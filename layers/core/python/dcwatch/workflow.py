@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +17,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dcwatch.checks import PlannedCheck, service_checks
 from dcwatch.config import Config
-from dcwatch.errors import DnsTimeout, GroupTimeout, PowerOnFailed, ServiceNotVerified, StandbyNotReady
+from dcwatch.errors import (
+    DnsTimeout,
+    FencingIncomplete,
+    GroupTimeout,
+    LeaseHeld,
+    LeaseLost,
+    PowerOnFailed,
+    ServiceNotVerified,
+    StandbyNotReady,
+    TransientError,
+    VcenterUnavailable,
+)
 from dcwatch.events import ProbeResult
-from dcwatch.ports import Dns, Inventory, Notifier, StateStore
+from dcwatch.ports import Dns, Inventory, Leases, Notifier, StateStore
 from dcwatch.recovery import FailoverRequest, RecoveryPlan, build_plan, describe_plan, parse_request
 
 Clock = Callable[[], datetime]
@@ -61,6 +73,7 @@ class WorkflowState(_Camel):
     timeline: list[TimelineEntry] = []
     error: dict[str, Any] | None = None
     failed_step: str | None = Field(default=None, alias="failedStep")
+    fencing: str | None = Field(default=None, description="what fencing did, or why it was not possible")
 
     def note(self, step: str, detail: str, clock: Clock) -> WorkflowState:
         self.timeline.append(TimelineEntry(step=step, at=clock(), detail=detail))
@@ -85,6 +98,59 @@ def validate_request(raw: Any, config: Config, clock: Clock = utcnow) -> Workflo
     return state.note(
         "ValidateRequest", f"{mode} failover {request.from_site} -> {request.to}: {request.reason}", clock
     )
+
+
+def acquire_lease(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = utcnow) -> WorkflowState:
+    """Take the single failover lock for this incident (the evaluator or the CLI may hold it already)."""
+    lease = leases.acquire(state.incident_id, ttl_s, clock())
+    if lease.owner != state.incident_id:
+        raise LeaseHeld(
+            f"another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; nothing was touched"
+        )
+    return state.note("AcquireLease", f"lock held by {state.incident_id} until {lease.expires_at.isoformat()}", clock)
+
+
+def renew_lease(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = utcnow) -> WorkflowState:
+    if not leases.renew(state.incident_id, ttl_s, clock()):
+        holder = leases.holder()
+        raise LeaseLost(
+            f"the lock is no longer held by {state.incident_id}" + (f" but by {holder.owner}" if holder else "")
+        )
+    return state
+
+
+def release_lease(state: WorkflowState, leases: Leases, clock: Clock = utcnow) -> WorkflowState:
+    released = leases.release(state.incident_id)
+    return state.note("ReleaseLease", "lock released" if released else "lock was not held by this failover", clock)
+
+
+def fence(
+    state: WorkflowState, connect: Callable[[], AbstractContextManager[Inventory]], clock: Clock = utcnow
+) -> WorkflowState:
+    """Power off the failed site's VMs where its vCenter answers, so the two sites never both serve.
+
+    Unreachable (the usual case when a site is down), the workflow proceeds on the quorum verdict and
+    says so; reachable but with VMs still on, it raises and is retried, then stops for a human.
+    """
+    vms = state.plan.fence
+    try:
+        with connect() as inventory:
+            before = inventory.power_states(vms)
+            started = inventory.power_off(vms)
+            still_on = sorted(vm for vm, power in inventory.power_states(vms).items() if power == "poweredOn")
+    except (TransientError, VcenterUnavailable, OSError) as exc:
+        state.fencing = f"fencing not possible: vCenter of {state.plan.from_site} unreachable ({exc})"
+        return state.note("Fence", state.fencing + "; proceeding on the quorum verdict", clock)
+    if still_on:
+        raise FencingIncomplete(f"still powered on at {state.plan.from_site}: {', '.join(still_on)}")
+    off_already = sorted(vm for vm in before if vm not in started)
+    missing = sorted(set(vms) - set(before))
+    state.fencing = f"fenced {state.plan.from_site}: powered off {', '.join(sorted(started)) or 'nothing'}"
+    if off_already:
+        state.fencing += f"; already off: {', '.join(off_already)}"
+    if missing:
+        state.fencing += f"; not found: {', '.join(missing)}"
+    return state.note("Fence", state.fencing, clock)
 
 
 def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
@@ -194,6 +260,7 @@ def success_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
             f"Services now run at {request.to}; {request.from_site} stays out of service until failback.",
             f"Reason: {request.reason}",
             f"Recovery time (workflow): {_elapsed(state, clock):.1f} s",
+            f"Fencing: {state.fencing or 'not done'}",
             f"Powered on: {', '.join(state.progress.powered_on) or 'nothing (already on)'}",
         ]
     body += ["", f"Incident: {state.incident_id}", "Timeline:"]
@@ -216,6 +283,7 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "finishedAt": clock().isoformat(),
         "poweredOn": state.progress.powered_on,
         "timeline": [e.model_dump(mode="json") for e in state.timeline],
+        "fencing": state.fencing,
         "failedStep": state.failed_step,
         "error": state.error,
     }
@@ -241,6 +309,7 @@ def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
         f"Cause: {_readable_cause(cause)}",
         f"Powered on so far at {state.plan.to}: {', '.join(state.progress.powered_on) or 'nothing'}",
         f"DNS switched: {'yes' if state.progress.dns_in_sync else 'no'}",
+        f"Fencing: {state.fencing or 'not done'}",
         "Nothing was rolled back. Check the standby, then rerun the failover by hand or fail back.",
         "",
         f"Incident: {state.incident_id}",

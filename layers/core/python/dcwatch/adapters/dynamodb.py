@@ -1,8 +1,9 @@
-"""dcwatch state in DynamoDB: check and site state and the active site in the state table, the audit
-trail in its own append-only table (retained, never updated).
+"""dcwatch state in DynamoDB: check states, conditions and controls in the state table, the audit
+trail in its own append-only table (retained, never updated), the failover lock in the locks table.
 
-State keys: pk=SITE#<site> with sk=CHECK#<check> or sk=STATUS; pk=CONTROL sk=ACTIVE_SITE.
-Audit keys: pk=<incident> sk=<time>#<n>.
+State keys: pk=SITE#<site> sk=CHECK#<check>#<vantage>; pk=CONDITION#<key> sk=CONDITION (site, service,
+vantage point); pk=CONTROL with sk=ACTIVE_SITE, AUTOMATION or LAST_FAILOVER; pk=ACK#<incident> sk=ACK.
+Audit keys: pk=<incident or subject> sk=<time>#<n>. Lock key: pk=failover.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from dcwatch.adapters.aws import LazyClient, aws_call
+from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.health import CheckState
+from dcwatch.ports import Condition, Lease
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 _sequence = count()
@@ -43,7 +46,14 @@ def _check_from(item: dict[str, Any]) -> CheckState:
         last_observed_at=datetime.fromisoformat(seen) if seen else None,
         reason=data.get("reason", ""),
         failing_since=datetime.fromisoformat(since) if since else None,
+        vantage=data.get("vantage", ""),
+        changes=tuple(datetime.fromisoformat(t) for t in data.get("changes", [])),
+        flapping=bool(data.get("flapping", False)),
     )
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 class DynamoStateStore:
@@ -52,12 +62,27 @@ class DynamoStateStore:
         self.audit_table = audit_table_name
         self._client = LazyClient("dynamodb", client)
 
-    def get_check(self, site: str, check: str) -> CheckState | None:
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        with aws_call("dynamodb:GetItem"):
+            item = (
+                self._client()
+                .get_item(TableName=self.table, Key=_item({"pk": pk, "sk": sk}), ConsistentRead=True)
+                .get("Item")
+            )
+        return _plain(item) if item else None
+
+    def _put(self, values: dict[str, Any]) -> None:
+        with aws_call("dynamodb:PutItem"):
+            self._client().put_item(TableName=self.table, Item=_item(values))
+
+    def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
         with aws_call("dynamodb:GetItem"):
             item = (
                 self._client()
                 .get_item(
-                    TableName=self.table, Key=_item({"pk": f"SITE#{site}", "sk": f"CHECK#{check}"}), ConsistentRead=True
+                    TableName=self.table,
+                    Key=_item({"pk": f"SITE#{site}", "sk": f"CHECK#{check}#{vantage}"}),
+                    ConsistentRead=True,
                 )
                 .get("Item")
             )
@@ -70,8 +95,11 @@ class DynamoStateStore:
         item = _item(
             {
                 "pk": f"SITE#{state.site}",
-                "sk": f"CHECK#{state.check}",
+                "sk": f"CHECK#{state.check}#{state.vantage}",
                 "site": state.site,
+                "vantage": state.vantage,
+                "changes": [t.isoformat() for t in state.changes] or None,
+                "flapping": state.flapping,
                 "check": state.check,
                 "service": state.service,
                 "critical": state.critical,
@@ -109,46 +137,91 @@ class DynamoStateStore:
             )
             return [_check_from(item) for page in pages for item in page["Items"]]
 
-    def site_status(self, site: str) -> str:
-        with aws_call("dynamodb:GetItem"):
-            item = (
-                self._client()
-                .get_item(TableName=self.table, Key=_item({"pk": f"SITE#{site}", "sk": "STATUS"}), ConsistentRead=True)
-                .get("Item")
-            )
-        return str(_plain(item)["status"]) if item else "UP"
+    def condition(self, key: str, default: str) -> Condition:
+        data = self._get(f"CONDITION#{key}", "CONDITION")
+        if data is None:
+            return Condition(default)
+        return Condition(
+            status=str(data["status"]),
+            since=_time(data.get("since")),
+            incident_id=data.get("incidentId"),
+            blocked=data.get("blocked"),
+            alerted=bool(data.get("alerted", False)),
+            version=int(data.get("version", 0)),
+        )
 
-    def transition_site(self, site: str, previous: str, status: str, incident_id: str | None) -> bool:
+    def change_condition(self, key: str, previous: Condition, new: Condition) -> bool:
         ddb = self._client()
+        item = {
+            "pk": f"CONDITION#{key}",
+            "sk": "CONDITION",
+            "status": new.status,
+            "since": new.since.isoformat() if new.since else None,
+            "incidentId": new.incident_id,
+            "blocked": new.blocked,
+            "alerted": new.alerted,
+            "version": new.version,
+            "changedAt": datetime.now(UTC).isoformat(),
+        }
+        condition = "attribute_not_exists(pk)" if previous.version == 0 else "version = :previous"
         try:
             with aws_call("dynamodb:PutItem"):
                 ddb.put_item(
                     TableName=self.table,
-                    Item=_item(
-                        {
-                            "pk": f"SITE#{site}",
-                            "sk": "STATUS",
-                            "status": status,
-                            "incidentId": incident_id,
-                            "changedAt": datetime.now(UTC).isoformat(),
-                        }
+                    Item=_item(item),
+                    ConditionExpression=condition,
+                    **(
+                        {"ExpressionAttributeValues": _item({":previous": previous.version})}
+                        if previous.version
+                        else {}
                     ),
-                    ConditionExpression="attribute_not_exists(pk) OR #s = :previous",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={":previous": {"S": previous}},
                 )
         except ddb.exceptions.ConditionalCheckFailedException:
             return False
         return True
 
+    def automation(self) -> AutomationSwitch:
+        data = self._get("CONTROL", "AUTOMATION")
+        if data is None:
+            return AutomationSwitch()
+        return AutomationSwitch(
+            enabled=bool(data["enabled"]),
+            reason=data.get("reason", ""),
+            changed_by=data.get("changedBy", ""),
+            changed_at=_time(data.get("changedAt")),
+        )
+
+    def set_automation(self, switch: AutomationSwitch) -> None:
+        self._put(
+            {
+                "pk": "CONTROL",
+                "sk": "AUTOMATION",
+                "enabled": switch.enabled,
+                "reason": switch.reason,
+                "changedBy": switch.changed_by,
+                "changedAt": switch.changed_at.isoformat() if switch.changed_at else None,
+            }
+        )
+
+    def last_failover(self) -> LastFailover | None:
+        data = self._get("CONTROL", "LAST_FAILOVER")
+        return LastFailover(data["incidentId"], datetime.fromisoformat(data["at"])) if data else None
+
+    def record_failover(self, failover: LastFailover) -> None:
+        self._put(
+            {"pk": "CONTROL", "sk": "LAST_FAILOVER", "incidentId": failover.incident, "at": failover.at.isoformat()}
+        )
+
+    def acknowledged(self, incident_id: str) -> bool:
+        return self._get(f"ACK#{incident_id}", "ACK") is not None
+
+    def acknowledge(self, incident_id: str, by: str, reason: str) -> None:
+        at = datetime.now(UTC).isoformat()
+        self._put({"pk": f"ACK#{incident_id}", "sk": "ACK", "by": by, "reason": reason, "at": at})
+
     def active_site(self, default: str) -> str:
-        with aws_call("dynamodb:GetItem"):
-            item = (
-                self._client()
-                .get_item(TableName=self.table, Key=_item({"pk": "CONTROL", "sk": "ACTIVE_SITE"}), ConsistentRead=True)
-                .get("Item")
-            )
-        return str(_plain(item)["site"]) if item else default
+        data = self._get("CONTROL", "ACTIVE_SITE")
+        return str(data["site"]) if data else default
 
     def set_active_site(self, site: str, incident_id: str) -> None:
         with aws_call("dynamodb:PutItem"):
@@ -183,3 +256,79 @@ class DynamoStateStore:
                 ConsistentRead=True,
             )["Items"]
         return [json.loads(_plain(i)["record"]) for i in items]
+
+
+LOCK = "failover"
+
+
+class DynamoLeases:
+    """The single failover lock as a lease in the locks table: conditional writes decide who holds it.
+
+    `expiresAt` is epoch seconds, also the table's TTL attribute (DynamoDB deletes long-expired leases);
+    an expired lease may be taken over at once, whether or not DynamoDB has deleted it yet.
+    """
+
+    def __init__(self, table_name: str, client: Any | None = None, name: str = LOCK):
+        self.table, self.name = table_name, name
+        self._client = LazyClient("dynamodb", client)
+
+    def acquire(self, owner: str, ttl_s: int, now: datetime) -> Lease:
+        ddb = self._client()
+        expires = int(now.timestamp()) + ttl_s
+        try:
+            with aws_call("dynamodb:PutItem"):
+                ddb.put_item(
+                    TableName=self.table,
+                    Item=_item({"pk": self.name, "owner": owner, "expiresAt": expires, "acquiredAt": now.isoformat()}),
+                    ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR #owner = :owner",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues=_item({":now": int(now.timestamp()), ":owner": owner}),
+                )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            held = self.holder()
+            # Released between our write and our read: report it as just expired, the caller retries later.
+            return held or Lease("(released meanwhile)", now)
+        return Lease(owner, datetime.fromtimestamp(expires, UTC))
+
+    def renew(self, owner: str, ttl_s: int, now: datetime) -> bool:
+        ddb = self._client()
+        try:
+            with aws_call("dynamodb:UpdateItem"):
+                ddb.update_item(
+                    TableName=self.table,
+                    Key=_item({"pk": self.name}),
+                    UpdateExpression="SET expiresAt = :expires",
+                    ConditionExpression="#owner = :owner",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues=_item({":expires": int(now.timestamp()) + ttl_s, ":owner": owner}),
+                )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release(self, owner: str) -> bool:
+        ddb = self._client()
+        try:
+            with aws_call("dynamodb:DeleteItem"):
+                ddb.delete_item(
+                    TableName=self.table,
+                    Key=_item({"pk": self.name}),
+                    ConditionExpression="#owner = :owner",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues=_item({":owner": owner}),
+                )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def holder(self) -> Lease | None:
+        with aws_call("dynamodb:GetItem"):
+            item = (
+                self._client()
+                .get_item(TableName=self.table, Key=_item({"pk": self.name}), ConsistentRead=True)
+                .get("Item")
+            )
+        if not item:
+            return None
+        data = _plain(item)
+        return Lease(str(data["owner"]), datetime.fromtimestamp(int(data["expiresAt"]), UTC))

@@ -324,20 +324,27 @@ class ProbeSchedule:
         next_at = time.monotonic()
         while not self._stop.is_set() and self.rounds < self.MAX_ROUNDS:
             self.rounds += 1
-            payload, error = self.pipeline.invoke("Probe", {"id": f"round-{self.rounds}", "source": "local.scheduler"})
-            if error:
-                self.timeline.add("probe_error", f"{payload.get('errorType')}: {payload.get('errorMessage')}")
-            else:
+            # One round per vantage point the evaluator expects, as the deployed probes would send them.
+            checks, failed = 0, []
+            for vantage in self.pipeline.config.vantage_points:
+                event = {"id": f"round-{self.rounds}-{vantage}", "source": "local.scheduler", "vantage": vantage}
+                payload, error = self.pipeline.invoke("Probe", event)
+                if error:
+                    self.timeline.add("probe_error", f"{payload.get('errorType')}: {payload.get('errorMessage')}")
+                    continue
                 (done,) = payload["rounds"]
-                failed = done["failed"]
-                summary = f"{done['checks'] - len(failed)}/{done['checks']} checks pass"
-                if summary != self._last:
-                    self.timeline.add(
-                        "probe_round",
-                        summary + (f"; failing: {failing_by_reason(failed)}" if failed else ""),
-                        round=self.rounds,
-                    )
-                    self._last = summary
+                checks += done["checks"]
+                for entry in done["failed"]:
+                    check, _, reason = entry.partition(": ")
+                    failed.append(f"{check}@{vantage}: {reason}")
+            summary = f"{checks - len(failed)}/{checks} checks pass"
+            if summary != self._last:
+                self.timeline.add(
+                    "probe_round",
+                    summary + (f"; failing: {failing_by_reason(failed)}" if failed else ""),
+                    round=self.rounds,
+                )
+                self._last = summary
             next_at += self.interval_s
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from dcwatch.adapters.dynamodb import DynamoStateStore
+from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config, load_config
@@ -147,6 +147,10 @@ class LocalPipeline:
         return DynamoStateStore(
             self.resources.table_name, self.resources.audit_table_name, self.cloud.client("dynamodb")
         )
+
+    @property
+    def leases(self) -> DynamoLeases:
+        return DynamoLeases(self.resources.locks_table_name, self.cloud.client("dynamodb"))
 
     @property
     def dns(self) -> Route53Dns:

@@ -1,0 +1,81 @@
+"""`dcwatch automation` and `dcwatch ack` against the tables as deployed (moto): every flip audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
+from dcwatch.cli import main
+from dcwatch.local.cloud import create_tables
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tables(monkeypatch) -> dict[str, str]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        names = create_tables(boto3.client("dynamodb"), "cli")
+        monkeypatch.setenv("DCWATCH_TABLE_NAME", names["State"])
+        monkeypatch.setenv("DCWATCH_AUDIT_TABLE_NAME", names["Audit"])
+        yield names
+
+
+def test_automation_is_switched_off_and_on_with_a_reason_and_every_flip_is_audited(tables, capsys):
+    store = DynamoStateStore(tables["State"], tables["Audit"])
+    assert main(["automation", "status"]) == 0
+    assert capsys.readouterr().out.strip() == "automation on (never switched)"
+
+    assert main(["automation", "off", "--reason", "storage migration", "--by", "alice"]) == 0
+    assert "automation off since" in capsys.readouterr().out
+    assert not store.automation().enabled
+    assert main(["automation", "on", "--reason", "migration done", "--by", "bob"]) == 0
+    assert store.automation().enabled and store.automation().changed_by == "bob"
+
+    flips = store.audit("automation")
+    assert [(r["enabled"], r["by"], r["reason"]) for r in flips] == [
+        (False, "alice", "storage migration"),
+        (True, "bob", "migration done"),
+    ]
+
+
+def test_switching_automation_without_a_reason_is_refused_and_changes_nothing(tables, capsys):
+    assert main(["automation", "off"]) == 2
+    assert "--reason is required" in capsys.readouterr().err
+    assert DynamoStateStore(tables["State"], tables["Audit"]).automation().enabled
+
+
+def test_without_the_table_names_the_command_says_which_option_is_missing(tables, monkeypatch, capsys):
+    monkeypatch.delenv("DCWATCH_TABLE_NAME")
+    assert main(["automation", "status"]) == 2
+    assert "--table (or DCWATCH_TABLE_NAME) is required" in capsys.readouterr().err
+
+
+def test_an_acknowledgement_lets_a_held_back_failover_start_and_is_audited(tables, capsys):
+    store = DynamoStateStore(tables["State"], tables["Audit"])
+    assert main(["ack", "dc-a-down-20261125T030000Z", "--reason", "dc-a really is gone", "--by", "alice"]) == 0
+    assert "alice acknowledged dc-a-down-20261125T030000Z" in capsys.readouterr().out
+    assert store.acknowledged("dc-a-down-20261125T030000Z")
+    (record,) = store.audit("dc-a-down-20261125T030000Z")
+    assert record["kind"] == "acknowledgement" and record["reason"] == "dc-a really is gone"
+
+
+def test_a_manual_failover_is_refused_while_another_holds_the_lock(tables, capsys):
+    DynamoLeases(tables["Locks"]).acquire("dc-a-down-20261125T030000Z", 600, datetime.now(UTC))
+    arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:dcwatch-failover"
+    code = main(
+        ["failover", "--from", "dc-a", "--to", "dc-b", "--reason", "drill", "--state-machine-arn", arn]
+        + ["--locks-table", tables["Locks"]]
+    )
+    assert code == 1
+    assert "another failover holds the lock: dc-a-down-20261125T030000Z" in capsys.readouterr().err

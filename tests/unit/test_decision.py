@@ -1,0 +1,193 @@
+"""Sites, services and failovers as every vantage point sees them: quorum, isolation, rules and gates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from dcwatch.config import MaintenanceWindow, Thresholds
+from dcwatch.decision import (
+    AutomationSwitch,
+    Gates,
+    LastFailover,
+    Rule,
+    failover_decision,
+    isolated_vantages,
+    open_windows,
+    service_verdict,
+    site_verdict,
+)
+from dcwatch.health import CheckState
+
+T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+TWO = ["aws-public", "aws-vpc"]
+THRESHOLDS = Thresholds()
+
+
+def checks(site: str, vantage: str = "aws-public", **statuses: str) -> list[CheckState]:
+    return [
+        CheckState(site, name, None if name == "vcenter" else f"svc-{name}", True, status, vantage=vantage)
+        for name, status in statuses.items()
+    ]
+
+
+def everywhere(site: str, vantages=TWO, **statuses: str) -> list[CheckState]:
+    return [c for v in vantages for c in checks(site, v, **statuses)]
+
+
+DEAD_A = everywhere("dc-a", vcenter="DOWN", web="DOWN", radio="DOWN")
+HEALTHY_B = everywhere("dc-b", vcenter="UP", web="DOWN")
+
+
+def test_a_site_is_down_only_when_a_quorum_of_vantage_points_sees_it_down():
+    one_sees_it = checks("dc-a", "aws-public", vcenter="DOWN", web="DOWN") + checks(
+        "dc-a", "aws-vpc", vcenter="UP", web="UP"
+    )
+    assert site_verdict("dc-a", "active", one_sees_it, TWO, THRESHOLDS).status == "UP"
+    verdict = site_verdict("dc-a", "active", DEAD_A, TWO, THRESHOLDS)
+    assert verdict.status == "DOWN" and len(verdict.agreeing) == 2
+
+
+def test_the_decision_record_shows_the_arithmetic():
+    text = site_verdict("dc-a", "active", DEAD_A, TWO, THRESHOLDS).explain(THRESHOLDS)
+    assert text.startswith("3 of 3 critical checks DOWN from 2 of 2 vantage points (quorum 2, rule all, 3 consecutive")
+    assert "aws-public 3/3, aws-vpc 3/3" in text
+
+
+def test_with_a_single_vantage_point_the_default_quorum_never_declares_a_site_down():
+    alone = checks("dc-a", "aws-public", vcenter="DOWN", web="DOWN")
+    assert site_verdict("dc-a", "active", alone, ["aws-public"], THRESHOLDS).status == "UP"
+    accepted = Thresholds(quorum=1, allow_single_vantage=True)
+    assert site_verdict("dc-a", "active", alone, ["aws-public"], accepted).status == "DOWN"
+
+
+def test_the_site_rule_decides_how_many_critical_checks_must_be_down():
+    half = everywhere("dc-a", vcenter="DOWN", web="DOWN", radio="UP", shop="UP")
+    assert site_verdict("dc-a", "active", half, TWO, THRESHOLDS).status == "UP"
+    assert site_verdict("dc-a", "active", half, TWO, Thresholds(site_rule="at_least 2")).status == "DOWN"
+    assert site_verdict("dc-a", "active", half, TWO, Thresholds(site_rule="at_least 3")).status == "UP"
+    assert site_verdict("dc-a", "active", half, TWO, Thresholds(site_rule="any")).status == "DOWN"
+    assert str(Rule.parse("at_least 3")) == "at least 3" and not Rule.parse("any").met(0, 0)
+
+
+def test_warning_checks_do_not_decide_a_site():
+    states = everywhere("dc-a", vcenter="DOWN", web="DOWN") + [
+        CheckState("dc-a", "slow", "svc", False, "UP", vantage=v) for v in TWO
+    ]
+    assert site_verdict("dc-a", "active", states, TWO, THRESHOLDS).status == "DOWN"
+
+
+def test_the_standby_is_judged_on_its_infrastructure_because_its_services_are_meant_to_be_off():
+    assert site_verdict("dc-b", "standby", HEALTHY_B, TWO, THRESHOLDS).status == "UP"
+    dead = everywhere("dc-b", vcenter="DOWN", web="DOWN")
+    assert site_verdict("dc-b", "standby", dead, TWO, THRESHOLDS).status == "DOWN"
+
+
+def test_a_site_with_no_evidence_is_not_declared_down():
+    assert site_verdict("dc-a", "active", [], TWO, THRESHOLDS).status == "UP"
+
+
+def test_a_service_is_judged_by_its_own_checks_and_the_quorum():
+    states = everywhere("dc-a", vcenter="UP", web="DOWN", radio="UP")
+    assert service_verdict("dc-a", "svc-web", states, TWO, THRESHOLDS).status == "DOWN"
+    assert service_verdict("dc-a", "svc-radio", states, TWO, THRESHOLDS).status == "UP"
+    assert site_verdict("dc-a", "active", states, TWO, THRESHOLDS).status == "UP"
+
+
+def test_a_vantage_point_that_sees_both_sites_fail_while_another_does_not_is_isolated():
+    cut_off = checks("dc-a", "aws-vpc", vcenter="DOWN", web="DOWN") + checks("dc-b", "aws-vpc", vcenter="DOWN")
+    fine = checks("dc-a", "aws-public", vcenter="UP", web="UP") + checks("dc-b", "aws-public", vcenter="UP")
+    assert isolated_vantages(cut_off + fine, "dc-a", "dc-b", TWO) == {"aws-vpc"}
+
+
+def test_when_every_vantage_point_sees_both_sites_fail_no_one_is_isolated():
+    assert isolated_vantages(DEAD_A + everywhere("dc-b", vcenter="DOWN"), "dc-a", "dc-b", TWO) == frozenset()
+
+
+def test_an_isolated_vantage_point_does_not_count_towards_the_quorum():
+    three = [*TWO, "aws-eu-west-1"]
+    states = everywhere("dc-a", three, vcenter="DOWN", web="DOWN")
+    verdict = site_verdict("dc-a", "active", states, three, THRESHOLDS, isolated={"aws-vpc", "aws-eu-west-1"})
+    assert verdict.status == "UP" and "aws-vpc 2/2 isolated, not counted" in verdict.explain(THRESHOLDS)
+
+
+def test_services_in_maintenance_are_left_out_of_the_site_verdict():
+    states = everywhere("dc-a", vcenter="UP", web="DOWN")
+    verdict = site_verdict("dc-a", "active", states, TWO, THRESHOLDS, excluded_services=["svc-vcenter", "svc-web"])
+    assert verdict.status == "UP" and "in maintenance, not counted: svc-vcenter, svc-web" in verdict.explain(THRESHOLDS)
+    states = everywhere("dc-a", vcenter="DOWN", web="UP")
+    assert site_verdict("dc-a", "active", states, TWO, THRESHOLDS, excluded_services=["svc-web"]).status == "DOWN"
+
+
+def gates(**overrides) -> Gates:
+    return Gates(**{"automation": AutomationSwitch(), "now": T0, "cooldown_s": 3600, **overrides})
+
+
+def decide(a=DEAD_A, b=HEALTHY_B, **gate_overrides):
+    verdict = site_verdict("dc-a", "active", a, TWO, THRESHOLDS)
+    standby = site_verdict("dc-b", "standby", b, TWO, THRESHOLDS)
+    return failover_decision(verdict, standby, b, gates(**gate_overrides))
+
+
+def test_a_failover_starts_for_a_down_active_site_with_a_proven_standby():
+    decision = decide()
+    assert decision.start and "vcenter@aws-public, vcenter@aws-vpc passing" in decision.reason
+
+
+def test_no_failover_to_a_standby_that_is_down_or_unproven():
+    refused = decide(b=everywhere("dc-b", vcenter="DOWN"))
+    assert not refused.start and "human" in refused.reason
+    assert not decide(b=everywhere("dc-b", vcenter="UNKNOWN")).start
+
+
+def test_a_standby_vcenter_failing_right_now_is_not_proof_even_below_the_threshold():
+    failing = HEALTHY_B[:1] + [CheckState("dc-b", "vcenter", None, True, "UP", failures=1, vantage="aws-vpc")]
+    refused = decide(b=failing)
+    assert not refused.start and "vcenter@aws-vpc failing (1 in a row)" in refused.reason
+
+
+def test_no_failover_for_a_standby_that_goes_down():
+    down = site_verdict("dc-b", "standby", everywhere("dc-b", vcenter="DOWN"), TWO, THRESHOLDS)
+    up = site_verdict("dc-a", "standby", everywhere("dc-a", vcenter="UP"), TWO, THRESHOLDS)
+    assert not failover_decision(down, up, everywhere("dc-a", vcenter="UP"), gates()).start
+
+
+def test_a_flapping_check_holds_the_failover_back_for_a_human():
+    flapping = [CheckState("dc-a", "web", "svc", True, "DOWN", vantage="aws-vpc", flapping=True)]
+    decision = decide(a=DEAD_A + flapping)
+    assert not decision.start and "flapping checks need a human decision: web@aws-vpc" in decision.reason
+
+
+def test_automation_off_maintenance_and_cooldown_each_hold_the_failover_back_and_all_are_named():
+    off = AutomationSwitch(False, "storage migration", "alice", T0 - timedelta(hours=1))
+    decision = decide(
+        automation=off,
+        maintenance=("dc-a 2026-11-25T02:00:00+00:00 to 2026-11-25T04:00:00+00:00",),
+        last_failover=LastFailover("dc-b-down-20261125T025000Z", T0 - timedelta(minutes=10)),
+    )
+    assert not decision.start
+    assert "automation off since 2026-11-25T02:00:00+00:00 by alice: storage migration" in decision.reason
+    assert "maintenance window open: dc-a 2026-11-25T02:00" in decision.reason
+    assert "cooldown: failover dc-b-down-20261125T025000Z was 600 s ago (cooldown 3600 s)" in decision.reason
+
+
+def test_after_the_cooldown_or_with_a_human_acknowledgement_the_failover_starts():
+    recent = LastFailover("dc-b-down-1", T0 - timedelta(minutes=10))
+    assert decide(last_failover=recent, acknowledged=True).start
+    assert decide(last_failover=LastFailover("dc-b-down-1", T0 - timedelta(hours=2))).start
+
+
+def window(**fields) -> MaintenanceWindow:
+    return MaintenanceWindow(**{"site": "dc-a", "start": T0, "end": T0 + timedelta(hours=2), **fields})
+
+
+def test_a_maintenance_window_is_open_from_its_start_until_its_end():
+    assert open_windows([window()], "dc-a", T0 + timedelta(hours=1))
+    assert not open_windows([window()], "dc-a", T0 + timedelta(hours=2))
+    assert not open_windows([window()], "dc-a", T0 - timedelta(seconds=1))
+    assert not open_windows([window()], "dc-b", T0 + timedelta(hours=1))
+
+
+def test_a_weekly_window_opens_again_every_seven_days():
+    weekly = window(weekly=True)
+    assert open_windows([weekly], "dc-a", T0 + timedelta(days=14, hours=1))
+    assert not open_windows([weekly], "dc-a", T0 + timedelta(days=14, hours=3))
