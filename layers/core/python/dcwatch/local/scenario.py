@@ -145,7 +145,7 @@ class ScenarioSpec(_Model):
     description: str
     proves: str = Field(description="the rule the scenario holds the system to")
     config: str | None = Field(default=None, description="config file relative to this file; the demo's if unset")
-    steady_s: float = Field(default=4, ge=0, le=60, description="normal operation before the steps")
+    steady_s: float = Field(default=3, ge=0, le=60, description="normal operation before the steps")
     observe_s: float = Field(
         default=10, ge=0, le=MAX_S, description="after the last step, how long nothing more may happen"
     )
