@@ -10,10 +10,13 @@ APT_STAMP := .build/.apt-installed
 # jsii reads this as the list of Node majors whose end-of-life banner to silence.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 
-.PHONY: demo test unit integration e2e infra synth lint schemas vcsim install clean
+.PHONY: demo scenarios test unit integration e2e infra synth lint schemas vcsim install clean
 
 demo: install vcsim
 	$(BIN)/dcwatch demo --report report.json
+
+scenarios: install vcsim
+	$(BIN)/dcwatch scenarios --report scenarios-report.json
 
 test: install vcsim
 	$(BIN)/python -m pytest -q
@@ -64,4 +67,4 @@ $(VCSIM): tools/vcsim/main.go $(APT_STAMP)
 	cd tools/vcsim && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$(CURDIR)/.build/gocache go build -o $(CURDIR)/$(VCSIM) .
 
 clean:
-	rm -rf $(VENV) .build infra/cdk.out report.json
+	rm -rf $(VENV) .build infra/cdk.out report.json scenarios-report.json

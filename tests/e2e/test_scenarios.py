@@ -8,8 +8,12 @@ strict xfails on this branch: the merge removes the marks, and a mark left over 
 
 from __future__ import annotations
 
+import re
+import socket
+
 import pytest
 
+from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.matrix import load_matrix, run_matrix, table
 from dcwatch.local.scenario import scenario_files
 
@@ -50,10 +54,35 @@ def _marked(table_: dict[str, str]) -> list:
     ]
 
 
+def free_port() -> int:
+    """A port free on every loopback address the demo config serves on."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        try:
+            for host in ("127.0.10.1", "127.0.20.1"):
+                with socket.socket() as sock:
+                    sock.bind((host, port))
+            return int(port)
+        except OSError:
+            continue
+    raise RuntimeError("no free port on the demo's loopback addresses")
+
+
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory) -> dict[str, dict]:
-    log = tmp_path_factory.mktemp("matrix") / "scenarios.log"
-    reports = run_matrix(load_matrix(), out=lambda line: None, log_path=log)
+    """The demo config on ports of its own, so a demo running elsewhere on this machine cannot collide."""
+    tmp = tmp_path_factory.mktemp("matrix")
+    text = DEMO_CONFIG.read_text()
+    ports: dict[str, str] = {}
+    for fixed in sorted(set(re.findall(r":(1[89]\d\d\d)\b", text))):
+        while (port := str(free_port())) in ports.values():
+            pass
+        ports[fixed] = port
+    config = tmp / "config.yaml"
+    config.write_text(re.sub(r":(1[89]\d\d\d)\b", lambda m: ":" + ports[m.group(1)], text))
+    reports = run_matrix(load_matrix(), out=lambda line: None, log_path=tmp / "scenarios.log", config=config)
     print("\n".join(table(reports)))
     return {r["verdict"]["scenario"]: r for r in reports}
 

@@ -33,19 +33,20 @@ def run_matrix(
     out: Callable[[str], None] | None = None,
     log_path: str | Path = "dcwatch-scenarios.log",
     verbose: bool = False,
+    config: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Play every scenario; returns one report per scenario (with its `verdict`), in order."""
+    """Play every scenario (under `config` when given, else each one's own); one report each, in order."""
     console = sys.stdout
     out = out or (lambda line: print(line, file=console, flush=True))
     by_config: dict[Path, list[ScenarioSpec]] = {}
     for spec in specs:
-        by_config.setdefault(config_path(spec, DEMO_CONFIG), []).append(spec)
+        by_config.setdefault(Path(config) if config else config_path(spec, DEMO_CONFIG), []).append(spec)
     reports: list[dict[str, Any]] = []
     with open(log_path, "w", encoding="utf-8") as log, redirect_stdout(log), handler_logs_to(log):
         for path, group in by_config.items():
-            config = load_config(path)
+            loaded = load_config(path)
             for spec in group:
-                check_against(spec, config)
+                check_against(spec, loaded)
             with LocalPipeline(path) as pipeline:
                 for n, spec in enumerate(group):
                     if n:
