@@ -45,13 +45,16 @@ ALERTS_XFAIL = {
 }
 
 
-def _marked(table_: dict[str, str]) -> list:
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=f"{NEEDS_RULES}: {table_[n]}"))
-        if n in table_
-        else n
-        for n in NAMES
-    ]
+# Without per-vantage state, results of both vantage points interleave on one count per check, so whether
+# the isolated vantage point's failures add up to a DOWN depends on delivery order: it fails only sometimes.
+INTERMITTENT = frozenset({"vantage-isolated"})
+
+
+def _marked(table_: dict[str, str], intermittent: frozenset[str] = frozenset()) -> list:
+    def mark(name: str) -> pytest.MarkDecorator:
+        return pytest.mark.xfail(strict=name not in intermittent, reason=f"{NEEDS_RULES}: {table_[name]}")
+
+    return [pytest.param(n, marks=mark(n)) if n in table_ else n for n in NAMES]
 
 
 def free_port() -> int:
@@ -92,7 +95,7 @@ def test_every_scenario_file_was_played(matrix):
     assert len(NAMES) >= 12
 
 
-@pytest.mark.parametrize("name", _marked(DECISION_XFAIL))
+@pytest.mark.parametrize("name", _marked(DECISION_XFAIL, INTERMITTENT))
 def test_the_scenario_moves_production_exactly_as_its_file_expects(matrix, name):
     verdict = matrix[name]["verdict"]
     assert verdict["decision_passed"], verdict["problems"]

@@ -103,7 +103,8 @@ class LocalCloud:
                 "MOTO_PORT": str(self.port),
             }
         )
-        self._execute_state_machines()
+        # moto's backends are process-wide: a server started after another in this process starts empty.
+        self.reset()
         self.lambdas = LocalLambdas(self.prefix, REGION)
         self.lambdas.register()
         return self
