@@ -17,10 +17,13 @@ ROUNDS ?= 3
 # jsii reads this as the list of Node majors whose end-of-life banner to silence.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 
-.PHONY: demo test unit integration e2e infra synth lint schemas vcsim blackbox bench install clean
+.PHONY: demo scenarios test unit integration e2e infra synth lint schemas vcsim blackbox bench install clean
 
 demo: install vcsim
 	$(BIN)/dcwatch demo --report report.json
+
+scenarios: install vcsim
+	$(BIN)/dcwatch scenarios --report scenarios-report.json
 
 test: install vcsim blackbox
 	$(BIN)/python -m pytest -q
@@ -88,4 +91,4 @@ $(BLACKBOX):
 	touch $@
 
 clean:
-	rm -rf $(VENV) .build infra/cdk.out report.json
+	rm -rf $(VENV) .build infra/cdk.out report.json scenarios-report.json

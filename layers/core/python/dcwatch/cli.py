@@ -20,6 +20,7 @@ from typing import Any
 from dcwatch.adapters.dynamodb import DynamoLeases
 from dcwatch.config import ConfigError, config_schema, load_config
 from dcwatch.errors import InvalidRequest
+from dcwatch.local.scenario import ScenarioError
 from dcwatch.recovery import build_plan, describe_plan, parse_request
 
 EXIT_INVALID = 2
@@ -78,11 +79,34 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from dcwatch.local.demo import DEMO_CONFIG, Scenario, run_demo
+    from dcwatch.local.scenario import config_path, load_scenario
 
+    if args.scenario:
+        spec = load_scenario(args.scenario)
+        path = args.config or config_path(spec, DEMO_CONFIG)
+        report = run_demo(path, args.report, Scenario(name=spec.name, steady_s=args.steady, spec=spec))
+        return 0 if report["verdict"]["passed"] else 1
     report = run_demo(args.config or DEMO_CONFIG, args.report, Scenario(steady_s=args.steady))
     summary = report["summary"]
     ok = summary["service_restored_at"] is not None and summary["false_failovers"] == 0 and not summary["errors"]
     return 0 if ok else 1
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    from dcwatch.local.matrix import load_matrix, run_matrix, table, write_report
+
+    reports = run_matrix(load_matrix(args.files or None, args.only), verbose=args.verbose)
+    print()
+    print("\n".join(table(reports)))
+    if args.report:
+        write_report(reports, args.report)
+        print(f"report written to {args.report}")
+    failed = [r["verdict"]["scenario"] for r in reports if not r["verdict"]["passed"]]
+    print(
+        f"{len(reports) - len(failed)} of {len(reports)} scenarios as expected"
+        + (f"; not: {', '.join(failed)}" if failed else "")
+    )
+    return 1 if failed else 0
 
 
 def _failover(args: argparse.Namespace) -> int:
@@ -147,7 +171,15 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", help="sites config (default: the embedded demo)")
     demo.add_argument("--report", help="write the JSON report here")
     demo.add_argument("--steady", type=float, default=5.0, help="seconds of normal operation before the outage")
+    demo.add_argument("--scenario", help="play this scenario file instead of the site outage")
     demo.set_defaults(run=_demo)
+
+    scenarios = sub.add_parser("scenarios", help="run the scenario matrix locally and print expected against got")
+    scenarios.add_argument("files", nargs="*", help="scenario files (default: every scenarios/*.yaml)")
+    scenarios.add_argument("--only", action="append", default=[], metavar="NAME", help="run this scenario (repeatable)")
+    scenarios.add_argument("--report", help="write every verdict and timeline as JSON here")
+    scenarios.add_argument("--verbose", action="store_true", help="print each scenario's timeline")
+    scenarios.set_defaults(run=_scenarios)
 
     failover = sub.add_parser("failover", help="start the failover workflow by hand")
     failover.add_argument("--from", dest="from_site", required=True, help="the site to leave")
@@ -188,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
     except (InvalidRequest, UsageError, ValueError) as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -122,14 +123,29 @@ class App:
 
 
 _app: App | None = None
+# Locally several functions share one process, each with its own environment (e.g. one probe per vantage point).
+_scoped: ContextVar[App | None] = ContextVar("dcwatch_app", default=None)
 
 
 def app() -> App:
-    """The process-wide App; reused across invocations of a warm Lambda environment."""
+    """The App of the running function; reused across invocations of a warm Lambda environment."""
     global _app
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
     if _app is None:
         _app = App(Settings.from_env())
     return _app
+
+
+@contextmanager
+def scoped(instance: App) -> Iterator[App]:
+    """Run the code inside as the function that `instance` belongs to (the local runtime's functions)."""
+    token = _scoped.set(instance)
+    try:
+        yield instance
+    finally:
+        _scoped.reset(token)
 
 
 def reset() -> None:

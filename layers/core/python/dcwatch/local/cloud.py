@@ -103,13 +103,22 @@ class LocalCloud:
                 "MOTO_PORT": str(self.port),
             }
         )
+        # moto's backends are process-wide: a server started after another in this process starts empty.
+        self.reset()
+        self.lambdas = LocalLambdas(self.prefix, REGION)
+        self.lambdas.register()
+        return self
+
+    def _execute_state_machines(self) -> None:
         response = requests.post(
             f"{self.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=5
         )
         response.raise_for_status()
-        self.lambdas = LocalLambdas(self.prefix, REGION)
-        self.lambdas.register()
-        return self
+
+    def reset(self) -> None:
+        """Forget every resource and item (moto's reset); `provision` creates the deployment again."""
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        self._execute_state_machines()
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
@@ -234,41 +243,64 @@ class LocalCloud:
 
 
 class QueuePump:
-    """Drains SQS queues in the background and hands each message to its consumer, in order."""
+    """Drains SQS queues in the background and hands each message to its consumer, in order.
 
-    def __init__(self, cloud: LocalCloud):
+    A consumer that fails gets the message again after `retry_delay_s`, at most `attempts` times in
+    all, as Lambda retries an asynchronous invocation (twice, after a minute and two in AWS); a
+    message that fails every attempt is reported, as a dead-letter queue would keep it.
+    """
+
+    def __init__(self, cloud: LocalCloud, attempts: int = 3, retry_delay_s: int = 1):
         self.cloud = cloud
-        self._routes: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
+        self.attempts, self.retry_delay_s = attempts, retry_delay_s
+        self._routes: list[tuple[str, Callable[[dict[str, Any]], None], int]] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
+        self.retried: list[str] = []
 
-    def route(self, queue_url: str, consumer: Callable[[dict[str, Any]], None]) -> QueuePump:
-        self._routes.append((queue_url, consumer))
+    def route(self, queue_url: str, consumer: Callable[[dict[str, Any]], None], workers: int = 1) -> QueuePump:
+        """`workers` > 1: that many concurrent consumers, as Lambda runs concurrent copies (order is then lost)."""
+        self._routes.append((queue_url, consumer, workers))
         return self
 
     def start(self) -> QueuePump:
-        for url, consumer in self._routes:
-            thread = threading.Thread(target=self._drain, args=(url, consumer), name=f"pump-{url[-20:]}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        for url, consumer, workers in self._routes:
+            for n in range(workers):
+                thread = threading.Thread(
+                    target=self._drain, args=(url, consumer), name=f"pump-{n}-{url[-20:]}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
         return self
 
     def _drain(self, url: str, consumer: Callable[[dict[str, Any]], None]) -> None:
         sqs = self.cloud.client("sqs")
         while not self._stop.is_set():
             try:
-                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                messages = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+                ).get("Messages", [])
             except Exception as exc:  # noqa: BLE001 - moto going away at shutdown
                 if not self._stop.is_set():
                     self.errors.append(f"receive {url}: {exc}")
                 return
+            done: list[dict[str, str]] = []
             for message in messages:
                 try:
                     consumer(json.loads(message["Body"]))
-                except Exception as exc:  # noqa: BLE001 - kept and reported, like a DLQ would
-                    self.errors.append(f"{url}: {type(exc).__name__}: {exc}")
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                except Exception as exc:  # noqa: BLE001 - retried, then kept and reported, like a DLQ would
+                    failure = f"{url}: {type(exc).__name__}: {exc}"
+                    if int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)) < self.attempts:
+                        self.retried.append(failure)
+                        sqs.change_message_visibility(
+                            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=self.retry_delay_s
+                        )
+                        continue
+                    self.errors.append(failure)
+                done.append({"Id": str(len(done)), "ReceiptHandle": message["ReceiptHandle"]})
+            if done:
+                sqs.delete_message_batch(QueueUrl=url, Entries=done)
             if not messages:
                 time.sleep(0.05)
 

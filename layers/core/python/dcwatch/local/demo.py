@@ -1,8 +1,10 @@
 """`dcwatch demo`: the whole pipeline on one machine, a scripted outage, a timeline and a report.
 
-Scenario "site-outage": both sites run (vcsim + demo services, built from the config), probes run
-on the schedule, then the active site's vCenter and services stop. Detection, the failover
-workflow, DNS and the services at the standby are observed from outside, as a customer would.
+Default scenario "site-outage": both sites run (vcsim + demo services, built from the config), probes
+run on the schedule from every vantage point, then the active site's vCenter and services stop.
+Detection, the failover workflow, DNS and the services at the standby are observed from outside, as a
+customer would. `--scenario FILE` plays a scenario file (`dcwatch.local.scenario`) instead; `play` is
+the one loop both the demo and the scenario matrix run.
 """
 
 from __future__ import annotations
@@ -24,18 +26,48 @@ from dcwatch.adapters.secrets import Credentials
 from dcwatch.checks import PlannedCheck
 from dcwatch.config import Config, HttpCheck, load_config
 from dcwatch.local.pipeline import LocalPipeline
+from dcwatch.local.scenario import (
+    Expect,
+    NoOperatorControls,
+    Observed,
+    OperatorControls,
+    Player,
+    ScenarioSpec,
+    Step,
+    Verdict,
+    alert_kind,
+    check_against,
+    judge,
+)
 from dcwatch.observability import logger
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 WATCH_POLL_S = 0.2
 
 
+SITE_OUTAGE = ScenarioSpec(
+    name="site-outage",
+    description="the active site goes dark: its vCenter and every service stop",
+    proves="a dead active site is detected, failed over once, and served from the standby",
+    steps=[Step(at=0, kill_site="active")],
+    expect=Expect(failover=True, down=["active"]),
+    max_s=90,
+)
+
+
 @dataclass(frozen=True)
 class Scenario:
+    """How the demo paces a scenario: `spec` is the timeline of faults (the site outage unless given)."""
+
     name: str = "site-outage"
     steady_s: float = 5.0
     deadline_s: float = 90.0
     settle_s: float = 5.0
+    spec: ScenarioSpec | None = None
+
+    @property
+    def played(self) -> ScenarioSpec:
+        return self.spec or SITE_OUTAGE.model_copy(update={"max_s": self.deadline_s})
 
 
 class Timeline:
@@ -115,12 +147,15 @@ class Watcher:
 
     def _run(self) -> None:
         while not self._stop.wait(WATCH_POLL_S):
-            try:
-                self._executions()
-                self._records()
-                self._customers()
-            except Exception as exc:  # noqa: BLE001 - a watcher hiccup must not end the demo
-                self.timeline.add("watcher_error", str(exc)[:200])
+            self.poll()
+
+    def poll(self) -> None:
+        try:
+            self._executions()
+            self._records()
+            self._customers()
+        except Exception as exc:  # noqa: BLE001 - a watcher hiccup must not end the demo
+            self.timeline.add("watcher_error", str(exc)[:200])
 
     def _executions(self) -> None:
         for item in self.pipeline.executions():
@@ -199,7 +234,7 @@ def run_demo(
     """Run the scenario; handler logs and metrics (JSON) go to `log_path`, the timeline to `out`."""
     console = sys.stdout
     out = out or (lambda line: print(line, file=console, flush=True))
-    with open(log_path, "w", encoding="utf-8") as log, redirect_stdout(log), _handler_logs_to(log):
+    with open(log_path, "w", encoding="utf-8") as log, redirect_stdout(log), handler_logs_to(log):
         report = _run(str(Path(config_path).resolve()), scenario, out)
     _print_summary(report, out)
     out(f"handler logs and metrics (JSON lines): {log_path}")
@@ -210,7 +245,7 @@ def run_demo(
 
 
 @contextmanager
-def _handler_logs_to(stream: TextIO) -> Iterator[None]:
+def handler_logs_to(stream: TextIO) -> Iterator[None]:
     handler = logger.registered_handler
     previous = handler.setStream(stream)  # type: ignore[attr-defined]
     try:
@@ -221,6 +256,33 @@ def _handler_logs_to(stream: TextIO) -> Iterator[None]:
 
 def _run(config_path: str, scenario: Scenario, out: Callable[[str], None]) -> dict[str, Any]:
     timeline = Timeline(out)
+    config = load_config(config_path)
+    check_against(scenario.played, config)
+    active, standby = config.active_site, config.other_site(config.active_site)
+    out(f"dcwatch demo: {len(config.services)} services, {active} active, {standby} standby ({config_path})")
+    out(f"vantage points: {', '.join(config.vantage_points)}; scenario {scenario.played.name}")
+
+    def built(site: str, vms: int) -> None:
+        state = "on" if site == config.active_site else "off"
+        timeline.add("site_built", f"{site}: vCenter {config.site(site).vcenter.url}, {vms} VMs {state}", site=site)
+
+    with LocalPipeline(config_path, on_site_built=built) as pipeline:
+        timeline.add("aws_ready", f"moto at {pipeline.cloud.endpoint}: bus, rules, table, topic, zone, state machine")
+        return play(pipeline, scenario.played, timeline, steady_s=scenario.steady_s, settle_s=scenario.settle_s)
+
+
+def play(
+    pipeline: LocalPipeline,
+    spec: ScenarioSpec,
+    timeline: Timeline,
+    *,
+    steady_s: float | None = None,
+    settle_s: float = 2.0,
+    controls: OperatorControls | None = None,
+) -> dict[str, Any]:
+    """Run `spec` on a started (or freshly reset) pipeline; stop as soon as its outcome is decided."""
+    config = pipeline.config
+    standby = config.other_site(config.active_site)
     obs = Observations()
     fault: dict[str, float] = {}
 
@@ -229,46 +291,91 @@ def _run(config_path: str, scenario: Scenario, out: Callable[[str], None]) -> di
             obs.powered_on.append(vm)
             timeline.add("vm_powered_on", f"{vm} at {site}", site=site, vm=vm)
 
-    def built(site: str, vms: int) -> None:
-        state = "on" if site == config.active_site else "off"
-        timeline.add("site_built", f"{site}: vCenter {config.site(site).vcenter.url}, {vms} VMs {state}", site=site)
-
-    config = load_config(config_path)
-    active, standby = config.active_site, config.other_site(config.active_site)
-    out(f"dcwatch demo: {len(config.services)} services, {active} active, {standby} standby ({config_path})")
-    pipeline = LocalPipeline(
-        config_path,
+    pipeline.listen(
         on_site_status=lambda event: _site_status(timeline, event),
         on_notification=lambda body: _notification(timeline, obs, body),
         on_power_on=powered,
-        on_site_built=built,
     )
-    with pipeline, ExitStack() as stack:
-        timeline.add("aws_ready", f"moto at {pipeline.cloud.endpoint}: bus, rules, table, topic, zone, state machine")
+    player = Player(pipeline, spec, lambda kind, text: None, controls or NoOperatorControls())
+    with ExitStack() as stack:
         watcher = Watcher(pipeline, timeline, obs).start()
         stack.callback(watcher.stop)
         probes = ProbeSchedule(pipeline, config.probe.interval_s, timeline).start()
         stack.callback(probes.stop)
 
-        time.sleep(scenario.steady_s)
-        fault["at"] = watcher.fault_at = timeline.add(
-            "fault_injected", f"{active} goes dark: its vCenter and every service stop", site=active
-        )
-        pipeline.fail_site(active)
-
-        deadline = time.monotonic() + scenario.deadline_s
-        while time.monotonic() < deadline and not _finished(watcher, obs):
+        time.sleep(spec.steady_s if steady_s is None else steady_s)
+        start = time.monotonic()
+        for at, action, text in player.schedule():
+            time.sleep(max(0.0, start + at - time.monotonic()))
+            t = timeline.add("fault_injected", text)
+            fault.setdefault("at", t)
+            watcher.fault_at = fault["at"]
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - a step that cannot run fails the scenario, not the run
+                player.errors.append(f"step {text!r}: {exc}")
+                timeline.add("step_failed", f"{text}: {exc}")
+        end = start + spec.max_s
+        quiet_until = start + spec.last_step_at + spec.observe_s
+        while time.monotonic() < end and not _decided(spec, watcher, obs, quiet_until):
             time.sleep(WATCH_POLL_S)
-        time.sleep(scenario.settle_s)
+        time.sleep(settle_s)
         probes.stop()
-        time.sleep(1.0)
+        time.sleep(min(1.0, config.probe.interval_s))
+        watcher.stop()
+        watcher.poll()
 
         dns_after = pipeline.dns_values()
         active_after = pipeline.store.active_site(config.active_site)
+        assert pipeline.pump is not None
         errors = pipeline.pump.errors + [
             f"{name} failed" for name, ok in pipeline.lambdas.invocations if not ok and not name.endswith("-Evaluate")
         ]
-    return _report(config, config_path, scenario, timeline, obs, watcher, dns_after, active_after, errors, standby)
+        seen = _observed(timeline, obs, watcher, active_after, pipeline.pump.errors + player.errors)
+    verdict = judge(spec, config, seen)
+    return _report(
+        config,
+        pipeline.config_path,
+        spec,
+        steady_s,
+        timeline,
+        obs,
+        watcher,
+        dns_after,
+        active_after,
+        errors,
+        standby,
+        verdict,
+    )
+
+
+def _decided(spec: ScenarioSpec, watcher: Watcher, obs: Observations, quiet_until: float) -> bool:
+    """Failover expected: it ran to its end and customers are served. None expected: the quiet window passed."""
+    ended = bool(obs.executions) and all(e["status"] != "RUNNING" for e in obs.executions.values())
+    if spec.expect.failover:
+        return ended and watcher.restored_at is not None and bool(obs.notifications)
+    return time.monotonic() >= quiet_until and (ended or not obs.executions)
+
+
+def _observed(
+    timeline: Timeline, obs: Observations, watcher: Watcher, active_after: str, errors: list[str]
+) -> Observed:
+    fault_at = watcher.fault_at
+    down = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "site_down"]
+    after = [e["t"] for e in down if fault_at is not None and e["t"] >= fault_at]
+    switched = {e["execution"] for e in timeline.events if e["kind"] == "workflow_step" and e["step"] == "SwitchDns"}
+    alerts: dict[str, int] = {}
+    for note in obs.notifications:
+        kind = alert_kind(str(note.get("subject") or ""))
+        alerts[kind] = alerts.get(kind, 0) + 1
+    return Observed(
+        down=[e["site"] for e in down],
+        alerts=alerts,
+        failovers=len(switched),
+        active_site=active_after,
+        detection_s=round(after[0] - fault_at, 2) if after and fault_at is not None else None,
+        errors=list(errors),
+    )
 
 
 def _site_status(timeline: Timeline, event: dict[str, Any]) -> None:
@@ -283,11 +390,6 @@ def _site_status(timeline: Timeline, event: dict[str, Any]) -> None:
 def _notification(timeline: Timeline, obs: Observations, body: dict[str, Any]) -> None:
     obs.notifications.append({"subject": body.get("Subject"), "message": body.get("Message")})
     timeline.add("notification", str(body.get("Subject")), subject=body.get("Subject"))
-
-
-def _finished(watcher: Watcher, obs: Observations) -> bool:
-    ended = obs.executions and all(e["status"] != "RUNNING" for e in obs.executions.values())
-    return bool(watcher.restored_at is not None and ended and obs.notifications)
 
 
 def failing_by_reason(failed: list[str]) -> str:
@@ -324,24 +426,23 @@ class ProbeSchedule:
         next_at = time.monotonic()
         while not self._stop.is_set() and self.rounds < self.MAX_ROUNDS:
             self.rounds += 1
-            # One round per vantage point the evaluator expects, as the deployed probes would send them.
-            checks, failed = 0, []
-            for vantage in self.pipeline.config.vantage_points:
-                event = {"id": f"round-{self.rounds}-{vantage}", "source": "local.scheduler", "vantage": vantage}
-                payload, error = self.pipeline.invoke("Probe", event)
+            parts, failing = [], []
+            for vantage, (payload, error) in self.pipeline.probe(f"round-{self.rounds}").items():
                 if error:
-                    self.timeline.add("probe_error", f"{payload.get('errorType')}: {payload.get('errorMessage')}")
+                    self.timeline.add(
+                        "probe_error", f"{vantage}: {payload.get('errorType')}: {payload.get('errorMessage')}"
+                    )
                     continue
-                (done,) = payload["rounds"]
-                checks += done["checks"]
-                for entry in done["failed"]:
-                    check, _, reason = entry.partition(": ")
-                    failed.append(f"{check}@{vantage}: {reason}")
-            summary = f"{checks - len(failed)}/{checks} checks pass"
-            if summary != self._last:
+                for done in payload["rounds"]:
+                    parts.append(f"{vantage} {done['checks'] - len(done['failed'])}/{done['checks']}")
+                    for entry in done["failed"]:
+                        check, _, reason = entry.partition(": ")
+                        failing.append(f"{check}@{vantage}: {reason}")
+            summary = ", ".join(parts) + " checks pass"
+            if parts and summary != self._last:
                 self.timeline.add(
                     "probe_round",
-                    summary + (f"; failing: {failing_by_reason(failed)}" if failed else ""),
+                    summary + (f"; failing: {failing_by_reason(failing)}" if failing else ""),
                     round=self.rounds,
                 )
                 self._last = summary
@@ -352,7 +453,8 @@ class ProbeSchedule:
 def _report(
     config: Config,
     config_path: str,
-    scenario: Scenario,
+    spec: ScenarioSpec,
+    steady_s: float | None,
     timeline: Timeline,
     obs: Observations,
     watcher: Watcher,
@@ -360,6 +462,7 @@ def _report(
     active_after: str,
     errors: list[str],
     standby: str,
+    verdict: Verdict,
 ) -> dict[str, Any]:
     fault_at = watcher.fault_at
     started = sorted(e["started_at"] for e in obs.executions.values())
@@ -380,8 +483,8 @@ def _report(
         "powered_on": obs.powered_on,
         "dns": dns_after,
         "notifications": len(obs.notifications),
-        "false_failovers": len(before_fault) + max(0, len(after_fault) - 1),
-        "missed_failovers": 0 if after_fault else 1,
+        "false_failovers": verdict.false_failovers + len(before_fault),
+        "missed_failovers": verdict.missed_failovers,
         "detection_floor_s": config.probe.interval_s * config.thresholds.failures_to_down,
         "executions": [{"name": e["name"], "status": e["status"]} for e in obs.executions.values()],
         "errors": errors,
@@ -393,17 +496,19 @@ def _report(
         )
     return {
         "scenario": {
-            "name": scenario.name,
+            "name": spec.name,
+            "description": spec.description,
             "config": config_path,
             "fault_site": config.active_site,
             "standby_site": standby,
             "probe_interval_s": config.probe.interval_s,
             "failures_to_down": config.thresholds.failures_to_down,
-            "steady_s": scenario.steady_s,
+            "steady_s": spec.steady_s if steady_s is None else steady_s,
         },
         "events": sorted(timeline.events, key=lambda e: e["t"]),
         "notifications": obs.notifications,
         "summary": summary,
+        "verdict": verdict.row(),
     }
 
 
@@ -427,5 +532,10 @@ def _print_summary(report: dict[str, Any], out: Callable[[str], None]) -> None:
         out(f"  dns                 {record} -> {', '.join(values)}")
     out(f"  notifications       {s['notifications']}")
     out(f"  false failovers     {s['false_failovers']}   missed failovers {s['missed_failovers']}")
+    verdict = report["verdict"]
+    out(f"  expected            {verdict['expected']}")
+    out(f"  got                 {verdict['got']}   ({'as expected' if verdict['passed'] else 'NOT as expected'})")
+    for problem in verdict["problems"]:
+        out(f"  problem             {problem}")
     for error in s["errors"]:
         out(f"  error               {error}")

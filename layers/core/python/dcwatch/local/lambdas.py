@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -24,10 +26,17 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 
+from dcwatch import runtime
 from dcwatch.wiring import FUNCTIONS, FUNCTIONS_DIR, FunctionSpec
 
 ACCOUNT = "123456789012"
 Handler = Callable[[Any, Any], Any]
+_running: ContextVar[str] = ContextVar("dcwatch_local_function", default="")
+
+
+def running_function() -> str:
+    """The name of the local function whose invocation the calling code runs in ('' outside any)."""
+    return _running.get()
 
 
 @dataclass(frozen=True)
@@ -74,11 +83,34 @@ class LocalLambdas:
         self.specs = {self.name(s): s for s in FUNCTIONS}
         self.handlers: dict[str, Handler] = {self.name(s): load_handler(s, modules) for s in FUNCTIONS}
         self.invocations: list[tuple[str, bool]] = []
+        self.environments: dict[str, dict[str, str]] = {}
+        self._apps: dict[str, runtime.App] = {}
         self._lock = threading.Lock()
         self._registered = False
 
     def name(self, spec: FunctionSpec) -> str:
         return f"{self.prefix}-{spec.key}"
+
+    def add_copy(self, spec: FunctionSpec, suffix: str, environment: Mapping[str, str]) -> str:
+        """One more function with `spec`'s code and its own environment (as CDK deploys a probe per vantage point)."""
+        name = f"{self.name(spec)}-{suffix}"
+        self.specs[name] = spec
+        self.handlers[name] = self.handlers[self.name(spec)]
+        self.environments[name] = dict(environment)
+        self._apps.pop(name, None)
+        return name
+
+    def cold_start(self) -> None:
+        """Forget every warm environment, e.g. after the deployment's resources were created again."""
+        with self._lock:
+            self._apps.clear()
+
+    def _app(self, name: str) -> runtime.App:
+        with self._lock:
+            if name not in self._apps:
+                env = {**os.environ, **self.environments[name]}
+                self._apps[name] = runtime.App(runtime.Settings.from_env(env))
+            return self._apps[name]
 
     def arn(self, spec: FunctionSpec) -> str:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.name(spec)}"
@@ -100,13 +132,20 @@ class LocalLambdas:
             memory_limit_in_mb=spec.memory_mb,
             deadline=time.monotonic() + spec.timeout_s,
         )
+        token = _running.set(name)
         try:
-            result = handler(event, context)
+            if name in self.environments:
+                with runtime.scoped(self._app(name)):
+                    result = handler(event, context)
+            else:
+                result = handler(event, context)
         except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda reports it
             with self._lock:
                 self.invocations.append((name, False))
             trace = traceback.format_exception(type(exc), exc, exc.__traceback__)
             return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": trace[-3:]}, "Unhandled"
+        finally:
+            _running.reset(token)
         with self._lock:
             self.invocations.append((name, True))
         return result, None

@@ -1,32 +1,58 @@
 """The local pipeline: both simulated sites, moto with dcwatch's resources, and the event plumbing.
 
 Built from the config alone (sites, VMs, services, records), so any valid config runs. Used by
-`dcwatch demo` and by the integration and end-to-end tests; stops everything it started.
+`dcwatch demo`, `dcwatch scenarios` and the integration and end-to-end tests; stops everything it
+started. Every vantage point of the config has its own probe function, which reaches the sites
+through its own faultable network path (`dcwatch.local.faults`). `reset()` brings a running pipeline
+back to its state after start, so a matrix of scenarios shares one moto server and one vcsim per site.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import boto3
+import yaml
 
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config, load_config
 from dcwatch.local.cloud import LocalCloud, QueuePump, Resources
-from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
+from dcwatch.local.faults import FaultNetwork, routed_config
+from dcwatch.local.lambdas import ACCOUNT, LocalLambdas, running_function
 from dcwatch.local.services import DemoServices
-from dcwatch.local.vcsim import VcsimProcess, create_vms
-from dcwatch.wiring import RULES
+from dcwatch.local.vcsim import VcsimProcess, converge_vms, create_vms
+from dcwatch.wiring import RULES, function
 
 Listener = Callable[[dict[str, Any]], None]
+EXECUTIONS_END_TIMEOUT_S = 60.0
+# Concurrent copies of each rule's target: results of every vantage point arrive each interval, as in AWS.
+RULE_WORKERS = 2
+
+
+class EvaluatorCrashed(RuntimeError):
+    """Injected: the evaluator's process dies after updating check state, before it starts the workflow."""
+
+
+@dataclass
+class BusFaults:
+    """Faults of the event bus and of the evaluator, set by scenarios; none while at rest."""
+
+    duplicate: bool = False  # every ProbeResult is delivered twice
+    late_s: int = 0  # and once more this many seconds later, behind newer results
+    evaluator_crashes: int = 0  # the next N evaluations that would start a workflow die first
 
 
 class LocalPipeline:
@@ -44,10 +70,25 @@ class LocalPipeline:
         self.credentials = {s.name: Credentials("dcwatch", secrets.token_urlsafe(12)) for s in self.config.sites}
         self.site_status: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
-        self._listeners = (on_site_status, on_notification, on_power_on, on_site_built)
+        self.listen(on_site_status, on_notification, on_power_on)
+        self._on_site_built = on_site_built
         self._lock = threading.Lock()
         self._stack = ExitStack()
         self.vcsims: dict[str, VcsimProcess] = {}
+        self.network = FaultNetwork()
+        self.probes: dict[str, str] = {}  # vantage point -> its probe function
+        self.bus = BusFaults()
+        self._replayed: set[str] = set()
+        self.pump: QueuePump | None = None
+
+    def listen(
+        self,
+        on_site_status: Listener = lambda event: None,
+        on_notification: Listener = lambda body: None,
+        on_power_on: Callable[[str, str], None] = lambda site, vm: None,
+    ) -> None:
+        """Who hears site decisions, notifications and VMs coming up (replaced per scenario)."""
+        self._on_site_status, self._on_notification, self._on_power_on = on_site_status, on_notification, on_power_on
 
     def __enter__(self) -> LocalPipeline:
         try:
@@ -60,50 +101,142 @@ class LocalPipeline:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
+    def _vms(self, site: str) -> list[tuple[str, bool]]:
+        """The site's VMs as built: on at the active site, off at the standby."""
+        on = site == self.config.active_site
+        return [(vm.name, on) for _, at in self.config.services_at(site) for vm in at.vms]
+
     def _start(self) -> None:
         config, stack = self.config, self._stack
-        on_site_status, on_notification, on_power_on, on_site_built = self._listeners
         for site in config.sites:
             process = VcsimProcess(site.name, site.vcenter, self.credentials[site.name]).start()
             stack.callback(process.stop)
             self.vcsims[site.name] = process
-            vms = [
-                (vm.name, site.name == config.active_site) for _, at in config.services_at(site.name) for vm in at.vms
-            ]
-            create_vms(site.vcenter, self.credentials[site.name], vms)
-            on_site_built(site.name, len(vms))
+            create_vms(site.vcenter, self.credentials[site.name], self._vms(site.name))
+            self._on_site_built(site.name, len(self._vms(site.name)))
 
         self.cloud = LocalCloud(config, self.config_path).start()
         stack.callback(self.cloud.stop)
         self.resources: Resources = self.cloud.provision(self.credentials)
         assert self.cloud.lambdas is not None
         self.lambdas: LocalLambdas = self.cloud.lambdas
+        self._crash_hook_installed()
+        stack.callback(self._remove_crash_hook)
 
-        self.services = DemoServices(config, self.credentials, on_power_on=on_power_on).start()
+        self.network.start()
+        stack.callback(self.network.stop)
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dcwatch-vantages-")))
+        plain = config.model_dump(mode="json")
+        for vantage in config.vantage_points:
+            path = workdir / f"{vantage}.yaml"
+            path.write_text(yaml.safe_dump(routed_config(plain, vantage, self.network)), encoding="utf-8")
+            env = {"DCWATCH_CONFIG": str(path), "DCWATCH_VANTAGE": vantage}
+            self.probes[vantage] = self.lambdas.add_copy(function("Probe"), vantage, env)
+        self._probe_pool = ThreadPoolExecutor(max(1, len(self.probes)), thread_name_prefix="probe")
+        stack.callback(self._probe_pool.shutdown, cancel_futures=True)
+
+        self.services = DemoServices(config, self.credentials, on_power_on=self._power_on).start()
         stack.callback(self.services.stop)
+        self._start_pump()
+        stack.callback(self._stop_pump)
 
-        def keep(into: list[dict[str, Any]], listener: Listener) -> Listener:
+    def _start_pump(self) -> None:
+        def keep(into: list[dict[str, Any]], listener: str) -> Listener:
             def consume(item: dict[str, Any]) -> None:
                 with self._lock:
                     into.append(item)
-                listener(item)
+                getattr(self, listener)(item)
 
             return consume
 
         self.pump = QueuePump(self.cloud)
         for rule in RULES:
-            self.pump.route(self.resources.rule_queues[rule.name], partial(self._deliver, rule.target))
-        self.pump.route(self.resources.site_status_queue, keep(self.site_status, on_site_status))
-        self.pump.route(self.resources.notification_queue, keep(self.notifications, on_notification))
+            consumer = partial(self._deliver, rule.target, rule.name)
+            self.pump.route(self.resources.rule_queues[rule.name], consumer, workers=RULE_WORKERS)
+        self.pump.route(self.resources.site_status_queue, keep(self.site_status, "_on_site_status"))
+        self.pump.route(self.resources.notification_queue, keep(self.notifications, "_on_notification"))
         self.pump.start()
-        stack.callback(self.pump.stop)
 
-    def _deliver(self, key: str, event: dict[str, Any]) -> None:
+    def _stop_pump(self) -> None:
+        if self.pump is not None:
+            self.pump.stop()
+
+    def _power_on(self, site: str, vm: str) -> None:
+        self._on_power_on(site, vm)
+
+    def probe(self, round_id: str) -> dict[str, tuple[Any, str | None]]:
+        """One scheduled call of every vantage point's probe, all at once, as their schedules fire."""
+        event = {"id": round_id, "source": "local.scheduler"}
+        futures = {v: self._probe_pool.submit(self.lambdas.invoke, name, event) for v, name in self.probes.items()}
+        return {vantage: future.result() for vantage, future in futures.items()}
+
+    def reset(self) -> None:
+        """Back to the state after start: both sites as built, fresh AWS resources, every path healthy."""
+        self.network.heal()
+        self.bus = BusFaults()
+        self.wait_executions_end(EXECUTIONS_END_TIMEOUT_S)
+        self._stop_pump()
+        self.cloud.reset()
+        self.resources = self.cloud.provision(self.credentials)
+        self.lambdas.cold_start()
+        for site in self.config.sites:
+            process = self.vcsims[site.name]
+            if not process.running:
+                process.start()
+            converge_vms(site.vcenter, self.credentials[site.name], self._vms(site.name))
+        self.services.revive()
+        with self._lock:
+            self.site_status.clear()
+            self.notifications.clear()
+            self.lambdas.invocations.clear()
+            self._replayed.clear()
+        self._start_pump()
+
+    def wait_executions_end(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while any(e["status"] == "RUNNING" for e in self.executions()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"failover workflows still running after {timeout_s:g} s")
+            time.sleep(0.2)
+
+    def _crash_hook_installed(self) -> None:
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        boto3.DEFAULT_SESSION.events.register("before-call.sfn.StartExecution", self._maybe_crash)  # type: ignore[union-attr]
+
+    def _remove_crash_hook(self) -> None:
+        if boto3.DEFAULT_SESSION is not None:
+            boto3.DEFAULT_SESSION.events.unregister("before-call.sfn.StartExecution", self._maybe_crash)
+
+    def _maybe_crash(self, **_: Any) -> None:
+        if not running_function().endswith("-Evaluate"):
+            return
+        with self._lock:
+            if self.bus.evaluator_crashes <= 0:
+                return
+            self.bus.evaluator_crashes -= 1
+        raise EvaluatorCrashed("injected: the evaluator died before starting the workflow")
+
+    def _deliver(self, key: str, rule: str, event: dict[str, Any]) -> None:
         """A rule's target invoked with the matched event, as EventBridge invokes a Lambda target."""
         event.setdefault("account", ACCOUNT)  # moto's delivery to SQS leaves out `account`
+        self._misdeliver(rule, event)
         payload, error = self.lambdas.invoke(f"{self.cloud.prefix}-{key}", event)
         if error:
             raise RuntimeError(f"{key}: {payload.get('errorType')}: {payload.get('errorMessage')}")
+
+    def _misdeliver(self, rule: str, event: dict[str, Any]) -> None:
+        """At-least-once and unordered, as EventBridge may deliver: the same event again, now and later."""
+        bus = self.bus
+        if not (bus.duplicate or bus.late_s) or event.get("id") in self._replayed:
+            return
+        self._replayed.add(str(event.get("id")))
+        sqs, body = self.cloud.client("sqs"), json.dumps(event)
+        queue = self.resources.rule_queues[rule]
+        if bus.duplicate:
+            sqs.send_message(QueueUrl=queue, MessageBody=body)
+        if bus.late_s:
+            sqs.send_message(QueueUrl=queue, MessageBody=body, DelaySeconds=bus.late_s)
 
     def function(self, key: str) -> str:
         return f"{self.cloud.prefix}-{key}"
@@ -115,6 +248,10 @@ class LocalPipeline:
         """The outage: the site's vCenter stops and every one of its services goes dark."""
         self.vcsims[site].stop()
         self.services.fail_site(site)
+
+    def stop_vcenter(self, site: str) -> None:
+        """The site's vCenter stops; its VMs and services run on."""
+        self.vcsims[site].stop()
 
     def start_failover(self, request: dict[str, Any], name: str) -> str:
         sfn = self.cloud.client("stepfunctions")

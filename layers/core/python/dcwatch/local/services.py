@@ -91,6 +91,7 @@ class DemoServices:
         self.endpoints = endpoints(config)
         self.on_power_on = on_power_on
         self.failed_sites: set[str] = set()
+        self.stopped: set[tuple[str, str]] = set()  # (site, service) held down whatever its VMs do
         self._servers: dict[Endpoint, _Server] = {}
         self._powered: dict[str, set[str]] = {}
         self._lock = threading.Lock()
@@ -128,7 +129,8 @@ class DemoServices:
                     self.on_power_on(site.name, vm)
                 for endpoint in self.endpoints:
                     if endpoint.site == site.name:
-                        self._set(endpoint, up=all(vm in on for vm in endpoint.vms))
+                        held = (site.name, endpoint.service) in self.stopped
+                        self._set(endpoint, up=not held and all(vm in on for vm in endpoint.vms))
 
     def _set(self, endpoint: Endpoint, up: bool) -> None:
         server = self._servers.get(endpoint)
@@ -143,6 +145,33 @@ class DemoServices:
             self.failed_sites.add(site)
             for endpoint in [e for e in self._servers if e.site == site]:
                 self._servers.pop(endpoint).stop()
+
+    def stop_service(self, site: str, service: str) -> None:
+        """One service stops answering at one site while its VMs keep running (a crashed application)."""
+        self._known(site, service)
+        with self._lock:
+            self.stopped.add((site, service))
+            for endpoint in [e for e in self._servers if (e.site, e.service) == (site, service)]:
+                self._servers.pop(endpoint).stop()
+
+    def start_service(self, site: str, service: str) -> None:
+        """The service answers again wherever its VMs run (at the next sync)."""
+        self._known(site, service)
+        with self._lock:
+            self.stopped.discard((site, service))
+        self.sync()
+
+    def _known(self, site: str, service: str) -> None:
+        if not any((e.site, e.service) == (site, service) for e in self.endpoints):
+            raise KeyError(f"no service {service!r} at site {site!r}")
+
+    def revive(self) -> None:
+        """Forget every fault: failed sites and stopped services follow their VMs again."""
+        with self._lock:
+            self.failed_sites.clear()
+            self.stopped.clear()
+            self._powered.clear()
+        self.sync()
 
     def powered_on(self, site: str) -> set[str]:
         with self._lock:

@@ -152,3 +152,23 @@ def create_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[s
             )
             if powered_on:
                 _await_task(vm.PowerOnVM_Task(), f"power on {name}")
+
+
+def converge_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[str, bool]]) -> None:
+    """Bring each named VM to the power state marked (True: on), creating those that are missing."""
+    wanted = dict(vms)
+    with vcenter_session(vcenter, credentials) as si:
+        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+        try:
+            found = {vm.name: vm for vm in view.view if vm.name in wanted}
+        finally:
+            view.Destroy()
+        for name, vm in found.items():
+            is_on = vm.runtime.powerState == "poweredOn"
+            if wanted[name] and not is_on:
+                _await_task(vm.PowerOnVM_Task(), f"power on {name}")
+            elif is_on and not wanted[name]:
+                _await_task(vm.PowerOffVM_Task(), f"power off {name}")
+    missing = [(name, on) for name, on in wanted.items() if name not in found]
+    if missing:
+        create_vms(vcenter, credentials, missing)

@@ -1,0 +1,462 @@
+"""Scenario files: a timeline of faults against the local runtime, and the outcome the decision rules owe.
+
+A scenario (YAML, in `scenarios/`) names steps at +t seconds after its steady phase (kill a site, stop
+a service, fault one vantage point's network path, flip the automation switch, misdeliver events,
+crash the evaluator, trigger failovers by hand) and what must follow: a failover or none, which sites
+the evaluator declares DOWN, and how many alerts of each kind. `judge` compares that with what the
+run observed; `Player` applies the steps to a running `LocalPipeline`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dcwatch.config import Config, Name
+from dcwatch.local.faults import Fault, Mode
+from dcwatch.wiring import REPO_ROOT
+
+if TYPE_CHECKING:
+    from dcwatch.local.pipeline import LocalPipeline
+
+SCENARIOS_DIR = REPO_ROOT / "scenarios"
+ALERT_KINDS = ("FAILOVER", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN")  # the first word found names the alert
+AlertKind = Literal["FAILOVER", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN"]
+MAX_S = 300
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+SiteRef = Annotated[str, Field(description="'active', 'standby' or a site name")]
+
+
+class ServiceAt(_Model):
+    site: SiteRef
+    service: str
+
+
+class Flap(_Model):
+    """The service stops and starts again every `every_s` seconds, `times` changes in all."""
+
+    site: SiteRef
+    service: str
+    every_s: float = Field(ge=0.5, le=60)
+    times: int = Field(ge=1, le=40)
+
+
+class NetworkFault(_Model):
+    """What one vantage point's path towards a site (or every site) does to new connections."""
+
+    vantage: str
+    site: SiteRef = Field(default="all", description="a site, or 'all'")
+    mode: Mode = "pass"
+    loss_pct: float = Field(default=0, ge=0, le=100, description="share of connections dropped")
+    latency_s: float = Field(default=0, ge=0, le=30, description="added before each connection is forwarded")
+
+
+class Maintenance(_Model):
+    site: SiteRef
+    service: str | None = Field(default=None, description="one service; the whole site when unset")
+    for_s: float = Field(gt=0, le=86400)
+
+
+class ManualFailover(_Model):
+    from_site: SiteRef = Field(default="active", alias="from")
+    to: SiteRef = "standby"
+    count: int = Field(default=1, ge=1, le=5, description="this many requests at once (console and CLI racing)")
+    reason: str = "scenario: manual trigger"
+
+
+class BusFault(_Model):
+    duplicate: bool = Field(default=False, description="every ProbeResult delivered twice")
+    late_s: int = Field(default=0, ge=0, le=15, description="and once more this many seconds later")
+
+
+class EvaluatorCrash(_Model):
+    times: int = Field(default=1, ge=1, le=3, description="evaluations that die as they would start the workflow")
+
+
+ACTIONS = (
+    "kill_site",
+    "vcenter_down",
+    "stop_service",
+    "start_service",
+    "flap",
+    "network",
+    "isolate",
+    "maintenance",
+    "automation",
+    "bus",
+    "manual_failover",
+    "evaluator_crash",
+)
+
+
+class Step(_Model):
+    at: float = Field(ge=0, le=MAX_S, description="seconds after the steady phase")
+    kill_site: SiteRef | None = Field(default=None, description="the site's vCenter and every service stop")
+    vcenter_down: SiteRef | None = Field(default=None, description="the site's vCenter stops; services run on")
+    stop_service: ServiceAt | None = None
+    start_service: ServiceAt | None = None
+    flap: Flap | None = None
+    network: NetworkFault | None = None
+    isolate: str | None = Field(default=None, description="a vantage point that loses its path to every site")
+    maintenance: Maintenance | None = None
+    automation: Literal["on", "off"] | None = None
+    bus: BusFault | None = None
+    manual_failover: ManualFailover | None = None
+    evaluator_crash: EvaluatorCrash | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Step:
+        given = [a for a in ACTIONS if getattr(self, a) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a step needs exactly one of {', '.join(ACTIONS)}; got {given or 'none'}")
+        return self
+
+    @property
+    def action(self) -> str:
+        return next(a for a in ACTIONS if getattr(self, a) is not None)
+
+    def describe(self) -> str:
+        value = getattr(self, self.action)
+        shown = value.model_dump(by_alias=True, exclude_defaults=True) if isinstance(value, BaseModel) else value
+        return f"{self.action} {shown}"
+
+
+class Expect(_Model):
+    failover: bool = Field(description="true: production moves to the standby exactly once; false: it never moves")
+    down: list[SiteRef] | None = Field(default=None, description="sites the evaluator declares DOWN, in order")
+    alerts: dict[AlertKind, int] = Field(default={}, description="alerts sent, by kind (kinds not named: any)")
+    detected_within_s: float | None = Field(default=None, gt=0, description="the first DOWN at most this late")
+
+
+class ScenarioSpec(_Model):
+    name: Name
+    description: str
+    proves: str = Field(description="the rule the scenario holds the system to")
+    config: str | None = Field(default=None, description="config file relative to this file; the demo's if unset")
+    steady_s: float = Field(default=3, ge=0, le=60, description="normal operation before the steps")
+    observe_s: float = Field(
+        default=10, ge=0, le=MAX_S, description="after the last step, how long nothing more may happen"
+    )
+    max_s: float = Field(default=60, gt=0, le=MAX_S, description="hard bound on the run after the steady phase")
+    steps: list[Step] = Field(min_length=1)
+    expect: Expect
+    source: str = Field(default="", exclude=True)
+
+    @property
+    def last_step_at(self) -> float:
+        return max(s.at + (s.flap.every_s * s.flap.times if s.flap else 0) for s in self.steps)
+
+
+class ScenarioError(Exception):
+    def __init__(self, file: str, problems: list[tuple[str, str]]):
+        self.file, self.problems = file, problems
+        super().__init__("\n".join(f"{file}: {path}: {msg}" for path, msg in problems))
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def load_scenario(path: str | Path) -> ScenarioSpec:
+    file = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(file, [("(file)", exc.strerror or str(exc))]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(file, [("(file)", f"not valid YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(file, [("(top level)", "expected a mapping")])
+    try:
+        spec = ScenarioSpec.model_validate({**data, "source": file})
+    except ValidationError as exc:
+        raise ScenarioError(
+            file, [(_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+        ) from None
+    return spec
+
+
+def scenario_files(directory: Path = SCENARIOS_DIR) -> list[Path]:
+    return sorted(directory.glob("*.yaml"))
+
+
+def config_path(spec: ScenarioSpec, default: Path) -> Path:
+    return (Path(spec.source).parent / spec.config).resolve() if spec.config else default
+
+
+def check_against(spec: ScenarioSpec, config: Config) -> None:
+    """Every site, service and vantage point a step names exists in the config; else the file and path."""
+    sites, services = {s.name for s in config.sites}, {s.name for s in config.services}
+    problems: list[tuple[str, str]] = []
+
+    def site(where: str, ref: str, allow_all: bool = False) -> None:
+        known = {"active", "standby", *sites, *(["all"] if allow_all else [])}
+        if ref not in known:
+            problems.append((where, f"unknown site {ref!r}; known: {sorted(known)}"))
+
+    for i, step in enumerate(spec.steps):
+        where, value = f"steps[{i}].{step.action}", getattr(step, step.action)
+        if isinstance(value, str) and step.action in ("kill_site", "vcenter_down"):
+            site(where, value)
+        if isinstance(value, (ServiceAt, Flap, Maintenance)):
+            site(f"{where}.site", value.site)
+            if value.service is not None and value.service not in services:
+                problems.append((f"{where}.service", f"unknown service {value.service!r}; known: {sorted(services)}"))
+        if isinstance(value, ManualFailover):
+            site(f"{where}.from", value.from_site)
+            site(f"{where}.to", value.to)
+        vantage = value.vantage if isinstance(value, NetworkFault) else value if step.action == "isolate" else None
+        if isinstance(value, NetworkFault):
+            site(f"{where}.site", value.site, allow_all=True)
+        if vantage is not None and vantage not in config.vantage_points:
+            problems.append((where, f"unknown vantage point {vantage!r}; the config has {config.vantage_points}"))
+    for i, ref in enumerate(spec.expect.down or []):
+        site(f"expect.down[{i}]", ref)
+    if problems:
+        raise ScenarioError(spec.source or spec.name, problems)
+
+
+class StepNotSupported(RuntimeError):
+    """The step needs a control this build does not have yet."""
+
+
+class OperatorControls(Protocol):
+    """What an operator switches by hand: the automation switch and maintenance windows."""
+
+    def set_automation(self, enabled: bool) -> None: ...
+
+    def add_maintenance(self, site: str, service: str | None, for_s: float) -> None: ...
+
+
+class NoOperatorControls:
+    """This build has neither an automation switch nor maintenance windows (issue 5's decision side)."""
+
+    def set_automation(self, enabled: bool) -> None:
+        raise StepNotSupported("automation switch: no such control in this build (decision rules of issue 5)")
+
+    def add_maintenance(self, site: str, service: str | None, for_s: float) -> None:
+        raise StepNotSupported("maintenance windows: no such control in this build (decision rules of issue 5)")
+
+
+def alert_kind(subject: str) -> str:
+    """The alert's kind: the first of ALERT_KINDS its subject names as a word, else OTHER."""
+    words = set(re.findall(r"[A-Za-z]+", subject.upper()))
+    return next((k for k in ALERT_KINDS if k in words), "OTHER")
+
+
+@dataclass
+class Player:
+    """Applies a scenario's steps to the pipeline at their times; flapping runs as its own bounded timer chain."""
+
+    pipeline: LocalPipeline
+    spec: ScenarioSpec
+    log: Callable[[str, str], None]
+    controls: OperatorControls = field(default_factory=NoOperatorControls)
+    errors: list[str] = field(default_factory=list)
+    manual: list[str] = field(default_factory=list)
+
+    def site(self, ref: str) -> str:
+        config = self.pipeline.config
+        return {"active": config.active_site, "standby": config.other_site(config.active_site)}.get(ref, ref)
+
+    def schedule(self) -> list[tuple[float, Callable[[], None], str]]:
+        """(at, action, text) sorted by time, flapping expanded into its stops and starts."""
+        planned: list[tuple[float, Callable[[], None], str]] = []
+        for step in self.spec.steps:
+            if step.flap is not None:
+                flap = step.flap
+                for n in range(flap.times):
+                    stop = n % 2 == 0
+                    planned.append(
+                        (
+                            step.at + n * flap.every_s,
+                            self._service_action(flap.site, flap.service, stop),
+                            f"flap: {flap.service} at {self.site(flap.site)} {'stops' if stop else 'starts'}",
+                        )
+                    )
+            else:
+                planned.append((step.at, self._action(step), step.describe()))
+        return sorted(planned, key=lambda p: p[0])
+
+    def _service_action(self, site: str, service: str, stop: bool) -> Callable[[], None]:
+        services = self.pipeline.services
+        if stop:
+            return lambda: services.stop_service(self.site(site), service)
+        return lambda: services.start_service(self.site(site), service)
+
+    def _action(self, step: Step) -> Callable[[], None]:
+        p = self.pipeline
+        if step.kill_site is not None:
+            return lambda: p.fail_site(self.site(step.kill_site or ""))
+        if step.vcenter_down is not None:
+            return lambda: p.stop_vcenter(self.site(step.vcenter_down or ""))
+        if step.stop_service is not None:
+            return self._service_action(step.stop_service.site, step.stop_service.service, True)
+        if step.start_service is not None:
+            return self._service_action(step.start_service.site, step.start_service.service, False)
+        if step.network is not None:
+            return lambda: self._network(step.network)  # type: ignore[arg-type]
+        if step.isolate is not None:
+            return lambda: self._network(NetworkFault(vantage=step.isolate or "", mode="refuse"))
+        if step.maintenance is not None:
+            m = step.maintenance
+            return lambda: self.controls.add_maintenance(self.site(m.site), m.service, m.for_s)
+        if step.automation is not None:
+            return lambda: self.controls.set_automation(step.automation == "on")
+        if step.bus is not None:
+            return lambda: self._bus(step.bus)  # type: ignore[arg-type]
+        if step.manual_failover is not None:
+            return lambda: self._manual(step.manual_failover)  # type: ignore[arg-type]
+        if step.evaluator_crash is not None:
+            crash = step.evaluator_crash
+            return lambda: setattr(p.bus, "evaluator_crashes", crash.times)
+        raise AssertionError(step.action)
+
+    def _network(self, fault: NetworkFault) -> None:
+        sites = [s.name for s in self.pipeline.config.sites] if fault.site == "all" else [self.site(fault.site)]
+        for site in sites:
+            self.pipeline.network.set_fault(fault.vantage, site, Fault(fault.mode, fault.loss_pct, fault.latency_s))
+
+    def _bus(self, bus: BusFault) -> None:
+        self.pipeline.bus.duplicate, self.pipeline.bus.late_s = bus.duplicate, bus.late_s
+
+    def _manual(self, manual: ManualFailover) -> None:
+        """`count` requests started at the same moment, as the console and the CLI would start them."""
+        source, to = self.site(manual.from_site), self.site(manual.to)
+        barrier = threading.Barrier(manual.count)
+
+        def trigger(n: int) -> None:
+            name = f"manual-{source}-{n + 1}"
+            request = {
+                "action": "failover",
+                "from": source,
+                "to": to,
+                "reason": manual.reason,
+                "dryRun": False,
+                "trigger": "manual",
+                "incidentId": name,
+            }
+            barrier.wait(timeout=5)
+            try:
+                self.manual.append(self.pipeline.start_failover(request, name))
+            except Exception as exc:  # noqa: BLE001 - a refused trigger is an outcome, not a crash of the run
+                self.errors.append(f"manual trigger {name}: {type(exc).__name__}: {exc}"[:200])
+
+        threads = [threading.Thread(target=trigger, args=(n,), daemon=True) for n in range(manual.count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    scenario: str
+    expected: str
+    got: str
+    passed: bool
+    decision_passed: bool
+    alerts_passed: bool
+    failovers: int
+    false_failovers: int
+    missed_failovers: int
+    detection_s: float | None
+    detection_floor_s: float
+    problems: tuple[str, ...] = ()
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "expected": self.expected,
+            "got": self.got,
+            "detection_s": self.detection_s,
+            "detection_floor_s": self.detection_floor_s,
+            "false_failovers": self.false_failovers,
+            "missed_failovers": self.missed_failovers,
+            "passed": self.passed,
+            "decision_passed": self.decision_passed,
+            "alerts_passed": self.alerts_passed,
+            "problems": list(self.problems),
+        }
+
+
+@dataclass
+class Observed:
+    """What a run saw, in the operator's terms."""
+
+    down: list[str]  # sites declared DOWN, in order
+    alerts: dict[str, int]
+    failovers: int  # workflows that switched DNS (moved production)
+    active_site: str
+    detection_s: float | None
+    errors: list[str]
+
+
+def describe(failovers: int, down: list[str] | None, alerts: dict[str, int]) -> str:
+    parts = [{0: "no failover", 1: "failover"}.get(failovers, f"{failovers} failovers")]
+    if down is not None:
+        parts.append("DOWN " + (",".join(down) if down else "none"))
+    shown = " ".join(f"{k}={v}" for k, v in sorted(alerts.items()))
+    if shown:
+        parts.append("alerts " + shown)
+    return "; ".join(parts)
+
+
+def judge(spec: ScenarioSpec, config: Config, seen: Observed) -> Verdict:
+    expect, standby = spec.expect, config.other_site(config.active_site)
+
+    def site(ref: str) -> str:
+        return {"active": config.active_site, "standby": standby}.get(ref, ref)
+
+    moved = seen.failovers >= 1 and seen.active_site == standby
+    expected_down = [site(s) for s in expect.down] if expect.down is not None else None
+    problems: list[str] = list(seen.errors)
+    if expect.failover and not moved:
+        problems.append(f"no failover: {seen.failovers} workflows switched DNS, active site {seen.active_site}")
+    if seen.failovers > (1 if expect.failover else 0):
+        problems.append(f"{seen.failovers} workflows switched DNS")
+    if expected_down is not None and seen.down != expected_down:
+        problems.append(f"DOWN decisions {seen.down}, expected {expected_down}")
+    within = expect.detected_within_s
+    if within is not None and (seen.detection_s is None or seen.detection_s > within):
+        problems.append(f"detection {seen.detection_s} s, expected within {expect.detected_within_s:g} s")
+    decision_ok = not problems
+    alert_problems = [
+        f"{kind} alerts: {seen.alerts.get(kind, 0)}, expected {n}"
+        for kind, n in expect.alerts.items()
+        if seen.alerts.get(kind, 0) != n
+    ]
+    got_alerts = {k: seen.alerts.get(k, 0) for k in expect.alerts} | {k: v for k, v in seen.alerts.items() if v}
+    return Verdict(
+        scenario=spec.name,
+        expected=describe(int(expect.failover), expected_down, {str(k): v for k, v in expect.alerts.items()}),
+        got=describe(
+            seen.failovers if moved or seen.failovers > 1 else 0,
+            seen.down if expected_down is not None else None,
+            got_alerts,
+        ),
+        passed=decision_ok and not alert_problems,
+        decision_passed=decision_ok,
+        alerts_passed=not alert_problems,
+        failovers=seen.failovers,
+        false_failovers=max(0, seen.failovers - (1 if expect.failover else 0)),
+        missed_failovers=1 if expect.failover and not moved else 0,
+        detection_s=seen.detection_s,
+        detection_floor_s=config.probe.interval_s * config.thresholds.failures_to_down,
+        problems=tuple(problems + alert_problems),
+    )

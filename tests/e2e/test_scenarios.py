@@ -1,0 +1,92 @@
+"""The scenario matrix end to end: every scenario file played against the local runtime, judged by its own file.
+
+One run of the whole matrix (one moto server, one vcsim per site, reset between scenarios) feeds
+every test here.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.local.matrix import load_matrix, run_matrix, table
+from dcwatch.local.scenario import scenario_files
+
+pytestmark = pytest.mark.e2e
+
+NAMES = [f.stem for f in scenario_files()]
+
+
+def free_port() -> int:
+    """A port free on every loopback address the demo config serves on."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        try:
+            for host in ("127.0.10.1", "127.0.20.1"):
+                with socket.socket() as sock:
+                    sock.bind((host, port))
+            return int(port)
+        except OSError:
+            continue
+    raise RuntimeError("no free port on the demo's loopback addresses")
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory) -> dict[str, dict]:
+    """The demo config on ports of its own, so a demo running elsewhere on this machine cannot collide."""
+    tmp = tmp_path_factory.mktemp("matrix")
+    text = DEMO_CONFIG.read_text()
+    ports: dict[str, str] = {}
+    for fixed in sorted(set(re.findall(r":(1[89]\d\d\d)\b", text))):
+        while (port := str(free_port())) in ports.values():
+            pass
+        ports[fixed] = port
+    config = tmp / "config.yaml"
+    config.write_text(re.sub(r":(1[89]\d\d\d)\b", lambda m: ":" + ports[m.group(1)], text))
+    reports = run_matrix(load_matrix(), out=lambda line: None, log_path=tmp / "scenarios.log", config=config)
+    print("\n".join(table(reports)))
+    return {r["verdict"]["scenario"]: r for r in reports}
+
+
+def test_every_scenario_file_was_played(matrix):
+    assert sorted(matrix) == sorted(NAMES)
+    assert len(NAMES) >= 12
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_scenario_moves_production_exactly_as_its_file_expects(matrix, name):
+    verdict = matrix[name]["verdict"]
+    assert verdict["decision_passed"], verdict["problems"]
+    assert verdict["false_failovers"] == 0 and verdict["missed_failovers"] == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_scenario_sends_exactly_the_alerts_its_file_expects(matrix, name):
+    verdict = matrix[name]["verdict"]
+    assert verdict["alerts_passed"], verdict["problems"]
+
+
+def test_the_matrix_has_no_false_and_no_missed_failover(matrix):
+    assert sum(r["verdict"]["false_failovers"] for r in matrix.values()) == 0
+    assert sum(r["verdict"]["missed_failovers"] for r in matrix.values()) == 0
+
+
+def test_the_hard_outage_is_detected_no_sooner_than_its_physical_floor_allows(matrix):
+    report = matrix["hard-outage"]
+    verdict, scenario = report["verdict"], report["scenario"]
+    interval = scenario["probe_interval_s"]
+    assert verdict["detection_floor_s"] == interval * scenario["failures_to_down"]
+    # The fault may land just before a round: one interval less than the floor is the earliest possible.
+    assert verdict["detection_floor_s"] - interval <= verdict["detection_s"]
+
+
+def test_faults_reach_the_probers_as_network_behaviour_not_as_edited_results(matrix):
+    rounds = [e["text"] for e in matrix["one-vantage-latency"]["events"] if e["kind"] == "probe_round"]
+    after = rounds[-1]
+    assert "dc-a/" in after and "@aws-vpc" in after and "@aws-public" not in after, after
+    assert "timeout" in after

@@ -1,0 +1,135 @@
+"""Scenario files: every shipped file is valid, a bad file is refused naming file and path, verdicts add up."""
+
+from __future__ import annotations
+
+import pytest
+
+from dcwatch.config import load_config
+from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.local.scenario import (
+    Observed,
+    ScenarioError,
+    alert_kind,
+    check_against,
+    judge,
+    load_scenario,
+    scenario_files,
+)
+
+MATRIX = {
+    "hard-outage",
+    "flapping-check",
+    "one-vantage-loss",
+    "one-vantage-latency",
+    "vantage-isolated",
+    "vcenter-down",
+    "service-down",
+    "standby-down",
+    "maintenance-window",
+    "automation-off",
+    "duplicate-reordered-events",
+    "two-manual-triggers",
+    "evaluator-crash",
+}
+
+
+def test_every_scenario_of_the_issue_has_a_valid_file_that_fits_the_demo_config():
+    config = load_config(DEMO_CONFIG)
+    specs = [load_scenario(f) for f in scenario_files()]
+    assert {s.name for s in specs} == MATRIX
+    for spec in specs:
+        check_against(spec, config)
+        assert spec.name == spec.source.rsplit("/", 1)[-1].removesuffix(".yaml")
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_step_with_two_actions_is_refused_naming_the_file_and_the_step(tmp_path):
+    path = write(
+        tmp_path,
+        "name: x\ndescription: d\nproves: p\nsteps:\n  - {at: 0, kill_site: active, isolate: aws-vpc}\n"
+        "expect: {failover: false}\n",
+    )
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert f"{path}: steps[0]: a step needs exactly one of" in str(err.value)
+
+
+def test_unknown_fields_and_bad_values_are_named_by_path(tmp_path):
+    path = write(
+        tmp_path,
+        "name: x\ndescription: d\nproves: p\nsteps:\n  - at: 0\n    network: {vantage: v, loss_pct: 120}\n"
+        "expect: {failover: maybe, alerts: {PAGED: 1}}\n",
+    )
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    text = str(err.value)
+    assert "steps[0].network.loss_pct" in text
+    assert "expect.failover" in text
+    assert "expect.alerts.PAGED" in text
+
+
+def test_sites_services_and_vantage_points_must_exist_in_the_config(tmp_path):
+    path = write(
+        tmp_path,
+        "name: x\ndescription: d\nproves: p\nsteps:\n  - {at: 0, kill_site: dc-z}\n"
+        "  - at: 1\n    stop_service: {site: active, service: mail}\n  - {at: 2, isolate: aws-moon}\n"
+        "expect: {failover: false}\n",
+    )
+    with pytest.raises(ScenarioError) as err:
+        check_against(load_scenario(path), load_config(DEMO_CONFIG))
+    text = str(err.value)
+    assert "steps[0].kill_site: unknown site 'dc-z'" in text
+    assert "steps[1].stop_service.service: unknown service 'mail'" in text
+    assert "steps[2].isolate: unknown vantage point 'aws-moon'" in text
+
+
+@pytest.mark.parametrize(
+    ("subject", "kind"),
+    [
+        ("[dcwatch] FAILOVER DONE dc-a -> dc-b: services run at dc-b", "FAILOVER"),
+        ("[dcwatch] dc-a DOWN: 4 of 4 critical checks failing from 2 vantage points", "DOWN"),
+        ("[dcwatch] vantage point aws-vpc ISOLATED", "ISOLATED"),
+        ("[dcwatch] dc-a recovered after 3 min", "RECOVERED"),
+        ("[dcwatch] DRY RUN dc-a -> dc-b: no action needed", "OTHER"),
+    ],
+)
+def test_an_alert_is_known_by_the_first_kind_its_subject_names(subject, kind):
+    assert alert_kind(subject) == kind
+
+
+def spec_expecting(tmp_path, failover: bool):
+    return load_scenario(
+        write(
+            tmp_path,
+            f"name: x\ndescription: d\nproves: p\nsteps:\n  - {{at: 0, kill_site: active}}\n"
+            f"expect: {{failover: {str(failover).lower()}, down: [active], alerts: {{FAILOVER: 1}}}}\n",
+        )
+    )
+
+
+def test_two_workflows_that_switch_dns_are_one_false_failover(tmp_path):
+    config = load_config(DEMO_CONFIG)
+    seen = Observed(down=["dc-a"], alerts={"FAILOVER": 2}, failovers=2, active_site="dc-b", detection_s=3.1, errors=[])
+    verdict = judge(spec_expecting(tmp_path, True), config, seen)
+    assert (verdict.false_failovers, verdict.missed_failovers, verdict.passed) == (1, 0, False)
+    assert verdict.got.startswith("2 failovers")
+
+
+def test_an_outage_without_a_failover_is_a_missed_failover(tmp_path):
+    config = load_config(DEMO_CONFIG)
+    seen = Observed(down=["dc-a"], alerts={}, failovers=0, active_site="dc-a", detection_s=3.1, errors=[])
+    verdict = judge(spec_expecting(tmp_path, True), config, seen)
+    assert (verdict.false_failovers, verdict.missed_failovers, verdict.decision_passed) == (0, 1, False)
+    assert verdict.detection_floor_s == config.probe.interval_s * config.thresholds.failures_to_down
+
+
+def test_the_expected_outcome_passes(tmp_path):
+    config = load_config(DEMO_CONFIG)
+    seen = Observed(down=["dc-a"], alerts={"FAILOVER": 1}, failovers=1, active_site="dc-b", detection_s=3.1, errors=[])
+    verdict = judge(spec_expecting(tmp_path, True), config, seen)
+    assert verdict.passed and verdict.problems == ()
