@@ -191,7 +191,7 @@ def test_probe_schedule_invokes_only_the_probe_function(demo: Synth):
 
 
 def test_a_sub_minute_interval_runs_as_rounds_inside_each_call_without_a_warning(demo: Synth):
-    assert demo.config.probe.interval_s == 1
+    assert demo.config.probe.interval_s < 60
     Annotations.from_stack(demo.stack).has_no_warning("*", Match.any_value())
 
 

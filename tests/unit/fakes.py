@@ -4,11 +4,13 @@ conditional writes lose when someone wrote first, tasks finish when told to."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
+from dcwatch.config import MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import CheckState
+from dcwatch.health import CheckState, is_steady
 from dcwatch.ports import Condition, Lease, RecordValues, TaskState
 
 
@@ -93,6 +95,7 @@ class FakeStore:
         self.switch = AutomationSwitch()
         self.failover: LastFailover | None = None
         self.acks: set[str] = set()
+        self.windows: list[MaintenanceWindow] = []
 
     def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
         return self.checks.get((site, check, vantage))
@@ -103,6 +106,18 @@ class FakeStore:
         if (current.last_observed_at if current else None) != expected_last_observed:
             return False
         self.checks[key] = state
+        return True
+
+    def record_pass(self, result: ProbeResult) -> bool:
+        key = (result.site, result.check, result.vantage)
+        current = self.checks.get(key)
+        if current is None or not is_steady(current) or current.last_observed_at is None:
+            return False
+        if result.observed_at <= current.last_observed_at:
+            return False
+        self.checks[key] = replace(
+            current, last_observed_at=result.observed_at, successes=current.successes + 1, critical=result.critical
+        )
         return True
 
     def site_checks(self, site: str) -> list[CheckState]:
@@ -131,6 +146,12 @@ class FakeStore:
 
     def set_automation(self, switch: AutomationSwitch) -> None:
         self.switch = switch
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        return list(self.windows)
+
+    def open_maintenance(self, window: MaintenanceWindow) -> None:
+        self.windows.append(window)
 
     def last_failover(self) -> LastFailover | None:
         return self.failover

@@ -14,7 +14,14 @@ from tests.helpers import demo_config, probe_result
 from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
-CONFIG = demo_config()
+_DEMO = demo_config()
+# The arithmetic below is written for 1 s rounds and 3 failures to DOWN, whatever the demo uses.
+CONFIG = _DEMO.model_copy(
+    update={
+        "thresholds": _DEMO.thresholds.model_copy(update={"failures_to_down": 3}),
+        "probe": _DEMO.probe.model_copy(update={"interval_s": 1}),
+    }
+)
 VANTAGES = CONFIG.vantage_points
 
 

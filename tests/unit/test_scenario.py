@@ -91,14 +91,16 @@ def test_sites_services_and_vantage_points_must_exist_in_the_config(tmp_path):
 @pytest.mark.parametrize(
     ("subject", "kind"),
     [
-        ("[dcwatch] FAILOVER DONE dc-a -> dc-b: services run at dc-b", "FAILOVER"),
         ("[dcwatch] dc-a DOWN: 4 of 4 critical checks failing from 2 vantage points", "DOWN"),
         ("[dcwatch] vantage point aws-vpc ISOLATED", "ISOLATED"),
         ("[dcwatch] dc-a recovered after 3 min", "RECOVERED"),
         ("[dcwatch] DRY RUN dc-a -> dc-b: no action needed", "OTHER"),
+        ("[dcwatch] DOWN dc-a (active): failover started", "DOWN"),
+        ("[dcwatch] SERVICE DOWN shop at dc-a: no automatic action", "SERVICE"),
+        ("[dcwatch] FAILOVER DONE dc-a -> dc-b: services run at dc-b", "FAILOVER"),
     ],
 )
-def test_an_alert_is_known_by_the_first_kind_its_subject_names(subject, kind):
+def test_an_alert_is_known_by_the_first_word_of_its_subject_that_names_a_kind(subject, kind):
     assert alert_kind(subject) == kind
 
 

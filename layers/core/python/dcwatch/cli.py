@@ -1,5 +1,5 @@
-"""The `dcwatch` command: validate configs, run the local demo, start a failover by hand, switch
-automation on or off, acknowledge an incident.
+"""The `dcwatch` command: validate configs, run the local demo and the scenario matrix, start a failover
+by hand, switch automation on or off, open maintenance windows, acknowledge an incident.
 
 Commands that touch state reach the deployed tables (stack outputs TableName, AuditTableName,
 LocksTableName; or DCWATCH_TABLE_NAME, DCWATCH_AUDIT_TABLE_NAME, DCWATCH_LOCKS_TABLE_NAME) through
@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dcwatch.adapters.dynamodb import DynamoLeases
@@ -69,6 +69,28 @@ def _ack(args: argparse.Namespace) -> int:
     from dcwatch.control import acknowledge
 
     print(acknowledge(_store(args), args.incident, args.reason, args.by, datetime.now(UTC)))
+    return 0
+
+
+def _maintenance(args: argparse.Namespace) -> int:
+    from dcwatch.control import open_maintenance
+    from dcwatch.decision import describe_window
+
+    store = _store(args)
+    if args.state == "list":
+        now = datetime.now(UTC)
+        windows = [w for w in store.maintenance_windows() if w.covers(now) or w.start > now]
+        for window in windows:
+            print(describe_window(window))
+        if not windows:
+            print("no maintenance window open or planned by hand (the config's windows are in the config)")
+        return 0
+    if not args.site or args.minutes is None or not args.reason:
+        raise UsageError("maintenance open needs --site, --minutes and --reason (and --service for one service)")
+    config = load_config(args.config)
+    duration = timedelta(minutes=args.minutes)
+    window = open_maintenance(store, config, args.site, args.service, duration, args.reason, args.by, datetime.now(UTC))
+    print(f"maintenance window open: {describe_window(window)}")
     return 0
 
 
@@ -208,6 +230,16 @@ def parser() -> argparse.ArgumentParser:
     ack.add_argument("--reason", required=True, help="why, for the audit trail")
     state_options(ack)
     ack.set_defaults(run=_ack)
+
+    maintenance = sub.add_parser("maintenance", help="open a maintenance window from now, or list them")
+    maintenance.add_argument("state", choices=["open", "list"])
+    maintenance.add_argument("--config", required=True, help="the deployed config (sites and services are checked)")
+    maintenance.add_argument("--site", help="the site under maintenance")
+    maintenance.add_argument("--service", help="only this service (its checks are left out of the site's verdict)")
+    maintenance.add_argument("--minutes", type=float, help="how long, from now")
+    maintenance.add_argument("--reason", help="why, for the audit trail")
+    state_options(maintenance)
+    maintenance.set_defaults(run=_maintenance)
     return p
 
 

@@ -1,13 +1,16 @@
-"""What operators change by hand: the automation switch and acknowledgements. Every change is audited."""
+"""What operators change by hand: the automation switch, maintenance windows, acknowledgements. All audited."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from dcwatch.decision import AutomationSwitch
+from dcwatch.config import Config, MaintenanceWindow
+from dcwatch.decision import AutomationSwitch, describe_window
 from dcwatch.ports import StateStore
 
 AUTOMATION_AUDIT = "automation"
+MAINTENANCE_AUDIT = "maintenance"
+MAX_MAINTENANCE = timedelta(days=7)
 
 
 def switch_automation(store: StateStore, enabled: bool, reason: str, by: str, now: datetime) -> AutomationSwitch:
@@ -45,3 +48,48 @@ def acknowledge(store: StateStore, incident_id: str, reason: str, by: str, now: 
         {"kind": "acknowledgement", "by": by, "reason": reason.strip(), "decidedAt": now, "explanation": text},
     )
     return text
+
+
+def open_maintenance(
+    store: StateStore,
+    config: Config,
+    site: str,
+    service: str | None,
+    duration: timedelta,
+    reason: str,
+    by: str,
+    now: datetime,
+) -> MaintenanceWindow:
+    """Open a window from now: a site window holds automatic failover of that site back, a service window
+    leaves the service's checks out of the site's verdict. Refused, changing nothing, when it names an
+    unknown site or service, has no reason, or is not between a second and a week long."""
+    problems = []
+    sites = [s.name for s in config.sites]
+    if site not in sites:
+        problems.append(f"unknown site {site!r}; known sites: {', '.join(sites)}")
+    services = [s.name for s in config.services]
+    if service is not None and service not in services:
+        problems.append(f"unknown service {service!r}; known services: {', '.join(services)}")
+    if not timedelta(seconds=1) <= duration <= MAX_MAINTENANCE:
+        problems.append(f"a window lasts between 1 s and {MAX_MAINTENANCE.days} days, not {duration}")
+    if len(reason.strip()) < 3:
+        problems.append("a reason is required (--reason), for the audit trail")
+    if problems:
+        raise ValueError("maintenance window not opened: " + "; ".join(problems))
+    window = MaintenanceWindow(site=site, service=service, start=now, end=now + duration, reason=reason.strip())
+    store.open_maintenance(window)
+    store.append_audit(
+        MAINTENANCE_AUDIT,
+        {
+            "kind": "maintenance",
+            "site": site,
+            "service": service,
+            "start": window.start,
+            "end": window.end,
+            "reason": window.reason,
+            "by": by,
+            "decidedAt": now,
+            "explanation": f"{by} opened a maintenance window: {describe_window(window)}",
+        },
+    )
+    return window

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 
-from dcwatch.config import Config
+from dcwatch.config import Config, MaintenanceWindow
 from dcwatch.decision import (
     FailoverDecision,
     Gates,
@@ -76,6 +77,8 @@ def evaluate(
 ) -> Evaluation:
     if result.vantage not in config.vantage_points:
         return Evaluation(None, ignored=f"vantage {result.vantage} is not one of {', '.join(config.vantage_points)}")
+    if result.ok and store.record_pass(result):
+        return Evaluation("UP")  # a steady check passed again: nothing else can change
     ports = Ports(store, publisher, workflows, notifier, leases)
     previous = store.get_check(result.site, result.check, result.vantage)
     state = advance(previous, result, config.thresholds)
@@ -101,6 +104,11 @@ class _Decider:
     def __init__(self, config: Config, ports: Ports, clock: Clock):
         self.config, self.ports, self.clock = config, ports, clock
         self.store = ports.store
+
+    @cached_property
+    def windows(self) -> list[MaintenanceWindow]:
+        """The config's maintenance windows and those operators opened by hand, read once per decision."""
+        return [*self.config.maintenance, *self.store.maintenance_windows()]
 
     def _record(self, audit_id: str, subject: str, message: str, record: dict[str, object]) -> None:
         """The decision record, then the alert: both name what changed and the arithmetic behind it."""
@@ -165,7 +173,7 @@ class _Decider:
         check_status: str,
     ) -> Evaluation:
         role: Role = "active" if site == active else "standby"
-        excluded = sorted({w.service for w in open_windows(self.config.maintenance, site, now) if w.service})
+        excluded = sorted({w.service for w in open_windows(self.windows, site, now) if w.service})
         vantages, thresholds = self.config.vantage_points, self.config.thresholds
         verdict = site_verdict(site, role, checks[site], vantages, thresholds, isolated, excluded)
         standby_checks = checks[self.config.other_site(active)]
@@ -301,7 +309,7 @@ class _Decider:
             last_failover=self.store.last_failover(),
             acknowledged=self.store.acknowledged(incident),
             maintenance=tuple(
-                describe_window(w) for w in open_windows(self.config.maintenance, site, ctx.now) if w.service is None
+                describe_window(w) for w in open_windows(self.windows, site, ctx.now) if w.service is None
             ),
         )
         return failover_decision(ctx.verdict, standby_verdict, ctx.standby_checks, gates, ctx.isolated)

@@ -45,6 +45,12 @@ class CheckState:
         return self.service is None
 
 
+def is_steady(state: CheckState) -> bool:
+    """UP, not failing, no UP/DOWN change within the flap window: a pass can change nothing but its time."""
+    calm = not state.flapping and not state.changes and not state.reason
+    return state.status == "UP" and state.failures == 0 and calm
+
+
 def advance(state: CheckState | None, result: ProbeResult, thresholds: Thresholds) -> CheckState | None:
     """The check's state after `result`, or None when the result is a duplicate or arrived late."""
     if state is None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from dcwatch.config import MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState
@@ -87,6 +88,13 @@ class StateStore(Protocol):
         """Write if nobody wrote a newer result meanwhile; False when the write lost."""
         ...
 
+    def record_pass(self, result: ProbeResult) -> bool:
+        """A passing result for a check that is steady (see `health.is_steady`) and older than the result:
+        only its time and success count move. False, changing nothing, for any other state, a late or a
+        duplicate result: the caller then takes the full path. One write instead of a read and a write
+        for most results of a healthy pair of sites."""
+        ...
+
     def site_checks(self, site: str) -> list[CheckState]:
         """Every check of the site, from every vantage point."""
         ...
@@ -106,6 +114,12 @@ class StateStore(Protocol):
     def automation(self) -> AutomationSwitch: ...
 
     def set_automation(self, switch: AutomationSwitch) -> None: ...
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        """Windows operators opened by hand (`dcwatch maintenance open`), besides the config's."""
+        ...
+
+    def open_maintenance(self, window: MaintenanceWindow) -> None: ...
 
     def last_failover(self) -> LastFailover | None: ...
 

@@ -95,7 +95,7 @@ class TableSpec:
 
 
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec("State", "DCWATCH_TABLE_NAME"),
+    TableSpec("State", "DCWATCH_TABLE_NAME", ttl_attribute="expiresAt"),
     TableSpec("Audit", "DCWATCH_AUDIT_TABLE_NAME", kept=True),
     TableSpec("Locks", "DCWATCH_LOCKS_TABLE_NAME", sort_key=None, ttl_attribute="expiresAt"),
 )

@@ -2,7 +2,9 @@
 trail in its own append-only table (retained, never updated), the failover lock in the locks table.
 
 State keys: pk=SITE#<site> sk=CHECK#<check>#<vantage>; pk=CONDITION#<key> sk=CONDITION (site, service,
-vantage point); pk=CONTROL with sk=ACTIVE_SITE, AUTOMATION or LAST_FAILOVER; pk=ACK#<incident> sk=ACK.
+vantage point);
+pk=CONTROL with sk=ACTIVE_SITE, AUTOMATION, LAST_FAILOVER or MAINTENANCE#<site>#<service|*>#<start>;
+pk=ACK#<incident> sk=ACK.
 Audit keys: pk=<incident or subject> sk=<time>#<n>. Lock key: pk=failover.
 """
 
@@ -16,7 +18,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from dcwatch.adapters.aws import LazyClient, aws_call
+from dcwatch.config import MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
+from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState
 from dcwatch.ports import Condition, Lease
 
@@ -123,6 +127,40 @@ class DynamoStateStore:
             return False
         return True
 
+    def record_pass(self, result: ProbeResult) -> bool:
+        """`health.is_steady` as a condition: one conditional update, no read."""
+        ddb = self._client()
+        try:
+            with aws_call("dynamodb:UpdateItem"):
+                ddb.update_item(
+                    TableName=self.table,
+                    Key=_item({"pk": f"SITE#{result.site}", "sk": f"CHECK#{result.check}#{result.vantage}"}),
+                    UpdateExpression="SET #at = :at, #critical = :critical ADD #successes :one",
+                    ConditionExpression=(
+                        "#status = :up AND #failures = :zero AND #flapping = :false AND #at < :at "
+                        "AND attribute_not_exists(#changes) AND (attribute_not_exists(#reason) OR #reason = :empty)"
+                    ),
+                    ExpressionAttributeNames={
+                        f"#{name}": name
+                        for name in ("status", "failures", "flapping", "changes", "reason", "critical", "successes")
+                    }
+                    | {"#at": "lastObservedAt"},
+                    ExpressionAttributeValues=_item(
+                        {
+                            ":at": result.observed_at.isoformat(),
+                            ":critical": result.critical,
+                            ":one": 1,
+                            ":up": "UP",
+                            ":zero": 0,
+                            ":false": False,
+                            ":empty": "",
+                        }
+                    ),
+                )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def site_checks(self, site: str) -> list[CheckState]:
         with aws_call("dynamodb:Query"):
             pages = (
@@ -200,6 +238,33 @@ class DynamoStateStore:
                 "reason": switch.reason,
                 "changedBy": switch.changed_by,
                 "changedAt": switch.changed_at.isoformat() if switch.changed_at else None,
+            }
+        )
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        with aws_call("dynamodb:Query"):
+            items = self._client().query(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues=_item({":pk": "CONTROL", ":prefix": "MAINTENANCE#"}),
+                ConsistentRead=True,
+            )["Items"]
+        fields = ("site", "service", "start", "end", "reason")
+        return [MaintenanceWindow.model_validate({k: _plain(i).get(k) for k in fields}) for i in items]
+
+    def open_maintenance(self, window: MaintenanceWindow) -> None:
+        """Kept a day past its end for the record; DynamoDB's TTL removes it after that."""
+        what = window.service or "*"
+        self._put(
+            {
+                "pk": "CONTROL",
+                "sk": f"MAINTENANCE#{window.site}#{what}#{window.start.isoformat()}",
+                "site": window.site,
+                "service": window.service,
+                "start": window.start.isoformat(),
+                "end": window.end.isoformat(),
+                "reason": window.reason,
+                "expiresAt": int(window.end.timestamp()) + 86400,
             }
         )
 

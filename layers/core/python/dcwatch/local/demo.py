@@ -28,7 +28,6 @@ from dcwatch.config import Config, HttpCheck, load_config
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.scenario import (
     Expect,
-    NoOperatorControls,
     Observed,
     OperatorControls,
     Player,
@@ -296,7 +295,7 @@ def play(
         on_notification=lambda body: _notification(timeline, obs, body),
         on_power_on=powered,
     )
-    player = Player(pipeline, spec, lambda kind, text: None, controls or NoOperatorControls())
+    player = Player(pipeline, spec, lambda kind, text: None, controls)
     with ExitStack() as stack:
         watcher = Watcher(pipeline, timeline, obs).start()
         stack.callback(watcher.stop)

@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -20,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dcwatch.config import Config, Name
+from dcwatch.control import open_maintenance, switch_automation
 from dcwatch.local.faults import Fault, Mode
 from dcwatch.wiring import REPO_ROOT
 
@@ -27,8 +29,8 @@ if TYPE_CHECKING:
     from dcwatch.local.pipeline import LocalPipeline
 
 SCENARIOS_DIR = REPO_ROOT / "scenarios"
-ALERT_KINDS = ("FAILOVER", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN")  # the first word found names the alert
-AlertKind = Literal["FAILOVER", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN"]
+ALERT_KINDS = ("SERVICE", "FAILOVER", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN")  # the first one named, names it
+AlertKind = Literal["SERVICE", "FAILOVER", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN"]
 MAX_S = 300
 
 
@@ -231,10 +233,6 @@ def check_against(spec: ScenarioSpec, config: Config) -> None:
         raise ScenarioError(spec.source or spec.name, problems)
 
 
-class StepNotSupported(RuntimeError):
-    """The step needs a control this build does not have yet."""
-
-
 class OperatorControls(Protocol):
     """What an operator switches by hand: the automation switch and maintenance windows."""
 
@@ -243,20 +241,28 @@ class OperatorControls(Protocol):
     def add_maintenance(self, site: str, service: str | None, for_s: float) -> None: ...
 
 
-class NoOperatorControls:
-    """This build has neither an automation switch nor maintenance windows (issue 5's decision side)."""
+class PipelineControls:
+    """The operator's controls on the local runtime: the same audited functions the CLI calls."""
+
+    BY = "scenario"
+
+    def __init__(self, pipeline: LocalPipeline):
+        self.pipeline = pipeline
 
     def set_automation(self, enabled: bool) -> None:
-        raise StepNotSupported("automation switch: no such control in this build (decision rules of issue 5)")
+        switch_automation(self.pipeline.store, enabled, "a scenario step", self.BY, datetime.now(UTC))
 
     def add_maintenance(self, site: str, service: str | None, for_s: float) -> None:
-        raise StepNotSupported("maintenance windows: no such control in this build (decision rules of issue 5)")
+        p = self.pipeline
+        duration = timedelta(seconds=for_s)
+        open_maintenance(p.store, p.config, site, service, duration, "a scenario step", self.BY, datetime.now(UTC))
 
 
 def alert_kind(subject: str) -> str:
-    """The alert's kind: the first of ALERT_KINDS its subject names as a word, else OTHER."""
-    words = set(re.findall(r"[A-Za-z]+", subject.upper()))
-    return next((k for k in ALERT_KINDS if k in words), "OTHER")
+    """The alert's kind: the first word of its subject that is one of ALERT_KINDS, else OTHER.
+    `[dcwatch] DOWN dc-a (active): failover started` is a DOWN alert; `SERVICE DOWN shop` a SERVICE one."""
+    words = re.findall(r"[A-Za-z]+", subject.upper())
+    return next((w for w in words if w in ALERT_KINDS), "OTHER")
 
 
 @dataclass
@@ -266,9 +272,13 @@ class Player:
     pipeline: LocalPipeline
     spec: ScenarioSpec
     log: Callable[[str, str], None]
-    controls: OperatorControls = field(default_factory=NoOperatorControls)
+    controls: OperatorControls | None = None
     errors: list[str] = field(default_factory=list)
     manual: list[str] = field(default_factory=list)
+
+    @property
+    def _controls(self) -> OperatorControls:
+        return self.controls or PipelineControls(self.pipeline)
 
     def site(self, ref: str) -> str:
         config = self.pipeline.config
@@ -315,9 +325,9 @@ class Player:
             return lambda: self._network(NetworkFault(vantage=step.isolate or "", mode="refuse"))
         if step.maintenance is not None:
             m = step.maintenance
-            return lambda: self.controls.add_maintenance(self.site(m.site), m.service, m.for_s)
+            return lambda: self._controls.add_maintenance(self.site(m.site), m.service, m.for_s)
         if step.automation is not None:
-            return lambda: self.controls.set_automation(step.automation == "on")
+            return lambda: self._controls.set_automation(step.automation == "on")
         if step.bus is not None:
             return lambda: self._bus(step.bus)  # type: ignore[arg-type]
         if step.manual_failover is not None:
