@@ -11,6 +11,7 @@ from moto import mock_aws
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.cli import main
 from dcwatch.local.cloud import create_tables
+from dcwatch.local.demo import DEMO_CONFIG
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +80,27 @@ def test_a_manual_failover_is_refused_while_another_holds_the_lock(tables, capsy
     )
     assert code == 1
     assert "another failover holds the lock: dc-a-down-20261125T030000Z" in capsys.readouterr().err
+
+
+def test_a_maintenance_window_opened_by_hand_is_stored_listed_and_audited(tables, capsys):
+    store = DynamoStateStore(tables["State"], tables["Audit"])
+    config = str(DEMO_CONFIG)
+    args = ["--config", config, "--site", "dc-a", "--service", "shop", "--minutes", "30", "--by", "alice"]
+    assert main(["maintenance", "open", *args, "--reason", "shop database upgrade"]) == 0
+    assert "maintenance window open: shop@dc-a" in capsys.readouterr().out
+
+    (window,) = store.maintenance_windows()
+    assert (window.site, window.service, window.reason) == ("dc-a", "shop", "shop database upgrade")
+    assert window.covers(datetime.now(UTC)) and (window.end - window.start).total_seconds() == 1800
+    assert main(["maintenance", "list", "--config", config]) == 0
+    assert "shop@dc-a" in capsys.readouterr().out
+    (record,) = store.audit("maintenance")
+    assert record["by"] == "alice" and "shop database upgrade" in record["explanation"]
+
+
+def test_a_maintenance_window_for_an_unknown_service_is_refused_and_nothing_is_stored(tables, capsys):
+    store = DynamoStateStore(tables["State"], tables["Audit"])
+    args = ["--config", str(DEMO_CONFIG), "--site", "dc-a", "--service", "mail", "--minutes", "30"]
+    assert main(["maintenance", "open", *args, "--reason", "x-ray"]) == 2
+    assert "unknown service 'mail'" in capsys.readouterr().err
+    assert store.maintenance_windows() == [] and store.audit("maintenance") == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dcwatch.config import Config
+from dcwatch.config import Config, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.errors import TransientError
 from dcwatch.evaluator import evaluate
@@ -277,6 +277,16 @@ def test_a_maintenance_window_on_the_site_holds_the_failover_back():
     fail_over(world)
     (change,) = world.publisher.site_changes
     assert change.status == "DOWN" and "maintenance window open: dc-a" in change.action and "UPS test" in change.action
+    assert world.workflows.started == {}
+
+
+def test_a_maintenance_window_opened_by_hand_holds_the_failover_back_like_one_in_the_config():
+    world = World()
+    window = MaintenanceWindow(site="dc-a", start=T0, end=T0 + timedelta(hours=1), reason="opened by alice")
+    world.store.open_maintenance(window)
+    fail_over(world)
+    (change,) = world.publisher.site_changes
+    assert "maintenance window open: dc-a" in change.action and "opened by alice" in change.action
     assert world.workflows.started == {}
 
 

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -76,9 +78,14 @@ class LocalCloud:
     def __init__(self, config: Config, config_path: str):
         self.config, self.config_path = config, config_path
         self.prefix = f"dcwatch-{config.name}"
-        self.port = free_port()
+        # Two moto servers share the 2 cores: Step Functions in this process, because its Lambda tasks are
+        # answered here by the real handlers; every other service in a process of its own, so that
+        # DynamoDB, SQS, EventBridge and the rest do not compete with the handlers for one interpreter.
+        self.port, self.sfn_port = free_port(), free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.sfn_endpoint = f"http://127.0.0.1:{self.sfn_port}"
         self._server: ThreadedMotoServer | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._saved_env: dict[str, str | None] = {}
         self.lambdas: LocalLambdas | None = None
         self.resources: Resources | None = None
@@ -91,16 +98,24 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         for noisy in ("werkzeug", "moto"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "AWS_DEFAULT_REGION": REGION},
+        )
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.sfn_port, verbose=False)
         self._server.start()
+        self._await_process()
         self._set_env(
             {
                 "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ENDPOINT_URL_SFN": self.sfn_endpoint,
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
-                "MOTO_PORT": str(self.port),
+                "MOTO_PORT": str(self.sfn_port),
             }
         )
         # moto's backends are process-wide: a server started after another in this process starts empty.
@@ -109,19 +124,34 @@ class LocalCloud:
         self.lambdas.register()
         return self
 
+    def _await_process(self, timeout_s: float = 30) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server on port {self.port} exited with {self._process.returncode}")
+            try:
+                requests.get(f"{self.endpoint}/moto-api/data.json", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"moto server on port {self.port} did not answer within {timeout_s:g} s")
+
     def _execute_state_machines(self) -> None:
         response = requests.post(
-            f"{self.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=5
+            f"{self.sfn_endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=5
         )
         response.raise_for_status()
 
     def reset(self) -> None:
         """Forget every resource and item (moto's reset); `provision` creates the deployment again."""
-        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        for endpoint in (self.endpoint, self.sfn_endpoint):
+            requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
         self._execute_state_machines()
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+        endpoint = self.sfn_endpoint if service == "stepfunctions" else self.endpoint
+        return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
 
     def provision(self, credentials: dict[str, Credentials]) -> Resources:
         """Create what the stack creates, and set the functions' environment as CDK would."""
@@ -233,6 +263,14 @@ class LocalCloud:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

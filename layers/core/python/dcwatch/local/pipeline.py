@@ -39,7 +39,7 @@ from dcwatch.wiring import RULES, function
 Listener = Callable[[dict[str, Any]], None]
 EXECUTIONS_END_TIMEOUT_S = 60.0
 # Concurrent copies of each rule's target: results of every vantage point arrive each interval, as in AWS.
-RULE_WORKERS = 2
+RULE_WORKERS = 4
 
 
 class EvaluatorCrashed(RuntimeError):
