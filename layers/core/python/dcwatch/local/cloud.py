@@ -27,6 +27,7 @@ from moto.server import ThreadedMotoServer
 from dcwatch import runtime
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config
+from dcwatch.local.children import die_with_parent
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, render_failover_definition
 
@@ -103,6 +104,7 @@ class LocalCloud:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "AWS_DEFAULT_REGION": REGION},
+            preexec_fn=die_with_parent,
         )
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.sfn_port, verbose=False)
         self._server.start()

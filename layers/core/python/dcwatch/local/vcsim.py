@@ -17,6 +17,7 @@ from pyVmomi import vim
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import vcenter_session
 from dcwatch.config import VCenter
+from dcwatch.local.children import die_with_parent
 from dcwatch.wiring import REPO_ROOT
 
 BUILT_VCSIM = REPO_ROOT / ".build" / "vcsim"
@@ -97,7 +98,11 @@ class VcsimProcess:
         if not port_is_free(self.host, self.port):
             raise RuntimeError(f"site {self.site}: {self.host}:{self.port} is already in use; stop what listens there")
         self._process = subprocess.Popen(
-            self._args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            self._args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         try:
             wait_for_port(self.host, self.port, START_TIMEOUT_S)
