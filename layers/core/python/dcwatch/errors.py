@@ -55,3 +55,7 @@ class ShutdownIncomplete(DcwatchError):
 
 class DrillCleanupIncomplete(DcwatchError):
     """A drill's VMs are not off yet; retried, then a human finishes the cleanup."""
+
+
+class ApprovalNotWaiting(DcwatchError):
+    """An approve/deny for a workflow that no longer waits (answered, timed out, stopped) or a wrong token."""
