@@ -293,7 +293,10 @@ def test_the_modes_the_config_names_wait_for_approval_and_the_request_carries_th
 def test_a_denied_or_unanswered_approval_says_nothing_was_changed(clock):
     state = workflow.validate_request(request("failback"), demo_config(), clock)
     state.failed_step = "RequestApproval"
-    state.error = {"Error": "ApprovalDenied", "Cause": "denied by bob: not tonight"}
+    state.approval.decision = modes.approval_answer(False, "bob", "not tonight", clock())
     subject, body = workflow.failure_message(state)
     assert subject == "[dcwatch] NOT APPROVED: failback dc-b -> dc-a: nothing was changed"
-    assert "denied by bob: not tonight" in body
+    assert "not approved: denied by bob: not tonight" in body
+    state.approval.decision, state.error = None, {"Error": "States.Timeout", "Cause": ""}
+    state.approval.timeout_seconds = 600
+    assert "not approved: no answer within 600 s" in workflow.failure_message(state)[1]

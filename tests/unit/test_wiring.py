@@ -112,7 +112,9 @@ def test_nothing_changes_before_an_approval_when_one_is_needed():
     assert ASL["States"]["NeedsApproval"]["Choices"][0]["Next"] == "RequestApproval"
     gate = TASKS["RequestApproval"]
     assert gate["Resource"].endswith(".waitForTaskToken") and gate["TimeoutSecondsPath"] == "$.approval.timeoutSeconds"
-    assert gate["Next"] == "Approved" and TASKS["Approved"]["Next"] == "ChooseMode"
+    assert gate["Next"] == "IsApproved" and TASKS["Approved"]["Next"] == "ChooseMode"
+    assert ASL["States"]["IsApproved"]["Choices"][0]["Next"] == "Approved", "only an explicit approved: true"
+    assert ASL["States"]["ApprovalDenied"]["Next"] == "NotifyFailure"
 
 
 def test_the_lock_is_released_at_the_end_of_every_path_success_or_failure():

@@ -24,7 +24,12 @@ from dcwatch.local.scenario import ScenarioError
 from dcwatch.recovery import build_plan, describe_plan, parse_request
 
 # Command -> the workflow's mode.
-MODE_COMMANDS: dict[str, RecoveryMode] = {"failover": "disaster", "migrate": "migration", "drill": "drill", "failback": "failback"}
+MODE_COMMANDS: dict[str, RecoveryMode] = {
+    "failover": "disaster",
+    "migrate": "migration",
+    "drill": "drill",
+    "failback": "failback",
+}
 
 EXIT_INVALID = 2
 
@@ -178,13 +183,9 @@ def _answer(args: argparse.Namespace) -> int:
     from dcwatch.adapters.stepfunctions import Approvals
     from dcwatch.modes import approval_answer
 
-    approvals = Approvals()
-    if args.command == "approve":
-        approvals.approve(args.token, approval_answer(True, args.by, args.reason, datetime.now(UTC)))
-        print(f"approved by {args.by}: the workflow goes on")
-    else:
-        approvals.deny(args.token, f"denied by {args.by}: {args.reason}")
-        print(f"denied by {args.by}: the workflow stops, nothing was changed")
+    approved = args.command == "approve"
+    Approvals().answer(args.token, approval_answer(approved, args.by, args.reason, datetime.now(UTC)))
+    print(f"approved by {args.by}: the workflow goes on" if approved else f"denied by {args.by}: the workflow stops")
     return 0
 
 

@@ -399,6 +399,11 @@ def stopped_message(state: WorkflowState, step: str, cause: str) -> tuple[str, s
     """A drill that failed (cleaned up), or a recovery nobody approved: production as it was."""
     request, words = state.request, MODE_WORDS[state.request.mode]
     if step == "RequestApproval":
+        decision = state.approval.decision or {}
+        if decision:
+            cause = f"denied by {decision.get('by', '?')}: {decision.get('reason', '')}"
+        elif (state.error or {}).get("Error") == "States.Timeout":
+            cause = f"no answer within {state.approval.timeout_seconds} s"
         subject = f"[dcwatch] NOT APPROVED: {words} {request.from_site} -> {request.to}: nothing was changed"
         lines = [f"The {words} was not approved: {cause}", "Nothing was changed; start it again to retry."]
     elif state.drill.cleanup is not None and step != "CleanUpDrill":

@@ -32,7 +32,6 @@ class StepFunctionsStarter:
             return f"{machine[0]}:execution:{machine[1]}:{name}"
 
 
-DENIED = "ApprovalDenied"
 # The token's workflow no longer waits: answered, timed out, stopped; or the token was mistyped.
 _NOT_WAITING = {"InvalidToken", "TaskDoesNotExist", "TaskTimedOut"}
 
@@ -53,15 +52,15 @@ def _answering(what: str) -> Iterator[None]:
 
 
 class Approvals:
-    """The operator's answer to a workflow waiting at its approval gate, by the task token it sent."""
+    """The operator's answer to a workflow waiting at its approval gate, by the task token it sent.
+
+    Approve and deny both complete the task (SendTaskSuccess) with the decision, so who answered and
+    why travel with the workflow into its notification and audit record; the workflow's Choice reads it.
+    """
 
     def __init__(self, client: Any | None = None):
         self._client = LazyClient("stepfunctions", client)
 
-    def approve(self, token: str, answer: dict[str, object]) -> None:
+    def answer(self, token: str, decision: dict[str, object]) -> None:
         with _answering("states:SendTaskSuccess"):
-            self._client().send_task_success(taskToken=token, output=json.dumps(answer))
-
-    def deny(self, token: str, cause: str) -> None:
-        with _answering("states:SendTaskFailure"):
-            self._client().send_task_failure(taskToken=token, error=DENIED, cause=cause)
+            self._client().send_task_success(taskToken=token, output=json.dumps(decision))
