@@ -32,16 +32,28 @@ def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str,
     return state.dump()
 
 
-def _at_standby(
-    step: str, event: dict[str, Any], action: Callable[[WorkflowState, Inventory, runtime.App], WorkflowState]
+SiteStep = Callable[[WorkflowState, Inventory, runtime.App], WorkflowState]
+
+
+def _at_site(
+    site_of: Callable[[WorkflowState], str], step: str, event: dict[str, Any], action: SiteStep
 ) -> dict[str, Any]:
-    """A step that works on the standby's vCenter, in one session that ends with the step."""
+    """A step that works on one site's vCenter, in one session that ends with the step."""
 
     def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
-        with app.inventory(state.plan.to) as inventory:
+        with app.inventory(site_of(state)) as inventory:
             return action(state, inventory, app)
 
     return _run(step, event, act)
+
+
+def _at_standby(step: str, event: dict[str, Any], action: SiteStep) -> dict[str, Any]:
+    return _at_site(lambda s: s.plan.to, step, event, action)
+
+
+def _at_leaving_site(step: str, event: dict[str, Any], action: SiteStep) -> dict[str, Any]:
+    """The site a migration or failback leaves."""
+    return _at_site(lambda s: s.plan.from_site, step, event, action)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -126,18 +138,6 @@ def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 @tracer.capture_lambda_handler
 def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("NotifyFailure", event, lambda s, app: workflow.notify_failure(s, app.notifier, app.store))
-
-
-def _at_leaving_site(
-    step: str, event: dict[str, Any], action: Callable[[WorkflowState, Inventory, runtime.App], WorkflowState]
-) -> dict[str, Any]:
-    """A step that works on the vCenter of the site a migration or failback leaves."""
-
-    def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
-        with app.inventory(state.plan.from_site) as inventory:
-            return action(state, inventory, app)
-
-    return _run(step, event, act)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -21,6 +21,7 @@ from dcwatch.cli import main
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
 from tests.configs import write_pair_config
+from tests.helpers import site_power
 
 pytestmark = pytest.mark.integration
 
@@ -52,17 +53,6 @@ def pipeline(tmp_path_factory) -> Iterator[LocalPipeline]:
 def request(mode: str, **overrides):
     sites = {"from": "south", "to": "north"} if mode == "failback" else {"from": "north", "to": "south"}
     return {"mode": mode, **sites, "reason": f"{mode} of the modes suite", **overrides}
-
-
-def site_power(pipeline: LocalPipeline, name: str) -> dict[str, str]:
-    site = pipeline.config.site(name)
-    names = [vm.name for _, at in pipeline.config.services_at(name) for vm in at.vms]
-    with vcenter_session(site.vcenter, pipeline.credentials[name]) as si:
-        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-        try:
-            return {vm.name: vm.runtime.powerState for vm in view.view if vm.name in names}
-        finally:
-            view.Destroy()
 
 
 def states_entered(pipeline: LocalPipeline, arn: str) -> list[str]:
