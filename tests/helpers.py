@@ -46,3 +46,19 @@ def probe_result(
         vantage=vantage,
         round_id=observed_at.isoformat(),
     )
+
+
+def site_power(pipeline: Any, name: str) -> dict[str, str]:
+    """Power state of each service VM at `name`, read from its vCenter (a running LocalPipeline's)."""
+    from pyVmomi import vim
+
+    from dcwatch.adapters.vsphere import vcenter_session
+
+    site = pipeline.config.site(name)
+    names = [vm.name for _, at in pipeline.config.services_at(name) for vm in at.vms]
+    with vcenter_session(site.vcenter, pipeline.credentials[name]) as si:
+        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+        try:
+            return {vm.name: vm.runtime.powerState for vm in view.view if vm.name in names}
+        finally:
+            view.Destroy()

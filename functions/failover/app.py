@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcwatch import runtime, workflow
+from dcwatch import modes, runtime, workflow
 from dcwatch.observability import logger, tracer
 from dcwatch.ports import Inventory
 from dcwatch.workflow import WorkflowState
@@ -26,21 +26,34 @@ def _run(step: str, event: dict[str, Any], action: Step) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    state = workflow.validate_request(event, runtime.app().config)
+    app = runtime.app()
+    state = workflow.validate_request(event, app.config, active_site=app.store.active_site(app.config.active_site))
     logger.info("request accepted", incident_id=state.incident_id, plan=state.plan.model_dump(by_alias=True))
     return state.dump()
 
 
-def _at_standby(
-    step: str, event: dict[str, Any], action: Callable[[WorkflowState, Inventory, runtime.App], WorkflowState]
+SiteStep = Callable[[WorkflowState, Inventory, runtime.App], WorkflowState]
+
+
+def _at_site(
+    site_of: Callable[[WorkflowState], str], step: str, event: dict[str, Any], action: SiteStep
 ) -> dict[str, Any]:
-    """A step that works on the standby's vCenter, in one session that ends with the step."""
+    """A step that works on one site's vCenter, in one session that ends with the step."""
 
     def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
-        with app.inventory(state.plan.to) as inventory:
+        with app.inventory(site_of(state)) as inventory:
             return action(state, inventory, app)
 
     return _run(step, event, act)
+
+
+def _at_standby(step: str, event: dict[str, Any], action: SiteStep) -> dict[str, Any]:
+    return _at_site(lambda s: s.plan.to, step, event, action)
+
+
+def _at_leaving_site(step: str, event: dict[str, Any], action: SiteStep) -> dict[str, Any]:
+    """The site a migration or failback leaves."""
+    return _at_site(lambda s: s.plan.from_site, step, event, action)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -125,3 +138,59 @@ def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 @tracer.capture_lambda_handler
 def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("NotifyFailure", event, lambda s, app: workflow.notify_failure(s, app.notifier, app.store))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def shutdown_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _at_leaving_site(
+        "ShutdownGroup",
+        event,
+        lambda s, inventory, app: modes.shutdown_group(s, inventory, app.config.workflow.shutdown_timeout_s),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def check_shutdown(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _at_leaving_site(
+        "CheckShutdown",
+        event,
+        lambda s, inventory, app: modes.check_shutdown(s, inventory, app.config.workflow.shutdown_timeout_s),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def prepare_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _at_standby("PrepareDrill", event, lambda s, inventory, app: modes.prepare_drill(s, inventory, app.dns))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Only while the drill holds the lock: without it, another workflow may own the standby's VMs now.
+    return _at_standby(
+        "CleanUpDrill",
+        event,
+        lambda s, inventory, app: modes.clean_up_drill(
+            workflow.renew_lease(s, app.leases, app.config.workflow.lease_s), inventory, app.dns
+        ),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Invoked with `.waitForTaskToken`: sends the token to the operators; the workflow waits for their answer."""
+    state = WorkflowState.model_validate(event["state"])
+    logger.append_keys(incident_id=state.incident_id, step="RequestApproval")
+    message_id = modes.request_approval(state, str(event["taskToken"]), runtime.app().notifier)
+    logger.info("approval requested", message_id=message_id)
+    return {"messageId": message_id}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def approved(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("Approved", event, lambda s, app: modes.approved(s, app.leases, app.config.workflow.lease_s))

@@ -38,16 +38,28 @@ from dcwatch_infra.schedules import probe_schedule, probe_schedule_role
 
 # Who may do what, by function key ("Probe": every probe, whatever its vantage point); a function not
 # named here gets nothing of it.
-VCENTER_USERS = ("Probe", "CheckStandby", "Fence", "StartGroup", "CheckGroup")
+VCENTER_USERS = (
+    "Probe",
+    "CheckStandby",
+    "Fence",
+    "StartGroup",
+    "CheckGroup",
+    "ShutdownGroup",
+    "CheckShutdown",
+    "PrepareDrill",
+    "CleanUpDrill",
+)
 BUS_PUBLISHERS = ("Probe", "Evaluate")
 STATE_WRITERS = ("Evaluate", "RecordAudit")
+STATE_READERS = ("ValidateRequest",)  # a migration, failback or drill is checked against the recorded active site
 AUDIT_APPENDERS = ("RecordAudit", "NotifyFailure")
-ALERT_PUBLISHERS = ("Evaluate", "Notify", "NotifyFailure")
-LOCK_HOLDERS = ("Evaluate", "AcquireLease", "RenewLease", "ReleaseLease")
+ALERT_PUBLISHERS = ("Evaluate", "Notify", "NotifyFailure", "RequestApproval")
+LOCK_HOLDERS = ("Evaluate", "AcquireLease", "RenewLease", "ReleaseLease", "Approved", "CleanUpDrill")
 # The lease: conditional put to take it, update to renew, delete to give it back, get to name its holder.
 LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 WORKFLOW_STARTERS = ("Evaluate",)
-DNS_SWITCHERS = ("SwitchDns",)
+DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill")
+DNS_READERS = ("PrepareDrill", "CleanUpDrill")  # a drill notes its records before the switch, restores them after
 DNS_WATCHERS = ("CheckDns",)
 # Appending is all the audit trail allows: no update, no delete (the adapter also refuses to overwrite).
 AUDIT_APPEND_ACTIONS = ["dynamodb:PutItem"]
@@ -306,6 +318,8 @@ class DcwatchStack(Stack):
             self.bus.grant_put_events_to(fn)
         for fn in self._holders(STATE_WRITERS):
             self.table.grant_read_write_data(fn)
+        for fn in self._holders(STATE_READERS):
+            self.table.grant_read_data(fn)
         for fn in self._holders(AUDIT_APPENDERS):
             self.tables["Audit"].grant(fn, *AUDIT_APPEND_ACTIONS)
         for fn in self._holders(LOCK_HOLDERS):
@@ -320,16 +334,20 @@ class DcwatchStack(Stack):
         for fn in self._holders(WORKFLOW_STARTERS):
             self.state_machine.grant_start_execution(fn)
 
-        zones = sorted({service.dns.zone for service in self.config.services})
+        drill = self.config.drill.services if self.config.drill else []
+        zones = sorted({service.dns.zone for service in self.config.services} | {d.dns.zone for d in drill})
         if hosted_zone_ids:
             zone_arns = [self._route53_arn("hostedzone", hosted_zone_ids[zone]) for zone in zones]
         else:
             # Without `-c hosted_zone_ids`, any zone of the account; the production setup narrows it.
             zone_arns = [self._route53_arn("hostedzone", "*")]
-        for fn in self._holders(DNS_SWITCHERS):
-            fn.add_to_role_policy(
-                iam.PolicyStatement(actions=["route53:ChangeResourceRecordSets"], resources=zone_arns)
-            )
+        for fn in self._holders(DNS_READERS):
+            fn.add_to_role_policy(iam.PolicyStatement(actions=["route53:ListResourceRecordSets"], resources=zone_arns))
+        for fn in self._holders(tuple(dict.fromkeys(DNS_SWITCHERS + DNS_READERS))):
+            if fn in self._holders(DNS_SWITCHERS):
+                fn.add_to_role_policy(
+                    iam.PolicyStatement(actions=["route53:ChangeResourceRecordSets"], resources=zone_arns)
+                )
             # Finding a zone's id by its name has no resource-level permission.
             fn.add_to_role_policy(iam.PolicyStatement(actions=["route53:ListHostedZonesByName"], resources=["*"]))
             nag.acknowledge(
@@ -342,7 +360,7 @@ class DcwatchStack(Stack):
                     fn.role,  # type: ignore[arg-type]
                     "IAM5[Resource::arn:<AWS::Partition>:route53:::hostedzone/*]",
                     "no -c hosted_zone_ids given (a synth for checking); deployments pass the zone ids and get "
-                    "ChangeResourceRecordSets on exactly the configured zones",
+                    "ChangeResourceRecordSets and ListResourceRecordSets on exactly the configured zones",
                 )
         for fn in self._holders(DNS_WATCHERS):
             fn.add_to_role_policy(

@@ -27,7 +27,13 @@ pytestmark = pytest.mark.infrastructure
 ALLOWED_SERVICES = {
     "Probe": {"events", "secretsmanager"},
     "Evaluate": {"events", "dynamodb", "states", "sns", "kms"},
-    "ValidateRequest": set(),
+    "ValidateRequest": {"dynamodb"},
+    "RequestApproval": {"sns", "kms"},
+    "Approved": {"dynamodb"},
+    "ShutdownGroup": {"secretsmanager"},
+    "CheckShutdown": {"secretsmanager"},
+    "PrepareDrill": {"secretsmanager", "route53"},
+    "CleanUpDrill": {"secretsmanager", "route53", "dynamodb"},
     "AcquireLease": {"dynamodb"},
     "RenewLease": {"dynamodb"},
     "ReleaseLease": {"dynamodb"},
@@ -113,6 +119,8 @@ def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_le
         "AcquireLease": lease,
         "RenewLease": lease,
         "ReleaseLease": lease,
+        "Approved": lease,
+        "CleanUpDrill": lease,
     }
 
 
@@ -125,7 +133,8 @@ def test_vcenter_secrets_are_referenced_by_name_never_created_and_read_only_wher
         ]
         for site in demo.config.sites:
             readable = any(f"secret:{site.vcenter.credentials_secret}-??????" in r for r in granted)
-            assert readable == (spec.key in ("Probe", "CheckStandby", "Fence", "StartGroup", "CheckGroup")), spec.key
+            users = ("Probe", "CheckStandby", "Fence", "StartGroup", "CheckGroup", "ShutdownGroup", "CheckShutdown")
+            assert readable == (spec.key in (*users, "PrepareDrill", "CleanUpDrill")), spec.key
     assert "SecretString" not in json.dumps(demo.template.to_json()), "no secret value in the template"
 
 
@@ -152,3 +161,13 @@ def test_workflow_role_invokes_exactly_its_steps(demo: Synth):
     [invoke] = statements_with(statements, "lambda:InvokeFunction")
     assert refs(invoke["Resource"]) == {demo.function_id(key) for key in STEP_KEYS}
     assert services(statements) == {"lambda", "logs", "xray"}
+
+
+def test_a_drill_reads_and_restores_its_records_only_in_the_configured_zones(prod: Synth):
+    zone = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":route53:::hostedzone/{ZONE_ID}"]]}
+    for key in ("PrepareDrill", "CleanUpDrill"):
+        [read] = statements_with(function_statements(prod, key), "route53:ListResourceRecordSets")
+        assert read["Resource"] == zone, key
+    [restore] = statements_with(function_statements(prod, "CleanUpDrill"), "route53:ChangeResourceRecordSets")
+    assert restore["Resource"] == zone
+    assert not statements_with(function_statements(prod, "PrepareDrill"), "route53:ChangeResourceRecordSets")

@@ -18,6 +18,7 @@ from dcwatch.adapters.vsphere import vcenter_session
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
 from tests.configs import write_pair_config
+from tests.helpers import site_power
 
 pytestmark = pytest.mark.integration
 
@@ -39,17 +40,6 @@ def task_states_entered(pipeline: LocalPipeline, arn: str) -> list[str]:
 
 def standby_power(pipeline: LocalPipeline) -> dict[str, str]:
     return site_power(pipeline, "south")
-
-
-def site_power(pipeline: LocalPipeline, name: str) -> dict[str, str]:
-    site = pipeline.config.site(name)
-    names = [vm.name for _, at in pipeline.config.services_at(name) for vm in at.vms]
-    with vcenter_session(site.vcenter, pipeline.credentials[name]) as si:
-        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-        try:
-            return {vm.name: vm.runtime.powerState for vm in view.view if vm.name in names}
-        finally:
-            view.Destroy()
 
 
 def notifications_after(pipeline: LocalPipeline, count: int) -> list[dict]:

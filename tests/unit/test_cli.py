@@ -51,3 +51,25 @@ def test_failover_dry_check_prints_the_plan_without_a_state_machine(capsys):
     out = capsys.readouterr().out
     assert "group 1: shop-db-b, transit-db-b" in out
     assert "nothing started" in out
+
+
+def test_migrate_prints_the_graceful_shutdown_before_the_power_on(capsys):
+    code = main(["migrate", "--config", str(DEMO_CONFIG), "--from", "dc-a", "--to", "dc-b", "--reason", "UPS work"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.index("shutdown 1: transit-app-a") < out.index("group 1: shop-db-b, transit-db-b")
+    assert "fence" not in out
+
+
+def test_drill_prints_only_the_drill_records_and_says_production_is_untouched(capsys):
+    code = main(["drill", "--config", str(DEMO_CONFIG), "--from", "dc-a", "--to", "dc-b", "--reason", "quarterly"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "switch drill-shop.hosting.example. (A) to 127.0.20.1" in out
+    assert "switch shop.hosting.example." not in out and "production DNS untouched" in out
+
+
+def test_failback_anywhere_but_the_original_site_is_refused_before_anything_starts(capsys):
+    code = main(["failback", "--config", str(DEMO_CONFIG), "--from", "dc-a", "--to", "dc-b", "--reason", "back"])
+    assert code == 2
+    assert "a failback returns to the original site dc-a, not dc-b" in capsys.readouterr().err

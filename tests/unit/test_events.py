@@ -28,7 +28,7 @@ from dcwatch.events import (
     ProbeResult,
     SiteStatusChanged,
 )
-from dcwatch.recovery import FailoverRequest, parse_request
+from dcwatch.recovery import REQUESTS, FailoverRequest, parse_request
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN
 from tests.helpers import demo_config, load_event
 from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows
@@ -37,6 +37,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "ProbeResult": ProbeResult,
     "SiteStatusChanged": SiteStatusChanged,
     "FailoverRequest": FailoverRequest,
+    **REQUESTS,
 }
 SAMPLES = {
     "samples/ProbeResult.json": (ProbeResult, PROBE_SOURCE, PROBE_RESULT),
@@ -134,6 +135,28 @@ def test_the_manual_trigger_samples_are_valid_requests_for_the_demo_config(name,
     assert schema_errors("FailoverRequest", raw) == []
     request = parse_request(raw, demo_config())
     assert (request.from_site, request.to, request.dry_run) == ("dc-a", "dc-b", dry_run)
+
+
+@pytest.mark.parametrize(
+    ("name", "schema"),
+    [
+        ("failover-manual.json", "DisasterRequest"),
+        ("migration.json", "MigrationRequest"),
+        ("drill.json", "DrillRequest"),
+        ("failback.json", "FailbackRequest"),
+    ],
+)
+def test_each_mode_has_a_sample_that_fits_its_own_schema_and_the_general_one_and_is_a_dry_run(name, schema):
+    raw = load_event(name)
+    assert schema_errors(schema, raw) == [] and schema_errors("FailoverRequest", raw) == []
+    assert parse_request(raw, demo_config()).mode == raw["mode"] and raw["dryRun"] is True
+
+
+def test_an_automatic_failback_fails_its_schema_and_the_parser_alike():
+    raw = {**load_event("failback.json"), "trigger": "automatic"}
+    assert schema_errors("FailbackRequest", raw)
+    with pytest.raises(InvalidRequest, match="only ever started by hand"):
+        parse_request(raw, demo_config())
 
 
 def test_the_documented_manual_trigger_is_a_dry_run_so_copying_it_changes_nothing():

@@ -33,7 +33,9 @@ def test_the_definition_renders_with_an_arn_for_every_task_and_refuses_a_missing
 
 
 def function_of(state: dict) -> str:
-    return state["Resource"].removeprefix("${").removesuffix("Arn}")
+    """The function a Task runs: its Resource, or for a callback task (waitForTaskToken) its FunctionName."""
+    resource = state.get("Parameters", {}).get("FunctionName", state["Resource"])
+    return resource.removeprefix("${").removesuffix("Arn}")
 
 
 def test_each_task_is_named_after_its_function():
@@ -55,11 +57,64 @@ def test_every_step_after_validation_is_caught_into_a_failure_notice_naming_itse
             continue
         if name == "NotifyFailure" or function_of(state) == "ReleaseLease":
             continue
+        if name == "CleanUpDrillAfterFailure":
+            continue
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"] and catch["ResultPath"] == "$.error"
         marker = ASL["States"][catch["Next"]]
         step = function_of(state)
-        assert marker == {"Type": "Pass", "Result": step, "ResultPath": "$.failedStep", "Next": "NotifyFailure"}
+        assert marker == {"Type": "Pass", "Result": step, "ResultPath": "$.failedStep", "Next": marker["Next"]}
+        assert marker["Next"] in ("NotifyFailure", "DrillFailed"), name
+
+
+def reachable(start: str, stop: set[str] = frozenset()) -> set[str]:
+    """Every state a path from `start` can reach without passing through `stop`."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name in stop:
+            continue
+        seen.add(name)
+        state = ASL["States"][name]
+        todo += [n for n in (state.get("Next"), state.get("Default")) if n]
+        todo += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
+    return seen
+
+
+def test_a_drill_cleans_up_before_any_failure_is_announced_once_it_may_have_changed_something():
+    drill_path = reachable("PrepareDrill", stop={"DrillFailed", "IsDrill"})
+    for name in drill_path:
+        for catch in ASL["States"][name].get("Catch", []):
+            assert ASL["States"][catch["Next"]]["Next"] == "DrillFailed", name
+    assert ASL["States"]["DrillFailed"]["Choices"][0]["Next"] == "CleanUpDrillAfterFailure"
+    assert TASKS["CleanUpDrillAfterFailure"]["Next"] == "NotifyFailure"
+    assert TASKS["CleanUpDrillAfterFailure"]["Catch"][0]["ResultPath"] == "$.cleanupError", "keeps the first error"
+    assert (
+        ASL["States"]["IsDrill"]["Choices"][0]["Next"] == "CleanUpDrill" and TASKS["CleanUpDrill"]["Next"] == "Notify"
+    )
+
+
+def test_a_drill_never_reaches_the_steps_that_touch_the_leaving_site():
+    drill_path = reachable("PrepareDrill")
+    assert not drill_path & {"Fence", "ShutdownGroup", "CheckShutdown"}
+
+
+def test_migration_and_failback_shut_the_leaving_site_down_instead_of_fencing_it():
+    (leaving,) = [c for c in ASL["States"]["ChooseMode"]["Choices"] if "Or" in c]
+    assert {v["StringEquals"] for v in leaving["Or"]} == {"migration", "failback"}
+    path = reachable(leaving["Next"], stop={"RenewLeaseForGroup"})
+    assert {"ShutdownGroup", "CheckShutdown"} <= path and "Fence" not in path
+    assert ASL["States"]["ShutdownDone"]["Choices"][1]["Next"] == "RenewLeaseForGroup"
+
+
+def test_nothing_changes_before_an_approval_when_one_is_needed():
+    assert ASL["States"]["IsDryRun"]["Default"] == "NeedsApproval"
+    assert ASL["States"]["NeedsApproval"]["Choices"][0]["Next"] == "RequestApproval"
+    gate = TASKS["RequestApproval"]
+    assert gate["Resource"].endswith(".waitForTaskToken") and gate["TimeoutSecondsPath"] == "$.approval.timeoutSeconds"
+    assert gate["Next"] == "IsApproved" and TASKS["Approved"]["Next"] == "ChooseMode"
+    assert ASL["States"]["IsApproved"]["Choices"][0]["Next"] == "Approved", "only an explicit approved: true"
+    assert ASL["States"]["ApprovalDenied"]["Next"] == "NotifyFailure"
 
 
 def test_the_lock_is_released_at_the_end_of_every_path_success_or_failure():
@@ -78,7 +133,7 @@ def test_the_lock_is_released_at_the_end_of_every_path_success_or_failure():
 
 
 def test_the_failed_site_is_fenced_before_anything_is_powered_on_at_the_standby():
-    assert ASL["States"]["IsDryRun"]["Default"] == "Fence"
+    assert ASL["States"]["ChooseMode"]["Default"] == "Fence", "disaster is the default mode's path"
     assert TASKS["Fence"]["Next"] == "RenewLeaseForGroup" and TASKS["RenewLeaseForGroup"]["Next"] == "StartGroup"
     assert "FencingIncomplete" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
 
@@ -90,5 +145,5 @@ def test_a_bad_request_fails_the_first_state_without_a_catch():
 
 def test_every_wait_is_bounded_by_a_step_that_enforces_a_deadline():
     waits = {n: s for n, s in ASL["States"].items() if s["Type"] == "Wait"}
-    assert {s["Next"] for s in waits.values()} == {"CheckGroup", "CheckDns"}
+    assert {s["Next"] for s in waits.values()} == {"CheckGroup", "CheckDns", "CheckShutdown"}
     assert ASL["TimeoutSeconds"] <= 3600

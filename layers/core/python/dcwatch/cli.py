@@ -1,5 +1,6 @@
-"""The `dcwatch` command: validate configs, run the local demo and the scenario matrix, start a failover
-by hand, switch automation on or off, open maintenance windows, acknowledge an incident.
+"""The `dcwatch` command: validate configs, run the local demo and the scenario matrix, start a recovery
+by hand (failover, migrate, drill, failback) and answer its approval, switch automation on or off,
+open maintenance windows, acknowledge an incident.
 
 Commands that touch state reach the deployed tables (stack outputs TableName, AuditTableName,
 LocksTableName; or DCWATCH_TABLE_NAME, DCWATCH_AUDIT_TABLE_NAME, DCWATCH_LOCKS_TABLE_NAME) through
@@ -18,10 +19,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dcwatch.adapters.dynamodb import DynamoLeases
-from dcwatch.config import ConfigError, config_schema, load_config
-from dcwatch.errors import InvalidRequest
+from dcwatch.config import ConfigError, RecoveryMode, config_schema, load_config
+from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
 from dcwatch.recovery import build_plan, describe_plan, parse_request
+
+# Command -> the workflow's mode.
+MODE_COMMANDS: dict[str, RecoveryMode] = {
+    "failover": "disaster",
+    "migrate": "migration",
+    "drill": "drill",
+    "failback": "failback",
+}
 
 EXIT_INVALID = 2
 
@@ -131,9 +140,19 @@ def _scenarios(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _failover(args: argparse.Namespace) -> int:
+def _recorded_active_site(args: argparse.Namespace, default: str) -> str | None:
+    """The active site the state table records, when the command can reach it; None otherwise."""
+    if not (args.table or os.environ.get("DCWATCH_TABLE_NAME")):
+        return None
+    from dcwatch.adapters.dynamodb import DynamoStateStore
+
+    return DynamoStateStore(_table(args, "table", "DCWATCH_TABLE_NAME"), "").active_site(default)
+
+
+def _recover(args: argparse.Namespace) -> int:
+    mode = MODE_COMMANDS[args.command]
     request: dict[str, Any] = {
-        "action": "failover",
+        "mode": mode,
         "from": args.from_site,
         "to": args.to,
         "reason": args.reason,
@@ -142,15 +161,19 @@ def _failover(args: argparse.Namespace) -> int:
     }
     if args.config:
         config = load_config(args.config)
-        parse_request(request, config)
-        print("\n".join(describe_plan(build_plan(config, args.from_site, args.to))))
+        active = _recorded_active_site(args, config.active_site)
+        parse_request(request, config, active)
+        print("\n".join(describe_plan(build_plan(config, args.from_site, args.to, mode))))
+        if active is None and mode in ("migration", "failback", "drill"):
+            print("(the workflow checks the request against the recorded active site; --table lets this command too)")
     if not args.state_machine_arn:
-        print("no --state-machine-arn given: request checked against the config, nothing started")
+        print("no --state-machine-arn given: request checked, nothing started")
         return 0
     import boto3
 
     sfn = boto3.client("stepfunctions")
-    name = f"manual-{args.from_site}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    prefix = "manual" if mode == "disaster" else mode
+    name = f"{prefix}-{args.from_site}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     request["incidentId"] = name
     locks = args.locks_table or os.environ.get("DCWATCH_LOCKS_TABLE_NAME")
     if locks:
@@ -179,6 +202,16 @@ def _failover(args: argparse.Namespace) -> int:
     return 0 if described["status"] == "SUCCEEDED" else 1
 
 
+def _answer(args: argparse.Namespace) -> int:
+    from dcwatch.adapters.stepfunctions import Approvals
+    from dcwatch.modes import approval_answer
+
+    approved = args.command == "approve"
+    Approvals().answer(args.token, approval_answer(approved, args.by, args.reason, datetime.now(UTC)))
+    print(f"approved by {args.by}: the workflow goes on" if approved else f"denied by {args.by}: the workflow stops")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dcwatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -203,16 +236,31 @@ def parser() -> argparse.ArgumentParser:
     scenarios.add_argument("--verbose", action="store_true", help="print each scenario's timeline")
     scenarios.set_defaults(run=_scenarios)
 
-    failover = sub.add_parser("failover", help="start the failover workflow by hand")
-    failover.add_argument("--from", dest="from_site", required=True, help="the site to leave")
-    failover.add_argument("--to", required=True, help="the site to bring up")
-    failover.add_argument("--reason", required=True, help="why, for the audit trail and the notification")
-    failover.add_argument("--dry-run", action="store_true", help="compute and announce the plan, change nothing")
-    failover.add_argument("--config", help="check the request against this config first and print the plan")
-    failover.add_argument("--state-machine-arn", help="the deployed workflow (stack output StateMachineArn)")
-    failover.add_argument("--wait", action="store_true", help="wait for the workflow to end")
-    failover.add_argument("--locks-table", help="take the failover lock first (stack output LocksTableName)")
-    failover.set_defaults(run=_failover)
+    helps = {
+        "failover": "disaster recovery by hand: fence the failed site, bring up the other",
+        "migrate": "planned migration: shut the active site down gracefully, bring up the other",
+        "drill": "prove the standby copies of the drill services; production untouched, always cleaned up",
+        "failback": "back to the original site once it is healthy, as a planned migration",
+    }
+    for command, text in helps.items():
+        recover = sub.add_parser(command, help=text)
+        recover.add_argument("--from", dest="from_site", required=True, help="the site to leave")
+        recover.add_argument("--to", required=True, help="the site to bring up")
+        recover.add_argument("--reason", required=True, help="why, for the audit trail and the notification")
+        recover.add_argument("--dry-run", action="store_true", help="compute and announce the plan, change nothing")
+        recover.add_argument("--config", help="check the request against this config first and print the plan")
+        recover.add_argument("--state-machine-arn", help="the deployed workflow (stack output StateMachineArn)")
+        recover.add_argument("--wait", action="store_true", help="wait for the workflow to end")
+        recover.add_argument("--locks-table", help="take the failover lock first (stack output LocksTableName)")
+        recover.add_argument("--table", help="the state table, to check against the recorded active site")
+        recover.set_defaults(run=_recover)
+
+    for command, text in (("approve", "let a workflow waiting for approval go on"), ("deny", "stop it")):
+        answer = sub.add_parser(command, help=text)
+        answer.add_argument("--token", required=True, help="the task token from the APPROVAL NEEDED message")
+        answer.add_argument("--reason", required=True, help="why, for the audit trail")
+        answer.add_argument("--by", default=getpass.getuser(), help="who, for the audit trail (default: you)")
+        answer.set_defaults(run=_answer)
 
     def state_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--by", default=getpass.getuser(), help="who, for the audit trail (default: you)")
@@ -260,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InvalidRequest, UsageError, ValueError) as exc:
         print(f"dcwatch: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except ApprovalNotWaiting as exc:
+        print(f"dcwatch: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("dcwatch: interrupted; everything started was stopped", file=sys.stderr)
         return 130

@@ -265,10 +265,34 @@ class Probe(_Model):
     )
 
 
+RecoveryMode = Literal["disaster", "migration", "drill", "failback"]
+RECOVERY_MODES: tuple[RecoveryMode, ...] = ("disaster", "migration", "drill", "failback")
+
+
+class Approval(_Model):
+    """An operator's approve/deny before a mode changes anything (Step Functions waitForTaskToken)."""
+
+    modes: list[RecoveryMode] = Field(default=[], description="the modes that wait for approval; none by default")
+    timeout_s: int = Field(
+        default=900,
+        ge=1,
+        le=1800,
+        description="no answer within this long: the workflow stops, nothing changed "
+        "(at most 1800: the whole workflow is bounded by an hour)",
+    )
+
+
 class Workflow(_Model):
     poll_s: int = Field(default=5, ge=1, description="wait between polls of power-on and DNS")
     group_timeout_s: int = Field(default=600, ge=1, description="deadline for one priority group")
     dns_timeout_s: int = Field(default=300, ge=1, description="deadline for Route 53 INSYNC")
+    shutdown_timeout_s: int = Field(
+        default=300,
+        ge=1,
+        description="migration and failback: how long one group's guests may take to shut down before "
+        "their VMs are powered off",
+    )
+    approval: Approval = Approval()
     lease_s: int = Field(
         default=900,
         ge=30,
@@ -278,7 +302,9 @@ class Workflow(_Model):
 
     @model_validator(mode="after")
     def _lease_outlasts_waits(self) -> Workflow:
-        longest = max(self.group_timeout_s, self.dns_timeout_s) + LEASE_MARGIN_S
+        waits = [self.group_timeout_s, self.dns_timeout_s, self.shutdown_timeout_s]
+        waits += [self.approval.timeout_s] if self.approval.modes else []
+        longest = max(waits) + LEASE_MARGIN_S
         if self.lease_s < longest:
             raise ValueError(
                 f"lease_s {self.lease_s} must be at least the longest wait between renewals plus "
@@ -343,6 +369,25 @@ class Network(_Model):
     )
 
 
+class DrillService(_Model):
+    name: Name = Field(description="a service of `services`: its standby copies are powered on in a drill")
+    dns: DnsRecord = Field(
+        description="the drill record, pointed at the standby copy during the drill and "
+        "restored after it; never a production record"
+    )
+
+
+class Drill(_Model):
+    """What a drill proves: the standby copies of these services, reached through their drill records only."""
+
+    services: list[DrillService] = Field(min_length=1)
+    network: str | None = Field(
+        default=None,
+        description="the isolated network (port group) the drill copies are attached to at the standby; "
+        "recorded in the plan and the audit, not configured by dcwatch",
+    )
+
+
 VANTAGE_PUBLIC = "aws-public"
 VANTAGE_VPC = "aws-vpc"
 
@@ -373,11 +418,12 @@ class Config(_Model):
     secondary_region: Region | None = Field(
         default=None, description="when set, a third probe runs in this region (vantage aws-<region>)"
     )
+    drill: Drill | None = Field(default=None, description="what `mode: drill` powers on and switches")
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         problems = _cross_problems(self.model_dump())
-        problems = problems or _decision_problems(self)
+        problems = problems or _decision_problems(self) + _drill_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -512,6 +558,33 @@ def _decision_problems(config: Config) -> list[str]:
                     f"thresholds.service_rule: {t.service_rule!r} but service {service.name} has {have} critical "
                     f"checks at {site.name}"
                 )
+    return problems
+
+
+def _drill_problems(config: Config) -> list[str]:
+    """A drill that would touch production, or name what does not exist."""
+    if config.drill is None:
+        return []
+    services = {s.name: s for s in config.services}
+    production = {s.dns.name: s.name for s in config.services}
+    problems, seen = [], set()
+    for i, drill in enumerate(config.drill.services):
+        where = f"drill.services[{i}]"
+        if drill.name not in services:
+            problems.append(f"{where}.name: {drill.name!r} is not one of the services {sorted(services)}")
+        elif drill.dns.type != services[drill.name].dns.type:
+            problems.append(
+                f"{where}.dns.type: {drill.dns.type} but the service's record is {services[drill.name].dns.type}: "
+                "the drill record takes the standby's dns_values"
+            )
+        if drill.dns.name in production:
+            problems.append(
+                f"{where}.dns.name: {drill.dns.name} is the production record of service "
+                f"{production[drill.dns.name]}; a drill never touches production"
+            )
+        if drill.dns.name in seen:
+            problems.append(f"{where}.dns.name: {drill.dns.name} is named twice")
+        seen.add(drill.dns.name)
     return problems
 
 

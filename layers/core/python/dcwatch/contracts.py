@@ -14,12 +14,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.recovery import FailoverRequest
+from dcwatch.recovery import REQUESTS, FailoverRequest
 
+# FailoverRequest is the workflow input in general (any mode); each mode's own schema narrows it.
 CONTRACTS: dict[str, type[BaseModel]] = {
     "ProbeResult": ProbeResult,
     "SiteStatusChanged": SiteStatusChanged,
     "FailoverRequest": FailoverRequest,
+    **REQUESTS,
 }
 
 

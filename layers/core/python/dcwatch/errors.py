@@ -47,3 +47,15 @@ class LeaseLost(DcwatchError):
 
 class FencingIncomplete(DcwatchError):
     """The failed site's vCenter answers but its VMs are not off yet; retried, then a human decides."""
+
+
+class ShutdownIncomplete(DcwatchError):
+    """Migration or failback: VMs of the leaving site stay on after guest shutdown and power-off."""
+
+
+class DrillCleanupIncomplete(DcwatchError):
+    """A drill's VMs are not off yet; retried, then a human finishes the cleanup."""
+
+
+class ApprovalNotWaiting(DcwatchError):
+    """An approve/deny for a workflow that no longer waits (answered, timed out, stopped) or a wrong token."""

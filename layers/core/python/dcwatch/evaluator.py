@@ -317,7 +317,7 @@ class _Decider:
     def _request(self, ctx: _SiteContext, incident: str, standby: str) -> dict[str, object]:
         reason = default_reason(ctx.site, ctx.stored.since or ctx.result.observed_at)
         return {
-            "action": "failover",
+            "mode": "disaster",
             "from": ctx.site,
             "to": standby,
             "reason": f"{reason}; {ctx.verdict.explain(self.config.thresholds)}",

@@ -38,6 +38,10 @@ class Inventory(Protocol):
         """Start power-off tasks of the VMs that are on; returns task id by VM name."""
         ...
 
+    def shutdown_guest(self, vm_names: Sequence[str]) -> dict[str, str]:
+        """Ask each VM's guest OS to shut down (through VMware Tools); returns the VMs that refused, with why."""
+        ...
+
 
 @dataclass(frozen=True)
 class RecordValues:
@@ -54,6 +58,14 @@ class Dns(Protocol):
         ...
 
     def in_sync(self, change_ids: Sequence[str]) -> bool: ...
+
+    def values(self, zone: str, name: str, record_type: str) -> list[str]:
+        """The record's values now; empty when it does not exist."""
+        ...
+
+    def delete(self, records: Sequence[RecordValues]) -> list[str]:
+        """Delete the records (as they are now); returns the change ids."""
+        ...
 
 
 class Notifier(Protocol):

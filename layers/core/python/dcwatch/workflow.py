@@ -31,7 +31,7 @@ from dcwatch.errors import (
 )
 from dcwatch.events import ProbeResult
 from dcwatch.ports import Dns, Inventory, Leases, Notifier, StateStore
-from dcwatch.recovery import FailoverRequest, RecoveryPlan, build_plan, describe_plan, parse_request
+from dcwatch.recovery import MODE_WORDS, FailoverRequest, Record, RecoveryPlan, build_plan, describe_plan, parse_request
 
 Clock = Callable[[], datetime]
 Probe = Callable[[list[PlannedCheck], str], list[ProbeResult]]
@@ -63,9 +63,38 @@ class Progress(_Camel):
     dns_in_sync: bool = Field(default=False, alias="dnsInSync")
 
 
+class ShutdownProgress(_Camel):
+    """Migration and failback: the leaving site's groups, shut down last group first."""
+
+    group: int = 0
+    group_done: bool = Field(default=True, alias="groupDone")
+    all_off: bool = Field(default=False, alias="allOff")
+    deadline: datetime | None = None
+    forced: bool = Field(default=False, description="the current group's stragglers were powered off")
+    how: dict[str, str] = Field(default={}, description="how each VM went down: guest shutdown, powered off, ...")
+
+
+class DrillProgress(_Camel):
+    """What a drill found before it changed anything, so that its cleanup restores exactly that."""
+
+    was_on: list[str] = Field(default=[], alias="wasOn", description="drill VMs already on: left on")
+    records_before: list[Record] = Field(default=[], alias="recordsBefore", description="no values: absent")
+    measured: dict[str, float] = Field(default={}, description="seconds from the start, per milestone")
+    cleanup: str | None = None
+
+
+class ApprovalGate(_Camel):
+    required: bool = False
+    timeout_seconds: int = Field(default=0, alias="timeoutSeconds")
+    decision: dict[str, Any] | None = Field(default=None, description="what the operator answered")
+
+
 class WorkflowState(_Camel):
     request: FailoverRequest
     plan: RecoveryPlan
+    shutdown: ShutdownProgress = ShutdownProgress()
+    drill: DrillProgress = DrillProgress()
+    approval: ApprovalGate = ApprovalGate()
     incident_id: str = Field(alias="incidentId")
     poll_seconds: int = Field(alias="pollSeconds")
     started_at: datetime = Field(alias="startedAt")
@@ -74,6 +103,7 @@ class WorkflowState(_Camel):
     error: dict[str, Any] | None = None
     failed_step: str | None = Field(default=None, alias="failedStep")
     fencing: str | None = Field(default=None, description="what fencing did, or why it was not possible")
+    cleanup_error: dict[str, Any] | None = Field(default=None, alias="cleanupError", description="a drill's")
 
     def note(self, step: str, detail: str, clock: Clock) -> WorkflowState:
         self.timeline.append(TimelineEntry(step=step, at=clock(), detail=detail))
@@ -83,20 +113,26 @@ class WorkflowState(_Camel):
         return self.model_dump(mode="json", by_alias=True)
 
 
-def validate_request(raw: Any, config: Config, clock: Clock = utcnow) -> WorkflowState:
-    request = parse_request(raw, config)
+def validate_request(
+    raw: Any, config: Config, clock: Clock = utcnow, *, active_site: str | None = None
+) -> WorkflowState:
+    request = parse_request(raw, config, active_site)
     now = clock()
     incident = request.incident_id or f"manual-{request.from_site}-{now:%Y%m%dT%H%M%SZ}"
+    gate = config.workflow.approval
     state = WorkflowState(
         request=request,
-        plan=build_plan(config, request.from_site, request.to),
+        plan=build_plan(config, request.from_site, request.to, request.mode),
         incident_id=incident,
         poll_seconds=config.workflow.poll_s,
         started_at=now,
+        approval=ApprovalGate(required=request.mode in gate.modes, timeout_seconds=gate.timeout_s),
     )
-    mode = "dry run" if request.dry_run else request.trigger
+    how = "dry run" if request.dry_run else request.trigger
     return state.note(
-        "ValidateRequest", f"{mode} failover {request.from_site} -> {request.to}: {request.reason}", clock
+        "ValidateRequest",
+        f"{how} {MODE_WORDS[request.mode]} {request.from_site} -> {request.to}: {request.reason}",
+        clock,
     )
 
 
@@ -219,7 +255,7 @@ def check_group(state: WorkflowState, inventory: Inventory, clock: Clock = utcno
 
 
 def verify_services(state: WorkflowState, config: Config, probe: Probe, clock: Clock = utcnow) -> WorkflowState:
-    checks = service_checks(config, state.plan.to)
+    checks = [c for c in service_checks(config, state.plan.to) if c.service in state.plan.services]
     results = probe(checks, f"verify-{state.incident_id}")
     failed = [f"{r.service}/{r.check}: {r.reason}" for r in results if not r.ok and r.critical]
     if failed:
@@ -251,11 +287,15 @@ def _elapsed(state: WorkflowState, clock: Clock) -> float:
 
 def success_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, str]:
     request = state.request
+    words = MODE_WORDS[request.mode]
     if request.dry_run:
         subject = f"[dcwatch] DRY RUN {request.from_site} -> {request.to}: no action needed"
-        body = ["Dry run: nothing was changed. This is what a failover would do:", *describe_plan(state.plan)]
+        body = [f"Dry run: nothing was changed. This is what a {words} would do:", *describe_plan(state.plan)]
+    elif request.mode == "drill":
+        subject, body = drill_message(state)
     else:
-        subject = f"[dcwatch] FAILOVER DONE {request.from_site} -> {request.to}: services run at {request.to}"
+        title = words.upper()
+        subject = f"[dcwatch] {title} DONE {request.from_site} -> {request.to}: services run at {request.to}"
         body = [
             f"Services now run at {request.to}; {request.from_site} stays out of service until failback.",
             f"Reason: {request.reason}",
@@ -263,9 +303,14 @@ def success_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
             f"Fencing: {state.fencing or 'not done'}",
             f"Powered on: {', '.join(state.progress.powered_on) or 'nothing (already on)'}",
         ]
+        body += [f"Shut down at {request.from_site}: {_shutdown_summary(state)}"] if state.plan.shutdown else []
     body += ["", f"Incident: {state.incident_id}", "Timeline:"]
     body += [f"  {e.at:%H:%M:%S} {e.step}: {e.detail}" for e in state.timeline]
     return subject[:100], "\n".join(body)
+
+
+def _shutdown_summary(state: WorkflowState) -> str:
+    return "; ".join(f"{vm}: {how}" for vm, how in state.shutdown.how.items()) or "nothing"
 
 
 def notify(state: WorkflowState, notifier: Notifier, clock: Clock = utcnow) -> WorkflowState:
@@ -284,6 +329,10 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "poweredOn": state.progress.powered_on,
         "timeline": [e.model_dump(mode="json") for e in state.timeline],
         "fencing": state.fencing,
+        "mode": state.request.mode,
+        "shutdown": state.shutdown.how,
+        "drill": state.drill.model_dump(mode="json", by_alias=True) if state.request.mode == "drill" else None,
+        "approval": state.approval.decision,
         "failedStep": state.failed_step,
         "error": state.error,
     }
@@ -291,8 +340,9 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
 
 def record_audit(state: WorkflowState, store: StateStore, clock: Clock = utcnow) -> WorkflowState:
     state.note("RecordAudit", "audit record written", clock)
-    if state.request.dry_run:
-        store.append_audit(state.incident_id, audit_record(state, "dry-run", clock))
+    if state.request.dry_run or state.request.mode == "drill":
+        outcome = "dry-run" if state.request.dry_run else "drill-passed"
+        store.append_audit(state.incident_id, audit_record(state, outcome, clock))
         return state
     store.set_active_site(state.plan.to, state.incident_id)
     store.append_audit(state.incident_id, audit_record(state, "succeeded", clock))
@@ -303,13 +353,17 @@ def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
     error = state.error or {}
     step = state.failed_step or "unknown step"
     cause = str(error.get("Cause", ""))
-    subject = f"[dcwatch] ACTION NEEDED: failover {state.plan.from_site} -> {state.plan.to} failed at {step}"
+    if state.request.mode == "drill" or step == "RequestApproval":
+        return stopped_message(state, step, _readable_cause(cause))
+    words = MODE_WORDS[state.request.mode]
+    subject = f"[dcwatch] ACTION NEEDED: {words} {state.plan.from_site} -> {state.plan.to} failed at {step}"
     body = [
         f"The failover stopped at step {step}: {error.get('Error', 'error')}",
         f"Cause: {_readable_cause(cause)}",
         f"Powered on so far at {state.plan.to}: {', '.join(state.progress.powered_on) or 'nothing'}",
         f"DNS switched: {'yes' if state.progress.dns_in_sync else 'no'}",
         f"Fencing: {state.fencing or 'not done'}",
+        *([f"Shut down at {state.plan.from_site}: {_shutdown_summary(state)}"] if state.plan.shutdown else []),
         "Nothing was rolled back. Check the standby, then rerun the failover by hand or fail back.",
         "",
         f"Incident: {state.incident_id}",
@@ -317,6 +371,55 @@ def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
         *[f"  {e.at:%H:%M:%S} {e.step}: {e.detail}" for e in state.timeline],
     ]
     return subject[:100], "\n".join(body)
+
+
+def drill_message(state: WorkflowState) -> tuple[str, list[str]]:
+    """A passed drill: how long the standby took to serve, and that production was never touched."""
+    request, measured = state.request, state.drill.measured
+    proven = measured.get("drill record in sync", _elapsed_at(state, "CheckDns"))
+    subject = f"[dcwatch] DRILL PASSED {request.from_site} -> {request.to}: standby proven in {proven:.1f} s"
+    body = [
+        f"The standby copies of {', '.join(state.plan.services)} at {request.to} came up, passed their checks and "
+        "answered on the drill records; production and its DNS records were not touched.",
+        f"Reason: {request.reason}",
+        *[f"  {milestone}: {seconds:.1f} s" for milestone, seconds in measured.items()],
+        f"Cleanup: {state.drill.cleanup or 'not done'}",
+    ]
+    body += [f"Drill network (recorded): {state.plan.network}"] if state.plan.network else []
+    return subject, body
+
+
+def _elapsed_at(state: WorkflowState, step: str) -> float:
+    """Seconds from the start to the last timeline entry of `step` (0 when it never ran)."""
+    times = [e.at for e in state.timeline if e.step == step]
+    return (times[-1] - state.started_at).total_seconds() if times else 0.0
+
+
+def stopped_message(state: WorkflowState, step: str, cause: str) -> tuple[str, str]:
+    """A drill that failed (cleaned up), or a recovery nobody approved: production as it was."""
+    request, words = state.request, MODE_WORDS[state.request.mode]
+    if step == "RequestApproval":
+        decision = state.approval.decision or {}
+        if decision:
+            cause = f"denied by {decision.get('by', '?')}: {decision.get('reason', '')}"
+        elif (state.error or {}).get("Error") == "States.Timeout":
+            cause = f"no answer within {state.approval.timeout_seconds} s"
+        subject = f"[dcwatch] NOT APPROVED: {words} {request.from_site} -> {request.to}: nothing was changed"
+        lines = [f"The {words} was not approved: {cause}", "Nothing was changed; start it again to retry."]
+    elif state.drill.cleanup is not None and step != "CleanUpDrill":
+        subject = f"[dcwatch] DRILL FAILED at {step}: production untouched, drill cleaned up"
+        lines = [f"The drill stopped at step {step}: {cause}", f"Cleanup: {state.drill.cleanup}"]
+    else:
+        subject = f"[dcwatch] ACTION NEEDED: drill cleanup incomplete after {step}"
+        lines = [
+            f"The drill stopped at step {step}: {cause}",
+            f"Cleanup did not finish: {_readable_cause(str((state.cleanup_error or {}).get('Cause', '')))}",
+            f"Power off at {request.to} what the drill powered on and restore the drill records by hand: "
+            f"{', '.join(r.name for r in state.plan.records)}. Production was not touched.",
+        ]
+    lines += ["", f"Incident: {state.incident_id}", "Timeline:"]
+    lines += [f"  {e.at:%H:%M:%S} {e.step}: {e.detail}" for e in state.timeline]
+    return subject[:100], "\n".join(lines)
 
 
 def _readable_cause(cause: str) -> str:

@@ -26,6 +26,12 @@ class Route53Dns:
         return self._zone_ids[zone]
 
     def upsert(self, records: Sequence[RecordValues]) -> list[str]:
+        return self._change("UPSERT", records)
+
+    def delete(self, records: Sequence[RecordValues]) -> list[str]:
+        return self._change("DELETE", records)
+
+    def _change(self, action: str, records: Sequence[RecordValues]) -> list[str]:
         by_zone: dict[str, list[RecordValues]] = {}
         for record in records:
             by_zone.setdefault(record.zone, []).append(record)
@@ -33,7 +39,7 @@ class Route53Dns:
         for zone, zone_records in sorted(by_zone.items()):
             changes = [
                 {
-                    "Action": "UPSERT",
+                    "Action": action,
                     "ResourceRecordSet": {
                         "Name": r.name,
                         "Type": r.type,

@@ -1,11 +1,16 @@
-"""Starting the failover workflow."""
+"""Starting the failover workflow, and answering it when it waits for an operator's approval."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from dcwatch.adapters.aws import LazyClient, aws_call
+from dcwatch.errors import ApprovalNotWaiting
 
 
 class StepFunctionsStarter:
@@ -25,3 +30,37 @@ class StepFunctionsStarter:
         except sfn.exceptions.ExecutionAlreadyExists:
             machine = self.state_machine_arn.split(":stateMachine:")
             return f"{machine[0]}:execution:{machine[1]}:{name}"
+
+
+# The token's workflow no longer waits: answered, timed out, stopped; or the token was mistyped.
+_NOT_WAITING = {"InvalidToken", "TaskDoesNotExist", "TaskTimedOut"}
+
+
+@contextmanager
+def _answering(what: str) -> Iterator[None]:
+    try:
+        with aws_call(what):
+            yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code not in _NOT_WAITING:
+            raise
+        raise ApprovalNotWaiting(
+            f"no workflow waits for this token ({code}): it was answered already, timed out or stopped, "
+            "or the token is not the one in the approval message"
+        ) from None
+
+
+class Approvals:
+    """The operator's answer to a workflow waiting at its approval gate, by the task token it sent.
+
+    Approve and deny both complete the task (SendTaskSuccess) with the decision, so who answered and
+    why travel with the workflow into its notification and audit record; the workflow's Choice reads it.
+    """
+
+    def __init__(self, client: Any | None = None):
+        self._client = LazyClient("stepfunctions", client)
+
+    def answer(self, token: str, decision: dict[str, object]) -> None:
+        with _answering("states:SendTaskSuccess"):
+            self._client().send_task_success(taskToken=token, output=json.dumps(decision))

@@ -124,6 +124,19 @@ class VsphereInventory:
             if state == "poweredOn"
         }
 
+    def shutdown_guest(self, vm_names: Sequence[str]) -> dict[str, str]:
+        refused = {}
+        for name, (vm, state) in self._vms(vm_names).items():
+            if state != "poweredOn":
+                continue
+            try:
+                vm.ShutdownGuest()
+            except vim.fault.ToolsUnavailable:
+                refused[name] = "VMware Tools not running"
+            except vmodl.MethodFault as fault:
+                refused[name] = getattr(fault, "msg", "") or type(fault).__name__
+        return refused
+
 
 def _retrieve_all(collector: Any, specs: list[Any]) -> list[Any]:
     """Every object the filter specs select, in as few round trips as vCenter's paging allows."""

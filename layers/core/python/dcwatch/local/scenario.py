@@ -353,7 +353,7 @@ class Player:
         def trigger(n: int) -> None:
             name = f"manual-{source}-{n + 1}"
             request = {
-                "action": "failover",
+                "mode": "disaster",
                 "from": source,
                 "to": to,
                 "reason": manual.reason,

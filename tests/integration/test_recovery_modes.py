@@ -1,0 +1,280 @@
+"""Every recovery mode end to end: the same ASL in Step Functions (moto), the real handlers, two vcsims,
+Route 53, the CLI answering the approval gate.
+
+One pipeline for the module; the tests run in order, as an operator would: bad inputs and dry runs
+first, then drills, a planned migration to `south`, and the failback to `north` behind its approval.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+
+import pytest
+import yaml
+from pyVmomi import vim
+
+from dcwatch.adapters.vsphere import vcenter_session
+from dcwatch.cli import main
+from dcwatch.local.pipeline import LocalPipeline
+from dcwatch.local.services import wait_until
+from tests.configs import write_pair_config
+from tests.helpers import site_power
+
+pytestmark = pytest.mark.integration
+
+DRILL_RECORD = "drill-webshop.example.test."
+APPROVAL_TIMEOUT_S = 4
+POWERED_ON: list[tuple[str, str]] = []
+_lock = threading.Lock()
+
+
+def _powered(site: str, vm: str) -> None:
+    with _lock:
+        POWERED_ON.append((site, vm))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Iterator[LocalPipeline]:
+    path = write_pair_config(tmp_path_factory.mktemp("modes"), name="modes")
+    doc = yaml.safe_load(path.read_text())
+    doc["drill"] = {
+        "services": [{"name": "webshop", "dns": {"zone": "example.test.", "name": DRILL_RECORD, "ttl": 10}}],
+        "network": "drill-isolated",
+    }
+    doc["workflow"] |= {"shutdown_timeout_s": 10, "approval": {"modes": ["failback"], "timeout_s": APPROVAL_TIMEOUT_S}}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with LocalPipeline(path, on_power_on=_powered) as running:
+        yield running
+
+
+def request(mode: str, **overrides):
+    sites = {"from": "south", "to": "north"} if mode == "failback" else {"from": "north", "to": "south"}
+    return {"mode": mode, **sites, "reason": f"{mode} of the modes suite", **overrides}
+
+
+def states_entered(pipeline: LocalPipeline, arn: str) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in pipeline.history(arn) if e["type"].endswith("StateEntered")]
+
+
+def new_notifications(pipeline: LocalPipeline, before: int, count: int = 1) -> list[dict]:
+    assert wait_until(lambda: len(pipeline.notifications) >= before + count, 10), "notification did not arrive"
+    return pipeline.notifications[before:]
+
+
+def drill_record(pipeline: LocalPipeline) -> list[str]:
+    return pipeline.dns.values("example.test.", DRILL_RECORD, "A")
+
+
+def snapshot(pipeline: LocalPipeline) -> dict:
+    """Everything a refused or dry-run request must leave as it was."""
+    return {
+        "dns": pipeline.dns_values(),
+        "drill": drill_record(pipeline),
+        "north": site_power(pipeline, "north"),
+        "south": site_power(pipeline, "south"),
+        "active": pipeline.store.active_site("north"),
+        "lock": pipeline.leases.holder(),
+    }
+
+
+def run(pipeline: LocalPipeline, raw: dict, name: str, timeout_s: float = 90) -> tuple[str, dict]:
+    arn = pipeline.start_failover(raw, name=name)
+    return arn, pipeline.wait_execution(arn, timeout_s=timeout_s)
+
+
+@pytest.mark.parametrize(
+    ("bad", "cause"),
+    [
+        (request("explode"), "mode: Input should be 'disaster', 'migration', 'drill' or 'failback'"),
+        (request("migration", to="west"), "to: unknown site 'west'"),
+        (request("drill", to="north"), "from and to are both 'north'"),
+        ({k: v for k, v in request("drill").items() if k != "reason"}, "reason: Field required"),
+        (
+            request("migration", **{"from": "south", "to": "north"}),
+            "a migration leaves the active site, which is north",
+        ),
+        (request("drill", **{"from": "south", "to": "north"}), "north is the active site; a drill never touches"),
+        (request("failback"), "a failback leaves the active site, which is north, not south"),
+    ],
+)
+def test_a_bad_request_of_any_mode_fails_at_validation_with_a_readable_cause_and_changes_nothing(pipeline, bad, cause):
+    before, notes = snapshot(pipeline), len(pipeline.notifications)
+    arn, described = run(pipeline, bad, name=f"bad-{abs(hash(json.dumps(bad, sort_keys=True)))}")
+    assert (described["status"], described["error"]) == ("FAILED", "InvalidRequest")
+    assert cause in json.loads(described["cause"])["errorMessage"]
+    assert states_entered(pipeline, arn) == ["ValidateRequest"], "no lock taken, nothing touched"
+    assert snapshot(pipeline) == before
+    assert len(pipeline.notifications) == notes
+
+
+@pytest.mark.parametrize("mode", ["migration", "drill"])
+def test_a_dry_run_of_a_mode_announces_its_plan_and_changes_nothing(pipeline, mode):
+    before, notes = snapshot(pipeline), len(pipeline.notifications)
+    arn, described = run(pipeline, request(mode, dryRun=True, incidentId=f"dry-{mode}"), name=f"dry-{mode}")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert snapshot(pipeline) == before
+    (note,) = new_notifications(pipeline, notes)
+    assert note["Subject"] == "[dcwatch] DRY RUN north -> south: no action needed"
+    if mode == "migration":
+        assert "shutdown 1: portal-g3-0-north" in note["Message"]
+    else:
+        assert f"switch {DRILL_RECORD} (A) to 127.0.32.1" in note["Message"]
+        assert "switch webshop.example.test." not in note["Message"]
+    assert not {"ShutdownGroup", "PrepareDrill", "StartGroup"} & set(states_entered(pipeline, arn))
+
+
+def test_a_drill_proves_the_standby_copies_on_the_drill_record_then_cleans_up_without_touching_production(pipeline):
+    before, notes = snapshot(pipeline), len(pipeline.notifications)
+    POWERED_ON.clear()
+    arn, described = run(pipeline, request("drill", incidentId="drill-1"), name="drill-1")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+
+    webshop_south = {"webshop-g1-0-south", "webshop-g2-0-south", "webshop-g2-1-south"}
+    assert {vm for site, vm in POWERED_ON if site == "south"} == webshop_south, "only the drill service's copies"
+    assert not [vm for site, vm in POWERED_ON if site == "north"]
+    assert snapshot(pipeline) == before, "production DNS, the active site and the standby are as before"
+
+    (audit,) = pipeline.store.audit("drill-1")
+    assert audit["outcome"] == "drill-passed"
+    timeline = {e["step"]: e["detail"] for e in audit["timeline"]}
+    assert timeline["SwitchDns"] == f"UPSERT {DRILL_RECORD} -> 127.0.32.1"
+    assert timeline["VerifyServices"] == "1 checks pass at south"
+    assert timeline["CleanUpDrill"].endswith(f"{DRILL_RECORD} removed")
+    assert set(audit["drill"]["measured"]) == {"standby powered on", "services verified", "drill record in sync"}
+    (note,) = new_notifications(pipeline, notes)
+    assert note["Subject"].startswith("[dcwatch] DRILL PASSED north -> south: standby proven in")
+    assert "Drill network (recorded): drill-isolated" in note["Message"]
+    assert not {"Fence", "ShutdownGroup"} & set(states_entered(pipeline, arn))
+
+
+def set_template(pipeline: LocalPipeline, vm_name: str, template: bool) -> None:
+    """A VM that cannot power on: vCenter refuses to power on a template."""
+    site = pipeline.config.site("south")
+    with vcenter_session(site.vcenter, pipeline.credentials["south"]) as si:
+        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+        try:
+            vms = {vm.name: vm for vm in view.view}
+        finally:
+            view.Destroy()
+        if template:
+            vms[vm_name].MarkAsTemplate()
+        else:
+            sibling = vms["webshop-g1-0-south"]
+            vms[vm_name].MarkAsVirtualMachine(pool=sibling.resourcePool, host=sibling.runtime.host)
+
+
+def test_a_drill_that_fails_mid_way_cleans_up_first_and_says_so(pipeline):
+    before, notes = snapshot(pipeline), len(pipeline.notifications)
+    POWERED_ON.clear()
+    set_template(pipeline, "webshop-g2-1-south", True)
+    try:
+        arn, described = run(pipeline, request("drill", incidentId="drill-2"), name="drill-2")
+    finally:
+        set_template(pipeline, "webshop-g2-1-south", False)
+    assert described["status"] == "FAILED"
+    assert ("south", "webshop-g1-0-south") in POWERED_ON, "group 1 was up when group 2 failed"
+    assert snapshot(pipeline) == before, "cleanup powered group 1 off again and left the drill record as it was"
+    steps = states_entered(pipeline, arn)
+    assert steps.index("CleanUpDrillAfterFailure") < steps.index("NotifyFailure") < steps.index("Failed")
+    (note,) = new_notifications(pipeline, notes)
+    assert note["Subject"] == "[dcwatch] DRILL FAILED at StartGroup: production untouched, drill cleaned up"
+    assert "cannot powerOn a template" in note["Message"]
+    assert [r["outcome"] for r in pipeline.store.audit("drill-2")] == ["failed"]
+
+
+def test_a_planned_migration_shuts_the_active_site_down_last_group_first_then_serves_from_the_other(pipeline):
+    notes = len(pipeline.notifications)
+    arn, described = run(pipeline, request("migration", incidentId="move-1"), name="move-1", timeout_s=120)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+
+    assert set(site_power(pipeline, "north").values()) == {"poweredOff"}
+    assert set(site_power(pipeline, "south").values()) == {"poweredOn"}
+    assert pipeline.dns_values() == {"webshop.example.test.": ["127.0.32.1"], "portal.example.test.": ["127.0.32.1"]}
+    assert pipeline.store.active_site("north") == "south"
+
+    (audit,) = pipeline.store.audit("move-1")
+    off = [e["detail"] for e in audit["timeline"] if e["step"] == "CheckShutdown"]
+    assert [re.findall(r"(\S+-north) \(", line) for line in off] == [
+        ["portal-g3-0-north"],
+        ["portal-g2-0-north", "webshop-g2-0-north", "webshop-g2-1-north"],
+        ["webshop-g1-0-north"],
+    ]
+    # vcsim has no VMware Tools: govmomi 0.24 powers the guest off on ShutdownGuest, newer ones refuse.
+    assert set(audit["shutdown"].values()) <= {
+        "guest shutdown",
+        "powered off: guest shutdown refused (VMware Tools not running)",
+    }
+    steps = states_entered(pipeline, arn)
+    assert "Fence" not in steps
+    assert max(i for i, s in enumerate(steps) if s == "CheckShutdown") < steps.index("StartGroup")
+    note = new_notifications(pipeline, notes)[-1]
+    assert note["Subject"] == "[dcwatch] PLANNED MIGRATION DONE north -> south: services run at south"
+    assert "Shut down at north: portal-g3-0-north:" in note["Message"]
+
+
+def test_an_automatic_failback_is_refused(pipeline):
+    before = snapshot(pipeline)
+    arn, described = run(pipeline, request("failback", trigger="automatic"), name="auto-back")
+    assert described["error"] == "InvalidRequest"
+    assert "a failback is only ever started by hand" in json.loads(described["cause"])["errorMessage"]
+    assert snapshot(pipeline) == before
+
+
+def approval_token(pipeline: LocalPipeline, before: int) -> str:
+    (note,) = new_notifications(pipeline, before)
+    assert note["Subject"] == "[dcwatch] APPROVAL NEEDED: failback south -> north"
+    return re.search(r"dcwatch approve --token (\S+)", note["Message"]).group(1)
+
+
+def test_a_denied_failback_stops_before_anything_changes(pipeline, capsys):
+    before, notes = snapshot(pipeline), len(pipeline.notifications)
+    arn = pipeline.start_failover(request("failback", incidentId="back-denied"), name="back-denied")
+    token = approval_token(pipeline, notes)
+    assert main(["deny", "--token", token, "--reason", "not tonight", "--by", "bob"]) == 0
+    described = pipeline.wait_execution(arn)
+    assert described["status"] == "FAILED"
+    assert {**snapshot(pipeline), "lock": None} == before
+    note = new_notifications(pipeline, notes, 2)[-1]
+    assert note["Subject"] == "[dcwatch] NOT APPROVED: failback south -> north: nothing was changed"
+    assert "denied by bob: not tonight" in note["Message"]
+    assert pipeline.leases.holder() is None
+
+
+def test_an_unanswered_failback_times_out_cleanly_and_its_token_is_refused_afterwards(pipeline, capsys):
+    before, notes = snapshot(pipeline), len(pipeline.notifications)
+    arn = pipeline.start_failover(request("failback", incidentId="back-late"), name="back-late")
+    token = approval_token(pipeline, notes)
+    described = pipeline.wait_execution(arn, timeout_s=APPROVAL_TIMEOUT_S + 30)
+    assert described["status"] == "FAILED"
+    assert snapshot(pipeline) == before
+    note = new_notifications(pipeline, notes, 2)[-1]
+    assert note["Subject"] == "[dcwatch] NOT APPROVED: failback south -> north: nothing was changed"
+    assert f"not approved: no answer within {APPROVAL_TIMEOUT_S} s" in note["Message"]
+    assert "States.Timeout" in json.dumps(pipeline.store.audit("back-late")[0]["error"])
+    capsys.readouterr()
+    assert main(["approve", "--token", token, "--reason", "too late", "--by", "alice"]) == 1
+    assert "no workflow waits for this token" in capsys.readouterr().err
+
+
+def test_an_approved_failback_returns_to_the_original_site_in_the_planned_manner(pipeline):
+    notes = len(pipeline.notifications)
+    arn = pipeline.start_failover(request("failback", incidentId="back-1"), name="back-1")
+    token = approval_token(pipeline, notes)
+    assert main(["approve", "--token", token, "--reason", "north repaired, CHG-7", "--by", "alice"]) == 0
+    described = pipeline.wait_execution(arn, timeout_s=120)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+
+    assert set(site_power(pipeline, "north").values()) == {"poweredOn"}
+    assert set(site_power(pipeline, "south").values()) == {"poweredOff"}, "south was shut down, not left running"
+    assert pipeline.dns_values() == {"webshop.example.test.": ["127.0.31.1"], "portal.example.test.": ["127.0.31.1"]}
+    assert pipeline.store.active_site("north") == "north"
+    (audit,) = pipeline.store.audit("back-1")
+    assert audit["approval"]["by"] == "alice" and audit["mode"] == "failback"
+    steps = states_entered(pipeline, arn)
+    assert steps.index("RequestApproval") < steps.index("Approved") < steps.index("ShutdownGroup")
+    assert "Fence" not in steps
+    note = new_notifications(pipeline, notes, 2)[-1]
+    assert note["Subject"] == "[dcwatch] FAILBACK DONE south -> north: services run at north"

@@ -1,0 +1,302 @@
+"""Recovery modes: what each asks of the sites, and what it promises not to touch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+
+from dcwatch import modes, workflow
+from dcwatch.config import ConfigError, parse_config
+from dcwatch.errors import DrillCleanupIncomplete, InvalidRequest, ShutdownIncomplete
+from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.ports import RecordValues
+from dcwatch.recovery import build_plan, describe_plan, parse_request
+from tests.helpers import demo_config
+from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeStore
+
+T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+ACTIVE_VMS = ["shop-db-a", "transit-db-a", "radio-stream-a", "shop-web-a1", "shop-web-a2", "transit-app-a"]
+DRILL_VMS = ["shop-db-b", "transit-db-b", "shop-web-b1", "shop-web-b2", "transit-app-b"]
+
+
+class GuestInventory(FakeInventory):
+    """VMs whose guests shut down when asked, unless they have no Tools or hang."""
+
+    def __init__(self, vms: dict[str, str]):
+        super().__init__(vms)
+        self.no_tools: set[str] = set()
+        self.hanging: set[str] = set()
+        self.stuck: set[str] = set()  # not even power-off works
+        self.shutdown_calls: list[list[str]] = []
+
+    def shutdown_guest(self, vm_names: Sequence[str]) -> dict[str, str]:
+        self.shutdown_calls.append(list(vm_names))
+        refused = {vm: "VMware Tools not running" for vm in vm_names if vm in self.no_tools}
+        for vm in vm_names:
+            if vm not in refused and vm not in self.hanging:
+                self.vms[vm] = "poweredOff"
+        return refused
+
+    def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
+        return super().power_off([vm for vm in vm_names if vm not in self.stuck])
+
+
+class ZoneDns(FakeDns):
+    def values(self, zone: str, name: str, record_type: str) -> list[str]:
+        return list(self.records.get(name, ()))
+
+    def delete(self, records: Sequence[RecordValues]) -> list[str]:
+        for record in records:
+            del self.records[record.name]
+        return ["change-delete"]
+
+
+def request(mode: str, **extra):
+    sites = ("dc-b", "dc-a") if mode == "failback" else ("dc-a", "dc-b")
+    return {"mode": mode, "from": sites[0], "to": sites[1], "reason": f"{mode} of the demo pair", **extra}
+
+
+def config_with(**changes):
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return parse_config(doc)
+
+
+@pytest.fixture
+def clock():
+    return Clock(T0)
+
+
+def test_every_mode_is_a_valid_request_and_the_old_action_failover_reads_as_disaster():
+    for mode in ("disaster", "migration", "drill", "failback"):
+        assert parse_request(request(mode), demo_config()).mode == mode
+    old = {"action": "failover", "from": "dc-a", "to": "dc-b", "reason": "the input before modes"}
+    assert parse_request(old, demo_config()).mode == "disaster"
+
+
+@pytest.mark.parametrize(
+    ("raw", "active", "message"),
+    [
+        (request("explode"), None, "mode: Input should be 'disaster', 'migration', 'drill' or 'failback'"),
+        ({"from": "dc-a", "to": "dc-b", "reason": "no mode"}, None, "mode: Field required"),
+        (request("failback", trigger="automatic"), None, "a failback is only ever started by hand"),
+        (request("failback", **{"from": "dc-a", "to": "dc-b"}), None, "returns to the original site dc-a, not dc-b"),
+        (request("failback"), "dc-a", "from: a failback leaves the active site, which is dc-a, not dc-b"),
+        (request("migration"), "dc-b", "from: a migration leaves the active site, which is dc-b, not dc-a"),
+        (request("drill"), "dc-b", "to: dc-b is the active site; a drill never touches production"),
+        (request("drill", action="failover"), None, "action: 'failover' is the old name of mode disaster"),
+    ],
+)
+def test_a_request_a_mode_cannot_carry_out_is_refused_naming_why(raw, active, message):
+    with pytest.raises(InvalidRequest, match=message):
+        parse_request(raw, demo_config(), active)
+
+
+def test_a_drill_needs_the_config_to_name_its_services():
+    with pytest.raises(InvalidRequest, match="mode: drill needs a `drill:` section"):
+        parse_request(request("drill"), config_with(drill=None))
+
+
+def test_a_migration_shuts_the_leaving_site_down_last_group_first_and_fences_nothing():
+    plan = build_plan(demo_config(), "dc-a", "dc-b", "migration")
+    assert plan.shutdown == [
+        ["transit-app-a"],
+        ["radio-stream-a", "shop-web-a1", "shop-web-a2"],
+        ["shop-db-a", "transit-db-a"],
+    ]
+    assert plan.fence == [] and plan.groups[0] == ["shop-db-b", "transit-db-b"]
+    assert describe_plan(plan)[:2] == [
+        "shut down dc-a gracefully, last group first (power off after the timeout):",
+        "  shutdown 1: transit-app-a",
+    ]
+
+
+def test_a_drill_plan_powers_on_only_the_drill_services_and_switches_only_their_drill_records():
+    plan = build_plan(demo_config(), "dc-a", "dc-b", "drill")
+    assert plan.services == ["shop", "transit"] and plan.fence == [] and plan.shutdown == []
+    assert sorted(vm for group in plan.groups for vm in group) == sorted(DRILL_VMS)
+    assert {r.name: r.values for r in plan.records} == {
+        "drill-shop.hosting.example.": ["127.0.20.1"],
+        "drill-transit.hosting.example.": ["127.0.20.1"],
+    }
+    assert "production DNS untouched" in describe_plan(plan)[0] and plan.network == "dcwatch-drill"
+
+
+@pytest.mark.parametrize(
+    ("drill", "message"),
+    [
+        (
+            {"services": [{"name": "shop", "dns": {"zone": "hosting.example.", "name": "shop.hosting.example."}}]},
+            "drill.services[0].dns.name: shop.hosting.example. is the production record of service shop",
+        ),
+        (
+            {"services": [{"name": "mail", "dns": {"zone": "hosting.example.", "name": "d.hosting.example."}}]},
+            "drill.services[0].name: 'mail' is not one of the services",
+        ),
+    ],
+)
+def test_a_drill_config_that_would_touch_production_or_names_nothing_is_refused(drill, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        config_with(drill=drill)
+
+
+def test_the_lock_must_outlast_the_approval_wait():
+    with pytest.raises(ConfigError, match="lease_s 900 must be at least"):
+        config_with(workflow={"lease_s": 900, "approval": {"modes": ["migration"], "timeout_s": 1800}})
+
+
+def migration(clock, inventory, timeout_s=60):
+    state = workflow.validate_request(request("migration"), demo_config(), clock, active_site="dc-a")
+    state = modes.shutdown_group(state, inventory, timeout_s, clock)
+    return state
+
+
+def test_a_migration_asks_every_guest_of_a_group_to_shut_down_and_records_how_each_vm_went_down(clock):
+    inventory = GuestInventory({vm: "poweredOn" for vm in ACTIVE_VMS})
+    inventory.no_tools.add("shop-web-a1")
+    state = migration(clock, inventory)
+    state = modes.check_shutdown(state, inventory, 60, clock)
+    while not state.shutdown.all_off:
+        state = modes.shutdown_group(state, inventory, 60, clock)
+        state = modes.check_shutdown(state, inventory, 60, clock)
+    assert inventory.shutdown_calls == [
+        ["transit-app-a"],
+        ["radio-stream-a", "shop-web-a1", "shop-web-a2"],
+        ["shop-db-a", "transit-db-a"],
+    ]
+    assert state.shutdown.how["shop-web-a1"] == "powered off: guest shutdown refused (VMware Tools not running)"
+    assert state.shutdown.how["shop-db-a"] == "guest shutdown"
+    assert set(inventory.vms.values()) == {"poweredOff"}
+
+
+def test_a_guest_that_outlasts_the_group_timeout_is_powered_off_and_the_next_group_waits_until_then(clock):
+    inventory = GuestInventory({vm: "poweredOn" for vm in ACTIVE_VMS})
+    inventory.hanging.add("transit-app-a")
+    state = modes.check_shutdown(migration(clock, inventory, timeout_s=30), inventory, 30, clock)
+    assert state.shutdown.group_done is False and inventory.vms["transit-app-a"] == "poweredOn"
+    clock.now += timedelta(seconds=31)
+    state = modes.check_shutdown(state, inventory, 30, clock)
+    assert inventory.vms["transit-app-a"] == "poweredOff" and state.shutdown.group == 0
+    state = modes.check_shutdown(state, inventory, 30, clock)
+    assert state.shutdown.group == 1 and state.shutdown.how["transit-app-a"] == "powered off: guest still up after 30 s"
+
+
+def test_a_vm_that_neither_shuts_down_nor_powers_off_stops_the_migration_for_a_human(clock):
+    inventory = GuestInventory({vm: "poweredOn" for vm in ACTIVE_VMS})
+    inventory.hanging.add("transit-app-a")
+    inventory.stuck.add("transit-app-a")
+    state = migration(clock, inventory, timeout_s=30)
+    for _ in range(2):
+        clock.now += timedelta(seconds=31)
+        try:
+            state = modes.check_shutdown(state, inventory, 30, clock)
+        except ShutdownIncomplete as exc:
+            assert "transit-app-a" in str(exc)
+            return
+    pytest.fail("the migration went on with a VM still running at the leaving site")
+
+
+def drill_run(clock, inventory, dns):
+    state = workflow.validate_request(request("drill"), demo_config(), clock, active_site="dc-a")
+    state = modes.prepare_drill(state, inventory, dns, clock)
+    while not state.progress.all_groups_up:
+        state = workflow.start_group(state, inventory, 60, clock)
+        state = workflow.check_group(state, inventory, clock)
+    state = workflow.switch_dns(state, dns, 60, clock)
+    return workflow.check_dns(state, dns, clock)
+
+
+def test_a_drill_cleanup_restores_the_drill_records_and_powers_off_only_what_the_drill_powered_on(clock):
+    inventory = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS} | {"radio-stream-b": "poweredOff"})
+    inventory.vms["shop-db-b"] = "poweredOn"  # someone's test: a drill leaves it as it found it
+    dns = ZoneDns()
+    dns.records["drill-shop.hosting.example."] = ("192.0.2.99",)
+    state = drill_run(clock, inventory, dns)
+    assert dns.records["drill-transit.hosting.example."] == ("127.0.20.1",)
+    assert set(dns.records) == {"drill-shop.hosting.example.", "drill-transit.hosting.example."}, "only drill records"
+
+    state = modes.clean_up_drill(state, inventory, dns, clock)
+
+    assert dns.records == {"drill-shop.hosting.example.": ("192.0.2.99",)}, "restored, and the new one removed"
+    assert inventory.vms["shop-db-b"] == "poweredOn" and inventory.vms["radio-stream-b"] == "poweredOff"
+    assert all(inventory.vms[vm] == "poweredOff" for vm in DRILL_VMS if vm != "shop-db-b")
+    assert "drill-shop.hosting.example. restored" in state.drill.cleanup
+    again = modes.clean_up_drill(state, inventory, dns, clock)
+    assert again.drill.cleanup.startswith("powered off nothing"), "a second cleanup finds nothing left to do"
+
+
+def test_a_drill_vm_that_will_not_power_off_is_reported_and_the_cleanup_retried(clock):
+    inventory, dns = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns()
+    state = drill_run(clock, inventory, dns)
+    inventory.stuck.add("transit-app-b")
+    with pytest.raises(DrillCleanupIncomplete, match="transit-app-b"):
+        modes.clean_up_drill(state, inventory, dns, clock)
+    assert "drill-shop.hosting.example." not in dns.records, "the records were restored before the VMs"
+
+
+def test_a_passed_drill_says_how_long_the_standby_took_and_that_production_was_untouched(clock):
+    inventory, dns, notifier = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns(), FakeNotifier()
+    state = drill_run(clock, inventory, dns)
+    clock.now += timedelta(seconds=12)
+    state = modes.clean_up_drill(state, inventory, dns, clock)
+    store = FakeStore()
+    workflow.record_audit(workflow.notify(state, notifier, clock), store, clock)
+    ((subject, body),) = notifier.sent
+    assert subject.startswith("[dcwatch] DRILL PASSED dc-a -> dc-b: standby proven in")
+    assert "production and its DNS records were not touched" in body and "Cleanup: powered off" in body
+    assert store.active is None, "a drill never changes the active site"
+    assert [r["outcome"] for r in store.audits[state.incident_id]] == ["drill-passed"]
+
+
+def test_a_failed_drill_announces_its_cleanup_and_a_failed_cleanup_asks_for_a_human(clock):
+    inventory, dns = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns()
+    state = drill_run(clock, inventory, dns)
+    state.failed_step, state.error = "VerifyServices", {"Error": "ServiceNotVerified", "Cause": "shop down"}
+    cleaned = modes.clean_up_drill(state.model_copy(deep=True), inventory, dns, clock)
+    subject, body = workflow.failure_message(cleaned)
+    assert subject == "[dcwatch] DRILL FAILED at VerifyServices: production untouched, drill cleaned up"
+    state.cleanup_error = {"Error": "DrillCleanupIncomplete", "Cause": "drill VMs still on at dc-b: shop-db-b"}
+    subject, body = workflow.failure_message(state)
+    assert subject == "[dcwatch] ACTION NEEDED: drill cleanup incomplete after VerifyServices"
+    assert "drill VMs still on at dc-b: shop-db-b" in body
+
+
+def test_the_modes_the_config_names_wait_for_approval_and_the_request_carries_the_commands_that_answer(clock):
+    config = config_with(
+        workflow={"poll_s": 1, "lease_s": 1000, "approval": {"modes": ["migration"], "timeout_s": 600}}
+    )
+    state = workflow.validate_request(request("migration"), config, clock)
+    assert (state.approval.required, state.approval.timeout_seconds) == (True, 600)
+    assert not workflow.validate_request(request("disaster"), config, clock).approval.required
+
+    notifier = FakeNotifier()
+    modes.request_approval(state, "tok-123", notifier, clock)
+    ((subject, body),) = notifier.sent
+    assert subject == "[dcwatch] APPROVAL NEEDED: planned migration dc-a -> dc-b"
+    assert "dcwatch approve --token tok-123" in body and "dcwatch deny --token tok-123" in body
+    assert "without an answer by 2026-11-25 03:10:00 UTC it stops" in body and "shutdown 1: transit-app-a" in body
+
+    leases = FakeLeases()
+    leases.acquire(state.incident_id, 60, clock())
+    state.approval.decision = modes.approval_answer(True, "alice", "change CHG-1 approved", clock())
+    state = modes.approved(state, leases, 900, clock)
+    assert state.timeline[-1].detail == "approved by alice: change CHG-1 approved"
+
+
+def test_a_denied_or_unanswered_approval_says_nothing_was_changed(clock):
+    state = workflow.validate_request(request("failback"), demo_config(), clock)
+    state.failed_step = "RequestApproval"
+    state.approval.decision = modes.approval_answer(False, "bob", "not tonight", clock())
+    subject, body = workflow.failure_message(state)
+    assert subject == "[dcwatch] NOT APPROVED: failback dc-b -> dc-a: nothing was changed"
+    assert "not approved: denied by bob: not tonight" in body
+    state.approval.decision, state.error = None, {"Error": "States.Timeout", "Cause": ""}
+    state.approval.timeout_seconds = 600
+    assert "not approved: no answer within 600 s" in workflow.failure_message(state)[1]
