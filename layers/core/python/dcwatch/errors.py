@@ -47,3 +47,15 @@ class LeaseLost(DcwatchError):
 
 class FencingIncomplete(DcwatchError):
     """The failed site's vCenter answers but its VMs are not off yet; retried, then a human decides."""
+
+
+class HookFailed(DcwatchError):
+    """A hook declared `on_failure: stop` failed or timed out."""
+
+
+class StorageNotSafe(DcwatchError):
+    """The standby's storage mirror is out of sync beyond the allowed data-loss window; `force` overrides."""
+
+
+class StepInProgress(DcwatchError):
+    """The same step of the same run is still running elsewhere (or died mid-way): retried, never run twice."""
