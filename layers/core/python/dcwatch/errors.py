@@ -55,7 +55,3 @@ class HookFailed(DcwatchError):
 
 class StorageNotSafe(DcwatchError):
     """The standby's storage mirror is out of sync beyond the allowed data-loss window; `force` overrides."""
-
-
-class StepInProgress(DcwatchError):
-    """The same step of the same run is still running elsewhere (or died mid-way): retried, never run twice."""

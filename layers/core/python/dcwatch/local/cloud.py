@@ -26,6 +26,7 @@ from dcwatch import runtime
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
+from dcwatch.local.zone_server import ZoneServer
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, render_failover_definition
 
 REGION = "us-east-1"
@@ -82,6 +83,7 @@ class LocalCloud:
         self._saved_env: dict[str, str | None] = {}
         self.lambdas: LocalLambdas | None = None
         self.resources: Resources | None = None
+        self.zone_server: ZoneServer | None = None
 
     def _set_env(self, values: dict[str, str]) -> None:
         for key, value in values.items():
@@ -107,6 +109,8 @@ class LocalCloud:
         self.reset()
         self.lambdas = LocalLambdas(self.prefix, REGION)
         self.lambdas.register()
+        # moto has no TestDNSAnswer: the workflow verifies answers by asking this server instead.
+        self.zone_server = ZoneServer(self.client("route53")).start()
         return self
 
     def _execute_state_machines(self) -> None:
@@ -210,6 +214,7 @@ class LocalCloud:
                 "DCWATCH_VANTAGE": config.probe.vantage,
                 # The local schedule calls the probe every interval: one round per call.
                 "DCWATCH_SCHEDULE_PERIOD_S": str(config.probe.interval_s),
+                "DCWATCH_DNS_RESOLVER": self.zone_server.address if self.zone_server else "",
             }
         )
         runtime.reset()
@@ -228,6 +233,9 @@ class LocalCloud:
         return self.resources
 
     def stop(self) -> None:
+        if self.zone_server is not None:
+            self.zone_server.stop()
+            self.zone_server = None
         if self.lambdas is not None:
             self.lambdas.unregister()
         if self._server is not None:
