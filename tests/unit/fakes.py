@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from dcwatch.config import Hook
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState
-from dcwatch.config import Hook
 from dcwatch.ports import Condition, GuestState, HookResult, Lease, RecordValues, TaskState
 
 

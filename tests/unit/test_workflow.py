@@ -98,7 +98,11 @@ def test_a_failover_powers_on_group_after_group_switches_dns_notifies_once_and_r
     assert len(notifier.sent) == 1
     subject, body = notifier.sent[0]
     assert subject == "[dcwatch] OK: FAILOVER DONE dc-a -> dc-b, services run at dc-b; no action needed"
-    assert "Reason: dc-a lost power" in body and "SwitchDns (0.0 s): UPSERT" in body and "CheckGroup (0.0 s): group 3 up" in body
+    assert (
+        "Reason: dc-a lost power" in body
+        and "SwitchDns (0.0 s): UPSERT" in body
+        and "CheckGroup (0.0 s): group 3 up" in body
+    )
     assert store.active == "dc-b"
     assert [r["outcome"] for r in store.audits["inc-1"]] == ["succeeded"]
 
@@ -182,7 +186,10 @@ def test_a_failure_notice_says_where_it_stopped_why_and_what_was_already_done(in
     assert "Cause: Throttling" in body
     assert "Up at dc-b: shop-db-b, transit-db-b" in body
     assert "Not powered on: radio-stream-b, shop-web-b1, shop-web-b2, transit-app-b" in body
-    assert "DNS: not switched; shop.hosting.example., radio.hosting.example., transit.hosting.example. still at dc-a" in body
+    assert (
+        "DNS: not switched; shop.hosting.example., radio.hosting.example., transit.hosting.example. still at dc-a"
+        in body
+    )
     assert store.audits["inc-9"][0]["outcome"] == "failed"
 
 
