@@ -21,7 +21,9 @@ def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext 
     app = runtime.app()
     if context is not None:
         app.once.register(context)
+    begun, known = workflow.utcnow(), len(state.timeline)
     state = action(state, app)
+    state.stamp_started(begun, since=known)
     logger.info("step done", detail=state.timeline[-1].detail if state.timeline else "")
     return state.dump()
 
@@ -29,7 +31,9 @@ def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    begun = workflow.utcnow()
     state = workflow.validate_request(event, runtime.app().config)
+    state.stamp_started(begun)
     logger.info("request accepted", incident_id=state.incident_id, plan=state.plan.model_dump(by_alias=True))
     return state.dump()
 

@@ -125,6 +125,12 @@ class WorkflowState(_Camel):
         self.timeline.append(TimelineEntry(step=step, at=clock(), detail=detail, started=started))
         return self
 
+    def stamp_started(self, begun: datetime, since: int = 0) -> None:
+        """Entries the running step added without a start of their own began when the step did."""
+        for entry in self.timeline[since:]:
+            if entry.started is None:
+                entry.started = begun
+
     def key(self, *parts: object) -> str:
         """The idempotency key of one action of this run: a retry finds it, a new execution does not."""
         return "/".join([self.run_id or self.incident_id, *map(str, parts)])
@@ -572,7 +578,7 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
 def record_audit(
     state: WorkflowState, store: StateStore, clock: Clock = utcnow, *, once: Once = run_now
 ) -> WorkflowState:
-    state.note("RecordAudit", "audit record written", clock)
+    state.note("RecordAudit", "audit record written", clock, clock())
     if state.request.dry_run:
         once(state.key("audit"), lambda: store.append_audit(state.incident_id, audit_record(state, "dry-run", clock)))
         return state
@@ -640,7 +646,7 @@ def notify_failure(
 ) -> WorkflowState:
     subject, message = failure_message(state, clock)
     once(state.key("notify-failure", state.failed_step), lambda: notifier.publish(subject, message))
-    state.note("NotifyFailure", f"failure at {state.failed_step} announced", clock)
+    state.note("NotifyFailure", f"failure at {state.failed_step} announced", clock, clock())
     once(
         state.key("audit-failure", state.failed_step),
         lambda: store.append_audit(state.incident_id, audit_record(state, "failed", clock)),
