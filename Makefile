@@ -14,10 +14,14 @@ CONCURRENCY ?= 200
 LATENCY_MS ?= 20
 TIMEOUT_S ?= 2
 ROUNDS ?= 3
+VMS ?= 100
+GROUPS ?= 5
+BOOT_S ?= 2
+POLL_S ?= 1
 # jsii reads this as the list of Node majors whose end-of-life banner to silence.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 
-.PHONY: demo scenarios test unit integration e2e infra synth lint schemas vcsim blackbox bench install clean
+.PHONY: demo scenarios test unit integration e2e infra synth lint schemas vcsim blackbox bench bench-workflow install clean
 
 demo: install vcsim
 	$(BIN)/dcwatch demo --report report.json
@@ -28,9 +32,13 @@ scenarios: install vcsim
 test: install vcsim blackbox
 	$(BIN)/python -m pytest -q
 
-bench: install blackbox
+bench: install blackbox bench-workflow
 	$(BIN)/python -m bench --exporter $(BLACKBOX) --targets $(TARGETS) --concurrency $(CONCURRENCY) \
 	  --latency-ms $(LATENCY_MS) --timeout $(TIMEOUT_S) --rounds $(ROUNDS)
+
+# make bench-workflow VMS=100 GROUPS=5 BOOT_S=2 POLL_S=1
+bench-workflow: install vcsim
+	$(BIN)/python -m bench.workflow --vms $(VMS) --groups $(GROUPS) --boot-s $(BOOT_S) --poll-s $(POLL_S)
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit

@@ -15,10 +15,15 @@ from dcwatch.workflow import WorkflowState
 Step = Callable[[WorkflowState, runtime.App], WorkflowState]
 
 
-def _run(step: str, event: dict[str, Any], action: Step) -> dict[str, Any]:
+def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext | None = None) -> dict[str, Any]:
     state = WorkflowState.model_validate(event)
     logger.append_keys(incident_id=state.incident_id, step=step)
-    state = action(state, runtime.app())
+    app = runtime.app()
+    if context is not None:
+        app.once.register(context)
+    begun, known = workflow.utcnow(), len(state.timeline)
+    state = action(state, app)
+    state.stamp_started(begun, since=known)
     logger.info("step done", detail=state.timeline[-1].detail if state.timeline else "")
     return state.dump()
 
@@ -26,8 +31,10 @@ def _run(step: str, event: dict[str, Any], action: Step) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    begun = workflow.utcnow()
     app = runtime.app()
     state = workflow.validate_request(event, app.config, active_site=app.store.active_site(app.config.active_site))
+    state.stamp_started(begun)
     logger.info("request accepted", incident_id=state.incident_id, plan=state.plan.model_dump(by_alias=True))
     return state.dump()
 
@@ -36,7 +43,11 @@ SiteStep = Callable[[WorkflowState, Inventory, runtime.App], WorkflowState]
 
 
 def _at_site(
-    site_of: Callable[[WorkflowState], str], step: str, event: dict[str, Any], action: SiteStep
+    site_of: Callable[[WorkflowState], str],
+    step: str,
+    event: dict[str, Any],
+    action: SiteStep,
+    context: LambdaContext | None = None,
 ) -> dict[str, Any]:
     """A step that works on one site's vCenter, in one session that ends with the step."""
 
@@ -44,16 +55,20 @@ def _at_site(
         with app.inventory(site_of(state)) as inventory:
             return action(state, inventory, app)
 
-    return _run(step, event, act)
+    return _run(step, event, act, context)
 
 
-def _at_standby(step: str, event: dict[str, Any], action: SiteStep) -> dict[str, Any]:
-    return _at_site(lambda s: s.plan.to, step, event, action)
+def _at_standby(
+    step: str, event: dict[str, Any], action: SiteStep, context: LambdaContext | None = None
+) -> dict[str, Any]:
+    return _at_site(lambda s: s.plan.to, step, event, action, context)
 
 
-def _at_leaving_site(step: str, event: dict[str, Any], action: SiteStep) -> dict[str, Any]:
+def _at_leaving_site(
+    step: str, event: dict[str, Any], action: SiteStep, context: LambdaContext | None = None
+) -> dict[str, Any]:
     """The site a migration or failback leaves."""
-    return _at_site(lambda s: s.plan.from_site, step, event, action)
+    return _at_site(lambda s: s.plan.from_site, step, event, action, context)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -90,18 +105,32 @@ def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+def check_storage(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("CheckStorage", event, lambda s, app: workflow.check_storage(s, app.config, app.probe))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby(
         "StartGroup",
         event,
-        lambda s, inventory, app: workflow.start_group(s, inventory, app.config.workflow.group_timeout_s),
+        lambda s, inventory, app: workflow.start_group(s, inventory, hooks=app.hooks, once=app.once),
+        context,
     )
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_standby("CheckGroup", event, lambda s, inventory, app: workflow.check_group(s, inventory))
+    return _at_standby(
+        "CheckGroup",
+        event,
+        lambda s, inventory, app: workflow.check_group(
+            s, inventory, config=app.config, probe=app.probe, hooks=app.hooks, once=app.once
+        ),
+        context,
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -113,7 +142,12 @@ def verify_services(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def switch_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("SwitchDns", event, lambda s, app: workflow.switch_dns(s, app.dns, app.config.workflow.dns_timeout_s))
+    return _run(
+        "SwitchDns",
+        event,
+        lambda s, app: workflow.switch_dns(s, app.dns, app.config.workflow.dns_timeout_s, once=app.once),
+        context,
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -124,20 +158,33 @@ def check_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+def lower_ttl(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Before a planned migration; `ttlSeconds` in the input (default 60)."""
+    ttl_s = int(event.get("ttlSeconds", 60))
+    return _run("LowerTtl", event, lambda s, app: workflow.lower_ttl(s, app.dns, ttl_s, once=app.once), context)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def notify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("Notify", event, lambda s, app: workflow.notify(s, app.notifier))
+    return _run("Notify", event, lambda s, app: workflow.notify(s, app.notifier, once=app.once), context)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("RecordAudit", event, lambda s, app: workflow.record_audit(s, app.store))
+    return _run("RecordAudit", event, lambda s, app: workflow.record_audit(s, app.store, once=app.once), context)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("NotifyFailure", event, lambda s, app: workflow.notify_failure(s, app.notifier, app.store))
+    return _run(
+        "NotifyFailure",
+        event,
+        lambda s, app: workflow.notify_failure(s, app.notifier, app.store, once=app.once),
+        context,
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Annotations, CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack, Tags
+from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -61,6 +61,11 @@ WORKFLOW_STARTERS = ("Evaluate",)
 DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill")
 DNS_READERS = ("PrepareDrill", "CleanUpDrill")  # a drill notes its records before the switch, restores them after
 DNS_WATCHERS = ("CheckDns",)
+# Steps that act once per run: their Powertools idempotency records (get, conditional put, update, delete).
+ONCE_ACTORS = ("StartGroup", "CheckGroup", "SwitchDns", "Notify", "RecordAudit", "NotifyFailure")
+IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+# Steps that run recovery hooks: they may invoke exactly the Lambda hooks the config names.
+HOOK_CALLERS = ("StartGroup", "CheckGroup")
 # Appending is all the audit trail allows: no update, no delete (the adapter also refuses to overwrite).
 AUDIT_APPEND_ACTIONS = ["dynamodb:PutItem"]
 
@@ -333,6 +338,11 @@ class DcwatchStack(Stack):
             )
         for fn in self._holders(WORKFLOW_STARTERS):
             self.state_machine.grant_start_execution(fn)
+        for fn in self._holders(ONCE_ACTORS):
+            self.tables["Idempotency"].grant(fn, *IDEMPOTENCY_ACTIONS)
+        hook_functions = sorted(self._hook_function_arns())
+        for fn in self._holders(HOOK_CALLERS) if hook_functions else []:
+            fn.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=hook_functions))
 
         drill = self.config.drill.services if self.config.drill else []
         zones = sorted({service.dns.zone for service in self.config.services} | {d.dns.zone for d in drill})
@@ -366,12 +376,46 @@ class DcwatchStack(Stack):
             fn.add_to_role_policy(
                 iam.PolicyStatement(actions=["route53:GetChange"], resources=[self._route53_arn("change", "*")])
             )
+            # Verifying the answers: TestDNSAnswer and finding the zone's id have no resource-level permission.
+            fn.add_to_role_policy(
+                iam.PolicyStatement(actions=["route53:TestDNSAnswer", "route53:ListHostedZonesByName"], resources=["*"])
+            )
+            nag.acknowledge(
+                fn.role,  # type: ignore[arg-type]
+                "IAM5[Resource::*]",
+                "route53:TestDNSAnswer (asking Route 53's name servers what they answer) and "
+                "route53:ListHostedZonesByName have no resource-level permission; both only read",
+            )
             nag.acknowledge(
                 fn.role,  # type: ignore[arg-type]
                 "IAM5[Resource::arn:<AWS::Partition>:route53:::change/*]",
                 "Route 53 change ids are only known once SwitchDns made the change; GetChange reads a change's "
                 "status and nothing else",
             )
+
+    def _hook_function_arns(self) -> set[str]:
+        """The Lambda hooks of the config, as ARNs (a bare name is a function of this account and region)."""
+        hooks = [h for site in self.config.sites for g in site.groups for h in [*g.pre_power_on, *g.post_power_on]]
+        hooks += [
+            h
+            for service in self.config.services
+            for at in service.sites.values()
+            for vm in at.vms
+            for h in [*vm.pre_power_on, *vm.post_power_on]
+        ]
+        hooks += [s.storage.promote_hook for s in self.config.sites if s.storage and s.storage.promote_hook]
+        return {
+            h.function
+            if h.function.startswith("arn:")
+            else self.format_arn(
+                service="lambda",
+                resource="function",
+                resource_name=h.function,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for h in hooks
+            if h.function
+        }
 
     def _holders(self, keys: Sequence[str]) -> list[lambda_.Function]:
         return [fn for key in keys for fn in (self.probes.values() if key == "Probe" else [self.functions[key]])]

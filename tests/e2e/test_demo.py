@@ -32,7 +32,7 @@ def assert_outage_handled(report: dict, config_path: Path) -> None:
     subjects = sorted(n["subject"] for n in report["notifications"])
     assert subjects == [
         f"[dcwatch] DOWN {active} (active): failover started",
-        f"[dcwatch] FAILOVER DONE {active} -> {standby}: services run at {standby}",
+        f"[dcwatch] OK: FAILOVER DONE {active} -> {standby}, services run at {standby}; no action needed",
     ]
     assert "fencing not possible" in next(n["message"] for n in report["notifications"] if "DONE" in n["subject"])
     assert s["errors"] == []

@@ -232,9 +232,9 @@ def test_alerts_go_to_the_configured_addresses_over_a_topic_with_its_own_rotatin
     assert publish["Action"] == "sns:Publish" and "aws:SourceAccount" in publish["Condition"]["StringEquals"]
 
 
-def test_state_audit_and_locks_tables_are_on_demand_with_point_in_time_recovery(demo: Synth):
+def test_state_audit_locks_and_idempotency_tables_are_on_demand_with_point_in_time_recovery(demo: Synth):
     tables = resources(demo, "AWS::DynamoDB::Table")
-    assert len(tables) == len(TABLES) == 3
+    assert len(tables) == len(TABLES) == 4
     for spec in TABLES:
         table = tables[demo.logical_id(demo.stack.tables[spec.key])]
         props = table["Properties"]
@@ -242,7 +242,7 @@ def test_state_audit_and_locks_tables_are_on_demand_with_point_in_time_recovery(
         assert props["BillingMode"] == "PAY_PER_REQUEST"
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         if spec.ttl_attribute:
-            assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+            assert props["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
         else:
             assert "TimeToLiveSpecification" not in props, spec.key
 

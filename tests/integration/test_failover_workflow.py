@@ -77,7 +77,7 @@ def test_a_dry_run_announces_the_plan_and_changes_nothing(pipeline):
     assert pipeline.dns_values() == dns_before
     assert set(standby_power(pipeline).values()) == {"poweredOff"}
     note = notifications_after(pipeline, notes_before + 1)[-1]
-    assert note["Subject"].startswith("[dcwatch] DRY RUN north -> south")
+    assert note["Subject"].startswith("[dcwatch] OK: DRY RUN north -> south")
     assert "group 1: webshop-g1-0-south" in note["Message"]
     assert pipeline.store.active_site("north") == "north"
     assert [r["outcome"] for r in pipeline.store.audit("dry-1")] == ["dry-run"]
@@ -176,13 +176,13 @@ def test_a_manual_failover_powers_on_group_by_group_switches_dns_and_records_the
     assert pipeline.dns_values() == {"webshop.example.test.": ["127.0.32.1"], "portal.example.test.": ["127.0.32.1"]}
     assert pipeline.store.active_site("north") == "south"
     note = notifications_after(pipeline, notes_before + 1)[-1]
-    assert note["Subject"] == "[dcwatch] FAILOVER DONE north -> south: services run at south"
+    assert note["Subject"] == "[dcwatch] OK: FAILOVER DONE north -> south, services run at south; no action needed"
     assert "SwitchDns" in note["Message"] and "Recovery time" in note["Message"]
     assert [r["outcome"] for r in pipeline.store.audit("manual-1")] == ["succeeded"]
 
     steps = task_states_entered(pipeline, arn)
     assert steps.index("VerifyServices") > max(i for i, s in enumerate(steps) if s == "CheckGroup")
-    assert steps[:3] == ["ValidateRequest", "AcquireLease", "CheckStandby"]
+    assert steps[:4] == ["ValidateRequest", "AcquireLease", "CheckStandby", "CheckStorage"]
     assert steps.index("Fence") < steps.index("RenewLeaseForGroup") < steps.index("StartGroup")
     assert steps[-3:] == ["Notify", "RecordAudit", "ReleaseLease"]
 

@@ -117,7 +117,7 @@ def test_a_dry_run_of_a_mode_announces_its_plan_and_changes_nothing(pipeline, mo
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert snapshot(pipeline) == before
     (note,) = new_notifications(pipeline, notes)
-    assert note["Subject"] == "[dcwatch] DRY RUN north -> south: no action needed"
+    assert note["Subject"] == "[dcwatch] OK: DRY RUN north -> south, nothing changed; no action needed"
     if mode == "migration":
         assert "shutdown 1: portal-g3-0-north" in note["Message"]
     else:
@@ -145,7 +145,7 @@ def test_a_drill_proves_the_standby_copies_on_the_drill_record_then_cleans_up_wi
     assert timeline["CleanUpDrill"].endswith(f"{DRILL_RECORD} removed")
     assert set(audit["drill"]["measured"]) == {"standby powered on", "services verified", "drill record in sync"}
     (note,) = new_notifications(pipeline, notes)
-    assert note["Subject"].startswith("[dcwatch] DRILL PASSED north -> south: standby proven in")
+    assert note["Subject"].startswith("[dcwatch] OK: DRILL PASSED north -> south, standby proven in")
     assert "Drill network (recorded): drill-isolated" in note["Message"]
     assert not {"Fence", "ShutdownGroup"} & set(states_entered(pipeline, arn))
 
@@ -180,7 +180,9 @@ def test_a_drill_that_fails_mid_way_cleans_up_first_and_says_so(pipeline):
     steps = states_entered(pipeline, arn)
     assert steps.index("CleanUpDrillAfterFailure") < steps.index("NotifyFailure") < steps.index("Failed")
     (note,) = new_notifications(pipeline, notes)
-    assert note["Subject"] == "[dcwatch] DRILL FAILED at StartGroup: production untouched, drill cleaned up"
+    assert (
+        note["Subject"] == "[dcwatch] ACTION NEEDED: DRILL FAILED at StartGroup, production untouched, drill cleaned up"
+    )
     assert "cannot powerOn a template" in note["Message"]
     assert [r["outcome"] for r in pipeline.store.audit("drill-2")] == ["failed"]
 
@@ -211,7 +213,10 @@ def test_a_planned_migration_shuts_the_active_site_down_last_group_first_then_se
     assert "Fence" not in steps
     assert max(i for i, s in enumerate(steps) if s == "CheckShutdown") < steps.index("StartGroup")
     note = new_notifications(pipeline, notes)[-1]
-    assert note["Subject"] == "[dcwatch] PLANNED MIGRATION DONE north -> south: services run at south"
+    assert (
+        note["Subject"]
+        == "[dcwatch] OK: PLANNED MIGRATION DONE north -> south, services run at south; no action needed"
+    )
     assert "Shut down at north: portal-g3-0-north:" in note["Message"]
 
 
@@ -238,7 +243,7 @@ def test_a_denied_failback_stops_before_anything_changes(pipeline, capsys):
     assert described["status"] == "FAILED"
     assert {**snapshot(pipeline), "lock": None} == before
     note = new_notifications(pipeline, notes, 2)[-1]
-    assert note["Subject"] == "[dcwatch] NOT APPROVED: failback south -> north: nothing was changed"
+    assert note["Subject"] == "[dcwatch] OK: NOT APPROVED failback south -> north, nothing was changed"
     assert "denied by bob: not tonight" in note["Message"]
     assert pipeline.leases.holder() is None
 
@@ -251,7 +256,7 @@ def test_an_unanswered_failback_times_out_cleanly_and_its_token_is_refused_after
     assert described["status"] == "FAILED"
     assert snapshot(pipeline) == before
     note = new_notifications(pipeline, notes, 2)[-1]
-    assert note["Subject"] == "[dcwatch] NOT APPROVED: failback south -> north: nothing was changed"
+    assert note["Subject"] == "[dcwatch] OK: NOT APPROVED failback south -> north, nothing was changed"
     assert f"not approved: no answer within {APPROVAL_TIMEOUT_S} s" in note["Message"]
     assert "States.Timeout" in json.dumps(pipeline.store.audit("back-late")[0]["error"])
     capsys.readouterr()
@@ -277,4 +282,4 @@ def test_an_approved_failback_returns_to_the_original_site_in_the_planned_manner
     assert steps.index("RequestApproval") < steps.index("Approved") < steps.index("ShutdownGroup")
     assert "Fence" not in steps
     note = new_notifications(pipeline, notes, 2)[-1]
-    assert note["Subject"] == "[dcwatch] FAILBACK DONE south -> north: services run at north"
+    assert note["Subject"] == "[dcwatch] OK: FAILBACK DONE south -> north, services run at north; no action needed"

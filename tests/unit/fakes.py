@@ -3,15 +3,16 @@ conditional writes lose when someone wrote first, tasks finish when told to."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from dcwatch.config import MaintenanceWindow
+from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState, is_steady
-from dcwatch.ports import Condition, Lease, RecordValues, TaskState
+from dcwatch.ports import Condition, GuestState, HookResult, Lease, RecordValues, TaskState
 
 
 class FakeInventory:
@@ -21,9 +22,16 @@ class FakeInventory:
         self.power_on_calls: list[list[str]] = []
         self.fail: dict[str, str] = {}
         self.instant = True
+        self.no_guest: set[str] = set()  # powered on, but their guest never reports (no Tools, no IP)
 
     def power_states(self, vm_names: Sequence[str]) -> dict[str, str]:
         return {n: self.vms[n] for n in vm_names if n in self.vms}
+
+    def guest_states(self, vm_names: Sequence[str]) -> dict[str, GuestState]:
+        return {
+            n: GuestState(power, "gray", "" if power != "poweredOn" or n in self.no_guest else "192.0.2.99")
+            for n, power in self.power_states(vm_names).items()
+        }
 
     def power_on(self, vm_names: Sequence[str]) -> dict[str, str]:
         self.power_on_calls.append(list(vm_names))
@@ -75,6 +83,41 @@ class FakeDns:
             self.pending_polls -= 1
             return False
         return True
+
+    def answers(self, zone: str, name: str, record_type: str) -> list[str]:
+        return list(self.records.get(name, ()))
+
+    def values(self, zone: str, name: str, record_type: str) -> list[str]:
+        return list(self.records.get(name, ()))
+
+
+class FakeHooks:
+    """Answers each hook by name: ok unless listed in `failing` (with its detail)."""
+
+    def __init__(self, failing: Mapping[str, str] | None = None) -> None:
+        self.failing = dict(failing or {})
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def run(self, hook: Hook, payload: Mapping[str, Any]) -> HookResult:
+        self.calls.append((hook.name, dict(payload)))
+        if hook.name in self.failing:
+            return HookResult(False, self.failing[hook.name])
+        return HookResult(True, "status 200")
+
+
+T = TypeVar("T")
+
+
+class FakeOnce:
+    """Remembers each key's result, as the idempotency table does."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, Any] = {}
+
+    def __call__(self, key: str, action: Callable[[], T]) -> T:
+        if key not in self.results:
+            self.results[key] = action()
+        return self.results[key]  # type: ignore[no-any-return]
 
 
 class FakeNotifier:

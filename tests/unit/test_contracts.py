@@ -54,8 +54,8 @@ def test_a_detail_without_its_site_fails_schema_and_model_alike(name, model):
 
 
 def test_a_request_with_an_unknown_field_fails_schema_and_parser_alike():
-    raw = {**load_event("failover-manual.json"), "force": True}
+    raw = {**load_event("failover-manual.json"), "urgent": True}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(raw, schema("FailoverRequest"))
-    with pytest.raises(InvalidRequest, match="force"):
+    with pytest.raises(InvalidRequest, match="urgent"):
         parse_request(raw, demo_config())

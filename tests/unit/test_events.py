@@ -199,7 +199,7 @@ def test_a_detail_without_its_site_fails_schema_and_model_alike(name, model):
         ({"action": "failback"}, "action"),
         ({"dryRun": "maybe"}, "dryRun"),
         ({"incidentId": "has spaces"}, "incidentId"),
-        ({"force": True}, "force"),
+        ({"force": "yes"}, "force"),
     ],
 )
 def test_a_bad_manual_trigger_fails_schema_and_parser_alike_naming_the_field(change, field):

@@ -249,7 +249,7 @@ def test_a_passed_drill_says_how_long_the_standby_took_and_that_production_was_u
     store = FakeStore()
     workflow.record_audit(workflow.notify(state, notifier, clock), store, clock)
     ((subject, body),) = notifier.sent
-    assert subject.startswith("[dcwatch] DRILL PASSED dc-a -> dc-b: standby proven in")
+    assert subject.startswith("[dcwatch] OK: DRILL PASSED dc-a -> dc-b, standby proven in")
     assert "production and its DNS records were not touched" in body and "Cleanup: powered off" in body
     assert store.active is None, "a drill never changes the active site"
     assert [r["outcome"] for r in store.audits[state.incident_id]] == ["drill-passed"]
@@ -261,7 +261,7 @@ def test_a_failed_drill_announces_its_cleanup_and_a_failed_cleanup_asks_for_a_hu
     state.failed_step, state.error = "VerifyServices", {"Error": "ServiceNotVerified", "Cause": "shop down"}
     cleaned = modes.clean_up_drill(state.model_copy(deep=True), inventory, dns, clock)
     subject, body = workflow.failure_message(cleaned)
-    assert subject == "[dcwatch] DRILL FAILED at VerifyServices: production untouched, drill cleaned up"
+    assert subject == "[dcwatch] ACTION NEEDED: DRILL FAILED at VerifyServices, production untouched, drill cleaned up"
     state.cleanup_error = {"Error": "DrillCleanupIncomplete", "Cause": "drill VMs still on at dc-b: shop-db-b"}
     subject, body = workflow.failure_message(state)
     assert subject == "[dcwatch] ACTION NEEDED: drill cleanup incomplete after VerifyServices"
@@ -295,7 +295,7 @@ def test_a_denied_or_unanswered_approval_says_nothing_was_changed(clock):
     state.failed_step = "RequestApproval"
     state.approval.decision = modes.approval_answer(False, "bob", "not tonight", clock())
     subject, body = workflow.failure_message(state)
-    assert subject == "[dcwatch] NOT APPROVED: failback dc-b -> dc-a: nothing was changed"
+    assert subject == "[dcwatch] OK: NOT APPROVED failback dc-b -> dc-a, nothing was changed"
     assert "not approved: denied by bob: not tonight" in body
     state.approval.decision, state.error = None, {"Error": "States.Timeout", "Cause": ""}
     state.approval.timeout_seconds = 600

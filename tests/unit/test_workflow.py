@@ -97,8 +97,12 @@ def test_a_failover_powers_on_group_after_group_switches_dns_notifies_once_and_r
     assert dns.records["shop.hosting.example."] == ("127.0.20.1",)
     assert len(notifier.sent) == 1
     subject, body = notifier.sent[0]
-    assert subject == "[dcwatch] FAILOVER DONE dc-a -> dc-b: services run at dc-b"
-    assert "Reason: dc-a lost power" in body and "SwitchDns: UPSERT" in body and "CheckGroup: group 3 up" in body
+    assert subject == "[dcwatch] OK: FAILOVER DONE dc-a -> dc-b, services run at dc-b; no action needed"
+    assert (
+        "Reason: dc-a lost power" in body
+        and "SwitchDns (0.0 s): UPSERT" in body
+        and "CheckGroup (0.0 s): group 3 up" in body
+    )
     assert store.active == "dc-b"
     assert [r["outcome"] for r in store.audits["inc-1"]] == ["succeeded"]
 
@@ -135,7 +139,7 @@ def test_a_group_not_up_by_its_deadline_fails_naming_what_it_waited_for(inventor
     inventory.instant = False
     state = workflow.start_group(workflow.validate_request(request(), demo_config(), clock), inventory, 30, clock)
     clock.now += timedelta(seconds=31)
-    with pytest.raises(GroupTimeout, match="group 1 .*shop-db-b, transit-db-b"):
+    with pytest.raises(GroupTimeout, match=r"group 1 .*shop-db-b \(poweredOff\), transit-db-b \(poweredOff\)"):
         workflow.check_group(state, inventory, clock)
 
 
@@ -160,7 +164,7 @@ def test_a_dry_run_announces_the_plan_and_leaves_the_active_site_alone(clock):
     state = workflow.validate_request(request(dryRun=True, incidentId="dry"), demo_config(), clock)
     state = workflow.record_audit(workflow.notify(state, notifier, clock), store, clock)
     subject, body = notifier.sent[0]
-    assert subject.startswith("[dcwatch] DRY RUN dc-a -> dc-b")
+    assert subject.startswith("[dcwatch] OK: DRY RUN dc-a -> dc-b")
     assert "group 2: radio-stream-b, shop-web-b1, shop-web-b2" in body
     assert store.active is None
     assert store.audits["dry"][0]["outcome"] == "dry-run"
@@ -180,8 +184,12 @@ def test_a_failure_notice_says_where_it_stopped_why_and_what_was_already_done(in
     subject, body = notifier.sent[0]
     assert subject.startswith("[dcwatch] ACTION NEEDED: failover dc-a -> dc-b failed at SwitchDns")
     assert "Cause: Throttling" in body
-    assert "Powered on so far at dc-b: shop-db-b, transit-db-b" in body
-    assert "DNS switched: no" in body
+    assert "Up at dc-b: shop-db-b, transit-db-b" in body
+    assert "Not powered on: radio-stream-b, shop-web-b1, shop-web-b2, transit-app-b" in body
+    assert (
+        "DNS: not switched; shop.hosting.example., radio.hosting.example., transit.hosting.example. still at dc-a"
+        in body
+    )
     assert store.audits["inc-9"][0]["outcome"] == "failed"
 
 

@@ -175,11 +175,84 @@ class Site(_Model):
     name: Name
     vcenter: VCenter
     checks: list[AnyCheck] = Field(default=[], description="site infrastructure: storage mirror, DNS, gateways")
+    groups: list[PriorityGroup] = Field(default=[], description="timeouts and hooks of priority groups at this site")
+    storage: Storage | None = Field(default=None, description="checked (and promoted) by a failover to this site")
+
+    def priority_group(self, number: int) -> PriorityGroup:
+        return next((g for g in self.groups if g.group == number), PriorityGroup(group=number))
+
+
+class Hook(_Model):
+    """A call around a power-on: an HTTP request or a Lambda function, bounded in time, with a declared
+    behaviour when it fails (`stop` the workflow, or `continue` and report it)."""
+
+    name: Name
+    url: str | None = Field(default=None, description="HTTP hook: the URL called")
+    method: Literal["GET", "POST", "PUT"] = "POST"
+    expect_status: list[int] = Field(default=[200], min_length=1, description="HTTP hook: answers that count as done")
+    function: str | None = Field(
+        default=None, min_length=1, description="Lambda hook: the function's name or ARN, invoked synchronously"
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=300, description="the hook fails past this")
+    on_failure: Literal["stop", "continue"] = Field(
+        default="stop", description="stop: the workflow stops here for a human; continue: reported, workflow goes on"
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Hook:
+        if (self.url is None) == (self.function is None):
+            raise ValueError("a hook has exactly one of url (HTTP) or function (Lambda)")
+        if self.url is not None:
+            _http_url(self.url)
+        return self
+
+
+Readiness = Literal["guest", "power"]
 
 
 class VmRef(_Model):
     name: str = Field(min_length=1)
     group: int = Field(default=1, ge=1, le=10, description="priority group; lower powers on first")
+    after: list[str] = Field(
+        default=[], description="VMs of the same group and site that must be up before this one powers on"
+    )
+    ready: Readiness = Field(
+        default="guest",
+        description="guest: up when VMware Tools' heartbeat is green or the guest reports an IP; "
+        "power: up when powered on (appliances without VMware Tools)",
+    )
+    pre_power_on: list[Hook] = Field(default=[], description="run before this VM powers on")
+    post_power_on: list[Hook] = Field(default=[], description="run once this VM is up")
+
+
+class PriorityGroup(_Model):
+    """Settings of one priority group at the site it powers on at."""
+
+    group: int = Field(ge=1, le=10)
+    timeout_s: int | None = Field(
+        default=None, ge=1, description="deadline for the group to be up (workflow.group_timeout_s if unset)"
+    )
+    pre_power_on: list[Hook] = Field(default=[], description="run before the group's first VM powers on")
+    post_power_on: list[Hook] = Field(default=[], description="run once the group is up and its checks pass")
+
+
+class Storage(_Model):
+    """The storage mirror of a site, as the failover to this site checks and promotes it."""
+
+    check: Name = Field(description="the site check (sites[].checks, http) that reads this site's mirror status")
+    max_lag_s: int = Field(ge=0, description="the allowed data-loss window: a larger replication lag refuses failover")
+    lag: str = Field(
+        default="[BODY].mirror.lag_seconds", description="where the mirror status answer says the lag in seconds"
+    )
+    promote_hook: Hook | None = Field(
+        default=None, description="promotes this site's copy to read-write, after fencing, before group 1 powers on"
+    )
+
+    @field_validator("lag")
+    @classmethod
+    def _lag_placeholder(cls, value: str) -> str:
+        parse_condition(f"{value} <= 0")
+        return value
 
 
 class ServiceAtSite(_Model):
@@ -519,6 +592,7 @@ def _cross_problems(data: Any) -> list[str]:
         reserved = sorted(n for n in check_names if isinstance(n, str) and n.startswith(VCENTER_PREFIX))
         if reserved:
             problems.append(f"checks: names starting with {VCENTER_PREFIX!r} belong to the vCenter check: {reserved}")
+    problems += _recovery_problems(data, names, services)
     service_names = [s.get("name") for s in services]
     for i, window in enumerate(mapping(w) for w in items(data.get("maintenance"))):
         if "site" in window and window["site"] not in names:
@@ -528,6 +602,89 @@ def _cross_problems(data: Any) -> list[str]:
                 f"maintenance[{i}].service: {window['service']!r} is not one of the services {service_names}"
             )
     return problems
+
+
+def _recovery_problems(data: dict[str, Any], sites: list[Any], services: list[dict[str, Any]]) -> list[str]:
+    """Dependencies inside a priority group (known VMs of the same group and site, no cycle), group settings,
+    and the storage mirror check each site's failover reads."""
+
+    def items(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    def mapping(value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+    problems: list[str] = []
+    for site in sites:
+        where: dict[str, str] = {}  # VM name -> its path in the file
+        group: dict[str, Any] = {}
+        after: dict[str, list[Any]] = {}
+        for i, service in enumerate(services):
+            for j, vm in enumerate(items(mapping(mapping(service.get("sites")).get(site)).get("vms"))):
+                if isinstance(vm, dict) and isinstance(vm.get("name"), str):
+                    where[vm["name"]] = f"services[{i}].sites.{site}.vms[{j}]"
+                    group[vm["name"]] = vm.get("group", 1)
+                    after[vm["name"]] = items(vm.get("after"))
+        for vm, needs in after.items():
+            for other in needs:
+                if other not in group:
+                    problems.append(f"{where[vm]}.after: unknown VM {other!r} at site {site}")
+                elif group[other] != group[vm]:
+                    problems.append(
+                        f"{where[vm]}.after: {other!r} is in group {group[other]}, not in group {group[vm]}; "
+                        "a later group already waits for every earlier one"
+                    )
+        cycle = _dependency_cycle({vm: [o for o in needs if o in group] for vm, needs in after.items()})
+        if cycle:
+            problems.append(f"{where[cycle[0]]}.after: dependency cycle {' -> '.join(cycle)}")
+    lease = mapping(data.get("workflow")).get("lease_s", 900)
+    for i, site_doc in enumerate(items(data.get("sites"))):
+        if not isinstance(site_doc, dict):
+            continue
+        numbers = [g.get("group") for g in site_doc.get("groups") or [] if isinstance(g, dict)]
+        if len(set(numbers)) != len(numbers):
+            problems.append(f"sites[{i}].groups: each group may be listed once, got {numbers}")
+        for j, settings in enumerate(g for g in site_doc.get("groups") or [] if isinstance(g, dict)):
+            timeout = settings.get("timeout_s")
+            if isinstance(timeout, int) and isinstance(lease, int) and timeout + LEASE_MARGIN_S > lease:
+                problems.append(
+                    f"sites[{i}].groups[{j}].timeout_s: {timeout} s plus {LEASE_MARGIN_S} s exceeds workflow.lease_s "
+                    f"{lease}: the lock would expire while the group is still awaited"
+                )
+        storage = site_doc.get("storage")
+        if isinstance(storage, dict) and "check" in storage:
+            kinds = {c.get("name"): c.get("kind", "http") for c in site_doc.get("checks") or [] if isinstance(c, dict)}
+            if storage["check"] not in kinds:
+                problems.append(
+                    f"sites[{i}].storage.check: {storage['check']!r} is not a check of site "
+                    f"{site_doc.get('name')} (sites[{i}].checks: {sorted(map(str, kinds))})"
+                )
+            elif kinds[storage["check"]] != "http":
+                problems.append(
+                    f"sites[{i}].storage.check: {storage['check']!r} must be an http check (the mirror status)"
+                )
+    return problems
+
+
+def _dependency_cycle(after: dict[str, list[str]]) -> list[str]:
+    """One cycle of the dependency graph, as a path back to its start ([] when there is none)."""
+    done: set[str] = set()
+
+    def visit(vm: str, path: list[str]) -> list[str]:
+        if vm in path:
+            return path[path.index(vm) :] + [vm]
+        if vm in done:
+            return []
+        for other in after.get(vm, []):
+            if found := visit(other, [*path, vm]):
+                return found
+        done.add(vm)
+        return []
+
+    for start in sorted(after):
+        if cycle := visit(start, []):
+            return cycle
+    return []
 
 
 def rule_minimum(rule: str) -> int:

@@ -59,3 +59,11 @@ class DrillCleanupIncomplete(DcwatchError):
 
 class ApprovalNotWaiting(DcwatchError):
     """An approve/deny for a workflow that no longer waits (answered, timed out, stopped) or a wrong token."""
+
+
+class HookFailed(DcwatchError):
+    """A hook declared `on_failure: stop` failed or timed out."""
+
+
+class StorageNotSafe(DcwatchError):
+    """The standby's storage mirror is out of sync beyond the allowed data-loss window; `force` overrides."""

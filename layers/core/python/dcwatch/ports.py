@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from dcwatch.config import MaintenanceWindow
+from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState
@@ -21,11 +21,29 @@ class TaskState:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class GuestState:
+    """What vCenter knows of a VM's guest: powered on, VMware Tools' heartbeat, the IP the guest reports."""
+
+    power: str
+    heartbeat: str = "gray"
+    ip: str = ""
+
+    @property
+    def up(self) -> bool:
+        """Booted as far as vCenter can tell: on, with a green Tools heartbeat or an IP address."""
+        return self.power == "poweredOn" and (self.heartbeat == "green" or bool(self.ip))
+
+
 class Inventory(Protocol):
     """One site's vCenter, as far as failover needs it."""
 
     def power_states(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Power state by VM name; VMs that do not exist are absent."""
+        ...
+
+    def guest_states(self, vm_names: Sequence[str]) -> dict[str, GuestState]:
+        """Power and guest state by VM name; VMs that do not exist are absent."""
         ...
 
     def power_on(self, vm_names: Sequence[str]) -> dict[str, str]:
@@ -66,6 +84,31 @@ class Dns(Protocol):
     def delete(self, records: Sequence[RecordValues]) -> list[str]:
         """Delete the records (as they are now); returns the change ids."""
         ...
+
+    def answers(self, zone: str, name: str, record_type: str) -> list[str]:
+        """What a resolver is answered for the name now (Route 53: TestDNSAnswer)."""
+        ...
+
+
+@dataclass(frozen=True)
+class HookResult:
+    ok: bool
+    detail: str
+
+
+class HookRunner(Protocol):
+    def run(self, hook: Hook, payload: Mapping[str, Any]) -> HookResult:
+        """Call the hook with `payload` within its timeout; never raises for the hook's own failure."""
+        ...
+
+
+T = TypeVar("T")
+
+
+class Once(Protocol):
+    """Runs an action once per key: a retried or re-delivered step gets the first run's result back."""
+
+    def __call__(self, key: str, action: Callable[[], T]) -> T: ...
 
 
 class Notifier(Protocol):

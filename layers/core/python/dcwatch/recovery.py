@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dcwatch.config import Config, RecoveryMode
+from dcwatch.config import Config, Hook, RecoveryMode
 from dcwatch.errors import InvalidRequest
 from dcwatch.ports import RecordValues
 
@@ -37,6 +37,9 @@ class _Request(_Camel):
     )
     incident_id: str | None = Field(default=None, alias="incidentId", pattern=r"^[A-Za-z0-9_-]{1,80}$")
     trigger: Literal["manual", "automatic"] = "manual"
+    force: bool = Field(
+        default=False, strict=True, description="promote the standby storage even beyond the data-loss window"
+    )
 
 
 class FailoverRequest(_Request):
@@ -99,6 +102,27 @@ class Record(_Camel):
         return RecordValues(self.zone, self.name, self.type, self.ttl, tuple(self.values))
 
 
+class GroupPlan(_Camel):
+    """How one priority group comes up: its deadline, the order inside it, its hooks and its checks."""
+
+    timeout_s: int = Field(alias="timeoutS")
+    after: dict[str, list[str]] = Field(default={}, description="VM -> VMs of the group it waits for")
+    power_only: list[str] = Field(default=[], alias="powerOnly", description="VMs up when on (no guest to wait for)")
+    pre_hooks: list[Hook] = Field(default=[], alias="preHooks")
+    post_hooks: list[Hook] = Field(default=[], alias="postHooks")
+    vm_pre_hooks: dict[str, list[Hook]] = Field(default={}, alias="vmPreHooks")
+    vm_post_hooks: dict[str, list[Hook]] = Field(default={}, alias="vmPostHooks")
+    services: list[str] = Field(default=[], description="services complete with this group: their checks must pass")
+
+
+class StoragePlan(_Camel):
+    site: str
+    check: str
+    max_lag_s: int = Field(alias="maxLagS")
+    lag: str
+    promote_hook: Hook | None = Field(default=None, alias="promoteHook")
+
+
 class RecoveryPlan(_Camel):
     from_site: str = Field(alias="from")
     to: str
@@ -111,6 +135,11 @@ class RecoveryPlan(_Camel):
         default=[], description="VM names at `from`, by priority group, last group first: shut down gracefully"
     )
     network: str | None = Field(default=None, description="a drill's isolated network, as the config names it")
+    group_details: list[GroupPlan] = Field(default=[], alias="groupDetails", description="one per entry of groups")
+    storage: StoragePlan | None = None
+
+    def group(self, index: int) -> GroupPlan:
+        return self.group_details[index] if index < len(self.group_details) else GroupPlan(timeout_s=600)
 
 
 def parse_request(raw: Any, config: Config, active_site: str | None = None) -> FailoverRequest:
@@ -168,6 +197,7 @@ def build_plan(config: Config, from_site: str, to_site: str, mode: RecoveryMode 
     chosen = [d.name for d in drill.services] if drill else [s.name for s in config.services]
     services = [s for s in config.services if s.name in chosen]
     targets = {d.name: d.dns for d in drill.services} if drill else {s.name: s.dns for s in services}
+    storage = config.site(to_site).storage
     records = [
         Record(
             zone=targets[s.name].zone,
@@ -189,6 +219,36 @@ def build_plan(config: Config, from_site: str, to_site: str, mode: RecoveryMode 
         records=records,
         services=[s.name for s in services],
         network=drill.network if drill else None,
+        group_details=[_group_plan(config, to_site, g, chosen) for g in _group_numbers(services, to_site)],
+        storage=StoragePlan(
+            site=to_site,
+            check=storage.check,
+            max_lag_s=storage.max_lag_s,
+            lag=storage.lag,
+            promote_hook=storage.promote_hook,
+        )
+        if storage and mode != "drill"
+        else None,
+    )
+
+
+def _group_numbers(services: list[Any], site: str) -> list[int]:
+    return sorted({vm.group for s in services for vm in s.sites[site].vms})
+
+
+def _group_plan(config: Config, site: str, number: int, chosen: list[str]) -> GroupPlan:
+    settings = config.site(site).priority_group(number)
+    at_site = [(service, at) for service, at in config.services_at(site) if service.name in chosen]
+    vms = [vm for _, at in at_site for vm in at.vms if vm.group == number]
+    return GroupPlan(
+        timeout_s=settings.timeout_s or config.workflow.group_timeout_s,
+        after={vm.name: list(vm.after) for vm in vms if vm.after},
+        power_only=sorted(vm.name for vm in vms if vm.ready == "power"),
+        pre_hooks=settings.pre_power_on,
+        post_hooks=settings.post_power_on,
+        vm_pre_hooks={vm.name: vm.pre_power_on for vm in vms if vm.pre_power_on},
+        vm_post_hooks={vm.name: vm.post_power_on for vm in vms if vm.post_power_on},
+        services=[service.name for service, at in at_site if at.vms and max(vm.group for vm in at.vms) == number],
     )
 
 
@@ -210,8 +270,17 @@ def describe_plan(plan: RecoveryPlan) -> list[str]:
         lines = [f"fence {plan.from_site} where its vCenter answers: power off {', '.join(plan.fence) or 'nothing'}"]
     else:
         lines = [f"nothing to shut down at {plan.from_site}"]
+    if plan.storage:
+        promote = f", then {plan.storage.promote_hook.name} promotes it" if plan.storage.promote_hook else ""
+        lines += [
+            f"check the storage mirror at {plan.to} ({plan.storage.check}): at most {plan.storage.max_lag_s} s "
+            f"behind{promote}"
+        ]
     lines += [f"power on at {plan.to}, group by group:"]
-    lines += [f"  group {i}: {', '.join(vms)}" for i, vms in enumerate(plan.groups, start=1)]
+    for i, vms in enumerate(plan.groups, start=1):
+        detail = plan.group(i - 1)
+        order = "; ".join(f"{vm} after {', '.join(deps)}" for vm, deps in sorted(detail.after.items()))
+        lines += [f"  group {i}: {', '.join(vms)}" + (f" ({order})" if order else "")]
     lines += [f"switch {r.name} ({r.type}) to {', '.join(r.values)}" for r in plan.records]
     if plan.mode == "drill":
         lines += ["then clean up, also after a failure: power off what the drill powered on, restore the drill records"]

@@ -16,6 +16,8 @@ from typing import Any
 from dcwatch.adapters import aws
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher
+from dcwatch.adapters.hooks import HookCaller
+from dcwatch.adapters.idempotency import IdempotentSteps
 from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import SecretsManagerCredentials
@@ -41,6 +43,8 @@ class Settings:
     vantage: str = ""
     schedule_period_s: float = 60.0
     home_region: str = ""  # a probe in a second region publishes to, and reads secrets from, the home region
+    idempotency_table_name: str = ""  # steps that act once record their actions here
+    dns_resolver: str = ""  # verify DNS answers through this resolver instead of Route 53's TestDNSAnswer
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +62,8 @@ class Settings:
             vantage=env.get("DCWATCH_VANTAGE", ""),
             schedule_period_s=float(env.get("DCWATCH_SCHEDULE_PERIOD_S", "60")),
             home_region=env.get("DCWATCH_HOME_REGION", ""),
+            idempotency_table_name=env.get("DCWATCH_IDEMPOTENCY_TABLE_NAME", ""),
+            dns_resolver=env.get("DCWATCH_DNS_RESOLVER", ""),
         )
 
 
@@ -97,7 +103,15 @@ class App:
 
     @cached_property
     def dns(self) -> Route53Dns:
-        return Route53Dns()
+        return Route53Dns(resolver=self.settings.dns_resolver)
+
+    @cached_property
+    def once(self) -> IdempotentSteps:
+        return IdempotentSteps(self.settings.idempotency_table_name)
+
+    @cached_property
+    def hooks(self) -> HookCaller:
+        return HookCaller()
 
     @cached_property
     def notifier(self) -> SnsNotifier:

@@ -70,6 +70,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _step("AcquireLease", "acquire_lease", "take the single failover lock for the incident"),
     _step("RenewLease", "renew_lease", "extend the failover lock before the next long wait"),
     _step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
+    _step("CheckStorage", "check_storage", "refuse a standby whose storage mirror is beyond the data-loss window"),
     _step("Fence", "fence", "power off the failed site's VMs where its vCenter answers"),
     _step("StartGroup", "start_group", "power on one priority group at the standby"),
     _step("CheckGroup", "check_group", "poll the power-on tasks of the current group"),
@@ -104,6 +105,10 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("State", "DCWATCH_TABLE_NAME", ttl_attribute="expiresAt"),
     TableSpec("Audit", "DCWATCH_AUDIT_TABLE_NAME", kept=True),
     TableSpec("Locks", "DCWATCH_LOCKS_TABLE_NAME", sort_key=None, ttl_attribute="expiresAt"),
+    # Powertools idempotency records of the steps that act once (its default key and expiry attributes).
+    TableSpec(
+        "Idempotency", "DCWATCH_IDEMPOTENCY_TABLE_NAME", partition_key="id", sort_key=None, ttl_attribute="expiration"
+    ),
 )
 
 

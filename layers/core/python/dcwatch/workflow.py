@@ -8,30 +8,54 @@ twice, UPSERTs are idempotent, and every step appends what it did to the timelin
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from dcwatch.checks import PlannedCheck, service_checks
-from dcwatch.config import Config
+from dcwatch.config import Config, Hook, HttpCheck
 from dcwatch.errors import (
     DnsTimeout,
     FencingIncomplete,
     GroupTimeout,
+    HookFailed,
     LeaseHeld,
     LeaseLost,
     PowerOnFailed,
     ServiceNotVerified,
     StandbyNotReady,
+    StorageNotSafe,
     TransientError,
     VcenterUnavailable,
 )
 from dcwatch.events import ProbeResult
-from dcwatch.ports import Dns, Inventory, Leases, Notifier, StateStore
-from dcwatch.recovery import MODE_WORDS, FailoverRequest, Record, RecoveryPlan, build_plan, describe_plan, parse_request
+from dcwatch.ports import (
+    Dns,
+    GuestState,
+    HookResult,
+    HookRunner,
+    Inventory,
+    Leases,
+    Notifier,
+    Once,
+    RecordValues,
+    StateStore,
+)
+from dcwatch.recovery import (
+    MODE_WORDS,
+    FailoverRequest,
+    Record,
+    RecoveryPlan,
+    build_plan,
+    describe_plan,
+    parse_request,
+)
 
 Clock = Callable[[], datetime]
 Probe = Callable[[list[PlannedCheck], str], list[ProbeResult]]
@@ -41,14 +65,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+T = TypeVar("T")
+
+
+def run_now(key: str, action: Callable[[], T]) -> T:
+    """No memory of earlier runs: for dry runs of the steps and tests that do not retry."""
+    return action()
+
+
+class NoHooks:
+    def run(self, hook: Hook, payload: Any) -> HookResult:
+        return HookResult(False, "no hook runner available in this step")
+
+
 class _Camel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 class TimelineEntry(_Camel):
     step: str
-    at: datetime
+    at: datetime = Field(description="when the step ended")
     detail: str
+    started: datetime | None = Field(default=None, description="when the step began (its first attempt)")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def duration_s(self) -> float:
+        return round((self.at - self.started).total_seconds(), 3) if self.started else 0.0
 
 
 class Progress(_Camel):
@@ -60,7 +103,16 @@ class Progress(_Camel):
     powered_on: list[str] = Field(default=[], alias="poweredOn")
     dns_changes: list[str] = Field(default=[], alias="dnsChanges")
     dns_deadline: datetime | None = Field(default=None, alias="dnsDeadline")
-    dns_in_sync: bool = Field(default=False, alias="dnsInSync")
+    dns_in_sync: bool = Field(
+        default=False, alias="dnsInSync", description="changes INSYNC and the answers verified: DNS is done"
+    )
+    dns_started_at: datetime | None = Field(default=None, alias="dnsStartedAt")
+    ready: list[str] = Field(default=[], description="VMs of the current group that are up")
+    group_started_at: datetime | None = Field(default=None, alias="groupStartedAt")
+    waves: int = Field(default=0, description="power-on batches issued in the current group")
+    promoted: bool = False
+    hook_failures: list[str] = Field(default=[], alias="hookFailures", description="failed hooks set to continue")
+    ttl_expires_at: datetime | None = Field(default=None, alias="ttlExpiresAt", description="old TTLs run out")
 
 
 class ShutdownProgress(_Camel):
@@ -104,10 +156,22 @@ class WorkflowState(_Camel):
     failed_step: str | None = Field(default=None, alias="failedStep")
     fencing: str | None = Field(default=None, description="what fencing did, or why it was not possible")
     cleanup_error: dict[str, Any] | None = Field(default=None, alias="cleanupError", description="a drill's")
+    storage: str | None = Field(default=None, description="what the storage check found")
+    run_id: str = Field(default="", alias="runId", description="this execution's key for steps that act once")
 
-    def note(self, step: str, detail: str, clock: Clock) -> WorkflowState:
-        self.timeline.append(TimelineEntry(step=step, at=clock(), detail=detail))
+    def note(self, step: str, detail: str, clock: Clock, started: datetime | None = None) -> WorkflowState:
+        self.timeline.append(TimelineEntry(step=step, at=clock(), detail=detail, started=started))
         return self
+
+    def stamp_started(self, begun: datetime, since: int = 0) -> None:
+        """Entries the running step added without a start of their own began when the step did."""
+        for entry in self.timeline[since:]:
+            if entry.started is None:
+                entry.started = begun
+
+    def key(self, *parts: object) -> str:
+        """The idempotency key of one action of this run: a retry finds it, a new execution does not."""
+        return "/".join([self.run_id or self.incident_id, *map(str, parts)])
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -127,6 +191,7 @@ def validate_request(
         poll_seconds=config.workflow.poll_s,
         started_at=now,
         approval=ApprovalGate(required=request.mode in gate.modes, timeout_seconds=gate.timeout_s),
+        run_id=f"{incident}-{uuid.uuid4().hex[:12]}",
     )
     how = "dry run" if request.dry_run else request.trigger
     return state.note(
@@ -200,56 +265,208 @@ def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utc
     return state.note("CheckStandby", detail, clock)
 
 
-def start_group(state: WorkflowState, inventory: Inventory, timeout_s: int, clock: Clock = utcnow) -> WorkflowState:
+def check_storage(state: WorkflowState, config: Config, probe: Probe, clock: Clock = utcnow) -> WorkflowState:
+    """Refuse to promote a standby whose mirror is out of sync beyond the data-loss window, unless forced.
+
+    Reads the mirror through the site's own mirror status check, with the window added as one more
+    condition, so the reason names what is wrong (`[BODY].mirror.lag_seconds <= 30: got 900`).
+    """
+    started, storage = clock(), state.plan.storage
+    if storage is None:
+        return state.note("CheckStorage", f"no storage mirror configured at {state.plan.to}: nothing to check", clock)
+    check = next(c for c in config.site(storage.site).checks if c.name == storage.check)
+    assert isinstance(check, HttpCheck)  # the config refuses any other kind
+    window = f"{storage.lag} <= {storage.max_lag_s}"
+    spec = check.model_copy(update={"conditions": [*check.conditions, window]})
+    planned = PlannedCheck(storage.site, check.name, None, True, check.timeout_s, spec)
+    (result,) = probe([planned], f"storage-{state.incident_id}")
+    where = f"storage mirror {check.name} at {storage.site}"
+    if result.ok:
+        state.storage = f"{where} in sync, at most {storage.max_lag_s} s behind"
+    elif state.request.force:
+        state.storage = (
+            f"{where} NOT safe ({result.reason}); promoted anyway as the request forced it: data may be lost"
+        )
+    elif state.request.dry_run:
+        state.storage = f"{where} NOT safe ({result.reason}): a failover would be refused (unless forced)"
+    else:
+        raise StorageNotSafe(
+            f"{where} not safe to promote: {result.reason}; the allowed data-loss window is {storage.max_lag_s} s. "
+            "Nothing was changed. To accept the data loss, rerun the failover with force: true"
+        )
+    return state.note("CheckStorage", state.storage, clock, started)
+
+
+def _call_hook(runner: HookRunner, hook: Hook, payload: dict[str, Any]) -> dict[str, Any]:
+    return asdict(runner.run(hook, payload))
+
+
+def _run_hooks(
+    state: WorkflowState,
+    hooks: list[Hook],
+    when: str,
+    runner: HookRunner,
+    once: Once,
+    clock: Clock,
+    *,
+    vm: str | None = None,
+) -> None:
+    """Each hook once per run; its outcome goes to the timeline; a failed `stop` hook stops the workflow."""
+    group = state.progress.group + 1
+    target = vm or (f"group {group}" if when != "promote" else f"storage at {state.plan.to}")
+    for hook in hooks:
+        started = clock()
+        payload = {
+            "incidentId": state.incident_id,
+            "when": when,
+            "from": state.plan.from_site,
+            "to": state.plan.to,
+            "group": group,
+            "vm": vm,
+            "hook": hook.name,
+        }
+        outcome = once(state.key("hook", when, group, vm or "-", hook.name), partial(_call_hook, runner, hook, payload))
+        text = f"{when} hook {hook.name} ({target}): {outcome['detail']}"
+        if outcome["ok"]:
+            state.note("Hook", text, clock, started)
+        elif hook.on_failure == "continue":
+            state.progress.hook_failures.append(text)
+            state.note("Hook", f"FAILED {text}; continuing (on_failure: continue)", clock, started)
+        else:
+            raise HookFailed(f"{text}; stopping (on_failure: stop)")
+
+
+def _start_wave(state: WorkflowState, inventory: Inventory, hooks: HookRunner, once: Once, clock: Clock) -> list[str]:
+    """Power on the VMs of the group whose dependencies are up and that have not been started yet."""
     progress = state.progress
+    detail = state.plan.group(progress.group)
+    vms = state.plan.groups[progress.group]
+    due = [
+        vm for vm in vms if vm not in progress.tasks and all(dep in progress.ready for dep in detail.after.get(vm, []))
+    ]
+    if not due:
+        return []
+    power = inventory.power_states(due)
+    to_start = [vm for vm in due if power.get(vm) != "poweredOn"]
+    for vm in to_start:
+        _run_hooks(state, detail.vm_pre_hooks.get(vm, []), "pre-power-on", hooks, once, clock, vm=vm)
+    wave = progress.waves
+    tasks = (
+        once(state.key("power-on", progress.group + 1, wave), lambda: inventory.power_on(to_start)) if to_start else {}
+    )
+    progress.waves += 1
+    progress.tasks = {**progress.tasks, **{vm: "" for vm in due}, **tasks}
+    return to_start
+
+
+def start_group(
+    state: WorkflowState,
+    inventory: Inventory,
+    timeout_s: int | None = None,
+    clock: Clock = utcnow,
+    *,
+    hooks: HookRunner | None = None,
+    once: Once = run_now,
+) -> WorkflowState:
+    """Promote the storage (before group 1), run the group's pre hooks, power on the VMs free to start."""
+    progress, runner = state.progress, hooks or NoHooks()
+    started = clock()
     if progress.group >= len(state.plan.groups):
         progress.group_ready, progress.all_groups_up, progress.tasks = True, True, {}
         return state.note("StartGroup", f"no VMs to power on at {state.plan.to}", clock)
+    storage = state.plan.storage
+    if progress.group == 0 and storage and storage.promote_hook and not progress.promoted:
+        _run_hooks(state, [storage.promote_hook], "promote", runner, once, clock)
+        progress.promoted = True
+    detail = state.plan.group(progress.group)
     vms = state.plan.groups[progress.group]
-    states = inventory.power_states(vms)
-    to_start = [vm for vm in vms if states.get(vm) != "poweredOn"]
-    progress.tasks = inventory.power_on(to_start) if to_start else {}
+    progress.tasks, progress.ready, progress.waves = {}, [], 0
     progress.group_ready = False
-    progress.group_deadline = clock() + timedelta(seconds=timeout_s)
-    skipped = f" ({len(vms) - len(to_start)} already on)" if len(to_start) < len(vms) else ""
-    return state.note(
-        "StartGroup", f"group {progress.group + 1}: power on {', '.join(to_start) or 'nothing'}{skipped}", clock
-    )
+    progress.group_started_at = started
+    progress.group_deadline = started + timedelta(seconds=timeout_s or detail.timeout_s)
+    _run_hooks(state, detail.pre_hooks, "pre-power-on", runner, once, clock)
+    to_start = _start_wave(state, inventory, runner, once, clock)
+    already = [vm for vm in progress.tasks if vm not in to_start]
+    waiting = [vm for vm in vms if vm not in progress.tasks]
+    detail_text = f"group {progress.group + 1}: power on {', '.join(to_start) or 'nothing'}"
+    if already:
+        detail_text += f" ({len(already)} already on)"
+    if waiting:
+        detail_text += f"; waiting for their dependencies: {', '.join(waiting)}"
+    return state.note("StartGroup", detail_text, clock, started)
 
 
-def check_group(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
-    progress = state.progress
+def _not_up(vm: str, state: WorkflowState, guests: dict[str, GuestState]) -> str:
+    """Why one VM of the current group is not up yet, in the operator's words."""
+    detail = state.plan.group(state.progress.group)
+    if vm not in state.progress.tasks:
+        deps = [d for d in detail.after.get(vm, []) if d not in state.progress.ready]
+        return f"{vm} (not started: waits for {', '.join(deps)})"
+    guest = guests.get(vm)
+    if guest is None:
+        return f"{vm} (not found)"
+    if guest.power != "poweredOn":
+        return f"{vm} ({guest.power})"
+    return f"{vm} (on, no VMware Tools heartbeat and no IP yet)"
+
+
+def check_group(
+    state: WorkflowState,
+    inventory: Inventory,
+    clock: Clock = utcnow,
+    *,
+    config: Config | None = None,
+    probe: Probe | None = None,
+    hooks: HookRunner | None = None,
+    once: Once = run_now,
+) -> WorkflowState:
+    """The group is up when every VM runs with a green Tools heartbeat or an IP, dependents started in
+    order, and the checks of the services this group completes pass; then its post hooks run."""
+    progress, runner = state.progress, hooks or NoHooks()
     if progress.group >= len(state.plan.groups):
         progress.group_ready, progress.all_groups_up = True, True
         return state
+    number, detail = progress.group + 1, state.plan.group(progress.group)
     vms = state.plan.groups[progress.group]
-    task_states = inventory.task_states(list(progress.tasks.values())) if progress.tasks else {}
-    power = inventory.power_states(vms)
+    task_ids = [t for t in progress.tasks.values() if t]
+    task_states = inventory.task_states(task_ids) if task_ids else {}
+    guests = inventory.guest_states(vms)
     # A failed task of a VM that is on anyway (e.g. a retried start raced the first) is no failure.
     failed = {
         vm: task_states[t].error
         for vm, t in progress.tasks.items()
-        if t in task_states and task_states[t].state == "error" and power.get(vm) != "poweredOn"
+        if t in task_states and task_states[t].state == "error" and guests.get(vm, GuestState("")).power != "poweredOn"
     }
     if failed:
-        raise PowerOnFailed("power-on failed: " + "; ".join(f"{vm}: {err}" for vm, err in sorted(failed.items())))
-    waiting = [vm for vm in vms if power.get(vm) != "poweredOn"]
-    waiting += [
-        vm
-        for vm, t in progress.tasks.items()
-        if t in task_states and task_states[t].state not in ("success", "error") and vm not in waiting
-    ]
-    if waiting:
+        raise PowerOnFailed(
+            f"group {number}: power-on failed: " + "; ".join(f"{vm}: {err}" for vm, err in sorted(failed.items()))
+        )
+    for vm in [vm for vm in vms if vm in progress.tasks and vm not in progress.ready]:
+        guest = guests.get(vm, GuestState(""))
+        if guest.up or (vm in detail.power_only and guest.power == "poweredOn"):
+            _run_hooks(state, detail.vm_post_hooks.get(vm, []), "post-power-on", runner, once, clock, vm=vm)
+            progress.ready.append(vm)
+            if vm not in progress.powered_on:
+                progress.powered_on.append(vm)
+    if started := _start_wave(state, inventory, runner, once, clock):
+        state.note("StartGroup", f"group {number}: power on {', '.join(started)} (their dependencies are up)", clock)
+    waiting = [vm for vm in vms if vm not in progress.ready]
+    failing: list[str] = []
+    if not waiting and detail.services and config is not None and probe is not None:
+        results = probe(service_checks(config, state.plan.to, detail.services), f"group{number}-{state.incident_id}")
+        failing = [f"{r.service}/{r.check}: {r.reason}" for r in results if not r.ok and r.critical]
+    if waiting or failing:
         if progress.group_deadline and clock() > progress.group_deadline:
-            raise GroupTimeout(
-                f"group {progress.group + 1} not up before its deadline: still waiting for {', '.join(sorted(waiting))}"
-            )
+            why = [f"waiting for {', '.join(_not_up(vm, state, guests) for vm in waiting)}"] if waiting else []
+            why += [f"service checks failing: {'; '.join(failing)}"] if failing else []
+            raise GroupTimeout(f"group {number} not up before its deadline ({detail.timeout_s} s): {'; '.join(why)}")
         return state
-    progress.powered_on += [vm for vm in vms if vm not in progress.powered_on]
-    state.note("CheckGroup", f"group {progress.group + 1} up: {', '.join(vms)}", clock)
+    _run_hooks(state, detail.post_hooks, "post-power-on", runner, once, clock)
+    checked = f"; checks of {', '.join(detail.services)} pass" if detail.services and probe is not None else ""
+    state.note("CheckGroup", f"group {number} up: {', '.join(vms)}{checked}", clock, progress.group_started_at)
     progress.group += 1
     progress.group_ready = True
-    progress.tasks = {}
+    progress.tasks, progress.ready = {}, []
     progress.all_groups_up = progress.group >= len(state.plan.groups)
     return state
 
@@ -263,49 +480,121 @@ def verify_services(state: WorkflowState, config: Config, probe: Probe, clock: C
     return state.note("VerifyServices", f"{len(results)} checks pass at {state.plan.to}", clock)
 
 
-def switch_dns(state: WorkflowState, dns: Dns, timeout_s: int, clock: Clock = utcnow) -> WorkflowState:
+def switch_dns(
+    state: WorkflowState, dns: Dns, timeout_s: int, clock: Clock = utcnow, *, once: Once = run_now
+) -> WorkflowState:
     records = [r.as_values() for r in state.plan.records]
-    state.progress.dns_changes = dns.upsert(records)
-    state.progress.dns_deadline = clock() + timedelta(seconds=timeout_s)
+    started = clock()
+    state.progress.dns_changes = once(state.key("switch-dns"), lambda: dns.upsert(records))
+    state.progress.dns_started_at = started
+    state.progress.dns_deadline = started + timedelta(seconds=timeout_s)
     state.progress.dns_in_sync = False
     names = ", ".join(f"{r.name} -> {'/'.join(r.values)}" for r in records)
-    return state.note("SwitchDns", f"UPSERT {names}", clock)
+    return state.note("SwitchDns", f"UPSERT {names}", clock, started)
 
 
 def check_dns(state: WorkflowState, dns: Dns, clock: Clock = utcnow) -> WorkflowState:
-    if dns.in_sync(state.progress.dns_changes):
-        state.progress.dns_in_sync = True
-        return state.note("CheckDns", f"Route 53 changes INSYNC: {', '.join(state.progress.dns_changes)}", clock)
-    if state.progress.dns_deadline and clock() > state.progress.dns_deadline:
-        raise DnsTimeout(f"Route 53 changes not INSYNC before the deadline: {state.progress.dns_changes}")
-    return state
+    """Done when Route 53 reports the changes INSYNC and answers every name with the standby's values."""
+    progress = state.progress
+    late = progress.dns_deadline is not None and clock() > progress.dns_deadline
+    if not dns.in_sync(progress.dns_changes):
+        if late:
+            raise DnsTimeout(f"Route 53 changes not INSYNC before the deadline: {progress.dns_changes}")
+        return state
+    wrong = {}
+    for record in state.plan.records:
+        answers = dns.answers(record.zone, record.name, record.type)
+        if sorted(answers) != sorted(record.values):
+            wrong[record.name] = answers
+    if wrong:
+        if late:
+            raise DnsTimeout(
+                "Route 53 changes INSYNC but the answers differ before the deadline: "
+                + "; ".join(f"{name} answers {', '.join(got) or 'nothing'}" for name, got in sorted(wrong.items()))
+            )
+        return state
+    progress.dns_in_sync = True
+    answered = ", ".join(f"{r.name} answers {'/'.join(r.values)}" for r in state.plan.records)
+    return state.note(
+        "CheckDns",
+        f"Route 53 changes INSYNC ({', '.join(progress.dns_changes)}); verified: {answered}",
+        clock,
+        progress.dns_started_at,
+    )
+
+
+def lower_ttl(
+    state: WorkflowState, dns: Dns, ttl_s: int, clock: Clock = utcnow, *, once: Once = run_now
+) -> WorkflowState:
+    """Before a planned migration: the records keep their values with a short TTL, so that resolvers
+    drop the old answers soon after the switch. Returns when the longest old TTL has run out."""
+    started = clock()
+    lowered, longest = [], 0
+    for record in state.plan.records:
+        if record.ttl <= ttl_s:
+            continue
+        values = tuple(dns.values(record.zone, record.name, record.type))
+        lowered.append(RecordValues(record.zone, record.name, record.type, ttl_s, values))
+        longest = max(longest, record.ttl)
+    if not lowered:
+        return state.note("LowerTtl", f"every record's TTL is {ttl_s} s or less already", clock, started)
+    state.progress.dns_changes = once(state.key("lower-ttl", ttl_s), lambda: dns.upsert(lowered))
+    state.progress.ttl_expires_at = started + timedelta(seconds=longest)
+    names = ", ".join(r.name for r in lowered)
+    return state.note(
+        "LowerTtl",
+        f"TTL of {names} lowered to {ttl_s} s; caches hold the old answers until "
+        f"{state.progress.ttl_expires_at:%H:%M:%S} UTC",
+        clock,
+        started,
+    )
 
 
 def _elapsed(state: WorkflowState, clock: Clock) -> float:
     return (clock() - state.started_at).total_seconds()
 
 
+def _timeline(state: WorkflowState) -> list[str]:
+    return [
+        f"  {e.at:%H:%M:%S} {e.step}" + (f" ({e.duration_s:.1f} s)" if e.started else "") + f": {e.detail}"
+        for e in state.timeline
+    ]
+
+
 def success_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, str]:
-    request = state.request
+    """The subject alone says whether to act: `OK: ... no action needed` or `ACTION NEEDED: ...`."""
+    request, progress = state.request, state.progress
     words = MODE_WORDS[request.mode]
+    route = f"{request.from_site} -> {request.to}"
+    failed = len(progress.hook_failures)
     if request.dry_run:
-        subject = f"[dcwatch] DRY RUN {request.from_site} -> {request.to}: no action needed"
+        subject = f"[dcwatch] OK: DRY RUN {route}, nothing changed; no action needed"
         body = [f"Dry run: nothing was changed. This is what a {words} would do:", *describe_plan(state.plan)]
+        body += [f"Storage: {state.storage}"] if state.storage else []
     elif request.mode == "drill":
         subject, body = drill_message(state)
     else:
         title = words.upper()
-        subject = f"[dcwatch] {title} DONE {request.from_site} -> {request.to}: services run at {request.to}"
+        if failed:
+            subject = f"[dcwatch] ACTION NEEDED: {title} DONE {route}, but {failed} hook(s) failed"
+        else:
+            subject = f"[dcwatch] OK: {title} DONE {route}, services run at {request.to}; no action needed"
         body = [
-            f"Services now run at {request.to}; {request.from_site} stays out of service until failback.",
+            f"Services now run at {request.to}: every service check passed there and DNS answers with its addresses.",
+            f"{request.from_site} stays out of service until failback.",
             f"Reason: {request.reason}",
-            f"Recovery time (workflow): {_elapsed(state, clock):.1f} s",
+            f"Recovery time (RTO, from the workflow's start to DNS verified): {_elapsed(state, clock):.1f} s",
             f"Fencing: {state.fencing or 'not done'}",
-            f"Powered on: {', '.join(state.progress.powered_on) or 'nothing (already on)'}",
+            f"Storage: {state.storage or 'no mirror configured'}",
+            f"Powered on: {', '.join(progress.powered_on) or 'nothing (already on)'}",
         ]
         body += [f"Shut down at {request.from_site}: {_shutdown_summary(state)}"] if state.plan.shutdown else []
-    body += ["", f"Incident: {state.incident_id}", "Timeline:"]
-    body += [f"  {e.at:%H:%M:%S} {e.step}: {e.detail}" for e in state.timeline]
+        if failed:
+            body += [
+                "Hooks that failed (set to continue), to be done by hand:",
+                *[f"  {f}" for f in progress.hook_failures],
+            ]
+    body += ["", f"Incident: {state.incident_id}", "Timeline (end time, duration, step):", *_timeline(state)]
     return subject[:100], "\n".join(body)
 
 
@@ -313,19 +602,22 @@ def _shutdown_summary(state: WorkflowState) -> str:
     return "; ".join(f"{vm}: {how}" for vm, how in state.shutdown.how.items()) or "nothing"
 
 
-def notify(state: WorkflowState, notifier: Notifier, clock: Clock = utcnow) -> WorkflowState:
+def notify(state: WorkflowState, notifier: Notifier, clock: Clock = utcnow, *, once: Once = run_now) -> WorkflowState:
+    started = clock()
     subject, message = success_message(state, clock)
-    message_id = notifier.publish(subject, message)
-    return state.note("Notify", f"notification sent ({message_id})", clock)
+    message_id = once(state.key("notify"), lambda: notifier.publish(subject, message))
+    return state.note("Notify", f"notification sent ({message_id}): {subject}", clock, started)
 
 
 def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> dict[str, Any]:
     return {
         "incidentId": state.incident_id,
+        "runId": state.run_id,
         "outcome": outcome,
         "request": state.request.model_dump(mode="json", by_alias=True),
         "startedAt": state.started_at.isoformat(),
         "finishedAt": clock().isoformat(),
+        "durationS": round(_elapsed(state, clock), 3),
         "poweredOn": state.progress.powered_on,
         "timeline": [e.model_dump(mode="json") for e in state.timeline],
         "fencing": state.fencing,
@@ -333,20 +625,51 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "shutdown": state.shutdown.how,
         "drill": state.drill.model_dump(mode="json", by_alias=True) if state.request.mode == "drill" else None,
         "approval": state.approval.decision,
+        "storage": state.storage,
+        "hookFailures": state.progress.hook_failures,
         "failedStep": state.failed_step,
         "error": state.error,
     }
 
 
-def record_audit(state: WorkflowState, store: StateStore, clock: Clock = utcnow) -> WorkflowState:
-    state.note("RecordAudit", "audit record written", clock)
+def record_audit(
+    state: WorkflowState, store: StateStore, clock: Clock = utcnow, *, once: Once = run_now
+) -> WorkflowState:
+    state.note("RecordAudit", "audit record written", clock, clock())
     if state.request.dry_run or state.request.mode == "drill":
         outcome = "dry-run" if state.request.dry_run else "drill-passed"
-        store.append_audit(state.incident_id, audit_record(state, outcome, clock))
+        once(state.key("audit"), lambda: store.append_audit(state.incident_id, audit_record(state, outcome, clock)))
         return state
-    store.set_active_site(state.plan.to, state.incident_id)
-    store.append_audit(state.incident_id, audit_record(state, "succeeded", clock))
+
+    def write() -> None:
+        store.set_active_site(state.plan.to, state.incident_id)
+        store.append_audit(state.incident_id, audit_record(state, "succeeded", clock))
+
+    once(state.key("audit"), write)
     return state
+
+
+def _what_is_left(state: WorkflowState) -> list[str]:
+    """Exactly what was done and what was not, from the progress the workflow carried to the failure."""
+    progress, plan = state.progress, state.plan
+    current = plan.groups[progress.group] if progress.group < len(plan.groups) else []
+    started = [vm for vm in current if vm in progress.tasks and vm not in progress.powered_on]
+    later = [vm for group in plan.groups[progress.group + 1 :] for vm in group]
+    not_started = [vm for vm in current if vm not in progress.tasks and vm not in progress.powered_on] + later
+    switched = bool(progress.dns_changes)
+    records = ", ".join(r.name for r in plan.records)
+    return [
+        f"Up at {plan.to}: {', '.join(progress.powered_on) or 'nothing'}",
+        f"Power-on started, not confirmed up: {', '.join(started) or 'none'}",
+        f"Not powered on: {', '.join(not_started) or 'none'}",
+        (f"DNS: UPSERT sent for {records}" if switched else f"DNS: not switched; {records} still at {plan.from_site}")
+        + (" (INSYNC and verified)" if progress.dns_in_sync else ""),
+        f"Storage: {state.storage or 'not checked'}",
+        f"Fencing: {state.fencing or 'not done'}",
+        *[f"Hook failed (continued): {f}" for f in progress.hook_failures],
+        f"Nothing was rolled back: what runs at {plan.to} keeps running. Fix the cause, then rerun the failover "
+        "(steps already done are skipped) or fail back by hand.",
+    ]
 
 
 def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, str]:
@@ -360,15 +683,12 @@ def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
     body = [
         f"The failover stopped at step {step}: {error.get('Error', 'error')}",
         f"Cause: {_readable_cause(cause)}",
-        f"Powered on so far at {state.plan.to}: {', '.join(state.progress.powered_on) or 'nothing'}",
-        f"DNS switched: {'yes' if state.progress.dns_in_sync else 'no'}",
-        f"Fencing: {state.fencing or 'not done'}",
+        *_what_is_left(state),
         *([f"Shut down at {state.plan.from_site}: {_shutdown_summary(state)}"] if state.plan.shutdown else []),
-        "Nothing was rolled back. Check the standby, then rerun the failover by hand or fail back.",
         "",
         f"Incident: {state.incident_id}",
-        "Done before the failure:",
-        *[f"  {e.at:%H:%M:%S} {e.step}: {e.detail}" for e in state.timeline],
+        "Done before the failure (end time, duration, step):",
+        *_timeline(state),
     ]
     return subject[:100], "\n".join(body)
 
@@ -377,7 +697,7 @@ def drill_message(state: WorkflowState) -> tuple[str, list[str]]:
     """A passed drill: how long the standby took to serve, and that production was never touched."""
     request, measured = state.request, state.drill.measured
     proven = measured.get("drill record in sync", _elapsed_at(state, "CheckDns"))
-    subject = f"[dcwatch] DRILL PASSED {request.from_site} -> {request.to}: standby proven in {proven:.1f} s"
+    subject = f"[dcwatch] OK: DRILL PASSED {request.from_site} -> {request.to}, standby proven in {proven:.1f} s"
     body = [
         f"The standby copies of {', '.join(state.plan.services)} at {request.to} came up, passed their checks and "
         "answered on the drill records; production and its DNS records were not touched.",
@@ -404,10 +724,10 @@ def stopped_message(state: WorkflowState, step: str, cause: str) -> tuple[str, s
             cause = f"denied by {decision.get('by', '?')}: {decision.get('reason', '')}"
         elif (state.error or {}).get("Error") == "States.Timeout":
             cause = f"no answer within {state.approval.timeout_seconds} s"
-        subject = f"[dcwatch] NOT APPROVED: {words} {request.from_site} -> {request.to}: nothing was changed"
+        subject = f"[dcwatch] OK: NOT APPROVED {words} {request.from_site} -> {request.to}, nothing was changed"
         lines = [f"The {words} was not approved: {cause}", "Nothing was changed; start it again to retry."]
     elif state.drill.cleanup is not None and step != "CleanUpDrill":
-        subject = f"[dcwatch] DRILL FAILED at {step}: production untouched, drill cleaned up"
+        subject = f"[dcwatch] ACTION NEEDED: DRILL FAILED at {step}, production untouched, drill cleaned up"
         lines = [f"The drill stopped at step {step}: {cause}", f"Cleanup: {state.drill.cleanup}"]
     else:
         subject = f"[dcwatch] ACTION NEEDED: drill cleanup incomplete after {step}"
@@ -417,8 +737,7 @@ def stopped_message(state: WorkflowState, step: str, cause: str) -> tuple[str, s
             f"Power off at {request.to} what the drill powered on and restore the drill records by hand: "
             f"{', '.join(r.name for r in state.plan.records)}. Production was not touched.",
         ]
-    lines += ["", f"Incident: {state.incident_id}", "Timeline:"]
-    lines += [f"  {e.at:%H:%M:%S} {e.step}: {e.detail}" for e in state.timeline]
+    lines += ["", f"Incident: {state.incident_id}", "Timeline (end time, duration, step):", *_timeline(state)]
     return subject[:100], "\n".join(lines)
 
 
@@ -432,9 +751,14 @@ def _readable_cause(cause: str) -> str:
     return cause
 
 
-def notify_failure(state: WorkflowState, notifier: Notifier, store: StateStore, clock: Clock = utcnow) -> WorkflowState:
+def notify_failure(
+    state: WorkflowState, notifier: Notifier, store: StateStore, clock: Clock = utcnow, *, once: Once = run_now
+) -> WorkflowState:
     subject, message = failure_message(state, clock)
-    notifier.publish(subject, message)
-    state.note("NotifyFailure", f"failure at {state.failed_step} announced", clock)
-    store.append_audit(state.incident_id, audit_record(state, "failed", clock))
+    once(state.key("notify-failure", state.failed_step), lambda: notifier.publish(subject, message))
+    state.note("NotifyFailure", f"failure at {state.failed_step} announced", clock, clock())
+    once(
+        state.key("audit-failure", state.failed_step),
+        lambda: store.append_audit(state.incident_id, audit_record(state, "failed", clock)),
+    )
     return state

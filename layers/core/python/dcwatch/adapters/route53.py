@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import dns.exception
+import dns.rdatatype
+import dns.resolver
+
 from dcwatch.adapters.aws import LazyClient, aws_call
+from dcwatch.errors import TransientError
 from dcwatch.ports import RecordValues
 
 
 class Route53Dns:
-    def __init__(self, client: Any | None = None):
+    """`resolver` ("ip" or "ip:port"): verify answers by asking that resolver instead of TestDNSAnswer."""
+
+    def __init__(self, client: Any | None = None, resolver: str = ""):
         self._client = LazyClient("route53", client)
         self._zone_ids: dict[str, str] = {}
+        self._resolver = resolver
 
     def zone_id(self, zone: str) -> str:
         if zone not in self._zone_ids:
@@ -65,6 +73,16 @@ class Route53Dns:
                 return False
         return True
 
+    def answers(self, zone: str, name: str, record_type: str) -> list[str]:
+        """What Route 53's name servers answer (TestDNSAnswer), or the configured resolver."""
+        if self._resolver:
+            return resolve(self._resolver, name, record_type)
+        with aws_call("route53:TestDNSAnswer"):
+            answer = self._client().test_dns_answer(
+                HostedZoneId=self.zone_id(zone), RecordName=name, RecordType=record_type
+            )
+        return [str(v) for v in answer.get("RecordData", [])] if answer.get("ResponseCode") == "NOERROR" else []
+
     def values(self, zone: str, name: str, record_type: str) -> list[str]:
         with aws_call("route53:ListResourceRecordSets"):
             sets = self._client().list_resource_record_sets(
@@ -74,3 +92,19 @@ class Route53Dns:
             if rrset["Name"] == name and rrset["Type"] == record_type:
                 return [r["Value"] for r in rrset.get("ResourceRecords", [])]
         return []
+
+
+def resolve(resolver: str, name: str, record_type: str, timeout_s: float = 2.0) -> list[str]:
+    """The answers of one resolver ("ip" or "ip:port"), over UDP; no answer is an empty list."""
+    host, _, port = resolver.partition(":")
+    asker = dns.resolver.Resolver(configure=False)
+    asker.nameservers = [host]
+    asker.port = int(port or 53)
+    asker.lifetime = timeout_s
+    try:
+        answer = asker.resolve(name, dns.rdatatype.from_text(record_type), raise_on_no_answer=False)
+    except dns.resolver.NXDOMAIN:
+        return []
+    except dns.exception.Timeout as exc:
+        raise TransientError(f"resolver {resolver} did not answer for {name}: {exc}") from exc
+    return [r.to_text() for r in answer.rrset] if answer.rrset is not None else []

@@ -17,14 +17,15 @@ from pyVmomi import vim, vmodl
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import VCenter
-from dcwatch.errors import TransientError, VcenterUnavailable
-from dcwatch.ports import TaskState
+from dcwatch.errors import PowerOnFailed, TransientError, VcenterUnavailable
+from dcwatch.ports import GuestState, TaskState
 from dcwatch.vcenter import DatastoreState, HostState, TriggeredAlarm, VcenterSnapshot, VmState
 
 PropertyCollector = vmodl.query.PropertyCollector
 PAGE_SIZE = 1000  # objects per RetrievePropertiesEx page; the rest follow by ContinueRetrievePropertiesEx
 HOST_PROPS = ["name", "runtime.connectionState", "runtime.inMaintenanceMode"]
 VM_PROPS = ["name", "runtime.powerState", "summary.quickStats.guestHeartbeatStatus"]
+GUEST_PROPS = ["name", "runtime.powerState", "guest.guestHeartbeatStatus", "guest.ipAddress"]
 DATASTORE_PROPS = ["name", "summary.accessible", "summary.capacity", "summary.freeSpace"]
 
 
@@ -102,12 +103,40 @@ class VsphereInventory:
     def power_states(self, vm_names: Sequence[str]) -> dict[str, str]:
         return {name: state for name, (_, state) in self._vms(vm_names).items()}
 
+    def guest_states(self, vm_names: Sequence[str]) -> dict[str, GuestState]:
+        wanted = set(vm_names)
+        return {
+            str(props["name"]): GuestState(
+                str(props.get("runtime.powerState", "unknown")),
+                str(props.get("guest.guestHeartbeatStatus") or "gray"),
+                str(props.get("guest.ipAddress") or ""),
+            )
+            for _, props in _retrieve(self._si, vim.VirtualMachine, GUEST_PROPS)
+            if props.get("name") in wanted
+        }
+
     def power_on(self, vm_names: Sequence[str]) -> dict[str, str]:
+        """Start every power-on; a VM vCenter refuses outright is named after the others were started."""
         vms = self._vms(vm_names)
         missing = sorted(set(vm_names) - set(vms))
         if missing:
             raise VcenterUnavailable(f"VMs not found: {', '.join(missing)}")
-        return {name: vm.PowerOnVM_Task()._moId for name, (vm, state) in vms.items() if state != "poweredOn"}
+        tasks, refused = {}, {}
+        for name, (vm, state) in vms.items():
+            if state == "poweredOn":
+                continue
+            try:
+                tasks[name] = vm.PowerOnVM_Task()._moId
+            except vmodl.MethodFault as fault:
+                refused[name] = getattr(fault, "msg", "") or type(fault).__name__
+        if refused:
+            started = f"; started meanwhile: {', '.join(sorted(tasks))}" if tasks else ""
+            raise PowerOnFailed(
+                "vCenter refused to power on "
+                + "; ".join(f"{vm}: {why}" for vm, why in sorted(refused.items()))
+                + started
+            )
+        return tasks
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
         states = {}

@@ -29,10 +29,13 @@ from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config
 from dcwatch.local.children import die_with_parent
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
+from dcwatch.local.zone_server import ZoneServer
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, render_failover_definition
 
 REGION = "us-east-1"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dcwatch-local"
+# Set here and not in AWS, with the reason.
+LOCAL_ONLY_ENV = {"DCWATCH_DNS_RESOLVER": "moto lacks Route 53 TestDNSAnswer: answers come from a loopback zone server"}
 
 
 def free_port() -> int:
@@ -90,6 +93,7 @@ class LocalCloud:
         self._saved_env: dict[str, str | None] = {}
         self.lambdas: LocalLambdas | None = None
         self.resources: Resources | None = None
+        self.zone_server: ZoneServer | None = None
 
     def _set_env(self, values: dict[str, str]) -> None:
         for key, value in values.items():
@@ -124,6 +128,8 @@ class LocalCloud:
         self.reset()
         self.lambdas = LocalLambdas(self.prefix, REGION)
         self.lambdas.register()
+        # moto has no TestDNSAnswer: the workflow verifies answers by asking this server instead.
+        self.zone_server = ZoneServer(self.client("route53")).start()
         return self
 
     def _await_process(self, timeout_s: float = 30) -> None:
@@ -242,6 +248,7 @@ class LocalCloud:
                 "DCWATCH_VANTAGE": config.probe.vantage,
                 # The local schedule calls the probe every interval: one round per call.
                 "DCWATCH_SCHEDULE_PERIOD_S": str(config.probe.interval_s),
+                "DCWATCH_DNS_RESOLVER": self.zone_server.address if self.zone_server else "",
             }
         )
         runtime.reset()
@@ -260,6 +267,9 @@ class LocalCloud:
         return self.resources
 
     def stop(self) -> None:
+        if self.zone_server is not None:
+            self.zone_server.stop()
+            self.zone_server = None
         if self.lambdas is not None:
             self.lambdas.unregister()
         if self._server is not None:

@@ -87,6 +87,7 @@ class LocalLambdas:
         self._apps: dict[str, runtime.App] = {}
         self._lock = threading.Lock()
         self._registered = False
+        self.crashes: dict[str, int] = {}  # function key -> invocations still to die after doing their work
 
     def name(self, spec: FunctionSpec) -> str:
         return f"{self.prefix}-{spec.key}"
@@ -147,7 +148,16 @@ class LocalLambdas:
         finally:
             _running.reset(token)
         with self._lock:
-            self.invocations.append((name, True))
+            crash = self.crashes.get(spec.key, 0) > 0
+            if crash:
+                self.crashes[spec.key] -= 1
+            self.invocations.append((name, not crash))
+        if crash:
+            # As Lambda reports a runtime killed after the work was done (out of memory, timeout): Lambda.Unknown.
+            return {
+                "errorType": "Lambda.Unknown",
+                "errorMessage": f"injected: {name} died before answering",
+            }, "Unhandled"
         return result, None
 
     def _on_invoke(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:

@@ -2,7 +2,9 @@
 
 A watcher reads each site's VM power states from its vCenter simulator and starts or stops the
 site's service endpoints to match, so positive checks and end-to-end verification test
-something real: a service answers at a site exactly when vCenter says its VMs are on.
+something real: a service answers at a site exactly when vCenter says its VMs are on. It also
+plays the guests' VMware Tools: a VM that is on reports its service's address as its IP, one that
+is off reports none, which is what the failover waits for before a VM counts as up.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from urllib.parse import urlparse
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import VsphereInventory
 from dcwatch.config import Config, HttpCheck
+from dcwatch.local.vcsim import report_guest_ips
 
 POLL_S = 0.2
 
@@ -113,13 +116,17 @@ class DemoServices:
         for site in self.config.sites:
             if site.name in self.failed_sites:
                 continue
-            names = [vm.name for _, at in self.config.services_at(site.name) for vm in at.vms]
+            addresses = {vm.name: at.dns_values[0] for _, at in self.config.services_at(site.name) for vm in at.vms}
             try:
                 with VsphereInventory.connect(site.vcenter, self.credentials[site.name], timeout_s=2) as inventory:
-                    states = inventory.power_states(names)
+                    guests = inventory.guest_states(list(addresses))
+                on = {name for name, guest in guests.items() if guest.power == "poweredOn"}
+                booted = {name: addresses[name] for name in on if not guests[name].ip}
+                gone = {name: "" for name, guest in guests.items() if name not in on and guest.ip}
+                if booted or gone:
+                    report_guest_ips(site.vcenter, self.credentials[site.name], booted | gone)
             except Exception:  # noqa: BLE001 - an unreachable vCenter leaves the endpoints as they are
                 continue
-            on = {name for name, state in states.items() if state == "poweredOn"}
             with self._lock:
                 if site.name in self.failed_sites:
                     continue

@@ -29,6 +29,9 @@ class VcsimNotFound(RuntimeError):
     pass
 
 
+GUEST_IP_KEY = "SET.guest.ipAddress"
+
+
 def find_vcsim() -> str:
     """$DCWATCH_VCSIM, else the one `make vcsim` built, else a `vcsim` on PATH."""
     candidates = [os.environ.get("DCWATCH_VCSIM"), str(BUILT_VCSIM), shutil.which("vcsim")]
@@ -177,3 +180,23 @@ def converge_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple
     missing = [(name, on) for name, on in wanted.items() if name not in found]
     if missing:
         create_vms(vcenter, credentials, missing)
+
+
+def report_guest_ips(vcenter: VCenter, credentials: Credentials, ips: dict[str, str]) -> None:
+    """What VMware Tools does once a guest has booted: report its IP ('' when it went down).
+
+    vcsim simulates no guest; its `SET.guest.ipAddress` extraConfig key sets the property vCenter reports.
+    """
+    with vcenter_session(vcenter, credentials) as si:
+        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+        try:
+            found = {vm.name: vm for vm in view.view if vm.name in ips}
+        finally:
+            view.Destroy()
+        tasks = [
+            (vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=GUEST_IP_KEY, value=ip)])), n)
+            for n, vm in found.items()
+            for ip in [ips[n]]
+        ]
+        for task, name in tasks:
+            _await_task(task, f"report guest of {name}")
