@@ -116,24 +116,34 @@ class _Decider:
         self.ports.notifier.publish(subject[:100], message)
 
     def flapping(self, state: CheckState) -> None:
+        """One alert when a check starts flapping from any vantage point, one when it settles everywhere."""
         t = self.config.thresholds
         now = self.clock()
-        if state.flapping:
-            subject = f"[dcwatch] FLAPPING {state.label} at {state.site}: no automatic action"
+        seen = [c for c in self.store.site_checks(state.site) if c.check == state.check and c.flapping]
+        status = "FLAPPING" if seen else "SETTLED"
+        key = _key("flapping", f"{state.check}@{state.site}")
+        stored = self.store.condition(key, "SETTLED")
+        if status == stored.status or not self.store.change_condition(
+            key, stored, Condition(status, since=now, version=stored.version + 1)
+        ):
+            return
+        if seen:
+            where = ", ".join(sorted(c.vantage for c in seen))
+            subject = f"[dcwatch] FLAPPING {state.check} at {state.site}: no automatic action"
             text = (
-                f"{state.label} at {state.site} changed between UP and DOWN {len(state.changes)} times within "
-                f"{t.flap_window_s} s (limit {t.flap_changes}); while it flaps, no failover starts automatically"
+                f"{state.check} at {state.site} changed between UP and DOWN {t.flap_changes} times or more within "
+                f"{t.flap_window_s} s, seen from {where}; while it flaps, no failover starts automatically"
             )
         else:
-            subject = f"[dcwatch] SETTLED {state.label} at {state.site}: {state.status}"
-            text = f"{state.label} at {state.site} changed fewer than {t.flap_changes} times within {t.flap_window_s} s"
+            subject = f"[dcwatch] SETTLED {state.check} at {state.site}: {state.status}"
+            text = f"{state.check} at {state.site} changed fewer than {t.flap_changes} times within {t.flap_window_s} s"
         record: dict[str, object] = {
             "kind": "check-flapping",
             "site": state.site,
             "check": state.check,
             "vantage": state.vantage,
         }
-        record |= {"flapping": state.flapping, "status": state.status, "explanation": text, "decidedAt": now}
+        record |= {"flapping": bool(seen), "status": state.status, "explanation": text, "decidedAt": now}
         self._record(f"flapping-{state.site}", subject, text, record)
 
     def decide(self, result: ProbeResult, check_status: str, changed: bool) -> Evaluation:
@@ -141,7 +151,8 @@ class _Decider:
             # A held-back failover is re-judged on its site's failing results; a passing one changes nothing.
             return Evaluation(check_status)
         stored = self.store.condition(_key("site", result.site), "UP")
-        pending = stored.status == "DOWN" and stored.blocked is not None
+        # Pending: a failover held back, or a decision to go DOWN that was interrupted and given back.
+        pending = stored.blocked is not None
         if not changed and not pending:
             return Evaluation(check_status)
         now = self.clock()
@@ -182,6 +193,10 @@ class _Decider:
             return self._site_changed(context, check_status)
         if stored.status == "DOWN" and stored.blocked is not None:
             return self._retry_failover(context, check_status)
+        if stored.blocked is not None:  # an interrupted decision the site no longer calls for
+            self.store.change_condition(
+                _key("site", site), stored, replace(stored, blocked=None, version=stored.version + 1)
+            )
         return Evaluation(check_status)
 
     def _vantages(self, isolated: frozenset[str], now: datetime) -> None:
@@ -268,9 +283,13 @@ class _Decider:
                 settled = replace(claimed, blocked=blocked, version=claimed.version + 1)
                 self.store.change_condition(key, claimed, settled)
             change = self._announce(ctx, incident, action, started=execution is not None)
-        except Exception:
+        except Exception as exc:
+            # Give the change back; going DOWN, mark it so that the site's next failing result decides again
+            # (the redelivery of this result may arrive after newer ones and be dropped as late).
             current = self.store.condition(key, verdict.status)
-            self.store.change_condition(key, current, replace(stored, version=current.version + 1))
+            interrupted = f"decision interrupted ({type(exc).__name__}); judged again on the next failing result"
+            back = replace(stored, blocked=interrupted if down else stored.blocked, version=current.version + 1)
+            self.store.change_condition(key, current, back)
             raise
         detection_s = None
         if down and verdict.failing_since is not None:

@@ -678,6 +678,13 @@ def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
     cause = str(error.get("Cause", ""))
     if state.request.mode == "drill" or step == "RequestApproval":
         return stopped_message(state, step, _readable_cause(cause))
+    if error.get("Error") == "LeaseHeld":
+        # Another recovery runs (a second trigger of the same outage): it carries on; this one changed nothing.
+        route = f"{state.plan.from_site} -> {state.plan.to}"
+        subject = f"[dcwatch] OK: REFUSED {route}, another recovery holds the lock; no action needed"
+        body = [f"This request changed nothing: {_readable_cause(cause)}", f"Reason given: {state.request.reason}"]
+        body += ["", f"Incident: {state.incident_id}", "Timeline (end time, duration, step):", *_timeline(state)]
+        return subject[:100], "\n".join(body)
     words = MODE_WORDS[state.request.mode]
     subject = f"[dcwatch] ACTION NEEDED: {words} {state.plan.from_site} -> {state.plan.to} failed at {step}"
     body = [
