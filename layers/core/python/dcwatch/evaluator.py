@@ -115,17 +115,23 @@ class _Decider:
         self.store.append_audit(audit_id, record)
         self.ports.notifier.publish(subject[:100], message)
 
+    def _flip(self, key: str, default: str, status: str, now: datetime) -> Condition | None:
+        """Move the condition under `key` to `status`; the one it replaced, or None when it already was there
+        or another evaluator moved it first (that one alerts, so the alert goes out once)."""
+        stored = self.store.condition(key, default)
+        if status == stored.status or not self.store.change_condition(
+            key, stored, Condition(status, since=now, version=stored.version + 1)
+        ):
+            return None
+        return stored
+
     def flapping(self, state: CheckState) -> None:
         """One alert when a check starts flapping from any vantage point, one when it settles everywhere."""
         t = self.config.thresholds
         now = self.clock()
         seen = [c for c in self.store.site_checks(state.site) if c.check == state.check and c.flapping]
         status = "FLAPPING" if seen else "SETTLED"
-        key = _key("flapping", f"{state.check}@{state.site}")
-        stored = self.store.condition(key, "SETTLED")
-        if status == stored.status or not self.store.change_condition(
-            key, stored, Condition(status, since=now, version=stored.version + 1)
-        ):
+        if self._flip(_key("flapping", f"{state.check}@{state.site}"), "SETTLED", status, now) is None:
             return
         if seen:
             where = ", ".join(sorted(c.vantage for c in seen))
@@ -201,12 +207,9 @@ class _Decider:
 
     def _vantages(self, isolated: frozenset[str], now: datetime) -> None:
         for vantage in self.config.vantage_points:
-            key = _key("vantage", vantage)
-            stored = self.store.condition(key, "OK")
             status = "ISOLATED" if vantage in isolated else "OK"
-            if status == stored.status or not self.store.change_condition(
-                key, stored, Condition(status, since=now, version=stored.version + 1)
-            ):
+            stored = self._flip(_key("vantage", vantage), "OK", status, now)
+            if stored is None:
                 continue
             if status == "ISOLATED":
                 subject = f"[dcwatch] ISOLATED vantage point {vantage}: its view is not counted"

@@ -27,7 +27,7 @@ from moto.server import ThreadedMotoServer
 from dcwatch import runtime
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config
-from dcwatch.local.children import die_with_parent
+from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
 from dcwatch.local.zone_server import ZoneServer
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, render_failover_definition
@@ -133,17 +133,10 @@ class LocalCloud:
         return self
 
     def _await_process(self, timeout_s: float = 30) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"moto server on port {self.port} exited with {self._process.returncode}")
-            try:
-                requests.get(f"{self.endpoint}/moto-api/data.json", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError(f"moto server on port {self.port} did not answer within {timeout_s:g} s")
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout_s, self._process)
+        except TimeoutError as exc:
+            raise RuntimeError(f"moto server did not start: {exc}") from None
 
     def _execute_state_machines(self) -> None:
         response = requests.post(

@@ -17,7 +17,7 @@ from pyVmomi import vim
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import vcenter_session
 from dcwatch.config import VCenter
-from dcwatch.local.children import die_with_parent
+from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.wiring import REPO_ROOT
 
 BUILT_VCSIM = REPO_ROOT / ".build" / "vcsim"
@@ -50,17 +50,6 @@ def _loopback_endpoint(url: str) -> tuple[str, int]:
     if not host.startswith("127.") and host not in ("localhost", "::1"):
         raise ValueError(f"the local runtime only serves on loopback; {url} is not a loopback address")
     return host, parsed.port or (443 if parsed.scheme == "https" else 80)
-
-
-def wait_for_port(host: str, port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:g} s")
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -108,7 +97,7 @@ class VcsimProcess:
             preexec_fn=die_with_parent,
         )
         try:
-            wait_for_port(self.host, self.port, START_TIMEOUT_S)
+            wait_for_port(self.host, self.port, START_TIMEOUT_S, self._process)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"site {self.site}: vcsim did not start on {self.host}:{self.port}") from None
@@ -162,15 +151,20 @@ def create_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[s
                 _await_task(vm.PowerOnVM_Task(), f"power on {name}")
 
 
+def _vms_named(si: Any, names: Iterable[str]) -> dict[str, Any]:
+    wanted = set(names)
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return {vm.name: vm for vm in view.view if vm.name in wanted}
+    finally:
+        view.Destroy()
+
+
 def converge_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[str, bool]]) -> None:
     """Bring each named VM to the power state marked (True: on), creating those that are missing."""
     wanted = dict(vms)
     with vcenter_session(vcenter, credentials) as si:
-        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-        try:
-            found = {vm.name: vm for vm in view.view if vm.name in wanted}
-        finally:
-            view.Destroy()
+        found = _vms_named(si, wanted)
         for name, vm in found.items():
             is_on = vm.runtime.powerState == "poweredOn"
             if wanted[name] and not is_on:
@@ -188,11 +182,7 @@ def report_guest_ips(vcenter: VCenter, credentials: Credentials, ips: dict[str, 
     vcsim simulates no guest; its `SET.guest.ipAddress` extraConfig key sets the property vCenter reports.
     """
     with vcenter_session(vcenter, credentials) as si:
-        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-        try:
-            found = {vm.name: vm for vm in view.view if vm.name in ips}
-        finally:
-            view.Destroy()
+        found = _vms_named(si, ips)
         tasks = [
             (vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=GUEST_IP_KEY, value=ip)])), n)
             for n, vm in found.items()
