@@ -12,6 +12,9 @@ What vcsim (govmomi 0.24) can and cannot show, found in its source and confirmed
 from __future__ import annotations
 
 import copy
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,10 +27,11 @@ from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import vcenter_session
 from dcwatch.checks import vcenter_checks
-from dcwatch.config import Config, parse_config
+from dcwatch.config import Config, VCenter, parse_config
 from dcwatch.events import ProbeResult
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.vcsim import _await_task
+from tests.integration.conftest import Site
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +190,91 @@ def test_a_slow_vcenter_fails_every_part_after_its_timeout(vcsim_site):
     results = run_vcenter_round(config_for(site, timeout_s=0.5), site)
     assert {r.reason for r in results.values()} == {"timeout after 0.5 s"}
     assert all(r.latency_ms < 1500 for r in results.values()), "each part cost only its timeout"
+
+
+class SilentVcenter:
+    """A loopback port that accepts one connection and never answers, for `hold_s` at most.
+
+    It notes how long after accepting the client hung up: the proof that a probe's thread ends by itself.
+    """
+
+    def __init__(self, hold_s: float):
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self.hold_s = hold_s
+        self.hung_up_after_s: float | None = None
+        self._thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        until = time.monotonic() + self.hold_s
+        try:
+            self._server.settimeout(self.hold_s)
+            client, _ = self._server.accept()
+        except OSError:
+            return
+        accepted = time.monotonic()
+        with client:
+            while (left := until - time.monotonic()) > 0:
+                client.settimeout(left)
+                try:
+                    if not client.recv(4096):
+                        self.hung_up_after_s = time.monotonic() - accepted
+                        return
+                except OSError:
+                    return
+
+    def __enter__(self) -> SilentVcenter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.close()
+        self._thread.join(self.hold_s + 1)
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
+
+
+def test_a_vcenter_that_accepts_and_stays_silent_cannot_hold_the_round_past_its_deadline():
+    with SilentVcenter(hold_s=12) as silent:
+        vcenter = VCenter(url=f"http://127.0.0.1:{silent.port}/sdk", credentials_secret="test/silent")
+        site = Site(vcenter, Credentials("tester", "secret"), None)  # type: ignore[arg-type]
+        config = config_for(site, timeout_s=1)
+        started = time.monotonic()
+        results = probe_round(
+            vcenter_checks(config, "dc-a"),
+            {"test/silent": site.credentials}.__getitem__,
+            vantage="test",
+            round_id="r1",
+            deadline_s=2,
+        )
+        elapsed_s = time.monotonic() - started
+        silent.join(timeout_s=3)
+
+        assert elapsed_s < 3, f"the round took {elapsed_s:.1f} s against a deadline of 2 s"
+        assert {r.reason for r in results} == {"timeout after 1 s"} and not any(r.ok for r in results)
+        assert silent.hung_up_after_s is not None and silent.hung_up_after_s < 3, "the probe's socket gave up by itself"
+
+
+def test_a_vcenter_read_stuck_in_its_thread_costs_the_round_only_its_deadline(vcsim_site):
+    site = vcsim_site()
+    released = threading.Event()
+
+    def stuck_secrets(secret: str) -> Credentials:
+        released.wait(10)  # a secrets lookup that hangs, inside the read's thread, where no timeout reaches
+        return site.credentials
+
+    try:
+        started = time.monotonic()
+        results = probe_round(
+            vcenter_checks(config_for(site, timeout_s=1), "dc-a"),
+            stuck_secrets,
+            vantage="test",
+            round_id="r1",
+            deadline_s=2,
+        )
+        elapsed_s = time.monotonic() - started
+    finally:
+        released.set()
+    assert elapsed_s < 3, f"the round took {elapsed_s:.1f} s against a deadline of 2 s"
+    assert {r.reason for r in results} == {"timeout after 1 s"}

@@ -1,8 +1,8 @@
 """Running each kind of positive check against the real world, asynchronously.
 
 One `Prober` serves one round: it holds the round's HTTP connection pool (aiohttp) and runs
-blocking work (pyvmomi) in threads, so a thousand checks share two cores without waiting on each
-other.
+blocking work (pyvmomi) in threads of its own, so a thousand checks share two cores without waiting
+on each other, and a round ends by its deadline even while a vCenter read is still blocked.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from functools import lru_cache
 from typing import Any
@@ -47,7 +48,8 @@ class Prober:
         self._credentials = credentials
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
-        self._vcenter_reads: dict[str, asyncio.Task[VcenterSnapshot]] = {}
+        self._vcenter_reads: dict[str, asyncio.Future[VcenterSnapshot]] = {}
+        self._threads: ThreadPoolExecutor | None = None
 
     async def __call__(self, check: PlannedCheck) -> Outcome:
         spec = check.spec
@@ -99,7 +101,13 @@ class Prober:
         elapsed_ms = (time.perf_counter() - started) * 1000
         return judge_http(check, status, body, elapsed_ms)
 
-    def _vcenter_read(self, site: str, vcenter: VCenter) -> asyncio.Task[VcenterSnapshot]:
+    def _in_thread(self, work: Callable[[], VcenterSnapshot]) -> asyncio.Future[VcenterSnapshot]:
+        """Not asyncio's default executor: asyncio.run joins its threads, so one stuck read would hold the round."""
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(thread_name_prefix="dcwatch-vcenter")
+        return asyncio.get_running_loop().run_in_executor(self._threads, work)
+
+    def _vcenter_read(self, site: str, vcenter: VCenter) -> asyncio.Future[VcenterSnapshot]:
         """The round's one read of the site's vCenter, started by whichever part asks first."""
         if site not in self._vcenter_reads:
 
@@ -115,7 +123,7 @@ class Prober:
                     alarms=probe.alarms,
                 )
 
-            self._vcenter_reads[site] = asyncio.create_task(asyncio.to_thread(read))
+            self._vcenter_reads[site] = self._in_thread(read)
         return self._vcenter_reads[site]
 
     async def vcenter(self, check: PlannedCheck, vcenter: VCenter) -> Outcome:
@@ -131,6 +139,9 @@ class Prober:
         for read in self._vcenter_reads.values():
             read.cancel()  # a read nobody waits for any more; its thread ends at its socket timeout
         self._vcenter_reads.clear()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -7,13 +7,17 @@ that say which vCenter and what went wrong.
 
 from __future__ import annotations
 
+import http.client
+import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlparse
+from xml.etree import ElementTree
 
-from pyVim.connect import Disconnect, SmartConnect
+from pyVim.connect import Connect, Disconnect, getSslContext
 from pyVmomi import vim, vmodl
+from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import VCenter
@@ -29,25 +33,60 @@ GUEST_PROPS = ["name", "runtime.powerState", "guest.guestHeartbeatStatus", "gues
 DATASTORE_PROPS = ["name", "summary.accessible", "summary.capacity", "summary.freeSpace"]
 
 
+def api_version(
+    protocol: str, host: str, port: int, path: str, context: ssl.SSLContext | None, timeout_s: float
+) -> str:
+    """The newest vim25 API version both pyvmomi and the server speak, asked within `timeout_s`.
+
+    SmartConnect asks the same question without any socket timeout (pyvmomi 9.1), so a vCenter
+    that accepts and stays silent would hold its thread for as long as the kernel keeps the socket.
+    """
+    connection: http.client.HTTPConnection
+    if protocol == "https":
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout_s, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
+    try:
+        connection.request("GET", f"{path}/vimServiceVersions.xml")
+        response = connection.getresponse()
+        document = response.read() if response.status == 200 else b""
+    finally:
+        connection.close()
+    try:
+        root = ElementTree.fromstring(document)
+    except ElementTree.ParseError:
+        root = None
+    served = set() if root is None else {v.text for v in root.iter("version")}
+    for version in GetServiceVersions("vim25"):
+        if versionIdMap[version] in served:
+            return str(version)
+    raise VcenterUnavailable(f"{protocol}://{host}:{port}{path} is down or is not a vCenter")
+
+
 @contextmanager
 def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float = 10.0) -> Iterator[Any]:
+    """A logged-in session whose every socket operation gives up after `timeout_s`."""
     url = urlparse(vcenter.url)
     secure = url.scheme == "https"
+    host, port, path = url.hostname or "", url.port or (443 if secure else 80), url.path or "/sdk"
+    context = getSslContext(host, None, secure and not vcenter.verify_tls) if secure else None
     try:
-        si = SmartConnect(
-            protocol=url.scheme,
-            host=url.hostname or "",
-            port=url.port or (443 if secure else 80),
-            path=url.path or "/sdk",
+        si = Connect(
+            host=host,
+            port=port if secure else -port,  # pyvmomi's way of saying plain http
             user=credentials.username,
             pwd=credentials.password,
-            disableSslCertValidation=secure and not vcenter.verify_tls,
+            path=path,
+            version=api_version(url.scheme, host, port, path, context, timeout_s),
+            sslContext=context,
             httpConnectionTimeout=timeout_s,
             connectionPoolTimeout=0,
         )
     except vim.fault.InvalidLogin:
         raise VcenterUnavailable(f"vCenter {vcenter.url} refused the login of {credentials.username}") from None
-    except (TimeoutError, OSError) as exc:
+    except TimeoutError:
+        raise TransientError(f"vCenter {vcenter.url} unreachable: no answer within {timeout_s:g} s") from None
+    except (OSError, http.client.HTTPException) as exc:
         raise TransientError(f"vCenter {vcenter.url} unreachable: {exc}") from None
     try:
         yield si
