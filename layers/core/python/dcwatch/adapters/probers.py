@@ -90,7 +90,10 @@ class Prober:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             return Outcome(False, f"timeout after {check.timeout_s:g} s")
         except aiohttp.ClientConnectorCertificateError as exc:
-            return Outcome(False, f"TLS certificate refused: {exc.certificate_error}")
+            why = (
+                getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
+            )  # as TLS checks say it
+            return Outcome(False, f"TLS certificate refused: {why}")
         except aiohttp.ClientSSLError as exc:
             return Outcome(False, f"TLS error: {exc}")
         except aiohttp.ClientConnectorError as exc:
