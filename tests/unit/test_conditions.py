@@ -81,5 +81,20 @@ def test_a_bad_condition_in_the_config_is_a_validation_error_naming_its_path():
     with pytest.raises(ConfigError) as refused:
         parse_config(doc, "sites.yaml")
     ((path, message),) = refused.value.problems
-    assert path == "services[0].sites.dc-a.checks[0].conditions"
+    assert path == "services[0].sites.dc-a.checks[0].conditions[1]", "the path goes down to the entry"
     assert "unknown placeholder [CODE]" in message
+    assert "sites.yaml: services[0].sites.dc-a.checks[0].conditions[1]: unknown placeholder [CODE]" in str(
+        refused.value
+    )
+
+
+def test_every_bad_condition_of_a_check_is_named_by_its_own_index_so_all_are_fixed_at_once():
+    doc = copy.deepcopy(yaml.safe_load(DEMO_CONFIG.read_text()))
+    doc["services"][0]["sites"]["dc-a"]["checks"][0]["conditions"] = ["[CODE] == 1", "[STATUS] == 200", "[BODY].a =="]
+    with pytest.raises(ConfigError) as refused:
+        parse_config(doc, "sites.yaml")
+    problems = dict(refused.value.problems)
+    where = "services[0].sites.dc-a.checks[0].conditions"
+    assert sorted(problems) == [f"{where}[0]", f"{where}[2]"]
+    assert "unknown placeholder [CODE]" in problems[f"{where}[0]"]
+    assert "no value to compare with" in problems[f"{where}[2]"]

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -87,10 +88,13 @@ class _Check(_Model):
         return self.severity == "critical"
 
 
-def _parse_conditions(values: list[str]) -> list[str]:
-    for text in values:
-        parse_condition(text)
-    return values
+def _parse_condition(text: str) -> str:
+    parse_condition(text)
+    return text
+
+
+# Validated one by one, so that an error names the entry: `...checks[0].conditions[1]`.
+ConditionText = Annotated[str, AfterValidator(_parse_condition)]
 
 
 class HttpCheck(_Check):
@@ -104,14 +108,13 @@ class HttpCheck(_Check):
     expect_status: list[int] = Field(default=[200], min_length=1)
     body_contains: str | None = None
     body_regex: str | None = None
-    conditions: list[str] = Field(
+    conditions: list[ConditionText] = Field(
         default=[], description="e.g. '[STATUS] == 200', '[BODY].status == UP', '[RESPONSE_TIME] < 500'"
     )
     verify_tls: bool = Field(default=True, description="refuse invalid certificates (on unless you say so)")
     follow_redirects: bool = Field(default=False, description="off: a redirect is the answer that is checked")
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
-    _check_conditions = field_validator("conditions")(classmethod(lambda cls, v: _parse_conditions(v)))
 
     @field_validator("body_regex")
     @classmethod
