@@ -1,7 +1,8 @@
 """Probe: run every positive check of both sites and publish one ProbeResult per check.
 
 The schedule fires at most once a minute; for shorter `probe.interval_s` one invocation runs
-several rounds, aligned to the interval, each bounded by a deadline that fits the interval.
+several rounds, aligned to the interval, each bounded by a deadline that fits the interval. Results
+the bus keeps refusing are logged and counted as lost, and the next round runs all the same.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import runtime
+from dcwatch.adapters.eventbridge import EntriesRefused
 from dcwatch.checks import plan_round, round_times
-from dcwatch.observability import logger, record_probe_results, tracer
+from dcwatch.observability import logger, record_probe_results, record_results_lost, tracer
 
 SAFETY_MARGIN_S = 2.0
 
@@ -38,9 +40,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             break
         round_id = f"{invocation}-{n}"
         results = app.probe(checks, round_id, deadline_s=deadline_s, vantage=vantage)
-        published = app.events.publish_probe_results(results)
+        try:
+            published, lost = app.events.publish_probe_results(results), 0
+        except EntriesRefused as refused:
+            published, lost = refused.sent, refused.lost
+            logger.error("probe results lost", round_id=round_id, vantage=vantage, lost=lost, errors=refused.errors)
+            record_results_lost(vantage, lost)
         record_probe_results(results, per_check=app.config.probe.check_metrics)
         failed = [f"{r.site}/{r.check}: {r.reason}" for r in results if not r.ok]
         logger.info("probe round", round_id=round_id, vantage=vantage, checks=len(results), failed=failed)
-        rounds.append({"roundId": round_id, "checks": len(results), "failed": failed, "published": published})
-    return {"rounds": rounds}
+        rounds.append(
+            {"roundId": round_id, "checks": len(results), "failed": failed, "published": published, "lost": lost}
+        )
+    return {"rounds": rounds, "lost": sum(r["lost"] for r in rounds)}

@@ -10,16 +10,17 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
-from dcwatch.adapters.eventbridge import EventBridgePublisher, batches
+from dcwatch.adapters.eventbridge import MAX_ATTEMPTS, EntriesRefused, EventBridgePublisher, backoff_s, batches
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.decision import AutomationSwitch, LastFailover
-from dcwatch.errors import VcenterUnavailable
+from dcwatch.errors import TransientError, VcenterUnavailable
 from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState
 from dcwatch.local.cloud import create_tables
@@ -287,27 +288,73 @@ def test_vcenter_credentials_come_from_secrets_manager_and_a_malformed_secret_is
         SecretsManagerCredentials().get("vc/bad")
 
 
-def test_entries_the_bus_refuses_are_sent_again_and_reported_if_they_keep_failing():
-    from botocore.stub import Stubber
+REFUSED = {"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"}
 
-    from dcwatch.errors import TransientError
 
+def refusing(*refused: bool) -> dict:
+    """A PutEvents answer refusing the entries marked True, accepting the rest."""
+    return {
+        "FailedEntryCount": sum(refused),
+        "Entries": [REFUSED if no else {"EventId": str(i)} for i, no in enumerate(refused)],
+    }
+
+
+def test_entries_the_bus_refuses_are_sent_again_after_a_short_wait():
     client = boto3.client("events")
     stubber = Stubber(client)
-    refused = {"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"}
-    stubber.add_response(
-        "put_events", {"FailedEntryCount": 1, "Entries": [{"EventId": "1"}, refused, {"EventId": "3"}]}
-    )
-    stubber.add_response("put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "2"}]})
+    stubber.add_response("put_events", refusing(False, True, False))
+    stubber.add_response("put_events", refusing(False), expected_params={"Entries": [ANY]})
+    waits: list[float] = []
     with stubber:
-        assert EventBridgePublisher("bus", client).publish_probe_results([result(i) for i in range(3)]) == 3
+        assert (
+            EventBridgePublisher("bus", client, sleep=waits.append).publish_probe_results([result(i) for i in range(3)])
+            == 3
+        )
     stubber.assert_no_pending_responses()
+    assert len(waits) == 1 and 0.1 <= waits[0] <= 0.2
 
+
+def test_entries_refused_at_every_attempt_are_counted_after_bounded_jittered_waits():
+    client = boto3.client("events")
     stubber = Stubber(client)
-    for _ in range(3):
-        stubber.add_response("put_events", {"FailedEntryCount": 1, "Entries": [refused]})
-    with stubber, pytest.raises(TransientError, match="refused 1 entries after 3 attempts"):
-        EventBridgePublisher("bus", client).publish_probe_results([result(0)])
+    for _ in range(MAX_ATTEMPTS):
+        stubber.add_response("put_events", refusing(True))
+    waits: list[float] = []
+    with stubber, pytest.raises(EntriesRefused, match="refused 1 entries after 3 attempts") as refused:
+        EventBridgePublisher("bus", client, sleep=waits.append).publish_probe_results([result(0)])
+    assert (refused.value.sent, refused.value.lost, refused.value.errors) == (0, 1, {"ThrottlingException": 1})
+    assert isinstance(refused.value, TransientError), "callers that retry transient errors keep doing so"
+    assert len(waits) == MAX_ATTEMPTS - 1 and sum(waits) <= 0.6, "the waits are short and bounded"
+    assert [backoff_s(1, lambda: 0), backoff_s(1, lambda: 1), backoff_s(2, lambda: 0), backoff_s(2, lambda: 1)] == [
+        0.1, 0.2, 0.2, 0.4
+    ], "each wait doubles, half of it jittered"  # fmt: skip
+
+
+def test_a_batch_the_bus_keeps_refusing_does_not_keep_the_other_batches_off_it():
+    client = boto3.client("events")
+    stubber = Stubber(client)
+    stubber.add_response("put_events", refusing(*[False] * 10))
+    stubber.add_response("put_events", refusing(True, *[False] * 9))
+    stubber.add_response("put_events", refusing(False, False, False))
+    stubber.add_response("put_events", refusing(True))
+    stubber.add_response("put_events", refusing(True))
+    with stubber, pytest.raises(EntriesRefused) as refused:
+        EventBridgePublisher("bus", client, sleep=lambda _: None).publish_probe_results([result(i) for i in range(23)])
+    stubber.assert_no_pending_responses()
+    assert (refused.value.sent, refused.value.lost) == (22, 1)
+
+
+def test_a_throttled_call_is_tried_again_with_everything_it_did_not_send():
+    client = boto3.client("events")
+    stubber = Stubber(client)
+    stubber.add_response("put_events", refusing(*[False] * 10))
+    stubber.add_client_error("put_events", service_error_code="ThrottlingException", http_status_code=400)
+    stubber.add_response("put_events", refusing(*[False] * 10))
+    stubber.add_response("put_events", refusing(False, False, False))
+    with stubber:
+        publisher = EventBridgePublisher("bus", client, sleep=lambda _: None)
+        assert publisher.publish_probe_results([result(i) for i in range(23)]) == 23
+    stubber.assert_no_pending_responses()
 
 
 def test_a_rotated_vcenter_password_is_read_again_once_the_cached_one_is_old():

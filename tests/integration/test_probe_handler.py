@@ -7,6 +7,7 @@ import time
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from dcwatch import runtime
@@ -81,3 +82,47 @@ def test_one_scheduled_call_runs_a_round_per_interval_and_publishes_every_result
     assert {d["check"] for d in vcenter} == {"vcenter", "vcenter-hosts", "vcenter-datastores", "vcenter-alarms"}
     assert not any(d["ok"] for d in vcenter), "no vCenter listens: every part fails"
     assert all("unreachable" in d["reason"] for d in vcenter)
+
+
+def test_a_round_whose_results_the_bus_keeps_refusing_is_counted_lost_and_the_next_rounds_still_run(
+    probe_env, capsys, caplog, monkeypatch
+):
+    sqs, url = probe_env
+    refused_calls = []
+
+    def refuse_the_first_round(params, **_):
+        """The bus throttles every entry of round 0, at every attempt; the other rounds reach moto."""
+        entries = json.loads(params["body"])["Entries"]
+        if not all(json.loads(e["Detail"])["roundId"].endswith("-0") for e in entries):
+            return None
+        refused_calls.append(len(entries))
+        answer = {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}
+        return AWSResponse(params["url"], 200, {}, None), {
+            "FailedEntryCount": len(entries),
+            "Entries": [answer] * len(entries),
+        }
+
+    # botocore's event system, on the session the function's default clients come from.
+    session = boto3.session.Session()
+    session.events.register("before-call.events.PutEvents", refuse_the_first_round)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    handler = load_handler(function("Probe"))
+    context = LambdaContext(
+        "probe", "arn:aws:lambda:eu-central-1:1:function:probe", "req-2", deadline=time.monotonic() + 30
+    )
+
+    answer = handler({"id": "sched-2"}, context)
+
+    rounds = answer["rounds"]
+    assert [r["roundId"] for r in rounds] == ["sched-2-0", "sched-2-1", "sched-2-2"], "no round is lost to the bus"
+    assert [(r["published"], r["lost"]) for r in rounds] == [(0, 12), (12, 0), (12, 0)]
+    assert answer["lost"] == 12
+    assert sum(refused_calls) == 3 * 12, "round 0's entries were tried three times"
+    assert {b["detail"]["roundId"] for b in received(sqs, url)} == {"sched-2-1", "sched-2-2"}
+    output = capsys.readouterr().out
+    lost = [json.loads(line) for line in output.splitlines() if '"ProbeResultsLost"' in line and '"_aws"' in line]
+    assert [(m["ProbeResultsLost"], m["vantage"]) for m in lost] == [([12.0], "itest")], "one metric, for round 0"
+    [logged] = [r for r in caplog.records if r.getMessage() == "probe results lost"]
+    assert (logged.levelname, logged.round_id, logged.lost, logged.errors) == (
+        "ERROR", "sched-2-0", 12, {"ThrottlingException": 12}
+    )  # fmt: skip

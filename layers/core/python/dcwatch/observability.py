@@ -21,6 +21,7 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or SERVICE
 CHECK_SUCCEEDED = "CheckSucceeded"  # 1 or 0 per result; its average is the share of checks passing
 CHECK_LATENCY = "CheckLatency"  # milliseconds per result
 PROBE_RESULTS_RECEIVED = "ProbeResultsReceived"  # per vantage, counted by the evaluator: the watchdog's input
+PROBE_RESULTS_LOST = "ProbeResultsLost"  # per vantage, counted by the probe: results the bus kept refusing
 DETECTION_TIME = "DetectionTime"  # seconds from the site's first failed observation to the DOWN decision
 
 logger = Logger(service=SERVICE)
@@ -66,6 +67,18 @@ def record_result_received(vantage: str) -> None:
         name=PROBE_RESULTS_RECEIVED,
         unit=MetricUnit.Count,
         value=1,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE, "vantage": vantage},
+    ):
+        pass
+
+
+def record_results_lost(vantage: str, count: int) -> None:
+    """Results the probe could not put on the bus: the evaluator never sees them, so the probe counts them."""
+    with single_metric(
+        name=PROBE_RESULTS_LOST,
+        unit=MetricUnit.Count,
+        value=count,
         namespace=NAMESPACE,
         default_dimensions={"service": SERVICE, "vantage": vantage},
     ):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dcwatch.adapters.aws import LazyClient, aws_call
@@ -20,6 +23,22 @@ from dcwatch.events import (
 MAX_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024
 MAX_ATTEMPTS = 3
+BACKOFF_BASE_S = 0.2  # waits of 0.1-0.2 s, then 0.2-0.4 s: at most 0.6 s per `put`, whatever the number of batches
+
+
+class EntriesRefused(TransientError):
+    """PutEvents still refused `lost` entries after every attempt; `sent` others made it to the bus."""
+
+    def __init__(self, sent: int, lost: int, errors: Counter[str]):
+        self.sent, self.lost, self.errors = sent, lost, dict(errors)
+        why = ", ".join(f"{code} x{n}" for code, n in errors.most_common())
+        super().__init__(f"events:PutEvents refused {lost} entries after {MAX_ATTEMPTS} attempts ({why})")
+
+
+def backoff_s(attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """The wait before retry `attempt` (1, 2, ...): doubling, with half of it jittered so retries spread."""
+    ceiling = BACKOFF_BASE_S * 2 ** (attempt - 1)
+    return ceiling / 2 + rand() * ceiling / 2
 
 
 def batches(entries: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -39,30 +58,55 @@ def batches(entries: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return out
 
 
+def _error_code(exc: Exception) -> str:
+    """`ThrottlingException` for an AWS error, the class name (`EndpointConnectionError`) for the rest."""
+    cause = exc.__cause__ or exc
+    return str(getattr(cause, "response", {}).get("Error", {}).get("Code") or type(cause).__name__)
+
+
 class EventBridgePublisher:
-    def __init__(self, bus_name: str, client: Any | None = None):
+    def __init__(self, bus_name: str, client: Any | None = None, sleep: Callable[[float], None] = time.sleep):
         self.bus_name = bus_name
         self._client = LazyClient("events", client)
+        self._sleep = sleep
 
     def _entry(self, source: str, detail_type: str, detail: str) -> dict[str, Any]:
         return {"Source": source, "DetailType": detail_type, "Detail": detail, "EventBusName": self.bus_name}
 
     def put(self, entries: Sequence[dict[str, Any]]) -> int:
-        """PutEvents in batches; entries the bus refused are sent again, then reported, never dropped."""
-        sent = 0
-        for batch in batches(entries):
-            pending = batch
-            for _ in range(MAX_ATTEMPTS):
-                with aws_call("events:PutEvents"):
-                    response = self._client().put_events(Entries=pending)
-                failed = [e for e, r in zip(pending, response["Entries"], strict=True) if r.get("ErrorCode")]
-                sent += len(pending) - len(failed)
-                pending = failed
-                if not pending:
+        """PutEvents in batches; what the bus refuses is sent again after a short jittered wait.
+
+        Each attempt resends every refused entry at once, so the waits do not add up per batch. Entries
+        still refused after the last attempt raise `EntriesRefused`, which counts them: never dropped silently.
+        """
+        pending, sent = list(entries), 0
+        errors: Counter[str] = Counter()
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                self._sleep(backoff_s(attempt))
+            refused: list[dict[str, Any]] = []
+            errors = Counter()
+            todo = batches(pending)
+            for n, batch in enumerate(todo):
+                try:
+                    with aws_call("events:PutEvents"):
+                        response = self._client().put_events(Entries=batch)
+                except TransientError as exc:
+                    # The call itself failed (after boto3's own retries): the rest waits for the next attempt.
+                    rest = [entry for later in todo[n:] for entry in later]
+                    refused += rest
+                    errors[_error_code(exc)] += len(rest)
                     break
-            if pending:
-                raise TransientError(f"events:PutEvents refused {len(pending)} entries after {MAX_ATTEMPTS} attempts")
-        return sent
+                for entry, answer in zip(batch, response["Entries"], strict=True):
+                    if answer.get("ErrorCode"):
+                        refused.append(entry)
+                        errors[str(answer["ErrorCode"])] += 1
+                    else:
+                        sent += 1
+            pending = refused
+            if not pending:
+                return sent
+        raise EntriesRefused(sent, len(pending), errors)
 
     def publish_probe_results(self, results: Sequence[ProbeResult]) -> int:
         return self.put([self._entry(PROBE_SOURCE, PROBE_RESULT, r.model_dump_json(by_alias=True)) for r in results])
