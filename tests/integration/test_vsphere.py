@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -74,3 +79,45 @@ def test_a_stopped_simulator_is_an_outage(vcsim_site):
     site.process.stop()
     with pytest.raises(TransientError):
         vcenter_login_check(site.vcenter, site.credentials, 2)
+
+
+@contextmanager
+def vcenter_silent_after_the_version_lookup(versions: bytes, hold_s: float = 5) -> Iterator[VCenter]:
+    """A loopback endpoint that serves vCenter's own vimServiceVersions.xml, then never answers the login."""
+    released = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(versions)))
+            self.end_headers()
+            self.wfile.write(versions)
+
+        def do_POST(self) -> None:  # noqa: N802
+            released.wait(hold_s)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield VCenter(url=f"http://127.0.0.1:{httpd.server_address[1]}/sdk", credentials_secret="x")
+    finally:
+        released.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_vcenter_that_never_answers_the_login_is_transient_within_the_timeout(vcsim_site):
+    site = vcsim_site()
+    with urllib.request.urlopen(f"{site.vcenter.url}/vimServiceVersions.xml", timeout=5) as answer:
+        versions = answer.read()
+    with vcenter_silent_after_the_version_lookup(versions) as silent:
+        started = time.monotonic()
+        with pytest.raises(TransientError, match="unreachable: timed out"):
+            vcenter_login_check(silent, Credentials("u", "p"), 1)
+        assert time.monotonic() - started < 2.5, "the login gave up at its timeout, not the server's hold"

@@ -31,6 +31,7 @@ HOST_PROPS = ["name", "runtime.connectionState", "runtime.inMaintenanceMode"]
 VM_PROPS = ["name", "runtime.powerState", "summary.quickStats.guestHeartbeatStatus"]
 GUEST_PROPS = ["name", "runtime.powerState", "guest.guestHeartbeatStatus", "guest.ipAddress"]
 DATASTORE_PROPS = ["name", "summary.accessible", "summary.capacity", "summary.freeSpace"]
+MAX_VERSIONS_BYTES = 1024 * 1024  # vimServiceVersions.xml is a few KB; a server sending more is not a vCenter
 
 
 def api_version(
@@ -49,7 +50,7 @@ def api_version(
     try:
         connection.request("GET", f"{path}/vimServiceVersions.xml")
         response = connection.getresponse()
-        document = response.read() if response.status == 200 else b""
+        document = response.read(MAX_VERSIONS_BYTES) if response.status == 200 else b""
     finally:
         connection.close()
     try:
@@ -86,6 +87,8 @@ def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float
         raise VcenterUnavailable(f"vCenter {vcenter.url} refused the login of {credentials.username}") from None
     except TimeoutError:
         raise TransientError(f"vCenter {vcenter.url} unreachable: no answer within {timeout_s:g} s") from None
+    except vim.fault.HostConnectFault as fault:  # how pyvmomi reports a login that timed out or was cut
+        raise TransientError(f"vCenter {vcenter.url} unreachable: {fault.msg or 'connection failed'}") from None
     except (OSError, http.client.HTTPException) as exc:
         raise TransientError(f"vCenter {vcenter.url} unreachable: {exc}") from None
     try:
