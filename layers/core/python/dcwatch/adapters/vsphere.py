@@ -88,7 +88,9 @@ def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float
     except TimeoutError:
         raise TransientError(f"vCenter {vcenter.url} unreachable: no answer within {timeout_s:g} s") from None
     except vim.fault.HostConnectFault as fault:  # how pyvmomi reports a login that timed out or was cut
-        raise TransientError(f"vCenter {vcenter.url} unreachable: {fault.msg or 'connection failed'}") from None
+        raise TransientError(
+            f"vCenter {vcenter.url} unreachable: {getattr(fault, 'msg', '') or 'connection failed'}"
+        ) from None
     except (OSError, http.client.HTTPException) as exc:
         raise TransientError(f"vCenter {vcenter.url} unreachable: {exc}") from None
     try:
