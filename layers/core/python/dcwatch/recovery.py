@@ -124,7 +124,7 @@ class Record(_Camel):
         ]
 
     def describe(self) -> str:
-        """`shop.example.com. -> 10.0.2.1 (dc-b weight 100, dc-a weight 0)`, for the timeline and the plan."""
+        """`shop.example.com. -> 10.0.2.1 (weights: shop-b 100, shop-a 0)`, for the timeline."""
         values = "/".join(self.values)
         if self.routing == "weighted":
             sets = ", ".join(f"{s.set_identifier} {s.weight}" for s in self.sets)
