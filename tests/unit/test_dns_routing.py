@@ -14,7 +14,7 @@ from dcwatch.adapters.route53 import resource_record_set
 from dcwatch.config import ConfigError, parse_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
-from dcwatch.recovery import build_plan
+from dcwatch.recovery import build_plan, describe_plan
 from dcwatch.routing import answered_values, pick
 from tests.unit.fakes import Clock, FakeDns
 
@@ -149,3 +149,10 @@ def test_a_failover_over_weighted_records_switches_and_verifies_the_answers():
     assert state.progress.dns_in_sync
     assert dns.records[SHOP] == ("127.0.20.1",)
     assert "weights: shop-b 50, shop-a 0" in next(e.detail for e in state.timeline if e.step == "SwitchDns")
+
+
+def test_the_announced_plan_says_which_weights_and_which_primary_the_switch_writes():
+    weighted = build_plan(parse_config(with_shop_dns(routing="weighted", weighted=WEIGHTED)), "dc-a", "dc-b")
+    failover = build_plan(parse_config(with_shop_dns(routing="failover", failover=FAILOVER)), "dc-a", "dc-b")
+    assert f"switch {SHOP} (A, weighted: shop-b weight 50, shop-a weight 0) to 127.0.20.1" in describe_plan(weighted)
+    assert f"switch {SHOP} (A, failover: shop-primary PRIMARY) to 127.0.20.1" in describe_plan(failover)
