@@ -5,6 +5,7 @@ Speed is not asserted here (that is the benchmark's job); counts of passes and f
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -72,3 +73,36 @@ def test_make_bench_prints_the_comparison():
     assert done.returncode == 0, done.stderr
     assert "ratio dcwatch / blackbox_exporter" in done.stdout
     assert done.stdout.count("(= the slow targets, verified)") == 2
+
+
+def figure(text: str, label: str) -> float:
+    (line,) = [line for line in text.splitlines() if line.strip().startswith(label)]
+    return float(re.search(r"(-?[0-9]+\.[0-9]+) s", line).group(1))
+
+
+def test_the_workflow_bench_runs_a_whole_failover_and_its_figures_add_up():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.workflow", "--vms", "6", "--groups", "2", "--boot-s", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = done.stdout
+    assert "(SUCCEEDED, 6 of 6 VMs powered on at b)" in text
+    labels = ("failover time", "simulated boot waits", "orchestration overhead")
+    total, waits, overhead = (figure(text, label) for label in labels)
+    assert waits == 0.0
+    assert overhead == pytest.approx(total - waits, abs=0.011)
+    per_vm_ms, per_group_s = re.search(r"\(([0-9]+) ms per VM, ([0-9.]+) s per group\)", text).groups()
+    assert int(per_vm_ms) == pytest.approx(1000 * overhead / 6, abs=2)
+    assert float(per_group_s) == pytest.approx(overhead / 2, abs=0.011)
+    parts = ("in Task states", "in Wait states", "between states")
+    assert sum(figure(text, part) for part in parts) == pytest.approx(overhead, abs=0.031)
+    steps = {
+        line.split()[0]: int(line.split()[2]) for line in text.splitlines() if re.match(r" {4}\w+ +\w+ +\d+ ", line)
+    }
+    assert steps["StartGroup"] == 2, "one StartGroup per priority group"
+    for step in ("Fence", "VerifyServices", "SwitchDns", "CheckDns", "Notify", "RecordAudit"):
+        assert steps[step] == 1, f"{step} ran once in the failover"

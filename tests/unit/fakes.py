@@ -13,6 +13,7 @@ from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState, is_steady
 from dcwatch.ports import Condition, GuestState, HookResult, Lease, RecordValues, TaskState
+from dcwatch.routing import answered_values
 
 
 class FakeInventory:
@@ -69,14 +70,19 @@ class FakeInventory:
 class FakeDns:
     def __init__(self, pending_polls: int = 0):
         self.records: dict[str, tuple[str, ...]] = {}
+        self.sets: dict[tuple[str, str | None], RecordValues] = {}
         self.upserts: list[list[RecordValues]] = []
         self.pending_polls = pending_polls
 
     def upsert(self, records: Sequence[RecordValues]) -> list[str]:
         self.upserts.append(list(records))
         for record in records:
-            self.records[record.name] = record.values
+            self.sets[(record.name, record.set_identifier)] = record
+            self.records[record.name] = tuple(answered_values(self.record_sets("", record.name, record.type)))
         return [f"change-{len(self.upserts)}"]
+
+    def record_sets(self, zone: str, name: str, record_type: str) -> list[RecordValues]:
+        return [r for (n, _), r in self.sets.items() if n == name]
 
     def in_sync(self, change_ids: Sequence[str]) -> bool:
         if self.pending_polls:

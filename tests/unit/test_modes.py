@@ -51,6 +51,7 @@ class ZoneDns(FakeDns):
     def delete(self, records: Sequence[RecordValues]) -> list[str]:
         for record in records:
             del self.records[record.name]
+            self.sets = {key: kept for key, kept in self.sets.items() if key[0] != record.name}
         return ["change-delete"]
 
 

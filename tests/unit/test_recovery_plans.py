@@ -12,6 +12,7 @@ from dcwatch.checks import Outcome, run_round
 from dcwatch.config import ConfigError, parse_config
 from dcwatch.errors import GroupTimeout, HookFailed, StorageNotSafe
 from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.ports import RecordValues
 from dcwatch.workflow import WorkflowState
 from tests.unit.fakes import Clock, FakeDns, FakeHooks, FakeInventory, FakeNotifier, FakeOnce, FakeStore
 
@@ -262,9 +263,9 @@ def test_lowering_the_ttl_keeps_the_values_and_says_when_old_answers_expire(cloc
     for service in doc["services"]:
         service["dns"]["ttl"] = 300
     dns = FakeDns()
-    dns.records = {"shop.hosting.example.": ("127.0.10.1",)}
+    dns.upsert([RecordValues("hosting.example.", "shop.hosting.example.", "A", 300, ("127.0.10.1",))])
     state = workflow.lower_ttl(workflow.validate_request(request(), parse_config(doc), clock), dns, 30, clock)
-    (lowered,) = [r for r in dns.upserts[0] if r.name == "shop.hosting.example."]
+    (lowered,) = [r for r in dns.upserts[1] if r.name == "shop.hosting.example."]
     assert (lowered.ttl, lowered.values) == (30, ("127.0.10.1",))
     assert state.progress.ttl_expires_at == T0 + timedelta(seconds=300)
 

@@ -264,11 +264,38 @@ class ServiceAtSite(_Model):
     vms: list[VmRef] = Field(default=[])
 
 
+SetIdentifier = Annotated[str, Field(min_length=1, max_length=128, description="Route 53 SetIdentifier")]
+
+
+class WeightedSet(_Model):
+    """One site's record set of a weighted record."""
+
+    set_identifier: SetIdentifier
+    weight: int = Field(default=100, ge=1, le=255, description="this site's weight while it serves; 0 while not")
+
+
+class FailoverSets(_Model):
+    """The set identifiers of a failover record's two record sets; the roles stay, the values move."""
+
+    primary: SetIdentifier = Field(description="the PRIMARY record set: the site that serves")
+    secondary: SetIdentifier = Field(description="the SECONDARY record set: the other site")
+
+
+ROUTINGS = ("simple", "weighted", "failover")
+
+
 class DnsRecord(_Model):
     zone: str = Field(description="hosted zone name, e.g. example.com.")
     name: str = Field(description="record name, e.g. shop.example.com.")
     type: Literal["A", "AAAA", "CNAME"] = "A"
     ttl: int = Field(default=60, ge=1, le=86400)
+    routing: Literal["simple", "weighted", "failover"] = Field(
+        default="simple", description="Route 53 routing policy of the record"
+    )
+    weighted: dict[str, WeightedSet] | None = Field(
+        default=None, description="routing weighted: the record set of each site, by site name"
+    )
+    failover: FailoverSets | None = Field(default=None, description="routing failover: the two set identifiers")
 
     @field_validator("zone", "name")
     @classmethod
@@ -576,6 +603,7 @@ def _cross_problems(data: Any) -> list[str]:
         at_sites = mapping(service.get("sites"))
         if sorted(map(str, at_sites)) != sorted(map(str, names)):
             problems.append(f"{where}.sites: needs exactly the sites {sorted(map(str, names))}, got {sorted(at_sites)}")
+        problems += _routing_problems(f"{where}.dns", mapping(service.get("dns")), names)
         record_type = mapping(service.get("dns")).get("type", "A")
         for site_name, at_site in at_sites.items():
             for value in items(mapping(at_site).get("dns_values")):
@@ -737,6 +765,11 @@ def _drill_problems(config: Config) -> list[str]:
                 f"{where}.dns.type: {drill.dns.type} but the service's record is {services[drill.name].dns.type}: "
                 "the drill record takes the standby's dns_values"
             )
+        if drill.dns.routing != "simple":
+            problems.append(
+                f"{where}.dns.routing: {drill.dns.routing} but a drill record is a simple record "
+                "(it is restored to what it held before the drill)"
+            )
         if drill.dns.name in production:
             problems.append(
                 f"{where}.dns.name: {drill.dns.name} is the production record of service "
@@ -745,6 +778,40 @@ def _drill_problems(config: Config) -> list[str]:
         if drill.dns.name in seen:
             problems.append(f"{where}.dns.name: {drill.dns.name} is named twice")
         seen.add(drill.dns.name)
+    return problems
+
+
+def _routing_problems(where: str, record: dict[str, Any], sites: list[Any]) -> list[str]:
+    """A routing policy without its record sets, or with record sets of another policy."""
+    routing = record.get("routing", "simple")
+    if routing not in ROUTINGS:
+        return []
+    problems = [
+        f"{where}.{other}: only a {other} record has {other} record sets, this one is routing {routing}"
+        for other in ("weighted", "failover")
+        if other != routing and record.get(other) is not None
+    ]
+    given = record.get(routing) if routing != "simple" else None
+    if routing == "weighted":
+        if not isinstance(given, dict):
+            return [
+                *problems,
+                f"{where}.weighted: routing weighted needs a record set per site {sites}, "
+                "each with set_identifier and weight",
+            ]
+        if sorted(map(str, given)) != sorted(map(str, sites)):
+            problems.append(f"{where}.weighted: needs exactly the sites {sorted(map(str, sites))}, got {sorted(given)}")
+        ids = [s.get("set_identifier") for s in given.values() if isinstance(s, dict)]
+        if len(set(ids)) != len(ids):
+            problems.append(f"{where}.weighted: each site needs its own set_identifier, got {ids}")
+    elif routing == "failover":
+        if not isinstance(given, dict):
+            return [
+                *problems,
+                f"{where}.failover: routing failover needs the set identifiers {{primary: ..., secondary: ...}}",
+            ]
+        if given.get("primary") is not None and given.get("primary") == given.get("secondary"):
+            problems.append(f"{where}.failover: primary and secondary are both {given.get('primary')!r}")
     return problems
 
 

@@ -63,11 +63,16 @@ class Inventory(Protocol):
 
 @dataclass(frozen=True)
 class RecordValues:
+    """One Route 53 record set; weighted and failover ones carry their set identifier and weight or role."""
+
     zone: str
     name: str
     type: str
     ttl: int
     values: tuple[str, ...]
+    set_identifier: str | None = None
+    weight: int | None = None
+    failover: str | None = None
 
 
 class Dns(Protocol):
@@ -78,7 +83,11 @@ class Dns(Protocol):
     def in_sync(self, change_ids: Sequence[str]) -> bool: ...
 
     def values(self, zone: str, name: str, record_type: str) -> list[str]:
-        """The record's values now; empty when it does not exist."""
+        """The values Route 53 answers with now, by the record's routing; empty when it does not exist."""
+        ...
+
+    def record_sets(self, zone: str, name: str, record_type: str) -> list[RecordValues]:
+        """Every record set of the name and type now (one for a simple record)."""
         ...
 
     def delete(self, records: Sequence[RecordValues]) -> list[str]:

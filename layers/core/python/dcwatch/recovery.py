@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dcwatch.config import Config, Hook, RecoveryMode
+from dcwatch.config import Config, DnsRecord, Hook, RecoveryMode, Service
 from dcwatch.errors import InvalidRequest
 from dcwatch.ports import RecordValues
 
@@ -91,15 +91,99 @@ REQUESTS: dict[str, type[_Request]] = {
 }
 
 
+class RecordSet(_Camel):
+    """One record set of a weighted or failover record, as the switch writes it."""
+
+    set_identifier: str = Field(alias="setIdentifier")
+    values: list[str]
+    weight: int | None = None
+    failover: Literal["PRIMARY", "SECONDARY"] | None = None
+
+
 class Record(_Camel):
     zone: str
     name: str
     type: str
     ttl: int
-    values: list[str]
+    values: list[str] = Field(description="what the name answers after the switch")
+    routing: Literal["simple", "weighted", "failover"] = "simple"
+    sets: list[RecordSet] = Field(default=[], description="weighted, failover: every record set the switch writes")
 
     def as_values(self) -> RecordValues:
         return RecordValues(self.zone, self.name, self.type, self.ttl, tuple(self.values))
+
+    def record_sets(self) -> list[RecordValues]:
+        """What the switch UPSERTs: the record itself, or each of its record sets."""
+        if not self.sets:
+            return [self.as_values()]
+        return [
+            RecordValues(
+                self.zone, self.name, self.type, self.ttl, tuple(s.values), s.set_identifier, s.weight, s.failover
+            )
+            for s in self.sets
+        ]
+
+    def describe(self) -> str:
+        """`shop.example.com. -> 10.0.2.1 (weights: shop-b 100, shop-a 0)`, for the timeline."""
+        values = "/".join(self.values)
+        if self.routing == "weighted":
+            sets = ", ".join(f"{s.set_identifier} {s.weight}" for s in self.sets)
+            return f"{self.name} -> {values} (weights: {sets})"
+        if self.routing == "failover":
+            sets = ", ".join(f"{s.failover} {'/'.join(s.values)}" for s in self.sets)
+            return f"{self.name} -> {values} ({sets})"
+        return f"{self.name} -> {values}"
+
+
+def service_record(record: DnsRecord, service: Service, serving: str, other: str) -> Record:
+    """The record while `serving` serves: weighted, its set has its weight and the other's 0; failover, it is PRIMARY.
+
+    A failover record's SECONDARY takes the other site's values; with no health check on the PRIMARY
+    (dcwatch attaches none) Route 53 never answers it.
+    """
+    values = list(service.sites[serving].dns_values)
+    sets = []
+    if record.routing == "weighted" and record.weighted:
+        sets = [
+            RecordSet(
+                set_identifier=record.weighted[site].set_identifier,
+                values=list(service.sites[site].dns_values),
+                weight=record.weighted[site].weight if site == serving else 0,
+            )
+            for site in (serving, other)
+        ]
+    elif record.routing == "failover" and record.failover:
+        sets = [
+            RecordSet(set_identifier=record.failover.primary, values=values, failover="PRIMARY"),
+            RecordSet(
+                set_identifier=record.failover.secondary,
+                values=list(service.sites[other].dns_values),
+                failover="SECONDARY",
+            ),
+        ]
+    return Record(
+        zone=record.zone,
+        name=record.name,
+        type=record.type,
+        ttl=record.ttl,
+        values=values,
+        routing=record.routing,
+        sets=sets,
+    )
+
+
+def _routing_words(record: Record) -> str:
+    if record.routing == "weighted":
+        return ", weighted: " + ", ".join(f"{s.set_identifier} weight {s.weight}" for s in record.sets)
+    if record.routing == "failover":
+        return f", failover: {record.sets[0].set_identifier} PRIMARY" if record.sets else ", failover"
+    return ""
+
+
+def records_at(config: Config, serving: str) -> list[Record]:
+    """Every service record while `serving` serves: what a fresh deployment starts from."""
+    other = config.other_site(serving)
+    return [service_record(s.dns, s, serving, other) for s in config.services]
 
 
 class GroupPlan(_Camel):
@@ -198,16 +282,7 @@ def build_plan(config: Config, from_site: str, to_site: str, mode: RecoveryMode 
     services = [s for s in config.services if s.name in chosen]
     targets = {d.name: d.dns for d in drill.services} if drill else {s.name: s.dns for s in services}
     storage = config.site(to_site).storage
-    records = [
-        Record(
-            zone=targets[s.name].zone,
-            name=targets[s.name].name,
-            type=targets[s.name].type,
-            ttl=targets[s.name].ttl,
-            values=list(s.sites[to_site].dns_values),
-        )
-        for s in services
-    ]
+    records = [service_record(targets[s.name], s, to_site, from_site) for s in services]
     leaving = [vm for s in services for vm in s.sites[from_site].vms]
     return RecoveryPlan(
         from_site=from_site,
@@ -281,7 +356,7 @@ def describe_plan(plan: RecoveryPlan) -> list[str]:
         detail = plan.group(i - 1)
         order = "; ".join(f"{vm} after {', '.join(deps)}" for vm, deps in sorted(detail.after.items()))
         lines += [f"  group {i}: {', '.join(vms)}" + (f" ({order})" if order else "")]
-    lines += [f"switch {r.name} ({r.type}) to {', '.join(r.values)}" for r in plan.records]
+    lines += [f"switch {r.name} ({r.type}{_routing_words(r)}) to {', '.join(r.values)}" for r in plan.records]
     if plan.mode == "drill":
         lines += ["then clean up, also after a failure: power off what the drill powered on, restore the drill records"]
     return lines

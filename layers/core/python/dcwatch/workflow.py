@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -44,7 +44,6 @@ from dcwatch.ports import (
     Leases,
     Notifier,
     Once,
-    RecordValues,
     StateStore,
 )
 from dcwatch.recovery import (
@@ -483,13 +482,13 @@ def verify_services(state: WorkflowState, config: Config, probe: Probe, clock: C
 def switch_dns(
     state: WorkflowState, dns: Dns, timeout_s: int, clock: Clock = utcnow, *, once: Once = run_now
 ) -> WorkflowState:
-    records = [r.as_values() for r in state.plan.records]
+    records = [s for r in state.plan.records for s in r.record_sets()]
     started = clock()
     state.progress.dns_changes = once(state.key("switch-dns"), lambda: dns.upsert(records))
     state.progress.dns_started_at = started
     state.progress.dns_deadline = started + timedelta(seconds=timeout_s)
     state.progress.dns_in_sync = False
-    names = ", ".join(f"{r.name} -> {'/'.join(r.values)}" for r in records)
+    names = ", ".join(r.describe() for r in state.plan.records)
     return state.note("SwitchDns", f"UPSERT {names}", clock, started)
 
 
@@ -533,14 +532,13 @@ def lower_ttl(
     for record in state.plan.records:
         if record.ttl <= ttl_s:
             continue
-        values = tuple(dns.values(record.zone, record.name, record.type))
-        lowered.append(RecordValues(record.zone, record.name, record.type, ttl_s, values))
+        lowered += [replace(s, ttl=ttl_s) for s in dns.record_sets(record.zone, record.name, record.type)]
         longest = max(longest, record.ttl)
     if not lowered:
         return state.note("LowerTtl", f"every record's TTL is {ttl_s} s or less already", clock, started)
     state.progress.dns_changes = once(state.key("lower-ttl", ttl_s), lambda: dns.upsert(lowered))
     state.progress.ttl_expires_at = started + timedelta(seconds=longest)
-    names = ", ".join(r.name for r in lowered)
+    names = ", ".join(dict.fromkeys(r.name for r in lowered))
     return state.note(
         "LowerTtl",
         f"TTL of {names} lowered to {ttl_s} s; caches hold the old answers until "

@@ -12,6 +12,7 @@ import dns.resolver
 from dcwatch.adapters.aws import LazyClient, aws_call
 from dcwatch.errors import TransientError
 from dcwatch.ports import RecordValues
+from dcwatch.routing import answered_values
 
 
 class Route53Dns:
@@ -45,18 +46,7 @@ class Route53Dns:
             by_zone.setdefault(record.zone, []).append(record)
         change_ids = []
         for zone, zone_records in sorted(by_zone.items()):
-            changes = [
-                {
-                    "Action": action,
-                    "ResourceRecordSet": {
-                        "Name": r.name,
-                        "Type": r.type,
-                        "TTL": r.ttl,
-                        "ResourceRecords": [{"Value": v} for v in r.values],
-                    },
-                }
-                for r in zone_records
-            ]
+            changes = [{"Action": action, "ResourceRecordSet": resource_record_set(r)} for r in zone_records]
             with aws_call("route53:ChangeResourceRecordSets"):
                 response = self._client().change_resource_record_sets(
                     HostedZoneId=self.zone_id(zone),
@@ -84,14 +74,56 @@ class Route53Dns:
         return [str(v) for v in answer.get("RecordData", [])] if answer.get("ResponseCode") == "NOERROR" else []
 
     def values(self, zone: str, name: str, record_type: str) -> list[str]:
-        with aws_call("route53:ListResourceRecordSets"):
-            sets = self._client().list_resource_record_sets(
-                HostedZoneId=self.zone_id(zone), StartRecordName=name, StartRecordType=record_type, MaxItems="1"
-            )["ResourceRecordSets"]
-        for rrset in sets:
-            if rrset["Name"] == name and rrset["Type"] == record_type:
-                return [r["Value"] for r in rrset.get("ResourceRecords", [])]
-        return []
+        return answered_values(self.record_sets(zone, name, record_type))
+
+    def record_sets(self, zone: str, name: str, record_type: str) -> list[RecordValues]:
+        found: list[RecordValues] = []
+        start: dict[str, str] = {"StartRecordName": name, "StartRecordType": record_type}
+        for _ in range(MAX_PAGES):
+            with aws_call("route53:ListResourceRecordSets"):
+                page = self._client().list_resource_record_sets(
+                    HostedZoneId=self.zone_id(zone), MaxItems="100", **start
+                )
+            for rrset in page["ResourceRecordSets"]:
+                if rrset["Name"].lower() != name.lower() or rrset["Type"] != record_type:
+                    return found
+                found.append(from_record_set(zone, rrset))
+            if not page.get("IsTruncated"):
+                return found
+            start = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
+            if page.get("NextRecordIdentifier"):
+                start["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+        raise TransientError(f"{name} {record_type}: more than {MAX_PAGES * 100} record sets listed, gave up")
+
+
+MAX_PAGES = 10
+
+
+def resource_record_set(record: RecordValues) -> dict[str, Any]:
+    """The ResourceRecordSet of a change: a weighted or failover one names its set and its weight or role."""
+    rrset: dict[str, Any] = {"Name": record.name, "Type": record.type, "TTL": record.ttl}
+    if record.set_identifier is not None:
+        rrset["SetIdentifier"] = record.set_identifier
+    if record.weight is not None:
+        rrset["Weight"] = record.weight
+    if record.failover is not None:
+        rrset["Failover"] = record.failover
+    rrset["ResourceRecords"] = [{"Value": v} for v in record.values]
+    return rrset
+
+
+def from_record_set(zone: str, rrset: dict[str, Any]) -> RecordValues:
+    """A listed ResourceRecordSet as the record set dcwatch writes."""
+    return RecordValues(
+        zone,
+        rrset["Name"],
+        rrset["Type"],
+        int(rrset.get("TTL", 0)),
+        tuple(r["Value"] for r in rrset.get("ResourceRecords", [])),
+        set_identifier=rrset.get("SetIdentifier"),
+        weight=rrset.get("Weight"),
+        failover=rrset.get("Failover"),
+    )
 
 
 def resolve(resolver: str, name: str, record_type: str, timeout_s: float = 2.0) -> list[str]:

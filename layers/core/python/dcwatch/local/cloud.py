@@ -25,11 +25,13 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from dcwatch import runtime
+from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config
 from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
 from dcwatch.local.zone_server import ZoneServer
+from dcwatch.recovery import records_at
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, render_failover_definition
 
 REGION = "us-east-1"
@@ -192,23 +194,8 @@ class LocalCloud:
             if zone not in zone_ids:
                 created = route53.create_hosted_zone(Name=zone, CallerReference=f"{prefix}-{zone}")
                 zone_ids[zone] = created["HostedZone"]["Id"].split("/")[-1]
-            values = service.sites[config.active_site].dns_values
-            route53.change_resource_record_sets(
-                HostedZoneId=zone_ids[zone],
-                ChangeBatch={
-                    "Changes": [
-                        {
-                            "Action": "UPSERT",
-                            "ResourceRecordSet": {
-                                "Name": service.dns.name,
-                                "Type": service.dns.type,
-                                "TTL": service.dns.ttl,
-                                "ResourceRecords": [{"Value": v} for v in values],
-                            },
-                        }
-                    ]
-                },
-            )
+        # The records as the active site serves them: weighted and failover ones as their record sets.
+        Route53Dns(route53).upsert([s for r in records_at(config, config.active_site) for s in r.record_sets()])
 
         secrets = self.client("secretsmanager")
         for site in config.sites:

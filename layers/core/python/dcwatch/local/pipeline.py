@@ -64,7 +64,9 @@ class LocalPipeline:
         on_notification: Listener = lambda body: None,
         on_power_on: Callable[[str, str], None] = lambda site, vm: None,
         on_site_built: Callable[[str, int], None] = lambda site, vms: None,
+        boot_s: float = 0.0,
     ):
+        self.boot_s = boot_s
         self.config_path = str(Path(config_path).resolve())
         self.config: Config = load_config(self.config_path)
         self.credentials = {s.name: Credentials("dcwatch", secrets.token_urlsafe(12)) for s in self.config.sites}
@@ -135,7 +137,7 @@ class LocalPipeline:
         self._probe_pool = ThreadPoolExecutor(max(1, len(self.probes)), thread_name_prefix="probe")
         stack.callback(self._probe_pool.shutdown, cancel_futures=True)
 
-        self.services = DemoServices(config, self.credentials, on_power_on=self._power_on).start()
+        self.services = DemoServices(config, self.credentials, on_power_on=self._power_on, boot_s=self.boot_s).start()
         stack.callback(self.services.stop)
         self._start_pump()
         stack.callback(self._stop_pump)

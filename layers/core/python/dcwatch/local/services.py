@@ -88,8 +88,12 @@ class DemoServices:
         config: Config,
         credentials: dict[str, Credentials],
         on_power_on: Callable[[str, str], None] = lambda site, vm: None,
+        boot_s: float = 0.0,
     ):
+        """`boot_s`: how long a guest takes to boot, from vCenter showing its VM on to it reporting its IP."""
         self.config = config
+        self.boot_s = boot_s
+        self._seen_on: dict[tuple[str, str], float] = {}
         self.credentials = credentials
         self.endpoints = endpoints(config)
         self.on_power_on = on_power_on
@@ -121,7 +125,16 @@ class DemoServices:
                 with VsphereInventory.connect(site.vcenter, self.credentials[site.name], timeout_s=2) as inventory:
                     guests = inventory.guest_states(list(addresses))
                 on = {name for name, guest in guests.items() if guest.power == "poweredOn"}
-                booted = {name: addresses[name] for name in on if not guests[name].ip}
+                now = time.monotonic()
+                for name in on:
+                    self._seen_on.setdefault((site.name, name), now)
+                for name in set(addresses) - on:
+                    self._seen_on.pop((site.name, name), None)
+                booted = {
+                    name: addresses[name]
+                    for name in on
+                    if not guests[name].ip and now - self._seen_on[(site.name, name)] >= self.boot_s
+                }
                 gone = {name: "" for name, guest in guests.items() if name not in on and guest.ip}
                 if booted or gone:
                     report_guest_ips(site.vcenter, self.credentials[site.name], booted | gone)

@@ -2,11 +2,13 @@
 
 moto does not implement TestDNSAnswer (404), so the workflow verifies its DNS switch locally by
 asking this server through a real resolver (dnspython), as a client would ask Route 53. It answers
-A, AAAA and CNAME queries from the record sets moto holds at the moment of the query.
+A, AAAA and CNAME queries from the record sets moto holds at the moment of the query, choosing among
+weighted and failover record sets as Route 53 does without health checks (`dcwatch.routing`).
 """
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from typing import Any
@@ -17,10 +19,14 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from dcwatch.adapters.route53 import from_record_set
+from dcwatch.routing import pick
+
 
 class ZoneServer:
     def __init__(self, route53: Any, host: str = "127.0.0.1"):
         self._route53 = route53
+        self._rng = random.Random()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind((host, 0))
         self._sock.settimeout(0.2)
@@ -60,13 +66,12 @@ class ZoneServer:
             response.set_rcode(dns.rcode.REFUSED)
             return response
         sets = self._route53.list_resource_record_sets(
-            HostedZoneId=zone, StartRecordName=name, StartRecordType=kind, MaxItems="1"
+            HostedZoneId=zone, StartRecordName=name, StartRecordType=kind, MaxItems="100"
         )["ResourceRecordSets"]
-        for rrset in sets:
-            if rrset["Name"].lower() == name.lower() and rrset["Type"] == kind:
-                values = [r["Value"] for r in rrset.get("ResourceRecords", [])]
-                response.answer.append(dns.rrset.from_text_list(name, rrset.get("TTL", 60), "IN", kind, values))
-                return response
+        same = [from_record_set(zone, r) for r in sets if r["Name"].lower() == name.lower() and r["Type"] == kind]
+        chosen = pick(same, self._rng)
+        if chosen is not None:
+            response.answer.append(dns.rrset.from_text_list(name, chosen.ttl or 60, "IN", kind, list(chosen.values)))
         return response
 
     def _zone_of(self, name: str) -> str | None:
