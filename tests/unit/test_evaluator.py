@@ -473,3 +473,19 @@ def test_a_vcenter_failing_along_with_every_service_is_announced_as_the_site_out
     subjects = world.subjects()
     assert not [s for s in subjects if "VCENTER" in s or "SERVICE" in s], subjects
     assert [r["alerted"] for r in world.store.records("vcenter")] == [False], "decided and recorded all the same"
+
+
+def test_services_stopping_while_a_recovery_holds_the_lock_are_its_fencing_recorded_without_alerts():
+    world = World()
+    world.probe_round()
+    world.leases.acquire("manual-dc-a-1", 600, world.now)  # a planned move: the workflow fences dc-a
+    for _ in range(THRESHOLD):
+        world.probe_round({("dc-a", "shop-home"), ("dc-a", "radio-stream"), ("dc-a", "transit-portal")})
+    assert world.subjects() == []
+    records = world.store.records("service")
+    assert len(records) == 3 and not any(r["alerted"] for r in records)
+    assert {r["heldBack"] for r in records} == {"a recovery holds the failover lock: manual-dc-a-1"}
+    world.leases.release("manual-dc-a-1")
+    world.probe_round()
+    world.probe_round()  # back UP: its DOWN was never announced, so neither is its return
+    assert world.subjects() == []

@@ -242,20 +242,24 @@ class _Decider:
         if verdict.status == stored.status:
             return
         # One service failing at a site that is otherwise fine is news; services failing along with the
-        # site's vCenter are the start of a site outage, which the site's own alerts announce. While a
-        # check of the service flaps, its one FLAPPING alert speaks for it: each change is recorded, not
-        # alerted; a DOWN held back so is marked, and its recovery is alerted once the check settled.
+        # site's vCenter are the start of a site outage, which the site's own alerts announce, and services
+        # stopping while a recovery holds the lock are its fencing or shutdown, which its notification
+        # announces. While a check of the service flaps, its one FLAPPING alert speaks for it: each change
+        # is recorded, not alerted; a DOWN held back so is marked, and its recovery alerted once it settled.
         flapping = verdict.flapping
-        held: str | None = None
+        held, blocked = (f"flapping: {', '.join(flapping)}" if flapping else None), None
         if verdict.status == "DOWN":
             news = self.store.condition(_key("site", site), "UP").status == "UP" and _passing(
                 checks, site, isolated, infrastructure=True
             )
+            lease = self.ports.leases.holder() if news else None
+            if lease is not None and lease.expires_at > now:
+                news, held = False, f"a recovery holds the failover lock: {lease.owner}"
             alert = news and not flapping
-            held = f"flapping: {', '.join(flapping)}" if news and flapping else None
+            blocked = held if news and flapping else None
         else:
             alert = (stored.alerted or stored.blocked is not None) and not flapping
-        new = Condition(verdict.status, since=now, blocked=held, alerted=alert, version=stored.version + 1)
+        new = Condition(verdict.status, since=now, blocked=blocked, alerted=alert, version=stored.version + 1)
         if not self.store.change_condition(key, stored, new):
             return
         explanation = verdict.explain(self.config.thresholds)
@@ -267,8 +271,8 @@ class _Decider:
             text = f"{service} at {site} UP again after {_duration(stored.since, now)}: {explanation}"
         record: dict[str, object] = {"kind": "service", "service": service, "site": site, "status": verdict.status}
         record |= {"previous": stored.status, "explanation": explanation, "decidedAt": now, "alerted": alert}
-        if flapping:
-            record["heldBack"] = f"flapping: {', '.join(flapping)}"
+        if held:
+            record["heldBack"] = held
         if alert:
             self._record(f"service-{service}@{site}", subject, text, record)
         else:
