@@ -158,3 +158,24 @@ def test_the_matrix_table_prints_the_physical_floor_next_to_each_detection_time(
     assert header.split(" | ")[3].strip() == "detection"
     assert hard_row.split(" | ")[3].strip() == f"4.30 s (floor {floor:g} s)"
     assert quiet_row.split(" | ")[3].strip() == "-", "no outage, no detection time"
+
+
+def test_every_scenario_that_declares_a_down_bounds_its_detection_close_to_the_floor():
+    config = load_config(DEMO_CONFIG)
+    interval = config.probe.interval_s
+    floor = interval * config.thresholds.failures_to_down
+    lag_s = 4  # the most the local evaluator's lag measured on a loaded 2-core machine (README, Scenario matrix)
+    bound = floor + 2 * interval + lag_s
+    for spec in (load_scenario(f) for f in scenario_files()):
+        if spec.expect.down:
+            assert spec.expect.detected_within_s is not None, f"{spec.name}: a DOWN without a detection bound"
+            # Redelivered events (a crash's retries, a bus delivering twice) add evaluator work, nothing else.
+            extra = any(s.bus or s.evaluator_crash for s in spec.steps)
+            assert spec.expect.detected_within_s <= (2 * bound if extra else bound), spec.name
+
+
+def test_detection_is_timed_from_the_first_fault_not_from_the_steps_that_set_the_stage():
+    spec = load_scenario(SCENARIOS_DIR / "automation-off.yaml")
+    assert [(s.action, s.is_fault) for s in spec.steps] == [("automation", False), ("kill_site", True)]
+    crash = load_scenario(SCENARIOS_DIR / "evaluator-crash.yaml")
+    assert [s.is_fault for s in crash.steps] == [False, True]

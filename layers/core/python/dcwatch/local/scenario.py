@@ -147,7 +147,9 @@ class Expect(_Model):
     failover: bool = Field(description="true: production moves to the standby exactly once; false: it never moves")
     down: list[SiteRef] | None = Field(default=None, description="sites the evaluator declares DOWN, in order")
     alerts: dict[AlertKind, int] = Field(default={}, description="alerts sent, by kind (kinds not named: any)")
-    detected_within_s: float | None = Field(default=None, gt=0, description="the first DOWN at most this late")
+    detected_within_s: float | None = Field(
+        default=None, gt=0, description="the first DOWN at most this long after the first fault step"
+    )
 
 
 class ScenarioSpec(_Model):
