@@ -50,14 +50,15 @@ VCENTER_USERS = (
     "CleanUpDrill",
 )
 BUS_PUBLISHERS = ("Probe", "Evaluate")
-STATE_WRITERS = ("Evaluate", "RecordAudit")
+STATE_WRITERS = ("Evaluate", "RecordAudit", "Control")  # Control: the automation switch, acknowledgements
 STATE_READERS = ("ValidateRequest",)  # a migration, failback or drill is checked against the recorded active site
-AUDIT_APPENDERS = ("RecordAudit", "NotifyFailure")
+AUDIT_APPENDERS = ("RecordAudit", "NotifyFailure", "Control")
 ALERT_PUBLISHERS = ("Evaluate", "Notify", "NotifyFailure", "RequestApproval")
 LOCK_HOLDERS = ("Evaluate", "AcquireLease", "RenewLease", "ReleaseLease", "Approved", "CleanUpDrill")
 # The lease: conditional put to take it, update to renew, delete to give it back, get to name its holder.
 LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 WORKFLOW_STARTERS = ("Evaluate",)
+APPROVAL_ANSWERERS = ("Control",)  # SendTaskSuccess: the answer to the workflow's approval gate
 DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill")
 DNS_READERS = ("PrepareDrill", "CleanUpDrill")  # a drill notes its records before the switch, restores them after
 DNS_WATCHERS = ("CheckDns",)
@@ -338,6 +339,15 @@ class DcwatchStack(Stack):
             )
         for fn in self._holders(WORKFLOW_STARTERS):
             self.state_machine.grant_start_execution(fn)
+        for fn in self._holders(APPROVAL_ANSWERERS):
+            # Not grant_task_response: the task-token actions take no resource but "*" (a state machine ARN
+            # there matches nothing), and approve and deny both answer with SendTaskSuccess.
+            fn.add_to_role_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=["*"]))
+            nag.acknowledge(
+                fn.role,  # type: ignore[arg-type]
+                "IAM5[Resource::*]",
+                "states:SendTaskSuccess has no resource-level permission; the task token names the one waiting task",
+            )
         for fn in self._holders(ONCE_ACTORS):
             self.tables["Idempotency"].grant(fn, *IDEMPOTENCY_ACTIONS)
         hook_functions = sorted(self._hook_function_arns())

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.infrastructure
 ALLOWED_SERVICES = {
     "Probe": {"events", "secretsmanager"},
     "Evaluate": {"events", "dynamodb", "states", "sns", "kms"},
+    "Control": {"dynamodb", "states"},
     "ValidateRequest": {"dynamodb"},
     "RequestApproval": {"sns", "kms"},
     "Approved": {"dynamodb"},
@@ -88,11 +89,21 @@ def test_only_evaluate_starts_a_failover_and_only_this_workflow(demo: Synth):
             assert not statements_with(function_statements(demo, spec.key), "states:StartExecution"), spec.key
 
 
-def test_state_is_written_only_by_evaluate_and_the_audit_step(demo: Synth):
-    assert writers(demo, "State") == {"Evaluate", "RecordAudit"}
+def test_only_the_control_function_answers_an_approval_gate_and_it_starts_nothing(demo: Synth):
+    answer = statements_with(function_statements(demo, "Control"), "states:SendTaskSuccess")
+    assert [actions(s) for s in answer] == [["states:SendTaskSuccess"]], "no SendTaskFailure: deny is an answer too"
+    for spec in FUNCTIONS:
+        if spec.key != "Control":
+            assert not statements_with(function_statements(demo, spec.key), "states:SendTaskSuccess"), spec.key
+    states = {a for s in function_statements(demo, "Control") for a in actions(s) if a.startswith("states:")}
+    assert states == {"states:SendTaskSuccess"}
 
 
-def test_the_audit_trail_is_append_only_for_the_two_steps_that_write_it(demo: Synth):
+def test_state_is_written_only_by_evaluate_the_audit_step_and_the_operators_control(demo: Synth):
+    assert writers(demo, "State") == {"Evaluate", "RecordAudit", "Control"}
+
+
+def test_the_audit_trail_is_append_only_for_the_functions_that_write_it(demo: Synth):
     table_id = demo.logical_id(demo.stack.tables["Audit"])
     granted = {
         spec.key: {
@@ -103,6 +114,7 @@ def test_the_audit_trail_is_append_only_for_the_two_steps_that_write_it(demo: Sy
     assert {key: acts for key, acts in granted.items() if acts} == {
         "RecordAudit": {"dynamodb:PutItem"},
         "NotifyFailure": {"dynamodb:PutItem"},
+        "Control": {"dynamodb:PutItem"},
     }
 
 

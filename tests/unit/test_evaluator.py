@@ -401,3 +401,91 @@ def test_a_single_vantage_point_never_fails_over_unless_the_operator_accepted_th
     world = World(accepted)
     fail_over_from_one(world)
     assert len(world.workflows.started) == 1
+
+
+def flap(world: World, cycles: int) -> None:
+    """shop-home at dc-a goes DOWN and comes back `cycles` times, from every vantage point."""
+    for _ in range(cycles):
+        for _ in range(THRESHOLD):
+            world.probe_round({("dc-a", "shop-home")})
+        for _ in range(world.config.thresholds.successes_to_up):
+            world.probe_round()
+
+
+def kinds(world: World) -> list[str]:
+    return [" ".join(s.split()[1:3]) for s in world.subjects()]
+
+
+def flap_config(window_s: int = 600) -> Config:
+    return with_changes(thresholds=CONFIG.thresholds.model_copy(update={"flap_changes": 4, "flap_window_s": window_s}))
+
+
+def test_a_flapping_check_alerts_once_and_its_service_changes_are_recorded_but_not_alerted():
+    world = World(flap_config())
+    world.probe_round()
+    flap(world, 4)  # eight changes: the fourth one makes the check FLAPPING
+    # DOWN, RECOVERED, DOWN are news before anything flaps; from the fourth change on, FLAPPING speaks for it.
+    assert kinds(world) == ["SERVICE DOWN", "SERVICE RECOVERED", "SERVICE DOWN", "FLAPPING shop-home"]
+    decisions = world.store.records("service")
+    assert [r["status"] for r in decisions] == ["DOWN", "UP"] * 4, "every change is still decided and recorded"
+    assert [r["alerted"] for r in decisions] == [True, True, True] + [False] * 5
+    assert decisions[3]["heldBack"] == "flapping: shop-home@aws-public", "the first vantage point to see it flap"
+    assert all(r["heldBack"] == "flapping: shop-home@aws-public, shop-home@aws-vpc" for r in decisions[4:])
+    assert world.workflows.started == {}
+
+
+def test_a_service_held_down_while_it_flapped_has_its_recovery_alerted_once_the_check_settled():
+    world = World(flap_config(window_s=20))
+    world.probe_round()
+    flap(world, 3)
+    for _ in range(THRESHOLD):
+        world.probe_round({("dc-a", "shop-home")})  # DOWN while flapping: recorded, not alerted
+    assert kinds(world)[-1] == "FLAPPING shop-home"
+    for _ in range(21):  # the changes leave the flap window while it keeps failing
+        world.probe_round({("dc-a", "shop-home")})
+    assert world.subjects()[-1] == "[dcwatch] SETTLED shop-home at dc-a: DOWN"
+    for _ in range(CONFIG.thresholds.successes_to_up):
+        world.probe_round()
+    assert world.subjects()[-1].startswith("[dcwatch] SERVICE RECOVERED shop at dc-a after")
+    assert kinds(world).count("FLAPPING shop-home") == 1
+
+
+def test_the_active_vcenter_down_while_its_services_answer_is_one_warning_and_one_recovery_never_a_failover():
+    world = World()
+    world.probe_round()
+    for _ in range(THRESHOLD + 3):
+        world.probe_round({("dc-a", "vcenter")})
+    assert world.subjects() == ["[dcwatch] VCENTER DOWN at dc-a (active): its services answer; no automatic action"]
+    assert world.publisher.site_changes == [] and world.workflows.started == {}
+    (record,) = world.store.records("vcenter")
+    assert record["status"] == "DOWN" and "1 of 1 critical checks DOWN from 2 of 2 vantage points" in str(
+        record["explanation"]
+    )
+    for _ in range(CONFIG.thresholds.successes_to_up):
+        world.probe_round()
+    # DOWN on the third failing round (round 4), UP on the second passing one (round 9).
+    assert world.subjects()[1:] == ["[dcwatch] VCENTER RECOVERED at dc-a after 5 s"]
+
+
+def test_a_vcenter_failing_along_with_every_service_is_announced_as_the_site_outage_alone():
+    world = World()
+    fail_over(world)
+    subjects = world.subjects()
+    assert not [s for s in subjects if "VCENTER" in s or "SERVICE" in s], subjects
+    assert [r["alerted"] for r in world.store.records("vcenter")] == [False], "decided and recorded all the same"
+
+
+def test_services_stopping_while_a_recovery_holds_the_lock_are_its_fencing_recorded_without_alerts():
+    world = World()
+    world.probe_round()
+    world.leases.acquire("manual-dc-a-1", 600, world.now)  # a planned move: the workflow fences dc-a
+    for _ in range(THRESHOLD):
+        world.probe_round({("dc-a", "shop-home"), ("dc-a", "radio-stream"), ("dc-a", "transit-portal")})
+    assert world.subjects() == []
+    records = world.store.records("service")
+    assert len(records) == 3 and not any(r["alerted"] for r in records)
+    assert {r["heldBack"] for r in records} == {"a recovery holds the failover lock: manual-dc-a-1"}
+    world.leases.release("manual-dc-a-1")
+    world.probe_round()
+    world.probe_round()  # back UP: its DOWN was never announced, so neither is its return
+    assert world.subjects() == []

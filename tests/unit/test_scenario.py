@@ -6,7 +6,9 @@ import pytest
 
 from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.local.matrix import table
 from dcwatch.local.scenario import (
+    SCENARIOS_DIR,
     Observed,
     ScenarioError,
     alert_kind,
@@ -98,6 +100,10 @@ def test_sites_services_and_vantage_points_must_exist_in_the_config(tmp_path):
         ("[dcwatch] DOWN dc-a (active): failover started", "DOWN"),
         ("[dcwatch] SERVICE DOWN shop at dc-a: no automatic action", "SERVICE"),
         ("[dcwatch] FAILOVER DONE dc-a -> dc-b: services run at dc-b", "FAILOVER"),
+        ("[dcwatch] OK: REFUSED dc-a -> dc-b, another recovery holds the lock; no action needed", "REFUSED"),
+        ("[dcwatch] VCENTER DOWN at dc-a (active): its services answer; no automatic action", "VCENTER"),
+        ("[dcwatch] VCENTER RECOVERED at dc-a after 5 s", "VCENTER"),
+        ("[dcwatch] SERVICE RECOVERED shop at dc-a after 9 s", "SERVICE"),
     ],
 )
 def test_an_alert_is_known_by_the_first_word_of_its_subject_that_names_a_kind(subject, kind):
@@ -135,3 +141,41 @@ def test_the_expected_outcome_passes(tmp_path):
     seen = Observed(down=["dc-a"], alerts={"FAILOVER": 1}, failovers=1, active_site="dc-b", detection_s=3.1, errors=[])
     verdict = judge(spec_expecting(tmp_path, True), config, seen)
     assert verdict.passed and verdict.problems == ()
+
+
+def test_the_matrix_table_prints_the_physical_floor_next_to_each_detection_time(tmp_path):
+    config = load_config(DEMO_CONFIG)
+    outage = Observed(down=["dc-a"], alerts={"DOWN": 1}, failovers=1, active_site="dc-b", detection_s=4.3, errors=[])
+    calm = Observed(down=[], alerts={}, failovers=0, active_site="dc-a", detection_s=None, errors=[])
+    hard = load_scenario(SCENARIOS_DIR / "hard-outage.yaml")
+    quiet = load_scenario(SCENARIOS_DIR / "service-down.yaml")
+    reports = [
+        {"scenario": {"name": spec.name}, "verdict": judge(spec, config, seen).row()}
+        for spec, seen in ((hard, outage), (quiet, calm))
+    ]
+    header, _, hard_row, quiet_row = table(reports)
+    floor = config.probe.interval_s * config.thresholds.failures_to_down
+    assert header.split(" | ")[3].strip() == "detection"
+    assert hard_row.split(" | ")[3].strip() == f"4.30 s (floor {floor:g} s)"
+    assert quiet_row.split(" | ")[3].strip() == "-", "no outage, no detection time"
+
+
+def test_every_scenario_that_declares_a_down_bounds_its_detection_close_to_the_floor():
+    config = load_config(DEMO_CONFIG)
+    interval = config.probe.interval_s
+    floor = interval * config.thresholds.failures_to_down
+    lag_s = 4  # the most the local evaluator's lag measured on a loaded 2-core machine (README, Scenario matrix)
+    bound = floor + 2 * interval + lag_s
+    for spec in (load_scenario(f) for f in scenario_files()):
+        if spec.expect.down:
+            assert spec.expect.detected_within_s is not None, f"{spec.name}: a DOWN without a detection bound"
+            # Redelivered events (a crash's retries, a bus delivering twice) add evaluator work, nothing else.
+            extra = any(s.bus or s.evaluator_crash for s in spec.steps)
+            assert spec.expect.detected_within_s <= (2 * bound if extra else bound), spec.name
+
+
+def test_detection_is_timed_from_the_first_fault_not_from_the_steps_that_set_the_stage():
+    spec = load_scenario(SCENARIOS_DIR / "automation-off.yaml")
+    assert [(s.action, s.is_fault) for s in spec.steps] == [("automation", False), ("kill_site", True)]
+    crash = load_scenario(SCENARIOS_DIR / "evaluator-crash.yaml")
+    assert [s.is_fault for s in crash.steps] == [False, True]

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from dcwatch.control import ControlRequest
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.recovery import REQUESTS, FailoverRequest
 
@@ -22,6 +23,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "SiteStatusChanged": SiteStatusChanged,
     "FailoverRequest": FailoverRequest,
     **REQUESTS,
+    "ControlRequest": ControlRequest,  # the control function's input (Lambda console, Test tab)
 }
 
 

@@ -1,15 +1,22 @@
-"""What operators change by hand: the automation switch, maintenance windows, acknowledgements. All audited."""
+"""What operators change by hand: the automation switch, maintenance windows, acknowledgements, approval
+answers. All audited. The CLI calls these; so does the `control` function the Lambda console invokes."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, ValidationError
 
 from dcwatch.config import Config, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, describe_window
+from dcwatch.modes import approval_answer
 from dcwatch.ports import StateStore
 
 AUTOMATION_AUDIT = "automation"
 MAINTENANCE_AUDIT = "maintenance"
+APPROVAL_AUDIT = "approval"
 MAX_MAINTENANCE = timedelta(days=7)
 
 
@@ -93,3 +100,141 @@ def open_maintenance(
         },
     )
     return window
+
+
+class Approvals(Protocol):
+    """Answers a workflow waiting at its approval gate, by the task token its approval message names."""
+
+    def answer(self, token: str, decision: dict[str, object]) -> None: ...
+
+
+def answer_approval(
+    store: StateStore, approvals: Approvals, token: str, approved: bool, reason: str, by: str, now: datetime
+) -> str:
+    """Approve or deny a waiting workflow; audited under a fingerprint of the token, never the token itself."""
+    if len(reason.strip()) < 3:
+        raise ValueError("a reason is required (--reason), for the audit trail")
+    approvals.answer(token, approval_answer(approved, by, reason.strip(), now))
+    word = "approved" if approved else "denied"
+    text = f"{by} {word} the waiting workflow: " + ("it goes on" if approved else "it stops, nothing is changed")
+    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
+    store.append_audit(
+        APPROVAL_AUDIT,
+        {
+            "kind": "approval",
+            "approved": approved,
+            "token": fingerprint,
+            "by": by,
+            "reason": reason.strip(),
+            "decidedAt": now,
+            "explanation": text,
+        },
+    )
+    return text
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500), Field(description="why, for the audit")
+]
+Operator = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=2, max_length=100),
+    Field(description="who asks: the console does not tell the function who pressed Test (CloudTrail does)"),
+]
+
+
+class ShowAutomation(_Request):
+    """Read the automation switch; changes nothing."""
+
+    action: Literal["status"]
+
+
+class SwitchAutomation(_Request):
+    """Switch automatic failover on or off."""
+
+    action: Literal["automation"]
+    state: Literal["on", "off"]
+    reason: Reason
+    by: Operator
+
+
+class Acknowledge(_Request):
+    """Let a failover held back by the cooldown start (the refused second automatic failover)."""
+
+    action: Literal["ack"]
+    incident_id: str = Field(
+        alias="incidentId",
+        pattern=r"^[A-Za-z0-9_-]{1,80}$",
+        description="the incident of the DOWN alert, e.g. dc-a-down-20261125T030000Z",
+    )
+    reason: Reason
+    by: Operator
+
+
+class AnswerApproval(_Request):
+    """Approve or deny a workflow waiting at its approval gate."""
+
+    action: Literal["approve", "deny"]
+    token: str = Field(min_length=1, max_length=1024, description="the task token of the approval message")
+    reason: Reason
+    by: Operator
+
+
+class ControlRequest(RootModel[ShowAutomation | SwitchAutomation | Acknowledge | AnswerApproval]):
+    """What an operator asks of the `control` function (the Lambda console's Test tab, or any invoke)."""
+
+    root: Annotated[ShowAutomation | SwitchAutomation | Acknowledge | AnswerApproval, Field(discriminator="action")]
+
+
+class ControlInputError(ValueError):
+    """A control request that cannot run: every bad field named; nothing was changed."""
+
+
+def parse_control(event: object) -> ShowAutomation | SwitchAutomation | Acknowledge | AnswerApproval:
+    try:
+        return ControlRequest.model_validate(event).root
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"][1:] if not isinstance(p, int)) or "(request)"
+            problems.append(f"{where}: {error['msg']}")
+        raise ControlInputError(
+            "control request refused, nothing changed: "
+            + "; ".join(problems)
+            + ". Expected one of: {action: status}, {action: automation, state: on|off, reason, by}, "
+            "{action: ack, incidentId, reason, by}, {action: approve|deny, token, reason, by}"
+        ) from None
+
+
+def run_control(
+    request: ShowAutomation | SwitchAutomation | Acknowledge | AnswerApproval,
+    store: StateStore,
+    approvals: Approvals,
+    now: datetime,
+) -> dict[str, Any]:
+    """Carry the request out through the same audited functions the CLI calls; the state it leaves."""
+    if isinstance(request, SwitchAutomation):
+        switch = switch_automation(store, request.state == "on", request.reason, request.by, now)
+        return {"action": request.action, "automation": _switch(switch)}
+    if isinstance(request, Acknowledge):
+        text = acknowledge(store, request.incident_id, request.reason, request.by, now)
+        return {"action": request.action, "incidentId": request.incident_id, "acknowledged": True, "explanation": text}
+    if isinstance(request, AnswerApproval):
+        approved = request.action == "approve"
+        text = answer_approval(store, approvals, request.token, approved, request.reason, request.by, now)
+        return {"action": request.action, "approved": approved, "explanation": text}
+    return {"action": request.action, "automation": _switch(store.automation())}
+
+
+def _switch(switch: AutomationSwitch) -> dict[str, Any]:
+    return {
+        "enabled": switch.enabled,
+        "changedBy": switch.changed_by or None,
+        "changedAt": switch.changed_at.isoformat() if switch.changed_at else None,
+        "reason": switch.reason or None,
+        "description": switch.describe(),
+    }

@@ -6,6 +6,8 @@
 - Quorum: a site or service is DOWN only when `quorum` vantage points, none of them isolated, see it DOWN.
 - Isolation: a vantage point that sees both sites fail completely while another one does not is
   ISOLATED: the fault is on its side, so its view counts for nothing.
+- vCenter: the active site's vCenter DOWN (all its critical parts, by quorum) while its services answer is a
+  warning, never a site outage.
 - Failover: only for the active site DOWN by quorum, with no flapping check, a standby proven by its
   latest results, automation on, no maintenance window open on the site, and no failover within the
   cooldown unless a human acknowledged this incident. Every refusal names all its reasons.
@@ -179,6 +181,28 @@ def service_verdict(
     rule = Rule.parse(thresholds.service_rule)
     return _verdict(
         f"{service}@{site}", site, "active", deciding, vantages, rule, thresholds.effective_quorum, isolated
+    )
+
+
+def vcenter_verdict(
+    site: str,
+    checks: Sequence[CheckState],
+    vantages: Sequence[str],
+    thresholds: Thresholds,
+    isolated: Iterable[str] = (),
+) -> Verdict:
+    """The site's vCenter, every critical part of it the config checks: DOWN when all of them are DOWN
+    from a quorum. For the standby this is its site verdict; for the active site a warning of its own."""
+    deciding = _deciding(checks, site, "standby")
+    return _verdict(
+        f"{VCENTER_CHECK}@{site}",
+        site,
+        "active",
+        deciding,
+        vantages,
+        Rule("all"),
+        thresholds.effective_quorum,
+        isolated,
     )
 
 

@@ -6,10 +6,12 @@ conditional write only one evaluator wins; a failover needs the single lock (a l
 incident) and starts under the incident id, which Step Functions accepts once.
 
 Every change writes a decision record to the audit trail and sends one alert (edge-triggered): a
-site DOWN or RECOVERED (with the outage's duration), a service DOWN or RECOVERED, a vantage point
-ISOLATED or back, a check FLAPPING or settled. A DOWN active site whose failover is held back
-(automation off, maintenance, cooldown, lock held, standby unproven, flapping) is re-judged on each
-of its results, so the failover starts as soon as nothing holds it back any more.
+site DOWN or RECOVERED (with the outage's duration), a service DOWN or RECOVERED (not while a check
+of it flaps: the check's one FLAPPING alert speaks for it), the active site's vCenter DOWN while its
+services answer or RECOVERED, a vantage point ISOLATED or back, a check FLAPPING or settled. A DOWN
+active site whose failover is held back (automation off, maintenance, cooldown, lock held, standby
+unproven, flapping) is re-judged on each of its results, so the failover starts as soon as nothing
+holds it back any more.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dcwatch.decision import (
     open_windows,
     service_verdict,
     site_verdict,
+    vcenter_verdict,
 )
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState, advance, incident_id
@@ -171,6 +174,8 @@ class _Decider:
         self._vantages(isolated, now)
         if result.service is not None and result.site == active:
             self._service(result.site, result.service, checks[active], isolated, now)
+        elif result.site == active:
+            self._vcenter(result.site, checks[active], isolated, now)
         # A change at one site can change the other's verdict too, through a vantage point's isolation.
         outcome = self._judge(result, result.site, stored, checks, isolated, active, now, check_status)
         other = self.config.other_site(result.site)
@@ -237,14 +242,24 @@ class _Decider:
         if verdict.status == stored.status:
             return
         # One service failing at a site that is otherwise fine is news; services failing along with the
-        # site's vCenter are the start of a site outage, which the site's own alerts announce.
+        # site's vCenter are the start of a site outage, which the site's own alerts announce, and services
+        # stopping while a recovery holds the lock are its fencing or shutdown, which its notification
+        # announces. While a check of the service flaps, its one FLAPPING alert speaks for it: each change
+        # is recorded, not alerted; a DOWN held back so is marked, and its recovery alerted once it settled.
+        flapping = verdict.flapping
+        held, blocked = (f"flapping: {', '.join(flapping)}" if flapping else None), None
         if verdict.status == "DOWN":
-            alert = self.store.condition(_key("site", site), "UP").status == "UP" and _infrastructure_passes(
-                checks, site, isolated
+            news = self.store.condition(_key("site", site), "UP").status == "UP" and _passing(
+                checks, site, isolated, infrastructure=True
             )
+            lease = self.ports.leases.holder() if news else None
+            if lease is not None and lease.expires_at > now:
+                news, held = False, f"a recovery holds the failover lock: {lease.owner}"
+            alert = news and not flapping
+            blocked = held if news and flapping else None
         else:
-            alert = stored.alerted
-        new = Condition(verdict.status, since=now, alerted=alert, version=stored.version + 1)
+            alert = (stored.alerted or stored.blocked is not None) and not flapping
+        new = Condition(verdict.status, since=now, blocked=blocked, alerted=alert, version=stored.version + 1)
         if not self.store.change_condition(key, stored, new):
             return
         explanation = verdict.explain(self.config.thresholds)
@@ -256,10 +271,46 @@ class _Decider:
             text = f"{service} at {site} UP again after {_duration(stored.since, now)}: {explanation}"
         record: dict[str, object] = {"kind": "service", "service": service, "site": site, "status": verdict.status}
         record |= {"previous": stored.status, "explanation": explanation, "decidedAt": now, "alerted": alert}
+        if held:
+            record["heldBack"] = held
         if alert:
             self._record(f"service-{service}@{site}", subject, text, record)
         else:
             self.store.append_audit(f"service-{service}@{site}", record)
+
+    def _vcenter(self, site: str, checks: list[CheckState], isolated: frozenset[str], now: datetime) -> None:
+        """The active site's vCenter DOWN while every service of the site answers: one warning, one on its
+        return. Failing along with the services, it is the start of a site outage the site's alerts announce."""
+        verdict = vcenter_verdict(site, checks, self.config.vantage_points, self.config.thresholds, isolated)
+        key = _key("vcenter", site)
+        stored = self.store.condition(key, "UP")
+        if verdict.status == stored.status:
+            return
+        if verdict.status == "DOWN":
+            alert = self.store.condition(_key("site", site), "UP").status == "UP" and _passing(
+                checks, site, isolated, infrastructure=False
+            )
+        else:
+            alert = stored.alerted
+        new = Condition(verdict.status, since=now, alerted=alert, version=stored.version + 1)
+        if not self.store.change_condition(key, stored, new):
+            return
+        explanation = verdict.explain(self.config.thresholds)
+        if verdict.status == "DOWN":
+            subject = f"[dcwatch] VCENTER DOWN at {site} (active): its services answer; no automatic action"
+            text = (
+                f"the vCenter of {site} is DOWN while its services answer: {explanation}. Production stays; "
+                f"until it is back, a failover could not fence {site}'s VMs and nothing can be powered there."
+            )
+        else:
+            subject = f"[dcwatch] VCENTER RECOVERED at {site} after {_duration(stored.since, now)}"
+            text = f"the vCenter of {site} is UP again after {_duration(stored.since, now)}: {explanation}"
+        record: dict[str, object] = {"kind": "vcenter", "site": site, "status": verdict.status}
+        record |= {"previous": stored.status, "explanation": explanation, "decidedAt": now, "alerted": alert}
+        if alert:
+            self._record(f"vcenter-{site}", subject, text, record)
+        else:
+            self.store.append_audit(f"vcenter-{site}", record)
 
     def _site_changed(self, ctx: _SiteContext, check_status: str) -> Evaluation:
         """Take the site's new status, act, announce; on failure give the change back (nothing may be lost)."""
@@ -410,9 +461,17 @@ class _SiteContext:
     now: datetime
 
 
-def _infrastructure_passes(checks: list[CheckState], site: str, isolated: frozenset[str]) -> bool:
-    infrastructure = [c for c in checks if c.site == site and c.is_infrastructure and c.vantage not in isolated]
-    return bool(infrastructure) and all(c.status == "UP" and c.failures == 0 for c in infrastructure)
+def _passing(checks: list[CheckState], site: str, isolated: frozenset[str], infrastructure: bool) -> bool:
+    """Every counted infrastructure check of the site (or every critical service check) passes right now."""
+    group = [
+        c
+        for c in checks
+        if c.site == site
+        and c.is_infrastructure == infrastructure
+        and c.vantage not in isolated
+        and (infrastructure or c.critical)
+    ]
+    return bool(group) and all(c.status == "UP" and c.failures == 0 for c in group)
 
 
 def _duration(since: datetime | None, now: datetime) -> str:

@@ -22,7 +22,7 @@ from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
-from dcwatch.adapters.stepfunctions import StepFunctionsStarter
+from dcwatch.adapters.stepfunctions import Approvals, StepFunctionsStarter
 from dcwatch.adapters.vsphere import VsphereInventory
 from dcwatch.checks import PlannedCheck
 from dcwatch.config import Config, load_config
@@ -116,6 +116,10 @@ class App:
     @cached_property
     def notifier(self) -> SnsNotifier:
         return SnsNotifier(self.settings.topic_arn)
+
+    @cached_property
+    def approvals(self) -> Approvals:
+        return Approvals()
 
     @cached_property
     def workflows(self) -> StepFunctionsStarter:

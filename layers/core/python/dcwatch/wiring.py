@@ -60,6 +60,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         reserved_concurrency=1,
     ),
     FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe results to site status"),
+    # Operators invoke it from the Lambda console (Test tab): the CLI's switches without a shell.
+    FunctionSpec(
+        "Control", "control", "app.handler", 15, 256, "operator switches: automation on/off, ack, approve/deny"
+    ),
     _step("ValidateRequest", "validate_request", "check a recovery request, build the plan"),
     _step("RequestApproval", "request_approval", "send the approval request with its task token"),
     _step("Approved", "approved", "record the approval, renew the failover lock"),

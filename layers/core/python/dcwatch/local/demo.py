@@ -304,11 +304,15 @@ def play(
 
         time.sleep(spec.steady_s if steady_s is None else steady_s)
         start = time.monotonic()
-        for at, action, text in player.schedule():
+        planned = player.schedule()
+        has_fault = any(is_fault for *_, is_fault in planned)
+        for at, action, text, is_fault in planned:
             time.sleep(max(0.0, start + at - time.monotonic()))
-            t = timeline.add("fault_injected", text)
-            fault.setdefault("at", t)
-            watcher.fault_at = fault["at"]
+            t = timeline.add("fault_injected" if is_fault else "step_applied", text)
+            # Detection and recovery are timed from the first fault, not from the switches that set the stage.
+            if is_fault or not has_fault:
+                fault.setdefault("at", t)
+                watcher.fault_at = fault["at"]
             try:
                 action()
             except Exception as exc:  # noqa: BLE001 - a step that cannot run fails the scenario, not the run

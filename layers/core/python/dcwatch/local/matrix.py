@@ -67,9 +67,9 @@ def table(reports: list[dict[str, Any]]) -> list[str]:
     rows = [("scenario", "expected", "got", "detection", "false", "missed", "result")]
     for report in reports:
         v = report["verdict"]
-        detection = "-" if v["detection_s"] is None else f"{v['detection_s']:.2f} s"
-        if report["scenario"]["name"] == "hard-outage" and v["detection_s"] is not None:
-            detection += f" (floor {v['detection_floor_s']:g} s)"
+        detection = (
+            "-" if v["detection_s"] is None else f"{v['detection_s']:.2f} s (floor {v['detection_floor_s']:g} s)"
+        )
         rows.append(
             (
                 v["scenario"],

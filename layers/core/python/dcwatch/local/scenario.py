@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from dcwatch.local.pipeline import LocalPipeline
 
 SCENARIOS_DIR = REPO_ROOT / "scenarios"
-ALERT_KINDS = ("SERVICE", "FAILOVER", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN")  # the first one named, names it
-AlertKind = Literal["SERVICE", "FAILOVER", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN"]
+# The first word of a subject that is one of these names its kind.
+ALERT_KINDS = ("SERVICE", "VCENTER", "FAILOVER", "REFUSED", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN")
+AlertKind = Literal["SERVICE", "VCENTER", "FAILOVER", "REFUSED", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN"]
 MAX_S = 300
 
 
@@ -87,6 +88,9 @@ class EvaluatorCrash(_Model):
     times: int = Field(default=1, ge=1, le=3, description="evaluations that die as they would start the workflow")
 
 
+# Steps that break something (or, for a manual failover, move something): the outcome is timed from the
+# first of them. The others set the stage: operator switches, a misbehaving bus, a crash armed.
+FAULTS = frozenset({"kill_site", "vcenter_down", "stop_service", "flap", "network", "isolate", "manual_failover"})
 ACTIONS = (
     "kill_site",
     "vcenter_down",
@@ -129,6 +133,10 @@ class Step(_Model):
     def action(self) -> str:
         return next(a for a in ACTIONS if getattr(self, a) is not None)
 
+    @property
+    def is_fault(self) -> bool:
+        return self.action in FAULTS
+
     def describe(self) -> str:
         value = getattr(self, self.action)
         shown = value.model_dump(by_alias=True, exclude_defaults=True) if isinstance(value, BaseModel) else value
@@ -139,7 +147,9 @@ class Expect(_Model):
     failover: bool = Field(description="true: production moves to the standby exactly once; false: it never moves")
     down: list[SiteRef] | None = Field(default=None, description="sites the evaluator declares DOWN, in order")
     alerts: dict[AlertKind, int] = Field(default={}, description="alerts sent, by kind (kinds not named: any)")
-    detected_within_s: float | None = Field(default=None, gt=0, description="the first DOWN at most this late")
+    detected_within_s: float | None = Field(
+        default=None, gt=0, description="the first DOWN at most this long after the first fault step"
+    )
 
 
 class ScenarioSpec(_Model):
@@ -284,9 +294,9 @@ class Player:
         config = self.pipeline.config
         return {"active": config.active_site, "standby": config.other_site(config.active_site)}.get(ref, ref)
 
-    def schedule(self) -> list[tuple[float, Callable[[], None], str]]:
-        """(at, action, text) sorted by time, flapping expanded into its stops and starts."""
-        planned: list[tuple[float, Callable[[], None], str]] = []
+    def schedule(self) -> list[tuple[float, Callable[[], None], str, bool]]:
+        """(at, action, text, is_fault) sorted by time, flapping expanded into its stops and starts."""
+        planned: list[tuple[float, Callable[[], None], str, bool]] = []
         for step in self.spec.steps:
             if step.flap is not None:
                 flap = step.flap
@@ -297,10 +307,11 @@ class Player:
                             step.at + n * flap.every_s,
                             self._service_action(flap.site, flap.service, stop),
                             f"flap: {flap.service} at {self.site(flap.site)} {'stops' if stop else 'starts'}",
+                            True,
                         )
                     )
             else:
-                planned.append((step.at, self._action(step), step.describe()))
+                planned.append((step.at, self._action(step), step.describe(), step.is_fault))
         return sorted(planned, key=lambda p: p[0])
 
     def _service_action(self, site: str, service: str, stop: bool) -> Callable[[], None]:
