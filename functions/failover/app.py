@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import modes, runtime, workflow
+from dcwatch.errors import InvalidRequest
 from dcwatch.observability import logger, tracer
 from dcwatch.ports import Inventory
 from dcwatch.workflow import WorkflowState
@@ -31,9 +32,22 @@ def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """`{"request": <the execution input>, "execution": <its name>}`: the name owns the lock from here on."""
     begun = workflow.utcnow()
     app = runtime.app()
-    state = workflow.validate_request(event, app.config, active_site=app.store.active_site(app.config.active_site))
+    execution = str(event["execution"])
+    try:
+        state = workflow.validate_request(
+            event["request"],
+            app.config,
+            active_site=app.store.active_site(app.config.active_site),
+            execution=execution,
+        )
+    except InvalidRequest:
+        # The evaluator or the CLI took the lock for this execution before starting it: give it back.
+        if app.leases.release(execution):
+            logger.info("lock released: the request was rejected", execution=execution)
+        raise
     state.stamp_started(begun)
     logger.info("request accepted", incident_id=state.incident_id, plan=state.plan.model_dump(by_alias=True))
     return state.dump()

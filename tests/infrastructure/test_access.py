@@ -107,6 +107,7 @@ def test_the_audit_trail_is_append_only_for_the_two_steps_that_write_it(demo: Sy
 
 
 def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_lease_steps(demo: Synth):
+    # ValidateRequest may only give back the lock taken for its own execution when it rejects the request.
     table_id = demo.logical_id(demo.stack.tables["Locks"])
     granted = {
         spec.key: {
@@ -122,6 +123,7 @@ def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_le
         "ReleaseLease": lease,
         "Approved": lease,
         "CleanUpDrill": lease,
+        "ValidateRequest": {"dynamodb:DeleteItem"},
     }
 
 

@@ -284,7 +284,7 @@ def test_the_modes_the_config_names_wait_for_approval_and_the_request_carries_th
     assert "without an answer by 2026-11-25 03:10:00 UTC it stops" in body and "shutdown 1: transit-app-a" in body
 
     leases = FakeLeases()
-    leases.acquire(state.incident_id, 60, clock())
+    leases.acquire(state.owner, 60, clock())
     state.approval.decision = modes.approval_answer(True, "alice", "change CHG-1 approved", clock())
     state = modes.approved(state, leases, 900, clock)
     assert state.timeline[-1].detail == "approved by alice: change CHG-1 approved"

@@ -158,6 +158,9 @@ class WorkflowState(_Camel):
     cleanup_error: dict[str, Any] | None = Field(default=None, alias="cleanupError", description="a drill's")
     storage: str | None = Field(default=None, description="what the storage check found")
     run_id: str = Field(default="", alias="runId", description="this execution's key for steps that act once")
+    lease_owner: str = Field(
+        default="", alias="leaseOwner", description="who holds the lock for this execution: its execution name"
+    )
 
     def note(self, step: str, detail: str, clock: Clock, started: datetime | None = None) -> WorkflowState:
         self.timeline.append(TimelineEntry(step=step, at=clock(), detail=detail, started=started))
@@ -173,17 +176,29 @@ class WorkflowState(_Camel):
         """The idempotency key of one action of this run: a retry finds it, a new execution does not."""
         return "/".join([self.run_id or self.incident_id, *map(str, parts)])
 
+    @property
+    def owner(self) -> str:
+        """The lock holder's name: unique per execution, so two executions never both hold the lock."""
+        return self.lease_owner or self.run_id or self.incident_id
+
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
 
 def validate_request(
-    raw: Any, config: Config, clock: Clock = utcnow, *, active_site: str | None = None
+    raw: Any,
+    config: Config,
+    clock: Clock = utcnow,
+    *,
+    active_site: str | None = None,
+    execution: str | None = None,
 ) -> WorkflowState:
+    """The accepted request and its plan; `execution` (the Step Functions execution name) owns the lock."""
     request = parse_request(raw, config, active_site)
     now = clock()
     incident = request.incident_id or f"manual-{request.from_site}-{now:%Y%m%dT%H%M%SZ}"
     gate = config.workflow.approval
+    run_id = f"{incident}-{uuid.uuid4().hex[:12]}"
     state = WorkflowState(
         request=request,
         plan=build_plan(config, request.from_site, request.to, request.mode),
@@ -191,7 +206,8 @@ def validate_request(
         poll_seconds=config.workflow.poll_s,
         started_at=now,
         approval=ApprovalGate(required=request.mode in gate.modes, timeout_seconds=gate.timeout_s),
-        run_id=f"{incident}-{uuid.uuid4().hex[:12]}",
+        run_id=run_id,
+        lease_owner=execution or run_id,
     )
     how = "dry run" if request.dry_run else request.trigger
     return state.note(
@@ -202,26 +218,24 @@ def validate_request(
 
 
 def acquire_lease(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = utcnow) -> WorkflowState:
-    """Take the single failover lock for this incident (the evaluator or the CLI may hold it already)."""
-    lease = leases.acquire(state.incident_id, ttl_s, clock())
-    if lease.owner != state.incident_id:
+    """Take the single failover lock for this execution (the evaluator or the CLI may hold it for it already)."""
+    lease = leases.acquire(state.owner, ttl_s, clock())
+    if lease.owner != state.owner:
         raise LeaseHeld(
             f"another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; nothing was touched"
         )
-    return state.note("AcquireLease", f"lock held by {state.incident_id} until {lease.expires_at.isoformat()}", clock)
+    return state.note("AcquireLease", f"lock held by {state.owner} until {lease.expires_at.isoformat()}", clock)
 
 
 def renew_lease(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = utcnow) -> WorkflowState:
-    if not leases.renew(state.incident_id, ttl_s, clock()):
+    if not leases.renew(state.owner, ttl_s, clock()):
         holder = leases.holder()
-        raise LeaseLost(
-            f"the lock is no longer held by {state.incident_id}" + (f" but by {holder.owner}" if holder else "")
-        )
+        raise LeaseLost(f"the lock is no longer held by {state.owner}" + (f" but by {holder.owner}" if holder else ""))
     return state
 
 
 def release_lease(state: WorkflowState, leases: Leases, clock: Clock = utcnow) -> WorkflowState:
-    released = leases.release(state.incident_id)
+    released = leases.release(state.owner)
     return state.note("ReleaseLease", "lock released" if released else "lock was not held by this failover", clock)
 
 
