@@ -136,6 +136,9 @@ def test_the_failed_site_is_fenced_before_anything_is_powered_on_at_the_standby(
     assert ASL["States"]["ChooseMode"]["Default"] == "Fence", "disaster is the default mode's path"
     assert TASKS["Fence"]["Next"] == "RenewLeaseForGroup" and TASKS["RenewLeaseForGroup"]["Next"] == "StartGroup"
     assert "FencingIncomplete" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
+    # A fault once connected (TransientError) is retried, then escalated: never past Fence to the standby.
+    assert "TransientError" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
+    assert ASL["States"][TASKS["Fence"]["Catch"][0]["Next"]]["Next"] == "NotifyFailure"
 
 
 def test_a_bad_request_fails_the_first_state_without_a_catch():

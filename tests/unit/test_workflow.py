@@ -20,6 +20,7 @@ from dcwatch.errors import (
     ServiceNotVerified,
     StandbyNotReady,
     TransientError,
+    VcenterUnavailable,
 )
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.workflow import WorkflowState
@@ -297,3 +298,35 @@ def test_fencing_that_leaves_vms_running_is_retried_and_never_reported_as_done(c
     stuck.instant = False
     with pytest.raises(FencingIncomplete, match="still powered on at dc-a: radio-stream-a"):
         workflow.fence(started(clock), lambda: reachable(stuck), clock)
+
+
+class DropsMidPowerOff(FakeInventory):
+    """A vCenter that answers and lists its VMs, then loses the connection while powering them off."""
+
+    def power_off(self, vm_names):
+        super().power_off(vm_names[:1])
+        raise TransientError("vCenter http://127.0.0.1:18989/sdk: connection reset during PowerOffVM_Task")
+
+
+def test_a_vcenter_that_answers_but_fails_mid_fencing_is_retried_never_recorded_as_unreachable(clock):
+    # Given the failed site's vCenter accepts the login, then fails after one VM was powered off
+    failed_site = DropsMidPowerOff({vm: "poweredOn" for vm in FAILED_SITE_VMS})
+    state = started(clock)
+
+    # When fencing runs, then it raises TransientError (the ASL retries it, then escalates) and records nothing
+    with pytest.raises(TransientError, match="vCenter of dc-a answered but fencing failed midway.*may still be on"):
+        workflow.fence(state, lambda: reachable(failed_site), clock)
+    assert state.fencing is None
+    assert "poweredOn" in failed_site.vms.values(), "VMs still run: proceeding would run both sites"
+
+
+@contextmanager
+def login_refused():
+    raise VcenterUnavailable("vCenter http://127.0.0.1:18989/sdk refused the login of dcwatch")
+    yield
+
+
+def test_only_a_vcenter_that_cannot_be_connected_to_makes_fencing_not_possible(clock):
+    state = workflow.fence(started(clock), login_refused, clock)
+    assert state.fencing.startswith("fencing not possible: vCenter of dc-a unreachable (vCenter http://127.0.0.1")
+    assert state.timeline[-1].detail.endswith("proceeding on the quorum verdict")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -244,18 +244,26 @@ def fence(
 ) -> WorkflowState:
     """Power off the failed site's VMs where its vCenter answers, so the two sites never both serve.
 
-    Unreachable (the usual case when a site is down), the workflow proceeds on the quorum verdict and
-    says so; reachable but with VMs still on, it raises and is retried, then stops for a human.
+    Unreachable (no connection or login: the usual case when a site is down), the workflow proceeds on
+    the quorum verdict and says so. Once connected, a fault or VMs still on raise and are retried, then
+    it stops for a human.
     """
     vms = state.plan.fence
-    try:
-        with connect() as inventory:
+    with ExitStack() as session:
+        try:
+            inventory = session.enter_context(connect())
+        except (TransientError, VcenterUnavailable, OSError) as exc:
+            state.fencing = f"fencing not possible: vCenter of {state.plan.from_site} unreachable ({exc})"
+            return state.note("Fence", state.fencing + "; proceeding on the quorum verdict", clock)
+        try:
             before = inventory.power_states(vms)
             started = inventory.power_off(vms)
             still_on = sorted(vm for vm, power in inventory.power_states(vms).items() if power == "poweredOn")
-    except (TransientError, VcenterUnavailable, OSError) as exc:
-        state.fencing = f"fencing not possible: vCenter of {state.plan.from_site} unreachable ({exc})"
-        return state.note("Fence", state.fencing + "; proceeding on the quorum verdict", clock)
+        except (TransientError, VcenterUnavailable, OSError) as exc:
+            # It answered, so its VMs may still run: retried, then a human decides; never "not possible".
+            raise TransientError(
+                f"vCenter of {state.plan.from_site} answered but fencing failed midway ({exc}); VMs may still be on"
+            ) from exc
     if still_on:
         raise FencingIncomplete(f"still powered on at {state.plan.from_site}: {', '.join(still_on)}")
     off_already = sorted(vm for vm in before if vm not in started)
