@@ -173,9 +173,13 @@ def check_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def lower_ttl(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Before a planned migration; `ttlSeconds` in the input (default 60)."""
-    ttl_s = int(event.get("ttlSeconds", 60))
-    return _run("LowerTtl", event, lambda s, app: workflow.lower_ttl(s, app.dns, ttl_s, once=app.once), context)
+    """Migration, failback: the request's `lowerTtlSeconds` (the ASL enters this step only when it is set)."""
+    return _run(
+        "LowerTtl",
+        event,
+        lambda s, app: workflow.lower_ttl(s, app.dns, s.request.lower_ttl_s or 60, once=app.once),
+        context,
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

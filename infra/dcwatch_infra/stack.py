@@ -60,11 +60,12 @@ LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", 
 # A rejected request gives back the lock the evaluator or the CLI took for its execution (conditional delete).
 LOCK_RELEASERS = ("ValidateRequest",)
 WORKFLOW_STARTERS = ("Evaluate",)
-DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill")
-DNS_READERS = ("PrepareDrill", "CleanUpDrill")  # a drill notes its records before the switch, restores them after
+DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill", "LowerTtl")
+# A drill notes its records before the switch, restores them after; LowerTtl re-writes the current values.
+DNS_READERS = ("PrepareDrill", "CleanUpDrill", "LowerTtl")
 DNS_WATCHERS = ("CheckDns",)
 # Steps that act once per run: their Powertools idempotency records (get, conditional put, update, delete).
-ONCE_ACTORS = ("StartGroup", "CheckGroup", "SwitchDns", "Notify", "RecordAudit", "NotifyFailure")
+ONCE_ACTORS = ("StartGroup", "CheckGroup", "SwitchDns", "LowerTtl", "Notify", "RecordAudit", "NotifyFailure")
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # Steps that run recovery hooks: they may invoke exactly the Lambda hooks the config names.
 HOOK_CALLERS = ("StartGroup", "CheckGroup")

@@ -30,6 +30,7 @@ ALLOWED_SERVICES = {
     "ValidateRequest": {"dynamodb"},
     "RequestApproval": {"sns", "kms"},
     "Approved": {"dynamodb"},
+    "LowerTtl": {"route53", "dynamodb"},
     "ShutdownGroup": {"secretsmanager"},
     "CheckShutdown": {"secretsmanager"},
     "PrepareDrill": {"secretsmanager", "route53"},

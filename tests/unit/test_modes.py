@@ -300,3 +300,51 @@ def test_a_denied_or_unanswered_approval_says_nothing_was_changed(clock):
     state.approval.decision, state.error = None, {"Error": "States.Timeout", "Cause": ""}
     state.approval.timeout_seconds = 600
     assert "not approved: no answer within 600 s" in workflow.failure_message(state)[1]
+
+
+def test_a_migration_lowers_the_ttl_of_its_records_first_and_waits_out_the_old_ttl(clock):
+    # Given production records at dc-a with the config's TTLs (60 s for shop and transit, 30 s for radio)
+    dns = FakeDns()
+    for name in ("shop", "radio", "transit"):
+        dns.records[f"{name}.hosting.example."] = ("127.0.10.1",)
+    state = workflow.validate_request(
+        request("migration", lowerTtlSeconds=30), demo_config(), clock, active_site="dc-a"
+    )
+
+    # When the TTL is lowered to 30 s
+    state = workflow.lower_ttl(state, dns, state.request.lower_ttl_s, clock)
+
+    # Then the values stay, the TTL drops where it was longer, and the workflow waits the longest old TTL
+    (lowered,) = dns.upserts
+    assert {(r.name, r.ttl, r.values) for r in lowered} == {
+        ("shop.hosting.example.", 30, ("127.0.10.1",)),
+        ("transit.hosting.example.", 30, ("127.0.10.1",)),
+    }
+    assert state.progress.ttl_wait_s == 60 and state.progress.ttl_expires_at == T0 + timedelta(seconds=60)
+    # And a failure before the switch says DNS was not switched (the TTL change is no UPSERT of the standby)
+    assert state.progress.dns_changes == [] and state.progress.ttl_changes == ["change-1"]
+    state.failed_step, state.error = "ShutdownGroup", {"Error": "ShutdownIncomplete", "Cause": "still on"}
+    _, body = workflow.failure_message(state, clock)
+    assert "DNS: not switched; shop.hosting.example." in body and "UPSERT sent" not in body
+    assert "DNS TTL lowered to 30 s (values unchanged): restore it by hand" in body
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "message"),
+    [
+        ("disaster", {"lowerTtlSeconds": 30}, "only a planned migration or a failback lowers the TTL first"),
+        ("drill", {"lowerTtlSeconds": 30}, "only a planned migration or a failback lowers the TTL first"),
+        ("migration", {"lowerTtlSeconds": 0}, "lowerTtlSeconds: Input should be greater than or equal to 1"),
+    ],
+)
+def test_a_ttl_lowering_where_it_does_not_belong_is_refused(mode, extra, message):
+    with pytest.raises(InvalidRequest, match=message):
+        parse_request(request(mode, **extra), demo_config(), "dc-a")
+
+
+def test_a_ttl_wait_that_would_outlast_the_lock_is_refused_before_anything_moves():
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    doc["services"][0]["dns"]["ttl"] = 3600
+    config = parse_config(doc)
+    with pytest.raises(InvalidRequest, match=r"TTL of 3600 s would outlast the lock \(workflow.lease_s 900 less 60"):
+        parse_request(request("migration", lowerTtlSeconds=10), config, "dc-a")

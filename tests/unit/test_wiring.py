@@ -99,6 +99,14 @@ def test_a_drill_never_reaches_the_steps_that_touch_the_leaving_site():
     assert not drill_path & {"Fence", "ShutdownGroup", "CheckShutdown"}
 
 
+def test_a_migration_asked_to_lower_the_ttl_does_so_before_anything_is_shut_down():
+    (leaving,) = [c for c in ASL["States"]["ChooseMode"]["Choices"] if "Or" in c]
+    choice = ASL["States"][leaving["Next"]]
+    assert choice["Choices"] == [{"Variable": "$.request.lowerTtlSeconds", "IsNumeric": True, "Next": "LowerTtl"}]
+    assert choice["Default"] == "RenewLeaseForShutdown"
+    assert TASKS["LowerTtl"]["Next"] == "WaitForTtl"
+
+
 def test_migration_and_failback_shut_the_leaving_site_down_instead_of_fencing_it():
     (leaving,) = [c for c in ASL["States"]["ChooseMode"]["Choices"] if "Or" in c]
     assert {v["StringEquals"] for v in leaving["Or"]} == {"migration", "failback"}
@@ -148,5 +156,9 @@ def test_a_bad_request_fails_the_first_state_without_a_catch():
 
 def test_every_wait_is_bounded_by_a_step_that_enforces_a_deadline():
     waits = {n: s for n, s in ASL["States"].items() if s["Type"] == "Wait"}
+    # The one wait that polls nothing waits out the old DNS TTL: ValidateRequest refuses one longer than the
+    # lock (lease_s less 60 s), and the lock is renewed right after it.
+    ttl = waits.pop("WaitForTtl")
+    assert (ttl["SecondsPath"], ttl["Next"]) == ("$.progress.ttlWaitSeconds", "RenewLeaseForShutdown")
     assert {s["Next"] for s in waits.values()} == {"CheckGroup", "CheckDns", "CheckShutdown"}
     assert ASL["TimeoutSeconds"] <= 3600

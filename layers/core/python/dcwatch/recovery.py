@@ -42,7 +42,19 @@ class _Request(_Camel):
     )
 
 
-class FailoverRequest(_Request):
+class _Planned(_Request):
+    lower_ttl_s: int | None = Field(
+        default=None,
+        alias="lowerTtlSeconds",
+        ge=1,
+        le=3600,
+        strict=True,
+        description="migration, failback: first lower the records' TTL to this and wait out the old TTL, "
+        "so clients follow the DNS switch within this many seconds",
+    )
+
+
+class FailoverRequest(_Planned):
     """The workflow input, any mode: from the evaluator (disaster, automatic) or an operator."""
 
     mode: RecoveryMode
@@ -64,7 +76,7 @@ class DisasterRequest(_Request):
     mode: Literal["disaster"]
 
 
-class MigrationRequest(_Request):
+class MigrationRequest(_Planned):
     """Planned: shut the active site's VMs down gracefully (last group first), then bring up `to`."""
 
     mode: Literal["migration"]
@@ -76,7 +88,7 @@ class DrillRequest(_Request):
     mode: Literal["drill"]
 
 
-class FailbackRequest(_Request):
+class FailbackRequest(_Planned):
     """Back to the original site (the config's `active_site`) once it is healthy, as a planned migration."""
 
     mode: Literal["failback"]
@@ -182,6 +194,8 @@ def _mode_problems(request: FailoverRequest, config: Config, active: str | None)
             problems.append("trigger: a failback is only ever started by hand; an automatic failback is refused")
         if target != config.active_site:
             problems.append(f"to: a failback returns to the original site {config.active_site}, not {target}")
+    if request.lower_ttl_s is not None:
+        problems += _ttl_problems(request.lower_ttl_s, mode, config)
     if mode in ("migration", "failback") and active is not None and source != active:
         problems.append(f"from: a {mode} leaves the active site, which is {active}, not {source}")
     if mode == "drill":
@@ -190,6 +204,19 @@ def _mode_problems(request: FailoverRequest, config: Config, active: str | None)
         if active is not None and target == active:
             problems.append(f"to: {target} is the active site; a drill never touches production")
     return problems
+
+
+def _ttl_problems(ttl_s: int, mode: RecoveryMode, config: Config) -> list[str]:
+    if mode not in ("migration", "failback"):
+        return [f"lowerTtlSeconds: only a planned migration or a failback lowers the TTL first, not a {mode}"]
+    longest = max((s.dns.ttl for s in config.services), default=0)
+    room = config.workflow.lease_s - 60
+    if longest > room:
+        return [
+            f"lowerTtlSeconds: waiting out the records' TTL of {longest} s would outlast the lock "
+            f"(workflow.lease_s {config.workflow.lease_s} less 60 s); lower the TTL by hand beforehand"
+        ]
+    return []
 
 
 def build_plan(config: Config, from_site: str, to_site: str, mode: RecoveryMode = "disaster") -> RecoveryPlan:

@@ -63,6 +63,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _step("ValidateRequest", "validate_request", "check a recovery request, build the plan"),
     _step("RequestApproval", "request_approval", "send the approval request with its task token"),
     _step("Approved", "approved", "record the approval, renew the failover lock"),
+    _step("LowerTtl", "lower_ttl", "migration, failback: lower the records' TTL before the shutdown"),
     _step("ShutdownGroup", "shutdown_group", "migration, failback: guest shutdown of one group at the leaving site"),
     _step("CheckShutdown", "check_shutdown", "poll the group's shutdown; power off what outlasts the timeout"),
     _step("PrepareDrill", "prepare_drill", "note what a drill will change, so its cleanup restores exactly that"),

@@ -113,6 +113,8 @@ class Progress(_Camel):
     promoted: bool = False
     hook_failures: list[str] = Field(default=[], alias="hookFailures", description="failed hooks set to continue")
     ttl_expires_at: datetime | None = Field(default=None, alias="ttlExpiresAt", description="old TTLs run out")
+    ttl_wait_s: int = Field(default=0, alias="ttlWaitSeconds", description="until then: the Wait before shutdown")
+    ttl_changes: list[str] = Field(default=[], alias="ttlChanges", description="the TTL lowering, values unchanged")
 
 
 class ShutdownProgress(_Camel):
@@ -548,25 +550,31 @@ def check_dns(state: WorkflowState, dns: Dns, clock: Clock = utcnow) -> Workflow
 def lower_ttl(
     state: WorkflowState, dns: Dns, ttl_s: int, clock: Clock = utcnow, *, once: Once = run_now
 ) -> WorkflowState:
-    """Before a planned migration: the records keep their values with a short TTL, so that resolvers
-    drop the old answers soon after the switch. Returns when the longest old TTL has run out."""
+    """Before a planned migration or failback: the records keep their values with a short TTL, so that
+    resolvers drop the old answers soon after the switch. The workflow then waits `ttlWaitSeconds`,
+    until the longest old TTL has run out, before it shuts anything down."""
     started = clock()
     lowered, longest = [], 0
     for record in state.plan.records:
         if record.ttl <= ttl_s:
             continue
         values = tuple(dns.values(record.zone, record.name, record.type))
+        if not values:
+            continue  # nothing cached to expire: the switch creates it
         lowered.append(RecordValues(record.zone, record.name, record.type, ttl_s, values))
         longest = max(longest, record.ttl)
+    progress = state.progress
     if not lowered:
+        progress.ttl_wait_s = 0
         return state.note("LowerTtl", f"every record's TTL is {ttl_s} s or less already", clock, started)
-    state.progress.dns_changes = once(state.key("lower-ttl", ttl_s), lambda: dns.upsert(lowered))
-    state.progress.ttl_expires_at = started + timedelta(seconds=longest)
+    progress.ttl_changes = once(state.key("lower-ttl", ttl_s), lambda: dns.upsert(lowered))
+    progress.ttl_expires_at = started + timedelta(seconds=longest)
+    progress.ttl_wait_s = longest
     names = ", ".join(r.name for r in lowered)
     return state.note(
         "LowerTtl",
         f"TTL of {names} lowered to {ttl_s} s; caches hold the old answers until "
-        f"{state.progress.ttl_expires_at:%H:%M:%S} UTC",
+        f"{progress.ttl_expires_at:%H:%M:%S} UTC: waiting {longest} s before the shutdown",
         clock,
         started,
     )
@@ -686,6 +694,11 @@ def _what_is_left(state: WorkflowState) -> list[str]:
         f"Not powered on: {', '.join(not_started) or 'none'}",
         (f"DNS: UPSERT sent for {records}" if switched else f"DNS: not switched; {records} still at {plan.from_site}")
         + (" (INSYNC and verified)" if progress.dns_in_sync else ""),
+        *(
+            [f"DNS TTL lowered to {state.request.lower_ttl_s} s (values unchanged): restore it by hand if you stay"]
+            if progress.ttl_changes and not switched
+            else []
+        ),
         f"Storage: {state.storage or 'not checked'}",
         f"Fencing: {state.fencing or 'not done'}",
         *[f"Hook failed (continued): {f}" for f in progress.hook_failures],
