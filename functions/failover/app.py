@@ -125,6 +125,12 @@ def check_storage(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+def check_mirror_synced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("CheckMirrorSynced", event, lambda s, app: workflow.check_mirror_synced(s, app.config, app.probe))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby(
         "StartGroup",
@@ -234,12 +240,12 @@ def prepare_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # Only while the drill holds the lock: without it, another workflow may own the standby's VMs now.
+    # Whatever became of the lock: a lost one is reported, and only the VMs wait when another recovery holds it.
     return _at_standby(
         "CleanUpDrill",
         event,
-        lambda s, inventory, app: modes.clean_up_drill(
-            workflow.renew_lease(s, app.leases, app.config.workflow.lease_s), inventory, app.dns
+        lambda s, inventory, app: modes.clean_up_drill_whatever_the_lock(
+            s, inventory, app.dns, app.leases, app.config.workflow.lease_s
         ),
     )
 

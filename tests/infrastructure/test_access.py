@@ -32,6 +32,7 @@ ALLOWED_SERVICES = {
     "Approved": {"dynamodb"},
     "LowerTtl": {"route53", "dynamodb"},
     "ShutdownGroup": {"secretsmanager"},
+    "CheckMirrorSynced": set(),
     "CheckShutdown": {"secretsmanager"},
     "PrepareDrill": {"secretsmanager", "route53"},
     "CleanUpDrill": {"secretsmanager", "route53", "dynamodb"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -348,3 +349,41 @@ def test_a_ttl_wait_that_would_outlast_the_lock_is_refused_before_anything_moves
     config = parse_config(doc)
     with pytest.raises(InvalidRequest, match=r"TTL of 3600 s would outlast the lock \(workflow.lease_s 900 less 60"):
         parse_request(request("migration", lowerTtlSeconds=10), config, "dc-a")
+
+
+def test_a_drill_that_lost_its_lock_still_cleans_up_and_says_so(clock):
+    # Given a drill whose lock expired and nobody took it
+    inventory, dns, leases = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns(), FakeLeases()
+    state = drill_run(clock, inventory, dns)
+
+    # When its cleanup runs, then it restores everything anyway and the notice asks for action over the lock
+    state = modes.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
+    assert set(inventory.vms.values()) == {"poweredOff"} and dns.records == {}
+    subject, body = workflow.success_message(state, clock)
+    assert subject == "[dcwatch] ACTION NEEDED: DRILL PASSED dc-a -> dc-b, but it lost the lock"
+    assert "Lock: the drill lost the lock (it expired) before its cleanup" in body
+
+
+def test_a_drill_whose_lock_another_recovery_took_restores_its_records_and_leaves_the_vms_to_that_recovery(clock):
+    inventory, dns, leases = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns(), FakeLeases()
+    state = drill_run(clock, inventory, dns)
+    leases.acquire("dc-a-down-20261125T031500Z", 900, clock())
+
+    state = modes.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
+
+    assert dns.records == {}, "the drill records are the drill's alone: restored"
+    assert inventory.vms["shop-db-b"] == "poweredOn", "a failover to dc-b may be bringing these up"
+    assert "left on for dc-a-down-20261125T031500Z, which holds the lock now: shop-db-b" in state.drill.cleanup
+    assert leases.holder().owner == "dc-a-down-20261125T031500Z"
+
+
+def test_a_failed_cleanup_after_a_passed_drill_names_its_cause(clock):
+    inventory, dns = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns()
+    state = drill_run(clock, inventory, dns)
+    # The success path's CleanUpDrill Catch puts its error in $.error, not in $.cleanupError
+    state.failed_step = "CleanUpDrill"
+    cause = json.dumps({"errorMessage": "drill VMs still on at dc-b: shop-db-b"})
+    state.error = {"Error": "DrillCleanupIncomplete", "Cause": cause}
+    subject, body = workflow.failure_message(state)
+    assert subject == "[dcwatch] ACTION NEEDED: drill cleanup incomplete after CleanUpDrill"
+    assert "Cleanup did not finish: drill VMs still on at dc-b: shop-db-b" in body

@@ -10,7 +10,7 @@ import yaml
 from dcwatch import workflow
 from dcwatch.checks import Outcome, run_round
 from dcwatch.config import ConfigError, parse_config
-from dcwatch.errors import GroupTimeout, HookFailed, StorageNotSafe
+from dcwatch.errors import GroupTimeout, HookFailed, MirrorNotCaughtUp, StorageNotSafe
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.workflow import WorkflowState
 from tests.unit.fakes import Clock, FakeDns, FakeHooks, FakeInventory, FakeNotifier, FakeOnce, FakeStore
@@ -278,3 +278,25 @@ def test_every_step_of_the_timeline_has_its_start_end_and_duration_in_the_audit_
     workflow.record_audit(state, store, clock)
     entry = next(e for e in store.audits["inc-1"][0]["timeline"] if e["step"] == "CheckGroup")
     assert (entry["started"], entry["duration_s"]) == (T0.isoformat().replace("+00:00", "Z"), 7.0)
+
+
+def migrating(config, clock, **extra):
+    raw = {"mode": "migration", "from": "dc-a", "to": "dc-b", "reason": "planned move", **extra}
+    return workflow.validate_request(raw, config, clock, active_site="dc-a")
+
+
+def test_a_migration_promotes_only_a_mirror_that_caught_up_after_the_shutdown_and_force_changes_nothing(clock):
+    # Given a mirror 2 s behind: inside the window, so CheckStorage let the migration shut dc-a down
+    config = parse_config(with_storage(demo_doc()))
+    seen = []
+    behind = probe_with(lambda check: seen.append(check.spec.conditions) or Outcome(False, "... == 0: got 2"))
+
+    # When the mirror is checked with dc-a off, then the standby is not promoted, forced or not
+    for extra in ({}, {"force": True}):
+        with pytest.raises(MirrorNotCaughtUp, match="has not caught up after dc-a was shut down: .* got 2. A planned"):
+            workflow.check_mirror_synced(migrating(config, clock, **extra), config, behind, clock)
+    assert seen[0] == ["[BODY].mirror.lag_seconds == 0"]
+
+    # And once it shows lag 0 the migration goes on, saying so
+    state = workflow.check_mirror_synced(migrating(config, clock), config, probe_with(lambda c: Outcome(True)), clock)
+    assert state.storage == "storage mirror san-mirror at dc-b in sync, caught up (lag 0) after dc-a was shut down"

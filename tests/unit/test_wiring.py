@@ -112,7 +112,9 @@ def test_migration_and_failback_shut_the_leaving_site_down_instead_of_fencing_it
     assert {v["StringEquals"] for v in leaving["Or"]} == {"migration", "failback"}
     path = reachable(leaving["Next"], stop={"RenewLeaseForGroup"})
     assert {"ShutdownGroup", "CheckShutdown"} <= path and "Fence" not in path
-    assert ASL["States"]["ShutdownDone"]["Choices"][1]["Next"] == "RenewLeaseForGroup"
+    # All off: the mirror must have caught up before anything at the standby is promoted or powered on.
+    assert ASL["States"]["ShutdownDone"]["Choices"][1]["Next"] == "CheckMirrorSynced"
+    assert TASKS["CheckMirrorSynced"]["Next"] == "RenewLeaseForGroup"
 
 
 def test_nothing_changes_before_an_approval_when_one_is_needed():

@@ -66,6 +66,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _step("LowerTtl", "lower_ttl", "migration, failback: lower the records' TTL before the shutdown"),
     _step("ShutdownGroup", "shutdown_group", "migration, failback: guest shutdown of one group at the leaving site"),
     _step("CheckShutdown", "check_shutdown", "poll the group's shutdown; power off what outlasts the timeout"),
+    _step(
+        "CheckMirrorSynced",
+        "check_mirror_synced",
+        "migration, failback: the mirror caught up (lag 0) once the leaving site is off",
+    ),
     _step("PrepareDrill", "prepare_drill", "note what a drill will change, so its cleanup restores exactly that"),
     _step("CleanUpDrill", "clean_up_drill", "power off what the drill powered on, restore the drill records"),
     _step("AcquireLease", "acquire_lease", "take the single failover lock for the incident"),

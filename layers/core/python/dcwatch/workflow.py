@@ -27,6 +27,7 @@ from dcwatch.errors import (
     HookFailed,
     LeaseHeld,
     LeaseLost,
+    MirrorNotCaughtUp,
     PowerOnFailed,
     ServiceNotVerified,
     StandbyNotReady,
@@ -135,6 +136,7 @@ class DrillProgress(_Camel):
     records_before: list[Record] = Field(default=[], alias="recordsBefore", description="no values: absent")
     measured: dict[str, float] = Field(default={}, description="seconds from the start, per milestone")
     cleanup: str | None = None
+    lease_problem: str | None = Field(default=None, alias="leaseProblem", description="the lock, lost meanwhile")
 
 
 class ApprovalGate(_Camel):
@@ -289,6 +291,18 @@ def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utc
     return state.note("CheckStandby", detail, clock)
 
 
+def _probe_mirror(state: WorkflowState, config: Config, probe: Probe, condition: str) -> tuple[ProbeResult, str]:
+    """The standby's mirror status check with one more condition, so the reason names what is wrong."""
+    storage = state.plan.storage
+    assert storage is not None
+    check = next(c for c in config.site(storage.site).checks if c.name == storage.check)
+    assert isinstance(check, HttpCheck)  # the config refuses any other kind
+    spec = check.model_copy(update={"conditions": [*check.conditions, condition]})
+    planned = PlannedCheck(storage.site, check.name, None, True, check.timeout_s, spec)
+    (result,) = probe([planned], f"storage-{state.incident_id}")
+    return result, f"storage mirror {check.name} at {storage.site}"
+
+
 def check_storage(state: WorkflowState, config: Config, probe: Probe, clock: Clock = utcnow) -> WorkflowState:
     """Refuse to promote a standby whose mirror is out of sync beyond the data-loss window, unless forced.
 
@@ -298,13 +312,7 @@ def check_storage(state: WorkflowState, config: Config, probe: Probe, clock: Clo
     started, storage = clock(), state.plan.storage
     if storage is None:
         return state.note("CheckStorage", f"no storage mirror configured at {state.plan.to}: nothing to check", clock)
-    check = next(c for c in config.site(storage.site).checks if c.name == storage.check)
-    assert isinstance(check, HttpCheck)  # the config refuses any other kind
-    window = f"{storage.lag} <= {storage.max_lag_s}"
-    spec = check.model_copy(update={"conditions": [*check.conditions, window]})
-    planned = PlannedCheck(storage.site, check.name, None, True, check.timeout_s, spec)
-    (result,) = probe([planned], f"storage-{state.incident_id}")
-    where = f"storage mirror {check.name} at {storage.site}"
+    result, where = _probe_mirror(state, config, probe, f"{storage.lag} <= {storage.max_lag_s}")
     if result.ok:
         state.storage = f"{where} in sync, at most {storage.max_lag_s} s behind"
     elif state.request.force:
@@ -319,6 +327,24 @@ def check_storage(state: WorkflowState, config: Config, probe: Probe, clock: Clo
             "Nothing was changed. To accept the data loss, rerun the failover with force: true"
         )
     return state.note("CheckStorage", state.storage, clock, started)
+
+
+def check_mirror_synced(state: WorkflowState, config: Config, probe: Probe, clock: Clock = utcnow) -> WorkflowState:
+    """Migration, failback: with the leaving site off, the mirror must have caught up (lag 0) before the
+    standby is promoted: a planned move loses no data, so `force` does not apply here."""
+    started, storage = clock(), state.plan.storage
+    if storage is None:
+        return state.note("CheckMirrorSynced", f"no storage mirror configured at {state.plan.to}", clock)
+    result, where = _probe_mirror(state, config, probe, f"{storage.lag} == 0")
+    if not result.ok:
+        raise MirrorNotCaughtUp(
+            f"{where} has not caught up after {state.plan.from_site} was shut down: {result.reason}. "
+            f"A {MODE_WORDS[state.request.mode]} promises no data loss, so {state.plan.to} was not promoted "
+            f"(force does not apply). {state.plan.from_site} is off: start it again, or wait for the mirror "
+            "and rerun"
+        )
+    state.storage = f"{where} in sync, caught up (lag 0) after {state.plan.from_site} was shut down"
+    return state.note("CheckMirrorSynced", state.storage, clock, started)
 
 
 def _call_hook(runner: HookRunner, hook: Hook, payload: dict[str, Any]) -> dict[str, Any]:
@@ -740,6 +766,8 @@ def drill_message(state: WorkflowState) -> tuple[str, list[str]]:
     request, measured = state.request, state.drill.measured
     proven = measured.get("drill record in sync", _elapsed_at(state, "CheckDns"))
     subject = f"[dcwatch] OK: DRILL PASSED {request.from_site} -> {request.to}, standby proven in {proven:.1f} s"
+    if state.drill.lease_problem:
+        subject = f"[dcwatch] ACTION NEEDED: DRILL PASSED {request.from_site} -> {request.to}, but it lost the lock"
     body = [
         f"The standby copies of {', '.join(state.plan.services)} at {request.to} came up, passed their checks and "
         "answered on the drill records; production and its DNS records were not touched.",
@@ -747,6 +775,7 @@ def drill_message(state: WorkflowState) -> tuple[str, list[str]]:
         *[f"  {milestone}: {seconds:.1f} s" for milestone, seconds in measured.items()],
         f"Cleanup: {state.drill.cleanup or 'not done'}",
     ]
+    body += [f"Lock: {state.drill.lease_problem}"] if state.drill.lease_problem else []
     body += [f"Drill network (recorded): {state.plan.network}"] if state.plan.network else []
     return subject, body
 
@@ -771,11 +800,14 @@ def stopped_message(state: WorkflowState, step: str, cause: str) -> tuple[str, s
     elif state.drill.cleanup is not None and step != "CleanUpDrill":
         subject = f"[dcwatch] ACTION NEEDED: DRILL FAILED at {step}, production untouched, drill cleaned up"
         lines = [f"The drill stopped at step {step}: {cause}", f"Cleanup: {state.drill.cleanup}"]
+        lines += [f"Lock: {state.drill.lease_problem}"] if state.drill.lease_problem else []
     else:
         subject = f"[dcwatch] ACTION NEEDED: drill cleanup incomplete after {step}"
+        # After a failed step the cleanup's own error is in cleanupError; when the cleanup was the step, in error.
+        cleanup_error = state.cleanup_error or (state.error if step == "CleanUpDrill" else None) or {}
         lines = [
             f"The drill stopped at step {step}: {cause}",
-            f"Cleanup did not finish: {_readable_cause(str((state.cleanup_error or {}).get('Cause', '')))}",
+            f"Cleanup did not finish: {_readable_cause(str(cleanup_error.get('Cause', ''))) or 'cause unknown'}",
             f"Power off at {request.to} what the drill powered on and restore the drill records by hand: "
             f"{', '.join(r.name for r in state.plan.records)}. Production was not touched.",
         ]
