@@ -256,7 +256,9 @@ def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str,
     """Invoked with `.waitForTaskToken`: sends the token to the operators; the workflow waits for their answer."""
     state = WorkflowState.model_validate(event["state"])
     logger.append_keys(incident_id=state.incident_id, step="RequestApproval")
-    message_id = modes.request_approval(state, str(event["taskToken"]), runtime.app().notifier)
+    app = runtime.app()
+    app.once.register(context)
+    message_id = modes.request_approval(state, str(event["taskToken"]), app.notifier, once=app.once)
     logger.info("approval requested", message_id=message_id)
     return {"messageId": message_id}
 

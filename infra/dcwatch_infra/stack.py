@@ -65,7 +65,16 @@ DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill", "LowerTtl")
 DNS_READERS = ("PrepareDrill", "CleanUpDrill", "LowerTtl")
 DNS_WATCHERS = ("CheckDns",)
 # Steps that act once per run: their Powertools idempotency records (get, conditional put, update, delete).
-ONCE_ACTORS = ("StartGroup", "CheckGroup", "SwitchDns", "LowerTtl", "Notify", "RecordAudit", "NotifyFailure")
+ONCE_ACTORS = (
+    "StartGroup",
+    "CheckGroup",
+    "SwitchDns",
+    "LowerTtl",
+    "RequestApproval",
+    "Notify",
+    "RecordAudit",
+    "NotifyFailure",
+)
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # Steps that run recovery hooks: they may invoke exactly the Lambda hooks the config names.
 HOOK_CALLERS = ("StartGroup", "CheckGroup")

@@ -28,7 +28,7 @@ ALLOWED_SERVICES = {
     "Probe": {"events", "secretsmanager"},
     "Evaluate": {"events", "dynamodb", "states", "sns", "kms"},
     "ValidateRequest": {"dynamodb"},
-    "RequestApproval": {"sns", "kms"},
+    "RequestApproval": {"sns", "kms", "dynamodb"},
     "Approved": {"dynamodb"},
     "LowerTtl": {"route53", "dynamodb"},
     "ShutdownGroup": {"secretsmanager"},

@@ -15,8 +15,9 @@ from dcwatch.errors import DrillCleanupIncomplete, InvalidRequest, ShutdownIncom
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
 from dcwatch.recovery import build_plan, describe_plan, parse_request
+from dcwatch.workflow import WorkflowState
 from tests.helpers import demo_config
-from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeStore
+from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeOnce, FakeStore
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 ACTIVE_VMS = ["shop-db-a", "transit-db-a", "radio-stream-a", "shop-web-a1", "shop-web-a2", "transit-app-a"]
@@ -387,3 +388,11 @@ def test_a_failed_cleanup_after_a_passed_drill_names_its_cause(clock):
     subject, body = workflow.failure_message(state)
     assert subject == "[dcwatch] ACTION NEEDED: drill cleanup incomplete after CleanUpDrill"
     assert "Cleanup did not finish: drill VMs still on at dc-b: shop-db-b" in body
+
+
+def test_a_retried_approval_request_sends_one_message(clock):
+    state = workflow.validate_request(request("failback"), demo_config(), clock)
+    notifier, once = FakeNotifier(), FakeOnce()
+    first = modes.request_approval(state, "tok-1", notifier, clock, once=once)
+    again = modes.request_approval(WorkflowState.model_validate(state.dump()), "tok-1", notifier, clock, once=once)
+    assert len(notifier.sent) == 1 and again == first

@@ -48,6 +48,7 @@ def test_every_task_retries_transient_errors():
     for name, state in TASKS.items():
         retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
         assert {"TransientError", "Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= retried, name
+        assert "Lambda.Unknown" in retried, f"{name}: a Lambda killed by its timeout is retried too"
 
 
 def test_every_step_after_validation_is_caught_into_a_failure_notice_naming_itself():

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dcwatch.errors import DrillCleanupIncomplete, ShutdownIncomplete
-from dcwatch.ports import Dns, Inventory, Leases, Notifier
+from dcwatch.ports import Dns, Inventory, Leases, Notifier, Once
 from dcwatch.recovery import MODE_WORDS, describe_plan
-from dcwatch.workflow import Clock, WorkflowState, renew_lease, utcnow
+from dcwatch.workflow import Clock, WorkflowState, renew_lease, run_now, utcnow
 
 
 def shutdown_group(state: WorkflowState, inventory: Inventory, timeout_s: int, clock: Clock = utcnow) -> WorkflowState:
@@ -186,9 +186,12 @@ def approval_request(state: WorkflowState, token: str, clock: Clock = utcnow) ->
     return subject[:100], "\n".join(lines)
 
 
-def request_approval(state: WorkflowState, token: str, notifier: Notifier, clock: Clock = utcnow) -> str:
+def request_approval(
+    state: WorkflowState, token: str, notifier: Notifier, clock: Clock = utcnow, *, once: Once = run_now
+) -> str:
+    """One approval message per run: a retried invocation returns the first message's id, sends no second."""
     subject, message = approval_request(state, token, clock)
-    return notifier.publish(subject, message)
+    return once(state.key("approval-request"), lambda: notifier.publish(subject, message))
 
 
 def approval_answer(approved: bool, by: str, reason: str, at: datetime) -> dict[str, Any]:
