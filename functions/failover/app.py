@@ -41,6 +41,7 @@ def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str,
             event["request"],
             app.config,
             active_site=app.store.active_site(app.config.active_site),
+            site_status=app.store.site_status,
             execution=execution,
         )
     except InvalidRequest:

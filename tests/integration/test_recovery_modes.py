@@ -11,6 +11,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -247,6 +248,23 @@ def test_an_automatic_failback_is_refused(pipeline):
     assert described["error"] == "InvalidRequest"
     assert "a failback is only ever started by hand" in json.loads(described["cause"])["errorMessage"]
     assert snapshot(pipeline) == before
+
+
+def test_a_failback_to_a_site_the_evaluator_still_records_down_is_refused_with_the_reason(pipeline):
+    # Given the evaluator's record says north is DOWN (written as the evaluator writes a change)
+    store = pipeline.store
+    up = store.condition("site/north", "UP")
+    assert store.change_condition("site/north", up, replace(up, status="DOWN", version=up.version + 1))
+    try:
+        before = snapshot(pipeline)
+        arn, described = run(pipeline, request("failback", incidentId="back-early"), name="back-early")
+        # Then the failback fails at validation, naming the site and what to wait for, and changes nothing
+        assert (described["status"], described["error"]) == ("FAILED", "InvalidRequest")
+        assert "to: north is DOWN by the evaluator's record" in json.loads(described["cause"])["errorMessage"]
+        assert states_entered(pipeline, arn) == ["ValidateRequest"] and snapshot(pipeline) == before
+    finally:
+        down = store.condition("site/north", "UP")
+        store.change_condition("site/north", down, replace(down, status="UP", version=down.version + 1))
 
 
 def approval_token(pipeline: LocalPipeline, before: int) -> str:

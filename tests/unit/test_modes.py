@@ -396,3 +396,15 @@ def test_a_retried_approval_request_sends_one_message(clock):
     first = modes.request_approval(state, "tok-1", notifier, clock, once=once)
     again = modes.request_approval(WorkflowState.model_validate(state.dump()), "tok-1", notifier, clock, once=once)
     assert len(notifier.sent) == 1 and again == first
+
+
+@pytest.mark.parametrize("status", ["DOWN", "FLAPPING"])
+def test_a_failback_to_a_site_the_evaluator_does_not_record_as_up_is_refused(status):
+    recorded = {"dc-a": status, "dc-b": "UP"}
+    with pytest.raises(InvalidRequest, match=f"to: dc-a is {status} by the evaluator's record; a failback returns"):
+        parse_request(request("failback"), demo_config(), "dc-b", recorded.__getitem__)
+
+
+def test_a_failback_to_a_site_up_again_is_accepted():
+    request_ = parse_request(request("failback"), demo_config(), "dc-b", {"dc-a": "UP"}.__getitem__)
+    assert request_.to == "dc-a"

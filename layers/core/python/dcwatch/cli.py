@@ -150,6 +150,15 @@ def _recorded_active_site(args: argparse.Namespace, default: str) -> str | None:
     return DynamoStateStore(_table(args, "table", "DCWATCH_TABLE_NAME"), "").active_site(default)
 
 
+def _recorded_site_status(args: argparse.Namespace) -> Any:
+    """The evaluator's record of each site's status, when the command can reach the state table."""
+    if not (args.table or os.environ.get("DCWATCH_TABLE_NAME")):
+        return None
+    from dcwatch.adapters.dynamodb import DynamoStateStore
+
+    return DynamoStateStore(_table(args, "table", "DCWATCH_TABLE_NAME"), "").site_status
+
+
 def execution_name(mode: RecoveryMode, from_site: str, now: datetime | None = None) -> str:
     """Unique per start (a random suffix after the second), so two starts never share a name or a lock."""
     prefix = "manual" if mode == "disaster" else mode
@@ -170,7 +179,7 @@ def _recover(args: argparse.Namespace) -> int:
     if args.config:
         config = load_config(args.config)
         active = _recorded_active_site(args, config.active_site)
-        parse_request(request, config, active)
+        parse_request(request, config, active, _recorded_site_status(args))
         print("\n".join(describe_plan(build_plan(config, args.from_site, args.to, mode))))
         if active is None and mode in ("migration", "failback", "drill"):
             print("(the workflow checks the request against the recorded active site; --table lets this command too)")

@@ -7,6 +7,7 @@ leaves, which VMs it powers on (priority groups), and what every DNS record will
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -154,11 +155,17 @@ class RecoveryPlan(_Camel):
         return self.group_details[index] if index < len(self.group_details) else GroupPlan(timeout_s=600)
 
 
-def parse_request(raw: Any, config: Config, active_site: str | None = None) -> FailoverRequest:
+def parse_request(
+    raw: Any,
+    config: Config,
+    active_site: str | None = None,
+    site_status: Callable[[str], str] | None = None,
+) -> FailoverRequest:
     """The request, or InvalidRequest naming every problem in one readable sentence each.
 
     `active_site` (the recorded one, when known) lets the modes that depend on it refuse early:
     a migration leaves the active site, a failback returns to the original one, a drill never runs there.
+    `site_status` (the evaluator's record, when known): a failback returns only to a site UP again.
     """
     if not isinstance(raw, dict):
         raise InvalidRequest("request must be a JSON object with mode, from, to, reason")
@@ -178,13 +185,15 @@ def parse_request(raw: Any, config: Config, active_site: str | None = None) -> F
     if raw.get("from") is not None and raw.get("from") == raw.get("to"):
         problems.append(f"from and to are both {raw.get('from')!r}; a recovery needs two different sites")
     if request is not None and not problems:
-        problems += _mode_problems(request, config, active_site)
+        problems += _mode_problems(request, config, active_site, site_status)
     if problems or request is None:
         raise InvalidRequest("invalid recovery request: " + "; ".join(problems))
     return request
 
 
-def _mode_problems(request: FailoverRequest, config: Config, active: str | None) -> list[str]:
+def _mode_problems(
+    request: FailoverRequest, config: Config, active: str | None, site_status: Callable[[str], str] | None = None
+) -> list[str]:
     mode, source, target = request.mode, request.from_site, request.to
     problems = []
     if request.action is not None and mode != "disaster":
@@ -194,6 +203,11 @@ def _mode_problems(request: FailoverRequest, config: Config, active: str | None)
             problems.append("trigger: a failback is only ever started by hand; an automatic failback is refused")
         if target != config.active_site:
             problems.append(f"to: a failback returns to the original site {config.active_site}, not {target}")
+        elif site_status is not None and (status := site_status(target)) != "UP":
+            problems.append(
+                f"to: {target} is {status} by the evaluator's record; a failback returns only to a site that is "
+                "healthy again: wait for its RECOVERED alert"
+            )
     if request.lower_ttl_s is not None:
         problems += _ttl_problems(request.lower_ttl_s, mode, config)
     if mode in ("migration", "failback") and active is not None and source != active:

@@ -195,10 +195,11 @@ def validate_request(
     clock: Clock = utcnow,
     *,
     active_site: str | None = None,
+    site_status: Callable[[str], str] | None = None,
     execution: str | None = None,
 ) -> WorkflowState:
     """The accepted request and its plan; `execution` (the Step Functions execution name) owns the lock."""
-    request = parse_request(raw, config, active_site)
+    request = parse_request(raw, config, active_site, site_status)
     now = clock()
     incident = request.incident_id or f"manual-{request.from_site}-{now:%Y%m%dT%H%M%SZ}"
     gate = config.workflow.approval
