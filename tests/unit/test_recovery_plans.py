@@ -92,6 +92,29 @@ def test_a_hook_must_be_either_http_or_lambda_and_storage_must_name_a_site_check
     assert "sites[1].storage.check: 'san-mirror' is not a check of site dc-b" in found
 
 
+def test_hooks_one_step_runs_back_to_back_must_fit_in_the_step_lambda_and_the_error_names_the_field():
+    # Given the promote hook (60 s) and a VM pre hook (10 s): both run in the first StartGroup call at dc-b
+    doc = with_storage(demo_doc(), promote=True)
+    doc["sites"][1]["storage"]["promote_hook"]["timeout_s"] = 60
+    shop_at_b(doc)["vms"][0]["pre_power_on"] = [{"name": "db-fence", "url": "http://127.0.0.1:1/f", "timeout_s": 10}]
+
+    found = problems_of(doc)
+
+    # Then the config is refused, naming the longest hook's field, the step, the group and the sum
+    (problem,) = [p for p in found if "step Lambda" in p]
+    assert problem.startswith(
+        "sites[1].storage.promote_hook.timeout_s: the hooks one StartGroup step runs for group 1 at dc-b "
+        "may take 70 s together (promote-lun 60 s, db-fence 10 s), more than the 45 s a step Lambda (60 s"
+    )
+
+
+def test_hooks_within_the_step_budget_are_accepted():
+    doc = with_storage(demo_doc(), promote=True)
+    doc["sites"][1]["storage"]["promote_hook"]["timeout_s"] = 30
+    shop_at_b(doc)["vms"][0]["post_power_on"] = [{"name": "replay", "url": "http://127.0.0.1:1/r", "timeout_s": 15}]
+    assert parse_config(doc).site("dc-b").storage.promote_hook.timeout_s == 30
+
+
 def test_inside_a_group_a_vm_powers_on_only_once_its_dependencies_are_up(clock, standby):
     config = parse_config(with_dependencies(demo_doc()))
     state = workflow.validate_request(request(), config, clock)

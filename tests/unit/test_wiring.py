@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from dcwatch.config import STEP_TIMEOUT_S
 from dcwatch.local.lambdas import load_handler
 from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, asl_variables, render_failover_definition
 
@@ -165,3 +166,8 @@ def test_every_wait_is_bounded_by_a_step_that_enforces_a_deadline():
     assert (ttl["SecondsPath"], ttl["Next"]) == ("$.progress.ttlWaitSeconds", "RenewLeaseForShutdown")
     assert {s["Next"] for s in waits.values()} == {"CheckGroup", "CheckDns", "CheckShutdown"}
     assert ASL["TimeoutSeconds"] <= 3600
+
+
+def test_the_hook_budget_the_config_checks_is_the_timeout_every_step_lambda_gets():
+    steps = [spec for spec in FUNCTIONS if spec.key in ("StartGroup", "CheckGroup")]
+    assert steps and all(spec.timeout_s == STEP_TIMEOUT_S for spec in steps)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dcwatch.config import STEP_TIMEOUT_S
 from dcwatch.events import EVALUATOR_SOURCE, PROBE_RESULT, PROBE_SOURCE, SITE_STATUS_CHANGED
 
 
@@ -44,7 +45,7 @@ class FunctionSpec:
         return f"{self.key}Arn"
 
 
-def _step(key: str, handler: str, description: str, timeout_s: int = 60) -> FunctionSpec:
+def _step(key: str, handler: str, description: str, timeout_s: int = STEP_TIMEOUT_S) -> FunctionSpec:
     return FunctionSpec(key, "failover", f"app.{handler}", timeout_s, 256, description)
 
 
