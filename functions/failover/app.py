@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import modes, runtime, workflow
+from dcwatch.errors import InvalidRequest
 from dcwatch.observability import logger, tracer
 from dcwatch.ports import Inventory
 from dcwatch.workflow import WorkflowState
@@ -31,9 +32,23 @@ def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """`{"request": <the execution input>, "execution": <its name>}`: the name owns the lock from here on."""
     begun = workflow.utcnow()
     app = runtime.app()
-    state = workflow.validate_request(event, app.config, active_site=app.store.active_site(app.config.active_site))
+    execution = str(event["execution"])
+    try:
+        state = workflow.validate_request(
+            event["request"],
+            app.config,
+            active_site=app.store.active_site(app.config.active_site),
+            site_status=app.store.site_status,
+            execution=execution,
+        )
+    except InvalidRequest:
+        # The evaluator or the CLI took the lock for this execution before starting it: give it back.
+        if app.leases.release(execution):
+            logger.info("lock released: the request was rejected", execution=execution)
+        raise
     state.stamp_started(begun)
     logger.info("request accepted", incident_id=state.incident_id, plan=state.plan.model_dump(by_alias=True))
     return state.dump()
@@ -111,6 +126,12 @@ def check_storage(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+def check_mirror_synced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run("CheckMirrorSynced", event, lambda s, app: workflow.check_mirror_synced(s, app.config, app.probe))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby(
         "StartGroup",
@@ -159,9 +180,13 @@ def check_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def lower_ttl(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Before a planned migration; `ttlSeconds` in the input (default 60)."""
-    ttl_s = int(event.get("ttlSeconds", 60))
-    return _run("LowerTtl", event, lambda s, app: workflow.lower_ttl(s, app.dns, ttl_s, once=app.once), context)
+    """Migration, failback: the request's `lowerTtlSeconds` (the ASL enters this step only when it is set)."""
+    return _run(
+        "LowerTtl",
+        event,
+        lambda s, app: workflow.lower_ttl(s, app.dns, s.request.lower_ttl_s or 60, once=app.once),
+        context,
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -216,12 +241,12 @@ def prepare_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # Only while the drill holds the lock: without it, another workflow may own the standby's VMs now.
+    # Whatever became of the lock: a lost one is reported, and only the VMs wait when another recovery holds it.
     return _at_standby(
         "CleanUpDrill",
         event,
-        lambda s, inventory, app: modes.clean_up_drill(
-            workflow.renew_lease(s, app.leases, app.config.workflow.lease_s), inventory, app.dns
+        lambda s, inventory, app: modes.clean_up_drill_whatever_the_lock(
+            s, inventory, app.dns, app.leases, app.config.workflow.lease_s
         ),
     )
 
@@ -232,7 +257,9 @@ def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str,
     """Invoked with `.waitForTaskToken`: sends the token to the operators; the workflow waits for their answer."""
     state = WorkflowState.model_validate(event["state"])
     logger.append_keys(incident_id=state.incident_id, step="RequestApproval")
-    message_id = modes.request_approval(state, str(event["taskToken"]), runtime.app().notifier)
+    app = runtime.app()
+    app.once.register(context)
+    message_id = modes.request_approval(state, str(event["taskToken"]), app.notifier, once=app.once)
     logger.info("approval requested", message_id=message_id)
     return {"messageId": message_id}
 

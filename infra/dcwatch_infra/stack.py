@@ -57,13 +57,25 @@ ALERT_PUBLISHERS = ("Evaluate", "Notify", "NotifyFailure", "RequestApproval")
 LOCK_HOLDERS = ("Evaluate", "AcquireLease", "RenewLease", "ReleaseLease", "Approved", "CleanUpDrill")
 # The lease: conditional put to take it, update to renew, delete to give it back, get to name its holder.
 LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+# A rejected request gives back the lock the evaluator or the CLI took for its execution (conditional delete).
+LOCK_RELEASERS = ("ValidateRequest",)
 WORKFLOW_STARTERS = ("Evaluate",)
 APPROVAL_ANSWERERS = ("Control",)  # SendTaskSuccess: the answer to the workflow's approval gate
-DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill")
-DNS_READERS = ("PrepareDrill", "CleanUpDrill")  # a drill notes its records before the switch, restores them after
+DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill", "LowerTtl")
+# A drill notes its records before the switch, restores them after; LowerTtl re-writes the current values.
+DNS_READERS = ("PrepareDrill", "CleanUpDrill", "LowerTtl")
 DNS_WATCHERS = ("CheckDns",)
 # Steps that act once per run: their Powertools idempotency records (get, conditional put, update, delete).
-ONCE_ACTORS = ("StartGroup", "CheckGroup", "SwitchDns", "Notify", "RecordAudit", "NotifyFailure")
+ONCE_ACTORS = (
+    "StartGroup",
+    "CheckGroup",
+    "SwitchDns",
+    "LowerTtl",
+    "RequestApproval",
+    "Notify",
+    "RecordAudit",
+    "NotifyFailure",
+)
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # Steps that run recovery hooks: they may invoke exactly the Lambda hooks the config names.
 HOOK_CALLERS = ("StartGroup", "CheckGroup")
@@ -330,6 +342,8 @@ class DcwatchStack(Stack):
             self.tables["Audit"].grant(fn, *AUDIT_APPEND_ACTIONS)
         for fn in self._holders(LOCK_HOLDERS):
             self.tables["Locks"].grant(fn, *LEASE_ACTIONS)
+        for fn in self._holders(LOCK_RELEASERS):
+            self.tables["Locks"].grant(fn, "dynamodb:DeleteItem")
         for fn in self._holders(ALERT_PUBLISHERS):
             self.topic.grant_publish(fn)
             nag.acknowledge(

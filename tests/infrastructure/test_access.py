@@ -29,9 +29,11 @@ ALLOWED_SERVICES = {
     "Evaluate": {"events", "dynamodb", "states", "sns", "kms"},
     "Control": {"dynamodb", "states"},
     "ValidateRequest": {"dynamodb"},
-    "RequestApproval": {"sns", "kms"},
+    "RequestApproval": {"sns", "kms", "dynamodb"},
     "Approved": {"dynamodb"},
+    "LowerTtl": {"route53", "dynamodb"},
     "ShutdownGroup": {"secretsmanager"},
+    "CheckMirrorSynced": set(),
     "CheckShutdown": {"secretsmanager"},
     "PrepareDrill": {"secretsmanager", "route53"},
     "CleanUpDrill": {"secretsmanager", "route53", "dynamodb"},
@@ -119,6 +121,7 @@ def test_the_audit_trail_is_append_only_for_the_functions_that_write_it(demo: Sy
 
 
 def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_lease_steps(demo: Synth):
+    # ValidateRequest may only give back the lock taken for its own execution when it rejects the request.
     table_id = demo.logical_id(demo.stack.tables["Locks"])
     granted = {
         spec.key: {
@@ -134,6 +137,7 @@ def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_le
         "ReleaseLease": lease,
         "Approved": lease,
         "CleanUpDrill": lease,
+        "ValidateRequest": {"dynamodb:DeleteItem"},
     }
 
 

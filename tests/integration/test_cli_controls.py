@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import boto3
@@ -104,3 +105,57 @@ def test_a_maintenance_window_for_an_unknown_service_is_refused_and_nothing_is_s
     assert main(["maintenance", "open", *args, "--reason", "x-ray"]) == 2
     assert "unknown service 'mail'" in capsys.readouterr().err
     assert store.maintenance_windows() == [] and store.audit("maintenance") == []
+
+
+@pytest.fixture
+def same_second(monkeypatch) -> datetime:
+    """Every clock read of the CLI answers the same second, as for two starts typed at once."""
+    frozen = datetime.now(UTC).replace(microsecond=0)
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return frozen
+
+    monkeypatch.setattr("dcwatch.cli.datetime", Frozen)
+    return frozen
+
+
+def workflow_arn() -> str:
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    role = "arn:aws:iam::123456789012:role/dcwatch-failover"
+    return boto3.client("stepfunctions").create_state_machine(name="wf", definition=definition, roleArn=role)[
+        "stateMachineArn"
+    ]
+
+
+def start(arn: str, reason: str, *extra: str) -> int:
+    return main(["failover", "--from", "dc-a", "--to", "dc-b", "--reason", reason, "--state-machine-arn", arn, *extra])
+
+
+def test_a_second_manual_start_in_the_same_second_is_refused_and_the_first_keeps_its_lock(tables, same_second, capsys):
+    arn, locks = workflow_arn(), ["--locks-table", tables["Locks"]]
+    assert start(arn, "dc-a lost power", *locks) == 0
+    (first,) = boto3.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]
+    assert DynamoLeases(tables["Locks"]).holder().owner == first["name"], "the execution's name owns the lock"
+    capsys.readouterr()
+
+    assert start(arn, "dc-a still without power", *locks) == 1
+    assert f"another failover holds the lock: {first['name']}" in capsys.readouterr().err
+    assert DynamoLeases(tables["Locks"]).holder().owner == first["name"], "the first execution keeps its lock"
+    assert len(boto3.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]) == 1
+
+
+def test_manual_starts_in_the_same_second_get_names_of_their_own(tables, same_second):
+    arn = workflow_arn()
+    assert start(arn, "dc-a lost power") == 0
+    assert start(arn, "dc-a still without power") == 0, "no ExecutionAlreadyExists"
+    names = {e["name"] for e in boto3.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]}
+    assert len(names) == 2 and all(n.startswith(f"manual-dc-a-{same_second:%Y%m%dT%H%M%SZ}-") for n in names)
+
+
+def test_a_start_that_fails_gives_back_only_the_lock_it_took(tables, same_second):
+    missing = "arn:aws:states:eu-west-1:123456789012:stateMachine:not-deployed"
+    with pytest.raises(Exception, match="StateMachineDoesNotExist"):
+        start(missing, "dc-a lost power", "--locks-table", tables["Locks"])
+    assert DynamoLeases(tables["Locks"]).holder() is None

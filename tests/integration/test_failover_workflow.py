@@ -69,6 +69,54 @@ def test_a_bad_manual_trigger_fails_the_first_state_with_a_readable_cause_and_ch
     assert len(pipeline.notifications) == notes_before
 
 
+def test_a_bad_request_gives_back_the_lock_taken_for_its_execution_and_leaves_anyone_elses(pipeline):
+    # Given the lock taken for the execution before its start, as the evaluator and the CLI do
+    bad = request(to="west")
+    pipeline.leases.acquire("bad-locked-1", 900, datetime.now(UTC))
+
+    # When the request fails validation
+    arn = pipeline.start_failover(bad, name="bad-locked-1")
+    described = pipeline.wait_execution(arn)
+
+    # Then it fails at the first state with its cause, and the lock is free again at once
+    assert (described["status"], described["error"]) == ("FAILED", "InvalidRequest")
+    assert "to: unknown site 'west'" in json.loads(described["cause"])["errorMessage"]
+    assert task_states_entered(pipeline, arn) == ["ValidateRequest"]
+    assert pipeline.leases.holder() is None
+
+    # And a bad request never releases a lock another execution holds
+    held = pipeline.leases.acquire("north-down-20261125T040000Z", 120, datetime.now(UTC))
+    try:
+        arn = pipeline.start_failover(bad, name="bad-locked-2")
+        assert pipeline.wait_execution(arn)["error"] == "InvalidRequest"
+        assert pipeline.leases.holder() == held
+    finally:
+        pipeline.leases.release(held.owner)
+
+
+def test_two_executions_of_the_same_request_without_incident_id_never_both_act(pipeline):
+    # Given the same console request twice (no incidentId: one incident id), the lock taken for the first
+    same = request(dryRun=True)
+    pipeline.leases.acquire("console-1", 120, datetime.now(UTC))
+    try:
+        # When the second execution starts, then it stops at the lock and touches nothing
+        second = pipeline.start_failover(same, name="console-2")
+        assert pipeline.wait_execution(second)["status"] == "FAILED"
+        assert task_states_entered(pipeline, second)[:3] == ["ValidateRequest", "AcquireLease", "NotifyFailure"]
+        assert pipeline.leases.holder().owner == "console-1", "the refused one released nothing"
+
+        # And the first, whose name owns the lock, runs to the end
+        first = pipeline.start_failover(same, name="console-1")
+        described = pipeline.wait_execution(first)
+        assert described["status"] == "SUCCEEDED", described.get("cause")
+        output = json.loads(described["output"])
+        assert output["leaseOwner"] == "console-1"
+        assert any(e["detail"].startswith("lock held by console-1") for e in output["timeline"])
+        assert pipeline.leases.holder() is None
+    finally:
+        pipeline.leases.release("console-1")
+
+
 def test_a_dry_run_announces_the_plan_and_changes_nothing(pipeline):
     dns_before, notes_before = pipeline.dns_values(), len(pipeline.notifications)
     arn = pipeline.start_failover(request(dryRun=True, incidentId="dry-1"), name="dry-1")

@@ -214,3 +214,36 @@ def test_a_vm_vcenter_refuses_to_power_on_stops_the_workflow_naming_it(fresh):
     assert "failed at StartGroup" in note["Subject"]
     assert "vCenter refused to power on portal-g3-0-south" in note["Message"]
     assert "Up at south: webshop-g1-0-south" in note["Message"]
+
+
+def migrate(pipeline: LocalPipeline, name: str, **extra: Any) -> dict[str, Any]:
+    raw = {"mode": "migration", "from": "north", "to": "south", "reason": "planned move", "incidentId": name, **extra}
+    notes = len(pipeline.notifications)
+    described = pipeline.wait_execution(pipeline.start_failover(raw, name=name), timeout_s=120)
+    assert wait_until(lambda: len(pipeline.notifications) > notes, 10), "no notification"
+    return described
+
+
+def test_a_planned_migration_is_refused_when_the_mirror_has_not_caught_up_after_the_shutdown_even_forced(fresh, hooks):
+    # Given a mirror 2 s behind: inside the data-loss window, so the migration shuts north down
+    hooks.mirror = {"state": "in-sync", "lag_seconds": 2}
+    described = migrate(fresh, "move-lagging", force=True)
+
+    # Then it stops before promoting: south stays off, DNS unchanged, the promote hook never ran
+    assert described["status"] == "FAILED"
+    steps = entered(fresh, "move-lagging")
+    assert steps.index("CheckShutdown") < steps.index("CheckMirrorSynced") and "StartGroup" not in steps
+    note = fresh.notifications[-1]
+    assert note["Subject"].startswith("[dcwatch] ACTION NEEDED: planned migration north -> south failed at Check")
+    assert "has not caught up after north was shut down: [BODY].mirror.lag_seconds == 0: got 2" in note["Message"]
+    assert "force does not apply" in note["Message"]
+    assert set(standby_power(fresh).values()) == {"poweredOff"} and hooks.calls == []
+
+
+def test_a_planned_migration_promotes_the_mirror_once_it_shows_no_lag(fresh, hooks):
+    hooks.mirror = {"state": "in-sync", "lag_seconds": 0}
+    described = migrate(fresh, "move-synced")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    output = json.loads(described["output"])
+    assert output["storage"].endswith("caught up (lag 0) after north was shut down")
+    assert hooks.calls.count("promote") == 1, "promoted once the mirror had caught up"

@@ -11,6 +11,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 DRILL_RECORD = "drill-webshop.example.test."
 APPROVAL_TIMEOUT_S = 4
+RECORD_TTL_S = 3
 POWERED_ON: list[tuple[str, str]] = []
 _lock = threading.Lock()
 
@@ -45,6 +47,8 @@ def pipeline(tmp_path_factory) -> Iterator[LocalPipeline]:
         "network": "drill-isolated",
     }
     doc["workflow"] |= {"shutdown_timeout_s": 10, "approval": {"modes": ["failback"], "timeout_s": APPROVAL_TIMEOUT_S}}
+    for service in doc["services"]:
+        service["dns"]["ttl"] = RECORD_TTL_S  # short, so that waiting out the old TTL stays short
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     with LocalPipeline(path, on_power_on=_powered) as running:
         yield running
@@ -78,6 +82,14 @@ def snapshot(pipeline: LocalPipeline) -> dict:
         "active": pipeline.store.active_site("north"),
         "lock": pipeline.leases.holder(),
     }
+
+
+def record_ttls(pipeline: LocalPipeline) -> dict[str, int]:
+    """The TTL Route 53 (moto) holds for each production record."""
+    route53 = pipeline.cloud.client("route53")
+    (zone,) = route53.list_hosted_zones_by_name(DNSName="example.test.")["HostedZones"][:1]
+    sets = route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    return {r["Name"]: r["TTL"] for r in sets if r["Name"] in ("webshop.example.test.", "portal.example.test.")}
 
 
 def run(pipeline: LocalPipeline, raw: dict, name: str, timeout_s: float = 90) -> tuple[str, dict]:
@@ -189,7 +201,8 @@ def test_a_drill_that_fails_mid_way_cleans_up_first_and_says_so(pipeline):
 
 def test_a_planned_migration_shuts_the_active_site_down_last_group_first_then_serves_from_the_other(pipeline):
     notes = len(pipeline.notifications)
-    arn, described = run(pipeline, request("migration", incidentId="move-1"), name="move-1", timeout_s=120)
+    raw = request("migration", incidentId="move-1", lowerTtlSeconds=1)
+    arn, described = run(pipeline, raw, name="move-1", timeout_s=120)
     assert described["status"] == "SUCCEEDED", described.get("cause")
 
     assert set(site_power(pipeline, "north").values()) == {"poweredOff"}
@@ -212,6 +225,15 @@ def test_a_planned_migration_shuts_the_active_site_down_last_group_first_then_se
     steps = states_entered(pipeline, arn)
     assert "Fence" not in steps
     assert max(i for i, s in enumerate(steps) if s == "CheckShutdown") < steps.index("StartGroup")
+
+    # The TTL was lowered first, its old value waited out before the shutdown, and the switch restored it
+    assert steps.index("LowerTtl") < steps.index("WaitForTtl") < steps.index("ShutdownGroup")
+    (lowered,) = [e["detail"] for e in audit["timeline"] if e["step"] == "LowerTtl"]
+    assert lowered.startswith("TTL of webshop.example.test., portal.example.test. lowered to 1 s")
+    assert lowered.endswith(f"waiting {RECORD_TTL_S} s before the shutdown")
+    output = json.loads(described["output"])
+    assert output["progress"]["ttlChanges"], "kept apart from the switch's dnsChanges (moto gives both one change id)"
+    assert record_ttls(pipeline) == {"webshop.example.test.": RECORD_TTL_S, "portal.example.test.": RECORD_TTL_S}
     note = new_notifications(pipeline, notes)[-1]
     assert (
         note["Subject"]
@@ -226,6 +248,23 @@ def test_an_automatic_failback_is_refused(pipeline):
     assert described["error"] == "InvalidRequest"
     assert "a failback is only ever started by hand" in json.loads(described["cause"])["errorMessage"]
     assert snapshot(pipeline) == before
+
+
+def test_a_failback_to_a_site_the_evaluator_still_records_down_is_refused_with_the_reason(pipeline):
+    # Given the evaluator's record says north is DOWN (written as the evaluator writes a change)
+    store = pipeline.store
+    up = store.condition("site/north", "UP")
+    assert store.change_condition("site/north", up, replace(up, status="DOWN", version=up.version + 1))
+    try:
+        before = snapshot(pipeline)
+        arn, described = run(pipeline, request("failback", incidentId="back-early"), name="back-early")
+        # Then the failback fails at validation, naming the site and what to wait for, and changes nothing
+        assert (described["status"], described["error"]) == ("FAILED", "InvalidRequest")
+        assert "to: north is DOWN by the evaluator's record" in json.loads(described["cause"])["errorMessage"]
+        assert states_entered(pipeline, arn) == ["ValidateRequest"] and snapshot(pipeline) == before
+    finally:
+        down = store.condition("site/north", "UP")
+        store.change_condition("site/north", down, replace(down, status="UP", version=down.version + 1))
 
 
 def approval_token(pipeline: LocalPipeline, before: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +15,9 @@ from dcwatch.errors import DrillCleanupIncomplete, InvalidRequest, ShutdownIncom
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
 from dcwatch.recovery import build_plan, describe_plan, parse_request
+from dcwatch.workflow import WorkflowState
 from tests.helpers import demo_config
-from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeStore
+from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeOnce, FakeStore
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 ACTIVE_VMS = ["shop-db-a", "transit-db-a", "radio-stream-a", "shop-web-a1", "shop-web-a2", "transit-app-a"]
@@ -285,7 +287,7 @@ def test_the_modes_the_config_names_wait_for_approval_and_the_request_carries_th
     assert "without an answer by 2026-11-25 03:10:00 UTC it stops" in body and "shutdown 1: transit-app-a" in body
 
     leases = FakeLeases()
-    leases.acquire(state.incident_id, 60, clock())
+    leases.acquire(state.owner, 60, clock())
     state.approval.decision = modes.approval_answer(True, "alice", "change CHG-1 approved", clock())
     state = modes.approved(state, leases, 900, clock)
     assert state.timeline[-1].detail == "approved by alice: change CHG-1 approved"
@@ -301,3 +303,109 @@ def test_a_denied_or_unanswered_approval_says_nothing_was_changed(clock):
     state.approval.decision, state.error = None, {"Error": "States.Timeout", "Cause": ""}
     state.approval.timeout_seconds = 600
     assert "not approved: no answer within 600 s" in workflow.failure_message(state)[1]
+
+
+def test_a_migration_lowers_the_ttl_of_its_records_first_and_waits_out_the_old_ttl(clock):
+    # Given production records at dc-a with the config's TTLs (60 s for shop and transit, 30 s for radio)
+    dns = FakeDns()
+    for name in ("shop", "radio", "transit"):
+        dns.records[f"{name}.hosting.example."] = ("127.0.10.1",)
+    state = workflow.validate_request(
+        request("migration", lowerTtlSeconds=30), demo_config(), clock, active_site="dc-a"
+    )
+
+    # When the TTL is lowered to 30 s
+    state = workflow.lower_ttl(state, dns, state.request.lower_ttl_s, clock)
+
+    # Then the values stay, the TTL drops where it was longer, and the workflow waits the longest old TTL
+    (lowered,) = dns.upserts
+    assert {(r.name, r.ttl, r.values) for r in lowered} == {
+        ("shop.hosting.example.", 30, ("127.0.10.1",)),
+        ("transit.hosting.example.", 30, ("127.0.10.1",)),
+    }
+    assert state.progress.ttl_wait_s == 60 and state.progress.ttl_expires_at == T0 + timedelta(seconds=60)
+    # And a failure before the switch says DNS was not switched (the TTL change is no UPSERT of the standby)
+    assert state.progress.dns_changes == [] and state.progress.ttl_changes == ["change-1"]
+    state.failed_step, state.error = "ShutdownGroup", {"Error": "ShutdownIncomplete", "Cause": "still on"}
+    _, body = workflow.failure_message(state, clock)
+    assert "DNS: not switched; shop.hosting.example." in body and "UPSERT sent" not in body
+    assert "DNS TTL lowered to 30 s (values unchanged): restore it by hand" in body
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "message"),
+    [
+        ("disaster", {"lowerTtlSeconds": 30}, "only a planned migration or a failback lowers the TTL first"),
+        ("drill", {"lowerTtlSeconds": 30}, "only a planned migration or a failback lowers the TTL first"),
+        ("migration", {"lowerTtlSeconds": 0}, "lowerTtlSeconds: Input should be greater than or equal to 1"),
+    ],
+)
+def test_a_ttl_lowering_where_it_does_not_belong_is_refused(mode, extra, message):
+    with pytest.raises(InvalidRequest, match=message):
+        parse_request(request(mode, **extra), demo_config(), "dc-a")
+
+
+def test_a_ttl_wait_that_would_outlast_the_lock_is_refused_before_anything_moves():
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    doc["services"][0]["dns"]["ttl"] = 3600
+    config = parse_config(doc)
+    with pytest.raises(InvalidRequest, match=r"TTL of 3600 s would outlast the lock \(workflow.lease_s 900 less 60"):
+        parse_request(request("migration", lowerTtlSeconds=10), config, "dc-a")
+
+
+def test_a_drill_that_lost_its_lock_still_cleans_up_and_says_so(clock):
+    # Given a drill whose lock expired and nobody took it
+    inventory, dns, leases = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns(), FakeLeases()
+    state = drill_run(clock, inventory, dns)
+
+    # When its cleanup runs, then it restores everything anyway and the notice asks for action over the lock
+    state = modes.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
+    assert set(inventory.vms.values()) == {"poweredOff"} and dns.records == {}
+    subject, body = workflow.success_message(state, clock)
+    assert subject == "[dcwatch] ACTION NEEDED: DRILL PASSED dc-a -> dc-b, but it lost the lock"
+    assert "Lock: the drill lost the lock (it expired) before its cleanup" in body
+
+
+def test_a_drill_whose_lock_another_recovery_took_restores_its_records_and_leaves_the_vms_to_that_recovery(clock):
+    inventory, dns, leases = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns(), FakeLeases()
+    state = drill_run(clock, inventory, dns)
+    leases.acquire("dc-a-down-20261125T031500Z", 900, clock())
+
+    state = modes.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
+
+    assert dns.records == {}, "the drill records are the drill's alone: restored"
+    assert inventory.vms["shop-db-b"] == "poweredOn", "a failover to dc-b may be bringing these up"
+    assert "left on for dc-a-down-20261125T031500Z, which holds the lock now: shop-db-b" in state.drill.cleanup
+    assert leases.holder().owner == "dc-a-down-20261125T031500Z"
+
+
+def test_a_failed_cleanup_after_a_passed_drill_names_its_cause(clock):
+    inventory, dns = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns()
+    state = drill_run(clock, inventory, dns)
+    # The success path's CleanUpDrill Catch puts its error in $.error, not in $.cleanupError
+    state.failed_step = "CleanUpDrill"
+    cause = json.dumps({"errorMessage": "drill VMs still on at dc-b: shop-db-b"})
+    state.error = {"Error": "DrillCleanupIncomplete", "Cause": cause}
+    subject, body = workflow.failure_message(state)
+    assert subject == "[dcwatch] ACTION NEEDED: drill cleanup incomplete after CleanUpDrill"
+    assert "Cleanup did not finish: drill VMs still on at dc-b: shop-db-b" in body
+
+
+def test_a_retried_approval_request_sends_one_message(clock):
+    state = workflow.validate_request(request("failback"), demo_config(), clock)
+    notifier, once = FakeNotifier(), FakeOnce()
+    first = modes.request_approval(state, "tok-1", notifier, clock, once=once)
+    again = modes.request_approval(WorkflowState.model_validate(state.dump()), "tok-1", notifier, clock, once=once)
+    assert len(notifier.sent) == 1 and again == first
+
+
+@pytest.mark.parametrize("status", ["DOWN", "FLAPPING"])
+def test_a_failback_to_a_site_the_evaluator_does_not_record_as_up_is_refused(status):
+    recorded = {"dc-a": status, "dc-b": "UP"}
+    with pytest.raises(InvalidRequest, match=f"to: dc-a is {status} by the evaluator's record; a failback returns"):
+        parse_request(request("failback"), demo_config(), "dc-b", recorded.__getitem__)
+
+
+def test_a_failback_to_a_site_up_again_is_accepted():
+    request_ = parse_request(request("failback"), demo_config(), "dc-b", {"dc-a": "UP"}.__getitem__)
+    assert request_.to == "dc-a"

@@ -10,7 +10,7 @@ import yaml
 from dcwatch import workflow
 from dcwatch.checks import Outcome, run_round
 from dcwatch.config import ConfigError, parse_config
-from dcwatch.errors import GroupTimeout, HookFailed, StorageNotSafe
+from dcwatch.errors import GroupTimeout, HookFailed, MirrorNotCaughtUp, StorageNotSafe
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
 from dcwatch.workflow import WorkflowState
@@ -91,6 +91,29 @@ def test_a_hook_must_be_either_http_or_lambda_and_storage_must_name_a_site_check
     found = "\n".join(problems_of(doc))
     assert "sites[1].groups[0].pre_power_on[0]: a hook has exactly one of url (HTTP) or function (Lambda)" in found
     assert "sites[1].storage.check: 'san-mirror' is not a check of site dc-b" in found
+
+
+def test_hooks_one_step_runs_back_to_back_must_fit_in_the_step_lambda_and_the_error_names_the_field():
+    # Given the promote hook (60 s) and a VM pre hook (10 s): both run in the first StartGroup call at dc-b
+    doc = with_storage(demo_doc(), promote=True)
+    doc["sites"][1]["storage"]["promote_hook"]["timeout_s"] = 60
+    shop_at_b(doc)["vms"][0]["pre_power_on"] = [{"name": "db-fence", "url": "http://127.0.0.1:1/f", "timeout_s": 10}]
+
+    found = problems_of(doc)
+
+    # Then the config is refused, naming the longest hook's field, the step, the group and the sum
+    (problem,) = [p for p in found if "step Lambda" in p]
+    assert problem.startswith(
+        "sites[1].storage.promote_hook.timeout_s: the hooks one StartGroup step runs for group 1 at dc-b "
+        "may take 70 s together (promote-lun 60 s, db-fence 10 s), more than the 45 s a step Lambda (60 s"
+    )
+
+
+def test_hooks_within_the_step_budget_are_accepted():
+    doc = with_storage(demo_doc(), promote=True)
+    doc["sites"][1]["storage"]["promote_hook"]["timeout_s"] = 30
+    shop_at_b(doc)["vms"][0]["post_power_on"] = [{"name": "replay", "url": "http://127.0.0.1:1/r", "timeout_s": 15}]
+    assert parse_config(doc).site("dc-b").storage.promote_hook.timeout_s == 30
 
 
 def test_inside_a_group_a_vm_powers_on_only_once_its_dependencies_are_up(clock, standby):
@@ -279,3 +302,25 @@ def test_every_step_of_the_timeline_has_its_start_end_and_duration_in_the_audit_
     workflow.record_audit(state, store, clock)
     entry = next(e for e in store.audits["inc-1"][0]["timeline"] if e["step"] == "CheckGroup")
     assert (entry["started"], entry["duration_s"]) == (T0.isoformat().replace("+00:00", "Z"), 7.0)
+
+
+def migrating(config, clock, **extra):
+    raw = {"mode": "migration", "from": "dc-a", "to": "dc-b", "reason": "planned move", **extra}
+    return workflow.validate_request(raw, config, clock, active_site="dc-a")
+
+
+def test_a_migration_promotes_only_a_mirror_that_caught_up_after_the_shutdown_and_force_changes_nothing(clock):
+    # Given a mirror 2 s behind: inside the window, so CheckStorage let the migration shut dc-a down
+    config = parse_config(with_storage(demo_doc()))
+    seen = []
+    behind = probe_with(lambda check: seen.append(check.spec.conditions) or Outcome(False, "... == 0: got 2"))
+
+    # When the mirror is checked with dc-a off, then the standby is not promoted, forced or not
+    for extra in ({}, {"force": True}):
+        with pytest.raises(MirrorNotCaughtUp, match="has not caught up after dc-a was shut down: .* got 2. A planned"):
+            workflow.check_mirror_synced(migrating(config, clock, **extra), config, behind, clock)
+    assert seen[0] == ["[BODY].mirror.lag_seconds == 0"]
+
+    # And once it shows lag 0 the migration goes on, saying so
+    state = workflow.check_mirror_synced(migrating(config, clock), config, probe_with(lambda c: Outcome(True)), clock)
+    assert state.storage == "storage mirror san-mirror at dc-b in sync, caught up (lag 0) after dc-a was shut down"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from dcwatch.config import STEP_TIMEOUT_S
 from dcwatch.local.lambdas import load_handler
 from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, asl_variables, render_failover_definition
 
@@ -48,6 +49,7 @@ def test_every_task_retries_transient_errors():
     for name, state in TASKS.items():
         retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
         assert {"TransientError", "Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= retried, name
+        assert "Lambda.Unknown" in retried, f"{name}: a Lambda killed by its timeout is retried too"
 
 
 def test_every_step_after_validation_is_caught_into_a_failure_notice_naming_itself():
@@ -99,12 +101,22 @@ def test_a_drill_never_reaches_the_steps_that_touch_the_leaving_site():
     assert not drill_path & {"Fence", "ShutdownGroup", "CheckShutdown"}
 
 
+def test_a_migration_asked_to_lower_the_ttl_does_so_before_anything_is_shut_down():
+    (leaving,) = [c for c in ASL["States"]["ChooseMode"]["Choices"] if "Or" in c]
+    choice = ASL["States"][leaving["Next"]]
+    assert choice["Choices"] == [{"Variable": "$.request.lowerTtlSeconds", "IsNumeric": True, "Next": "LowerTtl"}]
+    assert choice["Default"] == "RenewLeaseForShutdown"
+    assert TASKS["LowerTtl"]["Next"] == "WaitForTtl"
+
+
 def test_migration_and_failback_shut_the_leaving_site_down_instead_of_fencing_it():
     (leaving,) = [c for c in ASL["States"]["ChooseMode"]["Choices"] if "Or" in c]
     assert {v["StringEquals"] for v in leaving["Or"]} == {"migration", "failback"}
     path = reachable(leaving["Next"], stop={"RenewLeaseForGroup"})
     assert {"ShutdownGroup", "CheckShutdown"} <= path and "Fence" not in path
-    assert ASL["States"]["ShutdownDone"]["Choices"][1]["Next"] == "RenewLeaseForGroup"
+    # All off: the mirror must have caught up before anything at the standby is promoted or powered on.
+    assert ASL["States"]["ShutdownDone"]["Choices"][1]["Next"] == "CheckMirrorSynced"
+    assert TASKS["CheckMirrorSynced"]["Next"] == "RenewLeaseForGroup"
 
 
 def test_nothing_changes_before_an_approval_when_one_is_needed():
@@ -136,6 +148,9 @@ def test_the_failed_site_is_fenced_before_anything_is_powered_on_at_the_standby(
     assert ASL["States"]["ChooseMode"]["Default"] == "Fence", "disaster is the default mode's path"
     assert TASKS["Fence"]["Next"] == "RenewLeaseForGroup" and TASKS["RenewLeaseForGroup"]["Next"] == "StartGroup"
     assert "FencingIncomplete" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
+    # A fault once connected (TransientError) is retried, then escalated: never past Fence to the standby.
+    assert "TransientError" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
+    assert ASL["States"][TASKS["Fence"]["Catch"][0]["Next"]]["Next"] == "NotifyFailure"
 
 
 def test_a_bad_request_fails_the_first_state_without_a_catch():
@@ -145,5 +160,14 @@ def test_a_bad_request_fails_the_first_state_without_a_catch():
 
 def test_every_wait_is_bounded_by_a_step_that_enforces_a_deadline():
     waits = {n: s for n, s in ASL["States"].items() if s["Type"] == "Wait"}
+    # The one wait that polls nothing waits out the old DNS TTL: ValidateRequest refuses one longer than the
+    # lock (lease_s less 60 s), and the lock is renewed right after it.
+    ttl = waits.pop("WaitForTtl")
+    assert (ttl["SecondsPath"], ttl["Next"]) == ("$.progress.ttlWaitSeconds", "RenewLeaseForShutdown")
     assert {s["Next"] for s in waits.values()} == {"CheckGroup", "CheckDns", "CheckShutdown"}
     assert ASL["TimeoutSeconds"] <= 3600
+
+
+def test_the_hook_budget_the_config_checks_is_the_timeout_every_step_lambda_gets():
+    steps = [spec for spec in FUNCTIONS if spec.key in ("StartGroup", "CheckGroup")]
+    assert steps and all(spec.timeout_s == STEP_TIMEOUT_S for spec in steps)

@@ -20,6 +20,7 @@ from dcwatch.errors import (
     ServiceNotVerified,
     StandbyNotReady,
     TransientError,
+    VcenterUnavailable,
 )
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.workflow import WorkflowState
@@ -214,14 +215,17 @@ FAILED_SITE_VMS = ["radio-stream-a", "shop-db-a", "shop-web-a1", "shop-web-a2", 
 
 
 def started(clock, **extra) -> WorkflowState:
-    return workflow.validate_request(request(incidentId="dc-a-down-1", **extra), demo_config(), clock)
+    # As the evaluator starts it: the execution is named after the incident.
+    return workflow.validate_request(
+        request(incidentId="dc-a-down-1", **extra), demo_config(), clock, execution="dc-a-down-1"
+    )
 
 
 def test_the_workflow_takes_the_lock_of_its_incident_and_stops_when_another_failover_holds_it(clock):
     leases = FakeLeases()
     state = as_json(workflow.acquire_lease(started(clock), leases, ttl_s=900, clock=clock))
     assert leases.holder().owner == "dc-a-down-1" and "lock held by dc-a-down-1" in state.timeline[-1].detail
-    rival = workflow.validate_request(request(incidentId="manual-dc-a-1"), demo_config(), clock)
+    rival = workflow.validate_request(request(incidentId="manual-dc-a-1"), demo_config(), clock, execution="console-1")
     with pytest.raises(LeaseHeld, match="another failover holds the lock: dc-a-down-1"):
         workflow.acquire_lease(rival, leases, ttl_s=900, clock=clock)
     workflow.release_lease(rival, leases, clock)
@@ -229,6 +233,29 @@ def test_the_workflow_takes_the_lock_of_its_incident_and_stops_when_another_fail
     workflow.renew_lease(state, leases, ttl_s=900, clock=clock)
     workflow.release_lease(state, leases, clock)
     assert leases.holder() is None
+
+
+def test_two_executions_of_the_same_request_without_incident_id_never_both_hold_the_lock(clock):
+    # Given two console executions of the same request started in the same second (one incident id)
+    leases = FakeLeases()
+    first, second = (
+        workflow.validate_request(request(), demo_config(), clock, execution=f"console-{n}") for n in (1, 2)
+    )
+    assert first.incident_id == second.incident_id
+
+    # When both reach AcquireLease, then only the first holds the lock; the second stops touching nothing
+    workflow.acquire_lease(first, leases, ttl_s=900, clock=clock)
+    with pytest.raises(LeaseHeld, match="another failover holds the lock: console-1"):
+        workflow.acquire_lease(second, leases, ttl_s=900, clock=clock)
+    with pytest.raises(LeaseLost):
+        workflow.renew_lease(second, leases, ttl_s=900, clock=clock)
+    workflow.release_lease(second, leases, clock)
+    assert leases.holder().owner == "console-1" and leases.acquired == ["console-1"]
+
+
+def test_without_an_execution_name_each_validated_request_still_owns_the_lock_alone(clock):
+    first, second = (workflow.validate_request(request(), demo_config(), clock) for _ in range(2))
+    assert first.owner != second.owner and first.owner.startswith(first.incident_id)
 
 
 def test_a_workflow_whose_lease_was_taken_over_stops_before_the_next_step(clock):
@@ -271,3 +298,35 @@ def test_fencing_that_leaves_vms_running_is_retried_and_never_reported_as_done(c
     stuck.instant = False
     with pytest.raises(FencingIncomplete, match="still powered on at dc-a: radio-stream-a"):
         workflow.fence(started(clock), lambda: reachable(stuck), clock)
+
+
+class DropsMidPowerOff(FakeInventory):
+    """A vCenter that answers and lists its VMs, then loses the connection while powering them off."""
+
+    def power_off(self, vm_names):
+        super().power_off(vm_names[:1])
+        raise TransientError("vCenter http://127.0.0.1:18989/sdk: connection reset during PowerOffVM_Task")
+
+
+def test_a_vcenter_that_answers_but_fails_mid_fencing_is_retried_never_recorded_as_unreachable(clock):
+    # Given the failed site's vCenter accepts the login, then fails after one VM was powered off
+    failed_site = DropsMidPowerOff({vm: "poweredOn" for vm in FAILED_SITE_VMS})
+    state = started(clock)
+
+    # When fencing runs, then it raises TransientError (the ASL retries it, then escalates) and records nothing
+    with pytest.raises(TransientError, match="vCenter of dc-a answered but fencing failed midway.*may still be on"):
+        workflow.fence(state, lambda: reachable(failed_site), clock)
+    assert state.fencing is None
+    assert "poweredOn" in failed_site.vms.values(), "VMs still run: proceeding would run both sites"
+
+
+@contextmanager
+def login_refused():
+    raise VcenterUnavailable("vCenter http://127.0.0.1:18989/sdk refused the login of dcwatch")
+    yield
+
+
+def test_only_a_vcenter_that_cannot_be_connected_to_makes_fencing_not_possible(clock):
+    state = workflow.fence(started(clock), login_refused, clock)
+    assert state.fencing.startswith("fencing not possible: vCenter of dc-a unreachable (vCenter http://127.0.0.1")
+    assert state.timeline[-1].detail.endswith("proceeding on the quorum verdict")

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -149,6 +150,22 @@ def _recorded_active_site(args: argparse.Namespace, default: str) -> str | None:
     return DynamoStateStore(_table(args, "table", "DCWATCH_TABLE_NAME"), "").active_site(default)
 
 
+def _recorded_site_status(args: argparse.Namespace) -> Any:
+    """The evaluator's record of each site's status, when the command can reach the state table."""
+    if not (args.table or os.environ.get("DCWATCH_TABLE_NAME")):
+        return None
+    from dcwatch.adapters.dynamodb import DynamoStateStore
+
+    return DynamoStateStore(_table(args, "table", "DCWATCH_TABLE_NAME"), "").site_status
+
+
+def execution_name(mode: RecoveryMode, from_site: str, now: datetime | None = None) -> str:
+    """Unique per start (a random suffix after the second), so two starts never share a name or a lock."""
+    prefix = "manual" if mode == "disaster" else mode
+    at = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{prefix}-{from_site}-{at}-{uuid.uuid4().hex[:8]}"
+
+
 def _recover(args: argparse.Namespace) -> int:
     mode = MODE_COMMANDS[args.command]
     request: dict[str, Any] = {
@@ -162,7 +179,7 @@ def _recover(args: argparse.Namespace) -> int:
     if args.config:
         config = load_config(args.config)
         active = _recorded_active_site(args, config.active_site)
-        parse_request(request, config, active)
+        parse_request(request, config, active, _recorded_site_status(args))
         print("\n".join(describe_plan(build_plan(config, args.from_site, args.to, mode))))
         if active is None and mode in ("migration", "failback", "drill"):
             print("(the workflow checks the request against the recorded active site; --table lets this command too)")
@@ -172,12 +189,12 @@ def _recover(args: argparse.Namespace) -> int:
     import boto3
 
     sfn = boto3.client("stepfunctions")
-    prefix = "manual" if mode == "disaster" else mode
-    name = f"{prefix}-{args.from_site}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    name = execution_name(mode, args.from_site)
     request["incidentId"] = name
     locks = args.locks_table or os.environ.get("DCWATCH_LOCKS_TABLE_NAME")
     if locks:
         # Take the lock before starting, so a busy lock is refused here rather than as a failed execution.
+        # Its owner is the execution's name: the execution holds it from its first step on.
         lease_s = load_config(args.config).workflow.lease_s if args.config else 900
         lease = DynamoLeases(locks).acquire(name, lease_s, datetime.now(UTC))
         if lease.owner != name:
@@ -191,6 +208,7 @@ def _recover(args: argparse.Namespace) -> int:
         execution = sfn.start_execution(stateMachineArn=args.state_machine_arn, name=name, input=json.dumps(request))
     except Exception:
         if locks:
+            # The name is this command's alone, so this gives back only the lease taken just above.
             DynamoLeases(locks).release(name)
         raise
     print(f"started {execution['executionArn']}")

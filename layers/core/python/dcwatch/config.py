@@ -417,6 +417,10 @@ class Workflow(_Model):
 
 
 LEASE_MARGIN_S = 60
+# Every workflow step Lambda's timeout; hooks run inside StartGroup and CheckGroup, one after the other,
+# and must leave the step this much for its own work (vCenter session, power-ons, idempotency records).
+STEP_TIMEOUT_S = 60
+STEP_OWN_WORK_S = 15
 
 
 class Automation(_Model):
@@ -526,7 +530,7 @@ class Config(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         problems = _cross_problems(self.model_dump())
-        problems = problems or _decision_problems(self) + _drill_problems(self)
+        problems = problems or _decision_problems(self) + _drill_problems(self) + _hook_budget_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -816,6 +820,52 @@ def _routing_problems(where: str, record: dict[str, Any], sites: list[Any]) -> l
 
 
 _EMPTY = ServiceAtSite.model_construct(dns_values=[], checks=[], vms=[])
+
+
+def _hook_budget_problems(config: Config) -> list[str]:
+    """The hooks one StartGroup or CheckGroup call may run, back to back, must fit in the step's Lambda."""
+    budget = STEP_TIMEOUT_S - STEP_OWN_WORK_S
+    problems = []
+    for i, site in enumerate(config.sites):
+        vms = [
+            (f"services[{k}].sites.{site.name}.vms[{m}]", vm)
+            for k, service in enumerate(config.services)
+            if site.name in service.sites
+            for m, vm in enumerate(service.sites[site.name].vms)
+        ]
+        numbers = sorted({vm.group for _, vm in vms})
+        for number in numbers:
+            j = next((j for j, g in enumerate(site.groups) if g.group == number), None)
+            settings = site.priority_group(number)
+            group_path = f"sites[{i}].groups[{j}]"
+            members = [(path, vm) for path, vm in vms if vm.group == number]
+            pre = [
+                (f"{path}.pre_power_on[{h}]", hook, vm)
+                for path, vm in members
+                for h, hook in enumerate(vm.pre_power_on)
+            ]
+            start = [(f"{group_path}.pre_power_on[{h}]", hook) for h, hook in enumerate(settings.pre_power_on)]
+            start += [(path, hook) for path, hook, _ in pre]
+            if number == numbers[0] and site.storage is not None and site.storage.promote_hook is not None:
+                start.insert(0, (f"sites[{i}].storage.promote_hook", site.storage.promote_hook))
+            check = [
+                (f"{path}.post_power_on[{h}]", hook) for path, vm in members for h, hook in enumerate(vm.post_power_on)
+            ]
+            check += [(f"{group_path}.post_power_on[{h}]", hook) for h, hook in enumerate(settings.post_power_on)]
+            # VMs that wait for others power on from CheckGroup, their pre hooks with them.
+            check += [(path, hook) for path, hook, vm in pre if vm.after]
+            for step, hooks in (("StartGroup", start), ("CheckGroup", check)):
+                total = sum(hook.timeout_s for _, hook in hooks)
+                if total > budget:
+                    longest = max(hooks, key=lambda item: item[1].timeout_s)[0]
+                    listed = ", ".join(f"{hook.name} {hook.timeout_s:g} s" for _, hook in hooks)
+                    problems.append(
+                        f"{longest}.timeout_s: the hooks one {step} step runs for group {number} at {site.name} "
+                        f"may take {total:g} s together ({listed}), more than the {budget} s a step Lambda "
+                        f"({STEP_TIMEOUT_S} s, {STEP_OWN_WORK_S} s kept for its own work) leaves them; lower their "
+                        "timeout_s or spread the hooks over groups"
+                    )
+    return problems
 
 
 def _dns_value_error(record_type: str, value: str) -> str | None:

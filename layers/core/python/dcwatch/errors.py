@@ -67,3 +67,7 @@ class HookFailed(DcwatchError):
 
 class StorageNotSafe(DcwatchError):
     """The standby's storage mirror is out of sync beyond the allowed data-loss window; `force` overrides."""
+
+
+class MirrorNotCaughtUp(DcwatchError):
+    """Migration, failback: after the leaving site's shutdown the mirror still lags; retried, then refused."""

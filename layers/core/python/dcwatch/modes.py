@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dcwatch.errors import DrillCleanupIncomplete, ShutdownIncomplete
-from dcwatch.ports import Dns, Inventory, Leases, Notifier
+from dcwatch.ports import Dns, Inventory, Leases, Notifier, Once
 from dcwatch.recovery import MODE_WORDS, describe_plan
-from dcwatch.workflow import Clock, WorkflowState, renew_lease, utcnow
+from dcwatch.workflow import Clock, WorkflowState, renew_lease, run_now, utcnow
 
 
 def shutdown_group(state: WorkflowState, inventory: Inventory, timeout_s: int, clock: Clock = utcnow) -> WorkflowState:
@@ -108,8 +108,13 @@ def _measure(state: WorkflowState) -> dict[str, float]:
     return {name: (at - state.started_at).total_seconds() for name, at in milestones.items() if at is not None}
 
 
-def clean_up_drill(state: WorkflowState, inventory: Inventory, dns: Dns, clock: Clock = utcnow) -> WorkflowState:
-    """Restore the drill records, then power off what the drill powered on; safe to run again."""
+def clean_up_drill(
+    state: WorkflowState, inventory: Inventory, dns: Dns, clock: Clock = utcnow, *, keep_vms_for: str | None = None
+) -> WorkflowState:
+    """Restore the drill records, then power off what the drill powered on; safe to run again.
+
+    `keep_vms_for`: another recovery holds the lock now and may be bringing up these very VMs: they stay on.
+    """
     if not state.drill.measured:
         state.drill.measured = _measure(state)
     restore = [r for r in state.drill.records_before if r.values]
@@ -124,16 +129,38 @@ def clean_up_drill(state: WorkflowState, inventory: Inventory, dns: Dns, clock: 
         dns.delete([r.as_values() for r in remove])
     ours = [vm for vm in _drill_vms(state) if vm not in state.drill.was_on]
     on = [vm for vm, power in inventory.power_states(ours).items() if power == "poweredOn"]
+    records = [f"{r.name} restored" for r in restore] + [f"{r.name} removed" for r in remove]
+    if keep_vms_for and on:
+        state.drill.cleanup = (
+            f"{', '.join(records) or 'drill records untouched'}; left on for {keep_vms_for}, which holds the lock "
+            f"now: {', '.join(sorted(on))} (power them off by hand once it no longer needs them)"
+        )
+        return state.note("CleanUpDrill", state.drill.cleanup, clock)
     if on:
         inventory.power_off(on)
     still_on = sorted(vm for vm, power in inventory.power_states(on).items() if power == "poweredOn")
     if still_on:
         raise DrillCleanupIncomplete(f"drill VMs still on at {state.plan.to}: {', '.join(still_on)}")
-    records = [f"{r.name} restored" for r in restore] + [f"{r.name} removed" for r in remove]
     state.drill.cleanup = f"powered off {', '.join(sorted(on)) or 'nothing'}; " + (
         ", ".join(records) or "drill records untouched"
     )
     return state.note("CleanUpDrill", state.drill.cleanup, clock)
+
+
+def clean_up_drill_whatever_the_lock(
+    state: WorkflowState, inventory: Inventory, dns: Dns, leases: Leases, ttl_s: int, clock: Clock = utcnow
+) -> WorkflowState:
+    """The cleanup always runs; a lock lost meanwhile is reported, not a reason to leave the drill behind.
+
+    Only the drill's VMs wait for a human when another recovery holds the lock now (it may need them).
+    """
+    if leases.renew(state.owner, ttl_s, clock()):
+        return clean_up_drill(state, inventory, dns, clock)
+    holder = leases.holder()
+    other = holder.owner if holder is not None and holder.owner != state.owner else None
+    lost = f"to {other}" if other else "(it expired)"
+    state.drill.lease_problem = f"the drill lost the lock {lost} before its cleanup"
+    return clean_up_drill(state, inventory, dns, clock, keep_vms_for=other)
 
 
 def approval_request(state: WorkflowState, token: str, clock: Clock = utcnow) -> tuple[str, str]:
@@ -159,9 +186,12 @@ def approval_request(state: WorkflowState, token: str, clock: Clock = utcnow) ->
     return subject[:100], "\n".join(lines)
 
 
-def request_approval(state: WorkflowState, token: str, notifier: Notifier, clock: Clock = utcnow) -> str:
+def request_approval(
+    state: WorkflowState, token: str, notifier: Notifier, clock: Clock = utcnow, *, once: Once = run_now
+) -> str:
+    """One approval message per run: a retried invocation returns the first message's id, sends no second."""
     subject, message = approval_request(state, token, clock)
-    return notifier.publish(subject, message)
+    return once(state.key("approval-request"), lambda: notifier.publish(subject, message))
 
 
 def approval_answer(approved: bool, by: str, reason: str, at: datetime) -> dict[str, Any]:

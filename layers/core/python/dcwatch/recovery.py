@@ -7,6 +7,7 @@ leaves, which VMs it powers on (priority groups), and what every DNS record will
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -42,7 +43,19 @@ class _Request(_Camel):
     )
 
 
-class FailoverRequest(_Request):
+class _Planned(_Request):
+    lower_ttl_s: int | None = Field(
+        default=None,
+        alias="lowerTtlSeconds",
+        ge=1,
+        le=3600,
+        strict=True,
+        description="migration, failback: first lower the records' TTL to this and wait out the old TTL, "
+        "so clients follow the DNS switch within this many seconds",
+    )
+
+
+class FailoverRequest(_Planned):
     """The workflow input, any mode: from the evaluator (disaster, automatic) or an operator."""
 
     mode: RecoveryMode
@@ -64,7 +77,7 @@ class DisasterRequest(_Request):
     mode: Literal["disaster"]
 
 
-class MigrationRequest(_Request):
+class MigrationRequest(_Planned):
     """Planned: shut the active site's VMs down gracefully (last group first), then bring up `to`."""
 
     mode: Literal["migration"]
@@ -76,7 +89,7 @@ class DrillRequest(_Request):
     mode: Literal["drill"]
 
 
-class FailbackRequest(_Request):
+class FailbackRequest(_Planned):
     """Back to the original site (the config's `active_site`) once it is healthy, as a planned migration."""
 
     mode: Literal["failback"]
@@ -226,11 +239,17 @@ class RecoveryPlan(_Camel):
         return self.group_details[index] if index < len(self.group_details) else GroupPlan(timeout_s=600)
 
 
-def parse_request(raw: Any, config: Config, active_site: str | None = None) -> FailoverRequest:
+def parse_request(
+    raw: Any,
+    config: Config,
+    active_site: str | None = None,
+    site_status: Callable[[str], str] | None = None,
+) -> FailoverRequest:
     """The request, or InvalidRequest naming every problem in one readable sentence each.
 
     `active_site` (the recorded one, when known) lets the modes that depend on it refuse early:
     a migration leaves the active site, a failback returns to the original one, a drill never runs there.
+    `site_status` (the evaluator's record, when known): a failback returns only to a site UP again.
     """
     if not isinstance(raw, dict):
         raise InvalidRequest("request must be a JSON object with mode, from, to, reason")
@@ -250,13 +269,15 @@ def parse_request(raw: Any, config: Config, active_site: str | None = None) -> F
     if raw.get("from") is not None and raw.get("from") == raw.get("to"):
         problems.append(f"from and to are both {raw.get('from')!r}; a recovery needs two different sites")
     if request is not None and not problems:
-        problems += _mode_problems(request, config, active_site)
+        problems += _mode_problems(request, config, active_site, site_status)
     if problems or request is None:
         raise InvalidRequest("invalid recovery request: " + "; ".join(problems))
     return request
 
 
-def _mode_problems(request: FailoverRequest, config: Config, active: str | None) -> list[str]:
+def _mode_problems(
+    request: FailoverRequest, config: Config, active: str | None, site_status: Callable[[str], str] | None = None
+) -> list[str]:
     mode, source, target = request.mode, request.from_site, request.to
     problems = []
     if request.action is not None and mode != "disaster":
@@ -266,6 +287,13 @@ def _mode_problems(request: FailoverRequest, config: Config, active: str | None)
             problems.append("trigger: a failback is only ever started by hand; an automatic failback is refused")
         if target != config.active_site:
             problems.append(f"to: a failback returns to the original site {config.active_site}, not {target}")
+        elif site_status is not None and (status := site_status(target)) != "UP":
+            problems.append(
+                f"to: {target} is {status} by the evaluator's record; a failback returns only to a site that is "
+                "healthy again: wait for its RECOVERED alert"
+            )
+    if request.lower_ttl_s is not None:
+        problems += _ttl_problems(request.lower_ttl_s, mode, config)
     if mode in ("migration", "failback") and active is not None and source != active:
         problems.append(f"from: a {mode} leaves the active site, which is {active}, not {source}")
     if mode == "drill":
@@ -274,6 +302,19 @@ def _mode_problems(request: FailoverRequest, config: Config, active: str | None)
         if active is not None and target == active:
             problems.append(f"to: {target} is the active site; a drill never touches production")
     return problems
+
+
+def _ttl_problems(ttl_s: int, mode: RecoveryMode, config: Config) -> list[str]:
+    if mode not in ("migration", "failback"):
+        return [f"lowerTtlSeconds: only a planned migration or a failback lowers the TTL first, not a {mode}"]
+    longest = max((s.dns.ttl for s in config.services), default=0)
+    room = config.workflow.lease_s - 60
+    if longest > room:
+        return [
+            f"lowerTtlSeconds: waiting out the records' TTL of {longest} s would outlast the lock "
+            f"(workflow.lease_s {config.workflow.lease_s} less 60 s); lower the TTL by hand beforehand"
+        ]
+    return []
 
 
 def build_plan(config: Config, from_site: str, to_site: str, mode: RecoveryMode = "disaster") -> RecoveryPlan:

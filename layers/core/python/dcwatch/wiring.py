@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dcwatch.config import STEP_TIMEOUT_S
 from dcwatch.events import EVALUATOR_SOURCE, PROBE_RESULT, PROBE_SOURCE, SITE_STATUS_CHANGED
 
 
@@ -44,7 +45,7 @@ class FunctionSpec:
         return f"{self.key}Arn"
 
 
-def _step(key: str, handler: str, description: str, timeout_s: int = 60) -> FunctionSpec:
+def _step(key: str, handler: str, description: str, timeout_s: int = STEP_TIMEOUT_S) -> FunctionSpec:
     return FunctionSpec(key, "failover", f"app.{handler}", timeout_s, 256, description)
 
 
@@ -67,8 +68,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _step("ValidateRequest", "validate_request", "check a recovery request, build the plan"),
     _step("RequestApproval", "request_approval", "send the approval request with its task token"),
     _step("Approved", "approved", "record the approval, renew the failover lock"),
+    _step("LowerTtl", "lower_ttl", "migration, failback: lower the records' TTL before the shutdown"),
     _step("ShutdownGroup", "shutdown_group", "migration, failback: guest shutdown of one group at the leaving site"),
     _step("CheckShutdown", "check_shutdown", "poll the group's shutdown; power off what outlasts the timeout"),
+    _step(
+        "CheckMirrorSynced",
+        "check_mirror_synced",
+        "migration, failback: the mirror caught up (lag 0) once the leaving site is off",
+    ),
     _step("PrepareDrill", "prepare_drill", "note what a drill will change, so its cleanup restores exactly that"),
     _step("CleanUpDrill", "clean_up_drill", "power off what the drill powered on, restore the drill records"),
     _step("AcquireLease", "acquire_lease", "take the single failover lock for the incident"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -27,6 +27,7 @@ from dcwatch.errors import (
     HookFailed,
     LeaseHeld,
     LeaseLost,
+    MirrorNotCaughtUp,
     PowerOnFailed,
     ServiceNotVerified,
     StandbyNotReady,
@@ -112,6 +113,8 @@ class Progress(_Camel):
     promoted: bool = False
     hook_failures: list[str] = Field(default=[], alias="hookFailures", description="failed hooks set to continue")
     ttl_expires_at: datetime | None = Field(default=None, alias="ttlExpiresAt", description="old TTLs run out")
+    ttl_wait_s: int = Field(default=0, alias="ttlWaitSeconds", description="until then: the Wait before shutdown")
+    ttl_changes: list[str] = Field(default=[], alias="ttlChanges", description="the TTL lowering, values unchanged")
 
 
 class ShutdownProgress(_Camel):
@@ -132,6 +135,7 @@ class DrillProgress(_Camel):
     records_before: list[Record] = Field(default=[], alias="recordsBefore", description="no values: absent")
     measured: dict[str, float] = Field(default={}, description="seconds from the start, per milestone")
     cleanup: str | None = None
+    lease_problem: str | None = Field(default=None, alias="leaseProblem", description="the lock, lost meanwhile")
 
 
 class ApprovalGate(_Camel):
@@ -157,6 +161,9 @@ class WorkflowState(_Camel):
     cleanup_error: dict[str, Any] | None = Field(default=None, alias="cleanupError", description="a drill's")
     storage: str | None = Field(default=None, description="what the storage check found")
     run_id: str = Field(default="", alias="runId", description="this execution's key for steps that act once")
+    lease_owner: str = Field(
+        default="", alias="leaseOwner", description="who holds the lock for this execution: its execution name"
+    )
 
     def note(self, step: str, detail: str, clock: Clock, started: datetime | None = None) -> WorkflowState:
         self.timeline.append(TimelineEntry(step=step, at=clock(), detail=detail, started=started))
@@ -172,17 +179,30 @@ class WorkflowState(_Camel):
         """The idempotency key of one action of this run: a retry finds it, a new execution does not."""
         return "/".join([self.run_id or self.incident_id, *map(str, parts)])
 
+    @property
+    def owner(self) -> str:
+        """The lock holder's name: unique per execution, so two executions never both hold the lock."""
+        return self.lease_owner or self.run_id or self.incident_id
+
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
 
 def validate_request(
-    raw: Any, config: Config, clock: Clock = utcnow, *, active_site: str | None = None
+    raw: Any,
+    config: Config,
+    clock: Clock = utcnow,
+    *,
+    active_site: str | None = None,
+    site_status: Callable[[str], str] | None = None,
+    execution: str | None = None,
 ) -> WorkflowState:
-    request = parse_request(raw, config, active_site)
+    """The accepted request and its plan; `execution` (the Step Functions execution name) owns the lock."""
+    request = parse_request(raw, config, active_site, site_status)
     now = clock()
     incident = request.incident_id or f"manual-{request.from_site}-{now:%Y%m%dT%H%M%SZ}"
     gate = config.workflow.approval
+    run_id = f"{incident}-{uuid.uuid4().hex[:12]}"
     state = WorkflowState(
         request=request,
         plan=build_plan(config, request.from_site, request.to, request.mode),
@@ -190,7 +210,8 @@ def validate_request(
         poll_seconds=config.workflow.poll_s,
         started_at=now,
         approval=ApprovalGate(required=request.mode in gate.modes, timeout_seconds=gate.timeout_s),
-        run_id=f"{incident}-{uuid.uuid4().hex[:12]}",
+        run_id=run_id,
+        lease_owner=execution or run_id,
     )
     how = "dry run" if request.dry_run else request.trigger
     return state.note(
@@ -201,26 +222,24 @@ def validate_request(
 
 
 def acquire_lease(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = utcnow) -> WorkflowState:
-    """Take the single failover lock for this incident (the evaluator or the CLI may hold it already)."""
-    lease = leases.acquire(state.incident_id, ttl_s, clock())
-    if lease.owner != state.incident_id:
+    """Take the single failover lock for this execution (the evaluator or the CLI may hold it for it already)."""
+    lease = leases.acquire(state.owner, ttl_s, clock())
+    if lease.owner != state.owner:
         raise LeaseHeld(
             f"another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; nothing was touched"
         )
-    return state.note("AcquireLease", f"lock held by {state.incident_id} until {lease.expires_at.isoformat()}", clock)
+    return state.note("AcquireLease", f"lock held by {state.owner} until {lease.expires_at.isoformat()}", clock)
 
 
 def renew_lease(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = utcnow) -> WorkflowState:
-    if not leases.renew(state.incident_id, ttl_s, clock()):
+    if not leases.renew(state.owner, ttl_s, clock()):
         holder = leases.holder()
-        raise LeaseLost(
-            f"the lock is no longer held by {state.incident_id}" + (f" but by {holder.owner}" if holder else "")
-        )
+        raise LeaseLost(f"the lock is no longer held by {state.owner}" + (f" but by {holder.owner}" if holder else ""))
     return state
 
 
 def release_lease(state: WorkflowState, leases: Leases, clock: Clock = utcnow) -> WorkflowState:
-    released = leases.release(state.incident_id)
+    released = leases.release(state.owner)
     return state.note("ReleaseLease", "lock released" if released else "lock was not held by this failover", clock)
 
 
@@ -229,18 +248,26 @@ def fence(
 ) -> WorkflowState:
     """Power off the failed site's VMs where its vCenter answers, so the two sites never both serve.
 
-    Unreachable (the usual case when a site is down), the workflow proceeds on the quorum verdict and
-    says so; reachable but with VMs still on, it raises and is retried, then stops for a human.
+    Unreachable (no connection or login: the usual case when a site is down), the workflow proceeds on
+    the quorum verdict and says so. Once connected, a fault or VMs still on raise and are retried, then
+    it stops for a human.
     """
     vms = state.plan.fence
-    try:
-        with connect() as inventory:
+    with ExitStack() as session:
+        try:
+            inventory = session.enter_context(connect())
+        except (TransientError, VcenterUnavailable, OSError) as exc:
+            state.fencing = f"fencing not possible: vCenter of {state.plan.from_site} unreachable ({exc})"
+            return state.note("Fence", state.fencing + "; proceeding on the quorum verdict", clock)
+        try:
             before = inventory.power_states(vms)
             started = inventory.power_off(vms)
             still_on = sorted(vm for vm, power in inventory.power_states(vms).items() if power == "poweredOn")
-    except (TransientError, VcenterUnavailable, OSError) as exc:
-        state.fencing = f"fencing not possible: vCenter of {state.plan.from_site} unreachable ({exc})"
-        return state.note("Fence", state.fencing + "; proceeding on the quorum verdict", clock)
+        except (TransientError, VcenterUnavailable, OSError) as exc:
+            # It answered, so its VMs may still run: retried, then a human decides; never "not possible".
+            raise TransientError(
+                f"vCenter of {state.plan.from_site} answered but fencing failed midway ({exc}); VMs may still be on"
+            ) from exc
     if still_on:
         raise FencingIncomplete(f"still powered on at {state.plan.from_site}: {', '.join(still_on)}")
     off_already = sorted(vm for vm in before if vm not in started)
@@ -264,6 +291,18 @@ def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utc
     return state.note("CheckStandby", detail, clock)
 
 
+def _probe_mirror(state: WorkflowState, config: Config, probe: Probe, condition: str) -> tuple[ProbeResult, str]:
+    """The standby's mirror status check with one more condition, so the reason names what is wrong."""
+    storage = state.plan.storage
+    assert storage is not None
+    check = next(c for c in config.site(storage.site).checks if c.name == storage.check)
+    assert isinstance(check, HttpCheck)  # the config refuses any other kind
+    spec = check.model_copy(update={"conditions": [*check.conditions, condition]})
+    planned = PlannedCheck(storage.site, check.name, None, True, check.timeout_s, spec)
+    (result,) = probe([planned], f"storage-{state.incident_id}")
+    return result, f"storage mirror {check.name} at {storage.site}"
+
+
 def check_storage(state: WorkflowState, config: Config, probe: Probe, clock: Clock = utcnow) -> WorkflowState:
     """Refuse to promote a standby whose mirror is out of sync beyond the data-loss window, unless forced.
 
@@ -273,13 +312,7 @@ def check_storage(state: WorkflowState, config: Config, probe: Probe, clock: Clo
     started, storage = clock(), state.plan.storage
     if storage is None:
         return state.note("CheckStorage", f"no storage mirror configured at {state.plan.to}: nothing to check", clock)
-    check = next(c for c in config.site(storage.site).checks if c.name == storage.check)
-    assert isinstance(check, HttpCheck)  # the config refuses any other kind
-    window = f"{storage.lag} <= {storage.max_lag_s}"
-    spec = check.model_copy(update={"conditions": [*check.conditions, window]})
-    planned = PlannedCheck(storage.site, check.name, None, True, check.timeout_s, spec)
-    (result,) = probe([planned], f"storage-{state.incident_id}")
-    where = f"storage mirror {check.name} at {storage.site}"
+    result, where = _probe_mirror(state, config, probe, f"{storage.lag} <= {storage.max_lag_s}")
     if result.ok:
         state.storage = f"{where} in sync, at most {storage.max_lag_s} s behind"
     elif state.request.force:
@@ -294,6 +327,24 @@ def check_storage(state: WorkflowState, config: Config, probe: Probe, clock: Clo
             "Nothing was changed. To accept the data loss, rerun the failover with force: true"
         )
     return state.note("CheckStorage", state.storage, clock, started)
+
+
+def check_mirror_synced(state: WorkflowState, config: Config, probe: Probe, clock: Clock = utcnow) -> WorkflowState:
+    """Migration, failback: with the leaving site off, the mirror must have caught up (lag 0) before the
+    standby is promoted: a planned move loses no data, so `force` does not apply here."""
+    started, storage = clock(), state.plan.storage
+    if storage is None:
+        return state.note("CheckMirrorSynced", f"no storage mirror configured at {state.plan.to}", clock)
+    result, where = _probe_mirror(state, config, probe, f"{storage.lag} == 0")
+    if not result.ok:
+        raise MirrorNotCaughtUp(
+            f"{where} has not caught up after {state.plan.from_site} was shut down: {result.reason}. "
+            f"A {MODE_WORDS[state.request.mode]} promises no data loss, so {state.plan.to} was not promoted "
+            f"(force does not apply). {state.plan.from_site} is off: start it again, or wait for the mirror "
+            "and rerun"
+        )
+    state.storage = f"{where} in sync, caught up (lag 0) after {state.plan.from_site} was shut down"
+    return state.note("CheckMirrorSynced", state.storage, clock, started)
 
 
 def _call_hook(runner: HookRunner, hook: Hook, payload: dict[str, Any]) -> dict[str, Any]:
@@ -525,24 +576,31 @@ def check_dns(state: WorkflowState, dns: Dns, clock: Clock = utcnow) -> Workflow
 def lower_ttl(
     state: WorkflowState, dns: Dns, ttl_s: int, clock: Clock = utcnow, *, once: Once = run_now
 ) -> WorkflowState:
-    """Before a planned migration: the records keep their values with a short TTL, so that resolvers
-    drop the old answers soon after the switch. Returns when the longest old TTL has run out."""
+    """Before a planned migration or failback: the records keep their values with a short TTL, so that
+    resolvers drop the old answers soon after the switch. The workflow then waits `ttlWaitSeconds`,
+    until the longest old TTL has run out, before it shuts anything down."""
     started = clock()
     lowered, longest = [], 0
     for record in state.plan.records:
         if record.ttl <= ttl_s:
             continue
-        lowered += [replace(s, ttl=ttl_s) for s in dns.record_sets(record.zone, record.name, record.type)]
+        sets = dns.record_sets(record.zone, record.name, record.type)
+        if not sets:
+            continue  # nothing cached to expire: the switch creates it
+        lowered += [replace(s, ttl=ttl_s) for s in sets]
         longest = max(longest, record.ttl)
+    progress = state.progress
     if not lowered:
+        progress.ttl_wait_s = 0
         return state.note("LowerTtl", f"every record's TTL is {ttl_s} s or less already", clock, started)
-    state.progress.dns_changes = once(state.key("lower-ttl", ttl_s), lambda: dns.upsert(lowered))
-    state.progress.ttl_expires_at = started + timedelta(seconds=longest)
+    progress.ttl_changes = once(state.key("lower-ttl", ttl_s), lambda: dns.upsert(lowered))
+    progress.ttl_expires_at = started + timedelta(seconds=longest)
+    progress.ttl_wait_s = longest
     names = ", ".join(dict.fromkeys(r.name for r in lowered))
     return state.note(
         "LowerTtl",
         f"TTL of {names} lowered to {ttl_s} s; caches hold the old answers until "
-        f"{state.progress.ttl_expires_at:%H:%M:%S} UTC",
+        f"{progress.ttl_expires_at:%H:%M:%S} UTC: waiting {longest} s before the shutdown",
         clock,
         started,
     )
@@ -662,6 +720,11 @@ def _what_is_left(state: WorkflowState) -> list[str]:
         f"Not powered on: {', '.join(not_started) or 'none'}",
         (f"DNS: UPSERT sent for {records}" if switched else f"DNS: not switched; {records} still at {plan.from_site}")
         + (" (INSYNC and verified)" if progress.dns_in_sync else ""),
+        *(
+            [f"DNS TTL lowered to {state.request.lower_ttl_s} s (values unchanged): restore it by hand if you stay"]
+            if progress.ttl_changes and not switched
+            else []
+        ),
         f"Storage: {state.storage or 'not checked'}",
         f"Fencing: {state.fencing or 'not done'}",
         *[f"Hook failed (continued): {f}" for f in progress.hook_failures],
@@ -703,6 +766,8 @@ def drill_message(state: WorkflowState) -> tuple[str, list[str]]:
     request, measured = state.request, state.drill.measured
     proven = measured.get("drill record in sync", _elapsed_at(state, "CheckDns"))
     subject = f"[dcwatch] OK: DRILL PASSED {request.from_site} -> {request.to}, standby proven in {proven:.1f} s"
+    if state.drill.lease_problem:
+        subject = f"[dcwatch] ACTION NEEDED: DRILL PASSED {request.from_site} -> {request.to}, but it lost the lock"
     body = [
         f"The standby copies of {', '.join(state.plan.services)} at {request.to} came up, passed their checks and "
         "answered on the drill records; production and its DNS records were not touched.",
@@ -710,6 +775,7 @@ def drill_message(state: WorkflowState) -> tuple[str, list[str]]:
         *[f"  {milestone}: {seconds:.1f} s" for milestone, seconds in measured.items()],
         f"Cleanup: {state.drill.cleanup or 'not done'}",
     ]
+    body += [f"Lock: {state.drill.lease_problem}"] if state.drill.lease_problem else []
     body += [f"Drill network (recorded): {state.plan.network}"] if state.plan.network else []
     return subject, body
 
@@ -734,11 +800,14 @@ def stopped_message(state: WorkflowState, step: str, cause: str) -> tuple[str, s
     elif state.drill.cleanup is not None and step != "CleanUpDrill":
         subject = f"[dcwatch] ACTION NEEDED: DRILL FAILED at {step}, production untouched, drill cleaned up"
         lines = [f"The drill stopped at step {step}: {cause}", f"Cleanup: {state.drill.cleanup}"]
+        lines += [f"Lock: {state.drill.lease_problem}"] if state.drill.lease_problem else []
     else:
         subject = f"[dcwatch] ACTION NEEDED: drill cleanup incomplete after {step}"
+        # After a failed step the cleanup's own error is in cleanupError; when the cleanup was the step, in error.
+        cleanup_error = state.cleanup_error or (state.error if step == "CleanUpDrill" else None) or {}
         lines = [
             f"The drill stopped at step {step}: {cause}",
-            f"Cleanup did not finish: {_readable_cause(str((state.cleanup_error or {}).get('Cause', '')))}",
+            f"Cleanup did not finish: {_readable_cause(str(cleanup_error.get('Cause', ''))) or 'cause unknown'}",
             f"Power off at {request.to} what the drill powered on and restore the drill records by hand: "
             f"{', '.join(r.name for r in state.plan.records)}. Production was not touched.",
         ]

@@ -188,6 +188,9 @@ class DynamoStateStore:
             version=int(data.get("version", 0)),
         )
 
+    def site_status(self, site: str) -> str:
+        return self.condition(f"site/{site}", "UP").status
+
     def change_condition(self, key: str, previous: Condition, new: Condition) -> bool:
         ddb = self._client()
         item = {
