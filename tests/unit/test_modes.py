@@ -308,8 +308,9 @@ def test_a_denied_or_unanswered_approval_says_nothing_was_changed(clock):
 def test_a_migration_lowers_the_ttl_of_its_records_first_and_waits_out_the_old_ttl(clock):
     # Given production records at dc-a with the config's TTLs (60 s for shop and transit, 30 s for radio)
     dns = FakeDns()
-    for name in ("shop", "radio", "transit"):
-        dns.records[f"{name}.hosting.example."] = ("127.0.10.1",)
+    for name, ttl in (("shop", 60), ("radio", 30), ("transit", 60)):
+        record = RecordValues("hosting.example.", f"{name}.hosting.example.", "A", ttl, ("127.0.10.1",))
+        dns.sets[(record.name, None)], dns.records[record.name] = record, record.values
     state = workflow.validate_request(
         request("migration", lowerTtlSeconds=30), demo_config(), clock, active_site="dc-a"
     )
