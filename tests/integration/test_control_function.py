@@ -33,7 +33,9 @@ def control(monkeypatch):
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    # Explicitly not executing state machines: a local runtime run earlier in this process may have switched
+    # moto's in-process Step Functions to executing ones, which then refuses tokens it did not hand out.
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
         names = create_tables(boto3.client("dynamodb"), "control")
         monkeypatch.setenv("DCWATCH_TABLE_NAME", names["State"])
         monkeypatch.setenv("DCWATCH_AUDIT_TABLE_NAME", names["Audit"])

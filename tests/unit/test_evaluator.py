@@ -31,6 +31,7 @@ class World:
         self.store, self.publisher, self.workflows = FakeStore(), FakePublisher(), FakeWorkflows()
         self.notifier, self.leases = FakeNotifier(), FakeLeases()
         self.round = 0
+        self.late: list[ProbeResult] = []
 
     @property
     def now(self) -> datetime:
@@ -49,10 +50,11 @@ class World:
         )
 
     def probe_round(
-        self, failing: set[tuple[str, str]] = frozenset(), vantages=None, blind: set[str] = frozenset()
+        self, failing: set[tuple[str, str]] = frozenset(), vantages=None, blind: set[str] = frozenset(), hold=None
     ) -> list[ProbeResult]:
         """Every check of both sites once from each vantage point; (site, check) pairs in `failing` fail,
-        and from a vantage point in `blind` everything fails. Standby services are off."""
+        and from a vantage point in `blind` everything fails. Standby services are off. Results `hold`
+        picks are kept back until `deliver_late`."""
         self.round += 1
         results = []
         for vantage in vantages or VANTAGES:
@@ -65,8 +67,15 @@ class World:
                     ok = (site, check) not in failing and not standby_service and vantage not in blind
                     results.append(probe_result(site, check, service, ok, self.now, vantage=vantage))
         for result in results:
-            self.feed(result)
+            if hold is not None and hold(result):
+                self.late.append(result)
+            else:
+                self.feed(result)
         return results
+
+    def deliver_late(self) -> None:
+        while self.late:
+            self.feed(self.late.pop(0))
 
     def subjects(self) -> list[str]:
         return [subject for subject, _ in self.notifier.sent]
@@ -381,6 +390,23 @@ def test_one_service_down_is_alerted_once_without_action():
     assert world.workflows.started == {}
 
 
+def test_services_failing_before_their_vcenter_results_arrive_are_the_site_outage_not_service_alerts():
+    # Given a hard outage whose vCenter results reach the evaluator only after the services went DOWN
+    world = World()
+    world.probe_round()
+    for _ in range(THRESHOLD):
+        world.probe_round(ALL_OF_A, hold=lambda r: r.site == "dc-a" and r.service is None)
+    # (the services' DOWN is taken but pending: the vCenter has no result since then)
+    assert world.subjects() == []
+    world.deliver_late()
+    for _ in range(2):
+        world.probe_round(ALL_OF_A)
+    # Then the site outage speaks alone: its DOWN, no SERVICE alert
+    assert [s for s in world.subjects() if "SERVICE" in s] == []
+    assert world.subjects()[0].startswith("[dcwatch] DOWN dc-a (active)")
+    assert {r["status"] for r in world.store.records("service")} == {"DOWN"}, "each service's DOWN is recorded"
+
+
 def test_results_from_a_vantage_point_the_config_does_not_name_change_nothing():
     world = World()
     result = probe_result("dc-a", "vcenter", None, False, T0, vantage="somewhere-else")
@@ -457,10 +483,11 @@ def test_the_active_vcenter_down_while_its_services_answer_is_one_warning_and_on
         world.probe_round({("dc-a", "vcenter")})
     assert world.subjects() == ["[dcwatch] VCENTER DOWN at dc-a (active): its services answer; no automatic action"]
     assert world.publisher.site_changes == [] and world.workflows.started == {}
-    (record,) = world.store.records("vcenter")
-    assert record["status"] == "DOWN" and "1 of 1 critical checks DOWN from 2 of 2 vantage points" in str(
-        record["explanation"]
-    )
+    # Taken when the vCenter went DOWN, alerted once the services' next results showed them answering.
+    pending, record = world.store.records("vcenter")
+    assert pending["status"] == "DOWN" and not pending["alerted"] and pending["heldBack"].startswith("pending")
+    assert record["status"] == "DOWN" and record["alerted"]
+    assert "1 of 1 critical checks DOWN from 2 of 2 vantage points" in str(record["explanation"])
     for _ in range(CONFIG.thresholds.successes_to_up):
         world.probe_round()
     # DOWN on the third failing round (round 4), UP on the second passing one (round 9).

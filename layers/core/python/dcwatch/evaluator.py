@@ -163,6 +163,7 @@ class _Decider:
         # Pending: a failover held back, or a decision to go DOWN that was interrupted and given back.
         pending = stored.blocked is not None
         if not changed and not pending:
+            self._settle_part(result)
             return Evaluation(check_status)
         now = self.clock()
         active = self.store.active_site(self.config.active_site)
@@ -182,6 +183,22 @@ class _Decider:
         stored_other = self.store.condition(_key("site", other), "UP")
         other_outcome = self._judge(result, other, stored_other, checks, isolated, active, now, check_status)
         return outcome if outcome.site_change or not other_outcome.site_change else other_outcome
+
+    def _settle_part(self, result: ProbeResult) -> None:
+        """A failing result that changes no check still settles a service or vCenter DOWN left pending."""
+        key = _key("service", f"{result.service}@{result.site}") if result.service else _key("vcenter", result.site)
+        if not _pending(self.store.condition(key, "UP")):
+            return
+        now, active = self.clock(), self.store.active_site(self.config.active_site)
+        if result.site != active:
+            return
+        standby = self.config.other_site(active)
+        checks = {site: self.store.site_checks(site) for site in (active, standby)}
+        isolated = isolated_vantages(checks[active] + checks[standby], active, standby, self.config.vantage_points)
+        if result.service is not None:
+            self._service(result.site, result.service, checks[active], isolated, now)
+        else:
+            self._vcenter(result.site, checks[active], isolated, now)
 
     def _judge(
         self,
@@ -239,29 +256,39 @@ class _Decider:
         verdict = service_verdict(site, service, checks, self.config.vantage_points, self.config.thresholds, isolated)
         key = _key("service", verdict.subject)
         stored = self.store.condition(key, "UP")
-        if verdict.status == stored.status:
+        if verdict.status == stored.status and not _pending(stored):
             return
         # One service failing at a site that is otherwise fine is news; services failing along with the
         # site's vCenter are the start of a site outage, which the site's own alerts announce, and services
         # stopping while a recovery holds the lock are its fencing or shutdown, which its notification
-        # announces. While a check of the service flaps, its one FLAPPING alert speaks for it: each change
-        # is recorded, not alerted; a DOWN held back so is marked, and its recovery alerted once it settled.
+        # announces. "Otherwise fine" is known only from the vCenter's results observed after the service
+        # went DOWN (results arrive unordered): until then the DOWN is recorded as pending, and the
+        # service's next result alerts it or lets the site outage speak. While a check of the service
+        # flaps, its one FLAPPING alert speaks for it: each change is recorded, not alerted; a DOWN held
+        # back so is marked, and its recovery alerted once it settled.
         flapping = verdict.flapping
         held, blocked = (f"flapping: {', '.join(flapping)}" if flapping else None), None
         if verdict.status == "DOWN":
-            news = self.store.condition(_key("site", site), "UP").status == "UP" and _passing(
-                checks, site, isolated, infrastructure=True
-            )
+            since = stored.since if _pending(stored) else now
+            news = self._news(site, checks, isolated, infrastructure=True, since=since)
             lease = self.ports.leases.holder() if news else None
             if lease is not None and lease.expires_at > now:
                 news, held = False, f"a recovery holds the failover lock: {lease.owner}"
-            alert = news and not flapping
-            blocked = held if news and flapping else None
+            if news is not None and flapping:
+                news, blocked = False, held
+            elif news is None:
+                blocked = PENDING
         else:
-            alert = (stored.alerted or stored.blocked is not None) and not flapping
-        new = Condition(verdict.status, since=now, blocked=blocked, alerted=alert, version=stored.version + 1)
+            news = (stored.alerted or _held_by_flapping(stored)) and not flapping
+        alert = bool(news)
+        if verdict.status == stored.status and blocked == PENDING:
+            return  # still waiting for the site's other results
+        since = stored.since if verdict.status == stored.status else now
+        new = Condition(verdict.status, since=since, blocked=blocked, alerted=alert, version=stored.version + 1)
         if not self.store.change_condition(key, stored, new):
             return
+        if verdict.status == stored.status and not alert:
+            return  # a pending DOWN the site outage explains: its change was recorded when it was taken
         explanation = verdict.explain(self.config.thresholds)
         if verdict.status == "DOWN":
             subject = f"[dcwatch] SERVICE DOWN {service} at {site}: no automatic action"
@@ -271,29 +298,53 @@ class _Decider:
             text = f"{service} at {site} UP again after {_duration(stored.since, now)}: {explanation}"
         record: dict[str, object] = {"kind": "service", "service": service, "site": site, "status": verdict.status}
         record |= {"previous": stored.status, "explanation": explanation, "decidedAt": now, "alerted": alert}
-        if held:
-            record["heldBack"] = held
+        if held or blocked:
+            record["heldBack"] = blocked or held
         if alert:
             self._record(f"service-{service}@{site}", subject, text, record)
         else:
             self.store.append_audit(f"service-{service}@{site}", record)
 
+    def _news(
+        self,
+        site: str,
+        checks: list[CheckState],
+        isolated: frozenset[str],
+        infrastructure: bool,
+        since: datetime | None,
+    ) -> bool | None:
+        """Whether a part failing alone at `site` is news: True when the site's other part (infrastructure
+        or services) passes in results observed since the part went DOWN, False when the site or that
+        part fails, None while no such results are in yet."""
+        if self.store.condition(_key("site", site), "UP").status != "UP":
+            return False
+        return _passing(checks, site, isolated, infrastructure=infrastructure, since=since)
+
     def _vcenter(self, site: str, checks: list[CheckState], isolated: frozenset[str], now: datetime) -> None:
         """The active site's vCenter DOWN while every service of the site answers: one warning, one on its
-        return. Failing along with the services, it is the start of a site outage the site's alerts announce."""
+        return. Failing along with the services, it is the start of a site outage the site's alerts announce;
+        which of the two it is, the services' results observed after the vCenter went DOWN tell."""
         verdict = vcenter_verdict(site, checks, self.config.vantage_points, self.config.thresholds, isolated)
         key = _key("vcenter", site)
         stored = self.store.condition(key, "UP")
-        if verdict.status == stored.status:
+        if verdict.status == stored.status and not _pending(stored):
             return
+        blocked = None
         if verdict.status == "DOWN":
-            alert = self.store.condition(_key("site", site), "UP").status == "UP" and _passing(
-                checks, site, isolated, infrastructure=False
-            )
+            since = stored.since if _pending(stored) else now
+            news = self._news(site, checks, isolated, infrastructure=False, since=since)
+            if news is None:
+                if _pending(stored):
+                    return
+                blocked = PENDING
         else:
-            alert = stored.alerted
-        new = Condition(verdict.status, since=now, alerted=alert, version=stored.version + 1)
+            news = stored.alerted
+        alert = bool(news)
+        since = stored.since if verdict.status == stored.status else now
+        new = Condition(verdict.status, since=since, blocked=blocked, alerted=alert, version=stored.version + 1)
         if not self.store.change_condition(key, stored, new):
+            return
+        if verdict.status == stored.status and not alert:
             return
         explanation = verdict.explain(self.config.thresholds)
         if verdict.status == "DOWN":
@@ -307,6 +358,8 @@ class _Decider:
             text = f"the vCenter of {site} is UP again after {_duration(stored.since, now)}: {explanation}"
         record: dict[str, object] = {"kind": "vcenter", "site": site, "status": verdict.status}
         record |= {"previous": stored.status, "explanation": explanation, "decidedAt": now, "alerted": alert}
+        if blocked:
+            record["heldBack"] = blocked
         if alert:
             self._record(f"vcenter-{site}", subject, text, record)
         else:
@@ -461,8 +514,22 @@ class _SiteContext:
     now: datetime
 
 
-def _passing(checks: list[CheckState], site: str, isolated: frozenset[str], infrastructure: bool) -> bool:
-    """Every counted infrastructure check of the site (or every critical service check) passes right now."""
+PENDING = "pending: waiting for the site's other results observed since"
+
+
+def _pending(stored: Condition) -> bool:
+    return stored.blocked == PENDING
+
+
+def _held_by_flapping(stored: Condition) -> bool:
+    return bool(stored.blocked) and str(stored.blocked).startswith("flapping")
+
+
+def _passing(
+    checks: list[CheckState], site: str, isolated: frozenset[str], infrastructure: bool, since: datetime | None
+) -> bool | None:
+    """Whether every counted infrastructure check of the site (or every critical service check) passes
+    in results observed since `since`: False as soon as one fails, None while one has no such result."""
     group = [
         c
         for c in checks
@@ -471,7 +538,10 @@ def _passing(checks: list[CheckState], site: str, isolated: frozenset[str], infr
         and c.vantage not in isolated
         and (infrastructure or c.critical)
     ]
-    return bool(group) and all(c.status == "UP" and c.failures == 0 for c in group)
+    if not group or any(c.status != "UP" or c.failures > 0 for c in group):
+        return False
+    fresh = all(since is None or (c.last_observed_at is not None and c.last_observed_at >= since) for c in group)
+    return True if fresh else None
 
 
 def _duration(since: datetime | None, now: datetime) -> str:
