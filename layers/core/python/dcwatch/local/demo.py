@@ -223,6 +223,19 @@ class Watcher:
             )
 
 
+def console_writer(console: TextIO) -> Callable[[str], None]:
+    """Whole lines to the console: the timeline is written from the dispatcher's and the prober's threads,
+    and `print` writes a line and its newline apart, so two threads could share one line."""
+    lock = threading.Lock()
+
+    def write(line: str) -> None:
+        with lock:
+            console.write(line + "\n")
+            console.flush()
+
+    return write
+
+
 def run_demo(
     config_path: str | Path = DEMO_CONFIG,
     report_path: str | Path | None = None,
@@ -231,8 +244,7 @@ def run_demo(
     log_path: str | Path = "dcwatch-demo.log",
 ) -> dict[str, Any]:
     """Run the scenario; handler logs and metrics (JSON) go to `log_path`, the timeline to `out`."""
-    console = sys.stdout
-    out = out or (lambda line: print(line, file=console, flush=True))
+    out = out or console_writer(sys.stdout)
     with open(log_path, "w", encoding="utf-8") as log, redirect_stdout(log), handler_logs_to(log):
         report = _run(str(Path(config_path).resolve()), scenario, out)
     _print_summary(report, out)

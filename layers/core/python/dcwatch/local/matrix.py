@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dcwatch.config import load_config
-from dcwatch.local.demo import DEMO_CONFIG, Timeline, handler_logs_to, play
+from dcwatch.local.demo import DEMO_CONFIG, Timeline, console_writer, handler_logs_to, play
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.scenario import ScenarioSpec, check_against, config_path, load_scenario, scenario_files
 
@@ -37,7 +37,7 @@ def run_matrix(
 ) -> list[dict[str, Any]]:
     """Play every scenario (under `config` when given, else each one's own); one report each, in order."""
     console = sys.stdout
-    out = out or (lambda line: print(line, file=console, flush=True))
+    out = out or console_writer(console)
     by_config: dict[Path, list[ScenarioSpec]] = {}
     for spec in specs:
         by_config.setdefault(Path(config) if config else config_path(spec, DEMO_CONFIG), []).append(spec)
