@@ -74,6 +74,14 @@ class Monitoring(Construct):
                     "Failed checks are not errors: this is the probe itself.",
                     periods=2,
                 )
+                self._alarm(
+                    f"probe-results-lost-{vantage.name}",
+                    self._metric(obs.PROBE_RESULTS_LOST, {"vantage": vantage.name}, "Sum", vantage.name),
+                    f"The probe at {vantage.name} could not put results on the bus in 2 periods running (PutEvents "
+                    "kept refusing them after its retries), so the evaluator decided without them. The probe's log "
+                    "has 'probe results lost' with the error codes: a bus quota, its policy or EventBridge itself.",
+                    periods=2,
+                )
         self._alarm(
             "evaluate-errors",
             evaluate.metric_errors(period=period, statistic="Sum"),

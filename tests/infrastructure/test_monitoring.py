@@ -123,6 +123,12 @@ def test_probe_evaluator_and_workflow_failures_raise_alarms(demo: Synth):
         "failover-failed": ("AWS/States", "ExecutionsFailed", {"StateMachineArn": {"Ref": machine}}),
         "failover-timed-out": ("AWS/States", "ExecutionsTimedOut", {"StateMachineArn": {"Ref": machine}}),
     }
+    lost = metric_of(found["probe-results-lost-aws-public"])
+    assert (lost["name"], lost["dimensions"], lost["stat"]) == (
+        "ProbeResultsLost",
+        {"service": "dcwatch", "vantage": "aws-public"},
+        "Sum",
+    ), "what the probe counts when the bus keeps refusing its results"
     for what, (namespace, name, dimensions) in expected.items():
         metric = metric_of(found[what])
         assert (metric["namespace"], metric["name"], metric["dimensions"], metric["stat"]) == (
@@ -133,7 +139,7 @@ def test_probe_evaluator_and_workflow_failures_raise_alarms(demo: Synth):
         ), what
         assert found[what]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and found[what]["Threshold"] == 1
         assert found[what]["TreatMissingData"] == "notBreaching"
-    assert set(found) == set(expected) | {"no-probe-results-aws-public"}
+    assert set(found) == set(expected) | {"no-probe-results-aws-public", "probe-results-lost-aws-public"}
 
 
 def test_every_alarm_and_its_recovery_reach_the_alerts_topic_with_what_to_do(demo: Synth, prod: Synth):

@@ -179,3 +179,19 @@ def test_detection_is_timed_from_the_first_fault_not_from_the_steps_that_set_the
     assert [(s.action, s.is_fault) for s in spec.steps] == [("automation", False), ("kill_site", True)]
     crash = load_scenario(SCENARIOS_DIR / "evaluator-crash.yaml")
     assert [s.is_fault for s in crash.steps] == [False, True]
+
+
+def test_an_alert_count_that_depends_on_timing_may_be_bounded_from_above(tmp_path):
+    config = load_config(DEMO_CONFIG)
+    spec = load_scenario(
+        write(
+            tmp_path,
+            "name: x\ndescription: d\nproves: p\nsteps:\n  - {at: 0, kill_site: active}\n"
+            "expect: {failover: false, alerts: {FLAPPING: 1}, alerts_at_most: {SERVICE: 3}}\n",
+        )
+    )
+    calm = dict(down=[], failovers=0, active_site="dc-a", detection_s=None, errors=[])
+    assert judge(spec, config, Observed(alerts={"FLAPPING": 1, "SERVICE": 2}, **calm)).passed
+    noisy = judge(spec, config, Observed(alerts={"FLAPPING": 1, "SERVICE": 4}, **calm))
+    assert not noisy.alerts_passed and noisy.problems == ("SERVICE alerts: 4, expected at most 3",)
+    assert "SERVICE=<=3" in noisy.expected and "SERVICE=4" in noisy.got

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -147,6 +147,9 @@ class Expect(_Model):
     failover: bool = Field(description="true: production moves to the standby exactly once; false: it never moves")
     down: list[SiteRef] | None = Field(default=None, description="sites the evaluator declares DOWN, in order")
     alerts: dict[AlertKind, int] = Field(default={}, description="alerts sent, by kind (kinds not named: any)")
+    alerts_at_most: dict[AlertKind, int] = Field(
+        default={}, description="alerts sent, by kind, no more than this (for counts that depend on timing)"
+    )
     detected_within_s: float | None = Field(
         default=None, gt=0, description="the first DOWN at most this long after the first fault step"
     )
@@ -428,7 +431,7 @@ class Observed:
     errors: list[str]
 
 
-def describe(failovers: int, down: list[str] | None, alerts: dict[str, int]) -> str:
+def describe(failovers: int, down: list[str] | None, alerts: Mapping[str, int | str]) -> str:
     parts = [{0: "no failover", 1: "failover"}.get(failovers, f"{failovers} failovers")]
     if down is not None:
         parts.append("DOWN " + (",".join(down) if down else "none"))
@@ -436,6 +439,11 @@ def describe(failovers: int, down: list[str] | None, alerts: dict[str, int]) -> 
     if shown:
         parts.append("alerts " + shown)
     return "; ".join(parts)
+
+
+def _expected_alerts(expect: Expect) -> dict[str, int | str]:
+    exact: dict[str, int | str] = {str(k): v for k, v in expect.alerts.items()}
+    return exact | {str(k): f"<={v}" for k, v in expect.alerts_at_most.items()}
 
 
 def judge(spec: ScenarioSpec, config: Config, seen: Observed) -> Verdict:
@@ -461,11 +469,16 @@ def judge(spec: ScenarioSpec, config: Config, seen: Observed) -> Verdict:
         f"{kind} alerts: {seen.alerts.get(kind, 0)}, expected {n}"
         for kind, n in expect.alerts.items()
         if seen.alerts.get(kind, 0) != n
+    ] + [
+        f"{kind} alerts: {seen.alerts.get(kind, 0)}, expected at most {n}"
+        for kind, n in expect.alerts_at_most.items()
+        if seen.alerts.get(kind, 0) > n
     ]
-    got_alerts = {k: seen.alerts.get(k, 0) for k in expect.alerts} | {k: v for k, v in seen.alerts.items() if v}
+    named = [*expect.alerts, *expect.alerts_at_most]
+    got_alerts = {k: seen.alerts.get(k, 0) for k in named} | {k: v for k, v in seen.alerts.items() if v}
     return Verdict(
         scenario=spec.name,
-        expected=describe(int(expect.failover), expected_down, {str(k): v for k, v in expect.alerts.items()}),
+        expected=describe(int(expect.failover), expected_down, _expected_alerts(expect)),
         got=describe(
             seen.failovers if moved or seen.failovers > 1 else 0,
             seen.down if expected_down is not None else None,
