@@ -62,3 +62,10 @@ def site_power(pipeline: Any, name: str) -> dict[str, str]:
             return {vm.name: vm.runtime.powerState for vm in view.view if vm.name in names}
         finally:
             view.Destroy()
+
+
+def moto_credentials(monkeypatch: Any, region: str = "eu-west-1") -> None:
+    """Test credentials and a region for boto3 under `mock_aws`, and no endpoint that would leave moto's mock."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": region}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

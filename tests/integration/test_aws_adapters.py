@@ -25,6 +25,7 @@ from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState
 from dcwatch.local.cloud import create_tables
 from dcwatch.ports import Condition, Lease, RecordValues
+from tests.helpers import moto_credentials
 
 pytestmark = pytest.mark.integration
 REGION = "eu-central-1"
@@ -33,9 +34,7 @@ T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def aws(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    moto_credentials(monkeypatch, REGION)
     with mock_aws():
         yield
 

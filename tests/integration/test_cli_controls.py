@@ -13,19 +13,14 @@ from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.cli import main
 from dcwatch.local.cloud import create_tables
 from dcwatch.local.demo import DEMO_CONFIG
+from tests.helpers import moto_credentials
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def tables(monkeypatch) -> dict[str, str]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    moto_credentials(monkeypatch)
     with mock_aws():
         names = create_tables(boto3.client("dynamodb"), "cli")
         monkeypatch.setenv("DCWATCH_TABLE_NAME", names["State"])

@@ -18,7 +18,7 @@ from dcwatch.local.cloud import create_tables
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.lambdas import LambdaContext, load_handler
 from dcwatch.wiring import function
-from tests.helpers import load_event
+from tests.helpers import load_event, moto_credentials
 from tests.unit.fakes import FakeStore as FakeAuditStore
 
 pytestmark = pytest.mark.integration
@@ -26,13 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def control(monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    moto_credentials(monkeypatch)
     # Explicitly not executing state machines: a local runtime run earlier in this process may have switched
     # moto's in-process Step Functions to executing ones, which then refuses tokens it did not hand out.
     with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):

@@ -16,6 +16,7 @@ from dcwatch.config import parse_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.zone_server import ZoneServer
 from dcwatch.recovery import records_at
+from tests.helpers import moto_credentials
 from tests.unit.fakes import Clock
 
 pytestmark = pytest.mark.integration
@@ -26,10 +27,7 @@ DISASTER = {"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "dc-a lo
 
 @pytest.fixture(autouse=True)
 def aws(monkeypatch):
-    env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "eu-west-1"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    moto_credentials(monkeypatch)
     with mock_aws():
         yield
 

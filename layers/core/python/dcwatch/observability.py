@@ -61,36 +61,23 @@ def record_probe_results(results: list[ProbeResult], *, per_check: bool) -> None
             _emit({"site": result.site, "check": result.check}, _check_values([result]))
 
 
-def record_result_received(vantage: str) -> None:
-    """Counted on arrival at the evaluator, so the watchdog sees the whole path: schedule, probe, bus, rule."""
+def _one(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) -> None:
+    """One metric, flushed at once (EMF), with the service dimension every dcwatch metric carries."""
     with single_metric(
-        name=PROBE_RESULTS_RECEIVED,
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE, "vantage": vantage},
+        name=name, unit=unit, value=value, namespace=NAMESPACE, default_dimensions={"service": SERVICE, **dimensions}
     ):
         pass
+
+
+def record_result_received(vantage: str) -> None:
+    """Counted on arrival at the evaluator, so the watchdog sees the whole path: schedule, probe, bus, rule."""
+    _one(PROBE_RESULTS_RECEIVED, MetricUnit.Count, 1, {"vantage": vantage})
 
 
 def record_results_lost(vantage: str, count: int) -> None:
     """Results the probe could not put on the bus: the evaluator never sees them, so the probe counts them."""
-    with single_metric(
-        name=PROBE_RESULTS_LOST,
-        unit=MetricUnit.Count,
-        value=count,
-        namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE, "vantage": vantage},
-    ):
-        pass
+    _one(PROBE_RESULTS_LOST, MetricUnit.Count, count, {"vantage": vantage})
 
 
 def record_detection(site: str, seconds: float) -> None:
-    with single_metric(
-        name=DETECTION_TIME,
-        unit=MetricUnit.Seconds,
-        value=seconds,
-        namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE, "site": site},
-    ):
-        pass
+    _one(DETECTION_TIME, MetricUnit.Seconds, seconds, {"site": site})
