@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcwatch import modes, runtime, workflow
+from dcwatch import executions, modes, runtime, workflow
 from dcwatch.errors import InvalidRequest
 from dcwatch.observability import logger, tracer
 from dcwatch.ports import Inventory
@@ -268,3 +268,16 @@ def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str,
 @tracer.capture_lambda_handler
 def approved(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("Approved", event, lambda s, app: modes.approved(s, app.leases, app.config.workflow.lease_s))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def execution_ended(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The aws.states event of an execution Step Functions stopped (ABORTED) or timed out (TIMED_OUT)."""
+    change = executions.ExecutionStatusChange.model_validate(event["detail"])
+    logger.append_keys(incident_id=change.incident_id, execution=change.name, status=change.status)
+    app = runtime.app()
+    app.once.register(context)
+    message_id = executions.execution_ended(change, app.leases, app.store, app.notifier, app.once, app.config)
+    logger.info("ended execution audited and announced", message_id=message_id)
+    return {"messageId": message_id, "incidentId": change.incident_id}

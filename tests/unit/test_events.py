@@ -28,6 +28,7 @@ from dcwatch.events import (
     ProbeResult,
     SiteStatusChanged,
 )
+from dcwatch.executions import ExecutionStatusChange
 from dcwatch.recovery import REQUESTS, FailoverRequest, parse_request
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN
 from tests.helpers import demo_config, load_event
@@ -38,6 +39,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "SiteStatusChanged": SiteStatusChanged,
     "FailoverRequest": FailoverRequest,
     **REQUESTS,
+    "ExecutionStatusChange": ExecutionStatusChange,
 }
 SAMPLES = {
     "samples/ProbeResult.json": (ProbeResult, PROBE_SOURCE, PROBE_RESULT),

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from dcwatch.control import ControlRequest
 from dcwatch.events import ProbeResult, SiteStatusChanged
+from dcwatch.executions import ExecutionStatusChange
 from dcwatch.recovery import REQUESTS, FailoverRequest
 
 # FailoverRequest is the workflow input in general (any mode); each mode's own schema narrows it.
@@ -24,6 +25,8 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "FailoverRequest": FailoverRequest,
     **REQUESTS,
     "ControlRequest": ControlRequest,  # the control function's input (Lambda console, Test tab)
+    # AWS's event, not ours: the fields ExecutionEnded reads (others are ignored, not refused).
+    "ExecutionStatusChange": ExecutionStatusChange,
 }
 
 

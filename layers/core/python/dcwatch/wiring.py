@@ -14,6 +14,7 @@ from typing import Any
 
 from dcwatch.config import STEP_TIMEOUT_S
 from dcwatch.events import EVALUATOR_SOURCE, PROBE_RESULT, PROBE_SOURCE, SITE_STATUS_CHANGED
+from dcwatch.executions import execution_ended_pattern
 
 
 def _repo_root() -> Path:
@@ -92,6 +93,15 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _step("RecordAudit", "record_audit", "write the audit record, update the active site"),
     _step("NotifyFailure", "notify_failure", "announce and audit a failed workflow"),
     _step("ReleaseLease", "release_lease", "give the failover lock back, after success or failure"),
+    # Not a step: fed by the default bus when Step Functions stops (ABORTED) or times out (TIMED_OUT) a run.
+    FunctionSpec(
+        "ExecutionEnded",
+        "failover",
+        "app.execution_ended",
+        30,
+        256,
+        "a stopped or timed-out recovery: release its lock, audit, alert",
+    ),
 )
 
 
@@ -146,6 +156,11 @@ RULES: tuple[RuleSpec, ...] = (
 
 # Everything the evaluator says; operators and the local timeline subscribe to it.
 SITE_STATUS_PATTERN: dict[str, Any] = {"source": [EVALUATOR_SOURCE], "detail-type": [SITE_STATUS_CHANGED]}
+
+
+def execution_ended_rule(state_machine_arn: str) -> RuleSpec:
+    """The default bus's rule: this state machine's executions that Step Functions ended without our states."""
+    return RuleSpec("execution-ended", execution_ended_pattern(state_machine_arn), "ExecutionEnded")
 
 
 def asl_variables() -> list[str]:
