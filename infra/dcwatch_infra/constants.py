@@ -44,6 +44,8 @@ ARCHIVE_RETENTION = Duration.days(90)
 WATCHDOG_PERIODS = 3
 # A rule delivers a probe result to the evaluator for this long; older ones are superseded anyway.
 RESULT_MAX_AGE = Duration.hours(1)
+# The ended-execution alert: EventBridge retries its delivery to the function this often within RESULT_MAX_AGE.
+ENDED_RETRIES = 8
 
 # Vantage points: where probe functions run (named by the config, which the evaluator reads too).
 VANTAGE_TAG = "dcwatch:vantage"

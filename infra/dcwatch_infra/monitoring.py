@@ -44,6 +44,7 @@ class Monitoring(Construct):
         evaluate: lambda_.IFunction,
         steps: Sequence[lambda_.IFunction],
         state_machine: sfn.StateMachine,
+        execution_ended: lambda_.IFunction,
     ):
         super().__init__(scope, "Monitoring")
         self.config, self.period, self.vantages = config, period, list(vantages)
@@ -100,7 +101,15 @@ class Monitoring(Construct):
             "failover-timed-out",
             state_machine.metric_timed_out(period=one_minute, statistic="Sum"),
             "A failover workflow execution ran past its deadline and was stopped by Step Functions: check its "
-            "execution history for the last step, and the standby's VMs and DNS records by hand.",
+            "execution history for the last step, and the standby's VMs and DNS records by hand. The ACTION NEEDED "
+            "notification of the ExecutionEnded function says whether its lock was released.",
+        )
+        self._alarm(
+            "execution-ended-errors",
+            execution_ended.metric_errors(period=one_minute, statistic="Sum"),
+            "The ExecutionEnded function failed on a stopped or timed-out failover execution (its log group has the "
+            "error): its lock may still be held until lease_s runs out, and its audit record or ACTION NEEDED "
+            "notification may be missing. Check the locks table, the audit table and the execution by hand.",
         )
 
         self.dashboard = cw.Dashboard(

@@ -27,7 +27,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from dcwatch.config import VANTAGE_PUBLIC, VANTAGE_VPC, Config
-from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, TABLES, FunctionSpec, asl_variables
+from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, TABLES, FunctionSpec, asl_variables, execution_ended_rule
 from dcwatch.wiring import failover_task_functions as workflow_steps
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
@@ -52,13 +52,15 @@ VCENTER_USERS = (
 BUS_PUBLISHERS = ("Probe", "Evaluate")
 STATE_WRITERS = ("Evaluate", "RecordAudit", "Control")  # Control: the automation switch, acknowledgements
 STATE_READERS = ("ValidateRequest",)  # a migration, failback or drill is checked against the recorded active site
-AUDIT_APPENDERS = ("RecordAudit", "NotifyFailure", "Control")
-ALERT_PUBLISHERS = ("Evaluate", "Notify", "NotifyFailure", "RequestApproval")
+AUDIT_APPENDERS = ("RecordAudit", "NotifyFailure", "Control", "ExecutionEnded")
+ALERT_PUBLISHERS = ("Evaluate", "Notify", "NotifyFailure", "RequestApproval", "ExecutionEnded")
 LOCK_HOLDERS = ("Evaluate", "AcquireLease", "RenewLease", "ReleaseLease", "Approved", "CleanUpDrill")
 # The lease: conditional put to take it, update to renew, delete to give it back, get to name its holder.
 LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # A rejected request gives back the lock the evaluator or the CLI took for its execution (conditional delete).
 LOCK_RELEASERS = ("ValidateRequest",)
+# A stopped or timed-out execution's lock: given back only if that execution holds it; its holder named if not.
+LOCK_INSPECTORS = ("ExecutionEnded",)
 WORKFLOW_STARTERS = ("Evaluate",)
 APPROVAL_ANSWERERS = ("Control",)  # SendTaskSuccess: the answer to the workflow's approval gate
 DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill", "LowerTtl")
@@ -75,6 +77,7 @@ ONCE_ACTORS = (
     "Notify",
     "RecordAudit",
     "NotifyFailure",
+    "ExecutionEnded",
 )
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # Steps that run recovery hooks: they may invoke exactly the Lambda hooks the config names.
@@ -153,6 +156,7 @@ class DcwatchStack(Stack):
                 event_pattern=_event_pattern(rule.pattern),
                 targets=[events_targets.LambdaFunction(self.functions[rule.target], max_event_age=c.RESULT_MAX_AGE)],
             )
+        self._execution_ended_rule()
         self._probe_schedules()
         self._grant(inputs.hosted_zone_ids or {})
 
@@ -165,6 +169,7 @@ class DcwatchStack(Stack):
             evaluate=self.functions["Evaluate"],
             steps=[self.functions[spec.key] for spec in workflow_steps()],
             state_machine=self.state_machine,
+            execution_ended=self.functions["ExecutionEnded"],
         )
 
         CfnOutput(self, c.OUTPUT_BUS_NAME, value=self.bus.event_bus_name)
@@ -308,6 +313,21 @@ class DcwatchStack(Stack):
         )
         return machine
 
+    def _execution_ended_rule(self) -> None:
+        """Step Functions reports its executions' ends to the default bus, not to ours."""
+        rule = execution_ended_rule(self.state_machine.state_machine_arn)
+        events.Rule(
+            self,
+            c.rule_id(rule.name),
+            description=f"{rule.name} to {rule.target}: this workflow's executions stopped or timed out",
+            event_pattern=_event_pattern(rule.pattern),
+            targets=[
+                events_targets.LambdaFunction(
+                    self.functions[rule.target], max_event_age=c.RESULT_MAX_AGE, retry_attempts=c.ENDED_RETRIES
+                )
+            ],
+        )
+
     def _probe_schedules(self) -> None:
         interval_s = self.config.probe.interval_s
         period = probe_period(self.config)
@@ -344,6 +364,8 @@ class DcwatchStack(Stack):
             self.tables["Locks"].grant(fn, *LEASE_ACTIONS)
         for fn in self._holders(LOCK_RELEASERS):
             self.tables["Locks"].grant(fn, "dynamodb:DeleteItem")
+        for fn in self._holders(LOCK_INSPECTORS):
+            self.tables["Locks"].grant(fn, "dynamodb:DeleteItem", "dynamodb:GetItem")
         for fn in self._holders(ALERT_PUBLISHERS):
             self.topic.grant_publish(fn)
             nag.acknowledge(

@@ -51,6 +51,7 @@ ALLOWED_SERVICES = {
     "Notify": {"sns", "kms", "dynamodb"},
     "RecordAudit": {"dynamodb"},
     "NotifyFailure": {"dynamodb", "sns", "kms"},
+    "ExecutionEnded": {"dynamodb", "sns", "kms"},
 }
 STEP_KEYS = [spec.key for spec in failover_task_functions()]
 
@@ -117,11 +118,13 @@ def test_the_audit_trail_is_append_only_for_the_functions_that_write_it(demo: Sy
         "RecordAudit": {"dynamodb:PutItem"},
         "NotifyFailure": {"dynamodb:PutItem"},
         "Control": {"dynamodb:PutItem"},
+        "ExecutionEnded": {"dynamodb:PutItem"},
     }
 
 
 def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_lease_steps(demo: Synth):
-    # ValidateRequest may only give back the lock taken for its own execution when it rejects the request.
+    # ValidateRequest may only give back the lock taken for its own execution when it rejects the request;
+    # ExecutionEnded only the lock of an execution Step Functions stopped or timed out.
     table_id = demo.logical_id(demo.stack.tables["Locks"])
     granted = {
         spec.key: {
@@ -138,6 +141,8 @@ def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_le
         "Approved": lease,
         "CleanUpDrill": lease,
         "ValidateRequest": {"dynamodb:DeleteItem"},
+        # A stopped or timed-out execution's own lock (conditional delete), its holder named otherwise (get).
+        "ExecutionEnded": {"dynamodb:DeleteItem", "dynamodb:GetItem"},
     }
 
 
@@ -188,3 +193,24 @@ def test_a_drill_reads_and_restores_its_records_only_in_the_configured_zones(pro
     [restore] = statements_with(function_statements(prod, "CleanUpDrill"), "route53:ChangeResourceRecordSets")
     assert restore["Resource"] == zone
     assert not statements_with(function_statements(prod, "PrepareDrill"), "route53:ChangeResourceRecordSets")
+
+
+def test_the_ended_execution_handler_appends_audit_releases_its_lock_and_alerts_and_nothing_else(demo: Synth):
+    statements = function_statements(demo, "ExecutionEnded")
+    by_table = {
+        key: {
+            a for s in statements if demo.logical_id(demo.stack.tables[key]) in refs(s["Resource"]) for a in actions(s)
+        }
+        for key in ("State", "Audit", "Locks", "Idempotency")
+    }
+    idempotency = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert by_table == {
+        "State": set(),
+        "Audit": {"dynamodb:PutItem"},
+        "Locks": {"dynamodb:DeleteItem", "dynamodb:GetItem"},
+        "Idempotency": idempotency,
+    }
+    [publish] = statements_with(statements, "sns:Publish")
+    assert refs(publish["Resource"]) == {demo.logical_id(demo.stack.topic)}
+    kms = {a for s in statements for a in actions(s) if a.startswith("kms:")}
+    assert kms == {"kms:Decrypt", "kms:GenerateDataKey*"}

@@ -122,6 +122,12 @@ def test_probe_evaluator_and_workflow_failures_raise_alarms(demo: Synth):
         "evaluate-errors": ("AWS/Lambda", "Errors", {"FunctionName": {"Ref": evaluate}}),
         "failover-failed": ("AWS/States", "ExecutionsFailed", {"StateMachineArn": {"Ref": machine}}),
         "failover-timed-out": ("AWS/States", "ExecutionsTimedOut", {"StateMachineArn": {"Ref": machine}}),
+        # A stopped or timed-out execution whose lock release, audit or alert failed.
+        "execution-ended-errors": (
+            "AWS/Lambda",
+            "Errors",
+            {"FunctionName": {"Ref": demo.function_id("ExecutionEnded")}},
+        ),
     }
     lost = metric_of(found["probe-results-lost-aws-public"])
     assert (lost["name"], lost["dimensions"], lost["stat"]) == (

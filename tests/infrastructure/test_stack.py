@@ -9,7 +9,16 @@ import yaml
 from aws_cdk.assertions import Annotations, Match
 
 from dcwatch.runtime import Settings
-from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, FUNCTIONS_DIR, RULES, TABLES, asl_variables, failover_task_functions
+from dcwatch.wiring import (
+    FAILOVER_ASL,
+    FUNCTIONS,
+    FUNCTIONS_DIR,
+    RULES,
+    TABLES,
+    asl_variables,
+    execution_ended_rule,
+    failover_task_functions,
+)
 from dcwatch_infra import constants
 from dcwatch_infra.stack import probe_rate_minutes
 from tests.infrastructure.synth import Synth, synthesize
@@ -29,7 +38,7 @@ def test_the_deployment_has_its_own_event_bus_archived_for_replay(demo: Synth):
 
 
 def test_every_rule_of_the_wiring_feeds_its_function_with_the_same_pattern(demo: Synth):
-    rules = list(resources(demo, "AWS::Events::Rule").values())
+    rules = [r for r in resources(demo, "AWS::Events::Rule").values() if "EventBusName" in r["Properties"]]
     assert len(rules) == len(RULES)
     bus_id = demo.logical_id(demo.stack.bus)
     for spec in RULES:
@@ -40,6 +49,22 @@ def test_every_rule_of_the_wiring_feeds_its_function_with_the_same_pattern(demo:
         [target] = rule["Targets"]
         assert target["Arn"] == {"Fn::GetAtt": [demo.function_id(spec.target), "Arn"]}
         assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 3600
+
+
+def test_a_stopped_or_timed_out_execution_of_this_workflow_reaches_its_handler_from_the_default_bus(demo: Synth):
+    on_default_bus = [r["Properties"] for r in resources(demo, "AWS::Events::Rule").values()]
+    on_default_bus = [p for p in on_default_bus if "EventBusName" not in p]
+    [rule] = on_default_bus
+    machine = {"Ref": demo.logical_id(demo.stack.state_machine)}
+    assert rule["EventPattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": [machine], "status": ["ABORTED", "TIMED_OUT"]},
+    }
+    assert rule["EventPattern"] == execution_ended_rule(machine).pattern  # type: ignore[arg-type]
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [demo.function_id("ExecutionEnded"), "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 8}
 
 
 def test_one_lambda_per_wiring_entry_on_the_newest_python_on_graviton(demo: Synth):
