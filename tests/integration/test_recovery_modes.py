@@ -273,11 +273,20 @@ def approval_token(pipeline: LocalPipeline, before: int) -> str:
     return re.search(r"dcwatch approve --token (\S+)", note["Message"]).group(1)
 
 
+def answer(pipeline: LocalPipeline, verb: str, token: str, reason: str, by: str) -> int:
+    """`dcwatch approve|deny` as an operator runs it, against the stack's tables."""
+    tables = ["--table", pipeline.store.table, "--audit-table", pipeline.store.audit_table]
+    return main([verb, "--token", token, "--reason", reason, "--by", by, *tables])
+
+
 def test_a_denied_failback_stops_before_anything_changes(pipeline, capsys):
     before, notes = snapshot(pipeline), len(pipeline.notifications)
     arn = pipeline.start_failover(request("failback", incidentId="back-denied"), name="back-denied")
     token = approval_token(pipeline, notes)
-    assert main(["deny", "--token", token, "--reason", "not tonight", "--by", "bob"]) == 0
+    assert answer(pipeline, "deny", token, "not tonight", "bob") == 0
+    denial = pipeline.store.audit("approval")[-1]
+    assert (denial["approved"], denial["by"], denial["reason"]) == (False, "bob", "not tonight")
+    assert token not in json.dumps(denial), "the token is audited by its fingerprint only"
     described = pipeline.wait_execution(arn)
     assert described["status"] == "FAILED"
     assert {**snapshot(pipeline), "lock": None} == before
@@ -299,15 +308,17 @@ def test_an_unanswered_failback_times_out_cleanly_and_its_token_is_refused_after
     assert f"not approved: no answer within {APPROVAL_TIMEOUT_S} s" in note["Message"]
     assert "States.Timeout" in json.dumps(pipeline.store.audit("back-late")[0]["error"])
     capsys.readouterr()
-    assert main(["approve", "--token", token, "--reason", "too late", "--by", "alice"]) == 1
+    audited = len(pipeline.store.audit("approval"))
+    assert answer(pipeline, "approve", token, "too late", "alice") == 1
     assert "no workflow waits for this token" in capsys.readouterr().err
+    assert len(pipeline.store.audit("approval")) == audited, "an answer that reached no workflow is not recorded"
 
 
 def test_an_approved_failback_returns_to_the_original_site_in_the_planned_manner(pipeline):
     notes = len(pipeline.notifications)
     arn = pipeline.start_failover(request("failback", incidentId="back-1"), name="back-1")
     token = approval_token(pipeline, notes)
-    assert main(["approve", "--token", token, "--reason", "north repaired, CHG-7", "--by", "alice"]) == 0
+    assert answer(pipeline, "approve", token, "north repaired, CHG-7", "alice") == 0
     described = pipeline.wait_execution(arn, timeout_s=120)
     assert described["status"] == "SUCCEEDED", described.get("cause")
 

@@ -221,12 +221,12 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace) -> int:
+    """Through the same audited function as the console's control Lambda: the answer, then its record."""
     from dcwatch.adapters.stepfunctions import Approvals
-    from dcwatch.modes import approval_answer
+    from dcwatch.control import answer_approval
 
     approved = args.command == "approve"
-    Approvals().answer(args.token, approval_answer(approved, args.by, args.reason, datetime.now(UTC)))
-    print(f"approved by {args.by}: the workflow goes on" if approved else f"denied by {args.by}: the workflow stops")
+    print(answer_approval(_store(args), Approvals(), args.token, approved, args.reason, args.by, datetime.now(UTC)))
     return 0
 
 
@@ -273,17 +273,17 @@ def parser() -> argparse.ArgumentParser:
         recover.add_argument("--table", help="the state table, to check against the recorded active site")
         recover.set_defaults(run=_recover)
 
-    for command, text in (("approve", "let a workflow waiting for approval go on"), ("deny", "stop it")):
-        answer = sub.add_parser(command, help=text)
-        answer.add_argument("--token", required=True, help="the task token from the APPROVAL NEEDED message")
-        answer.add_argument("--reason", required=True, help="why, for the audit trail")
-        answer.add_argument("--by", default=getpass.getuser(), help="who, for the audit trail (default: you)")
-        answer.set_defaults(run=_answer)
-
     def state_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--by", default=getpass.getuser(), help="who, for the audit trail (default: you)")
         command.add_argument("--table", help="the state table (stack output TableName)")
         command.add_argument("--audit-table", help="the audit table (stack output AuditTableName)")
+
+    for command, text in (("approve", "let a workflow waiting for approval go on"), ("deny", "stop it")):
+        answer = sub.add_parser(command, help=text)
+        answer.add_argument("--token", required=True, help="the task token from the APPROVAL NEEDED message")
+        answer.add_argument("--reason", required=True, help="why, for the audit trail")
+        state_options(answer)
+        answer.set_defaults(run=_answer)
 
     automation = sub.add_parser("automation", help="switch automatic failover on or off, or show the switch")
     automation.add_argument("state", choices=["on", "off", "status"])
