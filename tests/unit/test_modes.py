@@ -284,6 +284,7 @@ def test_the_modes_the_config_names_wait_for_approval_and_the_request_carries_th
     ((subject, body),) = notifier.sent
     assert subject == "[dcwatch] APPROVAL NEEDED: planned migration dc-a -> dc-b"
     assert "dcwatch approve --token tok-123" in body and "dcwatch deny --token tok-123" in body
+    assert "from\nthe console: the control function" in body, "operators without a shell answer there"
     assert "without an answer by 2026-11-25 03:10:00 UTC it stops" in body and "shutdown 1: transit-app-a" in body
 
     leases = FakeLeases()
