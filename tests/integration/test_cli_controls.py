@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import boto3
@@ -154,3 +155,22 @@ def test_a_start_that_fails_gives_back_only_the_lock_it_took(tables, same_second
     with pytest.raises(Exception, match="StateMachineDoesNotExist"):
         start(missing, "dc-a lost power", "--locks-table", tables["Locks"])
     assert DynamoLeases(tables["Locks"]).holder() is None
+
+
+def test_a_failback_is_checked_against_the_recorded_site_status_before_anything_starts(tables, capsys):
+    # Given dc-b serves after a failover and the evaluator still records dc-a DOWN
+    store = DynamoStateStore(tables["State"], tables["Audit"])
+    store.set_active_site("dc-b", "dc-a-down-1")
+    up = store.condition("site/dc-a", "UP")
+    assert store.change_condition("site/dc-a", up, replace(up, status="DOWN", version=up.version + 1))
+    failback = ["failback", "--config", str(DEMO_CONFIG), "--from", "dc-b", "--to", "dc-a", "--reason", "repaired"]
+
+    # When an operator asks for the failback, it is refused, naming the site and what to wait for
+    assert main(failback) == 2
+    assert "to: dc-a is DOWN by the evaluator's record" in capsys.readouterr().err
+
+    # And once the evaluator records dc-a UP again, the same request is accepted
+    down = store.condition("site/dc-a", "UP")
+    assert store.change_condition("site/dc-a", down, replace(down, status="UP", version=down.version + 1))
+    assert main(failback) == 0
+    assert "request checked, nothing started" in capsys.readouterr().out

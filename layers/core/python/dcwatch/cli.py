@@ -141,22 +141,13 @@ def _scenarios(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _recorded_active_site(args: argparse.Namespace, default: str) -> str | None:
-    """The active site the state table records, when the command can reach it; None otherwise."""
+def _recorded_state(args: argparse.Namespace) -> Any:
+    """The state table (read only: active site, site statuses), when the command can reach it; None otherwise."""
     if not (args.table or os.environ.get("DCWATCH_TABLE_NAME")):
         return None
     from dcwatch.adapters.dynamodb import DynamoStateStore
 
-    return DynamoStateStore(_table(args, "table", "DCWATCH_TABLE_NAME"), "").active_site(default)
-
-
-def _recorded_site_status(args: argparse.Namespace) -> Any:
-    """The evaluator's record of each site's status, when the command can reach the state table."""
-    if not (args.table or os.environ.get("DCWATCH_TABLE_NAME")):
-        return None
-    from dcwatch.adapters.dynamodb import DynamoStateStore
-
-    return DynamoStateStore(_table(args, "table", "DCWATCH_TABLE_NAME"), "").site_status
+    return DynamoStateStore(_table(args, "table", "DCWATCH_TABLE_NAME"), "")
 
 
 def execution_name(mode: RecoveryMode, from_site: str, now: datetime | None = None) -> str:
@@ -178,8 +169,9 @@ def _recover(args: argparse.Namespace) -> int:
     }
     if args.config:
         config = load_config(args.config)
-        active = _recorded_active_site(args, config.active_site)
-        parse_request(request, config, active, _recorded_site_status(args))
+        recorded = _recorded_state(args)
+        active = recorded.active_site(config.active_site) if recorded else None
+        parse_request(request, config, active, recorded.site_status if recorded else None)
         print("\n".join(describe_plan(build_plan(config, args.from_site, args.to, mode))))
         if active is None and mode in ("migration", "failback", "drill"):
             print("(the workflow checks the request against the recorded active site; --table lets this command too)")
