@@ -28,7 +28,13 @@ def write_pair_config(
         ],
         "services": [],
         "thresholds": {"failures_to_down": 2, "successes_to_up": 1},
-        "probe": {"interval_s": 1, "vantage": "itest", "vantages": ["aws-public", "aws-vpc"]},
+        "probe": {"interval_s": 1, "vantage": "itest"},
+        # Production-shaped: private vCenters reached from the VPC, public services (see dcwatch.topology).
+        "network": {
+            "vpc_id": "vpc-0a1b2c3d4e5f60718",
+            "subnet_ids": ["subnet-0a1b2c3d4e5f60718"],
+            "security_group_ids": ["sg-0a1b2c3d4e5f60718"],
+        },
         "workflow": {"poll_s": 1, "group_timeout_s": 20, "dns_timeout_s": 20},
         "alerts": {"email": ["ops@example.test"]},
     }

@@ -26,10 +26,10 @@ SAFETY_MARGIN_S = 2.0
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app = runtime.app()
     interval = app.config.probe.interval_s
-    checks = plan_round(app.config)
     invocation = str(event.get("id") or uuid.uuid4())
     # The local runtime simulates every vantage point with one function and names the one it plays.
     vantage = str(event.get("vantage") or app.vantage)
+    checks = plan_round(app.config, vantage)  # only what this vantage point's placement reaches
     rounds = []
     for n, at in enumerate(round_times(time.time(), app.settings.schedule_period_s, interval)):
         remaining_s = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S

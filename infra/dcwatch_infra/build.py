@@ -11,7 +11,8 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from dcwatch.config import REGION_PATTERN, load_config, vantage_of_region
+from dcwatch.config import REGION_PATTERN, load_config
+from dcwatch.topology import vantage_of_region
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
 from dcwatch_infra.monitoring import Vantage

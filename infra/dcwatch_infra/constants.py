@@ -9,7 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 import dcwatch
-from dcwatch.config import VANTAGE_PUBLIC
+from dcwatch.topology import VANTAGE_PUBLIC
 from dcwatch.wiring import REPO_ROOT
 
 # Where the inputs of the synth live.

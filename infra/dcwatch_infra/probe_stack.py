@@ -11,7 +11,8 @@ from aws_cdk import Environment, Stack, Tags
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from dcwatch.config import Config, vantage_of_region
+from dcwatch.config import Config
+from dcwatch.topology import vantage_of_region
 from dcwatch_infra import constants as c
 from dcwatch_infra.functions import probe_function
 from dcwatch_infra.layers import code_layers

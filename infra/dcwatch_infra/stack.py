@@ -26,7 +26,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from dcwatch.config import VANTAGE_PUBLIC, VANTAGE_VPC, Config
+from dcwatch.config import Config
+from dcwatch.topology import VANTAGE_PUBLIC, VANTAGE_VPC
 from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, TABLES, FunctionSpec, asl_variables, execution_ended_rule
 from dcwatch.wiring import failover_task_functions as workflow_steps
 from dcwatch_infra import constants as c

@@ -175,11 +175,14 @@ def test_a_quorum_of_one_needs_an_explicit_opt_in():
     assert parse_config(doc).thresholds.effective_quorum == 1
 
 
-def test_a_single_vantage_point_with_the_default_quorum_is_valid_but_warned_about_loudly():
+def test_a_single_vantage_point_with_the_default_quorum_is_refused_naming_the_check_and_what_to_add():
     doc = copy.deepcopy(DEMO)
-    doc["probe"]["vantages"] = ["aws-public"]
-    (warning,) = parse_config(doc).warnings
-    assert "no site is ever declared DOWN automatically" in warning and warning.startswith("thresholds.quorum")
+    del doc["network"]
+    for site in doc["sites"]:
+        site["vcenter"]["reach"] = "public"
+    problem = problems_of(doc)["services[0].sites.dc-a.checks[0]"]
+    assert "critical check shop-home of shop at dc-a is run by 1 vantage point (aws-public)" in problem
+    assert "thresholds.quorum is 2" in problem and "Add network" in problem
 
 
 def test_maintenance_windows_name_known_sites_and_services_and_end_after_they_start():

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from dcwatch.config import VCENTER_PREFIX, Config, DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
 from dcwatch.events import ProbeResult
+from dcwatch.topology import topology, vcenter_check_name, vcenter_parts
 
 CheckSpec = HttpCheck | TlsCheck | TcpCheck | DnsCheck | VCenter
 VCENTER_CHECK = VCENTER_PREFIX
@@ -47,27 +48,15 @@ class Outcome:
 CheckRunner = Callable[[PlannedCheck], Awaitable[Outcome]]
 
 
-VCENTER_PARTS = ("login", "hosts", "vms", "datastores", "alarms")
-
-
-def vcenter_check_name(part: str) -> str:
-    """`vcenter` for the login, `vcenter-<part>` for the rest: each part is a check with its own state."""
-    return VCENTER_CHECK if part == "login" else f"{VCENTER_CHECK}-{part}"
-
-
 def vcenter_checks(config: Config, site: str) -> list[PlannedCheck]:
     """The parts of the site's vCenter check that its config asks for; all judged from one read per round.
 
     Login, hosts, critical VMs and datastores are critical; triggered alarms only ever warn.
     """
     vcenter = config.site(site).vcenter
-    probe = vcenter.probe
-    wanted = {"login": True, "hosts": probe.hosts, "vms": bool(probe.critical_vms), "datastores": True}
-    wanted["alarms"] = probe.alarms
     return [
         PlannedCheck(site, vcenter_check_name(part), None, part != "alarms", vcenter.timeout_s, vcenter, part)
-        for part in VCENTER_PARTS
-        if wanted[part]
+        for part in vcenter_parts(vcenter)
     ]
 
 
@@ -89,13 +78,17 @@ def service_checks(config: Config, site: str, services: Iterable[str] | None = N
     ]
 
 
-def plan_round(config: Config) -> list[PlannedCheck]:
-    """Every check of both sites: vCenter first, then site infrastructure, then the services."""
+def plan_round(config: Config, vantage: str | None = None) -> list[PlannedCheck]:
+    """Every check of both sites that `vantage` reaches (all of them when None): vCenter first, then site
+    infrastructure, then the services."""
     planned: list[PlannedCheck] = []
     for site in config.sites:
         planned += vcenter_checks(config, site.name) + site_checks(config, site.name)
         planned += service_checks(config, site.name)
-    return planned
+    if vantage is None:
+        return planned
+    runs = topology(config).vantage(vantage).runs
+    return [check for check in planned if runs(check.site, check.name)]
 
 
 def round_times(start: float, period_s: float, interval_s: float) -> list[float]:

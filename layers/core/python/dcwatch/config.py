@@ -37,6 +37,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Where an endpoint answers from: the internet, or only over the sites' VPN/Direct Connect (from the VPC).
+Reach = Literal["public", "private"]
+REACH_DESCRIPTION = (
+    "public: answers on the internet; private: only over the VPN/Direct Connect into the site, "
+    "so only code inside `network` reaches it"
+)
+
+
 def _http_url(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -70,6 +78,7 @@ class VCenter(_Model):
     verify_tls: bool = True
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="login and inventory read, per round")
     probe: VcenterProbe = VcenterProbe()
+    reach: Reach = Field(default="private", description=REACH_DESCRIPTION + " (a vCenter is private unless you say so)")
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
 
@@ -82,6 +91,11 @@ class _Check(_Model):
     name: Name
     timeout_s: float = Field(default=3.0, gt=0, le=30, description="the check fails with reason 'timeout' after this")
     severity: Severity = Field(default="critical", description="critical checks decide site and service status")
+    reach: Reach | None = Field(
+        default=None,
+        description=REACH_DESCRIPTION + "; unset: private for a site's own checks (storage, gateways), "
+        "public for a service's checks",
+    )
 
     @property
     def critical(self) -> bool:
@@ -357,8 +371,8 @@ class Probe(_Model):
     vantage: str = Field(default="aws", description="name of the place the probes run from")
     vantages: list[Name] = Field(
         default=[],
-        description="the vantage points the evaluator expects results from; empty: those the deployment "
-        "runs (aws-public, aws-vpc with a network, aws-<region> with a secondary region). "
+        description="optional, a check of what you expect: the vantage points the deployment runs (aws-public; "
+        "aws-vpc with a network; aws-<region> with a secondary region); anything else is a config error. "
         "The local runtime simulates each one",
     )
     check_metrics: bool = Field(
@@ -495,14 +509,6 @@ class Drill(_Model):
     )
 
 
-VANTAGE_PUBLIC = "aws-public"
-VANTAGE_VPC = "aws-vpc"
-
-
-def vantage_of_region(region: str) -> str:
-    return f"aws-{region}"
-
-
 REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"
 Region = Annotated[str, Field(pattern=REGION_PATTERN, description="AWS region, e.g. eu-west-1")]
 
@@ -531,21 +537,20 @@ class Config(_Model):
     def _consistent(self) -> Config:
         problems = _cross_problems(self.model_dump())
         problems = problems or _decision_problems(self) + _drill_problems(self) + _hook_budget_problems(self)
+        if not problems:
+            from dcwatch.topology import topology_problems  # the topology is computed from a valid config
+
+            problems = topology_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
     @property
     def vantage_points(self) -> list[str]:
-        """Where probes run from: the decision needs results from more than one of them to move production."""
-        if self.probe.vantages:
-            return list(self.probe.vantages)
-        deployed = [VANTAGE_PUBLIC]
-        if self.network is not None:
-            deployed.append(VANTAGE_VPC)
-        if self.secondary_region is not None:
-            deployed.append(vantage_of_region(self.secondary_region))
-        return deployed
+        """Where probes run from (`dcwatch.topology`): the decision needs more than one of them to move production."""
+        from dcwatch.topology import deployed_vantages
+
+        return [name for name, _ in deployed_vantages(self)]
 
     @property
     def warnings(self) -> list[str]:

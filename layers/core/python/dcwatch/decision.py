@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from dcwatch.checks import VCENTER_CHECK
+from dcwatch.config import VCENTER_PREFIX as VCENTER_CHECK
 from dcwatch.config import MaintenanceWindow, Thresholds
 from dcwatch.health import CheckState
 

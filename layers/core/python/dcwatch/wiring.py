@@ -40,14 +40,20 @@ class FunctionSpec:
     description: str = ""
     # In AWS, at most this many at once; 1 where a second copy running at the same time would do harm.
     reserved_concurrency: int | None = None
+    # It talks to a site (vCenter, storage API, hooks, service checks): with `network`, it runs in the VPC.
+    reaches_sites: bool = False
 
     @property
     def arn_variable(self) -> str:
         return f"{self.key}Arn"
 
 
-def _step(key: str, handler: str, description: str, timeout_s: int = STEP_TIMEOUT_S) -> FunctionSpec:
-    return FunctionSpec(key, "failover", f"app.{handler}", timeout_s, 256, description)
+def _step(key: str, handler: str, description: str, *, reaches_sites: bool = False) -> FunctionSpec:
+    return FunctionSpec(key, "failover", f"app.{handler}", STEP_TIMEOUT_S, 256, description, None, reaches_sites)
+
+
+def _site_step(key: str, handler: str, description: str) -> FunctionSpec:
+    return _step(key, handler, description, reaches_sites=True)
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -60,6 +66,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         512,
         "a minute of positive check rounds of both sites",
         reserved_concurrency=1,
+        reaches_sites=True,
     ),
     FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe results to site status"),
     # Operators invoke it from the Lambda console (Test tab): the CLI's switches without a shell.
@@ -70,23 +77,25 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _step("RequestApproval", "request_approval", "send the approval request with its task token"),
     _step("Approved", "approved", "record the approval, renew the failover lock"),
     _step("LowerTtl", "lower_ttl", "migration, failback: lower the records' TTL before the shutdown"),
-    _step("ShutdownGroup", "shutdown_group", "migration, failback: guest shutdown of one group at the leaving site"),
-    _step("CheckShutdown", "check_shutdown", "poll the group's shutdown; power off what outlasts the timeout"),
-    _step(
+    _site_step(
+        "ShutdownGroup", "shutdown_group", "migration, failback: guest shutdown of one group at the leaving site"
+    ),
+    _site_step("CheckShutdown", "check_shutdown", "poll the group's shutdown; power off what outlasts the timeout"),
+    _site_step(
         "CheckMirrorSynced",
         "check_mirror_synced",
         "migration, failback: the mirror caught up (lag 0) once the leaving site is off",
     ),
-    _step("PrepareDrill", "prepare_drill", "note what a drill will change, so its cleanup restores exactly that"),
-    _step("CleanUpDrill", "clean_up_drill", "power off what the drill powered on, restore the drill records"),
+    _site_step("PrepareDrill", "prepare_drill", "note what a drill will change, so its cleanup restores exactly that"),
+    _site_step("CleanUpDrill", "clean_up_drill", "power off what the drill powered on, restore the drill records"),
     _step("AcquireLease", "acquire_lease", "take the single failover lock for the incident"),
     _step("RenewLease", "renew_lease", "extend the failover lock before the next long wait"),
-    _step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
-    _step("CheckStorage", "check_storage", "refuse a standby whose storage mirror is beyond the data-loss window"),
-    _step("Fence", "fence", "power off the failed site's VMs where its vCenter answers"),
-    _step("StartGroup", "start_group", "power on one priority group at the standby"),
-    _step("CheckGroup", "check_group", "poll the power-on tasks of the current group"),
-    _step("VerifyServices", "verify_services", "run every service check at the standby"),
+    _site_step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
+    _site_step("CheckStorage", "check_storage", "refuse a standby whose storage mirror is beyond the data-loss window"),
+    _site_step("Fence", "fence", "power off the failed site's VMs where its vCenter answers"),
+    _site_step("StartGroup", "start_group", "power on one priority group at the standby"),
+    _site_step("CheckGroup", "check_group", "poll the power-on tasks of the current group"),
+    _site_step("VerifyServices", "verify_services", "run every service check at the standby"),
     _step("SwitchDns", "switch_dns", "UPSERT the Route 53 records to the standby values"),
     _step("CheckDns", "check_dns", "poll the Route 53 change until INSYNC"),
     _step("Notify", "notify", "announce the outcome with its timeline"),

@@ -1,0 +1,317 @@
+"""Who runs where and reaches what: vantage points, function placements and endpoints, from the config.
+
+The one source of the deployed network: CDK builds the probes and the functions' VPC configs from it,
+the local runtime's fault proxies let each vantage point and function reach exactly what it lists,
+and the decision counts a vantage point only for the checks it runs. Pure: config in, model out.
+
+- A vantage point runs a check when its placement reaches the check's endpoint: every placement
+  reaches public endpoints; only code inside `network` reaches private ones (over the VPN or Direct
+  Connect into the sites), and it reaches public ones through the VPC's NAT.
+- Functions that talk to a site (`FunctionSpec.reaches_sites`) run inside `network` when there is one;
+  the others only talk to AWS and stay outside any VPC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from dcwatch.config import (
+    VCENTER_PREFIX,
+    Config,
+    DnsCheck,
+    HttpCheck,
+    Reach,
+    TcpCheck,
+    TlsCheck,
+    VCenter,
+)
+from dcwatch.wiring import FUNCTIONS
+
+VANTAGE_PUBLIC = "aws-public"
+VANTAGE_VPC = "aws-vpc"
+VCENTER_PARTS = ("login", "hosts", "vms", "datastores", "alarms")
+
+
+def vantage_of_region(region: str) -> str:
+    return f"aws-{region}"
+
+
+def vcenter_check_name(part: str) -> str:
+    """`vcenter` for the login, `vcenter-<part>` for the rest: each part is a check with its own state."""
+    return VCENTER_PREFIX if part == "login" else f"{VCENTER_PREFIX}-{part}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where code runs: the home region or a second one, outside any VPC or inside `network`."""
+
+    name: str
+    region: str | None = None  # None: the home region
+    in_vpc: bool = False
+
+    @property
+    def reaches(self) -> frozenset[Reach]:
+        return frozenset({"public", "private"}) if self.in_vpc else frozenset({"public"})
+
+    def describe(self) -> str:
+        where = f"region {self.region}" if self.region else "home region"
+        return f"{where}, {'inside the VPC' if self.in_vpc else 'outside any VPC'}"
+
+
+HOME = Placement("home")
+IN_VPC = Placement("vpc", in_vpc=True)
+
+
+def region_placement(region: str) -> Placement:
+    return Placement(f"region-{region}", region=region)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One check's target at a site, as the network sees it."""
+
+    site: str
+    check: str  # the name results carry (`vcenter`, `vcenter-hosts`, ... for the vCenter's parts)
+    service: str | None
+    critical: bool
+    reach: Reach
+    address: str  # host:port (a DNS check: its resolver)
+    field: str  # where the config declares it, e.g. services[0].sites.dc-a.checks[1]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.site, self.check
+
+
+@dataclass(frozen=True)
+class VantagePoint:
+    """A probe: where it runs and the checks it runs (those its placement reaches)."""
+
+    name: str
+    placement: Placement
+    checks: frozenset[tuple[str, str]]  # (site, check)
+
+    def runs(self, site: str, check: str) -> bool:
+        return (site, check) in self.checks
+
+
+@dataclass(frozen=True)
+class Topology:
+    vantage_points: tuple[VantagePoint, ...]
+    endpoints: tuple[Endpoint, ...]
+    functions: tuple[tuple[str, Placement], ...]  # function key -> placement (probes: per vantage point)
+    network: str | None = None  # the VPC id, when there is one
+
+    @property
+    def vantage_names(self) -> list[str]:
+        return [v.name for v in self.vantage_points]
+
+    def vantage(self, name: str) -> VantagePoint:
+        for vantage in self.vantage_points:
+            if vantage.name == name:
+                return vantage
+        raise KeyError(f"unknown vantage point {name!r}; this topology has {self.vantage_names}")
+
+    def runners(self, site: str, check: str) -> list[str]:
+        """The vantage points that run `check` at `site`, in deployment order."""
+        return [v.name for v in self.vantage_points if v.runs(site, check)]
+
+    def placement(self, function_key: str) -> Placement:
+        return dict(self.functions)[function_key]
+
+    def reaches(self, placement: Placement, endpoint: Endpoint) -> bool:
+        return endpoint.reach in placement.reaches
+
+    def endpoint(self, site: str, check: str) -> Endpoint:
+        for endpoint in self.endpoints:
+            if endpoint.key == (site, check):
+                return endpoint
+        raise KeyError(f"no check {check!r} at site {site!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for `dcwatch topology --json` and the tests that compare it with the template."""
+        return {
+            "network": self.network,
+            "vantagePoints": [
+                {
+                    "name": v.name,
+                    "placement": v.placement.name,
+                    "region": v.placement.region,
+                    "inVpc": v.placement.in_vpc,
+                    "checks": [f"{check}@{site}" for site, check in sorted(v.checks)],
+                }
+                for v in self.vantage_points
+            ],
+            "functions": {key: placement.name for key, placement in self.functions},
+            "endpoints": [
+                {
+                    "site": e.site,
+                    "check": e.check,
+                    "service": e.service,
+                    "critical": e.critical,
+                    "reach": e.reach,
+                    "address": e.address,
+                    "field": e.field,
+                    "runners": self.runners(e.site, e.check),
+                }
+                for e in self.endpoints
+            ],
+        }
+
+
+def _address(spec: HttpCheck | TlsCheck | TcpCheck | DnsCheck | VCenter) -> str:
+    if isinstance(spec, HttpCheck | VCenter):
+        url = urlparse(spec.url)
+        return f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    if isinstance(spec, DnsCheck):
+        return spec.resolver if ":" in spec.resolver else f"{spec.resolver}:53"
+    return f"{spec.host}:{spec.port}"
+
+
+def vcenter_parts(vcenter: VCenter) -> list[str]:
+    """The parts of a vCenter check its config asks for; all are read in one session per round."""
+    probe = vcenter.probe
+    wanted = {"login": True, "hosts": probe.hosts, "vms": bool(probe.critical_vms), "datastores": True}
+    wanted["alarms"] = probe.alarms
+    return [part for part in VCENTER_PARTS if wanted[part]]
+
+
+def _endpoints(config: Config) -> Iterator[Endpoint]:
+    for i, site in enumerate(config.sites):
+        for part in vcenter_parts(site.vcenter):
+            name = vcenter_check_name(part)
+            address = _address(site.vcenter)
+            yield Endpoint(site.name, name, None, part != "alarms", site.vcenter.reach, address, f"sites[{i}].vcenter")
+        for j, check in enumerate(site.checks):
+            reach: Reach = check.reach or "private"
+            yield Endpoint(
+                site.name, check.name, None, check.critical, reach, _address(check), f"sites[{i}].checks[{j}]"
+            )
+    for i, service in enumerate(config.services):
+        for site_name, at in service.sites.items():
+            for j, check in enumerate(at.checks):
+                yield Endpoint(
+                    site_name,
+                    check.name,
+                    service.name,
+                    check.critical,
+                    check.reach or "public",
+                    _address(check),
+                    f"services[{i}].sites.{site_name}.checks[{j}]",
+                )
+
+
+def deployed_vantages(config: Config) -> list[tuple[str, Placement]]:
+    """The probes a deployment of this config runs: always one outside any VPC in the home region,
+    one inside `network`, one in `secondary_region`."""
+    deployed = [(VANTAGE_PUBLIC, HOME)]
+    if config.network is not None:
+        deployed.append((VANTAGE_VPC, IN_VPC))
+    if config.secondary_region is not None:
+        deployed.append((vantage_of_region(config.secondary_region), region_placement(config.secondary_region)))
+    return deployed
+
+
+def topology(config: Config) -> Topology:
+    endpoints = tuple(_endpoints(config))
+    vantages = tuple(
+        VantagePoint(name, placement, frozenset(e.key for e in endpoints if e.reach in placement.reaches))
+        for name, placement in deployed_vantages(config)
+    )
+    site_placement = IN_VPC if config.network is not None else HOME
+    functions = tuple(
+        (spec.key, site_placement if spec.reaches_sites else HOME) for spec in FUNCTIONS if spec.key != "Probe"
+    )
+    return Topology(vantages, endpoints, functions, config.network.vpc_id if config.network else None)
+
+
+def topology_problems(config: Config, model: Topology | None = None) -> list[str]:
+    """A deployed network that cannot work: private endpoints nobody reaches, quorums no check can meet,
+    a `probe.vantages` other than what is deployed. Each names the field and what to add."""
+    model = model or topology(config)
+    problems: list[str] = []
+    deployed = model.vantage_names
+    if config.probe.vantages and list(config.probe.vantages) != deployed:
+        problems.append(
+            f"probe.vantages: {list(config.probe.vantages)} but this config deploys {deployed} "
+            f"({', '.join(f'{v.name} in the {v.placement.describe()}' for v in model.vantage_points)}): "
+            "leave probe.vantages out, or add network / secondary_region to deploy the others"
+        )
+        return problems
+    if config.network is None:
+        for field in dict.fromkeys(e.field for e in model.endpoints if e.reach == "private"):
+            problems.append(
+                f"{field}.reach: private (the default for a vCenter and a site's own checks), but no `network` is "
+                "configured, so nothing deployed reaches it: add `network` (the VPC with a route to the sites) "
+                "or say `reach: public` if it answers on the internet"
+            )
+        if problems:
+            return problems
+    quorum = config.thresholds.effective_quorum
+    for field, endpoints in _by_field(e for e in model.endpoints if e.critical and e.service is not None):
+        check = endpoints[0]
+        runners = model.runners(check.site, check.check)
+        if len(runners) < quorum:
+            problems.append(
+                f"{field}: critical check {check.check} of {check.service} at {check.site} is run by "
+                f"{len(runners)} vantage point{'s' if len(runners) != 1 else ''} ({', '.join(runners) or 'none'}) "
+                f"but thresholds.quorum is {quorum}: the service could never be confirmed DOWN. "
+                f"{_what_to_add(config, check.reach)}"
+            )
+    return problems
+
+
+def infrastructure_quorum(config: Config, model: Topology, site: str) -> int:
+    """A site's infrastructure (vCenter, storage, gateways) is judged by the vantage points that reach it,
+    up to the quorum: it is usually private, so only the VPC's probe sees it, and it never moves production
+    on its own (an active site is DOWN only when a quorum of vantage points sees its services fail too)."""
+    runners = {v for e in model.endpoints if e.site == site and e.service is None for v in model.runners(*e.key)}
+    return max(1, min(config.thresholds.effective_quorum, len(runners)))
+
+
+def _by_field(endpoints: Iterator[Endpoint]) -> list[tuple[str, list[Endpoint]]]:
+    grouped: dict[str, list[Endpoint]] = {}
+    for endpoint in endpoints:
+        grouped.setdefault(endpoint.field, []).append(endpoint)
+    return list(grouped.items())
+
+
+def _what_to_add(config: Config, reach: Reach) -> str:
+    if reach == "private":
+        return (
+            "Only the probe inside `network` reaches a private endpoint: say `reach: public` if customers reach "
+            "it from the internet, or make it `severity: warning` (it still alerts, it does not decide)"
+        )
+    add = [] if config.network else ["network (a probe in the VPC)"]
+    add += [] if config.secondary_region else ["secondary_region (a probe in a second region)"]
+    return f"Add {' or '.join(add)}" if add else "Lower thresholds.quorum"
+
+
+def mermaid(model: Topology, site_names: Sequence[str]) -> str:
+    """The topology as a Mermaid flowchart: placements, vantage points, and which endpoints each reaches."""
+    lines = ["flowchart LR"]
+    for vantage in model.vantage_points:
+        lines.append(f'  {_id(vantage.name)}["{vantage.name}<br/>{vantage.placement.describe()}"]')
+    for site in site_names:
+        lines.append(f"  subgraph {_id(site)}[{site}]")
+        for reach in ("public", "private"):
+            count = sum(1 for e in model.endpoints if e.site == site and e.reach == reach)
+            if count:
+                lines.append(f'    {_id(site + "-" + reach)}["{reach}: {count} checks"]')
+        lines.append("  end")
+    for vantage in model.vantage_points:
+        for site in site_names:
+            for reach in ("public", "private"):
+                if reach in vantage.placement.reaches and any(
+                    e.site == site and e.reach == reach for e in model.endpoints
+                ):
+                    link = "VPN/DX" if reach == "private" else "internet"
+                    lines.append(f"  {_id(vantage.name)} -->|{link}| {_id(site + '-' + reach)}")
+    return "\n".join(lines) + "\n"
+
+
+def _id(name: str) -> str:
+    return name.replace("-", "_")
