@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from dcwatch.config import VCENTER_PREFIX, Config, DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
 from dcwatch.events import ProbeResult
-from dcwatch.topology import topology, vcenter_check_name, vcenter_parts
+from dcwatch.topology import vcenter_check_name, vcenter_parts
 
 CheckSpec = HttpCheck | TlsCheck | TcpCheck | DnsCheck | VCenter
 VCENTER_CHECK = VCENTER_PREFIX
@@ -87,7 +87,7 @@ def plan_round(config: Config, vantage: str | None = None) -> list[PlannedCheck]
         planned += service_checks(config, site.name)
     if vantage is None:
         return planned
-    runs = topology(config).vantage(vantage).runs
+    runs = config.topology.vantage(vantage).runs
     return [check for check in planned if runs(check.site, check.name)]
 
 

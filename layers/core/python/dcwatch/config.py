@@ -10,8 +10,9 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import yaml
@@ -29,6 +30,9 @@ from pydantic import (
 )
 
 from dcwatch.conditions import parse_condition
+
+if TYPE_CHECKING:
+    from dcwatch.topology import Topology
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="lower-case, digits, '-'")]
 
@@ -540,17 +544,22 @@ class Config(_Model):
         if not problems:
             from dcwatch.topology import topology_problems  # the topology is computed from a valid config
 
-            problems = topology_problems(self)
+            problems = topology_problems(self, self.topology)
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
+    @cached_property
+    def topology(self) -> Topology:
+        """Who runs where and reaches what (`dcwatch.topology`), computed once per loaded config."""
+        from dcwatch.topology import topology
+
+        return topology(self)
+
     @property
     def vantage_points(self) -> list[str]:
-        """Where probes run from (`dcwatch.topology`): the decision needs more than one of them to move production."""
-        from dcwatch.topology import deployed_vantages
-
-        return [name for name, _ in deployed_vantages(self)]
+        """Where probes run from: the decision needs results from more than one of them to move production."""
+        return self.topology.vantage_names
 
     @property
     def warnings(self) -> list[str]:

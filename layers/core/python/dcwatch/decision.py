@@ -3,9 +3,13 @@
 - Aggregation: from one vantage point, the active site is seen DOWN when its critical checks meet
   `thresholds.site_rule` (all, any, at_least N), a service when its critical checks meet `service_rule`.
   The standby is judged on its infrastructure (vCenter, site checks), all of it: its services are off.
+- Reach: a vantage point judges only the checks it runs (`dcwatch.topology`: what its placement reaches);
+  one that runs none of a verdict's checks has no view of it.
 - Quorum: a site or service is DOWN only when `quorum` vantage points, none of them isolated, see it DOWN.
-- Isolation: a vantage point that sees both sites fail completely while another one does not is
-  ISOLATED: the fault is on its side, so its view counts for nothing.
+  A site's infrastructure (the standby's verdict, a vCenter's) needs every vantage point that reaches it,
+  up to the quorum: it is usually private, seen from the VPC alone, and never moves production by itself.
+- Isolation: a vantage point that sees every check it runs fail while another one sees one of those
+  checks pass is ISOLATED: the fault is on its side, so its view counts for nothing.
 - vCenter: the active site's vCenter DOWN (all its critical parts, by quorum) while its services answer is a
   warning, never a site outage.
 - Failover: only for the active site DOWN by quorum, with no flapping check, a standby proven by its
@@ -15,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -26,6 +30,8 @@ from dcwatch.health import CheckState
 
 Role = Literal["active", "standby"]
 Status = Literal["UP", "DOWN"]
+# Vantage point -> the (site, check) pairs it runs; None: every vantage point runs every check.
+Reach = Mapping[str, frozenset[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,10 @@ class Verdict:
         return text
 
 
+def _runs(reach: Reach | None, vantage: str, site: str, check: str) -> bool:
+    return reach is None or (site, check) in reach.get(vantage, frozenset())
+
+
 def _view(vantage: str, checks: Sequence[CheckState], names: Sequence[str], rule: Rule, isolated: bool) -> View:
     mine = {c.check: c for c in checks if c.vantage == vantage}
     failed = tuple(
@@ -125,10 +135,18 @@ def _verdict(
     quorum: int,
     isolated: Iterable[str],
     excluded: Sequence[str] = (),
+    reach: Reach | None = None,
+    infrastructure: bool = False,
 ) -> Verdict:
     isolated = set(isolated)
     names = sorted({c.check for c in checks})
-    views = tuple(_view(v, checks, names, rule, v in isolated) for v in vantages)
+    views = tuple(
+        _view(v, checks, mine, rule, v in isolated)
+        for v in vantages
+        if (mine := [n for n in names if _runs(reach, v, site, n)])
+    )
+    if infrastructure and reach is not None:
+        quorum = max(1, min(quorum, len(views)))
     agreeing = [v for v in views if v.down and not v.isolated]
     failing = [c for c in checks if c.status == "DOWN" and c.vantage in {v.vantage for v in agreeing}]
     return Verdict(
@@ -161,12 +179,12 @@ def site_verdict(
     thresholds: Thresholds,
     isolated: Iterable[str] = (),
     excluded_services: Sequence[str] = (),
+    reach: Reach | None = None,
 ) -> Verdict:
     rule = Rule.parse(thresholds.site_rule) if role == "active" else Rule("all")
     deciding = _deciding(checks, site, role, excluded_services)
-    return _verdict(
-        site, site, role, deciding, vantages, rule, thresholds.effective_quorum, isolated, sorted(excluded_services)
-    )
+    quorum, excluded = thresholds.effective_quorum, sorted(excluded_services)
+    return _verdict(site, site, role, deciding, vantages, rule, quorum, isolated, excluded, reach, role == "standby")
 
 
 def service_verdict(
@@ -176,12 +194,12 @@ def service_verdict(
     vantages: Sequence[str],
     thresholds: Thresholds,
     isolated: Iterable[str] = (),
+    reach: Reach | None = None,
 ) -> Verdict:
     deciding = [c for c in _deciding(checks, site, "active") if c.service == service]
     rule = Rule.parse(thresholds.service_rule)
-    return _verdict(
-        f"{service}@{site}", site, "active", deciding, vantages, rule, thresholds.effective_quorum, isolated
-    )
+    quorum = thresholds.effective_quorum
+    return _verdict(f"{service}@{site}", site, "active", deciding, vantages, rule, quorum, isolated, (), reach)
 
 
 def vcenter_verdict(
@@ -190,41 +208,40 @@ def vcenter_verdict(
     vantages: Sequence[str],
     thresholds: Thresholds,
     isolated: Iterable[str] = (),
+    reach: Reach | None = None,
 ) -> Verdict:
-    """The site's vCenter, every critical part of it the config checks: DOWN when all of them are DOWN
-    from a quorum. For the standby this is its site verdict; for the active site a warning of its own."""
+    """The site's infrastructure, every critical part of its vCenter and its own checks: DOWN when all of
+    them are DOWN from the vantage points that reach it (up to the quorum). For the standby this is its
+    site verdict; for the active site a warning of its own."""
     deciding = _deciding(checks, site, "standby")
-    return _verdict(
-        f"{VCENTER_CHECK}@{site}",
-        site,
-        "active",
-        deciding,
-        vantages,
-        Rule("all"),
-        thresholds.effective_quorum,
-        isolated,
-    )
+    subject, quorum = f"{VCENTER_CHECK}@{site}", thresholds.effective_quorum
+    return _verdict(subject, site, "active", deciding, vantages, Rule("all"), quorum, isolated, (), reach, True)
 
 
 def isolated_vantages(
-    checks: Sequence[CheckState], active: str, standby: str, vantages: Sequence[str]
+    checks: Sequence[CheckState], active: str, standby: str, vantages: Sequence[str], reach: Reach | None = None
 ) -> frozenset[str]:
-    """Vantage points that see every critical check of both sites DOWN while another vantage point sees
-    one of them passing right now: the fault is between that vantage point and everything else.
+    """Vantage points that see every critical check they run at both sites DOWN while another vantage
+    point sees one of those same checks passing right now: the fault is between that vantage point and
+    everything else. A vantage point is judged only over what it is meant to reach.
 
     Passing right now, not merely "not DOWN yet": results of one round arrive vantage point by vantage
     point, and a site dying from everywhere must not look like an isolated observer for a moment.
     """
-    everything_fails = Rule("all")
-    sees_all_fail, sees_one_pass = set(), set()
+    deciding = _deciding(checks, active, "active") + _deciding(checks, standby, "standby")
+    passing_now = {(c.site, c.check, c.vantage) for c in deciding if c.status == "UP" and c.failures == 0}
+    isolated = set()
     for vantage in vantages:
-        mine = [c for c in checks if c.vantage == vantage]
-        groups = (_deciding(mine, active, "active"), _deciding(mine, standby, "standby"))
-        if all(everything_fails.met(sum(c.status == "DOWN" for c in g), len(g)) for g in groups):
-            sees_all_fail.add(vantage)
-        if any(c.status == "UP" and c.failures == 0 for g in groups for c in g):
-            sees_one_pass.add(vantage)
-    return frozenset(sees_all_fail) if sees_one_pass - sees_all_fail else frozenset()
+        mine = [c for c in deciding if c.vantage == vantage and _runs(reach, vantage, c.site, c.check)]
+        by_site = [[c for c in mine if c.site == site] for site in (active, standby)]
+        if not mine or not all(all(c.status == "DOWN" for c in g) for g in by_site if g):
+            continue
+        if reach is None and not all(by_site):
+            continue  # without a topology, a vantage point is meant to see both sites
+        others = [v for v in vantages if v != vantage]
+        if any((c.site, c.check, other) in passing_now for c in mine for other in others):
+            isolated.add(vantage)
+    return frozenset(isolated)
 
 
 def open_windows(windows: Sequence[MaintenanceWindow], site: str, at: datetime) -> list[MaintenanceWindow]:

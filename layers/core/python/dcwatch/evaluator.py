@@ -26,6 +26,7 @@ from dcwatch.decision import (
     FailoverDecision,
     Gates,
     LastFailover,
+    Reach,
     Role,
     Verdict,
     describe_window,
@@ -80,6 +81,8 @@ def evaluate(
 ) -> Evaluation:
     if result.vantage not in config.vantage_points:
         return Evaluation(None, ignored=f"vantage {result.vantage} is not one of {', '.join(config.vantage_points)}")
+    if not config.topology.vantage(result.vantage).runs(result.site, result.check):
+        return Evaluation(None, ignored=f"{result.vantage} does not run {result.check} at {result.site}")
     if result.ok and store.record_pass(result):
         return Evaluation("UP")  # a steady check passed again: nothing else can change
     ports = Ports(store, publisher, workflows, notifier, leases)
@@ -107,6 +110,7 @@ class _Decider:
     def __init__(self, config: Config, ports: Ports, clock: Clock):
         self.config, self.ports, self.clock = config, ports, clock
         self.store = ports.store
+        self.reach: Reach = {v.name: v.checks for v in config.topology.vantage_points}
 
     @cached_property
     def windows(self) -> list[MaintenanceWindow]:
@@ -169,7 +173,9 @@ class _Decider:
         active = self.store.active_site(self.config.active_site)
         standby = self.config.other_site(active)
         checks = {site: self.store.site_checks(site) for site in (active, standby)}
-        isolated = isolated_vantages(checks[active] + checks[standby], active, standby, self.config.vantage_points)
+        isolated = isolated_vantages(
+            checks[active] + checks[standby], active, standby, self.config.vantage_points, self.reach
+        )
         if not changed:
             return self._judge(result, result.site, stored, checks, isolated, active, now, check_status)
         self._vantages(isolated, now)
@@ -194,7 +200,9 @@ class _Decider:
             return
         standby = self.config.other_site(active)
         checks = {site: self.store.site_checks(site) for site in (active, standby)}
-        isolated = isolated_vantages(checks[active] + checks[standby], active, standby, self.config.vantage_points)
+        isolated = isolated_vantages(
+            checks[active] + checks[standby], active, standby, self.config.vantage_points, self.reach
+        )
         if result.service is not None:
             self._service(result.site, result.service, checks[active], isolated, now)
         else:
@@ -214,7 +222,7 @@ class _Decider:
         role: Role = "active" if site == active else "standby"
         excluded = sorted({w.service for w in open_windows(self.windows, site, now) if w.service})
         vantages, thresholds = self.config.vantage_points, self.config.thresholds
-        verdict = site_verdict(site, role, checks[site], vantages, thresholds, isolated, excluded)
+        verdict = site_verdict(site, role, checks[site], vantages, thresholds, isolated, excluded, self.reach)
         standby_checks = checks[self.config.other_site(active)]
         context = _SiteContext(site, result, verdict, stored, standby_checks, isolated, now)
         if verdict.status != stored.status:
@@ -253,7 +261,9 @@ class _Decider:
     def _service(
         self, site: str, service: str, checks: list[CheckState], isolated: frozenset[str], now: datetime
     ) -> None:
-        verdict = service_verdict(site, service, checks, self.config.vantage_points, self.config.thresholds, isolated)
+        verdict = service_verdict(
+            site, service, checks, self.config.vantage_points, self.config.thresholds, isolated, self.reach
+        )
         key = _key("service", verdict.subject)
         stored = self.store.condition(key, "UP")
         if verdict.status == stored.status and not _pending(stored):
@@ -324,7 +334,9 @@ class _Decider:
         """The active site's vCenter DOWN while every service of the site answers: one warning, one on its
         return. Failing along with the services, it is the start of a site outage the site's alerts announce;
         which of the two it is, the services' results observed after the vCenter went DOWN tell."""
-        verdict = vcenter_verdict(site, checks, self.config.vantage_points, self.config.thresholds, isolated)
+        verdict = vcenter_verdict(
+            site, checks, self.config.vantage_points, self.config.thresholds, isolated, self.reach
+        )
         key = _key("vcenter", site)
         stored = self.store.condition(key, "UP")
         if verdict.status == stored.status and not _pending(stored):
@@ -425,8 +437,9 @@ class _Decider:
     def _decision(self, ctx: _SiteContext, incident: str) -> FailoverDecision:
         site = ctx.site
         standby = self.config.other_site(site)
+        vantages, thresholds = self.config.vantage_points, self.config.thresholds
         standby_verdict = site_verdict(
-            standby, "standby", ctx.standby_checks, self.config.vantage_points, self.config.thresholds, ctx.isolated
+            standby, "standby", ctx.standby_checks, vantages, thresholds, ctx.isolated, reach=self.reach
         )
         gates = Gates(
             automation=self.store.automation(),

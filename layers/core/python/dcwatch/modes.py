@@ -179,7 +179,7 @@ def approval_request(state: WorkflowState, token: str, clock: Clock = utcnow) ->
         f"  dcwatch deny --token {token} --reason '...'",
         "(with the stack outputs TableName and AuditTableName as --table and --audit-table, or as",
         "DCWATCH_TABLE_NAME and DCWATCH_AUDIT_TABLE_NAME: the answer is audited there), or the same from",
-        "the console: the control function with {\"action\": \"approve\" or \"deny\", \"token\", \"reason\", \"by\"}.",
+        'the console: the control function with {"action": "approve" or "deny", "token", "reason", "by"}.',
         "",
         "The plan:",
         *[f"  {line}" for line in describe_plan(state.plan)],

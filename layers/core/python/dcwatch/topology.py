@@ -264,14 +264,6 @@ def topology_problems(config: Config, model: Topology | None = None) -> list[str
     return problems
 
 
-def infrastructure_quorum(config: Config, model: Topology, site: str) -> int:
-    """A site's infrastructure (vCenter, storage, gateways) is judged by the vantage points that reach it,
-    up to the quorum: it is usually private, so only the VPC's probe sees it, and it never moves production
-    on its own (an active site is DOWN only when a quorum of vantage points sees its services fail too)."""
-    runners = {v for e in model.endpoints if e.site == site and e.service is None for v in model.runners(*e.key)}
-    return max(1, min(config.thresholds.effective_quorum, len(runners)))
-
-
 def _by_field(endpoints: Iterator[Endpoint]) -> list[tuple[str, list[Endpoint]]]:
     grouped: dict[str, list[Endpoint]] = {}
     for endpoint in endpoints:
