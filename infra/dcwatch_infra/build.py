@@ -12,10 +12,8 @@ from typing import Any
 import aws_cdk as cdk
 
 from dcwatch.config import REGION_PATTERN, load_config
-from dcwatch.topology import vantage_of_region
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
-from dcwatch_infra.monitoring import Vantage
 from dcwatch_infra.probe_stack import ProbeStack
 from dcwatch_infra.stack import DcwatchStack, SynthInputs
 
@@ -45,8 +43,9 @@ class SynthSettings:
 
 
 def build(app: cdk.App) -> DcwatchStack:
-    """The stack `dcwatch-<name>` for the config named in the app's context, and with `secondary_region`
-    the probe stack `dcwatch-<name>-probe-<region>`; cdk-nag checks them all when the app is synthesized.
+    """The stack `dcwatch-<name>` for the config named in the app's context, and for each other region its
+    topology places probes in (`secondary_region`) the probe stack `dcwatch-<name>-probe-<region>`;
+    cdk-nag checks them all when the app is synthesized.
 
     Raises `dcwatch.config.ConfigError` (naming the file and every bad field) or `ContextError`.
     """
@@ -65,27 +64,22 @@ def build(app: cdk.App) -> DcwatchStack:
     if config.secondary_region and config.secondary_region == home:
         raise ContextError(f"secondary_region: {home} is the home region already; pick another one")
     inputs = SynthInputs(settings.config_path, settings.bundle_deps, settings.hosted_zone_ids)
-    remote = (
-        [Vantage(vantage_of_region(config.secondary_region), region=config.secondary_region)]
-        if config.secondary_region
-        else []
-    )
     stack = DcwatchStack(
         app,
         c.stack_name(config.name),
         config=config,
         inputs=inputs,
         env=cdk.Environment(region=home) if home else None,
-        remote_vantages=remote,
     )
-    if config.secondary_region and home:
+    # One probe stack per other region the topology places vantage points in.
+    for region in dict.fromkeys(v.placement.region for v in config.topology.vantage_points if v.placement.region):
         ProbeStack(
             app,
-            c.probe_stack_name(config.name, config.secondary_region),
+            c.probe_stack_name(config.name, region),
             config=config,
             inputs=inputs,
-            home_region=home,
-            env=cdk.Environment(region=config.secondary_region),
+            home_region=str(home),
+            env=cdk.Environment(region=region),
         )
     nag.check(app)
     return stack

@@ -49,6 +49,8 @@ ENDED_RETRIES = 8
 
 # Vantage points: where probe functions run (named by the config, which the evaluator reads too).
 VANTAGE_TAG = "dcwatch:vantage"
+# Every function carries its key of `dcwatch.wiring.FUNCTIONS`: what it is, whatever its logical id.
+FUNCTION_TAG = "dcwatch:function"
 
 
 # Construct ids (stable: they decide the CloudFormation logical ids).
@@ -62,7 +64,6 @@ CORE_LAYER = "CoreLayer"
 CONFIG_LAYER = "ConfigLayer"
 DEPS_LAYER = "DepsLayer"
 PROBE_SCHEDULE_ROLE = "ProbeScheduleRole"
-VPC = "Vpc"
 DASHBOARD = "Dashboard"
 OUTPUT_BUS_NAME = "BusName"
 OUTPUT_STATE_MACHINE_ARN = "StateMachineArn"

@@ -1,20 +1,25 @@
-"""One helper for every dcwatch Lambda function: its own role, its own log group, the layers, tracing.
+"""One helper for every dcwatch Lambda function: its own role, its own log group, the layers, tracing,
+and its place in the network (`dcwatch.topology.Placement`).
 
-Each function gets a role of its own with nothing but writing to its log group and X-Ray; what else
-it may do is granted by the stack, by function (the table at the top of `stack.py`).
+Each function gets a role of its own with nothing but writing to its log group and X-Ray (and, inside
+the VPC, managing its network interfaces); what else it may do is granted by the stack, by function
+(the table at the top of `stack.py`).
+
+A function inside the VPC is attached through Lambda's own `VpcConfig` (the config's subnets and
+security groups), not through CDK's imported `ec2.Vpc`: Lambda needs nothing else, and importing the
+VPC would make CDK ask for the subnets' availability zones and route tables, which nothing here uses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from aws_cdk import Duration, Tags
-from aws_cdk import aws_ec2 as ec2
+from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from dcwatch.config import Network
+from dcwatch.topology import HOME, Placement
 from dcwatch.wiring import FUNCTIONS_DIR, FunctionSpec, function
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
@@ -31,18 +36,6 @@ VPC_ACCESS_ACTIONS = [
 ]
 
 
-@dataclass(frozen=True)
-class Placement:
-    """Where a function runs: outside any VPC, or in these subnets with these security groups."""
-
-    vpc: ec2.IVpc | None = None
-    subnets: tuple[ec2.ISubnet, ...] = ()
-    security_groups: tuple[ec2.ISecurityGroup, ...] = ()
-
-
-OUTSIDE_VPC = Placement()
-
-
 def dcwatch_function(
     scope: Construct,
     construct_id: str,
@@ -50,11 +43,14 @@ def dcwatch_function(
     *,
     layers: list[lambda_.LayerVersion],
     environment: dict[str, str],
-    placement: Placement = OUTSIDE_VPC,
+    placement: Placement = HOME,
+    network: Network | None = None,
     description: str = "",
     max_event_age: Duration | None = None,
 ) -> lambda_.Function:
-    """The function `spec` as `construct_id`; `max_event_age` also stops retries of failed async calls."""
+    """The function `spec` as `construct_id`, where `placement` says (inside `network` when it is in the VPC);
+    `max_event_age` also stops retries of failed async calls."""
+    _check_placement(scope, construct_id, placement, network)
     role = iam.Role(
         scope,
         c.role_id(construct_id),
@@ -63,7 +59,7 @@ def dcwatch_function(
     )
     log_group = logs.LogGroup(scope, c.function_logs_id(construct_id), retention=c.LOG_RETENTION)
     log_group.grant_write(role)
-    if placement.vpc is not None:
+    if placement.in_vpc:
         role.add_to_policy(iam.PolicyStatement(actions=VPC_ACCESS_ACTIONS, resources=["*"]))
     function = lambda_.Function(
         scope,
@@ -88,20 +84,23 @@ def dcwatch_function(
             "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
             **environment,
         },
-        vpc=placement.vpc,
-        vpc_subnets=ec2.SubnetSelection(subnets=list(placement.subnets)) if placement.vpc else None,
-        security_groups=list(placement.security_groups) or None,
         # A failed asynchronous invocation (a probe round) is not run again late: the next one replaces it.
         retry_attempts=0 if max_event_age else None,
         max_event_age=max_event_age,
     )
+    Tags.of(function).add(c.FUNCTION_TAG, spec.key)
+    if placement.in_vpc and network is not None:
+        cfn: lambda_.CfnFunction = function.node.default_child  # type: ignore[assignment]
+        cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+            subnet_ids=list(network.subnet_ids), security_group_ids=list(network.security_group_ids)
+        )
     nag.acknowledge(
         role,
         "IAM5[Resource::*]",
         "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions"
         + (
             "; nor do the network-interface actions Lambda needs to attach the function to the VPC"
-            if placement.vpc
+            if placement.in_vpc
             else ""
         ),
     )
@@ -115,7 +114,8 @@ def probe_function(
     layers: list[lambda_.LayerVersion],
     environment: dict[str, str],
     period: Duration,
-    placement: Placement = OUTSIDE_VPC,
+    placement: Placement = HOME,
+    network: Network | None = None,
 ) -> lambda_.Function:
     """The probe at one vantage point, called every `period`, tagged and named with where it runs from."""
     spec = function("Probe")
@@ -130,8 +130,20 @@ def probe_function(
             c.ENV_SCHEDULE_PERIOD_S: str(int(period.to_seconds())),
         },
         placement=placement,
+        network=network,
         description=f"{spec.description} (from {vantage})",
         max_event_age=period,
     )
     Tags.of(probe).add(c.VANTAGE_TAG, vantage)
     return probe
+
+
+def _check_placement(scope: Construct, construct_id: str, placement: Placement, network: Network | None) -> None:
+    """The model's placement is what gets built, or the synth stops: no function lands somewhere else."""
+    region = Stack.of(scope).region
+    if placement.region is not None and placement.region != region:
+        raise ValueError(f"{construct_id}: placed in region {placement.region}, but its stack is in {region}")
+    if placement.in_vpc and network is None:
+        raise ValueError(f"{construct_id}: placed inside the VPC, but the config has no `network`")
+    if placement.in_vpc and placement.region is not None:
+        raise ValueError(f"{construct_id}: `network` is a VPC of the home region, not of {placement.region}")

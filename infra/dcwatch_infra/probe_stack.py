@@ -1,4 +1,5 @@
-"""A probe in a second region: a third vantage point, with its own schedule, publishing to the home bus.
+"""The probes of a second region (`config.topology`'s vantage points placed there, outside any VPC), each
+with its own schedule, publishing to the home bus.
 
 It reads the vCenter credentials from the home region's Secrets Manager and sends its results to the
 home region's bus, so the evaluator, the state and the watchdog stay in one place; its own metrics
@@ -12,7 +13,6 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from dcwatch.config import Config
-from dcwatch.topology import vantage_of_region
 from dcwatch_infra import constants as c
 from dcwatch_infra.functions import probe_function
 from dcwatch_infra.layers import code_layers
@@ -39,31 +39,39 @@ class ProbeStack(Stack):
         )
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
-        self.vantage = vantage_of_region(str(env.region))
+        region = str(env.region)
+        self.vantage_points = [v for v in config.topology.vantage_points if v.placement.region == region]
+        if not self.vantage_points:
+            raise ValueError(f"the topology of {config.name} places no vantage point in {region}")
         self.bus_arn = f"arn:{self.partition}:events:{home_region}:{self.account}:event-bus/{c.bus_name(config.name)}"
         period = probe_period(config)
         self.layers = code_layers(self, inputs.config_path, inputs.bundle_deps, config.name)
-        self.probe = probe_function(
-            self,
-            self.vantage,
-            layers=self.layers,
-            environment={
-                c.ENV_CONFIG: c.CONFIG_IN_LAMBDA,
-                c.ENV_BUS_NAME: self.bus_arn,
-                c.ENV_HOME_REGION: home_region,
-                "POWERTOOLS_METRICS_NAMESPACE": c.metrics_namespace(config.name),
-            },
-            period=period,
-        )
-        self.probe.add_to_role_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.bus_arn]))
-        self.probe.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                resources=[
-                    f"arn:{self.partition}:secretsmanager:{home_region}:{self.account}:secret:"
-                    f"{site.vcenter.credentials_secret}-??????"
-                    for site in config.sites
-                ],
+        role = probe_schedule_role(self)
+        self.probes = {}
+        for vantage in self.vantage_points:
+            probe = probe_function(
+                self,
+                vantage.name,
+                layers=self.layers,
+                environment={
+                    c.ENV_CONFIG: c.CONFIG_IN_LAMBDA,
+                    c.ENV_BUS_NAME: self.bus_arn,
+                    c.ENV_HOME_REGION: home_region,
+                    "POWERTOOLS_METRICS_NAMESPACE": c.metrics_namespace(config.name),
+                },
+                period=period,
+                placement=vantage.placement,
             )
-        )
-        probe_schedule(self, c.probe_id(self.vantage), self.probe, probe_schedule_role(self), period, config.name)
+            probe.add_to_role_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.bus_arn]))
+            probe.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                    resources=[
+                        f"arn:{self.partition}:secretsmanager:{home_region}:{self.account}:secret:"
+                        f"{site.vcenter.credentials_secret}-??????"
+                        for site in config.sites
+                    ],
+                )
+            )
+            probe_schedule(self, c.probe_id(vantage.name), probe, role, period, f"{config.name} from {vantage.name}")
+            self.probes[vantage.name] = probe

@@ -1,8 +1,16 @@
 """The dcwatch stack for one pair of sites: probe, evaluate, fail over, alert, watch the watcher.
 
 Functions, rules, tables and the workflow's task names come from `dcwatch.wiring`, the same tables the
-local runtime builds from; the config file decides everything site-specific (schedule, network,
-secrets, zones, subscribers, tags).
+local runtime builds from; where each runs comes from `config.topology` (`dcwatch.topology`), the model
+the local runtime and the decision use too; the config file decides everything site-specific
+(schedule, network, secrets, zones, subscribers, tags).
+
+Egress of the functions inside the VPC (the config's `network.security_group_ids`; the stack creates
+no security group): to the sites over the VPN or Direct Connect, the vCenters (their URL's port, 443
+by default), the site checks' endpoints (storage mirror APIs, ...), the service checks' ports and the
+HTTP hooks' URLs; DNS checks need their resolver's port 53. To AWS, through a NAT gateway or VPC
+endpoints: the services of `VPC_AWS_SERVICES`, the APIs their grants below let them call. Nothing
+inbound: every connection starts from the function.
 """
 
 from __future__ import annotations
@@ -11,9 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack, Tags
+from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, Environment, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
@@ -27,12 +34,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from dcwatch.config import Config
-from dcwatch.topology import VANTAGE_PUBLIC, VANTAGE_VPC
+from dcwatch.topology import VantagePoint
 from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, TABLES, FunctionSpec, asl_variables, execution_ended_rule
 from dcwatch.wiring import failover_task_functions as workflow_steps
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
-from dcwatch_infra.functions import Placement, dcwatch_function, probe_function
+from dcwatch_infra.functions import dcwatch_function, probe_function
 from dcwatch_infra.layers import code_layers
 from dcwatch_infra.monitoring import Monitoring, Vantage
 from dcwatch_infra.schedules import probe_schedule, probe_schedule_role
@@ -85,6 +92,9 @@ IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateI
 HOOK_CALLERS = ("StartGroup", "CheckGroup")
 # Appending is all the audit trail allows: no update, no delete (the adapter also refuses to overwrite).
 AUDIT_APPEND_ACTIONS = ["dynamodb:PutItem"]
+# The AWS APIs functions inside the VPC call, so its NAT gateway or VPC endpoints must reach them (EventBridge,
+# Secrets Manager, DynamoDB, Lambda hooks, Route 53 for a drill, X-Ray); the tests hold the grants to this list.
+VPC_AWS_SERVICES = ("events", "secretsmanager", "dynamodb", "lambda", "route53", "xray")
 
 
 def probe_rate_minutes(interval_s: int) -> int:
@@ -114,13 +124,13 @@ class DcwatchStack(Stack):
         config: Config,
         inputs: SynthInputs,
         env: Environment | None = None,
-        remote_vantages: Sequence[Vantage] = (),
     ):
         sites = " and ".join(s.name for s in config.sites)
         super().__init__(
             scope, construct_id, env=env, description=f"dcwatch {config.name}: watchdog and failover of {sites}"
         )
         self.config = config
+        self.topology = config.topology
         for warning in config.warnings:
             Annotations.of(self).add_warning_v2("dcwatch:quorum", warning)
         for key, value in config.tags.items():
@@ -140,10 +150,11 @@ class DcwatchStack(Stack):
         self.layers = code_layers(self, inputs.config_path, inputs.bundle_deps, config.name)
         self.deps_layer, self.core_layer, self.config_layer = self.layers
 
-        self.probes = self._probes()
-        self.functions = {
-            spec.key: self.probes[VANTAGE_PUBLIC] if spec.key == "Probe" else self._function(spec) for spec in FUNCTIONS
-        }
+        # The probes of the home region; those of other regions are their probe stacks' (`probe_stack.py`).
+        self.probes = {vantage.name: self._probe(vantage) for vantage in self._home_vantage_points()}
+        # "Probe" of the wiring: the first vantage point's (the one outside any VPC every deployment has).
+        first_probe = next(iter(self.probes.values()))
+        self.functions = {spec.key: first_probe if spec.key == "Probe" else self._function(spec) for spec in FUNCTIONS}
         self.state_machine = self._failover_workflow()
         # Only Evaluate starts the workflow, and it is not one of its steps: no dependency cycle.
         self.functions["Evaluate"].add_environment(c.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn)
@@ -166,7 +177,9 @@ class DcwatchStack(Stack):
             config=config,
             period=probe_period(config),
             topic=self.topic,
-            vantages=[Vantage(name, fn) for name, fn in self.probes.items()] + list(remote_vantages),
+            vantages=[
+                Vantage(v.name, self.probes.get(v.name), v.placement.region) for v in self.topology.vantage_points
+            ],
             evaluate=self.functions["Evaluate"],
             steps=[self.functions[spec.key] for spec in workflow_steps()],
             state_machine=self.state_machine,
@@ -211,34 +224,31 @@ class DcwatchStack(Stack):
 
     def _function(self, spec: FunctionSpec) -> lambda_.Function:
         return dcwatch_function(
-            self, c.function_id(spec.key), spec, layers=self.layers, environment=self._environment()
+            self,
+            c.function_id(spec.key),
+            spec,
+            layers=self.layers,
+            environment=self._environment(),
+            placement=self.topology.placement(spec.key),
+            network=self.config.network,
         )
 
-    def _probes(self) -> dict[str, lambda_.Function]:
-        """One probe outside any VPC (public endpoints) and, with `network`, one inside it (private ones)."""
-        placements = {VANTAGE_PUBLIC: Placement()}
-        network = self.config.network
-        if network is not None:
-            vpc = ec2.Vpc.from_vpc_attributes(self, c.VPC, vpc_id=network.vpc_id, availability_zones=Fn.get_azs())
-            placements[VANTAGE_VPC] = Placement(
-                vpc,
-                tuple(ec2.Subnet.from_subnet_id(self, f"Subnet-{s}", s) for s in network.subnet_ids),
-                tuple(
-                    ec2.SecurityGroup.from_security_group_id(self, f"SecurityGroup-{g}", g, mutable=False)
-                    for g in network.security_group_ids
-                ),
-            )
-        return {
-            vantage: probe_function(
-                self,
-                vantage,
-                layers=self.layers,
-                environment=self._environment(),
-                period=probe_period(self.config),
-                placement=placement,
-            )
-            for vantage, placement in placements.items()
-        }
+    def _home_vantage_points(self) -> list[VantagePoint]:
+        here = [v for v in self.topology.vantage_points if v.placement.region is None]
+        if not here:
+            raise ValueError(f"the topology of {self.config.name} has no vantage point in the home region")
+        return here
+
+    def _probe(self, vantage: VantagePoint) -> lambda_.Function:
+        return probe_function(
+            self,
+            vantage.name,
+            layers=self.layers,
+            environment=self._environment(),
+            period=probe_period(self.config),
+            placement=vantage.placement,
+            network=self.config.network,
+        )
 
     def _alerts_topic(self) -> sns.Topic:
         # Our own key, not aws/sns: CloudWatch alarms can only publish to a topic whose key lets them.

@@ -1,13 +1,17 @@
-"""Two synths per test session, shared by every infrastructure test: the demo, and a production shape."""
+"""Four synths per test session, shared by every infrastructure test: the demo, a production shape, the
+README's example config and a deployment without a network."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from dcwatch.wiring import REPO_ROOT
 from dcwatch_infra import constants
 from tests.infrastructure.synth import Synth, synthesize
 
@@ -21,6 +25,16 @@ NETWORK = {
 }
 
 
+def _demo() -> dict[str, Any]:
+    return yaml.safe_load(constants.DEMO_CONFIG.read_text(encoding="utf-8"))
+
+
+def _write(directory: Path, name: str, doc: dict[str, Any]) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The demo config's stack, with every default: no hosted zone ids, the placeholder deps layer."""
@@ -28,15 +42,50 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 
 def production_config(directory: Path) -> Path:
-    """The demo's sites with what a production deployment adds: a VPC, a second region, a 5-minute schedule."""
-    doc = yaml.safe_load(constants.DEMO_CONFIG.read_text(encoding="utf-8"))
+    """The demo's sites as a production deployment has them: private vCenters and a private storage-mirror
+    check per site (reached over the VPN from the VPC), public services, a second region, a 5-minute schedule."""
+    doc = _demo()
     doc["name"] = "prod"
     doc["probe"]["interval_s"] = 300
     doc["network"] = NETWORK
     doc["secondary_region"] = SECOND_REGION
-    path = directory / "prod.yaml"
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return path
+    for site in doc["sites"]:
+        site["vcenter"]["reach"] = "private"
+        site["checks"] = [
+            {
+                "name": "san-mirror",
+                "url": f"https://san.{site['name']}.example/api/v1/mirror/status",
+                "conditions": ["[BODY].mirror.state == in-sync", "[BODY].mirror.lag_seconds < 30"],
+                "reach": "private",
+            }
+        ]
+    return _write(directory, "prod", doc)
+
+
+def flat_config(directory: Path) -> Path:
+    """No `network`: every endpoint public, so every function runs outside any VPC; a second region's probe
+    makes the quorum of 2 reachable."""
+    doc = _demo()
+    doc["name"] = "flat"
+    del doc["network"]
+    doc["secondary_region"] = SECOND_REGION
+    for site in doc["sites"]:
+        site["vcenter"]["reach"] = "public"
+    return _write(directory, "flat", doc)
+
+
+def readme_config(directory: Path) -> Path:
+    """The example config of the README's "The config" chapter, its standby copies written out like dc-a's."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"## The config\n.*?```yaml\n(.*?)```", text, flags=re.S)
+    doc = yaml.safe_load(block)
+    for service in doc["services"]:
+        active = service["sites"]["dc-a"]
+        standby = json.loads(json.dumps(active).replace("dc-a", "dc-b").replace("-a", "-b").replace(".10", ".20"))
+        service["sites"]["dc-b"] = standby
+    # The README's lease (900 s) is shorter than its approval wait plus a minute: the config refuses it.
+    doc["workflow"]["lease_s"] = max(doc["workflow"]["lease_s"], doc["workflow"]["approval"]["timeout_s"] + 60)
+    return _write(directory, "readme", doc)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +98,15 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         region=HOME_REGION,
         hosted_zone_ids=json.dumps({"hosting.example.": f"/hostedzone/{ZONE_ID}"}),
     )
+
+
+@pytest.fixture(scope="session")
+def readme(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    config = readme_config(tmp_path_factory.mktemp("readme-config"))
+    return synthesize(tmp_path_factory.mktemp("readme-cdk.out"), config=str(config), region=HOME_REGION)
+
+
+@pytest.fixture(scope="session")
+def flat(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    config = flat_config(tmp_path_factory.mktemp("flat-config"))
+    return synthesize(tmp_path_factory.mktemp("flat-cdk.out"), config=str(config), region=HOME_REGION)

@@ -16,6 +16,9 @@ from tests.infrastructure.template import refs, resources
 
 pytestmark = pytest.mark.infrastructure
 
+# The demo's topology: a probe outside any VPC and one inside its network.
+DEMO_VANTAGES = ["aws-public", "aws-vpc"]
+
 
 def alarms(synth: Synth) -> dict[str, dict[str, Any]]:
     """Alarm properties by the name's tail (`dcwatch-<name>-<what>` -> what)."""
@@ -63,16 +66,18 @@ def dashboard_metrics(synth: Synth) -> list[list[Any]]:
 
 
 def emitted(capsys: pytest.CaptureFixture[str]) -> set[tuple[str, frozenset[tuple[str, str]]]]:
-    """(metric, dimensions) of every EMF record the functions' metric helpers write, for the demo's sites."""
+    """(metric, dimensions) of every EMF record the functions' metric helpers write, for the demo's sites
+    seen from its vantage points."""
     at = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
-    observability.record_probe_results(
-        [
-            probe_result(site, "vcenter", None, True, at).model_copy(update={"vantage": "aws-public"})
-            for site in ("dc-a", "dc-b")
-        ],
-        per_check=True,
-    )
-    observability.record_result_received("aws-public")
+    for vantage in DEMO_VANTAGES:
+        observability.record_probe_results(
+            [
+                probe_result(site, "vcenter", None, True, at).model_copy(update={"vantage": vantage})
+                for site in ("dc-a", "dc-b")
+            ],
+            per_check=True,
+        )
+        observability.record_result_received(vantage)
     observability.record_detection("dc-a", 1.0)
     observability.record_detection("dc-b", 1.0)
     found = set()
@@ -89,7 +94,7 @@ def test_the_watchdog_fires_when_no_probe_result_arrives_for_a_few_periods_from_
     demo: Synth, prod: Synth
 ):
     for synth, vantages, period in [
-        (demo, ["aws-public"], 60),
+        (demo, DEMO_VANTAGES, 60),
         (prod, ["aws-public", "aws-vpc", "aws-eu-west-1"], 300),
     ]:
         found = alarms(synth)
@@ -116,9 +121,11 @@ def test_the_watchdog_counts_what_the_evaluator_emits(demo: Synth, capsys: pytes
 def test_probe_evaluator_and_workflow_failures_raise_alarms(demo: Synth):
     found = alarms(demo)
     probe, evaluate = demo.function_id("Probe"), demo.function_id("Evaluate")
+    vpc_probe = demo.logical_id(demo.stack.probes["aws-vpc"])
     machine = demo.logical_id(demo.stack.state_machine)
     expected = {
         "probe-errors-aws-public": ("AWS/Lambda", "Errors", {"FunctionName": {"Ref": probe}}),
+        "probe-errors-aws-vpc": ("AWS/Lambda", "Errors", {"FunctionName": {"Ref": vpc_probe}}),
         "evaluate-errors": ("AWS/Lambda", "Errors", {"FunctionName": {"Ref": evaluate}}),
         "failover-failed": ("AWS/States", "ExecutionsFailed", {"StateMachineArn": {"Ref": machine}}),
         "failover-timed-out": ("AWS/States", "ExecutionsTimedOut", {"StateMachineArn": {"Ref": machine}}),
@@ -129,12 +136,13 @@ def test_probe_evaluator_and_workflow_failures_raise_alarms(demo: Synth):
             {"FunctionName": {"Ref": demo.function_id("ExecutionEnded")}},
         ),
     }
-    lost = metric_of(found["probe-results-lost-aws-public"])
-    assert (lost["name"], lost["dimensions"], lost["stat"]) == (
-        "ProbeResultsLost",
-        {"service": "dcwatch", "vantage": "aws-public"},
-        "Sum",
-    ), "what the probe counts when the bus keeps refusing its results"
+    for vantage in DEMO_VANTAGES:
+        lost = metric_of(found[f"probe-results-lost-{vantage}"])
+        assert (lost["name"], lost["dimensions"], lost["stat"]) == (
+            "ProbeResultsLost",
+            {"service": "dcwatch", "vantage": vantage},
+            "Sum",
+        ), "what the probe counts when the bus keeps refusing its results"
     for what, (namespace, name, dimensions) in expected.items():
         metric = metric_of(found[what])
         assert (metric["namespace"], metric["name"], metric["dimensions"], metric["stat"]) == (
@@ -145,7 +153,8 @@ def test_probe_evaluator_and_workflow_failures_raise_alarms(demo: Synth):
         ), what
         assert found[what]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and found[what]["Threshold"] == 1
         assert found[what]["TreatMissingData"] == "notBreaching"
-    assert set(found) == set(expected) | {"no-probe-results-aws-public", "probe-results-lost-aws-public"}
+    watchdog = {f"{what}-{vantage}" for what in ("no-probe-results", "probe-results-lost") for vantage in DEMO_VANTAGES}
+    assert set(found) == set(expected) | watchdog
 
 
 def test_every_alarm_and_its_recovery_reach_the_alerts_topic_with_what_to_do(demo: Synth, prod: Synth):

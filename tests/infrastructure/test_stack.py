@@ -69,7 +69,7 @@ def test_a_stopped_or_timed_out_execution_of_this_workflow_reaches_its_handler_f
 
 def test_one_lambda_per_wiring_entry_on_the_newest_python_on_graviton(demo: Synth):
     functions = resources(demo, "AWS::Lambda::Function")
-    assert len(functions) == len(FUNCTIONS), "the demo has no network: one probe"
+    assert len(functions) == len(FUNCTIONS) + 1, "the demo's network: a second probe, inside the VPC"
     for spec in FUNCTIONS:
         props = functions[demo.function_id(spec.key)]["Properties"]
         assert props["Handler"] == spec.handler, spec.key
@@ -83,12 +83,17 @@ def test_one_lambda_per_wiring_entry_on_the_newest_python_on_graviton(demo: Synt
 
 
 def test_a_probe_round_never_runs_twice_at_once_nor_late(demo: Synth):
-    probe = demo.function_id("Probe")
-    assert resources(demo, "AWS::Lambda::Function")[probe]["Properties"]["ReservedConcurrentExecutions"] == 1
-    [invoke_config] = resources(demo, "AWS::Lambda::EventInvokeConfig").values()
-    assert invoke_config["Properties"]["FunctionName"] == {"Ref": probe}
-    assert invoke_config["Properties"]["MaximumRetryAttempts"] == 0
-    assert invoke_config["Properties"]["MaximumEventAgeInSeconds"] == 60
+    probes = {demo.logical_id(probe) for probe in demo.stack.probes.values()}
+    assert len(probes) == 2
+    invoke_configs = {
+        c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
+        for c in resources(demo, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    assert set(invoke_configs) == probes
+    for probe in probes:
+        assert resources(demo, "AWS::Lambda::Function")[probe]["Properties"]["ReservedConcurrentExecutions"] == 1
+        assert invoke_configs[probe]["MaximumRetryAttempts"] == 0
+        assert invoke_configs[probe]["MaximumEventAgeInSeconds"] == 60
 
 
 def test_function_code_is_the_handler_directory_without_bytecode(demo: Synth):
@@ -131,8 +136,8 @@ def test_every_log_group_is_kept_one_month_and_every_function_has_its_own(demo: 
     used = {
         f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in resources(demo, "AWS::Lambda::Function").values()
     }
-    assert len(used) == len(FUNCTIONS)
-    assert len(groups) == len(FUNCTIONS) + 1, "and the workflow's"
+    assert len(used) == len(FUNCTIONS) + 1, "one per function, both probes included"
+    assert len(groups) == len(FUNCTIONS) + 2, "and the workflow's"
 
 
 def test_config_layer_holds_the_synthesized_config_where_functions_read_it(demo: Synth):
@@ -197,13 +202,14 @@ def test_workflow_is_standard_traced_and_logs_every_event(demo: Synth):
     )
 
 
-def test_probe_schedule_invokes_only_the_probe_function(demo: Synth):
-    [schedule] = [s["Properties"] for s in resources(demo, "AWS::Scheduler::Schedule").values()]
-    probe = demo.function_id("Probe")
-    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": [probe, "Arn"]}
-    assert schedule["ScheduleExpression"] == "rate(1 minute)"
-    assert schedule["Target"]["RetryPolicy"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 2}
-    role_id = schedule["Target"]["RoleArn"]["Fn::GetAtt"][0]
+def test_probe_schedules_invoke_only_the_probe_functions(demo: Synth):
+    schedules = [s["Properties"] for s in resources(demo, "AWS::Scheduler::Schedule").values()]
+    probes = {demo.logical_id(probe) for probe in demo.stack.probes.values()}
+    assert sorted(refs(s["Target"]["Arn"]).pop() for s in schedules) == sorted(probes)
+    for schedule in schedules:
+        assert schedule["ScheduleExpression"] == "rate(1 minute)"
+        assert schedule["Target"]["RetryPolicy"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 2}
+    [role_id] = {schedule["Target"]["RoleArn"]["Fn::GetAtt"][0] for schedule in schedules}
     role = resources(demo, "AWS::IAM::Role")[role_id]["Properties"]
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
@@ -212,7 +218,7 @@ def test_probe_schedule_invokes_only_the_probe_function(demo: Synth):
     assert {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
         "lambda:InvokeFunction"
     }
-    assert {i for s in statements for i in refs(s["Resource"])} == {probe}
+    assert {i for s in statements for i in refs(s["Resource"])} == probes
 
 
 def test_a_sub_minute_interval_runs_as_rounds_inside_each_call_without_a_warning(demo: Synth):
