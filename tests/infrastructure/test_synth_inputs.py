@@ -43,6 +43,27 @@ def test_a_bad_config_stops_the_synth_naming_the_file_and_the_field(bad_config: 
     assert not app.node.children, "no stack is created from a bad config"
 
 
+@pytest.mark.parametrize(
+    ("network", "field"),
+    [
+        ({"subnet_ids": ["subnet-0123456789abcdef0", "subnet-b"]}, "network.subnet_ids[1]: String should match"),
+        ({"security_group_ids": []}, "network.security_group_ids: List should have at least 1 item"),
+        ({"vpc_id": "default"}, "network.vpc_id: String should match"),
+    ],
+)
+def test_a_bad_network_stops_the_synth_naming_the_field(tmp_path: Path, network: dict, field: str):
+    # Given the demo's network with one bad field: the functions inside the VPC would be attached to nothing
+    doc = yaml.safe_load(constants.DEMO_CONFIG.read_text(encoding="utf-8"))
+    doc["network"] |= network
+    path = tmp_path / "bad-network.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    # When the stack is built from it, Then the error names the file and the field, and nothing is built
+    app = cdk.App(context={"config": str(path)})
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {field}")):
+        build(app)
+    assert not app.node.children
+
+
 def test_app_prints_the_config_error_and_exits_non_zero(bad_config: Path, tmp_path: Path):
     env = {**os.environ, "CDK_OUTDIR": str(tmp_path / "cdk.out")}
     done = subprocess.run(
