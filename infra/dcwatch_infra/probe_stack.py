@@ -41,7 +41,7 @@ class ProbeStack(Stack):
         self.vantage = vantage_of_region(str(env.region))
         self.bus_arn = f"arn:{self.partition}:events:{home_region}:{self.account}:event-bus/{c.bus_name(config.name)}"
         period = probe_period(config)
-        self.layers = code_layers(self, inputs.config_path, inputs.bundle_deps, config.name)
+        self.layers = code_layers(self, inputs.config_path, inputs.placeholder_deps, config.name)
         self.probe = probe_function(
             self,
             self.vantage,

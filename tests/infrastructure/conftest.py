@@ -1,4 +1,5 @@
-"""Two synths per test session, shared by every infrastructure test: the demo, and a production shape."""
+"""Synths shared by every infrastructure test of a session: the demo and a production shape, both with the
+offline placeholder for the dependency layer (fast); and the demo as a plain synth ships it, with the real one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from dcwatch_infra import constants
-from tests.infrastructure.synth import Synth, synthesize
+from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
 
 HOME_REGION = "eu-central-1"
 SECOND_REGION = "eu-west-1"
@@ -23,8 +24,14 @@ NETWORK = {
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The demo config's stack, with every default: no hosted zone ids, the placeholder deps layer."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out"))
+    """The demo config's stack: no hosted zone ids, the placeholder dependency layer."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out"), **PLACEHOLDER)
+
+
+@pytest.fixture(scope="session")
+def deployable(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The demo config's stack with every default, as a plain `cdk deploy` builds it: the real dependency layer."""
+    return synthesize(tmp_path_factory.mktemp("deployable-cdk.out"))
 
 
 def production_config(directory: Path) -> Path:
@@ -45,6 +52,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     config = production_config(tmp_path_factory.mktemp("prod-config"))
     return synthesize(
         tmp_path_factory.mktemp("prod-cdk.out"),
+        **PLACEHOLDER,
         config=str(config),
         region=HOME_REGION,
         hosted_zone_ids=json.dumps({"hosting.example.": f"/hostedzone/{ZONE_ID}"}),
