@@ -8,6 +8,8 @@ VCSIM := .build/vcsim
 STAMP := $(VENV)/.installed
 APT_STAMP := .build/.apt-installed
 BLACKBOX := .build/blackbox/usr/bin/prometheus-blackbox-exporter
+# The CDK CLI, from npm, in the repo (no global install): `.build/cdk/node_modules/.bin/cdk`.
+CDK_STAMP := .build/cdk/.installed
 # make bench TARGETS=1000 CONCURRENCY=200 LATENCY_MS=20 TIMEOUT_S=2 ROUNDS=3
 TARGETS ?= 1000
 CONCURRENCY ?= 200
@@ -21,7 +23,7 @@ POLL_S ?= 1
 # jsii reads this as the list of Node majors whose end-of-life banner to silence.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 
-.PHONY: demo scenarios test unit integration e2e infra synth lint schemas vcsim blackbox bench bench-workflow install clean
+.PHONY: demo scenarios test unit integration e2e infra synth cdk lint schemas vcsim blackbox bench bench-workflow install clean
 
 demo: install vcsim
 	$(BIN)/dcwatch demo --report report.json
@@ -29,7 +31,7 @@ demo: install vcsim
 scenarios: install vcsim
 	$(BIN)/dcwatch scenarios --report scenarios-report.json
 
-test: install vcsim blackbox
+test: install vcsim blackbox cdk
 	$(BIN)/python -m pytest -q
 
 bench: install blackbox bench-workflow
@@ -49,11 +51,12 @@ integration: install vcsim blackbox
 e2e: install vcsim
 	$(BIN)/python -m pytest -q tests/e2e
 
-infra: install
+infra: install cdk
 	$(BIN)/python -m pytest -q tests/infrastructure
 
+# Offline, with the placeholder dependency layer (it says so); a plain `python app.py` builds the real one.
 synth: install
-	cd infra && ../$(BIN)/python app.py
+	cd infra && ../$(BIN)/python app.py -c deps=placeholder
 
 schemas: install
 	$(BIN)/python -m dcwatch.contracts events/schemas
@@ -68,6 +71,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+cdk: $(CDK_STAMP)
+
+$(CDK_STAMP):
+	@mkdir -p .build/cdk
+	npm install --prefix .build/cdk --no-audit --no-fund --silent aws-cdk@2
 	touch $@
 
 vcsim: $(VCSIM)

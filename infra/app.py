@@ -1,10 +1,12 @@
 """Synthesize the dcwatch stack: `python app.py [-c key=value ...]` or `cdk synth [-c key=value ...]`.
 
-Context: `config=PATH` (default: the demo config), `bundle_deps=true` (build the dependency layer with
-pip; needs PyPI), `hosted_zone_ids='{"zone.": "ZONEID"}'` (scope Route 53 permissions to these zones),
+Context: `config=PATH` (default: the demo config), `deps=placeholder` (an offline stand-in for the
+dependency layer that deploys but cannot run, with a warning; by default pip builds the real layer from
+PyPI), `hosted_zone_ids='{"zone.": "ZONEID"}'` (scope Route 53 permissions to these zones),
 `region=REGION` (the home region; needed with the config's `secondary_region` outside the CDK CLI).
-Writes to infra/cdk.out unless the CDK CLI chooses the output directory. cdk-nag's AWS Solutions checks
-run on every synth: an unacknowledged finding fails it (exit 3), listed in validation-report.json.
+cdk.json's context (the feature flags) applies with or without the CLI. Writes to infra/cdk.out unless the
+CDK CLI chooses the output directory. cdk-nag's AWS Solutions checks run on every synth: an
+unacknowledged finding fails it (exit 3), listed in validation-report.json.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 import aws_cdk as cdk  # noqa: E402 - after the environment it reads at import
 
 from dcwatch.config import ConfigError  # noqa: E402
-from dcwatch_infra.build import ContextError, build  # noqa: E402
+from dcwatch_infra.build import ContextError, SynthSettings, build, cli_context  # noqa: E402
+from dcwatch_infra.layers import PLACEHOLDER_WARNING  # noqa: E402
 from dcwatch_infra.nag import REPORT  # noqa: E402
 
 OUTDIR = Path(__file__).resolve().with_name("cdk.out")
@@ -43,7 +46,8 @@ def parse_context(argv: list[str]) -> dict[str, str]:
 def main(argv: list[str]) -> int:
     # The CDK CLI passes context and the output directory through the environment, and reports warnings.
     under_cli = bool(os.environ.get("CDK_OUTDIR"))
-    app = cdk.App(outdir=None if under_cli else str(OUTDIR), context=parse_context(argv))
+    context = parse_context(argv) if under_cli else {**cli_context(), **parse_context(argv)}
+    app = cdk.App(outdir=None if under_cli else str(OUTDIR), context=context)
     try:
         build(app)
     except (ConfigError, ContextError) as exc:
@@ -60,6 +64,8 @@ def main(argv: list[str]) -> int:
     for stack in [] if under_cli else assembly.stacks:
         for message in stack.messages:
             print(f"{message.level.value}: {message.id}: {message.entry.data}", file=sys.stderr)
+    if SynthSettings.from_context(app.node).placeholder_deps:
+        print(f"dcwatch: WARNING: {PLACEHOLDER_WARNING}", file=sys.stderr)
     print(
         f"dcwatch: synthesized {', '.join(s.stack_name for s in assembly.stacks)} to {assembly.directory}",
         file=sys.stderr,

@@ -24,10 +24,10 @@ class ContextError(Exception):
 
 @dataclass(frozen=True)
 class SynthSettings:
-    """The synth's inputs from CDK context: `config`, `bundle_deps`, `hosted_zone_ids`, `region`."""
+    """The synth's inputs from CDK context: `config`, `deps`, `hosted_zone_ids`, `region`."""
 
     config_path: Path = c.DEMO_CONFIG
-    bundle_deps: bool = False
+    placeholder_deps: bool = False
     hosted_zone_ids: dict[str, str] = field(default_factory=dict)
     region: str | None = None
 
@@ -36,7 +36,7 @@ class SynthSettings:
         config = node.try_get_context("config")
         return cls(
             config_path=Path(config) if config else c.DEMO_CONFIG,
-            bundle_deps=_flag("bundle_deps", node.try_get_context("bundle_deps")),
+            placeholder_deps=_placeholder_deps(node),
             hosted_zone_ids=_zone_ids(node.try_get_context("hosted_zone_ids")),
             region=_region(node.try_get_context("region")),
         )
@@ -63,7 +63,7 @@ def build(app: cdk.App) -> DcwatchStack:
         )
     if config.secondary_region and config.secondary_region == home:
         raise ContextError(f"secondary_region: {home} is the home region already; pick another one")
-    inputs = SynthInputs(settings.config_path, settings.bundle_deps, settings.hosted_zone_ids)
+    inputs = SynthInputs(settings.config_path, settings.placeholder_deps, settings.hosted_zone_ids)
     stack = DcwatchStack(
         app,
         c.stack_name(config.name),
@@ -85,15 +85,28 @@ def build(app: cdk.App) -> DcwatchStack:
     return stack
 
 
-def _flag(key: str, value: Any) -> bool:
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", ""):
-        return False
-    raise ContextError(f"{key}: expected true or false, got {value!r}")
+# What the CDK CLI adds to every synth unless told otherwise: metadata naming each resource's construct and asset.
+CLI_DEFAULT_CONTEXT = {"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
+
+
+def cli_context() -> dict[str, Any]:
+    """The context `cdk synth` gives the app: its defaults and infra/cdk.json's (the feature flags).
+    `python app.py` and the tests start from it too, so that every synth builds the template the CLI builds."""
+    return {**CLI_DEFAULT_CONTEXT, **json.loads(c.CDK_JSON.read_text(encoding="utf-8")).get("context", {})}
+
+
+def _placeholder_deps(node: Any) -> bool:
+    """`deps=pip` (the default: the real dependency layer) or `deps=placeholder` (offline, cannot run)."""
+    if node.try_get_context("bundle_deps") is not None:
+        raise ContextError(
+            f"bundle_deps: no longer used; the dependency layer is built by default (-c deps={c.DEPS_PIP}), "
+            f"-c deps={c.DEPS_PLACEHOLDER} synthesizes the offline placeholder"
+        )
+    value = node.try_get_context("deps")
+    choice = c.DEPS_PIP if value is None or value == "" else str(value).strip().lower()
+    if choice not in (c.DEPS_PIP, c.DEPS_PLACEHOLDER):
+        raise ContextError(f"deps: expected {c.DEPS_PIP} (the default) or {c.DEPS_PLACEHOLDER}, got {value!r}")
+    return choice == c.DEPS_PLACEHOLDER
 
 
 def _region(value: Any) -> str | None:

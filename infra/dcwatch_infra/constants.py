@@ -19,6 +19,11 @@ PYPROJECT = REPO_ROOT / "pyproject.toml"
 ASSETS_DIR = Path(__file__).with_name("assets")
 DEPS_PLACEHOLDER_DIR = ASSETS_DIR / "deps-placeholder"
 CONFIG_LAYER_SOURCE_DIR = ASSETS_DIR / "config-layer"
+CDK_JSON = Path(__file__).parents[1] / "cdk.json"
+
+# `-c deps=...`: the dependency layer pip builds (the default), or the offline placeholder (cannot run).
+DEPS_PIP = "pip"
+DEPS_PLACEHOLDER = "placeholder"
 
 # Never shipped in a function or layer: bytecode caches, build metadata, the local runtime.
 CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.egg-info"]

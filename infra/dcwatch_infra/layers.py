@@ -2,8 +2,8 @@
 
 The config and dependency layers are built by local bundlers (no Docker): the config layer is the
 synth's config file at `dcwatch/config.yaml`; the dependency layer is `pip install --target` of
-manylinux wheels for the Lambda runtime and architecture, which needs PyPI and so only runs when
-asked for (`-c bundle_deps=true`).
+manylinux wheels for the Lambda runtime and architecture (needs PyPI). Only `-c deps=placeholder`
+ships an empty stand-in instead, and the stack then says so in a warning and the layer's description.
 """
 
 from __future__ import annotations
@@ -14,18 +14,27 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import BundlingOptions, ILocalBundling
+from aws_cdk import Annotations, BundlingOptions, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from dcwatch_infra import constants as c
 
+PLACEHOLDER_WARNING_ID = "dcwatch:placeholderDeps"
+PLACEHOLDER_WARNING = (
+    "the dependency layer is a PLACEHOLDER (-c deps=placeholder): every function of this stack fails at import; "
+    "synthesize without that flag to deploy"
+)
 
-def code_layers(scope: Construct, config_path: Path, bundle_deps: bool, deployment: str) -> list[lambda_.LayerVersion]:
+
+def code_layers(
+    scope: Construct, config_path: Path, placeholder_deps: bool, deployment: str
+) -> list[lambda_.LayerVersion]:
     """Dependencies, core, config: the layers of every dcwatch function in one stack, in that order."""
 
     def layer(construct_id: str, code: lambda_.Code, description: str) -> lambda_.LayerVersion:
@@ -38,8 +47,13 @@ def code_layers(scope: Construct, config_path: Path, bundle_deps: bool, deployme
             compatible_architectures=[c.LAMBDA_ARCHITECTURE],
         )
 
+    if placeholder_deps:
+        Annotations.of(scope).add_warning_v2(PLACEHOLDER_WARNING_ID, PLACEHOLDER_WARNING)
+        deps = layer(c.DEPS_LAYER, placeholder_code(), f"PLACEHOLDER without packages: {PLACEHOLDER_WARNING}")
+    else:
+        deps = layer(c.DEPS_LAYER, deps_code(), "third-party packages of the dcwatch functions")
     return [
-        layer(c.DEPS_LAYER, deps_code(bundle_deps), "third-party packages of the dcwatch functions"),
+        deps,
         layer(c.CORE_LAYER, core_code(), "the dcwatch core package"),
         layer(c.CONFIG_LAYER, config_code(config_path), f"dcwatch config of {deployment}, at {c.CONFIG_IN_LAMBDA}"),
     ]
@@ -63,30 +77,47 @@ def config_code(config_path: Path) -> lambda_.Code:
     )
 
 
-def deps_code(bundle: bool) -> lambda_.Code:
-    """Third-party packages at /opt/python; a placeholder (see its README) unless `bundle`."""
-    if not bundle:
-        return lambda_.Code.from_asset(str(c.DEPS_PLACEHOLDER_DIR))
+def placeholder_code() -> lambda_.Code:
+    """A layer with nothing but a README saying why (offline synths, the infrastructure tests)."""
+    return lambda_.Code.from_asset(str(c.DEPS_PLACEHOLDER_DIR))
+
+
+def deps_code() -> lambda_.Code:
+    """Third-party packages at /opt/python, for the functions' runtime and architecture."""
     requirements = layer_requirements()
-    pip_options = [
-        "--no-compile",
-        "--only-binary=:all:",
-        "--implementation=cp",
-        f"--python-version={c.LAMBDA_PYTHON_VERSION}",
-        *(f"--platform={platform}" for platform in c.LAMBDA_PLATFORMS),
-    ]
+    options = pip_options(c.LAMBDA_PYTHON_VERSION, c.LAMBDA_PLATFORMS)
     pruned = " ".join(f"/asset-output/python/{name} /asset-output/python/{name}-*" for name in _runtime_provided())
-    install = " ".join(["pip install --quiet", *pip_options, "--target=/asset-output/python", *map(repr, requirements)])
+    install = " ".join(["pip install --quiet", *options, "--target=/asset-output/python", *map(repr, requirements)])
     return lambda_.Code.from_asset(
         str(c.DEPS_PLACEHOLDER_DIR),
         # The requirements and the target decide the content; unchanged, the staged asset is reused.
-        asset_hash=hashlib.sha256("\n".join([*requirements, *pip_options, *_runtime_provided()]).encode()).hexdigest(),
+        asset_hash=hashlib.sha256("\n".join([*requirements, *options, *_runtime_provided()]).encode()).hexdigest(),
         bundling=BundlingOptions(
             image=c.LAMBDA_RUNTIME.bundling_image,
             command=["bash", "-c", f"{install} && rm -rf {pruned}"],
-            local=_PipInstall(requirements, pip_options),
+            local=_PipInstall(options),
         ),
     )
+
+
+def pip_options(python_version: str, platforms: Sequence[str]) -> list[str]:
+    """Binary wheels only, for this CPython version and these platforms, whatever the building machine is."""
+    return [
+        "--no-compile",
+        "--only-binary=:all:",
+        "--implementation=cp",
+        f"--python-version={python_version}",
+        *(f"--platform={platform}" for platform in platforms),
+    ]
+
+
+def install_dependencies(site_packages: Path, options: Sequence[str]) -> list[str]:
+    """`pip install --target` of `layer_requirements()`, less what the runtime provides; returns what went."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", *options]
+    command += [f"--target={site_packages}", *layer_requirements()]
+    print(f"dcwatch: building the dependency layer: {' '.join(command)}", file=sys.stderr)
+    subprocess.run(command, check=True)
+    return prune_runtime_provided(site_packages)
 
 
 def layer_requirements() -> list[str]:
@@ -132,15 +163,10 @@ class _WriteFile:
 
 @jsii.implements(ILocalBundling)
 class _PipInstall:
-    def __init__(self, requirements: list[str], pip_options: list[str]):
-        self._requirements = requirements
+    def __init__(self, pip_options: list[str]):
         self._pip_options = pip_options
 
     def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
-        command = [sys.executable, "-m", "pip", "install", "--quiet", *self._pip_options]
-        command += [f"--target={Path(output_dir) / 'python'}", *self._requirements]
-        print(f"dcwatch: building the dependency layer: {' '.join(command)}", file=sys.stderr)
-        subprocess.run(command, check=True)
-        removed = prune_runtime_provided(Path(output_dir) / "python")
+        removed = install_dependencies(Path(output_dir) / "python", self._pip_options)
         print(f"dcwatch: left out what the Lambda runtime provides: {', '.join(removed) or 'nothing'}", file=sys.stderr)
         return True

@@ -45,7 +45,7 @@ class ProbeStack(Stack):
             raise ValueError(f"the topology of {config.name} places no vantage point in {region}")
         self.bus_arn = f"arn:{self.partition}:events:{home_region}:{self.account}:event-bus/{c.bus_name(config.name)}"
         period = probe_period(config)
-        self.layers = code_layers(self, inputs.config_path, inputs.bundle_deps, config.name)
+        self.layers = code_layers(self, inputs.config_path, inputs.placeholder_deps, config.name)
         role = probe_schedule_role(self)
         self.probes = {}
         for vantage in self.vantage_points:

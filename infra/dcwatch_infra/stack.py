@@ -111,7 +111,7 @@ class SynthInputs:
     """What the stack is built from besides the config: the synth's CDK context."""
 
     config_path: Path
-    bundle_deps: bool = False
+    placeholder_deps: bool = False  # the offline stand-in for the dependency layer: deploys, cannot run
     hosted_zone_ids: dict[str, str] | None = None
 
 
@@ -147,7 +147,7 @@ class DcwatchStack(Stack):
         self.tables = {spec.key: self._table(spec.key) for spec in TABLES}
         self.table = self.tables["State"]
         self.topic = self._alerts_topic()
-        self.layers = code_layers(self, inputs.config_path, inputs.bundle_deps, config.name)
+        self.layers = code_layers(self, inputs.config_path, inputs.placeholder_deps, config.name)
         self.deps_layer, self.core_layer, self.config_layer = self.layers
 
         # The probes of the home region; those of other regions are their probe stacks' (`probe_stack.py`).

@@ -1,5 +1,6 @@
-"""Four synths per test session, shared by every infrastructure test: the demo, a production shape, the
-README's example config and a deployment without a network."""
+"""Synths shared by every infrastructure test of a session: the demo, a production shape, the README's example
+config and a deployment without a network, all with the offline placeholder for the dependency layer (fast);
+and the demo as a plain synth ships it, with the real one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import yaml
 
 from dcwatch.wiring import REPO_ROOT
 from dcwatch_infra import constants
-from tests.infrastructure.synth import Synth, synthesize
+from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
 
 HOME_REGION = "eu-central-1"
 SECOND_REGION = "eu-west-1"
@@ -37,8 +38,14 @@ def _write(directory: Path, name: str, doc: dict[str, Any]) -> Path:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The demo config's stack, with every default: no hosted zone ids, the placeholder deps layer."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out"))
+    """The demo config's stack: no hosted zone ids, the placeholder dependency layer."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out"), **PLACEHOLDER)
+
+
+@pytest.fixture(scope="session")
+def deployable(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The demo config's stack with every default, as a plain `cdk deploy` builds it: the real dependency layer."""
+    return synthesize(tmp_path_factory.mktemp("deployable-cdk.out"))
 
 
 def production_config(directory: Path) -> Path:
@@ -94,6 +101,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     config = production_config(tmp_path_factory.mktemp("prod-config"))
     return synthesize(
         tmp_path_factory.mktemp("prod-cdk.out"),
+        **PLACEHOLDER,
         config=str(config),
         region=HOME_REGION,
         hosted_zone_ids=json.dumps({"hosting.example.": f"/hostedzone/{ZONE_ID}"}),
@@ -103,10 +111,10 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def readme(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     config = readme_config(tmp_path_factory.mktemp("readme-config"))
-    return synthesize(tmp_path_factory.mktemp("readme-cdk.out"), config=str(config), region=HOME_REGION)
+    return synthesize(tmp_path_factory.mktemp("readme-cdk.out"), **PLACEHOLDER, config=str(config), region=HOME_REGION)
 
 
 @pytest.fixture(scope="session")
 def flat(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     config = flat_config(tmp_path_factory.mktemp("flat-config"))
-    return synthesize(tmp_path_factory.mktemp("flat-cdk.out"), config=str(config), region=HOME_REGION)
+    return synthesize(tmp_path_factory.mktemp("flat-cdk.out"), **PLACEHOLDER, config=str(config), region=HOME_REGION)

@@ -1,4 +1,5 @@
-"""Synthesizing the stacks for tests: exactly as `infra/app.py` does, from CDK context, cdk-nag included."""
+"""Synthesizing the stacks for tests: exactly as `infra/app.py` does, from CDK context (cdk.json's feature flags
+first), cdk-nag included."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from aws_cdk.assertions import Template  # noqa: E402
 
 from dcwatch.config import Config, load_config  # noqa: E402
 from dcwatch_infra import constants  # noqa: E402
-from dcwatch_infra.build import build  # noqa: E402
+from dcwatch_infra.build import build, cli_context  # noqa: E402
 from dcwatch_infra.nag import REPORT  # noqa: E402
 from dcwatch_infra.probe_stack import ProbeStack  # noqa: E402
 from dcwatch_infra.stack import DcwatchStack  # noqa: E402
+
+# The offline stand-in for the dependency layer: every synth of the tests but `deployable` (pip takes ~12 s).
+PLACEHOLDER = {"deps": constants.DEPS_PLACEHOLDER}
 
 
 class NagFindings(AssertionError):
@@ -51,7 +55,7 @@ class Synth:
 
 def synthesize(outdir: Path, **context: str) -> Synth:
     """The stacks exactly as `infra/app.py` builds them, from CDK context; NagFindings if cdk-nag objects."""
-    app = cdk.App(outdir=str(outdir), context=context)
+    app = cdk.App(outdir=str(outdir), context={**cli_context(), **context})
     stack = build(app)
     try:
         assembly = app.synth()

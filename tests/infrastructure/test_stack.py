@@ -21,7 +21,7 @@ from dcwatch.wiring import (
 )
 from dcwatch_infra import constants
 from dcwatch_infra.stack import probe_rate_minutes
-from tests.infrastructure.synth import Synth, synthesize
+from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
 from tests.infrastructure.template import refs, resources, role_statements
 
 pytestmark = pytest.mark.infrastructure
@@ -160,11 +160,14 @@ def test_core_layer_ships_the_package_without_the_local_runtime(demo: Synth):
     assert not list(package.parent.glob("*.egg-info"))
 
 
-def test_dependency_layer_is_the_documented_placeholder_unless_asked_to_bundle(demo: Synth):
+def test_a_placeholder_dependency_layer_is_the_documented_one_and_says_so_loudly(demo: Synth):
     layer = resources(demo, "AWS::Lambda::LayerVersion")[demo.logical_id(demo.stack.deps_layer)]
     staged = demo.asset(layer["Properties"]["Content"]["S3Key"])
     assert [p.name for p in staged.iterdir()] == ["README.md"]
-    assert "bundle_deps=true" in (staged / "README.md").read_text(encoding="utf-8")
+    assert "deps=placeholder" in (staged / "README.md").read_text(encoding="utf-8")
+    assert layer["Properties"]["Description"].startswith("PLACEHOLDER without packages:")
+    warning = r"the dependency layer is a PLACEHOLDER .*\[ack: dcwatch:placeholderDeps\]"
+    Annotations.from_stack(demo.stack).has_warning("/dcwatch-demo", Match.string_like_regexp(warning))
 
 
 def test_workflow_names_only_lambdas_of_the_stack(demo: Synth):
@@ -221,9 +224,9 @@ def test_probe_schedules_invoke_only_the_probe_functions(demo: Synth):
     assert {i for s in statements for i in refs(s["Resource"])} == probes
 
 
-def test_a_sub_minute_interval_runs_as_rounds_inside_each_call_without_a_warning(demo: Synth):
-    assert demo.config.probe.interval_s < 60
-    Annotations.from_stack(demo.stack).has_no_warning("*", Match.any_value())
+def test_a_sub_minute_interval_runs_as_rounds_inside_each_call_without_a_warning(deployable: Synth):
+    assert deployable.config.probe.interval_s < 60
+    Annotations.from_stack(deployable.stack).has_no_warning("*", Match.any_value())
 
 
 def test_an_interval_that_is_no_whole_number_of_minutes_is_reported_at_synth(tmp_path: Path):
@@ -231,7 +234,7 @@ def test_an_interval_that_is_no_whole_number_of_minutes_is_reported_at_synth(tmp
     doc["probe"]["interval_s"] = 90
     config = tmp_path / "odd.yaml"
     config.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    odd = synthesize(tmp_path / "cdk.out", config=str(config))
+    odd = synthesize(tmp_path / "cdk.out", **PLACEHOLDER, config=str(config))
     Annotations.from_stack(odd.stack).has_warning("*", Match.string_like_regexp(r"probe\.interval_s=90 "))
 
 

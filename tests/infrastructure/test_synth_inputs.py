@@ -85,15 +85,20 @@ def test_a_missing_config_file_is_a_config_error_too(tmp_path: Path):
         build(cdk.App(context={"config": str(missing)}))
 
 
-def test_context_defaults_to_the_demo_config_with_placeholder_deps_no_zone_ids_and_no_region():
+def test_context_defaults_to_the_demo_config_with_the_real_dependency_layer_no_zone_ids_and_no_region():
     settings = SynthSettings.from_context(cdk.App().node)
-    assert settings == SynthSettings(config_path=constants.DEMO_CONFIG, bundle_deps=False, hosted_zone_ids={})
+    assert settings == SynthSettings(config_path=constants.DEMO_CONFIG, placeholder_deps=False, hosted_zone_ids={})
     assert settings.region is None
 
 
+def test_only_an_explicit_flag_synthesizes_the_placeholder_dependency_layer():
+    assert SynthSettings.from_context(cdk.App(context={"deps": "placeholder"}).node).placeholder_deps
+    assert not SynthSettings.from_context(cdk.App(context={"deps": "pip"}).node).placeholder_deps
+
+
 def test_context_takes_command_line_text_or_cdk_json_objects():
-    from_cli = cdk.App(context={"bundle_deps": "true", "hosted_zone_ids": '{"hosting.example": "/hostedzone/Z1"}'})
-    from_json = cdk.App(context={"bundle_deps": True, "hosted_zone_ids": {"hosting.example.": "Z1"}})
+    from_cli = cdk.App(context={"deps": "placeholder", "hosted_zone_ids": '{"hosting.example": "/hostedzone/Z1"}'})
+    from_json = cdk.App(context={"deps": "placeholder", "hosted_zone_ids": {"hosting.example.": "Z1"}})
     assert SynthSettings.from_context(from_cli.node) == SynthSettings.from_context(from_json.node)
     assert SynthSettings.from_context(from_json.node).hosted_zone_ids == {"hosting.example.": "Z1"}
 
@@ -101,7 +106,8 @@ def test_context_takes_command_line_text_or_cdk_json_objects():
 @pytest.mark.parametrize(
     ("context", "message"),
     [
-        ({"bundle_deps": "maybe"}, "bundle_deps: expected true or false"),
+        ({"deps": "none"}, "deps: expected pip \\(the default\\) or placeholder, got 'none'"),
+        ({"bundle_deps": "true"}, "bundle_deps: no longer used; the dependency layer is built by default"),
         ({"hosted_zone_ids": "{not json"}, "hosted_zone_ids: not valid JSON"),
         ({"hosted_zone_ids": '["Z1"]'}, "hosted_zone_ids: expected"),
         ({"hosted_zone_ids": '{"other.example.": "Z1"}'}, r"no hosted zone id for \['hosting.example.'\]"),
