@@ -22,9 +22,9 @@ import boto3
 import pytest
 
 import dcwatch
-from dcwatch.config import VANTAGE_PUBLIC
 from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.local.cloud import create_tables, free_port
+from dcwatch.topology import VANTAGE_PUBLIC
 from dcwatch.wiring import TABLES
 from dcwatch_infra import constants
 from dcwatch_infra.layers import install_dependencies, pip_options
