@@ -191,3 +191,19 @@ def test_a_weekly_window_opens_again_every_seven_days():
     weekly = window(weekly=True)
     assert open_windows([weekly], "dc-a", T0 + timedelta(days=14, hours=1))
     assert not open_windows([weekly], "dc-a", T0 + timedelta(days=14, hours=3))
+
+
+def test_a_check_still_down_by_hysteresis_whose_latest_result_passed_keeps_a_down_verdict_but_never_makes_one():
+    # Given aws-vpc alone reaches the standby's private vCenter; it was DOWN and its latest result passed
+    # (one success of successes_to_up), e.g. aws-vpc is back from isolation and half of its round is in
+    reach = {"aws-public": frozenset(), "aws-vpc": frozenset({("dc-b", "vcenter")})}
+    recovering = [CheckState("dc-b", "vcenter", None, True, "DOWN", successes=1, vantage="aws-vpc")]
+
+    def standby(previous: str) -> str:
+        return site_verdict("dc-b", "standby", recovering, TWO, THRESHOLDS, reach=reach, previous=previous).status
+
+    # Then a standby recorded UP is not turned DOWN by it, and one recorded DOWN stays DOWN until it is UP
+    assert standby(previous="UP") == "UP"
+    assert standby(previous="DOWN") == "DOWN"
+    failing = [CheckState("dc-b", "vcenter", None, True, "DOWN", failures=3, vantage="aws-vpc")]
+    assert site_verdict("dc-b", "standby", failing, TWO, THRESHOLDS, reach=reach, previous="UP").status == "DOWN"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -555,6 +555,12 @@ class Config(_Model):
         from dcwatch.topology import topology
 
         return topology(self)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Config:
+        """A copy computes its own topology: the cached one may describe sections `update` replaced."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("topology", None)
+        return copied
 
     @property
     def vantage_points(self) -> list[str]:
