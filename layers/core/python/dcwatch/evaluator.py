@@ -246,7 +246,8 @@ class _Decider:
             if status == "ISOLATED":
                 subject = f"[dcwatch] ISOLATED vantage point {vantage}: its view is not counted"
                 text = (
-                    f"{vantage} sees every critical check of both sites fail while another vantage point does not: "
+                    f"{vantage} sees every critical check it runs fail while another vantage point sees one of "
+                    "them pass: "
                     "the fault is on its side; its results count for no site until it sees the sites again"
                 )
             else:
