@@ -9,7 +9,7 @@ Egress of the functions inside the VPC (the config's `network.security_group_ids
 no security group): to the sites over the VPN or Direct Connect, the vCenters (their URL's port, 443
 by default), the site checks' endpoints (storage mirror APIs, ...), the service checks' ports and the
 HTTP hooks' URLs; DNS checks need their resolver's port 53. To AWS, through a NAT gateway or VPC
-endpoints: the services of `VPC_AWS_SERVICES`, the APIs their grants below let them call. Nothing
+endpoints: the APIs of `dcwatch.topology.AWS_CALLS`, which the tests hold equal to the grants below. Nothing
 inbound: every connection starts from the function.
 """
 
@@ -92,9 +92,6 @@ IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateI
 HOOK_CALLERS = ("StartGroup", "CheckGroup")
 # Appending is all the audit trail allows: no update, no delete (the adapter also refuses to overwrite).
 AUDIT_APPEND_ACTIONS = ["dynamodb:PutItem"]
-# The AWS APIs functions inside the VPC call, so its NAT gateway or VPC endpoints must reach them (EventBridge,
-# Secrets Manager, DynamoDB, Lambda hooks, Route 53 for a drill, X-Ray); the tests hold the grants to this list.
-VPC_AWS_SERVICES = ("events", "secretsmanager", "dynamodb", "lambda", "route53", "xray")
 
 
 def probe_rate_minutes(interval_s: int) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Annotations, Match
 
-from dcwatch_infra.layers import PLACEHOLDER_WARNING_ID
 from tests.infrastructure.synth import Synth
 from tests.infrastructure.template import resources
 
@@ -30,5 +29,5 @@ def test_the_layers_compiled_modules_are_built_for_the_functions_runtime_and_arc
     assert {e.name for e in extensions if not e.name.endswith("-314-aarch64-linux-gnu.so")} == set()
 
 
-def test_a_plain_synth_has_no_placeholder_warning(deployable: Synth):
-    Annotations.from_stack(deployable.stack).has_no_warning("*", Match.string_like_regexp(PLACEHOLDER_WARNING_ID))
+def test_a_plain_synth_of_the_production_shaped_demo_has_no_warning_at_all(deployable: Synth):
+    Annotations.from_stack(deployable.stack).has_no_warning("*", Match.any_value())

@@ -141,8 +141,9 @@ def test_the_vpc_prerequisites_name_the_routes_the_ports_and_every_aws_api_its_f
     routes, groups, apis, nat, names = needs
     assert "dc-a: 10.10.0.20:8443, vcenter.dc-a.example:443" in routes and "dc-b:" in routes
     assert groups.startswith("security groups sg-0a1b2c3d4e5f60718 allow outbound TCP to 10.10.0.20:8443")
-    for api in ("DynamoDB", "EventBridge", "Secrets Manager", "X-Ray", "Lambda (hooks)", "Route 53"):
+    for api in ("DynamoDB", "EventBridge", "Secrets Manager", "X-Ray", "Route 53"):
         assert api in apis
+    assert "Lambda" not in apis  # no Lambda hook in this config: the VPC need not reach Lambda
     assert "Step Functions" not in apis and nat.startswith("a NAT gateway for the 4 public endpoints")
     assert "outbound internet to 4 public endpoints" in outside[0] and "home region" in region[-1]
     assert names.startswith("names only the sites' DNS knows (vcenter.dc-a.example, vcenter.dc-b.example)")
@@ -150,3 +151,11 @@ def test_the_vpc_prerequisites_name_the_routes_the_ports_and_every_aws_api_its_f
 
 def test_every_function_placed_in_the_vpc_says_which_aws_apis_it_calls():
     assert set(AWS_CALLS) == {spec.key for spec in FUNCTIONS if spec.reaches_sites}
+
+
+def test_a_lambda_hook_adds_lambda_to_the_apis_the_vpc_must_reach():
+    doc = production()
+    doc["sites"][1]["groups"] = [{"group": 1, "pre_power_on": [{"name": "open-lb", "function": "open-lb"}]}]
+    config = parse_config(doc)
+    (_, vpc_needs) = prerequisites(config, config.topology)[1]
+    assert "Lambda, for hooks (endpoint lambda)" in vpc_needs[2]

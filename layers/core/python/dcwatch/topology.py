@@ -340,28 +340,45 @@ def _id(name: str) -> str:
 # grants the same): inside `network` each needs a NAT gateway or a VPC endpoint. None of them calls Step
 # Functions (a task answers through Lambda's response) or CloudWatch (EMF metrics go out with the logs,
 # which Lambda ships from outside the VPC).
+# The AWS APIs each function that may run in the VPC calls, by IAM service prefix: what the VPC's NAT or
+# endpoints must reach. The infrastructure tests hold it equal to the grants the stack gives each function.
 AWS_CALLS: dict[str, tuple[str, ...]] = {
-    "Probe": ("EventBridge", "Secrets Manager", "X-Ray"),
-    "ShutdownGroup": ("Secrets Manager", "X-Ray"),
-    "CheckShutdown": ("Secrets Manager", "X-Ray"),
-    "CheckMirrorSynced": ("X-Ray",),
-    "PrepareDrill": ("Secrets Manager", "Route 53", "X-Ray"),
-    "CleanUpDrill": ("Secrets Manager", "Route 53", "DynamoDB", "X-Ray"),
-    "CheckStandby": ("Secrets Manager", "X-Ray"),
-    "CheckStorage": ("X-Ray",),
-    "Fence": ("Secrets Manager", "X-Ray"),
-    "StartGroup": ("Secrets Manager", "DynamoDB", "Lambda (hooks)", "X-Ray"),
-    "CheckGroup": ("Secrets Manager", "DynamoDB", "Lambda (hooks)", "X-Ray"),
-    "VerifyServices": ("X-Ray",),
+    "Probe": ("events", "secretsmanager", "xray"),
+    "ShutdownGroup": ("secretsmanager", "xray"),
+    "CheckShutdown": ("secretsmanager", "xray"),
+    "CheckMirrorSynced": ("xray",),
+    "PrepareDrill": ("secretsmanager", "route53", "xray"),
+    "CleanUpDrill": ("secretsmanager", "route53", "dynamodb", "xray"),
+    "CheckStandby": ("secretsmanager", "xray"),
+    "CheckStorage": ("xray",),
+    "Fence": ("secretsmanager", "xray"),
+    "StartGroup": ("secretsmanager", "dynamodb", "lambda", "xray"),
+    "CheckGroup": ("secretsmanager", "dynamodb", "lambda", "xray"),
+    "VerifyServices": ("xray",),
 }
-ENDPOINT_NAMES = {
-    "EventBridge": "endpoint events",
-    "Secrets Manager": "endpoint secretsmanager",
-    "X-Ray": "endpoint xray",
-    "DynamoDB": "gateway endpoint dynamodb",
-    "Lambda (hooks)": "endpoint lambda",
-    "Route 53": "NAT",
+# How the VPC reaches each: an interface endpoint, DynamoDB's gateway endpoint, or (Route 53) only NAT.
+AWS_API_ROUTES = {
+    "events": "EventBridge (endpoint events)",
+    "secretsmanager": "Secrets Manager (endpoint secretsmanager)",
+    "xray": "X-Ray (endpoint xray)",
+    "dynamodb": "DynamoDB (gateway endpoint dynamodb)",
+    "lambda": "Lambda, for hooks (endpoint lambda)",
+    "route53": "Route 53 (NAT: it has no VPC endpoint)",
 }
+
+
+def aws_calls(config: Config, function_key: str) -> set[str]:
+    """The AWS APIs (IAM service prefixes) a function calls with this config: Lambda only for Lambda hooks."""
+    calls = set(AWS_CALLS.get(function_key, ()))
+    return calls if _has_lambda_hooks(config) else calls - {"lambda"}
+
+
+def _has_lambda_hooks(config: Config) -> bool:
+    hooks = [h for site in config.sites for g in site.groups for h in [*g.pre_power_on, *g.post_power_on]]
+    hooks += [h for s in config.services for at in s.sites.values() for vm in at.vms for h in vm.pre_power_on]
+    hooks += [h for s in config.services for at in s.sites.values() for vm in at.vms for h in vm.post_power_on]
+    hooks += [s.storage.promote_hook for s in config.sites if s.storage and s.storage.promote_hook]
+    return any(hook.function for hook in hooks)
 
 
 def in_vpc_functions(model: Topology) -> list[str]:
@@ -391,7 +408,7 @@ def prerequisites(config: Config, model: Topology) -> list[tuple[str, list[str]]
             site.name: sorted({e.address for e in model.endpoints if e.site == site.name and e.reach == "private"})
             for site in config.sites
         }
-        calls = sorted({api for key in in_vpc_functions(model) for api in AWS_CALLS.get(key, ())})
+        calls = sorted({api for key in in_vpc_functions(model) for api in aws_calls(config, key)})
         needs = [
             f"routes from {', '.join(config.network.subnet_ids)} over the VPN or Direct Connect to both sites' "
             f"private endpoints: {', '.join(f'{site}: {_list(addrs)}' for site, addrs in private.items())}",
@@ -399,7 +416,7 @@ def prerequisites(config: Config, model: Topology) -> list[tuple[str, list[str]]
             f"{_list(sorted({a for addrs in private.values() for a in addrs}))} (vCenter, storage and site checks), "
             "to the public endpoints and to the AWS APIs (443)",
             "a NAT gateway or VPC endpoints for the AWS APIs the functions here call: "
-            + ", ".join(f"{api} ({ENDPOINT_NAMES[api]})" for api in calls),
+            + ", ".join(AWS_API_ROUTES[api] for api in calls),
         ]
         if public:
             needs.append(
