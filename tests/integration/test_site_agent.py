@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ from pyVmomi import vim
 
 from dcwatch.adapters.agent_aws import DynamoSiteLeases
 from dcwatch.adapters.vsphere import vcenter_session
+from dcwatch.agent.runner import AgentSettings, SiteAgent
+from dcwatch.agent.state import load
+from dcwatch.config import parse_config
 from dcwatch.local.cloud import create_tables, free_port
 from tests.configs import write_pair_config
 from tests.helpers import load_event
@@ -232,7 +235,7 @@ def test_a_peer_with_the_wrong_key_is_refused_and_never_counts_as_contact(aws, a
         and refused[0]["peer"] == "south"
         and refused[0]["source"] == "127.0.0.1"
     )
-    assert any(line.get("message") == "heartbeat refused" for line in south.lines())
+    until(lambda: any(line.get("message") == "heartbeat refused" for line in south.lines()), 10, "south refusing north")
     # And neither counts the other: both keep serving on their AWS majority, without the peer
     for site in ("north", "south"):
         lease = until(
@@ -303,3 +306,37 @@ def test_an_agent_cut_off_from_aws_and_its_peer_powers_its_sites_vms_off_in_time
     assert len(audit()) == 1
     assert set(power(vcenter, service_vms).values()) == {"poweredOff"}  # no un-fence by itself
     assert north.process.poll() is None
+
+
+def test_an_agent_that_cannot_read_its_key_secret_still_runs_and_fences_on_time_when_it_reaches_nobody(
+    agent_config, tmp_path, monkeypatch
+):
+    _, doc, vcenter = agent_config
+    # Given the heartbeat key in Secrets Manager, and AWS out of reach from the start (nothing listens)
+    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    doc = json.loads(json.dumps(doc))
+    doc["fencing"].pop("secret_file")
+    doc["fencing"]["secret_id"] = "itest/agent-key"
+    config = parse_config(doc)
+    t0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+    now = [t0]
+    state_file = tmp_path / "north-state.json"
+    settings = AgentSettings("locks", "audit", "bus", "north@test", state_file)
+    agent = SiteAgent(config, "north", settings, clock=lambda: now[0])
+
+    # When it runs its rounds on a fake clock, one second apart
+    states = []
+    for n in range(1, 5):
+        now[0] = t0 + timedelta(seconds=n)
+        states.append(agent.tick().state)
+
+    # Then it counted down from its start and fenced at lease_ttl - margin (2.5 s): its service VMs are off
+    assert states == ["ISOLATED", "ISOLATED", "FENCED", "FENCED"]
+    service_vms = [vm["name"] for s in doc["services"] for vm in s["sites"]["north"]["vms"]]
+    assert set(power(vcenter, service_vms).values()) == {"poweredOff"}
+    (pending,) = load(state_file).pending_audit
+    assert pending.fence_id == "north-fenced-20261125T030003Z" and sorted(pending.vms_powered_off) == sorted(
+        service_vms
+    )

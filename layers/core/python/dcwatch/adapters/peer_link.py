@@ -58,6 +58,11 @@ class PeerLink:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
+    def set_key(self, key: bytes) -> None:
+        with self._lock:
+            self._key = key
+            self._verifier.set_key(key)
+
     @property
     def last_peer_sequence(self) -> int:
         return self._verifier.last_sequence
@@ -70,6 +75,7 @@ class PeerLink:
                 message = self._verifier.accept_heartbeat(body, signature, now)
                 self.last_heartbeat_at = now
                 reply = answer(self.site, self.agent_id, self._sequence.next(), message, now)
+                reply_body, reply_signature = encode(self._key, reply)
         except Refused as refused:
             logger.warning(
                 "heartbeat refused",
@@ -81,7 +87,6 @@ class PeerLink:
             )
             status = 401 if refused.reason == "bad signature" else 409
             return status, json.dumps({"refused": refused.reason}).encode(), None
-        reply_body, reply_signature = encode(self._key, reply)
         return 200, reply_body, reply_signature
 
     def send(self) -> Message:
@@ -89,7 +94,8 @@ class PeerLink:
         now = self._clock()
         with self._lock:
             message = heartbeat(self.site, self.agent_id, self._sequence.next(), now)
-        body, signature = encode(self._key, message)
+        with self._lock:
+            body, signature = encode(self._key, message)
         url = urlparse(self.peer_url)
         connection = http.client.HTTPConnection(url.hostname or "", url.port or 80, timeout=self._timeout_s)
         try:

@@ -131,6 +131,9 @@ class Verifier:
         self.last_sequence = last_sequence
         self._nonces: OrderedDict[str, None] = OrderedDict()
 
+    def set_key(self, key: bytes) -> None:
+        self._key = key
+
     def _fresh(self, message: Message, now: datetime) -> None:
         if message.site != self.peer_site:
             raise Refused("unexpected site", f"claims {message.site!r}, the peer is {self.peer_site!r}")

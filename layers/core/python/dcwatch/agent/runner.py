@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -133,6 +134,7 @@ class SiteAgent:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         clients: Callable[[str, float], Any] = bounded_client,
     ):
+        self._key_missing = False
         if config.fencing is None:
             raise ValueError("the config has no fencing section: the agent needs its lease, peer and fence settings")
         self.config, self.site, self.settings, self._clock = config, site, settings, clock
@@ -156,7 +158,7 @@ class SiteAgent:
             agent_id=settings.agent_id,
             peer_site=self.peer_site,
             peer_url=self.fencing.agents[self.peer_site].peer_url,
-            key=self._heartbeat_key(),
+            key=self._heartbeat_key() or secrets.token_bytes(32),
             max_skew_s=self.fencing.max_skew_s,
             timeout_s=self.call_deadline_s,
             last_sequence=self.file.peer_sequence,
@@ -183,11 +185,18 @@ class SiteAgent:
         self._lock = threading.Lock()
         self.stop = threading.Event()
 
-    def _heartbeat_key(self) -> bytes:
+    def _heartbeat_key(self) -> bytes | None:
+        """The shared key; None while its secret cannot be read (AWS away at start), so that the agent still
+        runs, counts no peer contact, and fences on time if it reaches neither voter."""
         if self.fencing.secret_file is not None:
             return read_key_file(self.fencing.secret_file)
         assert self.fencing.secret_id is not None
-        return self.secrets.get(self.fencing.secret_id).strip().encode()
+        try:
+            return self.secrets.get(self.fencing.secret_id).strip().encode()
+        except Exception as exc:  # noqa: BLE001 - read again once AWS answers
+            logger.error("heartbeat key unavailable", site=self.site, secret=self.fencing.secret_id, error=str(exc))
+            self._key_missing = True
+            return None
 
     def _vcenter_credentials(self, secret_id: str) -> Credentials:
         if self.me.vcenter_credentials_file is not None:
@@ -218,6 +227,9 @@ class SiteAgent:
         self.view = self.view.observe(now, renewed=renewed is not None, peer_answered=answered is not None)
         if renewed is not None:
             self.lease, self.lease_error = renewed, ""
+            if self._key_missing and (key := self._heartbeat_key()) is not None:
+                self._key_missing = False
+                self.link.set_key(key)
         decision = decide(now, self.view, self.timing)
         if decision.state != previous.state:
             log = logger.info if decision.serving_majority else logger.warning
