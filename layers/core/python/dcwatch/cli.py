@@ -272,6 +272,24 @@ def _answer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dcwatch.agent.runner import DEFAULT_STATE_DIR, AgentSettings, default_agent_id, run_agent
+
+    config = load_config(args.config)
+    if args.site not in {s.name for s in config.sites}:
+        raise UsageError(f"--site {args.site!r} is not one of the sites {[s.name for s in config.sites]}")
+    settings = AgentSettings(
+        locks_table=_table(args, "locks_table", "DCWATCH_LOCKS_TABLE_NAME"),
+        audit_table=_table(args, "audit_table", "DCWATCH_AUDIT_TABLE_NAME"),
+        bus_name=_table(args, "bus", "DCWATCH_BUS_NAME"),
+        agent_id=args.agent_id or default_agent_id(args.site),
+        state_file=Path(args.state_file or DEFAULT_STATE_DIR / f"{args.site}.json"),
+    )
+    return run_agent(config, args.site, settings, args.run_for)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dcwatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -355,6 +373,17 @@ def parser() -> argparse.ArgumentParser:
     maintenance.add_argument("--reason", help="why, for the audit trail")
     state_options(maintenance)
     maintenance.set_defaults(run=_maintenance)
+
+    agent = sub.add_parser("agent", help="run a site's agent: its lease, its peer's heartbeats, self-fencing")
+    agent.add_argument("--config", required=True, help="the deployed config (with a fencing section)")
+    agent.add_argument("--site", required=True, help="the site this agent runs at")
+    agent.add_argument("--agent-id", help="this agent's name in the lease (default: <site>@<hostname>)")
+    agent.add_argument("--state-file", help="what a restart must know (default: /var/lib/dcwatch-agent/<site>.json)")
+    agent.add_argument("--locks-table", help="the locks table (stack output LocksTableName)")
+    agent.add_argument("--audit-table", help="the audit table (stack output AuditTableName)")
+    agent.add_argument("--bus", help="the dcwatch event bus (stack output BusName)")
+    agent.add_argument("--run-for", type=float, help="stop after this many seconds (tests, trials)")
+    agent.set_defaults(run=_agent)
     return p
 
 

@@ -513,6 +513,68 @@ class Drill(_Model):
     )
 
 
+class SiteAgent(_Model):
+    """The site agent of one site: where it listens for its peer's heartbeats and how it fences its site."""
+
+    listen: str = Field(description="host:port the agent's heartbeat server binds, e.g. 10.1.0.5:7440")
+    url: str | None = Field(
+        default=None, description="how the peer agent reaches this one over the inter-site link (http://<listen>)"
+    )
+    power_off_vms: bool = Field(default=True, description="a fence powers off the site's service VMs")
+    fence_hook: Hook | None = Field(
+        default=None, description="called by a fence (payload mode: fence, site, reason), e.g. to take volumes offline"
+    )
+    vcenter_credentials_file: str | None = Field(
+        default=None,
+        description="JSON {username, password} on the agent's VM, so that a fence needs no AWS; else the site's "
+        "vcenter.credentials_secret, read while AWS answers and kept in memory",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    _check_url = field_validator("url")(classmethod(lambda cls, v: v if v is None else _http_url(v)))
+
+    @property
+    def peer_url(self) -> str:
+        return self.url or f"http://{self.listen}"
+
+
+class Fencing(_Model):
+    """The site agents' lease and self-fencing (see the README's "Site agents"): a site cut off from AWS
+    and from its peer fences itself at lease_ttl_s - margin_s after its last renewal; AWS may act on an
+    expired lease no earlier than lease_ttl_s + margin_s after it."""
+
+    renew_s: float = Field(default=5.0, gt=0, description="seconds between lease renewals and heartbeats")
+    lease_ttl_s: float = Field(default=30.0, gt=0, description="a lease not renewed for this long has expired")
+    margin_s: float = Field(default=10.0, gt=0, description="allowance for clock error and delivery")
+    max_skew_s: float = Field(
+        default=5.0, gt=0, description="a heartbeat sent further than this in the past or future is refused"
+    )
+    secret_file: str | None = Field(
+        default=None, description="file on the agent's VM holding the shared heartbeat key (recommended)"
+    )
+    secret_id: str | None = Field(
+        default=None, min_length=1, description="or: the Secrets Manager secret holding the shared heartbeat key"
+    )
+    agents: dict[str, SiteAgent] = Field(description="one agent per site, by site name")
+
+    @property
+    def fence_after_s(self) -> float:
+        """The agent fences this long after its last renewal (and last answered heartbeat)."""
+        return self.lease_ttl_s - self.margin_s
+
+    @property
+    def act_after_s(self) -> float:
+        """AWS may act on an expired lease no earlier than this long after the last renewal it recorded."""
+        return self.lease_ttl_s + self.margin_s
+
+
 REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"
 Region = Annotated[str, Field(pattern=REGION_PATTERN, description="AWS region, e.g. eu-west-1")]
 
@@ -536,11 +598,13 @@ class Config(_Model):
         default=None, description="when set, a third probe runs in this region (vantage aws-<region>)"
     )
     drill: Drill | None = Field(default=None, description="what `mode: drill` powers on and switches")
+    fencing: Fencing | None = Field(default=None, description="the site agents: their lease, heartbeats and fences")
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         problems = _cross_problems(self.model_dump())
         problems = problems or _decision_problems(self) + _drill_problems(self) + _hook_budget_problems(self)
+        problems = problems or _fencing_problems(self)
         if not problems:
             from dcwatch.topology import topology_problems  # the topology is computed from a valid config
 
@@ -766,6 +830,38 @@ def _decision_problems(config: Config) -> list[str]:
                     f"thresholds.service_rule: {t.service_rule!r} but service {service.name} has {have} critical "
                     f"checks at {site.name}"
                 )
+    return problems
+
+
+def _fencing_problems(config: Config) -> list[str]:
+    """Agent timings that leave no time to fence before AWS may act, and agents that do not match the sites."""
+    f = config.fencing
+    if f is None:
+        return []
+    problems = []
+    sites = sorted(s.name for s in config.sites)
+    if sorted(f.agents) != sites:
+        problems.append(f"fencing.agents: needs exactly one agent per site {sites}, got {sorted(f.agents)}")
+    if f.margin_s >= f.lease_ttl_s:
+        problems.append(
+            f"fencing.margin_s: {f.margin_s:g} must be less than lease_ttl_s {f.lease_ttl_s:g}: "
+            "the agent fences at lease_ttl_s - margin_s after its last renewal"
+        )
+    elif f.renew_s * 3 > f.fence_after_s:
+        problems.append(
+            f"fencing.renew_s: {f.renew_s:g} x 3 exceeds lease_ttl_s - margin_s ({f.lease_ttl_s:g} - {f.margin_s:g} = "
+            f"{f.fence_after_s:g}): the agent needs three renewals before it would fence"
+        )
+    if (f.secret_file is None) == (f.secret_id is None):
+        problems.append("fencing.secret_file: give exactly one of secret_file or secret_id (the shared heartbeat key)")
+    for site, agent in sorted(f.agents.items()):
+        if not agent.power_off_vms and agent.fence_hook is None:
+            problems.append(
+                f"fencing.agents.{site}: power_off_vms is off and there is no fence_hook: a fence would stop nothing"
+            )
+    listens = [a.listen for a in f.agents.values()]
+    if len(set(listens)) != len(listens):
+        problems.append(f"fencing.agents: the agents must listen on different addresses, got {listens}")
     return problems
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from dcwatch.agent.report import SiteAgentReport
 from dcwatch.control import ControlRequest
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.executions import ExecutionStatusChange
@@ -27,6 +28,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "ControlRequest": ControlRequest,  # the control function's input (Lambda console, Test tab)
     # AWS's event, not ours: the fields ExecutionEnded reads (others are ignored, not refused).
     "ExecutionStatusChange": ExecutionStatusChange,
+    "SiteAgentReport": SiteAgentReport,  # a site agent's view from inside its site, with each renewal
 }
 
 

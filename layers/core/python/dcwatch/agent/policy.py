@@ -1,0 +1,77 @@
+"""The IAM policy of one site's agent, as a pure function of the config (CDK puts it on the agent's role).
+
+Each agent may write only its own site's lease item (`dynamodb:LeadingKeys`), append only its own
+site's fence records to the audit table, put only its own site's reports on the bus (`events:source`
+is `dcwatch.agent.<site>`), and read only the secrets it uses. Nothing else: no delete, no update of
+the audit trail, no other site's item.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dcwatch.adapters.agent_aws import site_lease_key
+from dcwatch.agent.report import SITE_AGENT_REPORT, agent_source
+from dcwatch.config import Config
+
+
+def fence_audit_prefix(site: str) -> str:
+    """The audit records of a site's fences are keyed `<site>-fenced-<UTC time>`."""
+    return f"{site}-fenced-"
+
+
+def _secret_arn(table_arn: str, secret_id: str) -> str:
+    """The secret's ARN in the table's account and region; Secrets Manager adds six random characters."""
+    if secret_id.startswith("arn:"):
+        return secret_id
+    partition, region, account = table_arn.split(":")[1], table_arn.split(":")[3], table_arn.split(":")[4]
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{secret_id}-??????"
+
+
+def agent_policy(
+    config: Config, site: str, *, locks_table_arn: str, audit_table_arn: str, bus_arn: str
+) -> dict[str, Any]:
+    """The policy document (IAM JSON) of `site`'s agent."""
+    if config.fencing is None:
+        raise ValueError("the config has no fencing section: there are no site agents")
+    agent = config.fencing.agents[site]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "OwnSiteLease",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+            "Resource": locks_table_arn,
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [site_lease_key(site)]}},
+        },
+        {
+            "Sid": "OwnFenceAudit",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem"],
+            "Resource": audit_table_arn,
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{fence_audit_prefix(site)}*"]}},
+        },
+        {
+            "Sid": "OwnSiteReports",
+            "Effect": "Allow",
+            "Action": ["events:PutEvents"],
+            "Resource": bus_arn,
+            "Condition": {
+                "StringEquals": {"events:source": agent_source(site), "events:detail-type": SITE_AGENT_REPORT}
+            },
+        },
+    ]
+    secrets = []
+    if config.fencing.secret_id is not None:
+        secrets.append(config.fencing.secret_id)
+    if agent.vcenter_credentials_file is None:
+        secrets.append(config.site(site).vcenter.credentials_secret)
+    if secrets:
+        statements.append(
+            {
+                "Sid": "AgentSecrets",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": [_secret_arn(locks_table_arn, s) for s in secrets],
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
