@@ -56,7 +56,9 @@ def plan_doc(vms: int, groups: int, poll_s: int) -> dict[str, Any]:
             for s in SITES
         ],
         "services": services,
-        "probe": {"interval_s": 60, "vantages": ["aws-public", "aws-vpc"]},
+        "probe": {"interval_s": 60},
+        # Production-shaped like the demo: private vCenters reached from the VPC (`dcwatch topology`).
+        "network": {"vpc_id": "vpc-0b0b0b0b", "subnet_ids": ["subnet-0b0b0b0b"], "security_group_ids": ["sg-0b0b0b0b"]},
         "workflow": {"poll_s": poll_s, "group_timeout_s": 600, "dns_timeout_s": 60, "lease_s": 1800},
     }
 

@@ -28,6 +28,8 @@ def probe_env(tmp_path, monkeypatch):
         "DCWATCH_CONFIG": str(config_path),
         "DCWATCH_BUS_NAME": "dcwatch-probe",
         "DCWATCH_SCHEDULE_PERIOD_S": "3",
+        # As CDK deploys it: the probe in the VPC, which reaches the private vCenters and the public services.
+        "DCWATCH_VANTAGE": "aws-vpc",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -121,7 +123,7 @@ def test_a_round_whose_results_the_bus_keeps_refusing_is_counted_lost_and_the_ne
     assert {b["detail"]["roundId"] for b in received(sqs, url)} == {"sched-2-1", "sched-2-2"}
     output = capsys.readouterr().out
     lost = [json.loads(line) for line in output.splitlines() if '"ProbeResultsLost"' in line and '"_aws"' in line]
-    assert [(m["ProbeResultsLost"], m["vantage"]) for m in lost] == [([12.0], "itest")], "one metric, for round 0"
+    assert [(m["ProbeResultsLost"], m["vantage"]) for m in lost] == [([12.0], "aws-vpc")], "one metric, for round 0"
     [logged] = [r for r in caplog.records if r.getMessage() == "probe results lost"]
     assert (logged.levelname, logged.round_id, logged.lost, logged.errors) == (
         "ERROR", "sched-2-0", 12, {"ThrottlingException": 12}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import yaml
 
@@ -73,3 +75,46 @@ def test_failback_anywhere_but_the_original_site_is_refused_before_anything_star
     code = main(["failback", "--config", str(DEMO_CONFIG), "--from", "dc-a", "--to", "dc-b", "--reason", "back"])
     assert code == 2
     assert "a failback returns to the original site dc-a, not dc-b" in capsys.readouterr().err
+
+
+def test_topology_prints_who_runs_where_what_each_reaches_and_what_the_network_must_provide(capsys):
+    assert main(["topology", "--config", str(DEMO_CONFIG)]) == 0
+    out = capsys.readouterr().out
+    assert "aws-public (home region, outside any VPC) runs 6 checks: radio-stream@dc-a," in out
+    assert "aws-vpc (home region, inside the VPC) runs 14 checks:" in out
+    assert "  dc-a, private:\n    vcenter 127.0.0.1:18989 <- aws-vpc\n" in out
+    assert "    shop-home 127.0.10.1:18080 <- aws-public, aws-vpc\n" in out
+    assert "functions in the VPC: Probe, ShutdownGroup," in out and "functions outside any VPC: Evaluate," in out
+    assert "routes from subnet-0d3c0a7c0ffee0001, subnet-0d3c0a7c0ffee0002 over the VPN or Direct Connect" in out
+    assert "a NAT gateway or VPC endpoints for the AWS APIs the functions here call: DynamoDB" in out
+
+
+def test_topology_as_json_is_the_model_with_its_prerequisites(capsys):
+    assert main(["topology", "--config", str(DEMO_CONFIG), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [v["name"] for v in document["vantagePoints"]] == ["aws-public", "aws-vpc"]
+    vcenter = next(e for e in document["endpoints"] if (e["site"], e["check"]) == ("dc-b", "vcenter"))
+    assert (vcenter["reach"], vcenter["runners"], vcenter["field"]) == ("private", ["aws-vpc"], "sites[1].vcenter")
+    assert document["functions"]["Fence"] == "vpc" and document["functions"]["Evaluate"] == "home"
+    assert set(document["prerequisites"]) == {
+        "home (home region, outside any VPC)",
+        "vpc (home region, inside the VPC, vpc-0d3c0a7c0ffee0001)",
+    }
+
+
+def test_topology_of_a_config_whose_network_cannot_work_exits_2_naming_the_file_and_the_field(tmp_path, capsys):
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    del doc["network"]
+    bad = tmp_path / "flat.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    assert main(["topology", "--config", str(bad), "--mermaid"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: sites[0].vcenter.reach: private" in err and "Traceback" not in err
+
+
+def test_the_readmes_topology_picture_is_what_the_command_prints_for_the_demo_config(capsys):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Topology\n", 1)[1]
+    picture = re.search(r"```mermaid\n(.*?)```", section, re.S)
+    assert main(["topology", "--config", str(DEMO_CONFIG), "--mermaid"]) == 0
+    assert picture is not None and picture.group(1) == capsys.readouterr().out, "regenerate it with the command"

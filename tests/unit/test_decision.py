@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from dcwatch.config import MaintenanceWindow, Thresholds
@@ -17,6 +18,7 @@ from dcwatch.decision import (
     site_verdict,
 )
 from dcwatch.health import CheckState
+from tests.helpers import demo_config
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 TWO = ["aws-public", "aws-vpc"]
@@ -191,3 +193,88 @@ def test_a_weekly_window_opens_again_every_seven_days():
     weekly = window(weekly=True)
     assert open_windows([weekly], "dc-a", T0 + timedelta(days=14, hours=1))
     assert not open_windows([weekly], "dc-a", T0 + timedelta(days=14, hours=3))
+
+
+def test_a_check_still_down_by_hysteresis_whose_latest_result_passed_keeps_a_down_verdict_but_never_makes_one():
+    # Given aws-vpc alone reaches the standby's private vCenter; it was DOWN and its latest result passed
+    # (one success of successes_to_up), e.g. aws-vpc is back from isolation and half of its round is in
+    reach = {"aws-public": frozenset(), "aws-vpc": frozenset({("dc-b", "vcenter")})}
+    recovering = [CheckState("dc-b", "vcenter", None, True, "DOWN", successes=1, vantage="aws-vpc")]
+
+    def standby(previous: str) -> str:
+        return site_verdict("dc-b", "standby", recovering, TWO, THRESHOLDS, reach=reach, previous=previous).status
+
+    # Then a standby recorded UP is not turned DOWN by it, and one recorded DOWN stays DOWN until it is UP
+    assert standby(previous="UP") == "UP"
+    assert standby(previous="DOWN") == "DOWN"
+    failing = [CheckState("dc-b", "vcenter", None, True, "DOWN", failures=3, vantage="aws-vpc")]
+    assert site_verdict("dc-b", "standby", failing, TWO, THRESHOLDS, reach=reach, previous="UP").status == "DOWN"
+
+
+# The demo's topology: aws-public runs the public services only, aws-vpc those and the private vCenters.
+DEMO_TOPOLOGY = demo_config().topology
+REACH = {v.name: v.checks for v in DEMO_TOPOLOGY.vantage_points}
+SERVICES = {"shop-home": "shop", "radio-stream": "radio", "transit-portal": "transit"}
+
+
+def seen(site: str, vantage: str, status: str, failures: int = 0, only: Sequence[str] = ()) -> list[CheckState]:
+    """What `vantage` holds of `site`'s checks it runs (all of them, or `only` these), in one status."""
+    names = [check for s, check in sorted(REACH[vantage]) if s == site and (not only or check in only)]
+    return [
+        CheckState(site, name, SERVICES.get(name), name != "vcenter-alarms", status, failures, vantage=vantage)
+        for name in names
+    ]
+
+
+def verdicts(states: list[CheckState]) -> tuple[frozenset[str], str, str]:
+    isolated = isolated_vantages(states, "dc-a", "dc-b", TWO, REACH)
+    active = site_verdict("dc-a", "active", states, TWO, THRESHOLDS, isolated, reach=REACH)
+    standby = site_verdict("dc-b", "standby", states, TWO, THRESHOLDS, isolated, reach=REACH)
+    return isolated, active.status, standby.status
+
+
+def test_a_public_vantage_point_losing_every_path_is_isolated_and_never_moves_production():
+    # Given aws-public sees every check it runs fail (dc-b's services are off by design, so it runs nothing
+    # that decides the standby), while aws-vpc sees dc-a's services pass right now
+    states = seen("dc-a", "aws-public", "DOWN", 3) + seen("dc-a", "aws-vpc", "UP") + seen("dc-b", "aws-vpc", "UP")
+    isolated, active, standby = verdicts(states)
+    # Then aws-public is ISOLATED, and production stays where it is, even with a quorum of one
+    assert (isolated, active, standby) == ({"aws-public"}, "UP", "UP")
+    single = Thresholds(quorum=1, allow_single_vantage=True)
+    assert site_verdict("dc-a", "active", states, TWO, single, isolated, reach=REACH).status == "UP"
+
+
+def test_a_genuine_outage_of_the_active_site_does_not_make_the_public_vantage_point_look_isolated():
+    # Given dc-a fails from everywhere: aws-public's services and aws-vpc's services and vCenter
+    states = seen("dc-a", "aws-public", "DOWN", 3) + seen("dc-a", "aws-vpc", "DOWN", 3) + seen("dc-b", "aws-vpc", "UP")
+    isolated, active, standby = verdicts(states)
+    # Then nobody is isolated, dc-a is DOWN by quorum and the standby, which only aws-vpc reaches, is proven
+    assert (isolated, active, standby) == (frozenset(), "DOWN", "UP")
+    verdict = site_verdict("dc-a", "active", states, TWO, THRESHOLDS, reach=REACH)
+    assert "from 2 of 2 vantage points" in verdict.explain(THRESHOLDS)
+    proven = site_verdict("dc-b", "standby", states, TWO, THRESHOLDS, reach=REACH)
+    assert failover_decision(verdict, proven, states, gates()).start
+
+
+def test_a_vantage_point_that_runs_only_the_active_sites_checks_is_isolated_only_against_those_same_checks():
+    # Given aws-public sees dc-a's services fail and aws-vpc sees only dc-b's vCenter pass (its dc-a results
+    # are failing too, just not DOWN yet): no one sees a check aws-public runs passing
+    states = seen("dc-a", "aws-public", "DOWN", 3) + seen("dc-a", "aws-vpc", "UP", 2) + seen("dc-b", "aws-vpc", "UP")
+    assert isolated_vantages(states, "dc-a", "dc-b", TWO, REACH) == frozenset()
+
+
+def test_the_vpn_to_the_standby_going_down_makes_it_unproven_never_a_failover():
+    # Given the VPC's path to dc-b is down (its vCenter fails from aws-vpc, the only one that reaches it)
+    standby_cut = seen("dc-b", "aws-vpc", "DOWN", 3)
+    states = seen("dc-a", "aws-public", "UP") + seen("dc-a", "aws-vpc", "UP") + standby_cut
+    isolated, active, standby = verdicts(states)
+    # Then the standby is DOWN (1 of 1 vantage points that reach it), aws-vpc is not isolated, nothing moves
+    assert (isolated, active, standby) == (frozenset(), "UP", "DOWN")
+    # And should dc-a die on top of it, the failover waits for a human: the standby is not proven
+    dead = seen("dc-a", "aws-public", "DOWN", 3) + seen("dc-a", "aws-vpc", "DOWN", 3) + standby_cut
+    verdict = site_verdict("dc-a", "active", dead, TWO, THRESHOLDS, reach=REACH)
+    unproven = site_verdict("dc-b", "standby", dead, TWO, THRESHOLDS, reach=REACH)
+    decision = failover_decision(verdict, unproven, dead, gates())
+    assert verdict.status == "DOWN" and not decision.start
+    assert "standby dc-b is not proven healthy: vcenter@aws-vpc DOWN" in decision.reason
+    assert "from 1 of 1 vantage points (quorum 1" in unproven.explain(THRESHOLDS)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dcwatch.config import Config, MaintenanceWindow
+import pytest
+import yaml
+
+from dcwatch.config import Config, ConfigError, MaintenanceWindow, parse_config
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.errors import TransientError
 from dcwatch.evaluator import evaluate
 from dcwatch.events import ProbeResult
+from dcwatch.local.demo import DEMO_CONFIG
 from tests.helpers import demo_config, probe_result
 from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows
 
@@ -52,17 +56,19 @@ class World:
     def probe_round(
         self, failing: set[tuple[str, str]] = frozenset(), vantages=None, blind: set[str] = frozenset(), hold=None
     ) -> list[ProbeResult]:
-        """Every check of both sites once from each vantage point; (site, check) pairs in `failing` fail,
-        and from a vantage point in `blind` everything fails. Standby services are off. Results `hold`
-        picks are kept back until `deliver_late`."""
+        """Each vantage point runs, once, every check of both sites the topology says it reaches (the
+        private vCenters only from aws-vpc); (site, check) pairs in `failing` fail, and from a vantage point
+        in `blind` everything fails. Standby services are off. Results `hold` picks are kept back until
+        `deliver_late`."""
         self.round += 1
         results = []
         for vantage in vantages or VANTAGES:
+            runs = self.config.topology.vantage(vantage).runs
             for site in ("dc-a", "dc-b"):
                 checks = [("vcenter", None)] + [
                     (c.name, s.name) for s, at in self.config.services_at(site) for c in at.checks
                 ]
-                for check, service in checks:
+                for check, service in [(check, service) for check, service in checks if runs(site, check)]:
                     standby_service = site == "dc-b" and service is not None
                     ok = (site, check) not in failing and not standby_service and vantage not in blind
                     results.append(probe_result(site, check, service, ok, self.now, vantage=vantage))
@@ -415,15 +421,30 @@ def test_results_from_a_vantage_point_the_config_does_not_name_change_nothing():
     assert world.store.checks == {}
 
 
+def single_vantage_config(**thresholds) -> Config:
+    """The demo without `network`, its vCenters public: aws-public is the only vantage point deployed."""
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    del doc["network"]
+    for site in doc["sites"]:
+        site["vcenter"]["reach"] = "public"
+    doc["thresholds"] |= {"failures_to_down": THRESHOLD} | thresholds
+    doc["probe"]["interval_s"] = 1
+    return parse_config(doc)
+
+
 def test_a_single_vantage_point_never_fails_over_unless_the_operator_accepted_that():
-    single = CONFIG.model_copy(update={"probe": CONFIG.probe.model_copy(update={"vantages": ["aws-public"]})})
+    # The default quorum with one vantage point is refused when the config loads, naming a deciding check ...
+    with pytest.raises(ConfigError) as refused:
+        single_vantage_config()
+    assert "services[0].sites.dc-a.checks[0]" in str(refused.value)
+    # ... and a config that skipped validation still never fails over on one vantage point's view.
+    accepted = single_vantage_config(quorum=1, allow_single_vantage=True)
+    assert accepted.vantage_points == ["aws-public"]
+    single = accepted.model_copy(update={"thresholds": CONFIG.thresholds})
     world = World(single)
     fail_over_from_one = lambda w: [w.probe_round(ALL_OF_A, vantages=["aws-public"]) for _ in range(THRESHOLD + 1)]  # noqa: E731
     fail_over_from_one(world)
     assert world.publisher.site_changes == [] and world.workflows.started == {}
-    accepted = single.model_copy(
-        update={"thresholds": single.thresholds.model_copy(update={"quorum": 1, "allow_single_vantage": True})}
-    )
     world = World(accepted)
     fail_over_from_one(world)
     assert len(world.workflows.started) == 1
@@ -487,7 +508,8 @@ def test_the_active_vcenter_down_while_its_services_answer_is_one_warning_and_on
     pending, record = world.store.records("vcenter")
     assert pending["status"] == "DOWN" and not pending["alerted"] and pending["heldBack"].startswith("pending")
     assert record["status"] == "DOWN" and record["alerted"]
-    assert "1 of 1 critical checks DOWN from 2 of 2 vantage points" in str(record["explanation"])
+    # The vCenter is private: aws-vpc alone reaches it, so its one view is the whole quorum.
+    assert "1 of 1 critical checks DOWN from 1 of 1 vantage points (quorum 1" in str(record["explanation"])
     for _ in range(CONFIG.thresholds.successes_to_up):
         world.probe_round()
     # DOWN on the third failing round (round 4), UP on the second passing one (round 9).

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dcwatch.adapters.dynamodb import DynamoLeases
-from dcwatch.config import ConfigError, RecoveryMode, config_schema, load_config
+from dcwatch.config import Config, ConfigError, RecoveryMode, config_schema, load_config
 from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
 from dcwatch.recovery import build_plan, describe_plan, parse_request
@@ -44,6 +44,56 @@ def _validate(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         print(f"{args.file}: WARNING: {warning}", file=sys.stderr)
     return 0
+
+
+def _topology(args: argparse.Namespace) -> int:
+    """The deployed network as `dcwatch.topology` computes it: what CDK builds and the decision counts."""
+    from dcwatch.topology import mermaid, prerequisites
+
+    config = load_config(args.config)
+    model = config.topology
+    if args.mermaid:
+        print(mermaid(model, [s.name for s in config.sites]), end="")
+    elif args.json:
+        document = model.as_dict() | {"prerequisites": dict(prerequisites(config, model))}
+        print(json.dumps(document, indent=2))
+    else:
+        print(describe_topology(config), end="")
+    return 0
+
+
+def describe_topology(config: Config) -> str:
+    """The topology for an operator: vantage points, endpoints by site and reach, placements, prerequisites."""
+    from dcwatch.topology import in_vpc_functions, prerequisites
+
+    model = config.topology
+    lines = [
+        f"topology of {config.name}: network {model.network or 'none'}, "
+        f"secondary region {config.secondary_region or 'none'}",
+        "vantage points:",
+    ]
+    for v in model.vantage_points:
+        checks = ", ".join(f"{check}@{site}" for site, check in sorted(v.checks))
+        lines.append(f"  {v.name} ({v.placement.describe()}) runs {len(v.checks)} checks: {checks or 'none'}")
+    lines.append("endpoints (check address <- vantage points that run it):")
+    for site in config.sites:
+        for reach in ("public", "private"):
+            here = [e for e in model.endpoints if e.site == site.name and e.reach == reach]
+            if here:
+                lines.append(f"  {site.name}, {reach}:")
+                lines += [
+                    f"    {e.check} {e.address} <- {', '.join(model.runners(*e.key)) or 'nobody'}"
+                    + ("" if e.critical else " (warning)")
+                    for e in here
+                ]
+    vpc = in_vpc_functions(model)
+    outside = [key for key, placement in model.functions if not placement.in_vpc]
+    lines += [f"functions in the VPC: {', '.join(vpc) or 'none'}", f"functions outside any VPC: {', '.join(outside)}"]
+    lines.append("network prerequisites:")
+    for placement, needs in prerequisites(config, model):
+        lines.append(f"  {placement}:")
+        lines += [f"    - {need}" for need in needs]
+    return "\n".join(lines) + "\n"
 
 
 def _table(args: argparse.Namespace, option: str, env: str) -> str:
@@ -231,6 +281,13 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("file")
     validate.set_defaults(run=_validate)
     config.add_parser("schema", help="print the config's JSON Schema").set_defaults(run=_schema)
+
+    topology = sub.add_parser("topology", help="print where each vantage point and function runs and what it reaches")
+    topology.add_argument("--config", required=True, help="the config file")
+    shape = topology.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the model as JSON")
+    shape.add_argument("--mermaid", action="store_true", help="a Mermaid flowchart (the README's picture)")
+    topology.set_defaults(run=_topology)
 
     demo = sub.add_parser("demo", help="run the whole pipeline locally through a site outage")
     demo.add_argument("--config", help="sites config (default: the embedded demo)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -556,6 +556,12 @@ class Config(_Model):
 
         return topology(self)
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Config:
+        """A copy computes its own topology: the cached one may describe sections `update` replaced."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("topology", None)
+        return copied
+
     @property
     def vantage_points(self) -> list[str]:
         """Where probes run from: the decision needs results from more than one of them to move production."""
@@ -563,16 +569,12 @@ class Config(_Model):
 
     @property
     def warnings(self) -> list[str]:
-        """Valid but dangerous settings, said loudly by `dcwatch config validate`, the synth and the evaluator."""
-        found = []
-        if self.thresholds.effective_quorum > len(self.vantage_points):
-            found.append(
-                f"thresholds.quorum: {self.thresholds.effective_quorum} vantage points must agree but only "
-                f"{', '.join(self.vantage_points)} is configured: no site is ever declared DOWN automatically. "
-                "Add a vantage point (network, secondary_region, probe.vantages) or accept the risk with "
-                "thresholds: {quorum: 1, allow_single_vantage: true}"
-            )
-        return found
+        """Valid but dangerous settings, said loudly by `dcwatch config validate` and the synth.
+
+        None today: a quorum no deployed vantage points can meet, the one such setting there was, is now
+        refused (`topology_problems` names each critical check it leaves undecidable, and every site has
+        one). Kept as the place the CLI and the synth read such settings from."""
+        return []
 
     def critical_checks(self, site: str, service: str | None = None) -> int:
         """How many critical checks decide the site (its vCenter included), or one service at it."""

@@ -5,6 +5,9 @@
   The standby is judged on its infrastructure (vCenter, site checks), all of it: its services are off.
 - Reach: a vantage point judges only the checks it runs (`dcwatch.topology`: what its placement reaches);
   one that runs none of a verdict's checks has no view of it.
+- Fresh evidence: a verdict UP goes DOWN only on checks whose latest result failed. A check still DOWN
+  by hysteresis whose latest result passed (e.g. a vantage point back from isolation, its round half in)
+  keeps a DOWN verdict DOWN, but never turns an UP one DOWN.
 - Quorum: a site or service is DOWN only when `quorum` vantage points, none of them isolated, see it DOWN.
   A site's infrastructure (the standby's verdict, a vCenter's) needs every vantage point that reaches it,
   up to the quorum: it is usually private, seen from the VPC alone, and never moves production by itself.
@@ -117,10 +120,23 @@ def _runs(reach: Reach | None, vantage: str, site: str, check: str) -> bool:
     return reach is None or (site, check) in reach.get(vantage, frozenset())
 
 
-def _view(vantage: str, checks: Sequence[CheckState], names: Sequence[str], rule: Rule, isolated: bool) -> View:
+def _counts_down(state: CheckState, previous: str | None) -> bool:
+    return state.status == "DOWN" and (previous != "UP" or state.failures > 0)
+
+
+def _view(
+    vantage: str,
+    checks: Sequence[CheckState],
+    names: Sequence[str],
+    rule: Rule,
+    isolated: bool,
+    previous: str | None = None,
+) -> View:
     mine = {c.check: c for c in checks if c.vantage == vantage}
     failed = tuple(
-        f"{n}: {mine[n].reason}" if mine[n].reason else n for n in names if n in mine and mine[n].status == "DOWN"
+        f"{n}: {mine[n].reason}" if mine[n].reason else n
+        for n in names
+        if n in mine and _counts_down(mine[n], previous)
     )
     return View(vantage, tuple(names), failed, rule.met(len(failed), len(names)), isolated)
 
@@ -137,18 +153,19 @@ def _verdict(
     excluded: Sequence[str] = (),
     reach: Reach | None = None,
     infrastructure: bool = False,
+    previous: str | None = None,
 ) -> Verdict:
     isolated = set(isolated)
     names = sorted({c.check for c in checks})
     views = tuple(
-        _view(v, checks, mine, rule, v in isolated)
+        _view(v, checks, mine, rule, v in isolated, previous)
         for v in vantages
         if (mine := [n for n in names if _runs(reach, v, site, n)])
     )
     if infrastructure and reach is not None:
         quorum = max(1, min(quorum, len(views)))
     agreeing = [v for v in views if v.down and not v.isolated]
-    failing = [c for c in checks if c.status == "DOWN" and c.vantage in {v.vantage for v in agreeing}]
+    failing = [c for c in checks if _counts_down(c, previous) and c.vantage in {v.vantage for v in agreeing}]
     return Verdict(
         subject,
         site,
@@ -180,11 +197,16 @@ def site_verdict(
     isolated: Iterable[str] = (),
     excluded_services: Sequence[str] = (),
     reach: Reach | None = None,
+    previous: str | None = None,
 ) -> Verdict:
+    """`previous`: the site's recorded status; None judges the check states as they are, without history."""
     rule = Rule.parse(thresholds.site_rule) if role == "active" else Rule("all")
     deciding = _deciding(checks, site, role, excluded_services)
     quorum, excluded = thresholds.effective_quorum, sorted(excluded_services)
-    return _verdict(site, site, role, deciding, vantages, rule, quorum, isolated, excluded, reach, role == "standby")
+    infrastructure = role == "standby"
+    return _verdict(
+        site, site, role, deciding, vantages, rule, quorum, isolated, excluded, reach, infrastructure, previous
+    )
 
 
 def service_verdict(
@@ -195,11 +217,12 @@ def service_verdict(
     thresholds: Thresholds,
     isolated: Iterable[str] = (),
     reach: Reach | None = None,
+    previous: str | None = None,
 ) -> Verdict:
     deciding = [c for c in _deciding(checks, site, "active") if c.service == service]
     rule = Rule.parse(thresholds.service_rule)
-    quorum = thresholds.effective_quorum
-    return _verdict(f"{service}@{site}", site, "active", deciding, vantages, rule, quorum, isolated, (), reach)
+    quorum, subject = thresholds.effective_quorum, f"{service}@{site}"
+    return _verdict(subject, site, "active", deciding, vantages, rule, quorum, isolated, (), reach, False, previous)
 
 
 def vcenter_verdict(
@@ -209,13 +232,15 @@ def vcenter_verdict(
     thresholds: Thresholds,
     isolated: Iterable[str] = (),
     reach: Reach | None = None,
+    previous: str | None = None,
 ) -> Verdict:
     """The site's infrastructure, every critical part of its vCenter and its own checks: DOWN when all of
     them are DOWN from the vantage points that reach it (up to the quorum). For the standby this is its
     site verdict; for the active site a warning of its own."""
     deciding = _deciding(checks, site, "standby")
     subject, quorum = f"{VCENTER_CHECK}@{site}", thresholds.effective_quorum
-    return _verdict(subject, site, "active", deciding, vantages, Rule("all"), quorum, isolated, (), reach, True)
+    all_of = Rule("all")
+    return _verdict(subject, site, "active", deciding, vantages, all_of, quorum, isolated, (), reach, True, previous)
 
 
 def isolated_vantages(

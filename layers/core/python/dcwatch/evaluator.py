@@ -222,7 +222,9 @@ class _Decider:
         role: Role = "active" if site == active else "standby"
         excluded = sorted({w.service for w in open_windows(self.windows, site, now) if w.service})
         vantages, thresholds = self.config.vantage_points, self.config.thresholds
-        verdict = site_verdict(site, role, checks[site], vantages, thresholds, isolated, excluded, self.reach)
+        verdict = site_verdict(
+            site, role, checks[site], vantages, thresholds, isolated, excluded, self.reach, stored.status
+        )
         standby_checks = checks[self.config.other_site(active)]
         context = _SiteContext(site, result, verdict, stored, standby_checks, isolated, now)
         if verdict.status != stored.status:
@@ -244,7 +246,8 @@ class _Decider:
             if status == "ISOLATED":
                 subject = f"[dcwatch] ISOLATED vantage point {vantage}: its view is not counted"
                 text = (
-                    f"{vantage} sees every critical check of both sites fail while another vantage point does not: "
+                    f"{vantage} sees every critical check it runs fail while another vantage point sees one of "
+                    "them pass: "
                     "the fault is on its side; its results count for no site until it sees the sites again"
                 )
             else:
@@ -261,11 +264,10 @@ class _Decider:
     def _service(
         self, site: str, service: str, checks: list[CheckState], isolated: frozenset[str], now: datetime
     ) -> None:
-        verdict = service_verdict(
-            site, service, checks, self.config.vantage_points, self.config.thresholds, isolated, self.reach
-        )
-        key = _key("service", verdict.subject)
+        key = _key("service", f"{service}@{site}")
         stored = self.store.condition(key, "UP")
+        vantages, thresholds = self.config.vantage_points, self.config.thresholds
+        verdict = service_verdict(site, service, checks, vantages, thresholds, isolated, self.reach, stored.status)
         if verdict.status == stored.status and not _pending(stored):
             return
         # One service failing at a site that is otherwise fine is news; services failing along with the
@@ -334,11 +336,10 @@ class _Decider:
         """The active site's vCenter DOWN while every service of the site answers: one warning, one on its
         return. Failing along with the services, it is the start of a site outage the site's alerts announce;
         which of the two it is, the services' results observed after the vCenter went DOWN tell."""
-        verdict = vcenter_verdict(
-            site, checks, self.config.vantage_points, self.config.thresholds, isolated, self.reach
-        )
         key = _key("vcenter", site)
         stored = self.store.condition(key, "UP")
+        vantages, thresholds = self.config.vantage_points, self.config.thresholds
+        verdict = vcenter_verdict(site, checks, vantages, thresholds, isolated, self.reach, stored.status)
         if verdict.status == stored.status and not _pending(stored):
             return
         blocked = None

@@ -27,6 +27,7 @@ from dcwatch.config import (
     TcpCheck,
     TlsCheck,
     VCenter,
+    rule_minimum,
 )
 from dcwatch.wiring import FUNCTIONS
 
@@ -234,7 +235,7 @@ def topology_problems(config: Config, model: Topology | None = None) -> list[str
     model = model or topology(config)
     problems: list[str] = []
     deployed = model.vantage_names
-    if config.probe.vantages and list(config.probe.vantages) != deployed:
+    if config.probe.vantages and sorted(config.probe.vantages) != sorted(deployed):
         problems.append(
             f"probe.vantages: {list(config.probe.vantages)} but this config deploys {deployed} "
             f"({', '.join(f'{v.name} in the {v.placement.describe()}' for v in model.vantage_points)}): "
@@ -261,7 +262,33 @@ def topology_problems(config: Config, model: Topology | None = None) -> list[str
                 f"but thresholds.quorum is {quorum}: the service could never be confirmed DOWN. "
                 f"{_what_to_add(config, check.reach)}"
             )
-    return problems
+    return problems + list(_site_visibility(config, model))
+
+
+def site_deciders(config: Config, model: Topology, site: str) -> list[str]:
+    """The vantage points that could see `site` DOWN as the active site: those that run at least as many
+    of its critical checks as `thresholds.site_rule` needs DOWN (one for `all` and `any`)."""
+    deciding = [e.key for e in model.endpoints if e.site == site and e.critical]
+    need = rule_minimum(config.thresholds.site_rule)
+    return [v.name for v in model.vantage_points if sum(v.runs(*key) for key in deciding) >= max(1, need)]
+
+
+def _site_visibility(config: Config, model: Topology) -> Iterator[str]:
+    """A site that fewer than `quorum` vantage points could see DOWN under an `at_least N` site rule: aws-public
+    runs only its public checks, so N may exceed what it sees. (With `all` or `any` the per-check rule above
+    already names each check: every site has a critical service check, each service needs one there.)"""
+    quorum, rule = config.thresholds.effective_quorum, config.thresholds.site_rule
+    if rule_minimum(rule) <= 1:
+        return
+    for site in config.sites:
+        deciders = site_deciders(config, model, site.name)
+        if len(deciders) < quorum:
+            seen_by = f"{len(deciders)} vantage point{'s' if len(deciders) != 1 else ''} ({', '.join(deciders)})"
+            yield (
+                f"thresholds.site_rule: {rule!r} but site {site.name} can be seen DOWN by {seen_by} and "
+                f"thresholds.quorum is {quorum}: it could never be declared DOWN, so never failed over. Lower the "
+                "rule to at most the critical checks every vantage point runs there (`dcwatch topology` lists them)"
+            )
 
 
 def _by_field(endpoints: Iterator[Endpoint]) -> list[tuple[str, list[Endpoint]]]:
@@ -300,10 +327,108 @@ def mermaid(model: Topology, site_names: Sequence[str]) -> str:
                 if reach in vantage.placement.reaches and any(
                     e.site == site and e.reach == reach for e in model.endpoints
                 ):
-                    link = "VPN/DX" if reach == "private" else "internet"
+                    link = "VPN/DX" if reach == "private" else "NAT" if vantage.placement.in_vpc else "internet"
                     lines.append(f"  {_id(vantage.name)} -->|{link}| {_id(site + '-' + reach)}")
     return "\n".join(lines) + "\n"
 
 
 def _id(name: str) -> str:
     return name.replace("-", "_")
+
+
+# The AWS APIs each function that runs in the VPC calls (the IAM table in infra/dcwatch_infra/stack.py
+# grants the same): inside `network` each needs a NAT gateway or a VPC endpoint. None of them calls Step
+# Functions (a task answers through Lambda's response) or CloudWatch (EMF metrics go out with the logs,
+# which Lambda ships from outside the VPC).
+AWS_CALLS: dict[str, tuple[str, ...]] = {
+    "Probe": ("EventBridge", "Secrets Manager", "X-Ray"),
+    "ShutdownGroup": ("Secrets Manager", "X-Ray"),
+    "CheckShutdown": ("Secrets Manager", "X-Ray"),
+    "CheckMirrorSynced": ("X-Ray",),
+    "PrepareDrill": ("Secrets Manager", "Route 53", "X-Ray"),
+    "CleanUpDrill": ("Secrets Manager", "Route 53", "DynamoDB", "X-Ray"),
+    "CheckStandby": ("Secrets Manager", "X-Ray"),
+    "CheckStorage": ("X-Ray",),
+    "Fence": ("Secrets Manager", "X-Ray"),
+    "StartGroup": ("Secrets Manager", "DynamoDB", "Lambda (hooks)", "X-Ray"),
+    "CheckGroup": ("Secrets Manager", "DynamoDB", "Lambda (hooks)", "X-Ray"),
+    "VerifyServices": ("X-Ray",),
+}
+ENDPOINT_NAMES = {
+    "EventBridge": "endpoint events",
+    "Secrets Manager": "endpoint secretsmanager",
+    "X-Ray": "endpoint xray",
+    "DynamoDB": "gateway endpoint dynamodb",
+    "Lambda (hooks)": "endpoint lambda",
+    "Route 53": "NAT",
+}
+
+
+def in_vpc_functions(model: Topology) -> list[str]:
+    """The functions deployed inside `network`: the VPC's probe and the steps that talk to a site."""
+    steps = [key for key, placement in model.functions if placement.in_vpc]
+    return (["Probe"] if any(v.placement.in_vpc for v in model.vantage_points) else []) + steps
+
+
+def prerequisites(config: Config, model: Topology) -> list[tuple[str, list[str]]]:
+    """What the network must provide, per placement deployed: routes, security groups, NAT or endpoints.
+    Derived from the endpoints each placement's code reaches, so it changes with the config."""
+    found: list[tuple[str, list[str]]] = []
+    placements = dict.fromkeys(v.placement for v in model.vantage_points)
+    for placement in placements:
+        runners = [v for v in model.vantage_points if v.placement == placement]
+        public = sorted({e.address for e in model.endpoints if e.reach == "public" and _run_by(runners, e)})
+        if not placement.in_vpc:
+            needs = [f"outbound internet to {len(public)} public endpoints ({_list(public)}); AWS APIs directly"]
+            if placement.region:
+                needs.append(
+                    f"reads the vCenter secrets and publishes to the bus in the home region from {placement.region}"
+                )
+            found.append((f"{placement.name} ({placement.describe()})", needs))
+            continue
+        assert config.network is not None
+        private = {
+            site.name: sorted({e.address for e in model.endpoints if e.site == site.name and e.reach == "private"})
+            for site in config.sites
+        }
+        calls = sorted({api for key in in_vpc_functions(model) for api in AWS_CALLS.get(key, ())})
+        needs = [
+            f"routes from {', '.join(config.network.subnet_ids)} over the VPN or Direct Connect to both sites' "
+            f"private endpoints: {', '.join(f'{site}: {_list(addrs)}' for site, addrs in private.items())}",
+            f"security groups {', '.join(config.network.security_group_ids)} allow outbound TCP to "
+            f"{_list(sorted({a for addrs in private.values() for a in addrs}))} (vCenter, storage and site checks), "
+            "to the public endpoints and to the AWS APIs (443)",
+            "a NAT gateway or VPC endpoints for the AWS APIs the functions here call: "
+            + ", ".join(f"{api} ({ENDPOINT_NAMES[api]})" for api in calls),
+        ]
+        if public:
+            needs.append(
+                f"a NAT gateway for the {len(public)} public endpoints its probe checks from inside the VPC "
+                "(VPC endpoints do not reach the internet)"
+            )
+        hostnames = sorted({a.rsplit(":", 1)[0] for addrs in private.values() for a in addrs if not _is_ip(a)})
+        if hostnames:
+            needs.append(
+                f"names only the sites' DNS knows ({', '.join(hostnames)}): a Route 53 Resolver forwarding rule "
+                "for their domains in the VPC"
+            )
+        found.append((f"{placement.name} ({placement.describe()}, {config.network.vpc_id})", needs))
+    return found
+
+
+def _run_by(runners: Sequence[VantagePoint], endpoint: Endpoint) -> bool:
+    return any(v.runs(*endpoint.key) for v in runners)
+
+
+def _list(addresses: Sequence[str]) -> str:
+    return ", ".join(addresses) or "none"
+
+
+def _is_ip(address: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address.rsplit(":", 1)[0].strip("[]"))
+    except ValueError:
+        return False
+    return True
