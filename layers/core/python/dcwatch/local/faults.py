@@ -2,11 +2,12 @@
 
 A link is one placement's path towards one site (`dcwatch.local.links`): the internet, or for the VPC
 the VPN into the site. Every vantage point and every function reaches a site's endpoints (vCenter,
-checks, storage API, hooks) only through the links of its placement, so the aws-vpc probe and the
-VPC-placed workflow steps share the VPC's proxies, and an endpoint a placement does not reach is not
-routed at all: its address refuses connections, as a private vCenter refuses a function outside the
-VPC in AWS. A fault (refused, blackholed, lossy, slow) is network behaviour the real probers and
-steps meet, never an edited result. The proxies run on one event loop in one thread and stop with the run.
+checks, storage API) only through the links of its placement (hooks: through their callers'), so the
+aws-vpc probe and the VPC-placed workflow steps share the VPC's proxies, and an endpoint a placement
+does not reach is not routed at all: its address refuses connections, as a private vCenter refuses a
+function outside the VPC in AWS. A fault (refused, blackholed, lossy, slow) is network behaviour the
+real probers and steps meet, never an edited result. The proxies run on one event loop in one thread
+and stop with the run.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from dcwatch.config import Reach
-from dcwatch.local.links import HOOK_REACH, Link, link_for
+from dcwatch.local.links import Link, hook_link, link_for
 from dcwatch.topology import VCENTER_PREFIX, Placement, Topology
 
 LOOPBACK = "127.0.0.1"
@@ -221,7 +222,8 @@ def routed_config(
 
     `data` is the config as plain data (`Config.model_dump(mode="json")`), `topology` its model: an
     endpoint's reach is the topology's, and one the placement does not reach gets the refusing address.
-    Hooks (HTTP) are the site's own API (`HOOK_REACH`). DNS checks (UDP) and Lambda hooks are not routed.
+    HTTP hooks go over the link of the steps that call them (`hook_link`), whichever placement reads this
+    config, since they travel in the plan. DNS checks (UDP) and Lambda hooks are not routed.
     """
     routed = deepcopy(data)
 
@@ -229,11 +231,13 @@ def routed_config(
         link = link_for(placement, site, reach)
         return network.refusing() if link is None else network.route(link, host, port)
 
-    def via(site: str, reach: Reach, url: str) -> str:
+    def rewrite(url: str, to: Callable[[str, int], tuple[str, int]]) -> str:
         parsed = urlparse(url)
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        host, local_port = address(site, reach, parsed.hostname or "", port)
-        return parsed._replace(netloc=f"{host}:{local_port}").geturl()
+        host, port = to(parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80))
+        return parsed._replace(netloc=f"{host}:{port}").geturl()
+
+    def via(site: str, reach: Reach, url: str) -> str:
+        return rewrite(url, lambda host, port: address(site, reach, host, port))
 
     def route_check(site: str, check: dict[str, Any]) -> None:
         kind, reach = check.get("kind", "http"), topology.endpoint(site, check["name"]).reach
@@ -245,9 +249,10 @@ def routed_config(
             check["host"], check["port"] = address(site, reach, check["host"], check.get("port", 443))
 
     def route_hooks(site: str, hooks: list[dict[str, Any]]) -> None:
+        link = hook_link(topology, site)
         for hook in hooks:
             if hook.get("url"):
-                hook["url"] = via(site, HOOK_REACH, hook["url"])
+                hook["url"] = rewrite(hook["url"], lambda host, port: network.route(link, host, port))
 
     def route_power_hooks(site: str, holder: dict[str, Any]) -> None:
         route_hooks(site, holder.get("pre_power_on") or [])

@@ -20,9 +20,8 @@ from dcwatch.topology import VCENTER_PREFIX, Placement, Topology
 PATHS: tuple[Reach, ...] = ("public", "private")
 PathRef = Literal["public", "private", "all"]
 PROBE = "Probe"
-# A hook's URL (and a storage array's promote API) is the site's own API, like its storage and gateway
-# checks: private, as the topology makes a site's own endpoints unless they say otherwise.
-HOOK_REACH: Reach = "private"
+# The steps that run hooks (a storage promote API, a load balancer); both are placed alike.
+HOOK_CALLERS = ("StartGroup", "CheckGroup")
 
 
 @dataclass(frozen=True, order=True)
@@ -41,6 +40,14 @@ class Link:
 def link_for(placement: Placement, site: str, reach: Reach) -> Link | None:
     """The link through which code at `placement` reaches an endpoint of `site` with `reach`; None: it does not."""
     return Link(placement.name, site, reach) if reach in placement.reaches else None
+
+
+def hook_link(topology: Topology, site: str) -> Link:
+    """The link over which a site's HTTP hooks are called: the hook steps' own, the VPN into the site from the
+    VPC, the internet without one. Hook URLs travel in the recovery plan, which ValidateRequest builds
+    wherever it runs, so every placement's config routes them over the callers' link."""
+    caller = topology.placement(HOOK_CALLERS[0])
+    return Link(caller.name, site, "private" if caller.in_vpc else "public")
 
 
 def placements(topology: Topology) -> dict[str, Placement]:
