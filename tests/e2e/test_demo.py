@@ -72,6 +72,12 @@ def test_the_demo_command_writes_the_report_of_a_handled_outage(tmp_path):
     assert report["scenario"]["name"] == "site-outage"
     assert_outage_handled(report, DEMO_CONFIG)
     assert "service_restored" in done.stdout and "summary" in done.stdout
+    # The header prints the topology; the vCenters are private: only the VPC's probe runs their checks.
+    assert "aws-public (home region, outside any VPC) 6 checks" in done.stdout
+    assert "aws-vpc (home region, inside the VPC) 14 checks" in done.stdout
+    rounds = [e["text"] for e in report["events"] if e["kind"] == "probe_round"]
+    assert rounds and not any("vcenter@aws-public" in text for text in rounds)
+    assert any("vcenter@aws-vpc" in text for text in rounds), "the outage is seen on the active vCenter from the VPC"
     assert (tmp_path / "dcwatch-demo.log").stat().st_size > 0, "handler logs go to the log file"
 
 

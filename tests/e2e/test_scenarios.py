@@ -11,6 +11,7 @@ import socket
 
 import pytest
 
+from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.matrix import load_matrix, run_matrix, table
 from dcwatch.local.scenario import scenario_files
@@ -91,3 +92,25 @@ def test_faults_reach_the_probers_as_network_behaviour_not_as_edited_results(mat
     seen_failing_at_a = set(re.findall(r"dc-a/[\w-]+@([\w-]+)", after))
     assert seen_failing_at_a == {"aws-vpc"}, after  # the standby's services fail from everywhere: they are off
     assert "timeout" in after
+
+
+def test_the_fence_step_meets_the_deployed_network_and_cannot_reach_a_vcenter_behind_a_cut_vpn(matrix):
+    """Its services dead and the VPN to it cut, the active site is failed over; the Fence step runs in the VPC,
+    whose only path to the (running) active vCenter is that VPN, so it reports the vCenter unreachable and the
+    active VMs stay on. Over a flat network it would have reached the vCenter and powered them off."""
+    report = matrix["active-dies-vpn-cut"]
+    summary, active = report["summary"], report["scenario"]["fault_site"]
+    assert summary["active_site"] == report["scenario"]["standby_site"]
+    assert summary["fencing"] and all(
+        f.startswith(f"fencing not possible: vCenter of {active} unreachable") for f in summary["fencing"]
+    ), summary["fencing"]
+    config = load_config(DEMO_CONFIG)
+    every_vm = sorted(vm.name for _, at in config.services_at(active) for vm in at.vms)
+    assert summary["vms_on_at_failed_site"] == every_vm, "read from the active vCenter directly: nothing powered off"
+
+
+def test_a_cut_vpn_cuts_the_vpc_probe_too_and_leaves_the_public_path(matrix):
+    rounds = [e["text"] for e in matrix["vpn-standby-down"]["events"] if e["kind"] == "probe_round"]
+    cut = next(text for text in rounds if "dc-b/vcenter@aws-vpc" in text)
+    assert "aws-vpc 7/14" in cut, cut  # the standby's 4 vCenter checks lost, its 3 services off as always
+    assert "aws-public 3/6" in cut, "the internet path to the standby's services is untouched"

@@ -1,4 +1,4 @@
-"""A vantage point's network path: what its proxy does to real connections, and how the config is routed."""
+"""The local network's links: what a proxy does to real connections, and how each placement's config is routed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import requests
 from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.faults import Fault, FaultNetwork, routed_config
+from dcwatch.local.links import Link, placements
+
+A = Link("vpc", "a", "private")
 
 
 class Hello(BaseHTTPRequestHandler):
@@ -54,32 +57,38 @@ def get(address: tuple[str, int], timeout: float = 1.0) -> str:
 
 
 def test_a_healthy_path_passes_requests_through(network, target):
-    assert get(network.route("v1", "a", *target)) == "OK"
+    assert get(network.route(A, *target)) == "OK"
 
 
 def test_a_refusing_path_resets_and_a_blackholed_one_never_answers(network, target):
-    path = network.route("v1", "a", *target)
-    network.set_fault("v1", "a", Fault("refuse"))
+    path = network.route(A, *target)
+    network.set_fault(A, Fault("refuse"))
     assert get(path) == "reset"
-    network.set_fault("v1", "a", Fault("blackhole"))
+    network.set_fault(A, Fault("blackhole"))
     assert get(path, timeout=0.3) == "timeout"
 
 
-def test_a_fault_is_per_vantage_point_and_site(network, target):
-    faulted, other_vantage, other_site = (
-        network.route("v1", "a", *target),
-        network.route("v2", "a", *target),
-        network.route("v1", "b", *target),
+def test_a_fault_is_per_link_placement_site_and_path(network, target):
+    faulted, other_path, other_placement, other_site = (
+        network.route(A, *target),
+        network.route(Link("vpc", "a", "public"), *target),
+        network.route(Link("home", "a", "public"), *target),
+        network.route(Link("vpc", "b", "private"), *target),
     )
-    network.set_fault("v1", "a", Fault("refuse"))
-    assert [get(faulted), get(other_vantage), get(other_site)] == ["reset", "OK", "OK"]
+    network.set_fault(A, Fault("refuse"))
+    assert [get(faulted), get(other_path), get(other_placement), get(other_site)] == ["reset", "OK", "OK", "OK"]
     network.heal()
     assert get(faulted) == "OK"
 
 
+def test_the_refusing_address_refuses_every_connection(network):
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(network.refusing(), timeout=1).close()
+
+
 def test_added_latency_delays_every_connection(network, target):
-    path = network.route("v1", "a", *target)
-    network.set_fault("v1", "a", Fault(latency_s=0.4))
+    path = network.route(A, *target)
+    network.set_fault(A, Fault(latency_s=0.4))
     started = time.monotonic()
     assert get(path) == "OK"
     assert time.monotonic() - started >= 0.4
@@ -87,8 +96,8 @@ def test_added_latency_delays_every_connection(network, target):
 
 
 def test_loss_drops_about_its_share_of_connections(network, target):
-    path = network.route("v1", "a", *target)
-    network.set_fault("v1", "a", Fault(loss_pct=30))
+    path = network.route(A, *target)
+    network.set_fault(A, Fault(loss_pct=30))
     outcomes = [get(path, timeout=0.15) for _ in range(40)]
     assert 4 <= outcomes.count("timeout") <= 22, outcomes
     assert outcomes.count("OK") + outcomes.count("timeout") == 40
@@ -98,13 +107,13 @@ def test_a_dead_target_resets_the_clients_connection(network):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    assert get(network.route("v1", "a", "127.0.0.1", port)) == "reset"
+    assert get(network.route(A, "127.0.0.1", port)) == "reset"
 
 
 def test_stopping_the_network_ends_held_connections(target):
     net = FaultNetwork().start()
-    path = net.route("v1", "a", *target)
-    net.set_fault("v1", "a", Fault("blackhole"))
+    path = net.route(A, *target)
+    net.set_fault(A, Fault("blackhole"))
     client = socket.create_connection(path, timeout=5)
     client.sendall(b"GET / HTTP/1.0\r\n\r\n")
     time.sleep(0.1)
@@ -113,13 +122,22 @@ def test_stopping_the_network_ends_held_connections(target):
     client.close()
 
 
-def test_each_vantage_point_probes_every_vcenter_and_check_through_its_own_path(network):
+def test_each_placement_reaches_a_site_only_through_its_own_links(network):
     config = load_config(DEMO_CONFIG)
-    routed = routed_config(config.model_dump(mode="json"), "aws-vpc", network)
-    urls = [s["vcenter"]["url"] for s in routed["sites"]] + [
-        c["url"] for svc in routed["services"] for at in svc["sites"].values() for c in at["checks"]
-    ]
-    assert all(u.startswith("http://127.0.0.1:") for u in urls)
-    assert len(set(urls)) == len(urls), "every target has its own path"
-    assert routed["sites"][0]["vcenter"]["url"].endswith("/sdk")
-    assert [s["name"] for s in routed["sites"]] == [s.name for s in config.sites]
+    topology, plain = config.topology, config.model_dump(mode="json")
+    routed = {name: routed_config(plain, p, topology, network) for name, p in placements(topology).items()}
+
+    def vcenters(data: dict) -> list[str]:
+        return [s["vcenter"]["url"] for s in data["sites"]]
+
+    def services(data: dict) -> list[str]:
+        return [c["url"] for svc in data["services"] for at in svc["sites"].values() for c in at["checks"]]
+
+    refusing = "http://{}:{}/sdk".format(*network.refusing())
+    # The vCenters are private: outside the VPC they have no link, so their address refuses.
+    assert vcenters(routed["home"]) == [refusing, refusing]
+    inside = vcenters(routed["vpc"])
+    assert refusing not in inside and len(set(inside)) == 2 and all(u.endswith("/sdk") for u in inside)
+    # The services are public: every placement reaches them, each through its own link's proxy.
+    assert len(set(services(routed["home"]) + services(routed["vpc"]))) == 2 * len(services(routed["home"]))
+    assert [s["name"] for s in routed["vpc"]["sites"]] == [s.name for s in config.sites]

@@ -32,6 +32,9 @@ MATRIX = {
     "duplicate-reordered-events",
     "two-manual-triggers",
     "evaluator-crash",
+    "public-vantage-cut",
+    "vpn-standby-down",
+    "active-dies-vpn-cut",
 }
 
 

@@ -23,8 +23,10 @@ from urllib.parse import urlparse
 
 from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.secrets import Credentials
+from dcwatch.adapters.vsphere import VsphereInventory
 from dcwatch.checks import PlannedCheck
 from dcwatch.config import Config, HttpCheck, load_config
+from dcwatch.local.links import describe as describe_topology
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.scenario import (
     Expect,
@@ -131,6 +133,8 @@ class Watcher:
         self.dns = pipeline.dns
         self.fault_at: float | None = None
         self.restored_at: float | None = None
+        self.lost_at: float | None = None  # customers first failed to reach a service after the fault
+        self._moved = False  # a record changed after the fault
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
         self._seen_steps: dict[str, int] = {}
@@ -173,12 +177,15 @@ class Watcher:
             for event in history[self._seen_steps.get(arn, 0) :]:
                 if event["type"] == "TaskStateExited":
                     step = event["stateExitedEventDetails"]["name"]
+                    # What Fence could do is the point of a network scenario: the timeline says it.
+                    fencing = _fencing(event) if step == "Fence" else None
                     self.timeline.add(
                         "workflow_step",
-                        f"{step} done",
+                        f"{step} done" + (f": {fencing}" if fencing else ""),
                         t=self.timeline.at(event["timestamp"]),
                         step=step,
                         execution=name,
+                        **({"fencing": fencing} if fencing else {}),
                     )
                 elif event["type"] == "LambdaFunctionFailed":
                     details = event.get("lambdaFunctionFailedEventDetails", {})
@@ -210,6 +217,7 @@ class Watcher:
                     record=service.dns.name,
                     values=list(values),
                 )
+                self._moved = self.fault_at is not None
             self._dns_state[service.dns.name] = values
 
     def _customers(self) -> None:
@@ -217,10 +225,21 @@ class Watcher:
             return
         # The names as this poll resolved them, so "restored" can never precede the DNS change it needs.
         view = client_view(self.config, self._dns_state)
-        if all(view.values()):
+        if not all(view.values()):
+            self.lost_at = self.lost_at if self.lost_at is not None else self.timeline.now()
+        # Restored after a loss or a move: a fault customers do not feel yet (a VPN cut) restores nothing.
+        elif self.lost_at is not None or self._moved:
             self.restored_at = self.timeline.add(
                 "service_restored", f"customers reach {', '.join(view)} through DNS again"
             )
+
+
+def _fencing(event: dict[str, Any]) -> str | None:
+    try:
+        output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
+    except json.JSONDecodeError:
+        return None
+    return str(output["fencing"]) if isinstance(output, dict) and output.get("fencing") else None
 
 
 def console_writer(console: TextIO) -> Callable[[str], None]:
@@ -271,7 +290,9 @@ def _run(config_path: str, scenario: Scenario, out: Callable[[str], None]) -> di
     check_against(scenario.played, config)
     active, standby = config.active_site, config.other_site(config.active_site)
     out(f"dcwatch demo: {len(config.services)} services, {active} active, {standby} standby ({config_path})")
-    out(f"vantage points: {', '.join(config.vantage_points)}; scenario {scenario.played.name}")
+    for line in describe_topology(config.topology):
+        out(line)
+    out(f"scenario {scenario.played.name}: {scenario.played.description}")
 
     def built(site: str, vms: int) -> None:
         state = "on" if site == config.active_site else "off"
@@ -347,8 +368,9 @@ def play(
             f"{name} failed" for name, ok in pipeline.lambdas.invocations if not ok and not name.endswith("-Evaluate")
         ]
         seen = _observed(timeline, obs, watcher, active_after, pipeline.pump.errors + player.errors)
+        left_on = vms_on(pipeline, config.active_site)
     verdict = judge(spec, config, seen)
-    return _report(
+    report = _report(
         config,
         pipeline.config_path,
         spec,
@@ -362,6 +384,25 @@ def play(
         standby,
         verdict,
     )
+    report["summary"] |= {"fencing": seen.fencing, "vms_on_at_failed_site": left_on}
+    return report
+
+
+def vms_on(pipeline: LocalPipeline, site: str) -> list[str] | None:
+    """The site's service VMs that are on, read from its vCenter directly, as someone at the site sees them
+    (no link of AWS's network in between); None when its vCenter is down."""
+    if not pipeline.vcsims[site].running:
+        return None
+    vcenter, names = (
+        pipeline.config.site(site).vcenter,
+        [vm.name for _, at in pipeline.config.services_at(site) for vm in at.vms],
+    )
+    try:
+        with VsphereInventory.connect(vcenter, pipeline.credentials[site], timeout_s=5) as inventory:
+            return sorted(vm for vm, power in inventory.power_states(names).items() if power == "poweredOn")
+    except Exception as exc:  # noqa: BLE001 - a report line, not the outcome
+        logger.warning("power states not read", site=site, error=str(exc))
+        return None
 
 
 def _decided(spec: ScenarioSpec, watcher: Watcher, obs: Observations, quiet_until: float) -> bool:
@@ -378,7 +419,8 @@ def _observed(
     fault_at = watcher.fault_at
     down = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "site_down"]
     after = [e["t"] for e in down if fault_at is not None and e["t"] >= fault_at]
-    switched = {e["execution"] for e in timeline.events if e["kind"] == "workflow_step" and e["step"] == "SwitchDns"}
+    steps = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "workflow_step"]
+    switched = {e["execution"] for e in steps if e["step"] == "SwitchDns"}
     alerts: dict[str, int] = {}
     for note in obs.notifications:
         kind = alert_kind(str(note.get("subject") or ""))
@@ -390,6 +432,7 @@ def _observed(
         active_site=active_after,
         detection_s=round(after[0] - fault_at, 2) if after and fault_at is not None else None,
         errors=list(errors),
+        fencing=[e["fencing"] for e in steps if e["step"] == "Fence" and e.get("fencing")],
     )
 
 

@@ -92,6 +92,12 @@ class LocalLambdas:
     def name(self, spec: FunctionSpec) -> str:
         return f"{self.prefix}-{spec.key}"
 
+    def set_environment(self, spec: FunctionSpec, environment: Mapping[str, str]) -> None:
+        """The function's own environment over the deployment's (as CDK sets each function's), e.g. the
+        config as its placement sees the sites."""
+        self.environments[self.name(spec)] = dict(environment)
+        self._apps.pop(self.name(spec), None)
+
     def add_copy(self, spec: FunctionSpec, suffix: str, environment: Mapping[str, str]) -> str:
         """One more function with `spec`'s code and its own environment (as CDK deploys a probe per vantage point)."""
         name = f"{self.name(spec)}-{suffix}"

@@ -2,9 +2,11 @@
 
 Built from the config alone (sites, VMs, services, records), so any valid config runs. Used by
 `dcwatch demo`, `dcwatch scenarios` and the integration and end-to-end tests; stops everything it
-started. Every vantage point of the config has its own probe function, which reaches the sites
-through its own faultable network path (`dcwatch.local.faults`). `reset()` brings a running pipeline
-back to its state after start, so a matrix of scenarios shares one moto server and one vcsim per site.
+started. The network is the deployed one (`dcwatch.local.links`, from `config.topology`): every vantage
+point has its own probe function, and every function reaches the sites only through the faultable links
+of its placement (`dcwatch.local.faults`), with the config as that placement sees the sites. `reset()`
+brings a running pipeline back to its state after start, so a matrix of scenarios shares one moto server
+and one vcsim per site.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from dcwatch.config import Config, load_config
 from dcwatch.local.cloud import LocalCloud, QueuePump, Resources
 from dcwatch.local.faults import FaultNetwork, routed_config
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas, running_function
+from dcwatch.local.links import PROBE, placements
 from dcwatch.local.services import DemoServices
 from dcwatch.local.vcsim import VcsimProcess, converge_vms, create_vms
-from dcwatch.wiring import RULES, function
+from dcwatch.wiring import FUNCTIONS, RULES, function
 
 Listener = Callable[[dict[str, Any]], None]
 EXECUTIONS_END_TIMEOUT_S = 60.0
@@ -79,6 +82,7 @@ class LocalPipeline:
         self.vcsims: dict[str, VcsimProcess] = {}
         self.network = FaultNetwork()
         self.probes: dict[str, str] = {}  # vantage point -> its probe function
+        self.placement_configs: dict[str, Path] = {}  # placement -> the config as code there sees the sites
         self.bus = BusFaults()
         self._replayed: set[str] = set()
         self.pump: QueuePump | None = None
@@ -127,13 +131,7 @@ class LocalPipeline:
 
         self.network.start()
         stack.callback(self.network.stop)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dcwatch-vantages-")))
-        plain = config.model_dump(mode="json")
-        for vantage in config.vantage_points:
-            path = workdir / f"{vantage}.yaml"
-            path.write_text(yaml.safe_dump(routed_config(plain, vantage, self.network)), encoding="utf-8")
-            env = {"DCWATCH_CONFIG": str(path), "DCWATCH_VANTAGE": vantage}
-            self.probes[vantage] = self.lambdas.add_copy(function("Probe"), vantage, env)
+        self._place_functions(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dcwatch-placements-"))))
         self._probe_pool = ThreadPoolExecutor(max(1, len(self.probes)), thread_name_prefix="probe")
         stack.callback(self._probe_pool.shutdown, cancel_futures=True)
 
@@ -141,6 +139,27 @@ class LocalPipeline:
         stack.callback(self.services.stop)
         self._start_pump()
         stack.callback(self._stop_pump)
+
+    def _place_functions(self, workdir: Path) -> None:
+        """Every function sees the sites as its placement does: one routed config per placement, the
+        functions there and its vantage point's probe all reading it (so they share its links)."""
+        topology, plain = self.config.topology, self.config.model_dump(mode="json")
+        for name, placement in placements(topology).items():
+            path = self.placement_configs[name] = workdir / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(routed_config(plain, placement, topology, self.network)), encoding="utf-8")
+        for spec in FUNCTIONS:
+            if spec.key != PROBE:
+                self.lambdas.set_environment(spec, self._environment(topology.placement(spec.key).name))
+        for vantage in topology.vantage_points:
+            env = self._environment(vantage.placement.name, vantage.name)
+            self.probes[vantage.name] = self.lambdas.add_copy(function(PROBE), vantage.name, env)
+        # The schedule's own target is deployed as the first vantage point's probe.
+        first = topology.vantage_points[0]
+        self.lambdas.set_environment(function(PROBE), self._environment(first.placement.name, first.name))
+
+    def _environment(self, placement: str, vantage: str | None = None) -> dict[str, str]:
+        env = {"DCWATCH_CONFIG": str(self.placement_configs[placement])}
+        return env | ({"DCWATCH_VANTAGE": vantage} if vantage else {})
 
     def _start_pump(self) -> None:
         def keep(into: list[dict[str, Any]], listener: str) -> Listener:

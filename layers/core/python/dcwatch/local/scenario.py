@@ -1,10 +1,10 @@
 """Scenario files: a timeline of faults against the local runtime, and the outcome the decision rules owe.
 
 A scenario (YAML, in `scenarios/`) names steps at +t seconds after its steady phase (kill a site, stop
-a service, fault one vantage point's network path, flip the automation switch, misdeliver events,
+a service, cut or degrade links of the deployed network, flip the automation switch, misdeliver events,
 crash the evaluator, trigger failovers by hand) and what must follow: a failover or none, which sites
-the evaluator declares DOWN, and how many alerts of each kind. `judge` compares that with what the
-run observed; `Player` applies the steps to a running `LocalPipeline`.
+the evaluator declares DOWN, what the Fence step could do, and how many alerts of each kind. `judge`
+compares that with what the run observed; `Player` applies the steps to a running `LocalPipeline`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dcwatch.config import Config, Name
 from dcwatch.control import open_maintenance, switch_automation
 from dcwatch.local.faults import Fault, Mode
+from dcwatch.local.links import Link, PathRef, select, vpc_vantage
 from dcwatch.wiring import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -30,8 +31,11 @@ if TYPE_CHECKING:
 
 SCENARIOS_DIR = REPO_ROOT / "scenarios"
 # The first word of a subject that is one of these names its kind.
-ALERT_KINDS = ("SERVICE", "VCENTER", "FAILOVER", "REFUSED", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN")
-AlertKind = Literal["SERVICE", "VCENTER", "FAILOVER", "REFUSED", "ISOLATED", "FLAPPING", "RECOVERED", "DOWN"]
+# VANTAGE: about a vantage point and no other kind, i.e. it sees the sites again (`[dcwatch] vantage point
+# aws-public sees the sites again`).
+VANTAGE = "VANTAGE"
+ALERT_KINDS = ("SERVICE", "VCENTER", "FAILOVER", "REFUSED", "ISOLATED", "VANTAGE", "FLAPPING", "RECOVERED", "DOWN")
+AlertKind = Literal["SERVICE", "VCENTER", "FAILOVER", "REFUSED", "ISOLATED", "VANTAGE", "FLAPPING", "RECOVERED", "DOWN"]
 MAX_S = 300
 
 
@@ -56,14 +60,42 @@ class Flap(_Model):
     times: int = Field(ge=1, le=40)
 
 
-class NetworkFault(_Model):
-    """What one vantage point's path towards a site (or every site) does to new connections."""
+VANTAGE_LINKS = (
+    "a vantage point: the links of its placement, which the functions placed there share "
+    "(aws-vpc: the VPC's, used by the workflow steps that talk to sites)"
+)
+PATH_DESCRIPTION = "public (the internet), private (the VPN into the site; the VPC only) or all"
 
-    vantage: str
+
+class _Links(_Model):
     site: SiteRef = Field(default="all", description="a site, or 'all'")
+    path: PathRef = Field(default="all", description=PATH_DESCRIPTION)
+
+
+class NetworkFault(_Links):
+    """What the links of one vantage point's placement towards a site (or every site) do to new connections."""
+
+    vantage: str = Field(alias="from", description=VANTAGE_LINKS)
     mode: Mode = "pass"
     loss_pct: float = Field(default=0, ge=0, le=100, description="share of connections dropped")
     latency_s: float = Field(default=0, ge=0, le=30, description="added before each connection is forwarded")
+
+
+class Cut(_Links):
+    """No connection passes over some links: refused (the network answers there is no route) or blackholed
+    (packets vanish, so every connection waits out its client's timeout)."""
+
+    vantage: str = Field(alias="from", description=VANTAGE_LINKS)
+    mode: Literal["refuse", "blackhole"] = "refuse"
+
+    def fault(self) -> NetworkFault:
+        return NetworkFault(vantage=self.vantage, site=self.site, path=self.path, mode=self.mode)
+
+
+class Heal(_Links):
+    """Links pass again: those of one vantage point's placement, or every link when `from` is unset."""
+
+    vantage: str | None = Field(default=None, alias="from", description=VANTAGE_LINKS + "; unset: every link")
 
 
 class Maintenance(_Model):
@@ -88,34 +120,51 @@ class EvaluatorCrash(_Model):
     times: int = Field(default=1, ge=1, le=3, description="evaluations that die as they would start the workflow")
 
 
-# Steps that break something (or, for a manual failover, move something): the outcome is timed from the
-# first of them. The others set the stage: operator switches, a misbehaving bus, a crash armed.
-FAULTS = frozenset({"kill_site", "vcenter_down", "stop_service", "flap", "network", "isolate", "manual_failover"})
 ACTIONS = (
     "kill_site",
     "vcenter_down",
+    "services_down",
     "stop_service",
     "start_service",
     "flap",
     "network",
+    "cut",
+    "vpn_down",
+    "vantage_down",
     "isolate",
+    "heal",
     "maintenance",
     "automation",
     "bus",
     "manual_failover",
     "evaluator_crash",
 )
+# Steps that break something (or, for a manual failover, move something): the outcome is timed from the
+# first of them. The others set the stage or undo: operator switches, a misbehaving bus, a crash armed,
+# a service started, links healed.
+FAULTS = frozenset(ACTIONS) - {"start_service", "heal", "maintenance", "automation", "bus", "evaluator_crash"}
 
 
 class Step(_Model):
     at: float = Field(ge=0, le=MAX_S, description="seconds after the steady phase")
     kill_site: SiteRef | None = Field(default=None, description="the site's vCenter and every service stop")
     vcenter_down: SiteRef | None = Field(default=None, description="the site's vCenter stops; services run on")
+    services_down: SiteRef | None = Field(
+        default=None, description="every service of the site stops answering; its vCenter and VMs run on"
+    )
     stop_service: ServiceAt | None = None
     start_service: ServiceAt | None = None
     flap: Flap | None = None
-    network: NetworkFault | None = None
-    isolate: str | None = Field(default=None, description="a vantage point that loses its path to every site")
+    network: NetworkFault | None = Field(default=None, description="links degraded: refused, lost, slowed")
+    cut: Cut | None = Field(default=None, description="links cut")
+    vpn_down: SiteRef | None = Field(
+        default=None, description="the VPN into the site (or 'all') drops: the VPC's private path, probe and steps"
+    )
+    vantage_down: str | None = Field(
+        default=None, description="a vantage point's placement loses every path to every site (refused)"
+    )
+    isolate: str | None = Field(default=None, description="the same as vantage_down")
+    heal: Heal | None = Field(default=None, description="links pass again")
     maintenance: Maintenance | None = None
     automation: Literal["on", "off"] | None = None
     bus: BusFault | None = None
@@ -152,6 +201,11 @@ class Expect(_Model):
     )
     detected_within_s: float | None = Field(
         default=None, gt=0, description="the first DOWN at most this long after the first fault step"
+    )
+    fencing: Literal["fenced", "unreachable"] | None = Field(
+        default=None,
+        description="what every failover's Fence step reported: fenced (it powered the failed site's VMs off "
+        "through its vCenter) or unreachable (it got no answer from that vCenter over its placement's links)",
     )
 
 
@@ -224,10 +278,15 @@ def check_against(spec: ScenarioSpec, config: Config) -> None:
         if ref not in known:
             problems.append((where, f"unknown site {ref!r}; known: {sorted(known)}"))
 
+    topology = config.topology
     for i, step in enumerate(spec.steps):
         where, value = f"steps[{i}].{step.action}", getattr(step, step.action)
-        if isinstance(value, str) and step.action in ("kill_site", "vcenter_down"):
+        if isinstance(value, str) and step.action in ("kill_site", "vcenter_down", "services_down"):
             site(where, value)
+        if step.action == "vpn_down":
+            site(where, value, allow_all=True)
+            if vpc_vantage(topology) is None:
+                problems.append((where, "this config deploys nothing inside a VPC, so there is no VPN: add `network`"))
         if isinstance(value, (ServiceAt, Flap, Maintenance)):
             site(f"{where}.site", value.site)
             if value.service is not None and value.service not in services:
@@ -235,11 +294,21 @@ def check_against(spec: ScenarioSpec, config: Config) -> None:
         if isinstance(value, ManualFailover):
             site(f"{where}.from", value.from_site)
             site(f"{where}.to", value.to)
-        vantage = value.vantage if isinstance(value, NetworkFault) else value if step.action == "isolate" else None
-        if isinstance(value, NetworkFault):
+        vantage, path = (value, "all") if step.action in ("vantage_down", "isolate") else (None, "all")
+        if isinstance(value, NetworkFault | Cut | Heal):
             site(f"{where}.site", value.site, allow_all=True)
+            vantage, path = value.vantage, value.path
         if vantage is not None and vantage not in config.vantage_points:
             problems.append((where, f"unknown vantage point {vantage!r}; the config has {config.vantage_points}"))
+        elif vantage is not None and path == "private" and not topology.vantage(vantage).placement.in_vpc:
+            placement = topology.vantage(vantage).placement
+            problems.append(
+                (
+                    f"{where}.path",
+                    f"{vantage} runs in the {placement.describe()}: it has no private path (only code inside the "
+                    "VPC reaches the sites over the VPN); say path: public or all",
+                )
+            )
     for i, ref in enumerate(spec.expect.down or []):
         site(f"expect.down[{i}]", ref)
     if problems:
@@ -273,9 +342,11 @@ class PipelineControls:
 
 def alert_kind(subject: str) -> str:
     """The alert's kind: the first word of its subject that is one of ALERT_KINDS, else OTHER.
-    `[dcwatch] DOWN dc-a (active): failover started` is a DOWN alert; `SERVICE DOWN shop` a SERVICE one."""
+    `[dcwatch] DOWN dc-a (active): failover started` is a DOWN alert; `SERVICE DOWN shop` a SERVICE one.
+    VANTAGE only when no other kind is named: `vantage point aws-vpc ISOLATED` is ISOLATED."""
     words = re.findall(r"[A-Za-z]+", subject.upper())
-    return next((w for w in words if w in ALERT_KINDS), "OTHER")
+    named = next((w for w in words if w in ALERT_KINDS and w != VANTAGE), None)
+    return named or (VANTAGE if VANTAGE in words else "OTHER")
 
 
 @dataclass
@@ -329,14 +400,24 @@ class Player:
             return lambda: p.fail_site(self.site(step.kill_site or ""))
         if step.vcenter_down is not None:
             return lambda: p.stop_vcenter(self.site(step.vcenter_down or ""))
+        if step.services_down is not None:
+            return lambda: self._services_down(self.site(step.services_down or ""))
         if step.stop_service is not None:
             return self._service_action(step.stop_service.site, step.stop_service.service, True)
         if step.start_service is not None:
             return self._service_action(step.start_service.site, step.start_service.service, False)
         if step.network is not None:
             return lambda: self._network(step.network)  # type: ignore[arg-type]
-        if step.isolate is not None:
-            return lambda: self._network(NetworkFault(vantage=step.isolate or "", mode="refuse"))
+        if step.cut is not None:
+            return lambda: self._network(step.cut.fault())  # type: ignore[union-attr]
+        if step.vpn_down is not None:
+            vpc = vpc_vantage(p.config.topology) or ""
+            return lambda: self._network(NetworkFault(vantage=vpc, site=step.vpn_down, path="private", mode="refuse"))
+        if step.vantage_down is not None or step.isolate is not None:
+            return lambda: self._network(NetworkFault(vantage=step.vantage_down or step.isolate, mode="refuse"))
+        if step.heal is not None:
+            heal = step.heal
+            return lambda: p.network.heal(self.links(heal.vantage, heal.site, heal.path))
         if step.maintenance is not None:
             m = step.maintenance
             return lambda: self._controls.add_maintenance(self.site(m.site), m.service, m.for_s)
@@ -351,10 +432,25 @@ class Player:
             return lambda: setattr(p.bus, "evaluator_crashes", crash.times)
         raise AssertionError(step.action)
 
+    def links(self, vantage: str | None, site: str, path: PathRef) -> list[Link]:
+        """The links of `vantage`'s placement (every placement when None) towards `site` ('all') on `path`."""
+        config = self.pipeline.config
+        sites = [s.name for s in config.sites]
+        return select(
+            config.topology, sites, vantage=vantage, site=None if site == "all" else self.site(site), path=path
+        )
+
     def _network(self, fault: NetworkFault) -> None:
-        sites = [s.name for s in self.pipeline.config.sites] if fault.site == "all" else [self.site(fault.site)]
-        for site in sites:
-            self.pipeline.network.set_fault(fault.vantage, site, Fault(fault.mode, fault.loss_pct, fault.latency_s))
+        applied = Fault(fault.mode, fault.loss_pct, fault.latency_s)
+        links = self.links(fault.vantage, fault.site, fault.path)
+        for link in links:
+            self.pipeline.network.set_fault(link, applied)
+        self.log("links", f"{applied.describe()}: {', '.join(link.describe() for link in links)}")
+
+    def _services_down(self, site: str) -> None:
+        """Every service at the site stops answering, as crashed applications would; vCenter and VMs run on."""
+        for service, _ in self.pipeline.config.services_at(site):
+            self.pipeline.services.stop_service(site, service.name)
 
     def _bus(self, bus: BusFault) -> None:
         self.pipeline.bus.duplicate, self.pipeline.bus.late_s = bus.duplicate, bus.late_s
@@ -429,6 +525,13 @@ class Observed:
     active_site: str
     detection_s: float | None
     errors: list[str]
+    fencing: list[str] = field(default_factory=list)  # what each failover's Fence step reported
+
+
+def fencing_outcome(report: str) -> str:
+    """`fenced dc-a: powered off ...` is fenced, `fencing not possible: vCenter of dc-a unreachable (...)`
+    unreachable (the Fence step's own words, `dcwatch.workflow.fence`)."""
+    return "fenced" if report.startswith("fenced") else "unreachable" if "unreachable" in report else "other"
 
 
 def describe(failovers: int, down: list[str] | None, alerts: Mapping[str, int | str]) -> str:
@@ -461,6 +564,12 @@ def judge(spec: ScenarioSpec, config: Config, seen: Observed) -> Verdict:
         problems.append(f"{seen.failovers} workflows switched DNS")
     if expected_down is not None and seen.down != expected_down:
         problems.append(f"DOWN decisions {seen.down}, expected {expected_down}")
+    if expect.fencing is not None:
+        outcomes = [fencing_outcome(report) for report in seen.fencing]
+        if not outcomes or any(o != expect.fencing for o in outcomes):
+            problems.append(
+                f"Fence reported {seen.fencing or 'nothing (no Fence step ran)'}, expected {expect.fencing}"
+            )
     within = expect.detected_within_s
     if within is not None and (seen.detection_s is None or seen.detection_s > within):
         problems.append(f"detection {seen.detection_s} s, expected within {expect.detected_within_s:g} s")
