@@ -259,6 +259,29 @@ def test_a_vantage_point_cut_off_from_everything_is_isolated_alerted_once_and_ne
     assert [r["status"] for r in world.store.audits["vantage-aws-vpc"]] == ["ISOLATED", "OK"]
 
 
+def test_a_vantage_point_being_cut_off_never_turns_the_standby_down_on_its_half_judged_round():
+    # aws-vpc alone reaches the standby's vCenter. Its round is judged result by result: when the standby's
+    # vCenter goes DOWN first, its other checks have failed too but are not DOWN yet, so aws-vpc is not yet
+    # ISOLATED. A vantage point failing everything it runs still says nothing about the standby alone.
+    world = World()
+    world.probe_round()
+    standby_vcenter_first = lambda r: not (r.site == "dc-b" and r.check == "vcenter")  # noqa: E731
+    for _ in range(THRESHOLD + 2):
+        world.probe_round(blind={"aws-vpc"}, hold=standby_vcenter_first)
+        world.deliver_late()
+    assert world.publisher.site_changes == [] and world.workflows.started == {}
+    assert world.subjects() == ["[dcwatch] ISOLATED vantage point aws-vpc: its view is not counted"]
+
+
+def test_the_vpn_to_the_standby_down_turns_the_standby_down_from_the_only_vantage_point_that_reaches_it():
+    world = World()
+    world.probe_round()
+    for _ in range(THRESHOLD):
+        world.probe_round({("dc-b", "vcenter")})
+    assert [(c.site, c.status) for c in world.publisher.site_changes] == [("dc-b", "DOWN")]
+    assert world.workflows.started == {}
+
+
 def test_alerts_are_edge_triggered_one_on_down_and_one_on_recovery_with_the_outage_duration():
     world = World()
     world.store.set_automation(AutomationSwitch(False, "drill", "bob", T0))

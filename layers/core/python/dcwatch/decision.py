@@ -11,6 +11,7 @@
 - Quorum: a site or service is DOWN only when `quorum` vantage points, none of them isolated, see it DOWN.
   A site's infrastructure (the standby's verdict, a vCenter's) needs every vantage point that reaches it,
   up to the quorum: it is usually private, seen from the VPC alone, and never moves production by itself.
+  A vantage point failing every check it runs right now is left out of it (`failing_everything`).
 - Isolation: a vantage point that sees every check it runs fail while another one sees one of those
   checks pass is ISOLATED: the fault is on its side, so its view counts for nothing.
 - vCenter: the active site's vCenter DOWN (all its critical parts, by quorum) while its services answer is a
@@ -267,6 +268,24 @@ def isolated_vantages(
         if any((c.site, c.check, other) in passing_now for c in mine for other in others):
             isolated.add(vantage)
     return frozenset(isolated)
+
+
+def failing_everything(
+    checks: Sequence[CheckState], active: str, standby: str, vantages: Sequence[str], reach: Reach | None = None
+) -> frozenset[str]:
+    """Vantage points whose latest result failed for every critical check they run at both sites.
+
+    Such a vantage point is being cut off (ISOLATED is confirmed only once its checks are DOWN, and a round's
+    results are judged one by one) or sees both sites gone. Either way its word alone says nothing about a
+    site's infrastructure, which it may be the only one to reach: infrastructure verdicts leave it out.
+    """
+    deciding = _deciding(checks, active, "active") + _deciding(checks, standby, "standby")
+    found = set()
+    for vantage in vantages:
+        mine = [c for c in deciding if c.vantage == vantage and _runs(reach, vantage, c.site, c.check)]
+        if mine and all(c.failures > 0 for c in mine):
+            found.add(vantage)
+    return frozenset(found)
 
 
 def open_windows(windows: Sequence[MaintenanceWindow], site: str, at: datetime) -> list[MaintenanceWindow]:

@@ -30,6 +30,7 @@ from dcwatch.decision import (
     Role,
     Verdict,
     describe_window,
+    failing_everything,
     failover_decision,
     isolated_vantages,
     open_windows,
@@ -111,6 +112,7 @@ class _Decider:
         self.config, self.ports, self.clock = config, ports, clock
         self.store = ports.store
         self.reach: Reach = {v.name: v.checks for v in config.topology.vantage_points}
+        self.blind: frozenset[str] = frozenset()  # failing everything they run: see decision.failing_everything
 
     @cached_property
     def windows(self) -> list[MaintenanceWindow]:
@@ -173,9 +175,7 @@ class _Decider:
         active = self.store.active_site(self.config.active_site)
         standby = self.config.other_site(active)
         checks = {site: self.store.site_checks(site) for site in (active, standby)}
-        isolated = isolated_vantages(
-            checks[active] + checks[standby], active, standby, self.config.vantage_points, self.reach
-        )
+        isolated = self._isolation(checks, active, standby)
         if not changed:
             return self._judge(result, result.site, stored, checks, isolated, active, now, check_status)
         self._vantages(isolated, now)
@@ -190,6 +190,12 @@ class _Decider:
         other_outcome = self._judge(result, other, stored_other, checks, isolated, active, now, check_status)
         return outcome if outcome.site_change or not other_outcome.site_change else other_outcome
 
+    def _isolation(self, checks: dict[str, list[CheckState]], active: str, standby: str) -> frozenset[str]:
+        """The ISOLATED vantage points; notes those failing everything, which no infrastructure verdict counts."""
+        both, vantages = checks[active] + checks[standby], self.config.vantage_points
+        self.blind = failing_everything(both, active, standby, vantages, self.reach)
+        return isolated_vantages(both, active, standby, vantages, self.reach)
+
     def _settle_part(self, result: ProbeResult) -> None:
         """A failing result that changes no check still settles a service or vCenter DOWN left pending."""
         key = _key("service", f"{result.service}@{result.site}") if result.service else _key("vcenter", result.site)
@@ -200,9 +206,7 @@ class _Decider:
             return
         standby = self.config.other_site(active)
         checks = {site: self.store.site_checks(site) for site in (active, standby)}
-        isolated = isolated_vantages(
-            checks[active] + checks[standby], active, standby, self.config.vantage_points, self.reach
-        )
+        isolated = self._isolation(checks, active, standby)
         if result.service is not None:
             self._service(result.site, result.service, checks[active], isolated, now)
         else:
@@ -222,8 +226,9 @@ class _Decider:
         role: Role = "active" if site == active else "standby"
         excluded = sorted({w.service for w in open_windows(self.windows, site, now) if w.service})
         vantages, thresholds = self.config.vantage_points, self.config.thresholds
+        uncounted = isolated | self.blind if role == "standby" else isolated
         verdict = site_verdict(
-            site, role, checks[site], vantages, thresholds, isolated, excluded, self.reach, stored.status
+            site, role, checks[site], vantages, thresholds, uncounted, excluded, self.reach, stored.status
         )
         standby_checks = checks[self.config.other_site(active)]
         context = _SiteContext(site, result, verdict, stored, standby_checks, isolated, now)
@@ -339,7 +344,7 @@ class _Decider:
         key = _key("vcenter", site)
         stored = self.store.condition(key, "UP")
         vantages, thresholds = self.config.vantage_points, self.config.thresholds
-        verdict = vcenter_verdict(site, checks, vantages, thresholds, isolated, self.reach, stored.status)
+        verdict = vcenter_verdict(site, checks, vantages, thresholds, isolated | self.blind, self.reach, stored.status)
         if verdict.status == stored.status and not _pending(stored):
             return
         blocked = None
@@ -440,7 +445,7 @@ class _Decider:
         standby = self.config.other_site(site)
         vantages, thresholds = self.config.vantage_points, self.config.thresholds
         standby_verdict = site_verdict(
-            standby, "standby", ctx.standby_checks, vantages, thresholds, ctx.isolated, reach=self.reach
+            standby, "standby", ctx.standby_checks, vantages, thresholds, ctx.isolated | self.blind, reach=self.reach
         )
         gates = Gates(
             automation=self.store.automation(),
@@ -452,7 +457,8 @@ class _Decider:
                 describe_window(w) for w in open_windows(self.windows, site, ctx.now) if w.service is None
             ),
         )
-        return failover_decision(ctx.verdict, standby_verdict, ctx.standby_checks, gates, ctx.isolated)
+        uncounted = ctx.isolated | self.blind
+        return failover_decision(ctx.verdict, standby_verdict, ctx.standby_checks, gates, uncounted)
 
     def _request(self, ctx: _SiteContext, incident: str, standby: str) -> dict[str, object]:
         reason = default_reason(ctx.site, ctx.stored.since or ctx.result.observed_at)
