@@ -28,7 +28,8 @@ def assert_outage_handled(report: dict, config_path: Path) -> None:
     assert s["active_site"] == standby
     assert s["false_failovers"] == 0 and s["missed_failovers"] == 0
     # One alert when the site goes DOWN, one when the failover is done: edge-triggered, never per round.
-    assert s["notifications"] == 2
+    subjects = [n["subject"] for n in report.get("notifications", [])]
+    assert s["notifications"] == 2, subjects
     subjects = sorted(n["subject"] for n in report["notifications"])
     assert subjects == [
         f"[dcwatch] DOWN {active} (active): failover started",

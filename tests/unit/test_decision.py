@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from dcwatch.config import MaintenanceWindow, Thresholds
@@ -261,6 +262,24 @@ def test_a_vantage_point_that_runs_only_the_active_sites_checks_is_isolated_only
     # are failing too, just not DOWN yet): no one sees a check aws-public runs passing
     states = seen("dc-a", "aws-public", "DOWN", 3) + seen("dc-a", "aws-vpc", "UP", 2) + seen("dc-b", "aws-vpc", "UP")
     assert isolated_vantages(states, "dc-a", "dc-b", TWO, REACH) == frozenset()
+
+
+def timed(states: list[CheckState], observed_at: datetime, failing_since: datetime | None = None) -> list[CheckState]:
+    return [replace(c, last_observed_at=observed_at, failing_since=failing_since) for c in states]
+
+
+def test_a_pass_a_round_older_than_the_failures_does_not_make_a_vantage_point_look_isolated():
+    # Given dc-a dies: aws-public's results of this round (all failing since T0) arrive before aws-vpc's, whose
+    # latest dc-a results are its passes of the round before (as the demo saw under load)
+    before, now = T0 - timedelta(seconds=2), T0 + timedelta(seconds=2)
+    public = timed(seen("dc-a", "aws-public", "DOWN", 2), now, failing_since=T0)
+    vpc = timed(seen("dc-a", "aws-vpc", "UP"), before) + timed(seen("dc-b", "aws-vpc", "UP"), now)
+    # Then aws-public is not isolated: nobody passed its checks while it was failing them
+    assert isolated_vantages(public + vpc, "dc-a", "dc-b", TWO, REACH) == frozenset()
+    # But a pass observed after aws-public began to fail is evidence that the fault is its own
+    after = T0 + timedelta(seconds=1)
+    vpc_now = timed(seen("dc-a", "aws-vpc", "UP"), after) + timed(seen("dc-b", "aws-vpc", "UP"), now)
+    assert isolated_vantages(public + vpc_now, "dc-a", "dc-b", TWO, REACH) == {"aws-public"}
 
 
 def test_the_vpn_to_the_standby_going_down_makes_it_unproven_never_a_failover():

@@ -251,11 +251,23 @@ def isolated_vantages(
     point sees one of those same checks passing right now: the fault is between that vantage point and
     everything else. A vantage point is judged only over what it is meant to reach.
 
-    Passing right now, not merely "not DOWN yet": results of one round arrive vantage point by vantage
-    point, and a site dying from everywhere must not look like an isolated observer for a moment.
+    Passing right now, not merely "not DOWN yet", and passing since this vantage point began to fail it:
+    results of one round arrive vantage point by vantage point, so the other's latest pass may be a round
+    older than this one's failures, and a site dying from everywhere must not look like an isolated
+    observer for a moment.
     """
     deciding = _deciding(checks, active, "active") + _deciding(checks, standby, "standby")
-    passing_now = {(c.site, c.check, c.vantage) for c in deciding if c.status == "UP" and c.failures == 0}
+    passing_now = {
+        (c.site, c.check, c.vantage): c.last_observed_at for c in deciding if c.status == "UP" and c.failures == 0
+    }
+
+    def passed_since(mine: CheckState, other: str) -> bool:
+        key = (mine.site, mine.check, other)
+        if key not in passing_now:
+            return False
+        passed_at, since = passing_now[key], mine.failing_since
+        return passed_at is None or since is None or passed_at >= since
+
     isolated = set()
     for vantage in vantages:
         mine = [c for c in deciding if c.vantage == vantage and _runs(reach, vantage, c.site, c.check)]
@@ -265,7 +277,7 @@ def isolated_vantages(
         if reach is None and not all(by_site):
             continue  # without a topology, a vantage point is meant to see both sites
         others = [v for v in vantages if v != vantage]
-        if any((c.site, c.check, other) in passing_now for c in mine for other in others):
+        if any(passed_since(c, other) for c in mine for other in others):
             isolated.add(vantage)
     return frozenset(isolated)
 
