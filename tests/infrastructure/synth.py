@@ -81,13 +81,17 @@ def synthesize(outdir: Path, **context: str) -> Synth:
 
 
 def findings(outdir: Path) -> list[str]:
-    """`rule at construct path` for every violation in the synth's validation report."""
+    """`rule at construct path` for every violation of a failed plugin in the synth's validation report.
+
+    Only failed plugins count: the report also lists the construct annotations (warnings such as the
+    placeholder's) under a plugin that succeeded."""
     report = outdir / REPORT
     if not report.exists():
         return []
     return [
         f"{violation['ruleName']} at {construct['constructPath']}"
         for plugin in json.loads(report.read_text(encoding="utf-8"))["pluginReports"]
+        if plugin.get("conclusion") == "failure"
         for violation in plugin.get("violations", [])
         for construct in violation["violatingConstructs"]
     ]

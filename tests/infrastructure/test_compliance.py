@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -34,13 +35,15 @@ ACKNOWLEDGED = {
 
 
 def acknowledgements(synth: Synth) -> dict[tuple[str, str], set[str]]:
-    """(finding, reason) -> logical ids of the resources it is acknowledged on, over every stack of the synth."""
+    """(finding, reason) -> logical ids of the resources it is acknowledged on, over every stack of the synth;
+    a partition literal (a stack whose region is known) reads as the pseudo parameter."""
     found: dict[tuple[str, str], set[str]] = {}
     for path in synth.template_files():
         for logical_id, resource in json.loads(path.read_text(encoding="utf-8"))["Resources"].items():
             for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
                 if rule["id"].startswith("AwsSolutions-"):  # CDK acknowledges some of its own validations too
-                    found.setdefault((rule["id"], rule["reason"]), set()).add(logical_id)
+                    finding = re.sub(r"::arn:aws[a-z-]*:", "::arn:<AWS::Partition>:", rule["id"])
+                    found.setdefault((finding, rule["reason"]), set()).add(logical_id)
     return found
 
 
