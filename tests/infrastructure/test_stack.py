@@ -22,7 +22,7 @@ from dcwatch.wiring import (
 from dcwatch_infra import constants
 from dcwatch_infra.stack import probe_rate_minutes
 from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
-from tests.infrastructure.template import refs, resources, role_statements
+from tests.infrastructure.template import actions_of, grants, refs, resources
 
 pytestmark = pytest.mark.infrastructure
 
@@ -215,11 +215,9 @@ def test_probe_schedules_invoke_only_the_probe_functions(demo: Synth):
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
-    statements = role_statements(demo, role_id)
-    assert {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
-        "lambda:InvokeFunction"
-    }
-    assert {i for s in statements for i in refs(s["Resource"])} == probes
+    granted = grants(demo, role_id)
+    assert actions_of(granted) == {"lambda:InvokeFunction"}
+    assert {i for g in granted for i in refs(g.resource)} == probes
 
 
 def test_a_sub_minute_interval_runs_as_rounds_inside_each_call_without_a_warning(deployable: Synth):
