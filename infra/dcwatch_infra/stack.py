@@ -124,7 +124,11 @@ class DcwatchStack(Stack):
     ):
         sites = " and ".join(s.name for s in config.sites)
         super().__init__(
-            scope, construct_id, env=env, description=f"dcwatch {config.name}: watchdog and failover of {sites}"
+            scope,
+            construct_id,
+            env=env,
+            description=f"dcwatch {config.name}: watchdog and failover of {sites}",
+            tags=config.tags,  # the CloudFormation stack's own (explicitStackTags); Tags.of below tags its resources
         )
         self.config = config
         self.topology = config.topology

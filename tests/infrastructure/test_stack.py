@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,18 @@ def test_one_lambda_per_wiring_entry_on_the_newest_python_on_graviton(demo: Synt
         assert (props["Timeout"], props["MemorySize"]) == (spec.timeout_s, spec.memory_mb)
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props.get("ReservedConcurrentExecutions") == spec.reserved_concurrency, spec.key
+
+
+def test_every_stack_carries_the_config_tags_itself_and_on_its_functions(prod: Synth):
+    # Stack tags are what tag policies and cost reports see; CloudFormation also puts them on what it creates.
+    manifest = json.loads((prod.outdir / "manifest.json").read_text(encoding="utf-8"))
+    tags = [{"Key": k, "Value": v} for k, v in prod.config.tags.items()]
+    assert tags
+    for stack, template in ((prod.stack, prod.template), (prod.probe_stack, prod.probe_template)):
+        assert stack is not None and template is not None
+        assert manifest["artifacts"][stack.artifact_id]["properties"]["tags"] == prod.config.tags
+        for function in template.find_resources("AWS::Lambda::Function").values():
+            assert all(tag in function["Properties"]["Tags"] for tag in tags), stack.stack_name
 
 
 def test_a_probe_round_never_runs_twice_at_once_nor_late(demo: Synth):

@@ -85,13 +85,6 @@ def test_a_second_region_runs_a_probe_that_reports_to_the_home_bus_with_the_home
     assert len(layers) == 3, "its own copies of the layers: layers are regional"
 
 
-def test_the_second_region_probe_carries_the_config_tags(prod: Synth):
-    assert prod.probe_template is not None
-    tags = [{"Key": k, "Value": v} for k, v in prod.config.tags.items()]
-    for function in prod.probe_template.find_resources("AWS::Lambda::Function").values():
-        assert all(tag in function["Properties"]["Tags"] for tag in tags)
-
-
 def test_a_second_region_needs_to_know_the_home_region_and_must_differ_from_it(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("CDK_DEFAULT_REGION", raising=False)
     doc = yaml.safe_load(constants.DEMO_CONFIG.read_text(encoding="utf-8"))
