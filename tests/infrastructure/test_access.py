@@ -57,7 +57,8 @@ ALLOWED_SERVICES = {
     "ExecutionEnded": {"dynamodb", "sns", "kms"},
 }
 STEP_KEYS = [spec.key for spec in failover_task_functions()]
-PROD_ZONE = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":route53:::hostedzone/{ZONE_ID}"]]}
+# The production shape's stack knows its region, so its partition is a literal (CDK's enablePartitionLiterals).
+PROD_ZONE = f"arn:aws:route53:::hostedzone/{ZONE_ID}"
 
 
 def table_grants(synth: Synth, table_key: str) -> dict[str, set[str]]:
