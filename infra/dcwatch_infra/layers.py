@@ -52,11 +52,22 @@ def code_layers(
         deps = layer(c.DEPS_LAYER, placeholder_code(), f"PLACEHOLDER without packages: {PLACEHOLDER_WARNING}")
     else:
         deps = layer(c.DEPS_LAYER, deps_code(), "third-party packages of the dcwatch functions")
-    return [
-        deps,
-        layer(c.CORE_LAYER, core_code(), "the dcwatch core package"),
-        layer(c.CONFIG_LAYER, config_code(config_path), f"dcwatch config of {deployment}, at {c.CONFIG_IN_LAMBDA}"),
-    ]
+    return in_template_order(
+        [
+            deps,
+            layer(c.CORE_LAYER, core_code(), "the dcwatch core package"),
+            layer(c.CONFIG_LAYER, config_code(config_path), f"dcwatch config of {deployment}, at {c.CONFIG_IN_LAMBDA}"),
+        ]
+    )
+
+
+def in_template_order(layers: list[lambda_.LayerVersion]) -> list[lambda_.LayerVersion]:
+    """`layers`, if CDK renders them in this order: it sorts a function's layers by construct path
+    (`@aws-cdk/aws-lambda:recognizeLayerVersion`), and a later layer's files shadow an earlier one's."""
+    paths = [layer.node.path for layer in layers]
+    if paths != sorted(paths):
+        raise ValueError(f"layer construct ids must sort in the order the layers stack: {paths} is not sorted")
+    return layers
 
 
 def core_code() -> lambda_.Code:

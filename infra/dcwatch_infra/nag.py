@@ -8,7 +8,7 @@ reasons travel with the template.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import Acknowledgment, App, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -26,6 +26,13 @@ def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     _, reasons = found.setdefault((construct.node.path, finding), (construct, []))
     if reason not in reasons:
         reasons.append(reason)
+
+
+def partition(scope: IConstruct) -> str:
+    """The stack's partition as finding ids spell it: a literal once the region is known (CDK's
+    `enablePartitionLiterals`), else the pseudo parameter."""
+    value = Stack.of(scope).partition
+    return "<AWS::Partition>" if Token.is_unresolved(value) else value
 
 
 def check(app: App) -> None:

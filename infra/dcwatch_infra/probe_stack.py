@@ -36,6 +36,7 @@ class ProbeStack(Stack):
             construct_id,
             env=env,
             description=f"dcwatch {config.name}: probe from {env.region} for {home_region}",
+            tags=config.tags,
         )
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)

@@ -124,7 +124,11 @@ class DcwatchStack(Stack):
     ):
         sites = " and ".join(s.name for s in config.sites)
         super().__init__(
-            scope, construct_id, env=env, description=f"dcwatch {config.name}: watchdog and failover of {sites}"
+            scope,
+            construct_id,
+            env=env,
+            description=f"dcwatch {config.name}: watchdog and failover of {sites}",
+            tags=config.tags,  # the CloudFormation stack's own (explicitStackTags); Tags.of below tags its resources
         )
         self.config = config
         self.topology = config.topology
@@ -422,7 +426,7 @@ class DcwatchStack(Stack):
             if not hosted_zone_ids:
                 nag.acknowledge(
                     fn.role,  # type: ignore[arg-type]
-                    "IAM5[Resource::arn:<AWS::Partition>:route53:::hostedzone/*]",
+                    self._route53_finding("hostedzone"),
                     "no -c hosted_zone_ids given (a synth for checking); deployments pass the zone ids and get "
                     "ChangeResourceRecordSets and ListResourceRecordSets on exactly the configured zones",
                 )
@@ -442,7 +446,7 @@ class DcwatchStack(Stack):
             )
             nag.acknowledge(
                 fn.role,  # type: ignore[arg-type]
-                "IAM5[Resource::arn:<AWS::Partition>:route53:::change/*]",
+                self._route53_finding("change"),
                 "Route 53 change ids are only known once SwitchDns made the change; GetChange reads a change's "
                 "status and nothing else",
             )
@@ -476,6 +480,10 @@ class DcwatchStack(Stack):
 
     def _route53_arn(self, resource: str, name: str) -> str:
         return f"arn:{self.partition}:route53:::{resource}/{name}"
+
+    def _route53_finding(self, resource: str) -> str:
+        """The IAM5 finding of `_route53_arn(resource, "*")`: its id holds the partition as the template does."""
+        return f"IAM5[Resource::arn:{nag.partition(self)}:route53:::{resource}/*]"
 
 
 def _event_pattern(pattern: dict[str, object]) -> events.EventPattern:

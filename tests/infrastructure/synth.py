@@ -80,14 +80,37 @@ def synthesize(outdir: Path, **context: str) -> Synth:
     )
 
 
+def offline_environment() -> dict[str, str]:
+    """This process's environment where any download or AWS call fails fast: no proxy, index, profile or
+    instance metadata to reach, no AWS credentials nor account or region."""
+    dead = "http://127.0.0.1:9"  # nothing listens
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") and key not in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")
+    }
+    return env | {
+        "HTTP_PROXY": dead,
+        "HTTPS_PROXY": dead,
+        "PIP_INDEX_URL": dead,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
 def findings(outdir: Path) -> list[str]:
-    """`rule at construct path` for every violation in the synth's validation report."""
+    """`rule at construct path` for every violation of a failed plugin in the synth's validation report.
+
+    Only failed plugins count: the report also lists the construct annotations (warnings such as the
+    placeholder's) under a plugin that succeeded."""
     report = outdir / REPORT
     if not report.exists():
         return []
     return [
         f"{violation['ruleName']} at {construct['constructPath']}"
         for plugin in json.loads(report.read_text(encoding="utf-8"))["pluginReports"]
+        if plugin.get("conclusion") == "failure"
         for violation in plugin.get("violations", [])
         for construct in violation["violatingConstructs"]
     ]

@@ -29,7 +29,15 @@ from tests.infrastructure.deployed import (
     vantage_of,
 )
 from tests.infrastructure.synth import Synth
-from tests.infrastructure.template import actions, function_role, refs, resources, role_statements, services
+from tests.infrastructure.template import (
+    Grant,
+    function_role,
+    grants,
+    policies_granting,
+    refs,
+    resources,
+    services_of,
+)
 from tests.infrastructure.test_monitoring import metric_of
 
 pytestmark = pytest.mark.infrastructure
@@ -95,21 +103,14 @@ def test_only_functions_inside_the_vpc_may_manage_network_interfaces_and_are_cre
         for logical_id, function in template.find_resources("AWS::Lambda::Function").items():
             props = function["Properties"]
             role = function_role(template, logical_id)
-            ec2 = [s for s in role_statements(template, role) if services([s]) & {"ec2"}]
+            ec2 = {g for g in grants(template, role) if services_of([g]) == {"ec2"}}
             if "VpcConfig" not in props:
                 assert not ec2, label(region, props)
                 continue
-            [statement] = ec2
-            assert set(actions(statement)) == NETWORK_INTERFACE_ACTIONS, label(region, props)
-            assert statement["Resource"] == "*", label(region, props)
+            assert ec2 == {Grant(action, "*") for action in NETWORK_INTERFACE_ACTIONS}, label(region, props)
             # Lambda checks the role when it creates the function's interfaces: the grant must exist by then.
-            granting = [
-                policy_id
-                for policy_id, policy in template.find_resources("AWS::IAM::Policy").items()
-                if {"Ref": role} in policy["Properties"]["Roles"]
-                and statement in policy["Properties"]["PolicyDocument"]["Statement"]
-            ]
-            assert granting and set(granting) <= set(function.get("DependsOn", [])), label(region, props)
+            granting = policies_granting(template, role, "ec2:CreateNetworkInterface")
+            assert granting and granting <= set(function.get("DependsOn", [])), label(region, props)
 
 
 def test_functions_inside_the_vpc_are_granted_exactly_the_aws_apis_the_network_prerequisites_name(synth: Synth):
@@ -118,7 +119,7 @@ def test_functions_inside_the_vpc_are_granted_exactly_the_aws_apis_the_network_p
         for logical_id, function in template.find_resources("AWS::Lambda::Function").items():
             props = function["Properties"]
             if "VpcConfig" in props:
-                granted = services(role_statements(template, function_role(template, logical_id)))
+                granted = services_of(grants(template, function_role(template, logical_id)))
                 # ec2 (the interfaces) and logs are used by Lambda itself, not through the VPC.
                 key = tags(props)[constants.FUNCTION_TAG]
                 assert granted - {"ec2", "logs"} == aws_calls(synth.config, key), label(region, props)

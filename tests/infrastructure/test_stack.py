@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from dcwatch.wiring import (
 from dcwatch_infra import constants
 from dcwatch_infra.stack import probe_rate_minutes
 from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
-from tests.infrastructure.template import refs, resources, role_statements
+from tests.infrastructure.template import actions_of, grants, refs, resources
 
 pytestmark = pytest.mark.infrastructure
 
@@ -78,8 +79,18 @@ def test_one_lambda_per_wiring_entry_on_the_newest_python_on_graviton(demo: Synt
         assert (props["Timeout"], props["MemorySize"]) == (spec.timeout_s, spec.memory_mb)
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props.get("ReservedConcurrentExecutions") == spec.reserved_concurrency, spec.key
-        layers = [refs(layer) for layer in props["Layers"]]
-        assert layers == [{demo.logical_id(layer)} for layer in demo.stack.layers], "deps, core, config"
+
+
+def test_every_stack_carries_the_config_tags_itself_and_on_its_functions(prod: Synth):
+    # Stack tags are what tag policies and cost reports see; CloudFormation also puts them on what it creates.
+    manifest = json.loads((prod.outdir / "manifest.json").read_text(encoding="utf-8"))
+    tags = [{"Key": k, "Value": v} for k, v in prod.config.tags.items()]
+    assert tags
+    for stack, template in ((prod.stack, prod.template), (prod.probe_stack, prod.probe_template)):
+        assert stack is not None and template is not None
+        assert manifest["artifacts"][stack.artifact_id]["properties"]["tags"] == prod.config.tags
+        for function in template.find_resources("AWS::Lambda::Function").values():
+            assert all(tag in function["Properties"]["Tags"] for tag in tags), stack.stack_name
 
 
 def test_a_probe_round_never_runs_twice_at_once_nor_late(demo: Synth):
@@ -217,11 +228,9 @@ def test_probe_schedules_invoke_only_the_probe_functions(demo: Synth):
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
-    statements = role_statements(demo, role_id)
-    assert {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
-        "lambda:InvokeFunction"
-    }
-    assert {i for s in statements for i in refs(s["Resource"])} == probes
+    granted = grants(demo, role_id)
+    assert actions_of(granted) == {"lambda:InvokeFunction"}
+    assert {i for g in granted for i in refs(g.resource)} == probes
 
 
 def test_a_sub_minute_interval_runs_as_rounds_inside_each_call_without_a_warning(deployable: Synth):

@@ -12,7 +12,7 @@ from dcwatch_infra import constants
 from dcwatch_infra.build import ContextError, build
 from tests.infrastructure.conftest import HOME_REGION, NETWORK, SECOND_REGION
 from tests.infrastructure.synth import PLACEHOLDER, Synth
-from tests.infrastructure.template import actions, function_role, refs, resources, role_statements, statements_with
+from tests.infrastructure.template import Grant, actions_of, function_role, grants, refs, resources, resources_for
 
 pytestmark = pytest.mark.infrastructure
 
@@ -45,12 +45,11 @@ def test_with_a_network_one_probe_runs_inside_the_vpc_and_one_outside(prod: Synt
 
 def test_only_the_vpc_probe_may_manage_network_interfaces_and_both_do_the_same_job(prod: Synth):
     found = probes(prod.template)
-    statements = {v: role_statements(prod, function_role(prod, logical_id)) for v, (logical_id, _) in found.items()}
-    [eni] = statements_with(statements["aws-vpc"], "ec2:CreateNetworkInterface")
-    assert eni["Resource"] == "*"
-    assert not statements_with(statements["aws-public"], "ec2:CreateNetworkInterface")
-    for vantage, granted in statements.items():
-        job = {a for s in granted for a in actions(s) if not a.startswith(("ec2:", "logs:", "xray:"))}
+    granted = {v: grants(prod, function_role(prod, logical_id)) for v, (logical_id, _) in found.items()}
+    assert Grant("ec2:CreateNetworkInterface", "*") in granted["aws-vpc"]
+    assert not resources_for(granted["aws-public"], "ec2:CreateNetworkInterface")
+    for vantage, probe in granted.items():
+        job = {a for a in actions_of(probe) if not a.startswith(("ec2:", "logs:", "xray:"))}
         assert job == {"events:PutEvents", "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}, vantage
 
 
@@ -72,26 +71,18 @@ def test_a_second_region_runs_a_probe_that_reports_to_the_home_bus_with_the_home
     home_bus = f":events:{HOME_REGION}:"
     assert env["DCWATCH_HOME_REGION"] == HOME_REGION and home_bus in str(env["DCWATCH_BUS_NAME"])
     assert (props["Runtime"], props["Architectures"]) == ("python3.14", ["arm64"])
-    statements = role_statements(prod.probe_template, function_role(prod.probe_template, logical_id))
-    [put] = statements_with(statements, "events:PutEvents")
-    assert put["Resource"] == env["DCWATCH_BUS_NAME"], "exactly the home bus"
-    [secrets] = statements_with(statements, "secretsmanager:GetSecretValue")
+    granted = grants(prod.probe_template, function_role(prod.probe_template, logical_id))
+    assert resources_for(granted, "events:PutEvents") == [env["DCWATCH_BUS_NAME"]], "exactly the home bus"
+    secrets = resources_for(granted, "secretsmanager:GetSecretValue")
     for site in prod.config.sites:
         assert any(
             f":secretsmanager:{HOME_REGION}:" in str(r) and f"secret:{site.vcenter.credentials_secret}-??????" in str(r)
-            for r in secrets["Resource"]
+            for r in secrets
         ), site.name
     [schedule] = prod.probe_template.find_resources("AWS::Scheduler::Schedule").values()
     assert refs(schedule["Properties"]["Target"]["Arn"]) == {logical_id}
     layers = prod.probe_template.find_resources("AWS::Lambda::LayerVersion")
     assert len(layers) == 3, "its own copies of the layers: layers are regional"
-
-
-def test_the_second_region_probe_carries_the_config_tags(prod: Synth):
-    assert prod.probe_template is not None
-    tags = [{"Key": k, "Value": v} for k, v in prod.config.tags.items()]
-    for function in prod.probe_template.find_resources("AWS::Lambda::Function").values():
-        assert all(tag in function["Properties"]["Tags"] for tag in tags)
 
 
 def test_a_second_region_needs_to_know_the_home_region_and_must_differ_from_it(tmp_path: Path, monkeypatch):
