@@ -122,8 +122,10 @@ def test_check_state_round_trips_per_vantage_point_and_a_stale_writer_loses():
         "aws-public",
         (T0,),
         True,
+        T0 + timedelta(milliseconds=40),
     )
     assert store.put_check(newer, T0)
+    assert store.get_check("north", "web", "aws-public") == newer
     assert not store.put_check(newer, T0), "a writer that read the old state must not overwrite the new one"
     assert not store.put_check(first, None), "a first write must not overwrite an existing check"
     other = CheckState("north", "web", "shop", True, "UP", 0, 1, T0, "", vantage="aws-vpc")

@@ -264,8 +264,16 @@ def test_a_vantage_point_that_runs_only_the_active_sites_checks_is_isolated_only
     assert isolated_vantages(states, "dc-a", "dc-b", TWO, REACH) == frozenset()
 
 
-def timed(states: list[CheckState], observed_at: datetime, failing_since: datetime | None = None) -> list[CheckState]:
-    return [replace(c, last_observed_at=observed_at, failing_since=failing_since) for c in states]
+def timed(
+    states: list[CheckState],
+    observed_at: datetime,
+    failing_since: datetime | None = None,
+    known_at: datetime | None = None,
+) -> list[CheckState]:
+    return [
+        replace(c, last_observed_at=observed_at, failing_since=failing_since, failure_known_at=known_at)
+        for c in states
+    ]
 
 
 def test_a_pass_a_round_older_than_the_failures_does_not_make_a_vantage_point_look_isolated():
@@ -280,6 +288,19 @@ def test_a_pass_a_round_older_than_the_failures_does_not_make_a_vantage_point_lo
     after = T0 + timedelta(seconds=1)
     vpc_now = timed(seen("dc-a", "aws-vpc", "UP"), after) + timed(seen("dc-b", "aws-vpc", "UP"), now)
     assert isolated_vantages(public + vpc_now, "dc-a", "dc-b", TWO, REACH) == {"aws-public"}
+
+
+def test_a_pass_started_while_the_first_failure_was_in_flight_does_not_make_a_vantage_point_look_isolated():
+    # Given aws-public's first failing check started just before dc-a died at T0 and failed when it did,
+    # while aws-vpc's check started a moment later, still before the fault, and passed (as CI saw it once)
+    in_flight, passed, latest = T0 - timedelta(seconds=0.3), T0 - timedelta(seconds=0.1), T0 + timedelta(seconds=4)
+    public = timed(seen("dc-a", "aws-public", "DOWN", 2), latest, failing_since=in_flight, known_at=T0)
+    vpc = timed(seen("dc-a", "aws-vpc", "UP"), passed) + timed(seen("dc-b", "aws-vpc", "UP"), latest)
+    # Then aws-public is not isolated: nobody passed its checks after its first failure was known
+    assert isolated_vantages(public + vpc, "dc-a", "dc-b", TWO, REACH) == frozenset()
+    # And a pass started after that moment is evidence
+    vpc_after = timed(seen("dc-a", "aws-vpc", "UP"), T0) + timed(seen("dc-b", "aws-vpc", "UP"), latest)
+    assert isolated_vantages(public + vpc_after, "dc-a", "dc-b", TWO, REACH) == {"aws-public"}
 
 
 def test_the_vpn_to_the_standby_going_down_makes_it_unproven_never_a_failover():

@@ -41,6 +41,14 @@ def test_a_success_between_failures_resets_the_count():
     assert run(True, False, False, True, False, False).status == "UP"
 
 
+def test_a_failing_streak_remembers_when_its_first_failure_started_and_when_it_was_known():
+    state = run(True, False, False, False)
+    # The first failure started at second 1 and took 2 ms: whatever failed it was there by then
+    assert state.failing_since == T0 + timedelta(seconds=1)
+    assert state.failure_known_at == T0 + timedelta(seconds=1, milliseconds=2)
+    assert run(True, False, True).failure_known_at is None
+
+
 def test_a_down_check_needs_consecutive_successes_to_come_back():
     assert run(True, False, False, False, True).status == "DOWN"
     assert run(True, False, False, False, True, True).status == "UP"

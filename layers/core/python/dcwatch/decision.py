@@ -251,22 +251,24 @@ def isolated_vantages(
     point sees one of those same checks passing right now: the fault is between that vantage point and
     everything else. A vantage point is judged only over what it is meant to reach.
 
-    Passing right now, not merely "not DOWN yet", and passing since this vantage point began to fail it:
-    results of one round arrive vantage point by vantage point, so the other's latest pass may be a round
-    older than this one's failures, and a site dying from everywhere must not look like an isolated
-    observer for a moment.
+    Passing right now, not merely "not DOWN yet", and a pass started after this vantage point's first
+    failure of it was known (its start plus its latency): results of one round arrive vantage point by
+    vantage point, so the other's latest pass may be a round older than this one's failures; and the first
+    failure may have started before the fault, in flight when it struck, with the other's pass started just
+    after it and just before the fault. A site dying from everywhere must not look like an isolated observer
+    for a moment, and whatever failed that first check was there by the time it was known.
     """
     deciding = _deciding(checks, active, "active") + _deciding(checks, standby, "standby")
     passing_now = {
         (c.site, c.check, c.vantage): c.last_observed_at for c in deciding if c.status == "UP" and c.failures == 0
     }
 
-    def passed_since(mine: CheckState, other: str) -> bool:
+    def passed_after(mine: CheckState, other: str) -> bool:
         key = (mine.site, mine.check, other)
         if key not in passing_now:
             return False
-        passed_at, since = passing_now[key], mine.failing_since
-        return passed_at is None or since is None or passed_at >= since
+        passed_at, failed_at = passing_now[key], mine.failure_known_at or mine.failing_since
+        return passed_at is None or failed_at is None or passed_at >= failed_at
 
     isolated = set()
     for vantage in vantages:
@@ -277,7 +279,7 @@ def isolated_vantages(
         if reach is None and not all(by_site):
             continue  # without a topology, a vantage point is meant to see both sites
         others = [v for v in vantages if v != vantage]
-        if any(passed_since(c, other) for c in mine for other in others):
+        if any(passed_after(c, other) for c in mine for other in others):
             isolated.add(vantage)
     return frozenset(isolated)
 

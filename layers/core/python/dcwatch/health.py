@@ -34,6 +34,8 @@ class CheckState:
     vantage: str = ""
     changes: tuple[datetime, ...] = ()  # when it changed between UP and DOWN, within the flap window
     flapping: bool = False
+    # when the streak's first failure was known (its start plus its latency): whatever it met was there by then
+    failure_known_at: datetime | None = None
 
     @property
     def label(self) -> str:
@@ -58,6 +60,7 @@ def advance(state: CheckState | None, result: ProbeResult, thresholds: Threshold
     if state.last_observed_at is not None and result.observed_at <= state.last_observed_at:
         return None
     failing_since: datetime | None = None
+    failure_known_at: datetime | None = None
     if result.ok:
         successes, failures = state.successes + 1, 0
         status = "UP" if state.status == "UP" or successes >= thresholds.successes_to_up else state.status
@@ -67,6 +70,8 @@ def advance(state: CheckState | None, result: ProbeResult, thresholds: Threshold
         successes, failures = 0, state.failures + 1
         status = "DOWN" if failures >= thresholds.failures_to_down else state.status
         failing_since = (state.failing_since if state.failures else None) or result.observed_at
+        known = result.observed_at + timedelta(milliseconds=result.latency_ms)
+        failure_known_at = (state.failure_known_at if state.failures else None) or known
     changes = state.changes
     if status != state.status and state.status != "UNKNOWN":
         changes = (*changes, result.observed_at)
@@ -83,6 +88,7 @@ def advance(state: CheckState | None, result: ProbeResult, thresholds: Threshold
         last_observed_at=result.observed_at,
         reason=result.reason,
         failing_since=failing_since,
+        failure_known_at=failure_known_at,
     )
 
 

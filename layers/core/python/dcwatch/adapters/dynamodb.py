@@ -38,7 +38,7 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 def _check_from(item: dict[str, Any]) -> CheckState:
     data = _plain(item)
-    seen, since = data.get("lastObservedAt"), data.get("failingSince")
+    seen, since, known = data.get("lastObservedAt"), data.get("failingSince"), data.get("failureKnownAt")
     return CheckState(
         site=data["site"],
         check=data["check"],
@@ -50,6 +50,7 @@ def _check_from(item: dict[str, Any]) -> CheckState:
         last_observed_at=datetime.fromisoformat(seen) if seen else None,
         reason=data.get("reason", ""),
         failing_since=datetime.fromisoformat(since) if since else None,
+        failure_known_at=datetime.fromisoformat(known) if known else None,
         vantage=data.get("vantage", ""),
         changes=tuple(datetime.fromisoformat(t) for t in data.get("changes", [])),
         flapping=bool(data.get("flapping", False)),
@@ -113,6 +114,7 @@ class DynamoStateStore:
                 "lastObservedAt": state.last_observed_at.isoformat() if state.last_observed_at else None,
                 "reason": state.reason,
                 "failingSince": state.failing_since.isoformat() if state.failing_since else None,
+                "failureKnownAt": state.failure_known_at.isoformat() if state.failure_known_at else None,
             }
         )
         try:
