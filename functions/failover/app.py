@@ -114,6 +114,16 @@ def fence(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+def prove_fenced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run(
+        "ProveFenced",
+        event,
+        lambda s, app: workflow.prove_fenced(s, app.config, app.site_leases, app.store, app.probe),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby("CheckStandby", event, lambda s, inventory, app: workflow.check_standby(s, inventory))
 
@@ -254,12 +264,16 @@ def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Invoked with `.waitForTaskToken`: sends the token to the operators; the workflow waits for their answer."""
+    """Invoked with `.waitForTaskToken`: sends the token to the operators; the workflow waits for their answer.
+
+    `gate`: `plan` (the modes the config asks approval for) or `fencing` (the failed site is not proven fenced).
+    """
     state = WorkflowState.model_validate(event["state"])
-    logger.append_keys(incident_id=state.incident_id, step="RequestApproval")
+    gate: modes.Gate = "fencing" if event.get("gate") == "fencing" else "plan"
+    logger.append_keys(incident_id=state.incident_id, step="RequestApproval", gate=gate)
     app = runtime.app()
     app.once.register(context)
-    message_id = modes.request_approval(state, str(event["taskToken"]), app.notifier, once=app.once)
+    message_id = modes.request_approval(state, str(event["taskToken"]), app.notifier, once=app.once, gate=gate)
     logger.info("approval requested", message_id=message_id)
     return {"messageId": message_id}
 

@@ -18,7 +18,7 @@ from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.decision import AutomationSwitch, LastFailover
-from dcwatch.errors import TransientError, VcenterUnavailable
+from dcwatch.errors import TransientError, VcenterRefused
 from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState
 from dcwatch.local.cloud import create_tables
@@ -277,8 +277,14 @@ def test_vcenter_credentials_come_from_secrets_manager_and_a_malformed_secret_is
     credentials = SecretsManagerCredentials().get("vc/north")
     assert credentials.username == "svc" and credentials.password == "pw"
     assert "pw" not in repr(credentials)
-    with pytest.raises(VcenterUnavailable, match="vc/bad"):
+    with pytest.raises(VcenterRefused, match="vc/bad"):
         SecretsManagerCredentials().get("vc/bad")
+
+
+def test_a_vcenter_secret_that_cannot_be_read_is_a_refusal_never_an_unreachable_site():
+    # Given no secret of that name: the vCenter may be fine, we just cannot log in to it
+    with pytest.raises(VcenterRefused, match="vc/missing of the vCenter credentials cannot be read: ResourceNotFound"):
+        SecretsManagerCredentials().get("vc/missing")
 
 
 REFUSED = {"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"}

@@ -19,11 +19,13 @@ from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore,
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 _DEMO = demo_config()
-# The arithmetic below is written for 1 s rounds and 3 failures to DOWN, whatever the demo uses.
+# The arithmetic below is written for 1 s rounds and 3 failures to DOWN, whatever the demo uses, and without the
+# site agents the demo runs (tests/unit/test_agent_watch.py adds them).
 CONFIG = _DEMO.model_copy(
     update={
         "thresholds": _DEMO.thresholds.model_copy(update={"failures_to_down": 3}),
         "probe": _DEMO.probe.model_copy(update={"interval_s": 1}),
+        "fencing": None,
     }
 )
 VANTAGES = CONFIG.vantage_points

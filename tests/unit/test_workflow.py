@@ -20,7 +20,8 @@ from dcwatch.errors import (
     ServiceNotVerified,
     StandbyNotReady,
     TransientError,
-    VcenterUnavailable,
+    VcenterRefused,
+    VcenterUnreachable,
 )
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.workflow import WorkflowState
@@ -273,7 +274,7 @@ def reachable(inventory):
 
 @contextmanager
 def unreachable():
-    raise TransientError("vCenter http://127.0.0.1:18989/sdk unreachable: connection refused")
+    raise VcenterUnreachable("vCenter http://127.0.0.1:18989/sdk unreachable: [Errno 111] Connection refused")
     yield
 
 
@@ -284,13 +285,16 @@ def test_fencing_powers_off_the_failed_sites_vms_where_its_vcenter_answers(clock
     assert state.fencing == f"fenced dc-a: powered off {', '.join(FAILED_SITE_VMS[1:])}; already off: radio-stream-a"
 
 
-def test_fencing_a_site_that_cannot_be_reached_proceeds_on_the_quorum_verdict_and_says_so(clock, inventory):
-    state = workflow.fence(started(clock), unreachable, clock)
-    assert state.fencing.startswith("fencing not possible: vCenter of dc-a unreachable (vCenter http://127.0.0.1")
-    state = power_on_all_groups(workflow.check_standby(state, inventory, clock), inventory, clock)
-    subject, message = workflow.success_message(state, clock)
-    assert "Fencing: fencing not possible: vCenter of dc-a unreachable" in message
-    assert workflow.audit_record(state, "succeeded", clock)["fencing"] == state.fencing
+def test_fencing_records_proof_a_with_the_vms_its_vcenter_powered_off(clock):
+    failed_site = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS[1:]} | {FAILED_SITE_VMS[0]: "poweredOff"})
+    state = as_json(workflow.fence(started(clock), lambda: reachable(failed_site), clock))
+    assert state.fence_proof.proven and state.fence_proof.kind == "vcenter"
+    assert state.fence_proof.facts == {
+        "poweredOff": FAILED_SITE_VMS[1:],
+        "alreadyOff": ["radio-stream-a"],
+        "notFound": [],
+    }
+    assert workflow.audit_record(state, "succeeded", clock)["fenceProof"]["kind"] == "vcenter"
 
 
 def test_fencing_that_leaves_vms_running_is_retried_and_never_reported_as_done(clock):
@@ -322,11 +326,16 @@ def test_a_vcenter_that_answers_but_fails_mid_fencing_is_retried_never_recorded_
 
 @contextmanager
 def login_refused():
-    raise VcenterUnavailable("vCenter http://127.0.0.1:18989/sdk refused the login of dcwatch")
+    raise VcenterRefused("vCenter http://127.0.0.1:18989/sdk refused the login of dcwatch")
     yield
 
 
-def test_only_a_vcenter_that_cannot_be_connected_to_makes_fencing_not_possible(clock):
-    state = workflow.fence(started(clock), login_refused, clock)
-    assert state.fencing.startswith("fencing not possible: vCenter of dc-a unreachable (vCenter http://127.0.0.1")
-    assert state.timeline[-1].detail.endswith("proceeding on the quorum verdict")
+@pytest.mark.parametrize("fault", [unreachable, login_refused], ids=["no connection", "login refused"])
+def test_a_vcenter_that_does_not_power_the_site_off_is_never_a_fence(clock, fault):
+    # Given the failed site's vCenter cannot be connected to, or refuses us
+    state = started(clock)
+
+    # When fencing runs, then it raises (ProveFenced seeks the other proofs) and records no fence and no proof
+    with pytest.raises((VcenterUnreachable, VcenterRefused)):
+        workflow.fence(state, fault, clock)
+    assert state.fencing is None and state.fence_proof is None

@@ -218,6 +218,9 @@ class StoragePlan(_Camel):
     max_lag_s: int = Field(alias="maxLagS")
     lag: str
     promote_hook: Hook | None = Field(default=None, alias="promoteHook")
+    fenced_when: str | None = Field(
+        default=None, alias="fencedWhen", description="the mirror check's condition that proves the other side fenced"
+    )
 
 
 class RecoveryPlan(_Camel):
@@ -342,6 +345,7 @@ def build_plan(config: Config, from_site: str, to_site: str, mode: RecoveryMode 
             max_lag_s=storage.max_lag_s,
             lag=storage.lag,
             promote_hook=storage.promote_hook,
+            fenced_when=storage.fenced_when,
         )
         if storage and mode != "drill"
         else None,

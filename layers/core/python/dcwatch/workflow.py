@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -36,6 +36,7 @@ from dcwatch.errors import (
     VcenterUnavailable,
 )
 from dcwatch.events import ProbeResult
+from dcwatch.fencing import FenceProof, StorageOutcome, prove, vcenter_proof, vcenter_reason
 from dcwatch.ports import (
     Dns,
     GuestState,
@@ -45,6 +46,7 @@ from dcwatch.ports import (
     Leases,
     Notifier,
     Once,
+    SiteLeases,
     StateStore,
 )
 from dcwatch.recovery import (
@@ -158,6 +160,15 @@ class WorkflowState(_Camel):
     error: dict[str, Any] | None = None
     failed_step: str | None = Field(default=None, alias="failedStep")
     fencing: str | None = Field(default=None, description="what fencing did, or why it was not possible")
+    fence_error: dict[str, Any] | None = Field(
+        default=None, alias="fenceError", description="why the Fence step did not power the failed site off"
+    )
+    fence_proof: FenceProof | None = Field(
+        default=None, alias="fenceProof", description="that the failed site cannot serve, or why it is not proven"
+    )
+    fence_approval: ApprovalGate = Field(
+        default=ApprovalGate(), alias="fenceApproval", description="a human's answer when fencing is not proven"
+    )
     cleanup_error: dict[str, Any] | None = Field(default=None, alias="cleanupError", description="a drill's")
     storage: str | None = Field(default=None, description="what the storage check found")
     run_id: str = Field(default="", alias="runId", description="this execution's key for steps that act once")
@@ -178,6 +189,12 @@ class WorkflowState(_Camel):
     def key(self, *parts: object) -> str:
         """The idempotency key of one action of this run: a retry finds it, a new execution does not."""
         return "/".join([self.run_id or self.incident_id, *map(str, parts)])
+
+    @property
+    def fencing_approved_by(self) -> str | None:
+        """Who approved promoting the standby although the failed site was not proven fenced."""
+        decision = self.fence_approval.decision or {}
+        return str(decision.get("by", "?")) if decision.get("approved") is True else None
 
     @property
     def owner(self) -> str:
@@ -210,6 +227,7 @@ def validate_request(
         poll_seconds=config.workflow.poll_s,
         started_at=now,
         approval=ApprovalGate(required=request.mode in gate.modes, timeout_seconds=gate.timeout_s),
+        fence_approval=ApprovalGate(timeout_seconds=gate.timeout_s),
         run_id=run_id,
         lease_owner=execution or run_id,
     )
@@ -246,25 +264,20 @@ def release_lease(state: WorkflowState, leases: Leases, clock: Clock = utcnow) -
 def fence(
     state: WorkflowState, connect: Callable[[], AbstractContextManager[Inventory]], clock: Clock = utcnow
 ) -> WorkflowState:
-    """Power off the failed site's VMs where its vCenter answers, so the two sites never both serve.
+    """Power off the failed site's VMs through its vCenter: proof (a) that the two sites never both serve.
 
-    Unreachable (no connection or login: the usual case when a site is down), the workflow proceeds on
-    the quorum verdict and says so. Once connected, a fault or VMs still on raise and are retried, then
-    it stops for a human.
+    Any fault raises. A vCenter no TCP connection reaches (`VcenterUnreachable`, the usual case when a site
+    is down) or one that refuses us (`VcenterRefused`) goes on to `ProveFenced`, which seeks the other
+    proofs; once connected, a fault or VMs still on are retried first: they may still run.
     """
     vms = state.plan.fence
-    with ExitStack() as session:
-        try:
-            inventory = session.enter_context(connect())
-        except (TransientError, VcenterUnavailable, OSError) as exc:
-            state.fencing = f"fencing not possible: vCenter of {state.plan.from_site} unreachable ({exc})"
-            return state.note("Fence", state.fencing + "; proceeding on the quorum verdict", clock)
+    with connect() as inventory:
         try:
             before = inventory.power_states(vms)
             started = inventory.power_off(vms)
             still_on = sorted(vm for vm, power in inventory.power_states(vms).items() if power == "poweredOn")
         except (TransientError, VcenterUnavailable, OSError) as exc:
-            # It answered, so its VMs may still run: retried, then a human decides; never "not possible".
+            # It answered, so its VMs may still run: retried, then the other proofs or a human decide.
             raise TransientError(
                 f"vCenter of {state.plan.from_site} answered but fencing failed midway ({exc}); VMs may still be on"
             ) from exc
@@ -277,7 +290,52 @@ def fence(
         state.fencing += f"; already off: {', '.join(off_already)}"
     if missing:
         state.fencing += f"; not found: {', '.join(missing)}"
+    state.fence_proof = vcenter_proof(state.plan.from_site, sorted(started), off_already, missing)
     return state.note("Fence", state.fencing, clock)
+
+
+def prove_fenced(
+    state: WorkflowState,
+    config: Config,
+    leases: SiteLeases,
+    store: StateStore,
+    probe: Probe,
+    clock: Clock = utcnow,
+) -> WorkflowState:
+    """After a Fence that did not power the failed site off: proof (b) from its lease and the standby agent's
+    latest report, or (c) from the standby's storage; else a wait (bounded by `fencing.proof_waits`) while
+    the lease could still expire, then the approval gate with every reason."""
+    started, failed, standby = clock(), state.plan.from_site, state.plan.to
+    previous = state.fence_proof
+    error = state.fence_error or {}
+    vcenter = vcenter_reason(failed, error, _readable_cause(str(error.get("Cause", ""))))
+    settings = config.fencing
+    agents = settings is not None and bool(settings.agents)
+    fenced_when = state.plan.storage.fenced_when if state.plan.storage else None
+    storage = None
+    if fenced_when is not None:
+        result, where = _probe_mirror(state, config, probe, fenced_when)
+        storage = StorageOutcome(where, fenced_when, result.ok, result.reason)
+    proof = prove(
+        failed,
+        standby,
+        fencing=settings,
+        vcenter=vcenter,
+        lease=leases.read(failed) if agents else None,
+        report=store.agent_report(standby) if agents else None,
+        storage=storage,
+        attempts=previous.attempts if previous else 0,
+        now=clock(),
+    )
+    state.fence_proof = proof
+    if proof.proven:
+        state.fencing = proof.summary if proof.kind == "trust_quorum" else f"proven fenced: {proof.summary}"
+    elif proof.wait_seconds:
+        state.fencing = None
+        return state.note("ProveFenced", f"{proof.summary}: looking again in {proof.wait_seconds} s", clock, started)
+    else:
+        state.fencing = proof.summary
+    return state.note("ProveFenced", state.fencing, clock, started)
 
 
 def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
@@ -681,6 +739,8 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "shutdown": state.shutdown.how,
         "drill": state.drill.model_dump(mode="json", by_alias=True) if state.request.mode == "drill" else None,
         "approval": state.approval.decision,
+        "fenceProof": state.fence_proof.model_dump(mode="json", by_alias=True) if state.fence_proof else None,
+        "fencingApprovedBy": state.fencing_approved_by,
         "storage": state.storage,
         "hookFailures": state.progress.hook_failures,
         "failedStep": state.failed_step,
@@ -789,14 +849,28 @@ def _elapsed_at(state: WorkflowState, step: str) -> float:
 def stopped_message(state: WorkflowState, step: str, cause: str) -> tuple[str, str]:
     """A drill that failed (cleaned up), or a recovery nobody approved: production as it was."""
     request, words = state.request, MODE_WORDS[state.request.mode]
+    unproven = state.fence_proof is not None and not state.fence_proof.proven
     if step == "RequestApproval":
-        decision = state.approval.decision or {}
+        gate = state.fence_approval if unproven else state.approval
+        decision = gate.decision or {}
         if decision:
             cause = f"denied by {decision.get('by', '?')}: {decision.get('reason', '')}"
         elif (state.error or {}).get("Error") == "States.Timeout":
-            cause = f"no answer within {state.approval.timeout_seconds} s"
+            cause = f"no answer within {gate.timeout_seconds} s"
         subject = f"[dcwatch] OK: NOT APPROVED {words} {request.from_site} -> {request.to}, nothing was changed"
         lines = [f"The {words} was not approved: {cause}", "Nothing was changed; start it again to retry."]
+        if unproven:
+            assert state.fence_proof is not None
+            subject = (
+                f"[dcwatch] ACTION NEEDED: NOT APPROVED {words} {request.from_site} -> {request.to}, "
+                f"{request.from_site} not proven fenced"
+            )
+            lines = [
+                state.fence_proof.summary,
+                f"The promotion of {request.to} was not approved: {cause}",
+                f"Nothing was powered on at {request.to} and DNS still points at {request.from_site}. Once "
+                f"{request.from_site} is known not to serve (or is fenced by hand), start the {words} again.",
+            ]
     elif state.drill.cleanup is not None and step != "CleanUpDrill":
         subject = f"[dcwatch] ACTION NEEDED: DRILL FAILED at {step}, production untouched, drill cleaned up"
         lines = [f"The drill stopped at step {step}: {cause}", f"Cleanup: {state.drill.cleanup}"]

@@ -135,8 +135,11 @@ class SiteAgent:
         clients: Callable[[str, float], Any] = bounded_client,
     ):
         self._key_missing = False
-        if config.fencing is None:
-            raise ValueError("the config has no fencing section: the agent needs its lease, peer and fence settings")
+        if config.fencing is None or site not in config.fencing.agents:
+            raise ValueError(
+                f"the config's fencing.agents has no agent for {site}: "
+                "the agent needs its lease, peer and fence settings"
+            )
         self.config, self.site, self.settings, self._clock = config, site, settings, clock
         self.fencing: Fencing = config.fencing
         self.me, self.peer_site = self.fencing.agents[site], config.other_site(site)
