@@ -272,6 +272,9 @@ class LocalCloud:
         runtime.reset()
 
 
+LONG_POLL_S = 1
+
+
 class QueuePump:
     """Drains SQS queues in the background and hands each message to its consumer, in order.
 
@@ -308,8 +311,13 @@ class QueuePump:
         sqs = self.cloud.client("sqs")
         while not self._stop.is_set():
             try:
+                # Long polling: an idle consumer waits inside moto for the next message instead of asking
+                # again every few milliseconds (a dozen idle consumers polling kept moto's one process busy).
                 messages = sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+                    QueueUrl=url,
+                    MaxNumberOfMessages=10,
+                    AttributeNames=["ApproximateReceiveCount"],
+                    WaitTimeSeconds=LONG_POLL_S,
                 ).get("Messages", [])
             except Exception as exc:  # noqa: BLE001 - moto going away at shutdown
                 if not self._stop.is_set():
