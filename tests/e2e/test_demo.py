@@ -115,8 +115,9 @@ def test_another_config_runs_without_code_changes(tmp_path):
     doc = yaml.safe_load(path.read_text())
     fencing = yaml.safe_load(DEMO_CONFIG.read_text())["fencing"]
     fencing["agents"] = {site: {"listen": f"127.0.0.1:{free_port()}"} for site in ("east", "west")}
-    # The demo's interval too: at 1 s, 20 checks a round plus two agents' renewals and reports outrun the one
-    # local moto process, whose evaluations then lag the fault by a minute (measured; see issue 13).
+    # The demo's interval too: at 1 s, 20 checks a round plus two agents' renewals and reports outran the one
+    # local moto process (evaluations lagged the fault by a minute, measured before the rule consumers
+    # long-polled); per-round evaluation (issue 13) is the real cure.
     doc["probe"]["interval_s"] = 2
     path.write_text(yaml.safe_dump({**doc, "fencing": fencing}, sort_keys=False))
     report = run_demo(
