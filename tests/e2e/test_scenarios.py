@@ -54,6 +54,16 @@ def matrix(tmp_path_factory) -> dict[str, dict]:
     return {r["verdict"]["scenario"]: r for r in reports}
 
 
+def story(report: dict) -> str:
+    """What to read when a scenario failed: its problems, then its timeline without the probe rounds."""
+    lines = [
+        f"{e['t']:7.2f} s  {e['kind']:<18} {str(e['text'])[:240]}"
+        for e in report["events"]
+        if e["kind"] != "probe_round"
+    ]
+    return "\n".join([*report["verdict"]["problems"], *lines])
+
+
 def test_every_scenario_file_was_played(matrix):
     assert sorted(matrix) == sorted(NAMES)
     assert len(NAMES) >= 12
@@ -62,14 +72,14 @@ def test_every_scenario_file_was_played(matrix):
 @pytest.mark.parametrize("name", NAMES)
 def test_the_scenario_moves_production_exactly_as_its_file_expects(matrix, name):
     verdict = matrix[name]["verdict"]
-    assert verdict["decision_passed"], verdict["problems"]
-    assert verdict["false_failovers"] == 0 and verdict["missed_failovers"] == 0
+    assert verdict["decision_passed"], story(matrix[name])
+    assert verdict["false_failovers"] == 0 and verdict["missed_failovers"] == 0, story(matrix[name])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_scenario_sends_exactly_the_alerts_its_file_expects(matrix, name):
     verdict = matrix[name]["verdict"]
-    assert verdict["alerts_passed"], verdict["problems"]
+    assert verdict["alerts_passed"], story(matrix[name])
 
 
 def test_the_matrix_has_no_false_and_no_missed_failover(matrix):

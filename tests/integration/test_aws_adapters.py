@@ -186,8 +186,8 @@ def test_an_expired_lease_can_be_taken_over_and_its_old_owner_can_no_longer_rene
 
 def test_of_many_acquirers_exactly_one_wins_and_all_see_it():
     # One after another, each with its own client: the condition expression decides, not who came first
-    # to a lock of ours. (DynamoDB makes the conditional write atomic; moto does not under threads: eight
-    # threads once produced two winners in a fresh-clone run, so threads here would test moto, not us.)
+    # to a lock of ours. (DynamoDB makes the conditional write atomic; moto alone does not under threads:
+    # test_local_moto.py races them against the local runtime's moto, which does.)
     leases = make_leases()
     contenders = [f"evaluator-{i}" for i in range(8)]
     holders = [DynamoLeases(leases.table, boto3.client("dynamodb")).acquire(o, 60, T0).owner for o in contenders]

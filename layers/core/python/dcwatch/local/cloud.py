@@ -3,7 +3,8 @@
 Differences from AWS, and why: moto delivers rule matches to SQS but not to Lambda, so every rule
 gets a queue and a dispatcher invokes the rule's function with the event; moto does not fire
 schedules, so the local runtime drives the probe schedule itself; Step Functions executes the
-same ASL, its Lambda tasks answered in-process by `LocalLambdas`.
+same ASL, its Lambda tasks answered in-process by `LocalLambdas`; moto's conditional writes are not
+atomic under threads, so its server runs with them made atomic (`dcwatch.local.moto_server`).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class LocalCloud:
         for noisy in ("werkzeug", "moto"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "dcwatch.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "AWS_DEFAULT_REGION": REGION},
