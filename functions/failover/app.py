@@ -125,7 +125,13 @@ def prove_fenced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_standby("CheckStandby", event, lambda s, inventory, app: workflow.check_standby(s, inventory))
+    return _at_standby(
+        "CheckStandby",
+        event,
+        lambda s, inventory, app: workflow.check_standby(
+            s, inventory, fencing=app.config.fencing, leases=app.site_leases
+        ),
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -13,14 +13,14 @@ import yaml
 from dcwatch import modes, workflow
 from dcwatch.checks import Outcome
 from dcwatch.config import parse_config
-from dcwatch.errors import VcenterUnreachable
+from dcwatch.errors import StandbyNotReady, VcenterUnreachable
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import SiteLease
 from dcwatch.workflow import WorkflowState
 from tests.helpers import agent_report
-from tests.unit.fakes import Clock, FakeLeases, FakeNotifier, FakeSiteLeases, FakeStore
+from tests.unit.fakes import Clock, FakeInventory, FakeLeases, FakeNotifier, FakeSiteLeases, FakeStore
 from tests.unit.test_agent_config import FENCING
-from tests.unit.test_workflow import ALL_PASS, probe_with
+from tests.unit.test_workflow import ALL_PASS, STANDBY_VMS, probe_with
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 # The demo config without the agents it runs: each test gives its own fencing section, or none.
@@ -177,4 +177,57 @@ def test_the_standbys_storage_can_prove_the_failed_side_offline(clock):
     assert state.fencing == (
         "proven fenced: storage mirror san-mirror at dc-b shows dc-a's volumes offline or demoted "
         "([BODY].mirror.peer_state == offline)"
+    )
+
+
+# CheckStandby: the standby's own agent must still reach AWS, or it fences what the failover starts.
+
+
+def standby_lease(renewed_ago_s: float, state: str = "DEGRADED") -> FakeSiteLeases:
+    renewed = T0 - timedelta(seconds=renewed_ago_s)
+    return FakeSiteLeases(
+        {"dc-b": SiteLease("dc-b", "dc-b@agent", renewed, renewed + timedelta(seconds=30), False, True, state)}
+    )
+
+
+def standby_inventory():
+    return FakeInventory({vm: "poweredOff" for vm in STANDBY_VMS})
+
+
+def check_standby(clock, leases, **request):
+    cfg = config(AGENTS)
+    wanted = {"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "dc-a DOWN", **request}
+    state = workflow.validate_request(wanted, cfg, clock, execution="dc-a-down-1")
+    return workflow.check_standby(state, standby_inventory(), clock, fencing=cfg.fencing, leases=leases)
+
+
+def test_a_standby_whose_agent_renewed_its_lease_lately_is_promoted(clock):
+    # fence_after_s = lease_ttl_s 30 - margin_s 10 = 20: renewed 19 s ago, it has not fenced.
+    state = check_standby(clock, standby_lease(19))
+    assert state.timeline[-1].detail.endswith("dc-b's agent reaches AWS")
+
+
+def test_a_standby_whose_agent_lost_aws_longer_than_it_waits_before_fencing_is_not_promoted(clock):
+    with pytest.raises(StandbyNotReady) as refused:
+        check_standby(clock, standby_lease(21, "DEGRADED"))
+    message = str(refused.value)
+    assert "dc-b's agent last renewed its lease 21.0 s ago" in message
+    assert "lease_ttl_s - margin_s (20 s)" in message
+    assert "Nothing was changed" in message and "force: true" in message
+
+
+def test_a_forced_failover_promotes_a_standby_whose_agent_went_quiet_and_says_so(clock):
+    state = check_standby(clock, standby_lease(60), force=True)
+    assert "promoted anyway as the request forced it" in state.timeline[-1].detail
+
+
+def test_a_dry_run_reports_that_a_quiet_standby_agent_would_refuse_the_failover(clock):
+    state = check_standby(clock, standby_lease(60), dryRun=True)
+    assert "a failover would be refused (unless forced)" in state.timeline[-1].detail
+
+
+def test_a_standby_whose_agent_never_ran_has_nothing_that_could_fence_it(clock):
+    state = check_standby(clock, FakeSiteLeases())
+    assert state.timeline[-1].detail.endswith(
+        "no lease of dc-b on record: its agent never ran, nothing there fences it"
     )

@@ -141,6 +141,25 @@ def lease_proof(
     return LeaseVerdict(FenceProof(proven=True, kind="lease", summary=summary, facts=facts))
 
 
+def standby_agent_problem(standby: str, lease: SiteLease | None, fencing: Fencing, now: datetime) -> str | None:
+    """Why the standby's own agent might undo its promotion, or None.
+
+    An agent fences its site once it has lost AWS and its peer for `lease_ttl_s - margin_s`; with the
+    failed site gone, AWS is its only voter. A lease renewed longer ago than that says it may have lost AWS
+    too, and then it powers off what the workflow starts. The lease, not the agent's report, decides: the
+    agent writes it straight to DynamoDB, so it is as fresh as the agent's contact with AWS."""
+    if lease is None:
+        return None  # the agent never ran: nothing at the standby can fence it
+    age = (now - lease.renewed_at).total_seconds()
+    if age <= fencing.fence_after_s:
+        return None
+    return (
+        f"{standby}'s agent last renewed its lease {age:.1f} s ago, at {_at(lease.renewed_at)} (state "
+        f"{lease.state or 'unknown'}), more than lease_ttl_s - margin_s ({fencing.fence_after_s:g} s) ago: if it "
+        f"has lost its peer as well, it has fenced {standby} and powers off what this failover starts"
+    )
+
+
 @dataclass(frozen=True)
 class StorageOutcome:
     """The standby's mirror check with `fenced_when` added, as the probe answered."""

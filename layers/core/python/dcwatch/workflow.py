@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from dcwatch.checks import PlannedCheck, service_checks
-from dcwatch.config import Config, Hook, HttpCheck
+from dcwatch.config import Config, Fencing, Hook, HttpCheck
 from dcwatch.errors import (
     DnsTimeout,
     FencingIncomplete,
@@ -36,7 +36,7 @@ from dcwatch.errors import (
     VcenterUnavailable,
 )
 from dcwatch.events import ProbeResult
-from dcwatch.fencing import FenceProof, StorageOutcome, prove, vcenter_proof, vcenter_reason
+from dcwatch.fencing import FenceProof, StorageOutcome, prove, standby_agent_problem, vcenter_proof, vcenter_reason
 from dcwatch.ports import (
     Dns,
     GuestState,
@@ -46,6 +46,7 @@ from dcwatch.ports import (
     Leases,
     Notifier,
     Once,
+    SiteLease,
     SiteLeases,
     StateStore,
 )
@@ -338,15 +339,42 @@ def prove_fenced(
     return state.note("ProveFenced", state.fencing, clock, started)
 
 
-def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
+def check_standby(
+    state: WorkflowState,
+    inventory: Inventory,
+    clock: Clock = utcnow,
+    *,
+    fencing: Fencing | None = None,
+    leases: SiteLeases | None = None,
+) -> WorkflowState:
+    """The standby's vCenter answers with every VM of the plan, and (with site agents) the standby's own
+    agent still reaches AWS, so it will not fence what this failover starts; `force` overrides the agent."""
+    standby = state.plan.to
     wanted = [vm for group in state.plan.groups for vm in group]
     found = inventory.power_states(wanted)
     missing = [vm for vm in wanted if vm not in found]
     if missing:
-        raise StandbyNotReady(f"VMs missing in the vCenter of {state.plan.to}: {', '.join(missing)}")
+        raise StandbyNotReady(f"VMs missing in the vCenter of {standby}: {', '.join(missing)}")
     already_on = [vm for vm in wanted if found[vm] == "poweredOn"]
-    detail = f"vCenter of {state.plan.to} answers; {len(wanted)} VMs present, {len(already_on)} already on"
+    detail = f"vCenter of {standby} answers; {len(wanted)} VMs present, {len(already_on)} already on"
+    if fencing is not None and leases is not None and standby in fencing.agents:
+        detail += "; " + _standby_agent(state, leases.read(standby), fencing, clock())
     return state.note("CheckStandby", detail, clock)
+
+
+def _standby_agent(state: WorkflowState, lease: SiteLease | None, fencing: Fencing, now: datetime) -> str:
+    """What the standby's own agent means for this promotion, or StandbyNotReady (`standby_agent_problem`)."""
+    standby = state.plan.to
+    if lease is None:
+        return f"no lease of {standby} on record: its agent never ran, nothing there fences it"
+    problem = standby_agent_problem(standby, lease, fencing, now)
+    if problem is None:
+        return f"{standby}'s agent reaches AWS"
+    if state.request.dry_run:
+        return f"{problem}: a failover would be refused (unless forced)"
+    if state.request.force:
+        return f"{problem}: promoted anyway as the request forced it"
+    raise StandbyNotReady(f"{problem}. Nothing was changed. To promote {standby} anyway, rerun with force: true")
 
 
 def _probe_mirror(state: WorkflowState, config: Config, probe: Probe, condition: str) -> tuple[ProbeResult, str]:
