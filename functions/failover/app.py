@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -89,9 +90,11 @@ def _at_leaving_site(
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def acquire_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run(
-        "AcquireLease", event, lambda s, app: workflow.acquire_lease(s, app.leases, app.config.workflow.lease_s)
-    )
+    def acquire(state: WorkflowState, app: runtime.App) -> WorkflowState:
+        active = partial(app.store.active_site, app.config.active_site)
+        return workflow.acquire_lease(state, app.leases, app.config.workflow.lease_s, active_site=active)
+
+    return _run("AcquireLease", event, acquire)
 
 
 @logger.inject_lambda_context(clear_state=True)

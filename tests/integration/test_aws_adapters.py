@@ -184,6 +184,15 @@ def test_an_expired_lease_can_be_taken_over_and_its_old_owner_can_no_longer_rene
     assert not leases.release("inc-1")
 
 
+def test_the_lock_keeps_the_site_its_recovery_leaves_through_renewals():
+    leases = make_leases()
+    leases.acquire("dc-a-down-1", 60, T0, leaving="dc-a")
+    assert leases.renew("dc-a-down-1", 60, T0 + timedelta(seconds=30))
+    assert leases.holder() == Lease("dc-a-down-1", T0 + timedelta(seconds=90), "dc-a")
+    leases.release("dc-a-down-1")
+    assert leases.acquire("drill-1", 60, T0).leaving is None and leases.holder().leaving is None
+
+
 def test_of_many_acquirers_exactly_one_wins_and_all_see_it():
     # One after another, each with its own client: the condition expression decides, not who came first
     # to a lock of ours. (DynamoDB makes the conditional write atomic; moto alone does not under threads:

@@ -247,7 +247,9 @@ def test_a_manual_failover_powers_on_group_by_group_switches_dns_and_records_the
 def test_a_failover_from_a_site_whose_vcenter_is_gone_without_agents_asks_a_human_and_promotes_nothing_unasked(
     pipeline,
 ):
-    # Runs after the manual failover: south serves; north's vCenter now goes away for good, and no agent runs
+    # Runs after the manual failover: south serves. Production is back at north (as a failback leaves it),
+    # and north's vCenter now goes away for good; no agent runs
+    pipeline.store.set_active_site("north", "failback-before-unfenced-1")
     pipeline.vcsims["north"].stop()
     notes_before = len(pipeline.notifications)
     arn = pipeline.start_failover(request(incidentId="unfenced-1"), name="unfenced-1")

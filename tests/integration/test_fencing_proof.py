@@ -73,6 +73,13 @@ def states_entered(pipeline: LocalPipeline, arn: str) -> list[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in pipeline.history(arn) if e["type"].endswith("StateEntered")]
 
 
+@pytest.fixture(autouse=True)
+def north_serves(pipeline):
+    """Each test fails north over afresh: production is recorded at north again (as a failback leaves it),
+    else the workflow finds production already at south and stops, Superseded."""
+    pipeline.store.set_active_site("north", "before-this-test")
+
+
 def request(incident: str) -> dict:
     return {"mode": "disaster", "from": "north", "to": "south", "reason": "north DOWN", "incidentId": incident}
 

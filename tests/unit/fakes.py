@@ -250,16 +250,16 @@ class FakeLeases:
         self.lease: Lease | None = None
         self.acquired: list[str] = []
 
-    def acquire(self, owner: str, ttl_s: int, now: datetime) -> Lease:
+    def acquire(self, owner: str, ttl_s: int, now: datetime, leaving: str | None = None) -> Lease:
         if self.lease is None or self.lease.expires_at < now or self.lease.owner == owner:
-            self.lease = Lease(owner, now + timedelta(seconds=ttl_s))
+            self.lease = Lease(owner, now + timedelta(seconds=ttl_s), leaving)
             self.acquired.append(owner)
         return self.lease
 
     def renew(self, owner: str, ttl_s: int, now: datetime) -> bool:
         if self.lease is None or self.lease.owner != owner:
             return False
-        self.lease = Lease(owner, now + timedelta(seconds=ttl_s))
+        self.lease = Lease(owner, now + timedelta(seconds=ttl_s), self.lease.leaving)
         return True
 
     def release(self, owner: str) -> bool:

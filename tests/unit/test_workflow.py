@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ from dcwatch.errors import (
     PowerOnFailed,
     ServiceNotVerified,
     StandbyNotReady,
+    Superseded,
     TransientError,
     VcenterRefused,
     VcenterUnreachable,
@@ -252,6 +254,27 @@ def test_two_executions_of_the_same_request_without_incident_id_never_both_hold_
         workflow.renew_lease(second, leases, ttl_s=900, clock=clock)
     workflow.release_lease(second, leases, clock)
     assert leases.holder().owner == "console-1" and leases.acquired == ["console-1"]
+
+
+def test_a_request_accepted_before_another_recovery_moved_production_changes_nothing_and_says_so(clock):
+    # Given a console request to fail dc-a over, accepted while dc-a was active, and a recovery that moved
+    # production to dc-b and gave the lock back before this request reached AcquireLease
+    leases, state = FakeLeases(), started(clock)
+    with pytest.raises(Superseded, match="production already runs at dc-b, not at dc-a") as superseded:
+        workflow.acquire_lease(state, leases, ttl_s=900, clock=clock, active_site=lambda: "dc-b")
+    assert leases.holder() is None, "the lock is given back at once"
+    # Then its alert says no action is needed, like a refusal for a held lock
+    state.failed_step = "AcquireLease"
+    state.error = {"Error": "Superseded", "Cause": json.dumps({"errorMessage": str(superseded.value)})}
+    subject, body = workflow.failure_message(state)
+    assert subject == "[dcwatch] OK: REFUSED dc-a -> dc-b, production already moved; no action needed"
+    assert "production already runs at dc-b" in body
+
+
+def test_the_lock_says_which_site_a_recovery_moves_production_away_from(clock):
+    leases = FakeLeases()
+    workflow.acquire_lease(started(clock), leases, ttl_s=900, clock=clock, active_site=lambda: "dc-a")
+    assert leases.holder().leaving == "dc-a"
 
 
 def test_without_an_execution_name_each_validated_request_still_owns_the_lock_alone(clock):

@@ -23,7 +23,7 @@ from dcwatch.adapters.dynamodb import DynamoLeases
 from dcwatch.config import Config, ConfigError, RecoveryMode, config_schema, load_config
 from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
-from dcwatch.recovery import build_plan, describe_plan, parse_request
+from dcwatch.recovery import build_plan, describe_plan, leaving_site, parse_request
 
 # Command -> the workflow's mode.
 MODE_COMMANDS: dict[str, RecoveryMode] = {
@@ -238,7 +238,7 @@ def _recover(args: argparse.Namespace) -> int:
         # Take the lock before starting, so a busy lock is refused here rather than as a failed execution.
         # Its owner is the execution's name: the execution holds it from its first step on.
         lease_s = load_config(args.config).workflow.lease_s if args.config else 900
-        lease = DynamoLeases(locks).acquire(name, lease_s, datetime.now(UTC))
+        lease = DynamoLeases(locks).acquire(name, lease_s, datetime.now(UTC), leaving_site(mode, args.from_site))
         if lease.owner != name:
             print(
                 f"dcwatch: another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; "

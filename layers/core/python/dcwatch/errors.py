@@ -53,6 +53,10 @@ class LeaseHeld(DcwatchError):
     """Another failover holds the lock: this one must not touch anything."""
 
 
+class Superseded(DcwatchError):
+    """Production already left the request's site (another recovery moved it meanwhile): nothing to do."""
+
+
 class LeaseLost(DcwatchError):
     """The workflow's lease expired and another holder took it: stop before acting twice."""
 

@@ -268,6 +268,10 @@ class _Decider:
                     held = replace(stored, blocked=PARTITIONED, version=stored.version + 1)
                     self.store.change_condition(_key("site", site), stored, held)
                 return Evaluation(check_status)
+        if role == "active" and verdict.status == "DOWN" and stored.status == "UP" and self._moved_away(site, now):
+            # A failover, migration or failback away from this site fences or shuts it down: its own doing,
+            # announced by its own notification. Judged as the standby once that recovery has recorded it.
+            return Evaluation(check_status, ignored=f"{site} fails while a recovery moves production away from it")
         standby_checks = checks[self.config.other_site(active)]
         context = _SiteContext(site, result, verdict, stored, standby_checks, isolated, now)
         if verdict.status != stored.status:
@@ -279,6 +283,10 @@ class _Decider:
                 _key("site", site), stored, replace(stored, blocked=None, version=stored.version + 1)
             )
         return Evaluation(check_status)
+
+    def _moved_away(self, site: str, now: datetime) -> bool:
+        lease = self.ports.leases.holder()
+        return lease is not None and lease.expires_at > now and lease.leaving == site
 
     def _vantages(self, isolated: frozenset[str], now: datetime) -> None:
         for vantage in self.config.vantage_points:
@@ -466,9 +474,15 @@ class _Decider:
         if not decision.start:
             return None, f"failover to {standby} not started: {decision.reason}", decision.reason
         ttl = self.config.workflow.lease_s
-        lease = self.ports.leases.acquire(incident, ttl, ctx.now)
+        lease = self.ports.leases.acquire(incident, ttl, ctx.now, ctx.site)
         if lease.owner != incident:
             reason = f"the failover lock is held by {lease.owner} until {lease.expires_at.isoformat()}"
+            return None, f"failover to {standby} not started: {reason}", reason
+        # The site was active when this decision read it; a recovery that held the lock until just now may
+        # have moved production away since. Under the lock, that read is final.
+        if (active := self.store.active_site(self.config.active_site)) != ctx.site:
+            self.ports.leases.release(incident)
+            reason = f"production moved to {active} meanwhile"
             return None, f"failover to {standby} not started: {reason}", reason
         try:
             execution = self.ports.workflows.start(incident, self._request(ctx, incident, standby))

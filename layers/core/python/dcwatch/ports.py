@@ -233,14 +233,18 @@ class SiteLeases(Protocol):
 
 @dataclass(frozen=True)
 class Lease:
-    """The single failover lock: held by `owner` (an incident id) until `expires_at`, unless renewed."""
+    """The single failover lock: held by `owner` (an incident id) until `expires_at`, unless renewed.
+
+    `leaving`: the site a failover, migration or failback holding it moves production away from (None for a
+    drill, which never touches production): that site failing meanwhile is the recovery's own doing."""
 
     owner: str
     expires_at: datetime
+    leaving: str | None = None
 
 
 class Leases(Protocol):
-    def acquire(self, owner: str, ttl_s: int, now: datetime) -> Lease:
+    def acquire(self, owner: str, ttl_s: int, now: datetime, leaving: str | None = None) -> Lease:
         """Take the lock if free, expired or already ours; returns whoever holds it afterwards."""
         ...
 

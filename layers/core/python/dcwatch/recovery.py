@@ -25,6 +25,11 @@ MODE_WORDS: dict[str, str] = {
 }
 
 
+def leaving_site(mode: RecoveryMode, from_site: str) -> str | None:
+    """The site a recovery moves production away from: every mode but a drill, which never touches it."""
+    return None if mode == "drill" else from_site
+
+
 class _Camel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

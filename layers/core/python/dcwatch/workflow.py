@@ -32,6 +32,7 @@ from dcwatch.errors import (
     ServiceNotVerified,
     StandbyNotReady,
     StorageNotSafe,
+    Superseded,
     TransientError,
     VcenterUnavailable,
 )
@@ -57,6 +58,7 @@ from dcwatch.recovery import (
     RecoveryPlan,
     build_plan,
     describe_plan,
+    leaving_site,
     parse_request,
 )
 
@@ -240,12 +242,29 @@ def validate_request(
     )
 
 
-def acquire_lease(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = utcnow) -> WorkflowState:
-    """Take the single failover lock for this execution (the evaluator or the CLI may hold it for it already)."""
-    lease = leases.acquire(state.owner, ttl_s, clock())
+def acquire_lease(
+    state: WorkflowState,
+    leases: Leases,
+    ttl_s: int,
+    clock: Clock = utcnow,
+    *,
+    active_site: Callable[[], str] | None = None,
+) -> WorkflowState:
+    """Take the single failover lock for this execution (the evaluator or the CLI may hold it for it already).
+
+    ValidateRequest ran before the lock was ours: a recovery that held it meanwhile may have moved production
+    away from this request's site. So, under the lock, the site it leaves must still be the active one."""
+    leaving = leaving_site(state.request.mode, state.plan.from_site)
+    lease = leases.acquire(state.owner, ttl_s, clock(), leaving)
     if lease.owner != state.owner:
         raise LeaseHeld(
             f"another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; nothing was touched"
+        )
+    if leaving is not None and active_site is not None and (active := active_site()) != leaving:
+        leases.release(state.owner)
+        raise Superseded(
+            f"production already runs at {active}, not at {leaving}: another recovery moved it after this request "
+            "was accepted; nothing was touched"
         )
     return state.note("AcquireLease", f"lock held by {state.owner} until {lease.expires_at.isoformat()}", clock)
 
@@ -827,10 +846,11 @@ def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
     cause = str(error.get("Cause", ""))
     if state.request.mode == "drill" or step == "RequestApproval":
         return stopped_message(state, step, _readable_cause(cause))
-    if error.get("Error") == "LeaseHeld":
-        # Another recovery runs (a second trigger of the same outage): it carries on; this one changed nothing.
+    if error.get("Error") in ("LeaseHeld", "Superseded"):
+        # Another recovery runs, or ran (a second trigger of the same outage): this one changed nothing.
         route = f"{state.plan.from_site} -> {state.plan.to}"
-        subject = f"[dcwatch] OK: REFUSED {route}, another recovery holds the lock; no action needed"
+        why = "another recovery holds the lock" if error["Error"] == "LeaseHeld" else "production already moved"
+        subject = f"[dcwatch] OK: REFUSED {route}, {why}; no action needed"
         body = [f"This request changed nothing: {_readable_cause(cause)}", f"Reason given: {state.request.reason}"]
         body += ["", f"Incident: {state.incident_id}", "Timeline (end time, duration, step):", *_timeline(state)]
         return subject[:100], "\n".join(body)

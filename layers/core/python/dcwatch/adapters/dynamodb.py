@@ -370,14 +370,15 @@ class DynamoLeases:
         self.table, self.name = table_name, name
         self._client = LazyClient("dynamodb", client)
 
-    def acquire(self, owner: str, ttl_s: int, now: datetime) -> Lease:
+    def acquire(self, owner: str, ttl_s: int, now: datetime, leaving: str | None = None) -> Lease:
         ddb = self._client()
         expires = int(now.timestamp()) + ttl_s
+        item = {"pk": self.name, "owner": owner, "expiresAt": expires, "acquiredAt": now.isoformat()}
         try:
             with aws_call("dynamodb:PutItem"):
                 ddb.put_item(
                     TableName=self.table,
-                    Item=_item({"pk": self.name, "owner": owner, "expiresAt": expires, "acquiredAt": now.isoformat()}),
+                    Item=_item(item | ({"leaving": leaving} if leaving else {})),
                     ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR #owner = :owner",
                     ExpressionAttributeNames={"#owner": "owner"},
                     ExpressionAttributeValues=_item({":now": int(now.timestamp()), ":owner": owner}),
@@ -386,7 +387,7 @@ class DynamoLeases:
             held = self.holder()
             # Released between our write and our read: report it as just expired, the caller retries later.
             return held or Lease("(released meanwhile)", now)
-        return Lease(owner, datetime.fromtimestamp(expires, UTC))
+        return Lease(owner, datetime.fromtimestamp(expires, UTC), leaving)
 
     def renew(self, owner: str, ttl_s: int, now: datetime) -> bool:
         ddb = self._client()
@@ -429,4 +430,5 @@ class DynamoLeases:
         if not item:
             return None
         data = _plain(item)
-        return Lease(str(data["owner"]), datetime.fromtimestamp(int(data["expiresAt"]), UTC))
+        leaving = str(data["leaving"]) if data.get("leaving") else None
+        return Lease(str(data["owner"]), datetime.fromtimestamp(int(data["expiresAt"]), UTC), leaving)

@@ -444,7 +444,12 @@ def play(
                 timeline.add("step_failed", f"{text}: {exc}")
         end = start + spec.max_s
         quiet_until = start + spec.last_step_at + spec.observe_s
-        while time.monotonic() < end and not _decided(spec, watcher, obs, quiet_until):
+        # A DOWN expected within a bound is watched for until it shows or the bound has passed, however
+        # short the quiet window: otherwise a detection inside its bound but after the window is "missed".
+        down_due = _down_due(spec, player, planned, start)
+        while time.monotonic() < end and not (
+            _decided(spec, watcher, obs, quiet_until) and _downs_seen(timeline, player, spec, down_due)
+        ):
             time.sleep(WATCH_POLL_S)
         time.sleep(settle_s)
         probes.stop()
@@ -584,6 +589,21 @@ def vms_on(pipeline: LocalPipeline, site: str) -> list[str] | None:
     except Exception as exc:  # noqa: BLE001 - a report line, not the outcome
         logger.warning("power states not read", site=site, error=str(exc))
         return None
+
+
+def _down_due(spec: ScenarioSpec, player: Player, planned: list[Any], start: float) -> float | None:
+    """When the DOWNs the scenario expects must have shown (monotonic), or None when it expects none."""
+    within, faults = spec.expect.detected_within_s, [at for at, *_, is_fault in planned if is_fault]
+    if not spec.expect.down or within is None or not faults:
+        return None
+    return start + min(faults) + within
+
+
+def _downs_seen(timeline: Timeline, player: Player, spec: ScenarioSpec, due: float | None) -> bool:
+    if due is None or time.monotonic() >= due:
+        return True
+    seen = {e.get("site") for e in timeline.events if e["kind"] == "site_down"}
+    return all(player.site(ref) in seen for ref in spec.expect.down or [])
 
 
 def _decided(spec: ScenarioSpec, watcher: Watcher, obs: Observations, quiet_until: float) -> bool:
