@@ -3,7 +3,9 @@
 Context: `config=PATH` (default: the demo config), `deps=placeholder` (an offline stand-in for the
 dependency layer that deploys but cannot run, with a warning; by default pip builds the real layer from
 PyPI), `hosted_zone_ids='{"zone.": "ZONEID"}'` (scope Route 53 permissions to these zones),
-`region=REGION` (the home region; needed with the config's `secondary_region` outside the CDK CLI).
+`region=REGION` (the home region; needed with the config's `secondary_region` outside the CDK CLI),
+`agent_trust_anchor_arn=ARN` (the site agents' roles trust this IAM Roles Anywhere trust anchor) and/or
+`agent_principal=ACCOUNT|ARN` (trials): with `fencing.agents` in the config and neither, no agent role and a warning.
 cdk.json's context (the feature flags) applies with or without the CLI. Writes to infra/cdk.out unless the
 CDK CLI chooses the output directory. cdk-nag's AWS Solutions checks run on every synth: an
 unacknowledged finding fails it (exit 3), listed in validation-report.json.

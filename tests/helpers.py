@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Config, load_config
 from dcwatch.events import ProbeResult
 from dcwatch.local.demo import DEMO_CONFIG
@@ -45,6 +46,45 @@ def probe_result(
         observed_at=observed_at,
         vantage=vantage,
         round_id=observed_at.isoformat(),
+    )
+
+
+def agent_report(
+    site: str,
+    peer: str,
+    sent_at: datetime,
+    *,
+    reached: bool = True,
+    last_heard_at: datetime | None = None,
+    serving: bool = True,
+    ttl_s: float = 30,
+) -> SiteAgentReport:
+    """The canonical SiteAgentReport (events/samples) of `site`'s agent, sent at `sent_at` with its lease
+    just renewed; `last_heard_at` defaults to `sent_at` while the peer is reached."""
+    detail = load_event("samples/SiteAgentReport.json")["detail"]
+    heard = last_heard_at if last_heard_at is not None or not reached else sent_at
+    state = ("SERVING" if reached else "DEGRADED") if serving else "DEGRADED"
+    return SiteAgentReport.model_validate(
+        {
+            **detail,
+            "site": site,
+            "agentId": f"{site}@agent",
+            "sentAt": sent_at.isoformat(),
+            "state": state,
+            "serving": serving,
+            "checks": [{**c, "ok": serving or c["service"] is None} for c in detail["checks"]],
+            "lease": {
+                "held": True,
+                "renewedAt": sent_at.isoformat(),
+                "expiresAt": (sent_at + timedelta(seconds=ttl_s)).isoformat(),
+            },
+            "peer": {
+                "site": peer,
+                "reached": reached,
+                "lastAnsweredAt": heard.isoformat() if heard else None,
+                "lastHeardAt": heard.isoformat() if heard else None,
+            },
+        }
     )
 
 

@@ -1,4 +1,5 @@
-"""Evaluate: one ProbeResult from the bus into check and site state, and maybe a failover."""
+"""Evaluate: one ProbeResult from the bus into check and site state, and maybe a failover; and each site
+agent's SiteAgentReport into the state the lease proof and the partition and silence alerts read."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import runtime
-from dcwatch.evaluator import evaluate
+from dcwatch.agent.report import SiteAgentReportEvent
+from dcwatch.evaluator import evaluate, receive_agent_report
 from dcwatch.events import ProbeResult
 from dcwatch.observability import logger, record_detection, record_result_received, tracer
 
@@ -48,3 +50,17 @@ def handler(result: ProbeResult, context: LambdaContext) -> dict[str, Any]:
         "siteStatus": outcome.site_change.status if outcome.site_change else None,
         "execution": outcome.execution,
     }
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@event_parser(model=SiteAgentReportEvent)
+def agent_report(event: SiteAgentReportEvent, context: LambdaContext) -> dict[str, Any]:
+    report = event.detail
+    app = runtime.app()
+    outcome = receive_agent_report(event.source, report, app.config, app.store, app.notifier)
+    if outcome.refused:
+        logger.warning("agent report refused", source=event.source, site=report.site, reason=outcome.refused)
+    else:
+        logger.info("agent report", site=report.site, state=report.state, serving=report.serving, kept=outcome.kept)
+    return {"site": report.site, "kept": outcome.kept, "refused": outcome.refused}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -89,9 +90,11 @@ def _at_leaving_site(
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def acquire_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run(
-        "AcquireLease", event, lambda s, app: workflow.acquire_lease(s, app.leases, app.config.workflow.lease_s)
-    )
+    def acquire(state: WorkflowState, app: runtime.App) -> WorkflowState:
+        active = partial(app.store.active_site, app.config.active_site)
+        return workflow.acquire_lease(state, app.leases, app.config.workflow.lease_s, active_site=active)
+
+    return _run("AcquireLease", event, acquire)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -114,8 +117,24 @@ def fence(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+def prove_fenced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _run(
+        "ProveFenced",
+        event,
+        lambda s, app: workflow.prove_fenced(s, app.config, app.site_leases, app.store, app.probe),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_standby("CheckStandby", event, lambda s, inventory, app: workflow.check_standby(s, inventory))
+    return _at_standby(
+        "CheckStandby",
+        event,
+        lambda s, inventory, app: workflow.check_standby(
+            s, inventory, fencing=app.config.fencing, leases=app.site_leases
+        ),
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -254,12 +273,16 @@ def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Invoked with `.waitForTaskToken`: sends the token to the operators; the workflow waits for their answer."""
+    """Invoked with `.waitForTaskToken`: sends the token to the operators; the workflow waits for their answer.
+
+    `gate`: `plan` (the modes the config asks approval for) or `fencing` (the failed site is not proven fenced).
+    """
     state = WorkflowState.model_validate(event["state"])
-    logger.append_keys(incident_id=state.incident_id, step="RequestApproval")
+    gate: modes.Gate = "fencing" if event.get("gate") == "fencing" else "plan"
+    logger.append_keys(incident_id=state.incident_id, step="RequestApproval", gate=gate)
     app = runtime.app()
     app.once.register(context)
-    message_id = modes.request_approval(state, str(event["taskToken"]), app.notifier, once=app.once)
+    message_id = modes.request_approval(state, str(event["taskToken"]), app.notifier, once=app.once, gate=gate)
     logger.info("approval requested", message_id=message_id)
     return {"messageId": message_id}
 

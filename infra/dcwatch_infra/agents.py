@@ -1,4 +1,4 @@
-"""One IAM role per site agent, its policy from `dcwatch.agent.policy` (not wired into the stack yet).
+"""One IAM role per site agent, its policy from `dcwatch.agent.policy` (the stack creates them with agents).
 
 The agents run on VMs at the sites, outside AWS. In production each assumes its role through IAM
 Roles Anywhere (an X.509 certificate from the sites' CA, registered as a trust anchor), so no

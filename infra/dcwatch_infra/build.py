@@ -24,12 +24,15 @@ class ContextError(Exception):
 
 @dataclass(frozen=True)
 class SynthSettings:
-    """The synth's inputs from CDK context: `config`, `deps`, `hosted_zone_ids`, `region`."""
+    """The synth's inputs from CDK context: `config`, `deps`, `hosted_zone_ids`, `region`, and who the site
+    agents' roles trust: `agent_trust_anchor_arn` (IAM Roles Anywhere) and/or `agent_principal` (trials)."""
 
     config_path: Path = c.DEMO_CONFIG
     placeholder_deps: bool = False
     hosted_zone_ids: dict[str, str] = field(default_factory=dict)
     region: str | None = None
+    agent_trust_anchor_arn: str | None = None
+    agent_principal: str | None = None
 
     @classmethod
     def from_context(cls, node: Any) -> SynthSettings:
@@ -39,6 +42,8 @@ class SynthSettings:
             placeholder_deps=_placeholder_deps(node),
             hosted_zone_ids=_zone_ids(node.try_get_context("hosted_zone_ids")),
             region=_region(node.try_get_context("region")),
+            agent_trust_anchor_arn=_trust_anchor(node.try_get_context("agent_trust_anchor_arn")),
+            agent_principal=_principal(node.try_get_context("agent_principal")),
         )
 
 
@@ -63,7 +68,13 @@ def build(app: cdk.App) -> DcwatchStack:
         )
     if config.secondary_region and config.secondary_region == home:
         raise ContextError(f"secondary_region: {home} is the home region already; pick another one")
-    inputs = SynthInputs(settings.config_path, settings.placeholder_deps, settings.hosted_zone_ids)
+    inputs = SynthInputs(
+        settings.config_path,
+        settings.placeholder_deps,
+        settings.hosted_zone_ids,
+        agent_trust_anchor_arn=settings.agent_trust_anchor_arn,
+        agent_principal=settings.agent_principal,
+    )
     stack = DcwatchStack(
         app,
         c.stack_name(config.name),
@@ -129,3 +140,28 @@ def _zone_ids(value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ContextError(f'hosted_zone_ids: expected {{"zone.": "hosted zone id", ...}}, got {value!r}')
     return {(zone if zone.endswith(".") else zone + "."): zone_id.split("/")[-1] for zone, zone_id in value.items()}
+
+
+TRUST_ANCHOR_PATTERN = r"^arn:aws[a-z-]*:rolesanywhere:[a-z0-9-]+:[0-9]{12}:trust-anchor/[0-9a-f-]{36}$"
+PRINCIPAL_PATTERN = r"^([0-9]{12}|arn:aws[a-z-]*:iam::[0-9]{12}:(root|user/.+|role/.+))$"
+
+
+def _trust_anchor(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.match(TRUST_ANCHOR_PATTERN, value):
+        raise ContextError(
+            "agent_trust_anchor_arn: expected an IAM Roles Anywhere trust anchor ARN "
+            f"(arn:aws:rolesanywhere:REGION:ACCOUNT:trust-anchor/ID), got {value!r}"
+        )
+    return value
+
+
+def _principal(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.match(PRINCIPAL_PATTERN, value):
+        raise ContextError(
+            f"agent_principal: expected an account id or an IAM user or role ARN (for trials), got {value!r}"
+        )
+    return value

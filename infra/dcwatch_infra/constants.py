@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from aws_cdk import Duration
@@ -78,6 +79,13 @@ OUTPUT_TABLE_NAME = "TableName"
 OUTPUT_AUDIT_TABLE_NAME = "AuditTableName"
 OUTPUT_LOCKS_TABLE_NAME = "LocksTableName"
 OUTPUT_DASHBOARD = "DashboardName"
+SITE_AGENTS = "SiteAgents"
+
+
+def agent_role_output(site: str) -> str:
+    """The stack output naming a site agent's role: `AgentRoleArnDcA` for dc-a (its credential_process needs it)."""
+    return "AgentRoleArn" + "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", site))
+
 
 # Environment of every function: the names `dcwatch.runtime.Settings.from_env` reads (tables: wiring.TABLES).
 ENV_CONFIG = "DCWATCH_CONFIG"

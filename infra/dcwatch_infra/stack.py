@@ -33,12 +33,14 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from dcwatch.adapters.agent_aws import SITE_LEASE_PREFIX
 from dcwatch.config import Config
 from dcwatch.topology import VantagePoint
 from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, TABLES, FunctionSpec, asl_variables, execution_ended_rule
 from dcwatch.wiring import failover_task_functions as workflow_steps
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
+from dcwatch_infra.agents import AgentTrust, SiteAgentRoles
 from dcwatch_infra.functions import dcwatch_function, probe_function
 from dcwatch_infra.layers import code_layers
 from dcwatch_infra.monitoring import Monitoring, Vantage
@@ -58,10 +60,14 @@ VCENTER_USERS = (
     "CleanUpDrill",
 )
 BUS_PUBLISHERS = ("Probe", "Evaluate")
-STATE_WRITERS = ("Evaluate", "RecordAudit", "Control")  # Control: the automation switch, acknowledgements
-STATE_READERS = ("ValidateRequest",)  # a migration, failback or drill is checked against the recorded active site
-AUDIT_APPENDERS = ("RecordAudit", "NotifyFailure", "Control", "ExecutionEnded")
-ALERT_PUBLISHERS = ("Evaluate", "Notify", "NotifyFailure", "RequestApproval", "ExecutionEnded")
+# Control: the automation switch, acknowledgements; AgentReports: each site agent's latest report, its silence.
+STATE_WRITERS = ("Evaluate", "AgentReports", "RecordAudit", "Control")
+# ValidateRequest: a migration, failback or drill is checked against the recorded active site; ProveFenced: the
+# standby agent's latest report, which the evaluator keeps there.
+STATE_READERS = ("ValidateRequest", "ProveFenced")
+# Evaluate and AgentReports: the decision record of every change they announce.
+AUDIT_APPENDERS = ("Evaluate", "AgentReports", "RecordAudit", "NotifyFailure", "Control", "ExecutionEnded")
+ALERT_PUBLISHERS = ("Evaluate", "AgentReports", "Notify", "NotifyFailure", "RequestApproval", "ExecutionEnded")
 LOCK_HOLDERS = ("Evaluate", "AcquireLease", "RenewLease", "ReleaseLease", "Approved", "CleanUpDrill")
 # The lease: conditional put to take it, update to renew, delete to give it back, get to name its holder.
 LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
@@ -69,6 +75,8 @@ LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", 
 LOCK_RELEASERS = ("ValidateRequest",)
 # A stopped or timed-out execution's lock: given back only if that execution holds it; its holder named if not.
 LOCK_INSPECTORS = ("ExecutionEnded",)
+# The site agents' leases (the lease proof): read only, and only their items (`site-lease#<site>`).
+SITE_LEASE_READERS = ("ProveFenced",)
 WORKFLOW_STARTERS = ("Evaluate",)
 APPROVAL_ANSWERERS = ("Control",)  # SendTaskSuccess: the answer to the workflow's approval gate
 DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill", "LowerTtl")
@@ -110,6 +118,8 @@ class SynthInputs:
     config_path: Path
     placeholder_deps: bool = False  # the offline stand-in for the dependency layer: deploys, cannot run
     hosted_zone_ids: dict[str, str] | None = None
+    agent_trust_anchor_arn: str | None = None  # the site agents' roles trust this Roles Anywhere anchor
+    agent_principal: str | None = None  # or this account or IAM principal (trials)
 
 
 class DcwatchStack(Stack):
@@ -132,8 +142,8 @@ class DcwatchStack(Stack):
         )
         self.config = config
         self.topology = config.topology
-        for warning in config.warnings:
-            Annotations.of(self).add_warning_v2("dcwatch:quorum", warning)
+        for warning_id, warning in config.warnings.items():
+            Annotations.of(self).add_warning_v2(warning_id, warning)
         for key, value in config.tags.items():
             Tags.of(self).add(key, value)
 
@@ -172,6 +182,7 @@ class DcwatchStack(Stack):
         self._execution_ended_rule()
         self._probe_schedules()
         self._grant(inputs.hosted_zone_ids or {})
+        self.agent_roles = self._site_agent_roles(inputs)
 
         self.monitoring = Monitoring(
             self,
@@ -194,6 +205,38 @@ class DcwatchStack(Stack):
         CfnOutput(self, c.OUTPUT_AUDIT_TABLE_NAME, value=self.tables["Audit"].table_name)
         CfnOutput(self, c.OUTPUT_LOCKS_TABLE_NAME, value=self.tables["Locks"].table_name)
         CfnOutput(self, c.OUTPUT_DASHBOARD, value=c.dashboard_name(config.name))
+
+    def _site_agent_roles(self, inputs: SynthInputs) -> SiteAgentRoles | None:
+        """One role per site agent when the config has agents: its own lease item, its own reports, its own fence
+        records (`dcwatch.agent.policy`); trusted by Roles Anywhere for that site's certificate, or a principal."""
+        fencing = self.config.fencing
+        if fencing is None or not fencing.agents:
+            return None
+        principals: tuple[iam.IPrincipal, ...] = ()
+        if inputs.agent_principal:
+            principal = inputs.agent_principal
+            principals = (iam.AccountPrincipal(principal) if principal.isdigit() else iam.ArnPrincipal(principal),)
+        if inputs.agent_trust_anchor_arn is None and not principals:
+            Annotations.of(self).add_warning_v2(
+                "dcwatch:agentTrust",
+                "the config has site agents (fencing.agents) but no role was created for them: give "
+                "-c agent_trust_anchor_arn=<IAM Roles Anywhere trust anchor> (or -c agent_principal=<account or "
+                "IAM ARN> for trials); until then the agents have no credentials for their lease and reports",
+            )
+            return None
+        roles = SiteAgentRoles(
+            self,
+            c.SITE_AGENTS,
+            config=self.config,
+            # Built from their parts: the policy takes account and region from these ARNs (`agent_policy`).
+            locks_table_arn=self._arn("dynamodb", "table", self.tables["Locks"].table_name),
+            audit_table_arn=self._arn("dynamodb", "table", self.tables["Audit"].table_name),
+            bus_arn=self._arn("events", "event-bus", self.bus.event_bus_name),
+            trust=AgentTrust(trust_anchor_arn=inputs.agent_trust_anchor_arn, principals=principals),
+        )
+        for site, role in roles.roles.items():
+            CfnOutput(self, c.agent_role_output(site), value=role.role_arn, description=f"the role of {site}'s agent")
+        return roles
 
     def _table(self, key: str) -> dynamodb.Table:
         spec = next(t for t in TABLES if t.key == key)
@@ -378,6 +421,14 @@ class DcwatchStack(Stack):
             self.tables["Locks"].grant(fn, "dynamodb:DeleteItem")
         for fn in self._holders(LOCK_INSPECTORS):
             self.tables["Locks"].grant(fn, "dynamodb:DeleteItem", "dynamodb:GetItem")
+        for fn in self._holders(SITE_LEASE_READERS):
+            fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:GetItem"],
+                    resources=[self.tables["Locks"].table_arn],
+                    conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{SITE_LEASE_PREFIX}*"]}},
+                )
+            )
         for fn in self._holders(ALERT_PUBLISHERS):
             self.topic.grant_publish(fn)
             nag.acknowledge(
@@ -478,6 +529,9 @@ class DcwatchStack(Stack):
     def _holders(self, keys: Sequence[str]) -> list[lambda_.Function]:
         return [fn for key in keys for fn in (self.probes.values() if key == "Probe" else [self.functions[key]])]
 
+    def _arn(self, service: str, resource: str, name: str) -> str:
+        return self.format_arn(service=service, resource=resource, resource_name=name)
+
     def _route53_arn(self, resource: str, name: str) -> str:
         return f"arn:{self.partition}:route53:::{resource}/{name}"
 
@@ -487,5 +541,12 @@ class DcwatchStack(Stack):
 
 
 def _event_pattern(pattern: dict[str, object]) -> events.EventPattern:
-    """The RuleSpec's pattern as the L2 takes it (`detail-type` -> `detail_type`); rendered back verbatim."""
-    return events.EventPattern(**{key.replace("-", "_"): value for key, value in pattern.items()})  # type: ignore[arg-type]
+    """The RuleSpec's pattern as the L2 takes it (`detail-type` -> `detail_type`, `{"prefix": p}` ->
+    `Match.prefix(p)`); rendered back verbatim."""
+
+    def values(value: object) -> object:
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict) and set(value[0]) == {"prefix"}:
+            return events.Match.prefix(value[0]["prefix"])
+        return value
+
+    return events.EventPattern(**{key.replace("-", "_"): values(value) for key, value in pattern.items()})  # type: ignore[arg-type]

@@ -54,6 +54,16 @@ def matrix(tmp_path_factory) -> dict[str, dict]:
     return {r["verdict"]["scenario"]: r for r in reports}
 
 
+def story(report: dict) -> str:
+    """What to read when a scenario failed: its problems, then its timeline without the probe rounds."""
+    lines = [
+        f"{e['t']:7.2f} s  {e['kind']:<18} {str(e['text'])[:240]}"
+        for e in report["events"]
+        if e["kind"] != "probe_round"
+    ]
+    return "\n".join([*report["verdict"]["problems"], *lines])
+
+
 def test_every_scenario_file_was_played(matrix):
     assert sorted(matrix) == sorted(NAMES)
     assert len(NAMES) >= 12
@@ -62,14 +72,14 @@ def test_every_scenario_file_was_played(matrix):
 @pytest.mark.parametrize("name", NAMES)
 def test_the_scenario_moves_production_exactly_as_its_file_expects(matrix, name):
     verdict = matrix[name]["verdict"]
-    assert verdict["decision_passed"], verdict["problems"]
-    assert verdict["false_failovers"] == 0 and verdict["missed_failovers"] == 0
+    assert verdict["decision_passed"], story(matrix[name])
+    assert verdict["false_failovers"] == 0 and verdict["missed_failovers"] == 0, story(matrix[name])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_scenario_sends_exactly_the_alerts_its_file_expects(matrix, name):
     verdict = matrix[name]["verdict"]
-    assert verdict["alerts_passed"], verdict["problems"]
+    assert verdict["alerts_passed"], story(matrix[name])
 
 
 def test_the_matrix_has_no_false_and_no_missed_failover(matrix):
@@ -94,19 +104,40 @@ def test_faults_reach_the_probers_as_network_behaviour_not_as_edited_results(mat
     assert "timeout" in after
 
 
-def test_the_fence_step_meets_the_deployed_network_and_cannot_reach_a_vcenter_behind_a_cut_vpn(matrix):
-    """Its services dead and the VPN to it cut, the active site is failed over; the Fence step runs in the VPC,
-    whose only path to the (running) active vCenter is that VPN, so it reports the vCenter unreachable and the
-    active VMs stay on. Over a flat network it would have reached the vCenter and powered them off."""
+def test_the_fence_step_meets_the_deployed_network_and_without_a_proof_a_human_is_asked(matrix):
+    """Its services dead and the VPN to it cut, the active site is declared DOWN; the Fence step runs in the VPC,
+    whose only path to the (running) active vCenter is that VPN, so it cannot reach it (VcenterUnreachable); the
+    site's agent still renews its lease, so nothing proves the site cannot serve, and the approval gate asks a
+    human. The active VMs stay on. Over a flat network the Fence step would have powered them off."""
     report = matrix["active-dies-vpn-cut"]
     summary, active = report["summary"], report["scenario"]["fault_site"]
-    assert summary["active_site"] == report["scenario"]["standby_site"]
-    assert summary["fencing"] and all(
-        f.startswith(f"fencing not possible: vCenter of {active} unreachable") for f in summary["fencing"]
-    ), summary["fencing"]
+    assert summary["active_site"] == active, "no promotion without a proof"
+    assert any("VcenterUnreachable" in f for f in summary["fencing"]), summary["fencing"]
+    assert any(f.startswith(f"cannot prove {active} is fenced") for f in summary["fencing"]), summary["fencing"]
     config = load_config(DEMO_CONFIG)
     every_vm = sorted(vm.name for _, at in config.services_at(active) for vm in at.vms)
     assert summary["vms_on_at_failed_site"] == every_vm, "read from the active vCenter directly: nothing powered off"
+
+
+def test_a_site_cut_off_from_both_voters_fences_itself_before_the_standby_comes_up(matrix):
+    report = matrix["partition-active-isolated"]
+    summary = report["summary"]
+    fenced = next(e for e in report["events"] if e["kind"] == "site_self_fenced")
+    first_on = min(e["t"] for e in report["events"] if e["kind"] == "vm_powered_on")
+    assert fenced["t"] < first_on, "the isolated site is down by its own hand before the standby powers on"
+    assert summary["vms_on_at_failed_site"] == [] and list(summary["fence_proofs"].values()) == ["lease"]
+    assert summary["both_serving_s"] == 0
+
+
+def test_the_dead_sites_lease_costs_its_recovery_at_most_one_ttl_beyond_the_probes_detection(matrix):
+    summary = matrix["partition-site-dies"]["summary"]
+    ttl = summary["lease"]["lease_ttl_s"]
+    assert summary["probe_detection_s"] is not None and summary["lease_cost_s"] is not None
+    assert 0 <= summary["lease_cost_s"] <= ttl
+
+
+def test_no_scenario_ever_has_both_sites_serving_customers(matrix):
+    assert {name: r["summary"]["both_serving_s"] for name, r in matrix.items()} == dict.fromkeys(matrix, 0.0)
 
 
 def test_a_cut_vpn_cuts_the_vpc_probe_too_and_leaves_the_public_path(matrix):

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.infrastructure
 ALLOWED_SERVICES = {
     "Probe": {"events", "secretsmanager"},
     "Evaluate": {"events", "dynamodb", "states", "sns", "kms"},
+    # Each site agent's latest report and its silence (state), their decision records (audit), their alerts.
+    "AgentReports": {"dynamodb", "sns", "kms"},
     "Control": {"dynamodb", "states"},
     "ValidateRequest": {"dynamodb"},
     "RequestApproval": {"sns", "kms", "dynamodb"},
@@ -46,6 +48,8 @@ ALLOWED_SERVICES = {
     "CheckStandby": {"secretsmanager"},
     "CheckStorage": set(),
     "Fence": {"secretsmanager"},
+    # The site agents' leases and the standby agent's report (proof b); its storage is an HTTP check (proof c).
+    "ProveFenced": {"dynamodb"},
     "StartGroup": {"secretsmanager", "dynamodb"},
     "CheckGroup": {"secretsmanager", "dynamodb"},
     "VerifyServices": set(),
@@ -107,13 +111,16 @@ def test_only_the_control_function_answers_an_approval_gate_and_it_starts_nothin
             assert not resources_for(function_grants(demo, spec.key), "states:SendTaskSuccess"), spec.key
 
 
-def test_state_is_written_only_by_evaluate_the_audit_step_and_the_operators_control(demo: Synth):
+def test_state_is_written_only_by_the_evaluator_the_audit_step_and_the_operators_control(demo: Synth):
     writers = {key for key, acts in table_grants(demo, "State").items() if "dynamodb:PutItem" in acts}
-    assert writers == {"Evaluate", "RecordAudit", "Control"}
+    assert writers == {"Evaluate", "AgentReports", "RecordAudit", "Control"}
 
 
 def test_the_audit_trail_is_append_only_for_the_functions_that_write_it(demo: Synth):
     assert table_grants(demo, "Audit") == {
+        # The evaluator's decision records: every change it announces (a site DOWN, an agent silent, ...).
+        "Evaluate": {"dynamodb:PutItem"},
+        "AgentReports": {"dynamodb:PutItem"},
         "RecordAudit": {"dynamodb:PutItem"},
         "NotifyFailure": {"dynamodb:PutItem"},
         "Control": {"dynamodb:PutItem"},
@@ -135,7 +142,16 @@ def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_le
         "ValidateRequest": {"dynamodb:DeleteItem"},
         # A stopped or timed-out execution's own lock (conditional delete), its holder named otherwise (get).
         "ExecutionEnded": {"dynamodb:DeleteItem", "dynamodb:GetItem"},
+        # The site agents' leases, read only (the lease proof).
+        "ProveFenced": {"dynamodb:GetItem"},
     }
+
+
+def test_the_lease_proof_reads_only_the_site_agents_leases_never_the_failover_lock(demo: Synth):
+    table_id = demo.logical_id(demo.stack.tables["Locks"])
+    [read] = [g for g in function_grants(demo, "ProveFenced") if table_id in refs(g.resource)]
+    assert read.action == "dynamodb:GetItem"
+    assert read.condition == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["site-lease#*"]}}
 
 
 def test_vcenter_secrets_are_referenced_by_name_never_created_and_read_only_where_needed(demo: Synth):

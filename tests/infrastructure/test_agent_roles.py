@@ -1,4 +1,4 @@
-"""The site agents' roles, synthesized on their own (not yet part of the dcwatch stack)."""
+"""The site agents' roles, synthesized on their own (the stack creates them: test_fencing_stack)."""
 
 from __future__ import annotations
 

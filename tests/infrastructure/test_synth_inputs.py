@@ -89,6 +89,7 @@ def test_context_defaults_to_the_demo_config_with_the_real_dependency_layer_no_z
     settings = SynthSettings.from_context(cdk.App().node)
     assert settings == SynthSettings(config_path=constants.DEMO_CONFIG, placeholder_deps=False, hosted_zone_ids={})
     assert settings.region is None
+    assert (settings.agent_trust_anchor_arn, settings.agent_principal) == (None, None), "no agent role by default"
 
 
 def test_only_an_explicit_flag_synthesizes_the_placeholder_dependency_layer():
@@ -112,6 +113,8 @@ def test_context_takes_command_line_text_or_cdk_json_objects():
         ({"hosted_zone_ids": '["Z1"]'}, "hosted_zone_ids: expected"),
         ({"hosted_zone_ids": '{"other.example.": "Z1"}'}, r"no hosted zone id for \['hosting.example.'\]"),
         ({"region": "Frankfurt"}, "region: expected an AWS region such as eu-central-1"),
+        ({"agent_trust_anchor_arn": "anchor-1"}, "agent_trust_anchor_arn: expected an IAM Roles Anywhere trust anchor"),
+        ({"agent_principal": "everyone"}, "agent_principal: expected an account id or an IAM user or role ARN"),
     ],
 )
 def test_bad_context_is_refused_before_anything_is_built(context: dict[str, str], message: str):

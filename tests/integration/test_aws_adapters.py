@@ -18,7 +18,7 @@ from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.decision import AutomationSwitch, LastFailover
-from dcwatch.errors import TransientError, VcenterUnavailable
+from dcwatch.errors import TransientError, VcenterRefused
 from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState
 from dcwatch.local.cloud import create_tables
@@ -184,10 +184,19 @@ def test_an_expired_lease_can_be_taken_over_and_its_old_owner_can_no_longer_rene
     assert not leases.release("inc-1")
 
 
+def test_the_lock_keeps_the_site_its_recovery_leaves_through_renewals():
+    leases = make_leases()
+    leases.acquire("dc-a-down-1", 60, T0, leaving="dc-a")
+    assert leases.renew("dc-a-down-1", 60, T0 + timedelta(seconds=30))
+    assert leases.holder() == Lease("dc-a-down-1", T0 + timedelta(seconds=90), "dc-a")
+    leases.release("dc-a-down-1")
+    assert leases.acquire("drill-1", 60, T0).leaving is None and leases.holder().leaving is None
+
+
 def test_of_many_acquirers_exactly_one_wins_and_all_see_it():
     # One after another, each with its own client: the condition expression decides, not who came first
-    # to a lock of ours. (DynamoDB makes the conditional write atomic; moto does not under threads: eight
-    # threads once produced two winners in a fresh-clone run, so threads here would test moto, not us.)
+    # to a lock of ours. (DynamoDB makes the conditional write atomic; moto alone does not under threads:
+    # test_local_moto.py races them against the local runtime's moto, which does.)
     leases = make_leases()
     contenders = [f"evaluator-{i}" for i in range(8)]
     holders = [DynamoLeases(leases.table, boto3.client("dynamodb")).acquire(o, 60, T0).owner for o in contenders]
@@ -277,8 +286,14 @@ def test_vcenter_credentials_come_from_secrets_manager_and_a_malformed_secret_is
     credentials = SecretsManagerCredentials().get("vc/north")
     assert credentials.username == "svc" and credentials.password == "pw"
     assert "pw" not in repr(credentials)
-    with pytest.raises(VcenterUnavailable, match="vc/bad"):
+    with pytest.raises(VcenterRefused, match="vc/bad"):
         SecretsManagerCredentials().get("vc/bad")
+
+
+def test_a_vcenter_secret_that_cannot_be_read_is_a_refusal_never_an_unreachable_site():
+    # Given no secret of that name: the vCenter may be fine, we just cannot log in to it
+    with pytest.raises(VcenterRefused, match="vc/missing of the vCenter credentials cannot be read: ResourceNotFound"):
+        SecretsManagerCredentials().get("vc/missing")
 
 
 REFUSED = {"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"}

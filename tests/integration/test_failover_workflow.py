@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -15,6 +16,7 @@ import pytest
 from pyVmomi import vim
 
 from dcwatch.adapters.vsphere import vcenter_session
+from dcwatch.cli import main
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
 from tests.configs import write_pair_config
@@ -236,17 +238,39 @@ def test_a_manual_failover_powers_on_group_by_group_switches_dns_and_records_the
 
     assert set(site_power(pipeline, "north").values()) == {"poweredOff"}, "the failed site was fenced"
     assert "Fencing: fenced north: powered off" in note["Message"]
+    (audit,) = pipeline.store.audit("manual-1")
+    assert audit["fenceProof"]["kind"] == "vcenter" and audit["fencingApprovedBy"] is None
+    assert "ProveFenced" not in steps, "proof (a) needs no other"
     assert pipeline.leases.holder() is None, "the lock is given back"
 
 
-def test_a_failover_from_a_site_whose_vcenter_is_gone_proceeds_and_records_that_fencing_was_not_possible(pipeline):
-    # Runs after the manual failover: south serves; north's vCenter now goes away for good.
+def test_a_failover_from_a_site_whose_vcenter_is_gone_without_agents_asks_a_human_and_promotes_nothing_unasked(
+    pipeline,
+):
+    # Runs after the manual failover: south serves. Production is back at north (as a failback leaves it),
+    # and north's vCenter now goes away for good; no agent runs
+    pipeline.store.set_active_site("north", "failback-before-unfenced-1")
     pipeline.vcsims["north"].stop()
     notes_before = len(pipeline.notifications)
     arn = pipeline.start_failover(request(incidentId="unfenced-1"), name="unfenced-1")
-    described = pipeline.wait_execution(arn, timeout_s=90)
-    assert described["status"] == "SUCCEEDED", described.get("cause")
+
+    # Then nothing proves north cannot serve: the workflow asks, with the reasons
     note = notifications_after(pipeline, notes_before + 1)[-1]
-    assert "Fencing: fencing not possible: vCenter of north unreachable" in note["Message"]
+    assert note["Subject"] == "[dcwatch] APPROVAL NEEDED: failover north -> south, not proven fenced"
+    assert note["Message"].startswith("cannot prove north is fenced: its vCenter did not power north's VMs off")
+    assert "no site agents configured (fencing.agents)" in note["Message"]
+    assert note["Message"].split("\n")[0].endswith(", approve to proceed anyway")
+    assert "StartGroup" not in task_states_entered(pipeline, arn)
+
+    # And a human who says no stops it before anything at the standby moves
+    token = re.search(r"dcwatch approve --token (\S+)", note["Message"]).group(1)
+    tables = ["--table", pipeline.store.table, "--audit-table", pipeline.store.audit_table]
+    assert main(["deny", "--token", token, "--reason", "north may still run", "--by", "bob", *tables]) == 0
+    described = pipeline.wait_execution(arn, timeout_s=30)
+    assert described["status"] == "FAILED"
+    assert "StartGroup" not in task_states_entered(pipeline, arn)
+    denied = notifications_after(pipeline, notes_before + 2)[-1]
+    assert denied["Subject"] == "[dcwatch] ACTION NEEDED: NOT APPROVED failover north -> south, north not proven fenced"
     (audit,) = pipeline.store.audit("unfenced-1")
-    assert audit["fencing"].startswith("fencing not possible: vCenter of north unreachable")
+    assert audit["fenceProof"]["proven"] is False and audit["fencingApprovedBy"] is None
+    assert audit["failedStep"] == "RequestApproval"

@@ -110,6 +110,37 @@ def test_a_dead_target_resets_the_clients_connection(network):
     assert get(network.route(A, "127.0.0.1", port)) == "reset"
 
 
+def test_a_refused_link_and_a_dead_target_refuse_at_connect_time_as_the_deployed_network_does(network):
+    # A client must be able to tell "no connection could be made" from "connected, then it failed".
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    port = server.server_address[1]
+    path = network.route(A, "127.0.0.1", port)
+    network.set_fault(A, Fault("refuse"))
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(path, timeout=1).close()
+    network.heal()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    assert get(path) == "OK"
+    # The target dies: the connection that finds it gone is reset, every later one refused
+    server.shutdown()
+    server.server_close()
+    assert get(path) == "reset"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(path, timeout=1).close()
+    # It comes back on its port: the path serves again within a few watch periods
+    again = ThreadingHTTPServer(("127.0.0.1", port), Hello)
+    threading.Thread(target=again.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 5
+        while get(path) != "OK" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert get(path) == "OK"
+    finally:
+        again.shutdown()
+        again.server_close()
+
+
 def test_stopping_the_network_ends_held_connections(target):
     net = FaultNetwork().start()
     path = net.route(A, *target)

@@ -14,7 +14,7 @@ import pytest
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import VsphereInventory, vcenter_login_check
 from dcwatch.config import VCenter
-from dcwatch.errors import TransientError, VcenterUnavailable
+from dcwatch.errors import TransientError, VcenterRefused, VcenterUnavailable, VcenterUnreachable
 from dcwatch.local.cloud import free_port
 
 pytestmark = pytest.mark.integration
@@ -62,23 +62,52 @@ def test_login_check_proves_vcenter_answers_and_accepts_the_credentials(vcsim_si
     assert "vCenter" in vcenter_login_check(site.vcenter, site.credentials, 5)
 
 
-def test_a_wrong_password_is_a_refused_login_not_a_retryable_fault(vcsim_site):
+def test_a_wrong_password_is_a_refused_login_never_an_unreachable_vcenter(vcsim_site):
     site = vcsim_site()
-    with pytest.raises(VcenterUnavailable, match="refused the login"):
+    with pytest.raises(VcenterRefused, match="refused the login of tester") as refused:
         vcenter_login_check(site.vcenter, Credentials(site.credentials.username, "wrong"), 5)
+    assert not isinstance(refused.value, VcenterUnreachable | TransientError)
 
 
-def test_an_unreachable_vcenter_is_transient_and_named():
+def test_a_closed_port_is_an_unreachable_vcenter_and_named():
     vcenter = VCenter(url=f"http://127.0.0.1:{free_port()}/sdk", credentials_secret="x")
-    with pytest.raises(TransientError, match="unreachable"):
+    with pytest.raises(VcenterUnreachable, match=r"vCenter http://127.0.0.1:\d+/sdk unreachable: .*refused"):
         vcenter_login_check(vcenter, Credentials("u", "p"), 2)
 
 
-def test_a_stopped_simulator_is_an_outage(vcsim_site):
+def test_a_name_that_does_not_resolve_is_an_unreachable_vcenter():
+    vcenter = VCenter(url="http://vcenter.dcwatch-test.invalid/sdk", credentials_secret="x")
+    with pytest.raises(VcenterUnreachable, match="vcenter.dcwatch-test.invalid/sdk unreachable"):
+        vcenter_login_check(vcenter, Credentials("u", "p"), 2)
+
+
+def test_a_stopped_simulator_is_an_unreachable_vcenter(vcsim_site):
     site = vcsim_site()
     site.process.stop()
-    with pytest.raises(TransientError):
+    with pytest.raises(VcenterUnreachable):
         vcenter_login_check(site.vcenter, site.credentials, 2)
+
+
+@contextmanager
+def loopback_vcenter(handler: type[BaseHTTPRequestHandler], scheme: str = "http") -> Iterator[VCenter]:
+    """An HTTP server on a free loopback port standing where a vCenter would, for as long as the block runs."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield VCenter(url=f"{scheme}://127.0.0.1:{httpd.server_address[1]}/sdk", credentials_secret="x")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_failed_tls_handshake_is_a_refusal_not_an_unreachable_vcenter():
+    # A port that accepts TCP and answers the TLS client hello with plain HTTP
+    plain = loopback_vcenter(BaseHTTPRequestHandler, scheme="https")
+    with plain as vcenter, pytest.raises(VcenterRefused, match="refused the TLS handshake"):
+        vcenter_login_check(vcenter, Credentials("u", "p"), 2)
 
 
 @contextmanager
@@ -99,17 +128,11 @@ def vcenter_silent_after_the_version_lookup(versions: bytes, hold_s: float = 5) 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield VCenter(url=f"http://127.0.0.1:{httpd.server_address[1]}/sdk", credentials_secret="x")
-    finally:
-        released.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with loopback_vcenter(Handler) as vcenter:
+        try:
+            yield vcenter
+        finally:
+            released.set()  # the held login returns before the server stops
 
 
 def test_a_vcenter_that_never_answers_the_login_is_transient_within_the_timeout(vcsim_site):
@@ -118,6 +141,6 @@ def test_a_vcenter_that_never_answers_the_login_is_transient_within_the_timeout(
         versions = answer.read()
     with vcenter_silent_after_the_version_lookup(versions) as silent:
         started = time.monotonic()
-        with pytest.raises(TransientError, match="unreachable: timed out"):
+        with pytest.raises(TransientError, match="connected, then (failed: timed out|did not answer within 1 s)"):
             vcenter_login_check(silent, Credentials("u", "p"), 1)
         assert time.monotonic() - started < 2.5, "the login gave up at its timeout, not the server's hold"

@@ -8,11 +8,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState, is_steady
-from dcwatch.ports import Condition, GuestState, HookResult, Lease, RecordValues, TaskState
+from dcwatch.ports import Condition, GuestState, HookResult, Lease, RecordValues, SiteLease, TaskState
 from dcwatch.routing import answered_values
 
 
@@ -145,6 +146,7 @@ class FakeStore:
         self.failover: LastFailover | None = None
         self.acks: set[str] = set()
         self.windows: list[MaintenanceWindow] = []
+        self.reports: dict[str, SiteAgentReport] = {}
 
     def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
         return self.checks.get((site, check, vantage))
@@ -220,6 +222,26 @@ class FakeStore:
     def records(self, kind: str) -> list[dict[str, object]]:
         return [r for records in self.audits.values() for r in records if r.get("kind") == kind]
 
+    def agent_report(self, site: str) -> SiteAgentReport | None:
+        return self.reports.get(site)
+
+    def put_agent_report(self, report: SiteAgentReport) -> bool:
+        kept = self.reports.get(report.site)
+        if kept is not None and kept.sent_at >= report.sent_at:
+            return False
+        self.reports[report.site] = report
+        return True
+
+
+class FakeSiteLeases:
+    """Site agents' leases as their agents last wrote them."""
+
+    def __init__(self, leases: Mapping[str, SiteLease] | None = None) -> None:
+        self.leases = dict(leases or {})
+
+    def read(self, site: str) -> SiteLease | None:
+        return self.leases.get(site)
+
 
 class FakeLeases:
     """The lock's promises: one holder, expiry, owner-only renew and release."""
@@ -228,16 +250,16 @@ class FakeLeases:
         self.lease: Lease | None = None
         self.acquired: list[str] = []
 
-    def acquire(self, owner: str, ttl_s: int, now: datetime) -> Lease:
+    def acquire(self, owner: str, ttl_s: int, now: datetime, leaving: str | None = None) -> Lease:
         if self.lease is None or self.lease.expires_at < now or self.lease.owner == owner:
-            self.lease = Lease(owner, now + timedelta(seconds=ttl_s))
+            self.lease = Lease(owner, now + timedelta(seconds=ttl_s), leaving)
             self.acquired.append(owner)
         return self.lease
 
     def renew(self, owner: str, ttl_s: int, now: datetime) -> bool:
         if self.lease is None or self.lease.owner != owner:
             return False
-        self.lease = Lease(owner, now + timedelta(seconds=ttl_s))
+        self.lease = Lease(owner, now + timedelta(seconds=ttl_s), self.lease.leaving)
         return True
 
     def release(self, owner: str) -> bool:
@@ -277,4 +299,8 @@ class Clock:
         self.now = start
 
     def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
         return self.now

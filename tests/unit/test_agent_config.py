@@ -13,12 +13,13 @@ from jsonschema import Draft202012Validator
 from dcwatch.adapters.agent_aws import site_lease_key
 from dcwatch.agent.policy import agent_policy
 from dcwatch.agent.report import AGENT_SOURCE_PREFIX, SITE_AGENT_REPORT, SiteAgentReport, agent_source
-from dcwatch.config import ConfigError, parse_config
+from dcwatch.config import TRUST_QUORUM_WARNING, ConfigError, parse_config
 from dcwatch.contracts import schema
 from dcwatch.local.demo import DEMO_CONFIG
 from tests.helpers import load_event
 
-DEMO = yaml.safe_load(DEMO_CONFIG.read_text())
+# The demo config without the agents it runs: each test gives its own fencing section.
+DEMO = {key: value for key, value in yaml.safe_load(DEMO_CONFIG.read_text()).items() if key != "fencing"}
 FENCING = {
     "renew_s": 5,
     "lease_ttl_s": 30,
@@ -49,6 +50,35 @@ def test_a_fencing_section_is_optional_and_gives_the_timing_rule():
     assert fencing is not None
     assert (fencing.fence_after_s, fencing.act_after_s) == (20, 40)
     assert fencing.agents["dc-b"].peer_url == "http://10.2.0.5:7440"
+
+
+def test_fencing_without_agents_is_valid_and_trust_quorum_alone_is_warned_about():
+    doc = copy.deepcopy(DEMO)
+    doc["fencing"] = {"trust_quorum": True}
+    config = parse_config(doc)
+    assert config.fencing.agents == {} and config.fencing.trust_quorum
+    assert config.warnings == {"dcwatch:trustQuorum": TRUST_QUORUM_WARNING}
+    assert parse_config(with_fencing()).warnings == {}, "agents and proofs: nothing dangerous"
+
+
+def test_the_failover_lock_must_outlast_the_waits_for_the_lease_proof():
+    doc = with_fencing(proof_waits=20)
+    doc["workflow"] = {"lease_s": 900}
+    problems = problems_of(doc)
+    assert set(problems) == {"fencing.proof_waits"}
+    assert problems["fencing.proof_waits"] == (
+        "20 waits of up to 47 s for the lease proof need workflow.lease_s of at least 1000 (the failover lock would "
+        "expire while the workflow waits), got 900"
+    )
+
+
+def test_a_storage_proof_is_a_condition_on_the_standbys_mirror_check():
+    doc = copy.deepcopy(DEMO)
+    doc["sites"][1]["checks"] = [{"name": "san-mirror", "url": "http://127.0.0.1:1/mirror", "conditions": []}]
+    doc["sites"][1]["storage"] = {"check": "san-mirror", "max_lag_s": 30, "fenced_when": "peer offline"}
+    assert "sites[1].storage.fenced_when" in problems_of(doc)
+    doc["sites"][1]["storage"]["fenced_when"] = "[BODY].mirror.peer_state == offline"
+    assert parse_config(doc).site("dc-b").storage.fenced_when == "[BODY].mirror.peer_state == offline"
 
 
 def test_a_renewal_too_slow_for_the_lease_is_refused_naming_the_field():

@@ -126,3 +126,21 @@ def test_the_agent_never_fences_while_it_reaches_aws_or_its_peer(aws, peer, stat
     now = T0 + timedelta(days=1)
     decision = decide(now, view.observe(now, renewed=aws, peer_answered=peer), TIMING)
     assert (decision.state, decision.action) == (state, "keep")
+
+
+def test_a_slow_renewal_counts_from_when_it_was_sent_so_the_fence_still_comes_before_aws_may_act():
+    """AWS overloaded, not gone: a renewal sent at T0+5 s is acknowledged two rounds later."""
+    view = AgentView(started_at=T0, last_renewal=T0, last_peer_ok=None)
+    sent = T0 + timedelta(seconds=RENEW_S)
+    view = view.observe(T0 + timedelta(seconds=2 * RENEW_S), renewed=False, peer_answered=False)
+    view = view.renewed_late(sent)
+    assert view.last_renewal == sent, "never later than it was sent: AWS counts from the time it carries too"
+    aws_may_act = sent + timedelta(seconds=TIMING.lease_ttl_s + TIMING.margin_s)
+    assert decide(sent + TIMING.fence_after, view, TIMING).action == "fence"
+    assert sent + TIMING.fence_after < aws_may_act
+    assert decide(sent + TIMING.fence_after - timedelta(seconds=1), view, TIMING).action == "keep"
+
+
+def test_a_late_answer_never_moves_the_last_renewal_back():
+    view = AgentView(started_at=T0, last_renewal=T0 + timedelta(seconds=10))
+    assert view.renewed_late(T0).last_renewal == T0 + timedelta(seconds=10)

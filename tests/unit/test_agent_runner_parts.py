@@ -56,3 +56,32 @@ def test_a_failed_call_raises_its_own_error():
     call: BoundedCall[None] = BoundedCall("renewal")
     with pytest.raises(ConnectionError):
         call(lambda: (_ for _ in ()).throw(ConnectionError("refused")), 1)
+
+
+def test_a_call_that_answers_after_its_deadline_is_handed_over_once_as_late():
+    release = threading.Event()
+    call: BoundedCall[str] = BoundedCall("renewal")
+    with pytest.raises(DeadlineExceeded):
+        call(lambda: release.wait(5) and "renewed", 0.1)
+    assert call.late() is None, "still running: nothing to hand over yet"
+    release.set()
+    time.sleep(0.05)
+    assert call.late() == "renewed"
+    assert call.late() is None, "handed over once"
+
+
+def test_a_call_awaited_in_time_or_failing_late_is_never_handed_over_as_late():
+    call: BoundedCall[str] = BoundedCall("renewal")
+    assert call(lambda: "renewed", 1) == "renewed"
+    assert call.late() is None
+    release = threading.Event()
+
+    def refused() -> str:
+        release.wait(5)
+        raise ConnectionError("refused")
+
+    with pytest.raises(DeadlineExceeded):
+        call(refused, 0.1)
+    release.set()
+    time.sleep(0.05)
+    assert call.late() is None

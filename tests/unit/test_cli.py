@@ -30,6 +30,16 @@ def test_config_validate_names_every_error_by_file_and_path_and_exits_2(tmp_path
     assert "Traceback" not in err
 
 
+def test_config_validate_warns_loudly_when_the_quorum_verdict_may_stand_in_for_a_fencing_proof(tmp_path, capsys):
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    doc["fencing"] = {"trust_quorum": True}
+    trusting = tmp_path / "sites.yaml"
+    trusting.write_text(yaml.safe_dump(doc))
+    assert main(["config", "validate", str(trusting)]) == 0, "valid: the operator chose it"
+    err = capsys.readouterr().err
+    assert f"{trusting}: WARNING: fencing.trust_quorum is on:" in err and "both sites then serve" in err
+
+
 def test_config_validate_of_a_missing_file_says_so(tmp_path, capsys):
     assert main(["config", "validate", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml: (file): No such file or directory" in capsys.readouterr().err

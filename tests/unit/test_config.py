@@ -149,7 +149,7 @@ def test_check_names_are_unique_per_site_and_vcenter_names_are_reserved():
 def test_the_demo_config_has_two_vantage_points_so_the_default_quorum_can_be_met():
     config = load_config(DEMO_CONFIG)
     assert config.vantage_points == ["aws-public", "aws-vpc"] and config.thresholds.effective_quorum == 2
-    assert config.warnings == []
+    assert config.warnings == {}
 
 
 def test_decision_knobs_that_could_never_hold_are_refused_with_their_paths():

@@ -271,8 +271,7 @@ def timed(
     known_at: datetime | None = None,
 ) -> list[CheckState]:
     return [
-        replace(c, last_observed_at=observed_at, failing_since=failing_since, failure_known_at=known_at)
-        for c in states
+        replace(c, last_observed_at=observed_at, failing_since=failing_since, failure_known_at=known_at) for c in states
     ]
 
 

@@ -19,11 +19,13 @@ from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore,
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 _DEMO = demo_config()
-# The arithmetic below is written for 1 s rounds and 3 failures to DOWN, whatever the demo uses.
+# The arithmetic below is written for 1 s rounds and 3 failures to DOWN, whatever the demo uses, and without the
+# site agents the demo runs (tests/unit/test_agent_watch.py adds them).
 CONFIG = _DEMO.model_copy(
     update={
         "thresholds": _DEMO.thresholds.model_copy(update={"failures_to_down": 3}),
         "probe": _DEMO.probe.model_copy(update={"interval_s": 1}),
+        "fencing": None,
     }
 )
 VANTAGES = CONFIG.vantage_points
@@ -386,6 +388,52 @@ def test_a_failover_needs_the_lock_and_waits_while_another_holds_it():
     world.probe_round(ALL_OF_A)
     assert list(world.workflows.started) == [change.incident_id]
     assert world.leases.holder().owner == change.incident_id, "the workflow inherits the incident's lease"
+
+
+def test_a_site_a_recovery_is_moving_production_away_from_is_not_declared_down_while_it_holds_the_lock():
+    # Given an operator's failover of dc-a that has fenced it and not yet recorded dc-b as active
+    world = World()
+    world.leases.acquire("manual-dc-a-1", 60, T0, leaving="dc-a")
+    fail_over(world)
+    assert world.publisher.site_changes == [] and world.workflows.started == {}
+    assert not any("DOWN" in subject for subject in world.subjects()), "its own notification speaks for it"
+    # When it has moved production and given the lock back, dc-a is the standby: judged by its vCenter
+    world.store.set_active_site("dc-b", "manual-dc-a-1")
+    world.leases.release("manual-dc-a-1")
+    world.probe_round({("dc-a", "shop-home"), ("dc-a", "radio-stream"), ("dc-a", "transit-portal")})
+    assert world.publisher.site_changes == [] and world.workflows.started == {}
+
+
+def test_a_drill_holding_the_lock_does_not_hide_the_active_site_going_down():
+    world = World()
+    world.leases.acquire("drill-dc-b-1", 60, T0, leaving=None)
+    fail_over(world)
+    (change,) = world.publisher.site_changes
+    assert change.status == "DOWN" and "the failover lock is held by drill-dc-b-1" in change.action
+
+
+class MovedMeanwhile(FakeLeases):
+    """The lock as it is just after another recovery moved production to dc-b and released it: taking it
+    succeeds, but the active site the decision read is no longer the active one."""
+
+    def __init__(self, store: FakeStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def acquire(self, owner, ttl_s, now, leaving=None):
+        self.store.set_active_site("dc-b", "manual-dc-a-1")
+        return super().acquire(owner, ttl_s, now, leaving)
+
+
+def test_a_failover_decided_before_another_recovery_moved_production_is_not_started():
+    world = World()
+    world.leases = MovedMeanwhile(world.store)
+    fail_over(world)
+    (change,) = world.publisher.site_changes
+    assert change.action == "failover to dc-b not started: production moved to dc-b meanwhile"
+    assert world.workflows.started == {} and world.leases.holder() is None, "the lock is given back"
+    world.probe_round(ALL_OF_A)
+    assert world.workflows.started == {}, "dc-a is the standby now: its held-back failover is dropped"
 
 
 def test_a_flapping_check_is_alerted_once_and_holds_the_failover_back():

@@ -100,11 +100,12 @@ def test_a_vantage_point_seeing_the_sites_again_is_its_own_alert_kind():
     assert alert_kind("[dcwatch] ISOLATED vantage point aws-public: its view is not counted") == "ISOLATED"
 
 
-def test_a_fence_that_reached_the_failed_vcenter_fails_a_scenario_that_expects_it_unreachable(tmp_path, demo):
-    spec = scenario(tmp_path, "  - {at: 0, vpn_down: active}\n", "{failover: true, fencing: unreachable}")
+def test_a_failover_on_another_fencing_proof_than_the_expected_one_fails_the_scenario(tmp_path, demo):
+    spec = scenario(tmp_path, "  - {at: 0, vpn_down: active}\n", "{failover: true, fencing: lease}")
     moved = dict(down=["dc-a"], alerts={}, failovers=1, active_site="dc-b", detection_s=4.5, errors=[])
-    unreachable = "fencing not possible: vCenter of dc-a unreachable (connection refused)"
-    assert judge(spec, demo, Observed(**moved, fencing=[unreachable])).passed
-    fenced = judge(spec, demo, Observed(**moved, fencing=["fenced dc-a: powered off shop-db-a"]))
-    assert not fenced.decision_passed and "expected unreachable" in fenced.problems[0]
-    assert not judge(spec, demo, Observed(**moved)).decision_passed, "no Fence step ran: nothing proven"
+    lease = "proven fenced: dc-a's lease expired (last renewed at 10:00:00) and dc-b's agent has not heard dc-a"
+    assert judge(spec, demo, Observed(**moved, fencing=[lease], proofs={"dc-a-down-1": "lease"})).passed
+    vcenter = Observed(**moved, fencing=["fenced dc-a: powered off shop-db-a"], proofs={"dc-a-down-1": "vcenter"})
+    fenced = judge(spec, demo, vcenter)
+    assert not fenced.decision_passed and "expected lease" in fenced.problems[0]
+    assert not judge(spec, demo, Observed(**moved)).decision_passed, "no proof recorded: nothing proven"

@@ -35,7 +35,7 @@ def test_each_shape_deploys_a_probe_per_placement_and_every_critical_check_reach
     config = parse_config(CONFIGS[name](), name)
     model = config.topology
     assert {v.name: (v.placement.region, v.placement.in_vpc) for v in model.vantage_points} == vantages
-    assert config.vantage_points == list(vantages) and config.warnings == []
+    assert config.vantage_points == list(vantages) and config.warnings == {}
     for endpoint in model.endpoints:
         runners = model.runners(*endpoint.key)
         if endpoint.reach == "public":

@@ -59,8 +59,8 @@ def test_every_step_after_validation_is_caught_into_a_failure_notice_naming_itse
             continue
         if name == "NotifyFailure" or function_of(state) == "ReleaseLease":
             continue
-        if name == "CleanUpDrillAfterFailure":
-            continue
+        if name in ("CleanUpDrillAfterFailure", "Fence"):
+            continue  # Fence: whatever stops it, the other proofs are sought (below)
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"] and catch["ResultPath"] == "$.error"
         marker = ASL["States"][catch["Next"]]
@@ -148,9 +148,35 @@ def test_the_failed_site_is_fenced_before_anything_is_powered_on_at_the_standby(
     assert ASL["States"]["ChooseMode"]["Default"] == "Fence", "disaster is the default mode's path"
     assert TASKS["Fence"]["Next"] == "RenewLeaseForGroup" and TASKS["RenewLeaseForGroup"]["Next"] == "StartGroup"
     assert "FencingIncomplete" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
-    # A fault once connected (TransientError) is retried, then escalated: never past Fence to the standby.
+    # A fault once connected (TransientError) is retried first: its VMs may still run.
     assert "TransientError" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
-    assert ASL["States"][TASKS["Fence"]["Catch"][0]["Next"]]["Next"] == "NotifyFailure"
+    # No connection is not retried: the lease proof waits anyway.
+    assert "VcenterUnreachable" not in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
+
+
+def test_a_fence_that_did_not_power_the_site_off_promotes_only_with_another_proof_or_a_humans_approval():
+    # Whatever stopped the Fence step, its error is kept and the other proofs are sought
+    assert TASKS["Fence"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.fenceError", "Next": "ProveFenced"}
+    ]
+    assert TASKS["ProveFenced"]["Next"] == "FenceProven"
+    proven, waiting = ASL["States"]["FenceProven"]["Choices"]
+    assert proven == {"Variable": "$.fenceProof.proven", "BooleanEquals": True, "Next": "RenewLeaseForGroup"}
+    assert waiting["Next"] == "WaitForFenceProof" and ASL["States"]["WaitForFenceProof"]["Next"] == "ProveFenced"
+    # Without a proof: the approval gate; only an explicit approved: true promotes, and who it was is recorded
+    assert ASL["States"]["FenceProven"]["Default"] == "RequestApprovalForFencing"
+    gate = TASKS["RequestApprovalForFencing"]
+    assert gate["Resource"].endswith(".waitForTaskToken") and gate["Parameters"]["Payload"]["gate"] == "fencing"
+    assert (gate["TimeoutSecondsPath"], gate["ResultPath"]) == (
+        "$.fenceApproval.timeoutSeconds",
+        "$.fenceApproval.decision",
+    )
+    (approved,) = ASL["States"]["IsFencingApproved"]["Choices"]
+    assert approved["Next"] == "ApprovedWithoutFenceProof" and TASKS[approved["Next"]]["Next"] == "RenewLeaseForGroup"
+    assert ASL["States"][ASL["States"]["IsFencingApproved"]["Default"]]["Next"] == "NotifyFailure"
+    # No way from the Fence to the standby's power-on passes by all three
+    paths = reachable("Fence", stop={"RenewLeaseForGroup"})
+    assert "StartGroup" not in paths and {"ProveFenced", "RequestApprovalForFencing"} <= paths
 
 
 def test_a_bad_request_fails_the_first_state_without_a_catch():
@@ -164,7 +190,8 @@ def test_every_wait_is_bounded_by_a_step_that_enforces_a_deadline():
     # lock (lease_s less 60 s), and the lock is renewed right after it.
     ttl = waits.pop("WaitForTtl")
     assert (ttl["SecondsPath"], ttl["Next"]) == ("$.progress.ttlWaitSeconds", "RenewLeaseForShutdown")
-    assert {s["Next"] for s in waits.values()} == {"CheckGroup", "CheckDns", "CheckShutdown"}
+    # ProveFenced bounds its wait by count (fencing.proof_waits) and the lock outlasts them (config validate).
+    assert {s["Next"] for s in waits.values()} == {"CheckGroup", "CheckDns", "CheckShutdown", "ProveFenced"}
     assert ASL["TimeoutSeconds"] <= 3600
 
 

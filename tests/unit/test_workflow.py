@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -19,8 +20,10 @@ from dcwatch.errors import (
     PowerOnFailed,
     ServiceNotVerified,
     StandbyNotReady,
+    Superseded,
     TransientError,
-    VcenterUnavailable,
+    VcenterRefused,
+    VcenterUnreachable,
 )
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.workflow import WorkflowState
@@ -253,6 +256,27 @@ def test_two_executions_of_the_same_request_without_incident_id_never_both_hold_
     assert leases.holder().owner == "console-1" and leases.acquired == ["console-1"]
 
 
+def test_a_request_accepted_before_another_recovery_moved_production_changes_nothing_and_says_so(clock):
+    # Given a console request to fail dc-a over, accepted while dc-a was active, and a recovery that moved
+    # production to dc-b and gave the lock back before this request reached AcquireLease
+    leases, state = FakeLeases(), started(clock)
+    with pytest.raises(Superseded, match="production already runs at dc-b, not at dc-a") as superseded:
+        workflow.acquire_lease(state, leases, ttl_s=900, clock=clock, active_site=lambda: "dc-b")
+    assert leases.holder() is None, "the lock is given back at once"
+    # Then its alert says no action is needed, like a refusal for a held lock
+    state.failed_step = "AcquireLease"
+    state.error = {"Error": "Superseded", "Cause": json.dumps({"errorMessage": str(superseded.value)})}
+    subject, body = workflow.failure_message(state)
+    assert subject == "[dcwatch] OK: REFUSED dc-a -> dc-b, production already moved; no action needed"
+    assert "production already runs at dc-b" in body
+
+
+def test_the_lock_says_which_site_a_recovery_moves_production_away_from(clock):
+    leases = FakeLeases()
+    workflow.acquire_lease(started(clock), leases, ttl_s=900, clock=clock, active_site=lambda: "dc-a")
+    assert leases.holder().leaving == "dc-a"
+
+
 def test_without_an_execution_name_each_validated_request_still_owns_the_lock_alone(clock):
     first, second = (workflow.validate_request(request(), demo_config(), clock) for _ in range(2))
     assert first.owner != second.owner and first.owner.startswith(first.incident_id)
@@ -273,7 +297,7 @@ def reachable(inventory):
 
 @contextmanager
 def unreachable():
-    raise TransientError("vCenter http://127.0.0.1:18989/sdk unreachable: connection refused")
+    raise VcenterUnreachable("vCenter http://127.0.0.1:18989/sdk unreachable: [Errno 111] Connection refused")
     yield
 
 
@@ -284,13 +308,16 @@ def test_fencing_powers_off_the_failed_sites_vms_where_its_vcenter_answers(clock
     assert state.fencing == f"fenced dc-a: powered off {', '.join(FAILED_SITE_VMS[1:])}; already off: radio-stream-a"
 
 
-def test_fencing_a_site_that_cannot_be_reached_proceeds_on_the_quorum_verdict_and_says_so(clock, inventory):
-    state = workflow.fence(started(clock), unreachable, clock)
-    assert state.fencing.startswith("fencing not possible: vCenter of dc-a unreachable (vCenter http://127.0.0.1")
-    state = power_on_all_groups(workflow.check_standby(state, inventory, clock), inventory, clock)
-    subject, message = workflow.success_message(state, clock)
-    assert "Fencing: fencing not possible: vCenter of dc-a unreachable" in message
-    assert workflow.audit_record(state, "succeeded", clock)["fencing"] == state.fencing
+def test_fencing_records_proof_a_with_the_vms_its_vcenter_powered_off(clock):
+    failed_site = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS[1:]} | {FAILED_SITE_VMS[0]: "poweredOff"})
+    state = as_json(workflow.fence(started(clock), lambda: reachable(failed_site), clock))
+    assert state.fence_proof.proven and state.fence_proof.kind == "vcenter"
+    assert state.fence_proof.facts == {
+        "poweredOff": FAILED_SITE_VMS[1:],
+        "alreadyOff": ["radio-stream-a"],
+        "notFound": [],
+    }
+    assert workflow.audit_record(state, "succeeded", clock)["fenceProof"]["kind"] == "vcenter"
 
 
 def test_fencing_that_leaves_vms_running_is_retried_and_never_reported_as_done(clock):
@@ -322,11 +349,16 @@ def test_a_vcenter_that_answers_but_fails_mid_fencing_is_retried_never_recorded_
 
 @contextmanager
 def login_refused():
-    raise VcenterUnavailable("vCenter http://127.0.0.1:18989/sdk refused the login of dcwatch")
+    raise VcenterRefused("vCenter http://127.0.0.1:18989/sdk refused the login of dcwatch")
     yield
 
 
-def test_only_a_vcenter_that_cannot_be_connected_to_makes_fencing_not_possible(clock):
-    state = workflow.fence(started(clock), login_refused, clock)
-    assert state.fencing.startswith("fencing not possible: vCenter of dc-a unreachable (vCenter http://127.0.0.1")
-    assert state.timeline[-1].detail.endswith("proceeding on the quorum verdict")
+@pytest.mark.parametrize("fault", [unreachable, login_refused], ids=["no connection", "login refused"])
+def test_a_vcenter_that_does_not_power_the_site_off_is_never_a_fence(clock, fault):
+    # Given the failed site's vCenter cannot be connected to, or refuses us
+    state = started(clock)
+
+    # When fencing runs, then it raises (ProveFenced seeks the other proofs) and records no fence and no proof
+    with pytest.raises((VcenterUnreachable, VcenterRefused)):
+        workflow.fence(state, fault, clock)
+    assert state.fencing is None and state.fence_proof is None

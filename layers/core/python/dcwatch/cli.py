@@ -23,7 +23,7 @@ from dcwatch.adapters.dynamodb import DynamoLeases
 from dcwatch.config import Config, ConfigError, RecoveryMode, config_schema, load_config
 from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
-from dcwatch.recovery import build_plan, describe_plan, parse_request
+from dcwatch.recovery import build_plan, describe_plan, leaving_site, parse_request
 
 # Command -> the workflow's mode.
 MODE_COMMANDS: dict[str, RecoveryMode] = {
@@ -41,7 +41,7 @@ def _validate(args: argparse.Namespace) -> int:
     print(
         f"{args.file}: valid ({len(config.sites)} sites, {len(config.services)} services, active {config.active_site})"
     )
-    for warning in config.warnings:
+    for warning in config.warnings.values():
         print(f"{args.file}: WARNING: {warning}", file=sys.stderr)
     return 0
 
@@ -177,7 +177,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _scenarios(args: argparse.Namespace) -> int:
     from dcwatch.local.matrix import load_matrix, run_matrix, table, write_report
 
-    reports = run_matrix(load_matrix(args.files or None, args.only), verbose=args.verbose)
+    reports = run_matrix(load_matrix(args.files or None, args.only), verbose=args.verbose, config=args.config)
     print()
     print("\n".join(table(reports)))
     if args.report:
@@ -238,7 +238,7 @@ def _recover(args: argparse.Namespace) -> int:
         # Take the lock before starting, so a busy lock is refused here rather than as a failed execution.
         # Its owner is the execution's name: the execution holds it from its first step on.
         lease_s = load_config(args.config).workflow.lease_s if args.config else 900
-        lease = DynamoLeases(locks).acquire(name, lease_s, datetime.now(UTC))
+        lease = DynamoLeases(locks).acquire(name, lease_s, datetime.now(UTC), leaving_site(mode, args.from_site))
         if lease.owner != name:
             print(
                 f"dcwatch: another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; "
@@ -319,6 +319,7 @@ def parser() -> argparse.ArgumentParser:
     scenarios.add_argument("--only", action="append", default=[], metavar="NAME", help="run this scenario (repeatable)")
     scenarios.add_argument("--report", help="write every verdict and timeline as JSON here")
     scenarios.add_argument("--verbose", action="store_true", help="print each scenario's timeline")
+    scenarios.add_argument("--config", help="play every scenario under this config instead of each one's own")
     scenarios.set_defaults(run=_scenarios)
 
     helps = {

@@ -268,6 +268,12 @@ class Storage(_Model):
     promote_hook: Hook | None = Field(
         default=None, description="promotes this site's copy to read-write, after fencing, before group 1 powers on"
     )
+    fenced_when: ConditionText | None = Field(
+        default=None,
+        description="a condition on this site's mirror check that holds when the OTHER site's volumes are "
+        "offline or demoted, e.g. `[BODY].mirror.peer_state == offline`: a failover to this site takes it "
+        "as the proof that the failed site cannot serve (its SAN's own quorum witness took them offline)",
+    )
 
     @field_validator("lag")
     @classmethod
@@ -562,7 +568,21 @@ class Fencing(_Model):
     secret_id: str | None = Field(
         default=None, min_length=1, description="or: the Secrets Manager secret holding the shared heartbeat key"
     )
-    agents: dict[str, SiteAgent] = Field(description="one agent per site, by site name")
+    agents: dict[str, SiteAgent] = Field(
+        default={}, description="one agent per site, by site name; none: no lease proof, no self-fencing"
+    )
+    trust_quorum: bool = Field(
+        default=False,
+        description="promote the standby on the quorum verdict alone when no proof says the failed site is "
+        "fenced, instead of asking a human: a cut path from AWS then runs both sites at once (warned about)",
+    )
+    proof_waits: int = Field(
+        default=6,
+        ge=0,
+        le=20,
+        description="how many times the workflow waits for the failed site's lease to expire (and the standby's "
+        "agent to confirm it lost that site) before it asks a human to approve an unproven promotion",
+    )
 
     @property
     def fence_after_s(self) -> float:
@@ -573,6 +593,22 @@ class Fencing(_Model):
     def act_after_s(self) -> float:
         """AWS may act on an expired lease no earlier than this long after the last renewal it recorded."""
         return self.lease_ttl_s + self.margin_s
+
+    @property
+    def proof_wait_budget_s(self) -> float:
+        """The longest the workflow can wait for the lease proof: each wait lasts at most until the lease
+        could have expired and the standby's next report is in."""
+        return self.proof_waits * (self.act_after_s + self.renew_s + PROOF_REPORT_SLACK_S)
+
+
+# A wait for the lease proof also covers the delivery of the standby agent's next report.
+PROOF_REPORT_SLACK_S = 2.0
+TRUST_QUORUM_WARNING = (
+    "fencing.trust_quorum is on: when no proof says the failed site is fenced (its vCenter powered its VMs off, "
+    "its lease expired and the standby's agent lost it, or its storage is offline), the workflow promotes the "
+    "standby on the quorum verdict alone; if only the paths from AWS to that site are cut, both sites then "
+    "serve and write the mirrored data at once"
+)
 
 
 REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"
@@ -632,13 +668,11 @@ class Config(_Model):
         return self.topology.vantage_names
 
     @property
-    def warnings(self) -> list[str]:
-        """Valid but dangerous settings, said loudly by `dcwatch config validate` and the synth.
-
-        None today: a quorum no deployed vantage points can meet, the one such setting there was, is now
-        refused (`topology_problems` names each critical check it leaves undecidable, and every site has
-        one). Kept as the place the CLI and the synth read such settings from."""
-        return []
+    def warnings(self) -> dict[str, str]:
+        """Valid but dangerous settings, said loudly by `dcwatch config validate` and the synth, by the id the
+        synth annotates them under: `fencing.trust_quorum`, which allows promotion without a fencing proof."""
+        trusting = self.fencing is not None and self.fencing.trust_quorum
+        return {"dcwatch:trustQuorum": TRUST_QUORUM_WARNING} if trusting else {}
 
     def critical_checks(self, site: str, service: str | None = None) -> int:
         """How many critical checks decide the site (its vCenter included), or one service at it."""
@@ -834,13 +868,14 @@ def _decision_problems(config: Config) -> list[str]:
 
 
 def _fencing_problems(config: Config) -> list[str]:
-    """Agent timings that leave no time to fence before AWS may act, and agents that do not match the sites."""
+    """Agent timings that leave no time to fence before AWS may act, agents that do not match the sites, and a
+    lease proof the failover lock would not outlast."""
     f = config.fencing
     if f is None:
         return []
     problems = []
     sites = sorted(s.name for s in config.sites)
-    if sorted(f.agents) != sites:
+    if f.agents and sorted(f.agents) != sites:
         problems.append(f"fencing.agents: needs exactly one agent per site {sites}, got {sorted(f.agents)}")
     if f.margin_s >= f.lease_ttl_s:
         problems.append(
@@ -852,7 +887,7 @@ def _fencing_problems(config: Config) -> list[str]:
             f"fencing.renew_s: {f.renew_s:g} x 3 exceeds lease_ttl_s - margin_s ({f.lease_ttl_s:g} - {f.margin_s:g} = "
             f"{f.fence_after_s:g}): the agent needs three renewals before it would fence"
         )
-    if (f.secret_file is None) == (f.secret_id is None):
+    if f.agents and (f.secret_file is None) == (f.secret_id is None):
         problems.append("fencing.secret_file: give exactly one of secret_file or secret_id (the shared heartbeat key)")
     for site, agent in sorted(f.agents.items()):
         if not agent.power_off_vms and agent.fence_hook is None:
@@ -862,6 +897,13 @@ def _fencing_problems(config: Config) -> list[str]:
     listens = [a.listen for a in f.agents.values()]
     if len(set(listens)) != len(listens):
         problems.append(f"fencing.agents: the agents must listen on different addresses, got {listens}")
+    budget = f.proof_wait_budget_s + LEASE_MARGIN_S
+    if f.agents and config.workflow.lease_s < budget:
+        problems.append(
+            f"fencing.proof_waits: {f.proof_waits} waits of up to {f.act_after_s + f.renew_s + PROOF_REPORT_SLACK_S:g} "
+            f"s for the lease proof need workflow.lease_s of at least {budget:g} (the failover lock would expire "
+            f"while the workflow waits), got {config.workflow.lease_s}"
+        )
     return problems
 
 

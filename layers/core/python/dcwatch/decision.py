@@ -17,8 +17,9 @@
 - vCenter: the active site's vCenter DOWN (all its critical parts, by quorum) while its services answer is a
   warning, never a site outage.
 - Failover: only for the active site DOWN by quorum, with no flapping check, a standby proven by its
-  latest results, automation on, no maintenance window open on the site, and no failover within the
-  cooldown unless a human acknowledged this incident. Every refusal names all its reasons.
+  latest results, automation on, no maintenance window open on the site, its own agent not reporting it
+  serving (`dcwatch.agent_watch`), and no failover within the cooldown unless a human acknowledged this
+  incident. Every refusal names all its reasons.
 """
 
 from __future__ import annotations
@@ -347,6 +348,7 @@ class Gates:
     last_failover: LastFailover | None = None
     acknowledged: bool = False  # a human acknowledged this incident: the cooldown does not hold it
     maintenance: tuple[str, ...] = ()  # open windows on the failed site
+    partitioned: str = ""  # the failed site's agent reports it alive and serving: why, in words
 
 
 @dataclass(frozen=True)
@@ -394,6 +396,8 @@ def failover_decision(
     proven, proof = standby_proof(standby_checks, standby, isolated)
     if not proven:
         blocked.append(proof + "; failover needs a human decision")
+    if gates.partitioned:
+        blocked.append(gates.partitioned)
     if gates.maintenance:
         blocked.append(f"maintenance window open: {'; '.join(gates.maintenance)}")
     if not gates.automation.enabled:

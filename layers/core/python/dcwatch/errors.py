@@ -18,7 +18,19 @@ class StandbyNotReady(DcwatchError):
 
 
 class VcenterUnavailable(DcwatchError):
-    """vCenter did not answer or refused the login."""
+    """vCenter cannot be used: the base of its two typed faults, and what it answers that is not usable."""
+
+
+class VcenterUnreachable(VcenterUnavailable):
+    """No TCP connection to vCenter could be made: refused, a connect timeout, its name not resolved.
+
+    The only vCenter fault that says nothing answers there; everything after a connection is another error."""
+
+
+class VcenterRefused(VcenterUnavailable):
+    """vCenter (or what stands for it) refused us: the login, the TLS handshake, or its credentials' secret.
+
+    Someone answered, so the site may well be serving: never a sign that it is down."""
 
 
 class PowerOnFailed(DcwatchError):
@@ -39,6 +51,10 @@ class DnsTimeout(DcwatchError):
 
 class LeaseHeld(DcwatchError):
     """Another failover holds the lock: this one must not touch anything."""
+
+
+class Superseded(DcwatchError):
+    """Production already left the request's site (another recovery moved it meanwhile): nothing to do."""
 
 
 class LeaseLost(DcwatchError):

@@ -12,6 +12,10 @@ services answer or RECOVERED, a vantage point ISOLATED or back, a check FLAPPING
 active site whose failover is held back (automation off, maintenance, cooldown, lock held, standby
 unproven, flapping) is re-judged on each of its results, so the failover starts as soon as nothing
 holds it back any more.
+
+With site agents (`fencing.agents`), their reports weigh in (`dcwatch.agent_watch`): an active site whose
+agent reports it alive and serving is PARTITIONED, not DOWN; its agent's "not serving" counts like a
+vantage point; a silent agent is announced. `receive_agent_report` keeps each site's latest report.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 
+from dcwatch.agent.report import SiteAgentReport
+from dcwatch.agent_watch import AgentWatch, agents_configured, refusal
+from dcwatch.announce import announce, duration, flip
 from dcwatch.config import Config, MaintenanceWindow
 from dcwatch.decision import (
     FailoverDecision,
@@ -82,11 +89,23 @@ def evaluate(
 ) -> Evaluation:
     if result.vantage not in config.vantage_points:
         return Evaluation(None, ignored=f"vantage {result.vantage} is not one of {', '.join(config.vantage_points)}")
-    if not config.topology.vantage(result.vantage).runs(result.site, result.check):
+    vantage = config.topology.vantage(result.vantage)
+    if not vantage.runs(result.site, result.check):
         return Evaluation(None, ignored=f"{result.vantage} does not run {result.check} at {result.site}")
+    ports = Ports(store, publisher, workflows, notifier, leases)
+    outcome = _evaluate(result, config, ports, clock)
+    if agents_configured(config) and (result.site, result.check) in vantage.round_markers:
+        # Once per round and site from each vantage point: the site agent's silence, and its word on the site.
+        by_agent = _Decider(config, ports, clock).agent_round(result, outcome.check_status)
+        if by_agent is not None and by_agent.site_change:
+            return by_agent
+    return outcome
+
+
+def _evaluate(result: ProbeResult, config: Config, ports: Ports, clock: Clock) -> Evaluation:
+    store = ports.store
     if result.ok and store.record_pass(result):
         return Evaluation("UP")  # a steady check passed again: nothing else can change
-    ports = Ports(store, publisher, workflows, notifier, leases)
     previous = store.get_check(result.site, result.check, result.vantage)
     state = advance(previous, result, config.thresholds)
     if state is None:
@@ -113,6 +132,7 @@ class _Decider:
         self.store = ports.store
         self.reach: Reach = {v.name: v.checks for v in config.topology.vantage_points}
         self.blind: frozenset[str] = frozenset()  # failing everything they run: see decision.failing_everything
+        self.agents = AgentWatch(config, self.store, ports.notifier)
 
     @cached_property
     def windows(self) -> list[MaintenanceWindow]:
@@ -120,19 +140,10 @@ class _Decider:
         return [*self.config.maintenance, *self.store.maintenance_windows()]
 
     def _record(self, audit_id: str, subject: str, message: str, record: dict[str, object]) -> None:
-        """The decision record, then the alert: both name what changed and the arithmetic behind it."""
-        self.store.append_audit(audit_id, record)
-        self.ports.notifier.publish(subject[:100], message)
+        announce(self.store, self.ports.notifier, audit_id, subject, message, record)
 
     def _flip(self, key: str, default: str, status: str, now: datetime) -> Condition | None:
-        """Move the condition under `key` to `status`; the one it replaced, or None when it already was there
-        or another evaluator moved it first (that one alerts, so the alert goes out once)."""
-        stored = self.store.condition(key, default)
-        if status == stored.status or not self.store.change_condition(
-            key, stored, Condition(status, since=now, version=stored.version + 1)
-        ):
-            return None
-        return stored
+        return flip(self.store, key, default, status, now)
 
     def flapping(self, state: CheckState) -> None:
         """One alert when a check starts flapping from any vantage point, one when it settles everywhere."""
@@ -190,6 +201,22 @@ class _Decider:
         other_outcome = self._judge(result, other, stored_other, checks, isolated, active, now, check_status)
         return outcome if outcome.site_change or not other_outcome.site_change else other_outcome
 
+    def agent_round(self, result: ProbeResult, check_status: str | None) -> Evaluation | None:
+        """A probe round's marker result: its site's agent silent or back, and an alive agent reporting its
+        active site not serving judged with the checks as they are (its report may tip a quorum)."""
+        now, site = self.clock(), result.site
+        self.agents.silence(site, now)
+        active = self.store.active_site(self.config.active_site)
+        if site != active or not self.agents.evidence(site, now).not_serving:
+            return None
+        stored = self.store.condition(_key("site", site), "UP")
+        if stored.status != "UP":
+            return None
+        standby = self.config.other_site(active)
+        checks = {s: self.store.site_checks(s) for s in (active, standby)}
+        isolated = self._isolation(checks, active, standby)
+        return self._judge(result, site, stored, checks, isolated, active, now, check_status or "")
+
     def _isolation(self, checks: dict[str, list[CheckState]], active: str, standby: str) -> frozenset[str]:
         """The ISOLATED vantage points; notes those failing everything, which no infrastructure verdict counts."""
         both, vantages = checks[active] + checks[standby], self.config.vantage_points
@@ -230,6 +257,21 @@ class _Decider:
         verdict = site_verdict(
             site, role, checks[site], vantages, thresholds, uncounted, excluded, self.reach, stored.status
         )
+        if role == "active" and self.agents.enabled:
+            lease = self.ports.leases.holder()
+            recovering = lease is not None and lease.expires_at > now
+            verdict, partitioned = self.agents.judge(site, verdict, stored.status, now, recovering=recovering)
+            if partitioned:
+                # The vantage points see it DOWN, its agent says it serves: it stays UP, judged again on each
+                # failing result (pending) until the paths are back or its agent no longer says so.
+                if stored.blocked != PARTITIONED:
+                    held = replace(stored, blocked=PARTITIONED, version=stored.version + 1)
+                    self.store.change_condition(_key("site", site), stored, held)
+                return Evaluation(check_status)
+        if role == "active" and verdict.status == "DOWN" and stored.status == "UP" and self._moved_away(site, now):
+            # A failover, migration or failback away from this site fences or shuts it down: its own doing,
+            # announced by its own notification. Judged as the standby once that recovery has recorded it.
+            return Evaluation(check_status, ignored=f"{site} fails while a recovery moves production away from it")
         standby_checks = checks[self.config.other_site(active)]
         context = _SiteContext(site, result, verdict, stored, standby_checks, isolated, now)
         if verdict.status != stored.status:
@@ -241,6 +283,10 @@ class _Decider:
                 _key("site", site), stored, replace(stored, blocked=None, version=stored.version + 1)
             )
         return Evaluation(check_status)
+
+    def _moved_away(self, site: str, now: datetime) -> bool:
+        lease = self.ports.leases.holder()
+        return lease is not None and lease.expires_at > now and lease.leaving == site
 
     def _vantages(self, isolated: frozenset[str], now: datetime) -> None:
         for vantage in self.config.vantage_points:
@@ -311,8 +357,8 @@ class _Decider:
             subject = f"[dcwatch] SERVICE DOWN {service} at {site}: no automatic action"
             text = f"{service} at {site} DOWN: {explanation}. A service alone never moves production."
         else:
-            subject = f"[dcwatch] SERVICE RECOVERED {service} at {site} after {_duration(stored.since, now)}"
-            text = f"{service} at {site} UP again after {_duration(stored.since, now)}: {explanation}"
+            subject = f"[dcwatch] SERVICE RECOVERED {service} at {site} after {duration(stored.since, now)}"
+            text = f"{service} at {site} UP again after {duration(stored.since, now)}: {explanation}"
         record: dict[str, object] = {"kind": "service", "service": service, "site": site, "status": verdict.status}
         record |= {"previous": stored.status, "explanation": explanation, "decidedAt": now, "alerted": alert}
         if held or blocked:
@@ -372,8 +418,8 @@ class _Decider:
                 f"until it is back, a failover could not fence {site}'s VMs and nothing can be powered there."
             )
         else:
-            subject = f"[dcwatch] VCENTER RECOVERED at {site} after {_duration(stored.since, now)}"
-            text = f"the vCenter of {site} is UP again after {_duration(stored.since, now)}: {explanation}"
+            subject = f"[dcwatch] VCENTER RECOVERED at {site} after {duration(stored.since, now)}"
+            text = f"the vCenter of {site} is UP again after {duration(stored.since, now)}: {explanation}"
         record: dict[str, object] = {"kind": "vcenter", "site": site, "status": verdict.status}
         record |= {"previous": stored.status, "explanation": explanation, "decidedAt": now, "alerted": alert}
         if blocked:
@@ -428,9 +474,15 @@ class _Decider:
         if not decision.start:
             return None, f"failover to {standby} not started: {decision.reason}", decision.reason
         ttl = self.config.workflow.lease_s
-        lease = self.ports.leases.acquire(incident, ttl, ctx.now)
+        lease = self.ports.leases.acquire(incident, ttl, ctx.now, ctx.site)
         if lease.owner != incident:
             reason = f"the failover lock is held by {lease.owner} until {lease.expires_at.isoformat()}"
+            return None, f"failover to {standby} not started: {reason}", reason
+        # The site was active when this decision read it; a recovery that held the lock until just now may
+        # have moved production away since. Under the lock, that read is final.
+        if (active := self.store.active_site(self.config.active_site)) != ctx.site:
+            self.ports.leases.release(incident)
+            reason = f"production moved to {active} meanwhile"
             return None, f"failover to {standby} not started: {reason}", reason
         try:
             execution = self.ports.workflows.start(incident, self._request(ctx, incident, standby))
@@ -456,6 +508,7 @@ class _Decider:
             maintenance=tuple(
                 describe_window(w) for w in open_windows(self.windows, site, ctx.now) if w.service is None
             ),
+            partitioned=self.agents.held_back(site, ctx.now) if self.agents.enabled else "",
         )
         uncounted = ctx.isolated | self.blind
         return failover_decision(ctx.verdict, standby_verdict, ctx.standby_checks, gates, uncounted)
@@ -513,7 +566,7 @@ class _Decider:
             subject = f"[dcwatch] DOWN {ctx.site} ({verdict.role}): {'failover started' if started else 'no failover'}"
             text = f"{ctx.site} ({verdict.role}) DOWN: {explanation}.\nAction: {action}\nIncident: {incident}"
         else:
-            took = _duration(stored.since, ctx.now)
+            took = duration(stored.since, ctx.now)
             subject = f"[dcwatch] RECOVERED {ctx.site} ({verdict.role}) after {took}"
             text = f"{ctx.site} ({verdict.role}) UP again after {took} DOWN: {explanation}.\nIncident: {incident}"
         record: dict[str, object] = {"kind": "site", "site": ctx.site, "role": verdict.role, "status": verdict.status}
@@ -535,6 +588,7 @@ class _SiteContext:
 
 
 PENDING = "pending: waiting for the site's other results observed since"
+PARTITIONED = "partitioned: the vantage points see it DOWN, its agent reports it alive and serving"
 
 
 def _pending(stored: Condition) -> bool:
@@ -564,10 +618,29 @@ def _passing(
     return True if fresh else None
 
 
-def _duration(since: datetime | None, now: datetime) -> str:
-    if since is None:
-        return "an unknown time"
-    seconds = max(0, round((now - since).total_seconds()))
-    minutes, s = divmod(seconds, 60)
-    hours, m = divmod(minutes, 60)
-    return f"{hours} h {m} min {s} s" if hours else f"{m} min {s} s" if m else f"{s} s"
+@dataclass(frozen=True)
+class AgentReportOutcome:
+    """What one site agent's report did, for the handler's log line."""
+
+    site: str
+    kept: bool = False  # the site's latest report now (False: a later one is kept already)
+    refused: str = ""  # why it was not kept at all
+
+
+def receive_agent_report(
+    source: str,
+    report: SiteAgentReport,
+    config: Config,
+    store: StateStore,
+    notifier: Notifier,
+    clock: Clock = lambda: datetime.now(UTC),
+) -> AgentReportOutcome:
+    """Keep the site's latest report (the lease proof reads the standby's) and announce an agent back from
+    silence. One agent reports on its own site only: anything else is refused, and changes nothing."""
+    refused = refusal(source, report, config)
+    if refused:
+        return AgentReportOutcome(report.site, refused=refused)
+    if not store.put_agent_report(report):
+        return AgentReportOutcome(report.site)
+    AgentWatch(config, store, notifier).silence(report.site, clock())
+    return AgentReportOutcome(report.site, kept=True)

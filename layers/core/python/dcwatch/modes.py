@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from dcwatch.errors import DrillCleanupIncomplete, ShutdownIncomplete
 from dcwatch.ports import Dns, Inventory, Leases, Notifier, Once
@@ -163,15 +163,35 @@ def clean_up_drill_whatever_the_lock(
     return clean_up_drill(state, inventory, dns, clock, keep_vms_for=other)
 
 
-def approval_request(state: WorkflowState, token: str, clock: Clock = utcnow) -> tuple[str, str]:
-    """The message that asks for approval: the plan, the deadline, the two commands that answer."""
+Gate = Literal["plan", "fencing"]
+
+
+def approval_request(state: WorkflowState, token: str, clock: Clock = utcnow, gate: Gate = "plan") -> tuple[str, str]:
+    """The message that asks for approval: the plan (or why the failed site is not proven fenced), the
+    deadline, the two commands that answer."""
     request, words = state.request, MODE_WORDS[state.request.mode]
-    deadline = clock() + timedelta(seconds=state.approval.timeout_seconds)
-    subject = f"[dcwatch] APPROVAL NEEDED: {words} {request.from_site} -> {request.to}"
-    lines = [
-        f"A {request.trigger} {words} from {request.from_site} to {request.to} waits for your decision.",
-        f"Reason: {request.reason}",
-        f"Nothing changes until it is approved; without an answer by {deadline:%Y-%m-%d %H:%M:%S} UTC it stops.",
+    waits = state.fence_approval if gate == "fencing" else state.approval
+    deadline = clock() + timedelta(seconds=waits.timeout_seconds)
+    if gate == "fencing":
+        proof = state.fence_proof
+        subject = f"[dcwatch] APPROVAL NEEDED: {words} {request.from_site} -> {request.to}, not proven fenced"
+        lines = [
+            proof.summary if proof else f"cannot prove {request.from_site} is fenced, approve to proceed anyway",
+            f"Approving promotes {request.to} while {request.from_site} may still serve: if it does, both sites "
+            "write the mirrored data. Make sure first that it cannot (its services, its storage, its agent's VM), "
+            "or fence it by hand.",
+            f"Reason of the {words}: {request.reason}",
+            f"Nothing changes at {request.to} until it is approved; without an answer by "
+            f"{deadline:%Y-%m-%d %H:%M:%S} UTC it stops.",
+        ]
+    else:
+        subject = f"[dcwatch] APPROVAL NEEDED: {words} {request.from_site} -> {request.to}"
+        lines = [
+            f"A {request.trigger} {words} from {request.from_site} to {request.to} waits for your decision.",
+            f"Reason: {request.reason}",
+            f"Nothing changes until it is approved; without an answer by {deadline:%Y-%m-%d %H:%M:%S} UTC it stops.",
+        ]
+    lines += [
         "",
         "Approve:",
         f"  dcwatch approve --token {token} --reason '...'",
@@ -190,11 +210,18 @@ def approval_request(state: WorkflowState, token: str, clock: Clock = utcnow) ->
 
 
 def request_approval(
-    state: WorkflowState, token: str, notifier: Notifier, clock: Clock = utcnow, *, once: Once = run_now
+    state: WorkflowState,
+    token: str,
+    notifier: Notifier,
+    clock: Clock = utcnow,
+    *,
+    once: Once = run_now,
+    gate: Gate = "plan",
 ) -> str:
-    """One approval message per run: a retried invocation returns the first message's id, sends no second."""
-    subject, message = approval_request(state, token, clock)
-    return once(state.key("approval-request"), lambda: notifier.publish(subject, message))
+    """One approval message per gate and run: a retried invocation returns the first message's id, sends no second."""
+    subject, message = approval_request(state, token, clock, gate)
+    key = state.key("approval-request") if gate == "plan" else state.key("fencing-approval-request")
+    return once(key, lambda: notifier.publish(subject, message))
 
 
 def approval_answer(approved: bool, by: str, reason: str, at: datetime) -> dict[str, Any]:
@@ -202,8 +229,22 @@ def approval_answer(approved: bool, by: str, reason: str, at: datetime) -> dict[
     return {"approved": approved, "by": by, "reason": reason, "at": at.isoformat()}
 
 
+def awaits_fencing_approval(state: WorkflowState) -> bool:
+    """At (or past) the gate for an unproven fence: it comes after the plan's gate, so it is the latest."""
+    return state.fence_proof is not None and not state.fence_proof.proven
+
+
 def approved(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = utcnow) -> WorkflowState:
     """After the wait: the lock is renewed (the wait may have been long) and the approval recorded."""
     state = renew_lease(state, leases, ttl_s, clock)
+    if awaits_fencing_approval(state):
+        decision = state.fence_approval.decision or {}
+        by, why = decision.get("by", "?"), decision.get("reason", "")
+        reasons = "; ".join(state.fence_proof.reasons) if state.fence_proof else ""
+        state.fencing = f"not proven fenced ({reasons}): promoted as approved by {by}: {why}"
+        detail = (
+            f"approved by {by}: {why}; promoting {state.plan.to} although {state.plan.from_site} is not proven fenced"
+        )
+        return state.note("ApprovedWithoutFenceProof", detail, clock)
     decision = state.approval.decision or {}
     return state.note("Approved", f"approved by {decision.get('by', '?')}: {decision.get('reason', '')}", clock)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
@@ -199,17 +200,51 @@ class StateStore(Protocol):
 
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None: ...
 
+    def agent_report(self, site: str) -> SiteAgentReport | None:
+        """The latest report of the site's agent the evaluator stored (by the time the agent sent it)."""
+        ...
+
+    def put_agent_report(self, report: SiteAgentReport) -> bool:
+        """Keep `report` as the site's latest unless a later one is kept already; False then."""
+        ...
+
+
+@dataclass(frozen=True)
+class SiteLease:
+    """A site agent's lease as its agent last renewed it (pk `site-lease#<site>` in the locks table)."""
+
+    site: str
+    agent_id: str
+    renewed_at: datetime
+    expires_at: datetime
+    sees_peer: bool
+    serving: bool
+    state: str = ""
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+
+class SiteLeases(Protocol):
+    def read(self, site: str) -> SiteLease | None:
+        """The site's lease as its agent last wrote it, read consistently; None when it never wrote one."""
+        ...
+
 
 @dataclass(frozen=True)
 class Lease:
-    """The single failover lock: held by `owner` (an incident id) until `expires_at`, unless renewed."""
+    """The single failover lock: held by `owner` (an incident id) until `expires_at`, unless renewed.
+
+    `leaving`: the site a failover, migration or failback holding it moves production away from (None for a
+    drill, which never touches production): that site failing meanwhile is the recovery's own doing."""
 
     owner: str
     expires_at: datetime
+    leaving: str | None = None
 
 
 class Leases(Protocol):
-    def acquire(self, owner: str, ttl_s: int, now: datetime) -> Lease:
+    def acquire(self, owner: str, ttl_s: int, now: datetime, leaving: str | None = None) -> Lease:
         """Take the lock if free, expired or already ours; returns whoever holds it afterwards."""
         ...
 

@@ -25,6 +25,11 @@ MODE_WORDS: dict[str, str] = {
 }
 
 
+def leaving_site(mode: RecoveryMode, from_site: str) -> str | None:
+    """The site a recovery moves production away from: every mode but a drill, which never touches it."""
+    return None if mode == "drill" else from_site
+
+
 class _Camel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -218,6 +223,9 @@ class StoragePlan(_Camel):
     max_lag_s: int = Field(alias="maxLagS")
     lag: str
     promote_hook: Hook | None = Field(default=None, alias="promoteHook")
+    fenced_when: str | None = Field(
+        default=None, alias="fencedWhen", description="the mirror check's condition that proves the other side fenced"
+    )
 
 
 class RecoveryPlan(_Camel):
@@ -342,6 +350,7 @@ def build_plan(config: Config, from_site: str, to_site: str, mode: RecoveryMode 
             max_lag_s=storage.max_lag_s,
             lag=storage.lag,
             promote_hook=storage.promote_hook,
+            fenced_when=storage.fenced_when,
         )
         if storage and mode != "drill"
         else None,

@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any
 
 from dcwatch.adapters import aws
+from dcwatch.adapters.agent_aws import SiteLeaseTable
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher
 from dcwatch.adapters.hooks import HookCaller
@@ -100,6 +101,11 @@ class App:
     @cached_property
     def leases(self) -> DynamoLeases:
         return DynamoLeases(self.settings.locks_table_name)
+
+    @cached_property
+    def site_leases(self) -> SiteLeaseTable:
+        """The site agents' leases (same locks table as the failover lock, keys `site-lease#<site>`)."""
+        return SiteLeaseTable(self.settings.locks_table_name)
 
     @cached_property
     def dns(self) -> Route53Dns:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlparse
 
@@ -97,6 +98,13 @@ class VantagePoint:
 
     def runs(self, site: str, check: str) -> bool:
         return (site, check) in self.checks
+
+    @cached_property
+    def round_markers(self) -> frozenset[tuple[str, str]]:
+        """One check per site it runs (the first by name): its result stands for this vantage point's round of
+        that site, for what is judged once per round rather than per result (site agents' silence)."""
+        sites = {site for site, _ in self.checks}
+        return frozenset((site, min(c for s, c in self.checks if s == site)) for site in sites)
 
 
 @dataclass(frozen=True)
@@ -352,6 +360,7 @@ AWS_CALLS: dict[str, tuple[str, ...]] = {
     "CheckStandby": ("secretsmanager", "xray"),
     "CheckStorage": ("xray",),
     "Fence": ("secretsmanager", "xray"),
+    "ProveFenced": ("dynamodb", "xray"),
     "StartGroup": ("secretsmanager", "dynamodb", "lambda", "xray"),
     "CheckGroup": ("secretsmanager", "dynamodb", "lambda", "xray"),
     "VerifyServices": ("xray",),

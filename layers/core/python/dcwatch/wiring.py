@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dcwatch.agent.report import AGENT_SOURCE_PREFIX, SITE_AGENT_REPORT
 from dcwatch.config import STEP_TIMEOUT_S
 from dcwatch.events import EVALUATOR_SOURCE, PROBE_RESULT, PROBE_SOURCE, SITE_STATUS_CHANGED
 from dcwatch.executions import execution_ended_pattern
@@ -69,6 +70,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         reaches_sites=True,
     ),
     FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe results to site status"),
+    FunctionSpec(
+        "AgentReports", "evaluate", "app.agent_report", 30, 256, "site agents' reports: kept, silence, partitions"
+    ),
     # Operators invoke it from the Lambda console (Test tab): the CLI's switches without a shell.
     FunctionSpec(
         "Control", "control", "app.handler", 15, 256, "operator switches: automation on/off, ack, approve/deny"
@@ -93,6 +97,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _site_step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
     _site_step("CheckStorage", "check_storage", "refuse a standby whose storage mirror is beyond the data-loss window"),
     _site_step("Fence", "fence", "power off the failed site's VMs where its vCenter answers"),
+    # A site step for proof (c): the standby's mirror check; (b) reads the lease and the standby agent's report.
+    _site_step("ProveFenced", "prove_fenced", "prove the failed site cannot serve: its lease, or its storage"),
     _site_step("StartGroup", "start_group", "power on one priority group at the standby"),
     _site_step("CheckGroup", "check_group", "poll the power-on tasks of the current group"),
     _site_step("VerifyServices", "verify_services", "run every service check at the standby"),
@@ -161,6 +167,12 @@ class RuleSpec:
 
 RULES: tuple[RuleSpec, ...] = (
     RuleSpec("probe-results", {"source": [PROBE_SOURCE], "detail-type": [PROBE_RESULT]}, "Evaluate"),
+    # Every site's agent (`dcwatch.agent.<site>`); the handler refuses a report about another site than its source's.
+    RuleSpec(
+        "agent-reports",
+        {"source": [{"prefix": f"{AGENT_SOURCE_PREFIX}."}], "detail-type": [SITE_AGENT_REPORT]},
+        "AgentReports",
+    ),
 )
 
 # Everything the evaluator says; operators and the local timeline subscribe to it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from dcwatch.checks import PlannedCheck, service_checks
-from dcwatch.config import Config, Hook, HttpCheck
+from dcwatch.config import Config, Fencing, Hook, HttpCheck
 from dcwatch.errors import (
     DnsTimeout,
     FencingIncomplete,
@@ -32,10 +32,12 @@ from dcwatch.errors import (
     ServiceNotVerified,
     StandbyNotReady,
     StorageNotSafe,
+    Superseded,
     TransientError,
     VcenterUnavailable,
 )
 from dcwatch.events import ProbeResult
+from dcwatch.fencing import FenceProof, StorageOutcome, prove, standby_agent_problem, vcenter_proof, vcenter_reason
 from dcwatch.ports import (
     Dns,
     GuestState,
@@ -45,6 +47,8 @@ from dcwatch.ports import (
     Leases,
     Notifier,
     Once,
+    SiteLease,
+    SiteLeases,
     StateStore,
 )
 from dcwatch.recovery import (
@@ -54,6 +58,7 @@ from dcwatch.recovery import (
     RecoveryPlan,
     build_plan,
     describe_plan,
+    leaving_site,
     parse_request,
 )
 
@@ -158,6 +163,15 @@ class WorkflowState(_Camel):
     error: dict[str, Any] | None = None
     failed_step: str | None = Field(default=None, alias="failedStep")
     fencing: str | None = Field(default=None, description="what fencing did, or why it was not possible")
+    fence_error: dict[str, Any] | None = Field(
+        default=None, alias="fenceError", description="why the Fence step did not power the failed site off"
+    )
+    fence_proof: FenceProof | None = Field(
+        default=None, alias="fenceProof", description="that the failed site cannot serve, or why it is not proven"
+    )
+    fence_approval: ApprovalGate = Field(
+        default=ApprovalGate(), alias="fenceApproval", description="a human's answer when fencing is not proven"
+    )
     cleanup_error: dict[str, Any] | None = Field(default=None, alias="cleanupError", description="a drill's")
     storage: str | None = Field(default=None, description="what the storage check found")
     run_id: str = Field(default="", alias="runId", description="this execution's key for steps that act once")
@@ -178,6 +192,12 @@ class WorkflowState(_Camel):
     def key(self, *parts: object) -> str:
         """The idempotency key of one action of this run: a retry finds it, a new execution does not."""
         return "/".join([self.run_id or self.incident_id, *map(str, parts)])
+
+    @property
+    def fencing_approved_by(self) -> str | None:
+        """Who approved promoting the standby although the failed site was not proven fenced."""
+        decision = self.fence_approval.decision or {}
+        return str(decision.get("by", "?")) if decision.get("approved") is True else None
 
     @property
     def owner(self) -> str:
@@ -210,6 +230,7 @@ def validate_request(
         poll_seconds=config.workflow.poll_s,
         started_at=now,
         approval=ApprovalGate(required=request.mode in gate.modes, timeout_seconds=gate.timeout_s),
+        fence_approval=ApprovalGate(timeout_seconds=gate.timeout_s),
         run_id=run_id,
         lease_owner=execution or run_id,
     )
@@ -221,12 +242,29 @@ def validate_request(
     )
 
 
-def acquire_lease(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = utcnow) -> WorkflowState:
-    """Take the single failover lock for this execution (the evaluator or the CLI may hold it for it already)."""
-    lease = leases.acquire(state.owner, ttl_s, clock())
+def acquire_lease(
+    state: WorkflowState,
+    leases: Leases,
+    ttl_s: int,
+    clock: Clock = utcnow,
+    *,
+    active_site: Callable[[], str] | None = None,
+) -> WorkflowState:
+    """Take the single failover lock for this execution (the evaluator or the CLI may hold it for it already).
+
+    ValidateRequest ran before the lock was ours: a recovery that held it meanwhile may have moved production
+    away from this request's site. So, under the lock, the site it leaves must still be the active one."""
+    leaving = leaving_site(state.request.mode, state.plan.from_site)
+    lease = leases.acquire(state.owner, ttl_s, clock(), leaving)
     if lease.owner != state.owner:
         raise LeaseHeld(
             f"another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; nothing was touched"
+        )
+    if leaving is not None and active_site is not None and (active := active_site()) != leaving:
+        leases.release(state.owner)
+        raise Superseded(
+            f"production already runs at {active}, not at {leaving}: another recovery moved it after this request "
+            "was accepted; nothing was touched"
         )
     return state.note("AcquireLease", f"lock held by {state.owner} until {lease.expires_at.isoformat()}", clock)
 
@@ -246,25 +284,20 @@ def release_lease(state: WorkflowState, leases: Leases, clock: Clock = utcnow) -
 def fence(
     state: WorkflowState, connect: Callable[[], AbstractContextManager[Inventory]], clock: Clock = utcnow
 ) -> WorkflowState:
-    """Power off the failed site's VMs where its vCenter answers, so the two sites never both serve.
+    """Power off the failed site's VMs through its vCenter: proof (a) that the two sites never both serve.
 
-    Unreachable (no connection or login: the usual case when a site is down), the workflow proceeds on
-    the quorum verdict and says so. Once connected, a fault or VMs still on raise and are retried, then
-    it stops for a human.
+    Any fault raises. A vCenter no TCP connection reaches (`VcenterUnreachable`, the usual case when a site
+    is down) or one that refuses us (`VcenterRefused`) goes on to `ProveFenced`, which seeks the other
+    proofs; once connected, a fault or VMs still on are retried first: they may still run.
     """
     vms = state.plan.fence
-    with ExitStack() as session:
-        try:
-            inventory = session.enter_context(connect())
-        except (TransientError, VcenterUnavailable, OSError) as exc:
-            state.fencing = f"fencing not possible: vCenter of {state.plan.from_site} unreachable ({exc})"
-            return state.note("Fence", state.fencing + "; proceeding on the quorum verdict", clock)
+    with connect() as inventory:
         try:
             before = inventory.power_states(vms)
             started = inventory.power_off(vms)
             still_on = sorted(vm for vm, power in inventory.power_states(vms).items() if power == "poweredOn")
         except (TransientError, VcenterUnavailable, OSError) as exc:
-            # It answered, so its VMs may still run: retried, then a human decides; never "not possible".
+            # It answered, so its VMs may still run: retried, then the other proofs or a human decide.
             raise TransientError(
                 f"vCenter of {state.plan.from_site} answered but fencing failed midway ({exc}); VMs may still be on"
             ) from exc
@@ -277,18 +310,90 @@ def fence(
         state.fencing += f"; already off: {', '.join(off_already)}"
     if missing:
         state.fencing += f"; not found: {', '.join(missing)}"
+    state.fence_proof = vcenter_proof(state.plan.from_site, sorted(started), off_already, missing)
     return state.note("Fence", state.fencing, clock)
 
 
-def check_standby(state: WorkflowState, inventory: Inventory, clock: Clock = utcnow) -> WorkflowState:
+def prove_fenced(
+    state: WorkflowState,
+    config: Config,
+    leases: SiteLeases,
+    store: StateStore,
+    probe: Probe,
+    clock: Clock = utcnow,
+) -> WorkflowState:
+    """After a Fence that did not power the failed site off: proof (b) from its lease and the standby agent's
+    latest report, or (c) from the standby's storage; else a wait (bounded by `fencing.proof_waits`) while
+    the lease could still expire, then the approval gate with every reason."""
+    started, failed, standby = clock(), state.plan.from_site, state.plan.to
+    previous = state.fence_proof
+    error = state.fence_error or {}
+    vcenter = vcenter_reason(failed, error, _readable_cause(str(error.get("Cause", ""))))
+    settings = config.fencing
+    agents = settings is not None and bool(settings.agents)
+    fenced_when = state.plan.storage.fenced_when if state.plan.storage else None
+    storage = None
+    if fenced_when is not None:
+        result, where = _probe_mirror(state, config, probe, fenced_when)
+        storage = StorageOutcome(where, fenced_when, result.ok, result.reason)
+    proof = prove(
+        failed,
+        standby,
+        fencing=settings,
+        vcenter=vcenter,
+        lease=leases.read(failed) if agents else None,
+        report=store.agent_report(standby) if agents else None,
+        storage=storage,
+        attempts=previous.attempts if previous else 0,
+        now=clock(),
+    )
+    state.fence_proof = proof
+    if proof.proven:
+        state.fencing = proof.summary if proof.kind == "trust_quorum" else f"proven fenced: {proof.summary}"
+    elif proof.wait_seconds:
+        state.fencing = None
+        return state.note("ProveFenced", f"{proof.summary}: looking again in {proof.wait_seconds} s", clock, started)
+    else:
+        state.fencing = proof.summary
+    return state.note("ProveFenced", state.fencing, clock, started)
+
+
+def check_standby(
+    state: WorkflowState,
+    inventory: Inventory,
+    clock: Clock = utcnow,
+    *,
+    fencing: Fencing | None = None,
+    leases: SiteLeases | None = None,
+) -> WorkflowState:
+    """The standby's vCenter answers with every VM of the plan, and (with site agents) the standby's own
+    agent still reaches AWS, so it will not fence what this failover starts; `force` overrides the agent."""
+    standby = state.plan.to
     wanted = [vm for group in state.plan.groups for vm in group]
     found = inventory.power_states(wanted)
     missing = [vm for vm in wanted if vm not in found]
     if missing:
-        raise StandbyNotReady(f"VMs missing in the vCenter of {state.plan.to}: {', '.join(missing)}")
+        raise StandbyNotReady(f"VMs missing in the vCenter of {standby}: {', '.join(missing)}")
     already_on = [vm for vm in wanted if found[vm] == "poweredOn"]
-    detail = f"vCenter of {state.plan.to} answers; {len(wanted)} VMs present, {len(already_on)} already on"
+    detail = f"vCenter of {standby} answers; {len(wanted)} VMs present, {len(already_on)} already on"
+    if fencing is not None and leases is not None and standby in fencing.agents:
+        detail += "; " + _standby_agent(state, leases.read(standby), fencing, clock())
     return state.note("CheckStandby", detail, clock)
+
+
+def _standby_agent(state: WorkflowState, lease: SiteLease | None, fencing: Fencing, now: datetime) -> str:
+    """What the standby's own agent means for this promotion, or StandbyNotReady (`standby_agent_problem`)."""
+    standby = state.plan.to
+    if lease is None:
+        return f"no lease of {standby} on record: its agent never ran, nothing there fences it"
+    problem = standby_agent_problem(standby, lease, fencing, now)
+    if problem is None:
+        return f"{standby}'s agent reaches AWS"
+    if state.request.dry_run:
+        return f"{problem}: a failover would be refused (unless forced)"
+    if state.request.force:
+        return f"{problem}: promoted anyway as the request forced it"
+    raise StandbyNotReady(f"{problem}. Nothing was changed. To promote {standby} anyway, rerun with force: true")
 
 
 def _probe_mirror(state: WorkflowState, config: Config, probe: Probe, condition: str) -> tuple[ProbeResult, str]:
@@ -681,6 +786,8 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "shutdown": state.shutdown.how,
         "drill": state.drill.model_dump(mode="json", by_alias=True) if state.request.mode == "drill" else None,
         "approval": state.approval.decision,
+        "fenceProof": state.fence_proof.model_dump(mode="json", by_alias=True) if state.fence_proof else None,
+        "fencingApprovedBy": state.fencing_approved_by,
         "storage": state.storage,
         "hookFailures": state.progress.hook_failures,
         "failedStep": state.failed_step,
@@ -739,10 +846,11 @@ def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
     cause = str(error.get("Cause", ""))
     if state.request.mode == "drill" or step == "RequestApproval":
         return stopped_message(state, step, _readable_cause(cause))
-    if error.get("Error") == "LeaseHeld":
-        # Another recovery runs (a second trigger of the same outage): it carries on; this one changed nothing.
+    if error.get("Error") in ("LeaseHeld", "Superseded"):
+        # Another recovery runs, or ran (a second trigger of the same outage): this one changed nothing.
         route = f"{state.plan.from_site} -> {state.plan.to}"
-        subject = f"[dcwatch] OK: REFUSED {route}, another recovery holds the lock; no action needed"
+        why = "another recovery holds the lock" if error["Error"] == "LeaseHeld" else "production already moved"
+        subject = f"[dcwatch] OK: REFUSED {route}, {why}; no action needed"
         body = [f"This request changed nothing: {_readable_cause(cause)}", f"Reason given: {state.request.reason}"]
         body += ["", f"Incident: {state.incident_id}", "Timeline (end time, duration, step):", *_timeline(state)]
         return subject[:100], "\n".join(body)
@@ -789,14 +897,28 @@ def _elapsed_at(state: WorkflowState, step: str) -> float:
 def stopped_message(state: WorkflowState, step: str, cause: str) -> tuple[str, str]:
     """A drill that failed (cleaned up), or a recovery nobody approved: production as it was."""
     request, words = state.request, MODE_WORDS[state.request.mode]
+    unproven = state.fence_proof is not None and not state.fence_proof.proven
     if step == "RequestApproval":
-        decision = state.approval.decision or {}
+        gate = state.fence_approval if unproven else state.approval
+        decision = gate.decision or {}
         if decision:
             cause = f"denied by {decision.get('by', '?')}: {decision.get('reason', '')}"
         elif (state.error or {}).get("Error") == "States.Timeout":
-            cause = f"no answer within {state.approval.timeout_seconds} s"
+            cause = f"no answer within {gate.timeout_seconds} s"
         subject = f"[dcwatch] OK: NOT APPROVED {words} {request.from_site} -> {request.to}, nothing was changed"
         lines = [f"The {words} was not approved: {cause}", "Nothing was changed; start it again to retry."]
+        if unproven:
+            assert state.fence_proof is not None
+            subject = (
+                f"[dcwatch] ACTION NEEDED: NOT APPROVED {words} {request.from_site} -> {request.to}, "
+                f"{request.from_site} not proven fenced"
+            )
+            lines = [
+                state.fence_proof.summary,
+                f"The promotion of {request.to} was not approved: {cause}",
+                f"Nothing was powered on at {request.to} and DNS still points at {request.from_site}. Once "
+                f"{request.from_site} is known not to serve (or is fenced by hand), start the {words} again.",
+            ]
     elif state.drill.cleanup is not None and step != "CleanUpDrill":
         subject = f"[dcwatch] ACTION NEEDED: DRILL FAILED at {step}, production untouched, drill cleaned up"
         lines = [f"The drill stopped at step {step}: {cause}", f"Cleanup: {state.drill.cleanup}"]

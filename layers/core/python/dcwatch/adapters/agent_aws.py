@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,11 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config as BotoConfig
 
-from dcwatch.adapters.aws import aws_call
+from dcwatch.adapters.aws import LazyClient, aws_call
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.agent.report import SITE_AGENT_REPORT, SiteAgentReport, agent_source
 from dcwatch.errors import DcwatchError, TransientError
+from dcwatch.ports import SiteLease
 
 SITE_LEASE_PREFIX = "site-lease#"
 _ser, _de = TypeSerializer(), TypeDeserializer()
@@ -50,20 +50,6 @@ class LeaseRefused(DcwatchError):
         self.holder = holder
         who = f"{holder.agent_id} until {holder.expires_at.isoformat()}" if holder else "(released meanwhile)"
         super().__init__(f"the site's lease is held by {who}")
-
-
-@dataclass(frozen=True)
-class SiteLease:
-    site: str
-    agent_id: str
-    renewed_at: datetime
-    expires_at: datetime
-    sees_peer: bool
-    serving: bool
-    state: str = ""
-
-    def expired(self, now: datetime) -> bool:
-        return now >= self.expires_at
 
 
 class DynamoSiteLeases:
@@ -106,22 +92,37 @@ class DynamoSiteLeases:
         return SiteLease(self.site, agent_id, now, datetime.fromtimestamp(expires, UTC), sees_peer, serving, state)
 
     def read(self, site: str | None = None) -> SiteLease | None:
-        with aws_call("dynamodb:GetItem"):
-            item = self._client.get_item(
-                TableName=self.table, Key={"pk": {"S": site_lease_key(site or self.site)}}, ConsistentRead=True
-            ).get("Item")
-        if not item:
-            return None
-        data = {k: _de.deserialize(v) for k, v in item.items()}
-        return SiteLease(
-            site=str(data["site"]),
-            agent_id=str(data["agentId"]),
-            renewed_at=datetime.fromisoformat(str(data["renewedAt"])),
-            expires_at=datetime.fromtimestamp(int(data["expiresAt"]), UTC),
-            sees_peer=bool(data.get("seesPeer", False)),
-            serving=bool(data.get("serving", False)),
-            state=str(data.get("state", "")),
+        return read_site_lease(self._client, self.table, site or self.site)
+
+
+def read_site_lease(client: Any, table: str, site: str) -> SiteLease | None:
+    with aws_call("dynamodb:GetItem"):
+        item = client.get_item(TableName=table, Key={"pk": {"S": site_lease_key(site)}}, ConsistentRead=True).get(
+            "Item"
         )
+    if not item:
+        return None
+    data = {k: _de.deserialize(v) for k, v in item.items()}
+    return SiteLease(
+        site=str(data["site"]),
+        agent_id=str(data["agentId"]),
+        renewed_at=datetime.fromisoformat(str(data["renewedAt"])),
+        expires_at=datetime.fromtimestamp(int(data["expiresAt"]), UTC),
+        sees_peer=bool(data.get("seesPeer", False)),
+        serving=bool(data.get("serving", False)),
+        state=str(data.get("state", "")),
+    )
+
+
+class SiteLeaseTable:
+    """Every site agent's lease, read only: what the workflow's lease proof reads (a lazy default client)."""
+
+    def __init__(self, table_name: str, client: Any | None = None):
+        self.table = table_name
+        self._client = LazyClient("dynamodb", client)
+
+    def read(self, site: str) -> SiteLease | None:
+        return read_site_lease(self._client(), self.table, site)
 
 
 class AgentReportPublisher:

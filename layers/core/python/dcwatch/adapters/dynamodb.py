@@ -4,7 +4,7 @@ trail in its own append-only table (retained, never updated), the failover lock 
 State keys: pk=SITE#<site> sk=CHECK#<check>#<vantage>; pk=CONDITION#<key> sk=CONDITION (site, service,
 vantage point);
 pk=CONTROL with sk=ACTIVE_SITE, AUTOMATION, LAST_FAILOVER or MAINTENANCE#<site>#<service|*>#<start>;
-pk=ACK#<incident> sk=ACK.
+pk=ACK#<incident> sk=ACK; pk=AGENT#<site> sk=REPORT (the latest report of the site's agent).
 Audit keys: pk=<incident or subject> sk=<time>#<n>. Lock key: pk=failover.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from dcwatch.adapters.aws import LazyClient, aws_call
+from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult
@@ -308,6 +309,33 @@ class DynamoStateStore:
                 ),
             )
 
+    def agent_report(self, site: str) -> SiteAgentReport | None:
+        data = self._get(f"AGENT#{site}", "REPORT")
+        return SiteAgentReport.model_validate_json(data["report"]) if data else None
+
+    def put_agent_report(self, report: SiteAgentReport) -> bool:
+        """Conditional on the send time (epoch ms), so a report delivered late never replaces a newer one."""
+        ddb = self._client()
+        sent_ms = round(report.sent_at.timestamp() * 1000)
+        item = {
+            "pk": f"AGENT#{report.site}",
+            "sk": "REPORT",
+            "sentAtMs": sent_ms,
+            "report": report.model_dump_json(by_alias=True),
+            "storedAt": datetime.now(UTC).isoformat(),
+        }
+        try:
+            with aws_call("dynamodb:PutItem"):
+                ddb.put_item(
+                    TableName=self.table,
+                    Item=_item(item),
+                    ConditionExpression="attribute_not_exists(pk) OR sentAtMs < :sent",
+                    ExpressionAttributeValues=_item({":sent": sent_ms}),
+                )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None:
         sk = f"{datetime.now(UTC).isoformat()}#{next(_sequence):06d}"
         with aws_call("dynamodb:PutItem"):
@@ -342,14 +370,15 @@ class DynamoLeases:
         self.table, self.name = table_name, name
         self._client = LazyClient("dynamodb", client)
 
-    def acquire(self, owner: str, ttl_s: int, now: datetime) -> Lease:
+    def acquire(self, owner: str, ttl_s: int, now: datetime, leaving: str | None = None) -> Lease:
         ddb = self._client()
         expires = int(now.timestamp()) + ttl_s
+        item = {"pk": self.name, "owner": owner, "expiresAt": expires, "acquiredAt": now.isoformat()}
         try:
             with aws_call("dynamodb:PutItem"):
                 ddb.put_item(
                     TableName=self.table,
-                    Item=_item({"pk": self.name, "owner": owner, "expiresAt": expires, "acquiredAt": now.isoformat()}),
+                    Item=_item(item | ({"leaving": leaving} if leaving else {})),
                     ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR #owner = :owner",
                     ExpressionAttributeNames={"#owner": "owner"},
                     ExpressionAttributeValues=_item({":now": int(now.timestamp()), ":owner": owner}),
@@ -358,7 +387,7 @@ class DynamoLeases:
             held = self.holder()
             # Released between our write and our read: report it as just expired, the caller retries later.
             return held or Lease("(released meanwhile)", now)
-        return Lease(owner, datetime.fromtimestamp(expires, UTC))
+        return Lease(owner, datetime.fromtimestamp(expires, UTC), leaving)
 
     def renew(self, owner: str, ttl_s: int, now: datetime) -> bool:
         ddb = self._client()
@@ -401,4 +430,5 @@ class DynamoLeases:
         if not item:
             return None
         data = _plain(item)
-        return Lease(str(data["owner"]), datetime.fromtimestamp(int(data["expiresAt"]), UTC))
+        leaving = str(data["leaving"]) if data.get("leaving") else None
+        return Lease(str(data["owner"]), datetime.fromtimestamp(int(data["expiresAt"]), UTC), leaving)

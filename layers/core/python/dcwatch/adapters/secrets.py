@@ -8,8 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from dcwatch.adapters.aws import LazyClient, aws_call
-from dcwatch.errors import VcenterUnavailable
+from dcwatch.errors import VcenterRefused
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,16 @@ class SecretsManagerCredentials:
         cached = self._cache.get(secret_id)
         if cached is not None and self._clock() - cached[0] < self._max_age_s:
             return cached[1]
-        with aws_call("secretsmanager:GetSecretValue"):
-            raw = self._client().get_secret_value(SecretId=secret_id)["SecretString"]
+        try:
+            with aws_call("secretsmanager:GetSecretValue"):
+                raw = self._client().get_secret_value(SecretId=secret_id)["SecretString"]
+        except ClientError as exc:  # not found, access denied, no key to decrypt it: a throttle is TransientError
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise VcenterRefused(f"secret {secret_id} of the vCenter credentials cannot be read: {code}") from None
         try:
             data = json.loads(raw)
             credentials = Credentials(str(data["username"]), str(data["password"]))
         except (ValueError, KeyError, TypeError):
-            raise VcenterUnavailable(f"secret {secret_id} must be JSON with 'username' and 'password'") from None
+            raise VcenterRefused(f"secret {secret_id} must be JSON with 'username' and 'password'") from None
         self._cache[secret_id] = (self._clock(), credentials)
         return credentials

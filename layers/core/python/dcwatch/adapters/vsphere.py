@@ -8,6 +8,7 @@ that say which vCenter and what went wrong.
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -21,7 +22,7 @@ from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import VCenter
-from dcwatch.errors import PowerOnFailed, TransientError, VcenterUnavailable
+from dcwatch.errors import PowerOnFailed, TransientError, VcenterRefused, VcenterUnavailable, VcenterUnreachable
 from dcwatch.ports import GuestState, TaskState
 from dcwatch.vcenter import DatastoreState, HostState, TriggeredAlarm, VcenterSnapshot, VmState
 
@@ -34,25 +35,57 @@ DATASTORE_PROPS = ["name", "summary.accessible", "summary.capacity", "summary.fr
 MAX_VERSIONS_BYTES = 1024 * 1024  # vimServiceVersions.xml is a few KB; a server sending more is not a vCenter
 
 
+def _connect(url: str, host: str, port: int, timeout_s: float) -> socket.socket:
+    """The TCP connection, the one place a vCenter is `VcenterUnreachable`: nothing answered at all."""
+    try:
+        return socket.create_connection((host, port), timeout=timeout_s)
+    except OSError as exc:  # refused, connect timeout, no route, the name not resolved (gaierror)
+        raise VcenterUnreachable(f"vCenter {url} unreachable: {_why(exc)}") from None
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
 def api_version(
-    protocol: str, host: str, port: int, path: str, context: ssl.SSLContext | None, timeout_s: float
+    protocol: str,
+    host: str,
+    port: int,
+    path: str,
+    context: ssl.SSLContext | None,
+    timeout_s: float,
+    url: str = "",
 ) -> str:
     """The newest vim25 API version both pyvmomi and the server speak, asked within `timeout_s`.
 
     SmartConnect asks the same question without any socket timeout (pyvmomi 9.1), so a vCenter
     that accepts and stays silent would hold its thread for as long as the kernel keeps the socket.
+    Its connection tells the faults apart: no TCP connection is `VcenterUnreachable`, a refused TLS
+    handshake `VcenterRefused`, anything once connected `TransientError`.
     """
+    url = url or f"{protocol}://{host}:{port}{path}"
     connection: http.client.HTTPConnection
     if protocol == "https":
         connection = http.client.HTTPSConnection(host, port, timeout=timeout_s, context=context)
     else:
         connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
+    sock = _connect(url, host, port, timeout_s)
     try:
+        if protocol == "https":
+            tls = context or ssl.create_default_context()
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+            except (ssl.SSLError, ssl.CertificateError) as exc:
+                raise VcenterRefused(f"vCenter {url} refused the TLS handshake: {_why(exc)}") from None
+        connection.sock = sock  # http.client sends over the connection made here instead of making its own
         connection.request("GET", f"{path}/vimServiceVersions.xml")
         response = connection.getresponse()
-        document = response.read(MAX_VERSIONS_BYTES) if response.status == 200 else b""
+        status, document = response.status, response.read(MAX_VERSIONS_BYTES) if response.status == 200 else b""
+    except (OSError, http.client.HTTPException) as exc:
+        raise TransientError(f"vCenter {url} connected, then failed: {_why(exc)}") from None
     finally:
         connection.close()
+        sock.close()
     try:
         root = ElementTree.fromstring(document)
     except ElementTree.ParseError:
@@ -61,16 +94,25 @@ def api_version(
     for version in GetServiceVersions("vim25"):
         if versionIdMap[version] in served:
             return str(version)
-    raise VcenterUnavailable(f"{protocol}://{host}:{port}{path} is down or is not a vCenter")
+    raise TransientError(f"vCenter {url} answered (HTTP {status}) but not as a vCenter: starting, or not one")
+
+
+LOGIN_REFUSALS = (vim.fault.InvalidLogin, vim.fault.NoPermission, vim.fault.NotAuthenticated)
 
 
 @contextmanager
 def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float = 10.0) -> Iterator[Any]:
-    """A logged-in session whose every socket operation gives up after `timeout_s`."""
+    """A logged-in session whose every socket operation gives up after `timeout_s`.
+
+    Faults by what they say about the site: `VcenterUnreachable` when no TCP connection could be made,
+    `VcenterRefused` for a refused login or TLS handshake, `TransientError` for anything after a connection
+    (a timeout, a reset, a fault mid-login): worth retrying, and never a sign that the site is down.
+    """
     url = urlparse(vcenter.url)
     secure = url.scheme == "https"
     host, port, path = url.hostname or "", url.port or (443 if secure else 80), url.path or "/sdk"
     context = getSslContext(host, None, secure and not vcenter.verify_tls) if secure else None
+    version = api_version(url.scheme, host, port, path, context, timeout_s, vcenter.url)
     try:
         si = Connect(
             host=host,
@@ -78,21 +120,26 @@ def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float
             user=credentials.username,
             pwd=credentials.password,
             path=path,
-            version=api_version(url.scheme, host, port, path, context, timeout_s),
+            version=version,
             sslContext=context,
             httpConnectionTimeout=timeout_s,
             connectionPoolTimeout=0,
         )
-    except vim.fault.InvalidLogin:
-        raise VcenterUnavailable(f"vCenter {vcenter.url} refused the login of {credentials.username}") from None
+    except LOGIN_REFUSALS:
+        raise VcenterRefused(f"vCenter {vcenter.url} refused the login of {credentials.username}") from None
+    except (ssl.SSLError, ssl.CertificateError) as exc:
+        raise VcenterRefused(f"vCenter {vcenter.url} refused the TLS handshake: {_why(exc)}") from None
+    except (ConnectionRefusedError, socket.gaierror) as exc:
+        # Gone between the version lookup and the login: no connection again, as at first.
+        raise VcenterUnreachable(f"vCenter {vcenter.url} unreachable: {_why(exc)}") from None
     except TimeoutError:
-        raise TransientError(f"vCenter {vcenter.url} unreachable: no answer within {timeout_s:g} s") from None
+        raise TransientError(f"vCenter {vcenter.url} connected, then did not answer within {timeout_s:g} s") from None
     except vim.fault.HostConnectFault as fault:  # how pyvmomi reports a login that timed out or was cut
         raise TransientError(
-            f"vCenter {vcenter.url} unreachable: {getattr(fault, 'msg', '') or 'connection failed'}"
+            f"vCenter {vcenter.url} connected, then failed: {getattr(fault, 'msg', '') or 'connection failed'}"
         ) from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise TransientError(f"vCenter {vcenter.url} unreachable: {exc}") from None
+    except (OSError, http.client.HTTPException, vmodl.MethodFault) as exc:
+        raise TransientError(f"vCenter {vcenter.url} connected, then failed: {_why(exc)}") from None
     try:
         yield si
     finally:

@@ -32,8 +32,8 @@ def agent_policy(
     config: Config, site: str, *, locks_table_arn: str, audit_table_arn: str, bus_arn: str
 ) -> dict[str, Any]:
     """The policy document (IAM JSON) of `site`'s agent."""
-    if config.fencing is None:
-        raise ValueError("the config has no fencing section: there are no site agents")
+    if config.fencing is None or site not in config.fencing.agents:
+        raise ValueError(f"the config's fencing.agents has no agent for {site}: there is no site agent to allow")
     agent = config.fencing.agents[site]
     statements: list[dict[str, Any]] = [
         {

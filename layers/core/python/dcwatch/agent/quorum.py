@@ -48,6 +48,12 @@ class AgentView:
             fenced=self.fenced and not (renewed or peer_answered),
         )
 
+    def renewed_late(self, sent_at: datetime) -> AgentView:
+        """A renewal acknowledged after its round gave up on it: AWS was reached, and the lease runs from
+        `sent_at` (when the agent sent it, never later), so the fence still comes before AWS may act."""
+        last = sent_at if self.last_renewal is None else max(self.last_renewal, sent_at)
+        return replace(self, last_renewal=last, fenced=False)
+
     def after_fence(self) -> AgentView:
         return replace(self, fenced=True)
 

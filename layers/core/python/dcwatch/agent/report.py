@@ -78,3 +78,13 @@ class SiteAgentReport(_Detail):
     vcenter: LocalCheck | None = Field(description="the vCenter login from inside the site (None before the first)")
     checks: list[LocalCheck] = Field(description="the site's own checks and its services' checks, run at the site")
     last_fence: FenceRecord | None = Field(default=None, alias="lastFence")
+
+
+class SiteAgentReportEvent(BaseModel):
+    """The report as EventBridge delivers it: its `source` says which site's agent (and IAM role) put it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    source: str
+    detail_type: Literal["SiteAgentReport"] = Field(alias="detail-type")
+    detail: SiteAgentReport

@@ -54,18 +54,21 @@ class DeadlineExceeded(Exception):
 
 class BoundedCall(Generic[T]):
     """One call at a time in a daemon thread, awaited no longer than its deadline; a call that outlives
-    it is left to end by its own socket timeouts, and the next one waits until it has."""
+    it is left to end by its own socket timeouts, and the next one waits until it has. What such a call
+    returns after its waiter gave up is kept for `late()`: a slow answer is still an answer."""
 
     def __init__(self, name: str):
         self.name = name
         self._done = threading.Event()
         self._done.set()
         self._result: tuple[T | None, BaseException | None] = (None, None)
+        self._claimed = True
 
     def start(self, work: Callable[[], T]) -> bool:
         if not self._done.is_set():
             return False
         self._done.clear()
+        self._claimed = False
 
         def run() -> None:
             try:
@@ -81,10 +84,19 @@ class BoundedCall(Generic[T]):
     def wait(self, timeout_s: float) -> T:
         if not self._done.wait(max(0.0, timeout_s)):
             raise DeadlineExceeded(f"{self.name}: no answer within the deadline")
+        self._claimed = True
         value, error = self._result
         if error is not None:
             raise error
         return value  # type: ignore[return-value]
+
+    def late(self) -> T | None:
+        """The value of a call that succeeded after its deadline, once; None otherwise."""
+        if self._claimed or not self._done.is_set():
+            return None
+        self._claimed = True
+        value, error = self._result
+        return value if error is None else None
 
     def __call__(self, work: Callable[[], T], timeout_s: float) -> T:
         if not self.start(work):
@@ -135,8 +147,11 @@ class SiteAgent:
         clients: Callable[[str, float], Any] = bounded_client,
     ):
         self._key_missing = False
-        if config.fencing is None:
-            raise ValueError("the config has no fencing section: the agent needs its lease, peer and fence settings")
+        if config.fencing is None or site not in config.fencing.agents:
+            raise ValueError(
+                f"the config's fencing.agents has no agent for {site}: "
+                "the agent needs its lease, peer and fence settings"
+            )
         self.config, self.site, self.settings, self._clock = config, site, settings, clock
         self.fencing: Fencing = config.fencing
         self.me, self.peer_site = self.fencing.agents[site], config.other_site(site)
@@ -144,7 +159,9 @@ class SiteAgent:
         renew_s = self.fencing.renew_s
         self.call_deadline_s = renew_s * 0.6  # renewal and heartbeat run side by side within this
         client_timeout = max(0.1, self.call_deadline_s / 2)
-        ddb = clients("dynamodb", client_timeout)
+        # A renewal may answer after its round gave up on it and still count (from when it was sent), as long
+        # as it lands before the agent would fence: so its client waits longer than the round does.
+        ddb = clients("dynamodb", max(client_timeout, self.timing.fence_after.total_seconds() / 4))
         self.leases = DynamoSiteLeases(settings.locks_table, site, ddb)
         self.audit = DynamoStateStore("", settings.audit_table, client=ddb)
         self.publisher = AgentReportPublisher(settings.bus_name, clients("events", client_timeout))
@@ -220,11 +237,16 @@ class SiteAgent:
                 state=previous.state,
             )
 
+        # A renewal that answered after the last round gave up on it renewed the lease when it was sent.
+        late = self._renewal.late()
         started = self._renewal.start(renew), self._heartbeat.start(self.link.send)
         deadline = time.monotonic() + self.call_deadline_s
         renewed = self._outcome(self._renewal, started[0], deadline, "aws")
         answered = self._outcome(self._heartbeat, started[1], deadline, "peer")
         self.view = self.view.observe(now, renewed=renewed is not None, peer_answered=answered is not None)
+        if late is not None and renewed is None:
+            self.view = self.view.renewed_late(late.renewed_at)
+            self.lease = late
         if renewed is not None:
             self.lease, self.lease_error = renewed, ""
             if self._key_missing and (key := self._heartbeat_key()) is not None:

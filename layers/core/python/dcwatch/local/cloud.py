@@ -3,7 +3,8 @@
 Differences from AWS, and why: moto delivers rule matches to SQS but not to Lambda, so every rule
 gets a queue and a dispatcher invokes the rule's function with the event; moto does not fire
 schedules, so the local runtime drives the probe schedule itself; Step Functions executes the
-same ASL, its Lambda tasks answered in-process by `LocalLambdas`.
+same ASL, its Lambda tasks answered in-process by `LocalLambdas`; moto's conditional writes are not
+atomic under threads, so its server runs with them made atomic (`dcwatch.local.moto_server`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,7 @@ from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, render_
 
 REGION = "us-east-1"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dcwatch-local"
+LONG_POLL_S = 1  # how long an idle queue consumer waits inside moto for its next message
 # Set here and not in AWS, with the reason.
 LOCAL_ONLY_ENV = {"DCWATCH_DNS_RESOLVER": "moto lacks Route 53 TestDNSAnswer: answers come from a loopback zone server"}
 
@@ -106,7 +107,7 @@ class LocalCloud:
         for noisy in ("werkzeug", "moto"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "dcwatch.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "AWS_DEFAULT_REGION": REGION},
@@ -308,8 +309,13 @@ class QueuePump:
         sqs = self.cloud.client("sqs")
         while not self._stop.is_set():
             try:
+                # Long polling: an empty answer has already waited LONG_POLL_S, so no pause is needed between
+                # asks (a dozen consumers asking every 50 ms had kept moto's one process busy).
                 messages = sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+                    QueueUrl=url,
+                    MaxNumberOfMessages=10,
+                    AttributeNames=["ApproximateReceiveCount"],
+                    WaitTimeSeconds=LONG_POLL_S,
                 ).get("Messages", [])
             except Exception as exc:  # noqa: BLE001 - moto going away at shutdown
                 if not self._stop.is_set():
@@ -331,8 +337,6 @@ class QueuePump:
                 done.append({"Id": str(len(done)), "ReceiptHandle": message["ReceiptHandle"]})
             if done:
                 sqs.delete_message_batch(QueueUrl=url, Entries=done)
-            if not messages:
-                time.sleep(0.05)
 
     def stop(self) -> None:
         self._stop.set()

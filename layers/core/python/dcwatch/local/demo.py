@@ -13,7 +13,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +26,9 @@ from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import VsphereInventory
 from dcwatch.checks import PlannedCheck
 from dcwatch.config import Config, HttpCheck, load_config
+from dcwatch.fencing import act_after
 from dcwatch.local.links import describe as describe_topology
+from dcwatch.local.overlap import OverlapSampler, Target
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.scenario import (
     Expect,
@@ -44,6 +46,10 @@ from dcwatch.observability import logger
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 WATCH_POLL_S = 0.2
+# Functions whose failure is an outcome the pipeline handles, not an error of the run: an evaluation that dies
+# is delivered again (evaluator-crash); a Fence step that could not power the failed site off raises its typed
+# vCenter fault, which the workflow catches for ProveFenced to judge.
+OUTCOME_FAILURES = ("-Evaluate", "-Fence")
 
 
 SITE_OUTAGE = ScenarioSpec(
@@ -100,14 +106,31 @@ class Timeline:
         return min(times) if times else None
 
 
-def client_view(config: Config, resolved: dict[str, tuple[str, ...]]) -> dict[str, bool]:
-    """What a customer sees: call each service at the addresses its name resolved to."""
+Route = Callable[[str, str, int], tuple[str, int]]
+
+
+def _direct(site: str, host: str, port: int) -> tuple[str, int]:
+    return host, port
+
+
+def site_of(config: Config, service: str, values: Iterable[str]) -> str | None:
+    """The site whose addresses for `service` these record values are (None: neither site's)."""
+    wanted = set(values)
+    at = next(s for s in config.services if s.name == service).sites
+    return next((site for site, where in at.items() if wanted and wanted <= set(where.dns_values)), None)
+
+
+def client_view(config: Config, resolved: dict[str, tuple[str, ...]], route: Route = _direct) -> dict[str, bool]:
+    """What a customer sees: call each service at the addresses its name resolved to, over the customers' path
+    to the site those addresses are at (`route`: site, host, port -> where the connection goes)."""
     calls = []
     for service in config.services:
         check = next(c for c in next(iter(service.sites.values())).checks if isinstance(c, HttpCheck))
         url = urlparse(check.url)
         for value in resolved.get(service.dns.name, ()):
-            target = url._replace(netloc=f"{value}:{url.port}" if url.port else value).geturl()
+            site = site_of(config, service.name, [value])
+            host, port = route(site, value, url.port or 80) if site else (value, url.port or 80)
+            target = url._replace(netloc=f"{host}:{port}").geturl()
             spec = check.model_copy(update={"url": target, "timeout_s": 0.5})
             calls.append(PlannedCheck("customer", check.name, service.name, True, 0.5, spec))
     results = probe_round(calls, _no_credentials, vantage="customer", round_id="customer")
@@ -134,15 +157,33 @@ class Watcher:
         self.fault_at: float | None = None
         self.restored_at: float | None = None
         self.lost_at: float | None = None  # customers first failed to reach a service after the fault
+        self.self_fenced: dict[str, float] = {}  # site -> when its agent fenced it
         self._moved = False  # a record changed after the fault
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
         self._seen_steps: dict[str, int] = {}
         self._dns_state: dict[str, tuple[str, ...]] = {}
+        self._drill_state: dict[str, tuple[str, ...]] = {}  # drill record -> values, while a workflow runs
+        self._state_lock = threading.Lock()
 
     def start(self) -> Watcher:
+        self._records()  # where production points from the first moment on
         self._thread.start()
         return self
+
+    def production(self) -> tuple[dict[str, str | None], frozenset[tuple[str, str]]]:
+        """Where each service's production record points now (a site, or None), and the drill copies in use:
+        (service, site) whose drill record points at that site."""
+        with self._state_lock:
+            dns, drill = dict(self._dns_state), dict(self._drill_state)
+        config = self.config
+        production = {s.name: site_of(config, s.name, dns.get(s.dns.name, ())) for s in config.services}
+        drilled = set()
+        for copy in config.drill.services if config.drill else []:
+            site = site_of(config, copy.name, drill.get(copy.dns.name, ()))
+            if site is not None:
+                drilled.add((copy.name, site))
+        return production, frozenset(drilled)
 
     def stop(self) -> None:
         self._stop.set()
@@ -157,6 +198,7 @@ class Watcher:
             self._executions()
             self._records()
             self._customers()
+            self._self_fences()
         except Exception as exc:  # noqa: BLE001 - a watcher hiccup must not end the demo
             self.timeline.add("watcher_error", str(exc)[:200])
 
@@ -175,10 +217,21 @@ class Watcher:
                 known["started_at"] = t
             history = self.pipeline.history(arn)
             for event in history[self._seen_steps.get(arn, 0) :]:
+                if event["type"] == "TaskStateEntered" and event["stateEnteredEventDetails"]["name"] in GATES:
+                    gate = event["stateEnteredEventDetails"]["name"]
+                    known["waiting_at"] = gate
+                    self.timeline.add(
+                        "approval_asked",
+                        f"workflow {name} waits at {gate} for a human",
+                        t=self.timeline.at(event["timestamp"]),
+                        execution=name,
+                        gate=gate,
+                    )
                 if event["type"] == "TaskStateExited":
+                    known.pop("waiting_at", None)
                     step = event["stateExitedEventDetails"]["name"]
-                    # What Fence could do is the point of a network scenario: the timeline says it.
-                    fencing = _fencing(event) if step == "Fence" else None
+                    # What Fence did or ProveFenced proved is the point of a network scenario: the timeline says it.
+                    fencing, proof = _fencing(event) if step in FENCING_STEPS else (None, None)
                     self.timeline.add(
                         "workflow_step",
                         f"{step} done" + (f": {fencing}" if fencing else ""),
@@ -186,6 +239,7 @@ class Watcher:
                         step=step,
                         execution=name,
                         **({"fencing": fencing} if fencing else {}),
+                        **({"proof": proof} if proof else {}),
                     )
                 elif event["type"] == "LambdaFunctionFailed":
                     details = event.get("lambdaFunctionFailedEventDetails", {})
@@ -207,7 +261,27 @@ class Watcher:
                     status=item["status"],
                 )
 
+    def _self_fences(self) -> None:
+        """A site's agent that fenced its own site, as its state file on the site's disk says."""
+        agents = self.pipeline.agents
+        for site, fence in (agents.fences() if agents is not None else {}).items():
+            if site in self.self_fenced:
+                continue
+            off = ", ".join(fence.vms_powered_off) or "nothing"
+            errors = f"; errors: {'; '.join(fence.errors)}" if fence.errors else ""
+            self.self_fenced[site] = self.timeline.add(
+                "site_self_fenced",
+                f"{site}'s agent fenced its site: {fence.reason}; powered off {off}{errors}",
+                t=self.timeline.at(fence.fenced_at),
+                site=site,
+            )
+
     def _records(self) -> None:
+        running = any(e["status"] == "RUNNING" for e in self.obs.executions.values())
+        drills = self.config.drill.services if self.config.drill and running else []
+        drill = {d.dns.name: tuple(self.dns.values(d.dns.zone, d.dns.name, d.dns.type)) for d in drills}
+        with self._state_lock:
+            self._drill_state = drill
         for service in self.config.services:
             values = tuple(self.dns.values(service.dns.zone, service.dns.name, service.dns.type))
             if self._dns_state.get(service.dns.name) not in (None, values):
@@ -218,13 +292,14 @@ class Watcher:
                     values=list(values),
                 )
                 self._moved = self.fault_at is not None
-            self._dns_state[service.dns.name] = values
+            with self._state_lock:
+                self._dns_state[service.dns.name] = values
 
     def _customers(self) -> None:
         if self.fault_at is None or self.restored_at is not None:
             return
         # The names as this poll resolved them, so "restored" can never precede the DNS change it needs.
-        view = client_view(self.config, self._dns_state)
+        view = client_view(self.config, self._dns_state, self.pipeline.customer_address)
         if not all(view.values()):
             self.lost_at = self.lost_at if self.lost_at is not None else self.timeline.now()
         # Restored after a loss or a move: a fault customers do not feel yet (a VPN cut) restores nothing.
@@ -234,12 +309,24 @@ class Watcher:
             )
 
 
-def _fencing(event: dict[str, Any]) -> str | None:
+# The workflow's states that wait for a human's answer (a task token): an approval gate.
+GATES = ("RequestApproval", "RequestApprovalForFencing")
+# The steps whose `fencing` says whether the failed site was fenced: proof (a), or the other proofs.
+FENCING_STEPS = ("Fence", "ProveFenced")
+
+
+def _fencing(event: dict[str, Any]) -> tuple[str | None, str | None]:
+    """What a fencing step reported, and the proof it holds when it holds one (vcenter, lease, storage,
+    trust_quorum: `dcwatch.fencing`)."""
     try:
         output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
     except json.JSONDecodeError:
-        return None
-    return str(output["fencing"]) if isinstance(output, dict) and output.get("fencing") else None
+        return None, None
+    if not isinstance(output, dict):
+        return None, None
+    proof = output.get("fenceProof") or {}
+    kind = str(proof["kind"]) if isinstance(proof, dict) and proof.get("proven") and proof.get("kind") else None
+    return (str(output["fencing"]) if output.get("fencing") else None), kind
 
 
 def console_writer(console: TextIO) -> Callable[[str], None]:
@@ -265,7 +352,7 @@ def run_demo(
     """Run the scenario; handler logs and metrics (JSON) go to `log_path`, the timeline to `out`."""
     out = out or console_writer(sys.stdout)
     with open(log_path, "w", encoding="utf-8") as log, redirect_stdout(log), handler_logs_to(log):
-        report = _run(str(Path(config_path).resolve()), scenario, out)
+        report = _run(str(Path(config_path).resolve()), scenario, out, Path(log_path).resolve().parent)
     _print_summary(report, out)
     out(f"handler logs and metrics (JSON lines): {log_path}")
     if report_path:
@@ -284,7 +371,7 @@ def handler_logs_to(stream: TextIO) -> Iterator[None]:
         handler.setStream(previous)  # type: ignore[attr-defined]
 
 
-def _run(config_path: str, scenario: Scenario, out: Callable[[str], None]) -> dict[str, Any]:
+def _run(config_path: str, scenario: Scenario, out: Callable[[str], None], log_dir: Path) -> dict[str, Any]:
     timeline = Timeline(out)
     config = load_config(config_path)
     check_against(scenario.played, config)
@@ -298,7 +385,7 @@ def _run(config_path: str, scenario: Scenario, out: Callable[[str], None]) -> di
         state = "on" if site == config.active_site else "off"
         timeline.add("site_built", f"{site}: vCenter {config.site(site).vcenter.url}, {vms} VMs {state}", site=site)
 
-    with LocalPipeline(config_path, on_site_built=built) as pipeline:
+    with LocalPipeline(config_path, on_site_built=built, log_dir=log_dir) as pipeline:
         timeline.add("aws_ready", f"moto at {pipeline.cloud.endpoint}: bus, rules, table, topic, zone, state machine")
         return play(pipeline, scenario.played, timeline, steady_s=scenario.steady_s, settle_s=scenario.settle_s)
 
@@ -329,9 +416,13 @@ def play(
         on_power_on=powered,
     )
     player = Player(pipeline, spec, lambda kind, text: None, controls)
+    if pipeline.agents is not None:
+        timeline.add("agents_running", pipeline.agents.describe())
     with ExitStack() as stack:
         watcher = Watcher(pipeline, timeline, obs).start()
         stack.callback(watcher.stop)
+        sampler = OverlapSampler(customer_targets(pipeline), watcher.production).start()
+        stack.callback(sampler.stop)
         probes = ProbeSchedule(pipeline, config.probe.interval_s, timeline).start()
         stack.callback(probes.stop)
 
@@ -353,22 +444,36 @@ def play(
                 timeline.add("step_failed", f"{text}: {exc}")
         end = start + spec.max_s
         quiet_until = start + spec.last_step_at + spec.observe_s
-        while time.monotonic() < end and not _decided(spec, watcher, obs, quiet_until):
+        # A DOWN expected within a bound is watched for until it shows or the bound has passed, however
+        # short the quiet window: otherwise a detection inside its bound but after the window is "missed".
+        down_due = _down_due(spec, player, planned, start)
+        while time.monotonic() < end and not (
+            _decided(spec, watcher, obs, quiet_until) and _downs_seen(timeline, player, spec, down_due)
+        ):
             time.sleep(WATCH_POLL_S)
         time.sleep(settle_s)
         probes.stop()
         time.sleep(min(1.0, config.probe.interval_s))
         watcher.stop()
         watcher.poll()
+        overlap = sampler.stop()
 
         dns_after = pipeline.dns_values()
         active_after = pipeline.store.active_site(config.active_site)
         assert pipeline.pump is not None
         errors = pipeline.pump.errors + [
-            f"{name} failed" for name, ok in pipeline.lambdas.invocations if not ok and not name.endswith("-Evaluate")
+            f"{name} failed"
+            for name, ok in pipeline.lambdas.invocations
+            if not ok and not name.endswith(OUTCOME_FAILURES)
         ]
         seen = _observed(timeline, obs, watcher, active_after, pipeline.pump.errors + player.errors)
+        seen.both_serving_s = float(overlap["both_serving_s"])  # type: ignore[arg-type]
+        seen.self_fenced = {site: round(t - (watcher.fault_at or 0.0), 2) for site, t in watcher.self_fenced.items()}
         left_on = vms_on(pipeline, config.active_site)
+        lease = lease_timing(pipeline, timeline, config.active_site)
+        probed = probe_detection(config, probes.history, config.active_site, watcher.fault_at)
+        # What the lease cost a recovery: only where one happened (otherwise AWS never had to act on it).
+        seen.lease_cost_s = lease_cost(lease, probed) if seen.failovers else None
     verdict = judge(spec, config, seen)
     report = _report(
         config,
@@ -384,8 +489,89 @@ def play(
         standby,
         verdict,
     )
-    report["summary"] |= {"fencing": seen.fencing, "vms_on_at_failed_site": left_on}
+    summary = report["summary"]
+    summary |= {"fencing": seen.fencing, "fence_proofs": seen.proofs, "vms_on_at_failed_site": left_on}
+    summary |= {"both_serving": overlap}
+    summary |= {"both_serving_s": seen.both_serving_s, "lease": lease, "lease_cost_s": seen.lease_cost_s}
+    fault_at = summary["fault_at"]
+    summary |= {"probe_detected_at": probed, "probe_detection_s": _since(probed, fault_at)}
+    summary["agents"] = pipeline.agents.describe() if pipeline.agents is not None else None
     return report
+
+
+def _since(t: float | None, fault_at: float | None) -> float | None:
+    return round(t - fault_at, 2) if t is not None and fault_at is not None else None
+
+
+def customer_targets(pipeline: LocalPipeline) -> list[Target]:
+    """Every service's endpoint at both sites, as customers reach it: over the customers' path to that site."""
+    targets = []
+    for service in pipeline.config.services:
+        for site, at in service.sites.items():
+            check = next((c for c in at.checks if isinstance(c, HttpCheck)), None)
+            if check is None:
+                continue
+            url = urlparse(check.url)
+            address = pipeline.customer_address(site, url.hostname or "", url.port or 80)
+            targets.append(Target(service.name, site, address, url.path or "/"))
+    return targets
+
+
+def probe_detection(
+    config: Config, rounds: list[tuple[float, dict[str, set[tuple[str, str]]]]], site: str, fault_at: float | None
+) -> float | None:
+    """When the probes alone had the site DOWN: the end of the `failures_to_down`-th round in a row, after the
+    fault, in which the quorum of vantage points saw every check of the site they run fail. What the evaluator
+    would decide on with no agent to hear (before its own lag)."""
+    if fault_at is None:
+        return None
+    vantages = config.topology.vantage_points
+    quorum = config.thresholds.quorum or len(vantages)
+    runs = {v.name: {c for c in v.checks if c[0] == site} for v in vantages}
+    streak = 0
+    for t, failing in rounds:
+        if t < fault_at:
+            continue
+        seeing = [v for v, checks in runs.items() if checks and checks <= failing.get(v, set())]
+        streak = streak + 1 if len(seeing) >= quorum else 0
+        if streak >= config.thresholds.failures_to_down:
+            return t
+    return None
+
+
+def lease_cost(lease: dict[str, Any] | None, detected_at: float | None) -> float | None:
+    """How much later than the probes' detection AWS may act on the failed site's lease (0: it could at once):
+    what the lease costs the recovery beyond detection. None when the lease was still renewed after the
+    detection (its agent alive and reaching AWS: no lease proof was possible)."""
+    if lease is None or detected_at is None or lease["renewed_at"] > detected_at:
+        return None
+    return round(max(0.0, lease["may_act_at"] - detected_at), 2)
+
+
+def lease_timing(pipeline: LocalPipeline, timeline: Timeline, site: str) -> dict[str, Any] | None:
+    """The site's lease as AWS last recorded it, on the timeline: renewed, expired, and the earliest AWS may act
+    on it (`dcwatch.fencing.act_after`: lease_ttl_s + margin_s after the later of its last renewal and the last
+    time the standby's agent heard it); None without agents or lease."""
+    fencing = pipeline.config.fencing
+    if fencing is None:
+        return None
+    try:
+        lease = pipeline.site_lease(site)
+        report = pipeline.store.agent_report(pipeline.config.other_site(site))
+    except Exception as exc:  # noqa: BLE001 - a report line, not the outcome
+        logger.warning("lease not read", site=site, error=str(exc))
+        return None
+    if lease is None:
+        return None
+    return {
+        "site": site,
+        "agent_id": lease.agent_id,
+        "renewed_at": timeline.at(lease.renewed_at),
+        "expires_at": timeline.at(lease.expires_at),
+        "may_act_at": timeline.at(act_after(lease, report, fencing)),
+        "lease_ttl_s": fencing.lease_ttl_s,
+        "margin_s": fencing.margin_s,
+    }
 
 
 def vms_on(pipeline: LocalPipeline, site: str) -> list[str] | None:
@@ -398,16 +584,34 @@ def vms_on(pipeline: LocalPipeline, site: str) -> list[str] | None:
         [vm.name for _, at in pipeline.config.services_at(site) for vm in at.vms],
     )
     try:
-        with VsphereInventory.connect(vcenter, pipeline.credentials[site], timeout_s=5) as inventory:
+        with VsphereInventory.connect(vcenter, pipeline.vcenter_logins[site], timeout_s=5) as inventory:
             return sorted(vm for vm, power in inventory.power_states(names).items() if power == "poweredOn")
     except Exception as exc:  # noqa: BLE001 - a report line, not the outcome
         logger.warning("power states not read", site=site, error=str(exc))
         return None
 
 
+def _down_due(spec: ScenarioSpec, player: Player, planned: list[Any], start: float) -> float | None:
+    """When the DOWNs the scenario expects must have shown (monotonic), or None when it expects none."""
+    within, faults = spec.expect.detected_within_s, [at for at, *_, is_fault in planned if is_fault]
+    if not spec.expect.down or within is None or not faults:
+        return None
+    return start + min(faults) + within
+
+
+def _downs_seen(timeline: Timeline, player: Player, spec: ScenarioSpec, due: float | None) -> bool:
+    if due is None or time.monotonic() >= due:
+        return True
+    seen = {e.get("site") for e in timeline.events if e["kind"] == "site_down"}
+    return all(player.site(ref) in seen for ref in spec.expect.down or [])
+
+
 def _decided(spec: ScenarioSpec, watcher: Watcher, obs: Observations, quiet_until: float) -> bool:
     """Failover expected: it ran to its end and customers are served. None expected: the quiet window passed."""
-    ended = bool(obs.executions) and all(e["status"] != "RUNNING" for e in obs.executions.values())
+    # A workflow waiting at an approval gate has done all it will do without a human.
+    ended = bool(obs.executions) and all(
+        e["status"] != "RUNNING" or e.get("waiting_at") for e in obs.executions.values()
+    )
     if spec.expect.failover:
         return ended and watcher.restored_at is not None and bool(obs.notifications)
     return time.monotonic() >= quiet_until and (ended or not obs.executions)
@@ -432,7 +636,8 @@ def _observed(
         active_site=active_after,
         detection_s=round(after[0] - fault_at, 2) if after and fault_at is not None else None,
         errors=list(errors),
-        fencing=[e["fencing"] for e in steps if e["step"] == "Fence" and e.get("fencing")],
+        fencing=[e["fencing"] for e in steps if e["step"] in FENCING_STEPS and e.get("fencing")],
+        proofs={e["execution"]: e["proof"] for e in steps if e.get("proof") and e["execution"] in switched},
     )
 
 
@@ -467,6 +672,8 @@ class ProbeSchedule:
     def __init__(self, pipeline: LocalPipeline, interval_s: float, timeline: Timeline):
         self.pipeline, self.interval_s, self.timeline = pipeline, interval_s, timeline
         self.rounds = 0
+        # Each round: when it ended, and per vantage point the (site, check) that failed.
+        self.history: list[tuple[float, dict[str, set[tuple[str, str]]]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="probe-schedule", daemon=True)
         self._last = ""
@@ -485,6 +692,7 @@ class ProbeSchedule:
         while not self._stop.is_set() and self.rounds < self.MAX_ROUNDS:
             self.rounds += 1
             parts, failing = [], []
+            failed: dict[str, set[tuple[str, str]]] = {}
             for vantage, (payload, error) in self.pipeline.probe(f"round-{self.rounds}").items():
                 if error:
                     self.timeline.add(
@@ -496,6 +704,9 @@ class ProbeSchedule:
                     for entry in done["failed"]:
                         check, _, reason = entry.partition(": ")
                         failing.append(f"{check}@{vantage}: {reason}")
+                        site, _, name = check.partition("/")
+                        failed.setdefault(vantage, set()).add((site, name))
+            self.history.append((self.timeline.now(), failed))
             summary = ", ".join(parts) + " checks pass"
             if parts and summary != self._last:
                 self.timeline.add(
@@ -564,10 +775,27 @@ def _report(
             "steady_s": spec.steady_s if steady_s is None else steady_s,
         },
         "events": sorted(timeline.events, key=lambda e: e["t"]),
-        "notifications": obs.notifications,
+        "notifications": list(obs.notifications),
         "summary": summary,
         "verdict": verdict.row(),
     }
+
+
+def _lease_lines(s: dict[str, Any]) -> list[str]:
+    """The failed site's lease next to the detection: when the probes alone had it DOWN, when AWS could act on
+    its lease, and what that cost beyond the detection (at most one lease TTL)."""
+    lease, fault = s.get("lease"), s.get("fault_at")
+    if not lease or fault is None or s.get("lease_cost_s") is None:
+        return []
+    renewed, act = lease["renewed_at"] - fault, lease["may_act_at"] - fault
+    return [
+        f"  by the probes       +{s['probe_detection_s']:.2f} s   (the quorum's {s['detection_floor_s']:g} s floor, "
+        "before the evaluator's lag)",
+        f"  lease               last renewed {renewed:+.2f} s; AWS may act {act:+.2f} s (lease_ttl_s "
+        f"{lease['lease_ttl_s']:g} + margin_s {lease['margin_s']:g})",
+        f"  lease cost          +{s['lease_cost_s']:.2f} s beyond the probes' detection (at most one TTL: "
+        f"{lease['lease_ttl_s']:g} s)",
+    ]
 
 
 def _print_summary(report: dict[str, Any], out: Callable[[str], None]) -> None:
@@ -581,6 +809,8 @@ def _print_summary(report: dict[str, Any], out: Callable[[str], None]) -> None:
     out("summary (times after the fault):")
     floor = s["detection_floor_s"]
     out(f"  detected            {fmt('detected_at')}   (physical floor: interval x threshold = {floor} s)")
+    for line in _lease_lines(s):
+        out(line)
     out(f"  failover started    {fmt('failover_started_at')}")
     out(f"  DNS switched        {fmt('dns_switched_at')}")
     out(f"  service restored    {fmt('service_restored_at')}")
@@ -588,6 +818,17 @@ def _print_summary(report: dict[str, Any], out: Callable[[str], None]) -> None:
     out(f"  powered on          {', '.join(s['powered_on']) or 'nothing'}")
     for record, values in s["dns"].items():
         out(f"  dns                 {record} -> {', '.join(values)}")
+    if s.get("agents"):
+        out(f"  agents              {s['agents']}")
+    proofs = ", ".join(sorted(set((s.get("fence_proofs") or {}).values()))) or "none"
+    fencing = (s.get("fencing") or ["no fencing step ran"])[-1]
+    out(f"  fencing proof       {proofs}: {fencing}")
+    both = s.get("both_serving") or {}
+    if both:
+        out(
+            f"  both serving        {both['both_serving_s']:.2f} s   ({both['samples']} samples of the customers' "
+            f"view, largest gap {both['largest_gap_s']:.2f} s)"
+        )
     out(f"  notifications       {s['notifications']}")
     out(f"  false failovers     {s['false_failovers']}   missed failovers {s['missed_failovers']}")
     verdict = report["verdict"]

@@ -1,13 +1,14 @@
 """The local network as deployed: one TCP proxy per link and target, faults set per link at run time.
 
 A link is one placement's path towards one site (`dcwatch.local.links`): the internet, or for the VPC
-the VPN into the site. Every vantage point and every function reaches a site's endpoints (vCenter,
+the VPN into the site; or one of a site's own paths: its agent's uplink to AWS, the inter-site link,
+the customers' path to its services. Every vantage point and every function reaches a site's endpoints (vCenter,
 checks, storage API) only through the links of its placement (hooks: through their callers'), so the
 aws-vpc probe and the VPC-placed workflow steps share the VPC's proxies, and an endpoint a placement
 does not reach is not routed at all: its address refuses connections, as a private vCenter refuses a
 function outside the VPC in AWS. A fault (refused, blackholed, lossy, slow) is network behaviour the
-real probers and steps meet, never an edited result. The proxies run on one event loop in one thread
-and stop with the run.
+real probers and steps meet, never an edited result. The proxies run on one event loop in a process of
+their own and stop with the run.
 """
 
 from __future__ import annotations
@@ -16,22 +17,29 @@ import asyncio
 import contextlib
 import random
 import socket
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 from dcwatch.config import Reach
-from dcwatch.local.links import Link, hook_link, link_for
+from dcwatch.local.children import die_with_parent
+from dcwatch.local.links import AnyLink, hook_link, link_for
 from dcwatch.topology import VCENTER_PREFIX, Placement, Topology
 
 LOOPBACK = "127.0.0.1"
 UPSTREAM_CONNECT_TIMEOUT_S = 5.0
 HOLD_MAX_S = 30.0  # a blackholed connection is held at most this long, whatever the client does
 START_TIMEOUT_S = 5.0
+PROCESS_START_TIMEOUT_S = 30.0  # a fresh interpreter imports the link model first, on a busy machine
+WATCH_S = 0.2  # a target found down is tried this often, until it is back
+WATCH_MAX_S = 3600.0
 Mode = Literal["pass", "refuse", "blackhole"]
 
 
@@ -59,40 +67,64 @@ PASS = Fault()
 class Route:
     """One target of one site, behind one link."""
 
-    link: Link
+    link: AnyLink
     target: tuple[str, int]
 
 
 class FaultNetwork:
-    """Proxies keyed by link and target; `fault(link)` decides per connection."""
+    """Proxies keyed by link and target; `fault(link)` decides per connection.
+
+    The proxies run in a process of their own (`_Proxies`, on one event loop), not in the runtime's: the
+    runtime's interpreter is busy with every handler and Step Functions, and a proxy starved of it for a few
+    seconds would cut every link at once, a partition no scenario asked for (both site agents would count
+    their peer and AWS lost, and fence). This side keeps the faults it set and forwards every change.
+    """
 
     def __init__(self, seed: int = 5):
-        self._faults: dict[Link, Fault] = {}
-        self._rng = random.Random(seed)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-network", daemon=True)
-        self._servers: dict[Route, tuple[asyncio.Server, int]] = {}
-        self._connections: set[asyncio.Task[Any]] = set()
+        self.seed = seed
+        self._faults: dict[AnyLink, Fault] = {}
+        self._routes: dict[Route, int] = {}
         self._lock = threading.Lock()
         self._refusing: socket.socket | None = None
-        self.connections = 0
-        self.dropped = 0
-        self.by_link: Counter[Link] = Counter()  # connections attempted over each link
+        self._process: Any = None
+        self._conn: Any = None
 
     def start(self) -> FaultNetwork:
-        self._thread.start()
+        # A child of our own (not multiprocessing's spawn, which would import the caller's main module again)
+        # talking over a socket pair, with multiprocessing's framing and pickling on both ends.
+        ours, theirs = socket.socketpair()
+        command = f"from dcwatch.local.faults import _serve; _serve({theirs.fileno()}, {self.seed})"
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", command],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        self._call("ping", timeout_s=PROCESS_START_TIMEOUT_S)
         return self
 
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=START_TIMEOUT_S)
+    def _call(self, command: str, *args: Any, timeout_s: float = START_TIMEOUT_S) -> Any:
+        with self._lock:
+            if self._conn is None:
+                raise RuntimeError("the fault network is not running")
+            self._conn.send((command, args))
+            if not self._conn.poll(timeout_s):
+                raise TimeoutError(f"fault network: no answer to {command} within {timeout_s:g} s")
+            ok, value = self._conn.recv()
+        if not ok:
+            raise RuntimeError(f"fault network: {command} failed: {value}")
+        return value
 
-    def route(self, link: Link, host: str, port: int) -> tuple[str, int]:
+    def route(self, link: AnyLink, host: str, port: int) -> tuple[str, int]:
         """The loopback address through which code on `link` reaches host:port (created on first use)."""
         route = Route(link, (host, port))
-        if route not in self._servers:
-            server = self._call(asyncio.start_server(self._handler(route), LOOPBACK, 0))
-            self._servers[route] = (server, int(server.sockets[0].getsockname()[1]))
-        return LOOPBACK, self._servers[route][1]
+        with self._lock:
+            known = self._routes.get(route)
+        if known is None:
+            known = self._routes[route] = int(self._call("route", route))
+        return LOOPBACK, known
 
     def refusing(self) -> tuple[str, int]:
         """An address that refuses every connection: what an endpoint with no link from here is.
@@ -106,31 +138,223 @@ class FaultNetwork:
                 self._refusing.bind((LOOPBACK, 0))
             return LOOPBACK, int(self._refusing.getsockname()[1])
 
-    def set_fault(self, link: Link, fault: Fault) -> None:
-        with self._lock:
-            self._faults[link] = fault
+    def set_fault(self, link: AnyLink, fault: Fault) -> None:
+        self.set_faults([link], fault)
 
-    def fault(self, link: Link) -> Fault:
+    def set_faults(self, links: list[AnyLink], fault: Fault) -> None:
+        """Every one of `links` at once (one change of the proxies): a partition never lands link by link."""
+        self._call("set_faults", links, fault)
+        with self._lock:
+            for link in links:
+                self._faults[link] = fault
+
+    def fault(self, link: AnyLink) -> Fault:
         with self._lock:
             return self._faults.get(link, PASS)
 
-    def faults(self) -> dict[Link, Fault]:
+    def faults(self) -> dict[AnyLink, Fault]:
         """The links that do not simply pass, now."""
         with self._lock:
             return {link: fault for link, fault in self._faults.items() if fault != PASS}
 
-    def heal(self, links: list[Link] | None = None) -> None:
+    def heal(self, links: list[AnyLink] | None = None) -> None:
         """`links` (every link when None) pass again."""
+        self._call("heal", links)
         with self._lock:
             if links is None:
                 self._faults.clear()
             for link in links or []:
                 self._faults.pop(link, None)
 
+    @property
+    def connections(self) -> int:
+        return int(self._call("counts")[0])
+
+    @property
+    def dropped(self) -> int:
+        """Connections refused, blackholed or lost."""
+        return int(self._call("counts")[1])
+
+    @property
+    def by_link(self) -> Counter[AnyLink]:
+        """Connections attempted over each link."""
+        return Counter(self._call("counts")[2])
+
     def reset_counts(self) -> None:
-        with self._lock:
+        self._call("reset_counts")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            if process.poll() is None:
+                self._call("stop")
+        except (OSError, EOFError, TimeoutError, RuntimeError):
+            pass  # it is going away anyway
+        finally:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                self._routes.clear()
+                if self._refusing is not None:
+                    self._refusing.close()
+                    self._refusing = None
+
+
+def _serve(fd: int, seed: int) -> None:
+    """The fault network's process: the proxies on one event loop, commands from the runtime over `fd`."""
+    asyncio.run(_Proxies(seed).serve(Connection(fd)))
+
+
+def _reusing_port() -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
+
+
+@dataclass
+class _Listener:
+    """One route's port: held for the whole run by a socket that never listens, so that closing the listener
+    refuses connections (no route, a dead host) while the port stays the route's."""
+
+    holder: socket.socket
+    port: int
+    server: asyncio.Server | None = None
+    target_down: bool = False
+
+
+class _Proxies:
+    """A refused link, or a target that is down, refuses at connect time, as the deployed network does (a
+    client then knows no TCP connection was made: `VcenterUnreachable`, not a vCenter that failed mid-call);
+    the proxy listens only while its link does not refuse and its target is up. A target is found down by
+    the connection that cannot reach it, and watched until it is back."""
+
+    def __init__(self, seed: int):
+        self._faults: dict[AnyLink, Fault] = {}
+        self._rng = random.Random(seed)
+        self._servers: dict[Route, _Listener] = {}
+        self._watched: set[tuple[str, int]] = set()
+        self._connections: set[asyncio.Task[Any]] = set()
+        self.connections = 0
+        self.dropped = 0
+        self.by_link: Counter[AnyLink] = Counter()
+
+    async def serve(self, conn: Any) -> None:
+        loop = asyncio.get_running_loop()
+        stopped = loop.create_future()
+        commands: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
+
+        def readable() -> None:
+            try:
+                commands.put_nowait(conn.recv())
+            except (EOFError, OSError):
+                commands.put_nowait(("stop", ()))  # the runtime is gone
+
+        loop.add_reader(conn.fileno(), readable)
+        while not stopped.done():
+            command, args = await commands.get()
+            try:
+                result = await self._command(command, args)
+                ok = True
+            except Exception as exc:  # noqa: BLE001 - reported to the runtime, which raises it there
+                result, ok = f"{type(exc).__name__}: {exc}", False
+            if command == "stop":
+                stopped.set_result(None)
+            with contextlib.suppress(OSError):
+                conn.send((ok, result))
+        loop.remove_reader(conn.fileno())
+
+    async def _command(self, command: str, args: tuple[Any, ...]) -> Any:
+        if command == "ping":
+            return "pong"
+        if command == "route":
+            (route,) = args
+            if route not in self._servers:
+                holder = _reusing_port()
+                holder.bind((LOOPBACK, 0))
+                self._servers[route] = _Listener(holder, int(holder.getsockname()[1]))
+                await self._update(route)
+            return self._servers[route].port
+        if command == "set_faults":
+            links, fault = args
+            for link in links:
+                self._faults[link] = fault
+            for link in links:
+                await self._update_link(link)
+            return None
+        if command == "heal":
+            (links,) = args
+            healed = list(self._faults) if links is None else links
+            for link in healed:
+                self._faults.pop(link, None)
+                await self._update_link(link)
+            return None
+        if command == "counts":
+            return self.connections, self.dropped, dict(self.by_link)
+        if command == "reset_counts":
             self.connections = self.dropped = 0
             self.by_link.clear()
+            return None
+        if command == "stop":
+            for listener in self._servers.values():
+                if listener.server is not None:
+                    listener.server.close()
+                listener.holder.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            return None
+        raise ValueError(f"unknown command {command!r}")
+
+    async def _update_link(self, link: AnyLink) -> None:
+        for route in [r for r in self._servers if r.link == link]:
+            await self._update(route)
+
+    async def _update(self, route: Route) -> None:
+        """Listen exactly while the route's link does not refuse and its target is up."""
+        listener = self._servers[route]
+        listen = self._faults.get(route.link, PASS).mode != "refuse" and not listener.target_down
+        if listen and listener.server is None:
+            sock = _reusing_port()
+            sock.bind((LOOPBACK, listener.port))
+            sock.listen(128)
+            sock.setblocking(False)
+            listener.server = await asyncio.start_server(self._handler(route), sock=sock)
+        elif not listen and listener.server is not None:
+            listener.server.close()  # connections already made run on; new ones are refused
+            listener.server = None
+
+    async def _target_down(self, target: tuple[str, int]) -> None:
+        for route, listener in list(self._servers.items()):
+            if route.target == target:
+                listener.target_down = True
+                await self._update(route)
+        if target not in self._watched:
+            self._watched.add(target)
+            asyncio.get_running_loop().create_task(self._watch(target))
+
+    async def _watch(self, target: tuple[str, int]) -> None:
+        """Until the target accepts connections again (every WATCH_S, at most WATCH_MAX_S): then listen again."""
+        for _ in range(int(WATCH_MAX_S / WATCH_S)):
+            await asyncio.sleep(WATCH_S)
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(*target), UPSTREAM_CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError):
+                continue
+            writer.transport.abort()
+            break
+        self._watched.discard(target)
+        for route, listener in list(self._servers.items()):
+            if route.target == target:
+                listener.target_down = False
+                await self._update(route)
 
     def _handler(self, route: Route) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -148,12 +372,11 @@ class FaultNetwork:
         return handle
 
     async def _serve(self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        fault = self.fault(route.link)
-        with self._lock:
-            self.connections += 1
-            self.by_link[route.link] += 1
-            dropped = fault.mode == "blackhole" or self._rng.random() * 100 < fault.loss_pct
-            self.dropped += dropped or fault.mode == "refuse"
+        fault = self._faults.get(route.link, PASS)
+        self.connections += 1
+        self.by_link[route.link] += 1
+        dropped = fault.mode == "blackhole" or self._rng.random() * 100 < fault.loss_pct
+        self.dropped += dropped or fault.mode == "refuse"
         if fault.mode == "refuse":
             return  # the handler aborts the connection: the client sees it reset
         if dropped:
@@ -166,32 +389,13 @@ class FaultNetwork:
                 asyncio.open_connection(*route.target), UPSTREAM_CONNECT_TIMEOUT_S
             )
         except (OSError, TimeoutError):
-            return  # the target is down: the client's connection is reset, as a dead host's would be
+            # The target is down: this client's connection is reset; the next ones are refused at connect time.
+            await self._target_down(route.target)
+            return
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             up_writer.transport.abort()
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-
-        async def close() -> None:
-            for server, _ in self._servers.values():
-                server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-
-        try:
-            self._call(close())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
-            self._servers.clear()
-            if self._refusing is not None:
-                self._refusing.close()
-                self._refusing = None
 
 
 async def _hold(reader: asyncio.StreamReader) -> None:

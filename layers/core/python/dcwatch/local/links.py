@@ -4,8 +4,10 @@ A link is one placement's path towards one site: `public` (the internet; from th
 or `private` (the VPN / Direct Connect into the site, which only the VPC has). Links are keyed by
 placement, not by function, because that is how the network is built: the aws-vpc probe and every
 workflow step placed in the VPC share the VPC's links, so cutting the VPN to a site cuts all of them.
-An endpoint its placement does not reach has no link at all. Pure: topology in, links out; the local
-runtime's fault network (`dcwatch.local.faults`) puts a proxy behind each link.
+An endpoint its placement does not reach has no link at all. A site has three paths of its own
+(`SiteLink`): its agent's uplink to AWS, the inter-site link towards its peer, and the customers' path
+to its services. Pure: topology in, links out; the local runtime's fault network
+(`dcwatch.local.faults`) puts a proxy behind each link.
 """
 
 from __future__ import annotations
@@ -35,6 +37,31 @@ class Link:
     def describe(self) -> str:
         over = "the VPN" if self.path == "private" else "the internet"
         return f"{self.placement} -> {self.site} over {over}"
+
+
+SitePath = Literal["uplink", "inter-site", "customers"]
+# The parties a partition separates, besides the sites themselves.
+AWS, CUSTOMERS = "aws", "customers"
+
+
+@dataclass(frozen=True, order=True)
+class SiteLink:
+    """A path of a site's own, which no AWS placement owns: `uplink`, its agent's path to AWS (DynamoDB,
+    EventBridge); `inter-site`, from it towards its peer site (the agents' heartbeats; conceptually the
+    mirror); `customers`, the customers' path to its service endpoints."""
+
+    site: str
+    path: SitePath
+
+    def describe(self) -> str:
+        return {
+            "uplink": f"{self.site}'s agent -> AWS",
+            "inter-site": f"{self.site} -> its peer over the inter-site link",
+            "customers": f"customers -> {self.site}",
+        }[self.path]
+
+
+AnyLink = Link | SiteLink
 
 
 def link_for(placement: Placement, site: str, reach: Reach) -> Link | None:
@@ -86,6 +113,34 @@ def select(
         for link in links(topology, sites)
         if placement in (None, link.placement) and site in (None, link.site) and path in ("all", link.path)
     ]
+
+
+def between(topology: Topology, sites: Sequence[str], one: str, other: str) -> list[AnyLink]:
+    """The links a partition between two parties cuts. `aws` and a site: every AWS placement's paths to the
+    site and the site's agent uplink; two sites: the inter-site link, both ways; `customers` and a site: the
+    customers' path. A site may be `all` (both sites). ValueError for a pair that shares no link."""
+    pair = {one, other}
+    if len(pair) != 2:
+        raise ValueError(f"a partition needs two different parties, got {one!r} twice")
+    parties = [p for p in (one, other) if p not in (AWS, CUSTOMERS)]
+    named = [p for p in parties if p != "all"]
+    unknown = [p for p in named if p not in sites]
+    if unknown:
+        raise ValueError(f"unknown party {unknown[0]!r}; known: {AWS}, {CUSTOMERS}, all, {', '.join(sites)}")
+    if not parties:
+        raise ValueError(f"{one} and {other} share no link: a partition separates a site from something")
+    if len(parties) == 2:
+        if "all" in parties:
+            raise ValueError("a partition between two sites names both of them")
+        return [SiteLink(site, "inter-site") for site in sites]
+    outside = (pair - set(parties)).pop()
+    cut = list(sites) if parties[0] == "all" else parties
+    if outside == CUSTOMERS:
+        return [SiteLink(site, "customers") for site in cut]
+    found: list[AnyLink] = []
+    for site in cut:
+        found += [*select(topology, sites, site=site), SiteLink(site, "uplink")]
+    return found
 
 
 def vpc_vantage(topology: Topology) -> str | None:

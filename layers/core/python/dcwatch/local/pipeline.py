@@ -2,7 +2,8 @@
 
 Built from the config alone (sites, VMs, services, records), so any valid config runs. Used by
 `dcwatch demo`, `dcwatch scenarios` and the integration and end-to-end tests; stops everything it
-started. The network is the deployed one (`dcwatch.local.links`, from `config.topology`): every vantage
+started. With a `fencing` section, both sites' agents run as processes of their own (`dcwatch.local.agents`).
+The network is the deployed one (`dcwatch.local.links`, from `config.topology`): every vantage
 point has its own probe function, and every function reaches the sites only through the faultable links
 of its placement (`dcwatch.local.faults`), with the config as that placement sees the sites. `reset()`
 brings a running pipeline back to its state after start, so a matrix of scenarios shares one moto server
@@ -12,6 +13,7 @@ and one vcsim per site.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import tempfile
 import threading
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,20 +30,27 @@ from typing import Any
 import boto3
 import yaml
 
+from dcwatch.adapters.agent_aws import DynamoSiteLeases, SiteLease
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import Credentials
+from dcwatch.adapters.stepfunctions import Approvals
 from dcwatch.config import Config, load_config
+from dcwatch.control import answer_approval
+from dcwatch.local.agents import AgentTables, LocalAgents
 from dcwatch.local.cloud import LocalCloud, QueuePump, Resources
 from dcwatch.local.faults import FaultNetwork, routed_config
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas, running_function
-from dcwatch.local.links import PROBE, placements
+from dcwatch.local.links import PROBE, SiteLink, placements
 from dcwatch.local.services import DemoServices
-from dcwatch.local.vcsim import VcsimProcess, converge_vms, create_vms
+from dcwatch.local.vcsim import VcsimProcess, converge_vms, create_vms, power_states
+from dcwatch.observability import logger
 from dcwatch.wiring import FUNCTIONS, RULES, function
 
 Listener = Callable[[dict[str, Any]], None]
 EXECUTIONS_END_TIMEOUT_S = 60.0
+APPROVAL_TOKEN = re.compile(r"--token (\S+)")
+DENIED_AT_RESET = "the local runtime resets between scenarios: no one approved"
 # Concurrent copies of each rule's target: results of every vantage point arrive each interval, as in AWS.
 RULE_WORKERS = 4
 
@@ -68,8 +78,14 @@ class LocalPipeline:
         on_power_on: Callable[[str, str], None] = lambda site, vm: None,
         on_site_built: Callable[[str, int], None] = lambda site, vms: None,
         boot_s: float = 0.0,
+        log_dir: str | Path | None = None,
+        run_agents: bool = True,
     ):
+        """`log_dir`: where the site agents write their logs (the run directory when None); `run_agents`: start
+        the config's site agents (False: a test plays their part, writing leases and reports itself)."""
+        self.run_agents = run_agents
         self.boot_s = boot_s
+        self.log_dir = Path(log_dir) if log_dir is not None else None
         self.config_path = str(Path(config_path).resolve())
         self.config: Config = load_config(self.config_path)
         self.credentials = {s.name: Credentials("dcwatch", secrets.token_urlsafe(12)) for s in self.config.sites}
@@ -86,6 +102,9 @@ class LocalPipeline:
         self.bus = BusFaults()
         self._replayed: set[str] = set()
         self.pump: QueuePump | None = None
+        self.agents: LocalAgents | None = None
+        # What the simulated vCenters accept, where a scenario changed it (AWS's secrets keep `credentials`).
+        self.vcenter_logins = dict(self.credentials)
 
     def listen(
         self,
@@ -131,14 +150,32 @@ class LocalPipeline:
 
         self.network.start()
         stack.callback(self.network.stop)
-        self._place_functions(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dcwatch-placements-"))))
+        self.run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dcwatch-run-")))
+        self._place_functions(self.run_dir)
         self._probe_pool = ThreadPoolExecutor(max(1, len(self.probes)), thread_name_prefix="probe")
         stack.callback(self._probe_pool.shutdown, cancel_futures=True)
 
-        self.services = DemoServices(config, self.credentials, on_power_on=self._power_on, boot_s=self.boot_s).start()
+        logins = self.vcenter_logins
+        self.services = DemoServices(config, logins, on_power_on=self._power_on, boot_s=self.boot_s).start()
         stack.callback(self.services.stop)
         self._start_pump()
         stack.callback(self._stop_pump)
+        if config.fencing is not None and config.fencing.agents and self.run_agents:
+            self.agents = LocalAgents(
+                config,
+                config.model_dump(mode="json"),
+                self.credentials,
+                self.network,
+                self.run_dir,
+                self.log_dir or self.run_dir,
+            )
+            stack.callback(self.agents.stop)
+            self._start_agents()
+
+    def _start_agents(self) -> None:
+        if self.agents is not None:
+            r = self.resources
+            self.agents.start(self.cloud.endpoint, AgentTables(r.locks_table_name, r.audit_table_name, r.bus_name))
 
     def _place_functions(self, workdir: Path) -> None:
         """Every function sees the sites as its placement does: one routed config per placement, the
@@ -192,9 +229,13 @@ class LocalPipeline:
         return {vantage: future.result() for vantage, future in futures.items()}
 
     def reset(self) -> None:
-        """Back to the state after start: both sites as built, fresh AWS resources, every path healthy."""
+        """Back to the state after start: both sites as built, fresh AWS resources, every path healthy, both
+        agents started afresh."""
+        if self.agents is not None:
+            self.agents.stop()
         self.network.heal()
         self.bus = BusFaults()
+        self.deny_waiting_approvals()
         self.wait_executions_end(EXECUTIONS_END_TIMEOUT_S)
         self._stop_pump()
         self.cloud.reset()
@@ -202,6 +243,9 @@ class LocalPipeline:
         self.lambdas.cold_start()
         for site in self.config.sites:
             process = self.vcsims[site.name]
+            if process.credentials != self.credentials[site.name]:
+                process.stop()
+                process.credentials = self.vcenter_logins[site.name] = self.credentials[site.name]
             if not process.running:
                 process.start()
             converge_vms(site.vcenter, self.credentials[site.name], self._vms(site.name))
@@ -212,6 +256,24 @@ class LocalPipeline:
             self.lambdas.invocations.clear()
             self._replayed.clear()
         self._start_pump()
+        self._start_agents()
+
+    def deny_waiting_approvals(self) -> list[str]:
+        """Deny every approval asked for (no one answers between scenarios), as an operator would with `dcwatch
+        deny`: the waiting workflows end, nothing changed. The tokens are in the APPROVAL NEEDED messages."""
+        with self._lock:
+            messages = [str(n.get("Message") or "") for n in self.notifications]
+        tokens = sorted({token for text in messages for token in APPROVAL_TOKEN.findall(text)})
+        approvals, denied = Approvals(self.cloud.client("stepfunctions")), []
+        for token in tokens:
+            try:
+                answer_approval(
+                    self.store, approvals, token, False, DENIED_AT_RESET, "local-runtime", datetime.now(UTC)
+                )
+                denied.append(token)
+            except Exception as exc:  # noqa: BLE001 - its workflow ended already
+                logger.info("approval not answered", error=str(exc)[:200])
+        return denied
 
     def wait_executions_end(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -266,9 +328,32 @@ class LocalPipeline:
         return self.lambdas.invoke(self.function(key), event)
 
     def fail_site(self, site: str) -> None:
-        """The outage: the site's vCenter stops and every one of its services goes dark."""
+        """The outage: the site's vCenter stops, every one of its services goes dark, and its agent dies."""
         self.vcsims[site].stop()
         self.services.fail_site(site)
+        self.kill_agent(site)
+
+    def kill_agent(self, site: str) -> None:
+        """The site's agent dies (its VM loses power); the site itself runs on."""
+        if self.agents is None:
+            raise RuntimeError("no site agents run: the config has no fencing section")
+        self.agents.kill(site)
+
+    def refuse_vcenter_logins(self, site: str) -> None:
+        """The site's vCenter refuses every login from now on (its identity source broken): it comes back at once
+        with its VMs as they were, accepting a password no one has; only the simulated guests still read it."""
+        vcenter, process = self.config.site(site).vcenter, self.vcsims[site]
+        names = [name for name, _ in self._vms(site)]
+        powered = power_states(vcenter, self.vcenter_logins[site], names)
+        with self.services.holding(site):  # the VMs run on while their vCenter comes back
+            process.stop()
+            process.credentials = self.vcenter_logins[site] = Credentials("dcwatch", secrets.token_urlsafe(12))
+            process.start()
+            create_vms(vcenter, process.credentials, [(name, powered.get(name) == "poweredOn") for name in names])
+
+    def customer_address(self, site: str, host: str, port: int) -> tuple[str, int]:
+        """Where a customer's connection to one of the site's service addresses goes: the customers' path."""
+        return self.network.route(SiteLink(site, "customers"), host, port)
 
     def stop_vcenter(self, site: str) -> None:
         """The site's vCenter stops; its VMs and services run on."""
@@ -309,6 +394,10 @@ class LocalPipeline:
     @property
     def leases(self) -> DynamoLeases:
         return DynamoLeases(self.resources.locks_table_name, self.cloud.client("dynamodb"))
+
+    def site_lease(self, site: str) -> SiteLease | None:
+        """The site's agent lease as the locks table holds it."""
+        return DynamoSiteLeases(self.resources.locks_table_name, site, self.cloud.client("dynamodb")).read()
 
     @property
     def dns(self) -> Route53Dns:

@@ -15,15 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dcwatch.config import Config, Name
 from dcwatch.control import open_maintenance, switch_automation
+from dcwatch.fencing import ProofKind
 from dcwatch.local.faults import Fault, Mode
-from dcwatch.local.links import Link, PathRef, select, vpc_vantage
+from dcwatch.local.links import AnyLink, PathRef, SiteLink, between, select, vpc_vantage
 from dcwatch.wiring import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -34,8 +35,23 @@ SCENARIOS_DIR = REPO_ROOT / "scenarios"
 # VANTAGE: about a vantage point and no other kind, i.e. it sees the sites again (`[dcwatch] vantage point
 # aws-public sees the sites again`).
 VANTAGE = "VANTAGE"
-ALERT_KINDS = ("SERVICE", "VCENTER", "FAILOVER", "REFUSED", "ISOLATED", "VANTAGE", "FLAPPING", "RECOVERED", "DOWN")
-AlertKind = Literal["SERVICE", "VCENTER", "FAILOVER", "REFUSED", "ISOLATED", "VANTAGE", "FLAPPING", "RECOVERED", "DOWN"]
+AlertKind = Literal[
+    "SERVICE",
+    "VCENTER",
+    "APPROVAL",
+    "FAILOVER",
+    "REFUSED",
+    "ISOLATED",
+    "VANTAGE",
+    "FLAPPING",
+    "RECOVERED",
+    "DOWN",
+    "PARTITIONED",
+    "PARTITION_OVER",
+    "AGENT_SILENT",
+    "AGENT_BACK",
+]
+ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 MAX_S = 300
 
 
@@ -92,10 +108,31 @@ class Cut(_Links):
         return NetworkFault(vantage=self.vantage, site=self.site, path=self.path, mode=self.mode)
 
 
+PARTIES = (
+    "two of: aws (every AWS placement's paths to the site, and the site's agent uplink), customers (their path "
+    "to the site's services), a site (active, standby, a name; all: both sites); two sites: the inter-site link"
+)
+
+
+class Partition(_Model):
+    """Two parties lose every link between them: AWS and a site, the two sites, or the customers and a site."""
+
+    between: list[str] = Field(min_length=2, max_length=2, description=PARTIES)
+    mode: Literal["refuse", "blackhole"] = "refuse"
+
+
 class Heal(_Links):
-    """Links pass again: those of one vantage point's placement, or every link when `from` is unset."""
+    """Links pass again: those of one vantage point's placement, those between two parties, or every link when
+    neither is given."""
 
     vantage: str | None = Field(default=None, alias="from", description=VANTAGE_LINKS + "; unset: every link")
+    between: list[str] | None = Field(default=None, min_length=2, max_length=2, description=PARTIES)
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> Heal:
+        if self.vantage is not None and self.between is not None:
+            raise ValueError("heal names either `from` (a vantage point's links) or `between` (a partition), not both")
+        return self
 
 
 class Maintenance(_Model):
@@ -132,7 +169,11 @@ ACTIONS = (
     "vpn_down",
     "vantage_down",
     "isolate",
+    "partition",
+    "uplink_down",
     "heal",
+    "kill_agent",
+    "vcenter_refuses_login",
     "maintenance",
     "automation",
     "bus",
@@ -164,6 +205,18 @@ class Step(_Model):
         default=None, description="a vantage point's placement loses every path to every site (refused)"
     )
     isolate: str | None = Field(default=None, description="the same as vantage_down")
+    partition: Partition | None = Field(default=None, description="two parties lose every link between them")
+    uplink_down: SiteRef | None = Field(
+        default=None,
+        description="the site's agent (or 'all': both) loses its uplink to AWS (DynamoDB, EventBridge): refused; "
+        "AWS's own paths to the site stay",
+    )
+    kill_agent: SiteRef | None = Field(
+        default=None, description="the site's agent process dies (SIGKILL); the site runs on"
+    )
+    vcenter_refuses_login: SiteRef | None = Field(
+        default=None, description="the site's vCenter refuses every login (AWS's and its agent's); its VMs run on"
+    )
     heal: Heal | None = Field(default=None, description="links pass again")
     maintenance: Maintenance | None = None
     automation: Literal["on", "off"] | None = None
@@ -202,10 +255,21 @@ class Expect(_Model):
     detected_within_s: float | None = Field(
         default=None, gt=0, description="the first DOWN at most this long after the first fault step"
     )
-    fencing: Literal["fenced", "unreachable"] | None = Field(
+    self_fenced: list[SiteRef] = Field(
+        default=[],
+        description="sites whose agent fences its own site (each within lease_ttl_s of the first fault); every "
+        "other agent must never fence",
+    )
+    lease_within_ttl: bool = Field(
+        default=False,
+        description="the failed site's lease stopped being renewed before its DOWN, and AWS could act on it at most "
+        "lease_ttl_s after the DOWN (what the lease costs the recovery beyond detection, measured)",
+    )
+    fencing: ProofKind | None = Field(
         default=None,
-        description="what every failover's Fence step reported: fenced (it powered the failed site's VMs off "
-        "through its vCenter) or unreachable (it got no answer from that vCenter over its placement's links)",
+        description="the fencing proof every failover that moved production rested on (`dcwatch.fencing`): vcenter "
+        "(the failed site's vCenter powered its VMs off), lease (its lease expired and the standby's agent lost it), "
+        "storage (its volumes offline), trust_quorum (none: the config trusts the quorum verdict)",
     )
 
 
@@ -281,12 +345,27 @@ def check_against(spec: ScenarioSpec, config: Config) -> None:
     topology = config.topology
     for i, step in enumerate(spec.steps):
         where, value = f"steps[{i}].{step.action}", getattr(step, step.action)
-        if isinstance(value, str) and step.action in ("kill_site", "vcenter_down", "services_down"):
+        if isinstance(value, str) and step.action in (
+            "kill_site",
+            "vcenter_down",
+            "services_down",
+            "kill_agent",
+            "vcenter_refuses_login",
+        ):
             site(where, value)
-        if step.action == "vpn_down":
+        if step.action == "kill_agent" and config.fencing is None:
+            problems.append((where, "this config runs no site agents: add a `fencing` section"))
+        if isinstance(value, Partition | Heal) and value.between is not None:
+            try:
+                between(topology, sorted(sites), *(_party(config, p) for p in value.between))
+            except ValueError as exc:
+                problems.append((f"{where}.between", str(exc)))
+        if step.action in ("vpn_down", "uplink_down"):
             site(where, value, allow_all=True)
-            if vpc_vantage(topology) is None:
-                problems.append((where, "this config deploys nothing inside a VPC, so there is no VPN: add `network`"))
+        if step.action == "vpn_down" and vpc_vantage(topology) is None:
+            problems.append((where, "this config deploys nothing inside a VPC, so there is no VPN: add `network`"))
+        if step.action == "uplink_down" and config.fencing is None:
+            problems.append((where, "this config runs no site agents, so no uplinks: add a `fencing` section"))
         if isinstance(value, (ServiceAt, Flap, Maintenance)):
             site(f"{where}.site", value.site)
             if value.service is not None and value.service not in services:
@@ -311,8 +390,17 @@ def check_against(spec: ScenarioSpec, config: Config) -> None:
             )
     for i, ref in enumerate(spec.expect.down or []):
         site(f"expect.down[{i}]", ref)
+    for i, ref in enumerate(spec.expect.self_fenced):
+        site(f"expect.self_fenced[{i}]", ref)
+    if (spec.expect.self_fenced or spec.expect.lease_within_ttl) and config.fencing is None:
+        problems.append(("expect", "self_fenced and lease_within_ttl need site agents: add a `fencing` section"))
     if problems:
         raise ScenarioError(spec.source or spec.name, problems)
+
+
+def _party(config: Config, ref: str) -> str:
+    """A partition's party by name: active and standby as the config's sites, anything else as written."""
+    return {"active": config.active_site, "standby": config.other_site(config.active_site)}.get(ref, ref)
 
 
 class OperatorControls(Protocol):
@@ -341,12 +429,19 @@ class PipelineControls:
 
 
 def alert_kind(subject: str) -> str:
-    """The alert's kind: the first word of its subject that is one of ALERT_KINDS, else OTHER.
+    """The alert's kind: the first word (or pair of words) of its subject that is one of ALERT_KINDS, else OTHER.
     `[dcwatch] DOWN dc-a (active): failover started` is a DOWN alert; `SERVICE DOWN shop` a SERVICE one.
     VANTAGE only when no other kind is named: `vantage point aws-vpc ISOLATED` is ISOLATED."""
     words = re.findall(r"[A-Za-z]+", subject.upper())
-    named = next((w for w in words if w in ALERT_KINDS and w != VANTAGE), None)
-    return named or (VANTAGE if VANTAGE in words else "OTHER")
+    # Two-word kinds first (`AGENT SILENT dc-a` is AGENT_SILENT), then one word.
+    candidates = [f"{w}_{n}" for w, n in zip(words, words[1:], strict=False)]
+    for position, word in enumerate(words):
+        pair = candidates[position] if position < len(candidates) else ""
+        if pair in ALERT_KINDS:
+            return pair
+        if word in ALERT_KINDS and word != VANTAGE:
+            return word
+    return VANTAGE if VANTAGE in words else "OTHER"
 
 
 @dataclass
@@ -415,9 +510,21 @@ class Player:
             return lambda: self._network(NetworkFault(vantage=vpc, site=step.vpn_down, path="private", mode="refuse"))
         if step.vantage_down is not None or step.isolate is not None:
             return lambda: self._network(NetworkFault(vantage=step.vantage_down or step.isolate, mode="refuse"))
+        if step.partition is not None:
+            return lambda: self._partition(step.partition)  # type: ignore[arg-type]
         if step.heal is not None:
             heal = step.heal
+            if heal.between is not None:
+                return lambda: p.network.heal(self.partitioned(heal.between or []))
+            if heal.vantage is None and heal.site == "all" and heal.path == "all":
+                return lambda: p.network.heal()  # every link, the sites' own (uplinks, inter-site, customers) too
             return lambda: p.network.heal(self.links(heal.vantage, heal.site, heal.path))
+        if step.uplink_down is not None:
+            return lambda: self._uplinks_down(step.uplink_down or "")
+        if step.kill_agent is not None:
+            return lambda: p.kill_agent(self.site(step.kill_agent or ""))
+        if step.vcenter_refuses_login is not None:
+            return lambda: p.refuse_vcenter_logins(self.site(step.vcenter_refuses_login or ""))
         if step.maintenance is not None:
             m = step.maintenance
             return lambda: self._controls.add_maintenance(self.site(m.site), m.service, m.for_s)
@@ -432,19 +539,35 @@ class Player:
             return lambda: setattr(p.bus, "evaluator_crashes", crash.times)
         raise AssertionError(step.action)
 
-    def links(self, vantage: str | None, site: str, path: PathRef) -> list[Link]:
+    def partitioned(self, parties: list[str]) -> list[AnyLink]:
+        config = self.pipeline.config
+        one, other = (_party(config, p) for p in parties)
+        return between(config.topology, [s.name for s in config.sites], one, other)
+
+    def _partition(self, partition: Partition) -> None:
+        applied = Fault(partition.mode)
+        links = self.partitioned(partition.between)
+        self.pipeline.network.set_faults(links, applied)
+        self.log("links", f"{applied.describe()}: {', '.join(link.describe() for link in links)}")
+
+    def _uplinks_down(self, ref: str) -> None:
+        sites = [s.name for s in self.pipeline.config.sites] if ref == "all" else [self.site(ref)]
+        links = [SiteLink(site, "uplink") for site in sites]
+        self.pipeline.network.set_faults([*links], Fault("refuse"))
+        self.log("links", f"refuse: {', '.join(link.describe() for link in links)}")
+
+    def links(self, vantage: str | None, site: str, path: PathRef) -> list[AnyLink]:
         """The links of `vantage`'s placement (every placement when None) towards `site` ('all') on `path`."""
         config = self.pipeline.config
         sites = [s.name for s in config.sites]
-        return select(
-            config.topology, sites, vantage=vantage, site=None if site == "all" else self.site(site), path=path
-        )
+        return [
+            *select(config.topology, sites, vantage=vantage, site=None if site == "all" else self.site(site), path=path)
+        ]
 
     def _network(self, fault: NetworkFault) -> None:
         applied = Fault(fault.mode, fault.loss_pct, fault.latency_s)
         links = self.links(fault.vantage, fault.site, fault.path)
-        for link in links:
-            self.pipeline.network.set_fault(link, applied)
+        self.pipeline.network.set_faults(links, applied)
         self.log("links", f"{applied.describe()}: {', '.join(link.describe() for link in links)}")
 
     def _services_down(self, site: str) -> None:
@@ -498,9 +621,11 @@ class Verdict:
     detection_s: float | None
     detection_floor_s: float
     problems: tuple[str, ...] = ()
+    both_serving_s: float = 0.0
 
     def row(self) -> dict[str, Any]:
         return {
+            "both_serving_s": self.both_serving_s,
             "scenario": self.scenario,
             "expected": self.expected,
             "got": self.got,
@@ -525,13 +650,11 @@ class Observed:
     active_site: str
     detection_s: float | None
     errors: list[str]
-    fencing: list[str] = field(default_factory=list)  # what each failover's Fence step reported
-
-
-def fencing_outcome(report: str) -> str:
-    """`fenced dc-a: powered off ...` is fenced, `fencing not possible: vCenter of dc-a unreachable (...)`
-    unreachable (the Fence step's own words, `dcwatch.workflow.fence`)."""
-    return "fenced" if report.startswith("fenced") else "unreachable" if "unreachable" in report else "other"
+    fencing: list[str] = field(default_factory=list)  # what each Fence and ProveFenced step reported
+    proofs: dict[str, str] = field(default_factory=dict)  # execution that moved production -> its fencing proof
+    both_serving_s: float = 0.0  # both sites answered customers at once this long (drill copies not counted)
+    self_fenced: dict[str, float] = field(default_factory=dict)  # site -> its agent fenced it, s after the fault
+    lease_cost_s: float | None = None  # AWS could act on the failed site's lease this long after its DOWN
 
 
 def describe(failovers: int, down: list[str] | None, alerts: Mapping[str, int | str]) -> str:
@@ -564,12 +687,21 @@ def judge(spec: ScenarioSpec, config: Config, seen: Observed) -> Verdict:
         problems.append(f"{seen.failovers} workflows switched DNS")
     if expected_down is not None and seen.down != expected_down:
         problems.append(f"DOWN decisions {seen.down}, expected {expected_down}")
-    if expect.fencing is not None:
-        outcomes = [fencing_outcome(report) for report in seen.fencing]
-        if not outcomes or any(o != expect.fencing for o in outcomes):
-            problems.append(
-                f"Fence reported {seen.fencing or 'nothing (no Fence step ran)'}, expected {expect.fencing}"
-            )
+    if expect.fencing is not None and seen.failovers:
+        used = sorted(set(seen.proofs.values()))
+        if len(seen.proofs) < seen.failovers or used != [expect.fencing]:
+            problems.append(f"fencing proofs {seen.proofs or 'none'} ({seen.fencing}), expected {expect.fencing}")
+    expected_fenced = sorted(site(s) for s in expect.self_fenced)
+    if sorted(seen.self_fenced) != expected_fenced:
+        problems.append(f"agents fenced {sorted(seen.self_fenced) or 'nothing'}, expected {expected_fenced or 'none'}")
+    ttl = config.fencing.lease_ttl_s if config.fencing else 0.0
+    late = {s: t for s, t in seen.self_fenced.items() if s in expected_fenced and t > ttl}
+    if late:
+        problems.append(f"self-fenced later than lease_ttl_s ({ttl:g} s) after the fault: {late}")
+    if expect.lease_within_ttl and (seen.lease_cost_s is None or seen.lease_cost_s > ttl):
+        problems.append(f"lease cost beyond detection {seen.lease_cost_s} s, expected at most lease_ttl_s {ttl:g} s")
+    if seen.both_serving_s > 0:
+        problems.append(f"both sites served customers at once for {seen.both_serving_s:g} s")
     within = expect.detected_within_s
     if within is not None and (seen.detection_s is None or seen.detection_s > within):
         problems.append(f"detection {seen.detection_s} s, expected within {expect.detected_within_s:g} s")
@@ -602,4 +734,5 @@ def judge(spec: ScenarioSpec, config: Config, seen: Observed) -> Verdict:
         detection_s=seen.detection_s,
         detection_floor_s=config.probe.interval_s * config.thresholds.failures_to_down,
         problems=tuple(problems + alert_problems),
+        both_serving_s=seen.both_serving_s,
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
@@ -98,6 +99,7 @@ class DemoServices:
         self.endpoints = endpoints(config)
         self.on_power_on = on_power_on
         self.failed_sites: set[str] = set()
+        self.held: set[str] = set()  # sites whose endpoints stay as they are (their vCenter being rebuilt)
         self.stopped: set[tuple[str, str]] = set()  # (site, service) held down whatever its VMs do
         self._servers: dict[Endpoint, _Server] = {}
         self._powered: dict[str, set[str]] = {}
@@ -118,7 +120,7 @@ class DemoServices:
     def sync(self) -> None:
         """Read power states from every live site and match the endpoints to them."""
         for site in self.config.sites:
-            if site.name in self.failed_sites:
+            if site.name in self.failed_sites or site.name in self.held:
                 continue
             addresses = {vm.name: at.dns_values[0] for _, at in self.config.services_at(site.name) for vm in at.vms}
             try:
@@ -141,7 +143,7 @@ class DemoServices:
             except Exception:  # noqa: BLE001 - an unreachable vCenter leaves the endpoints as they are
                 continue
             with self._lock:
-                if site.name in self.failed_sites:
+                if site.name in self.failed_sites or site.name in self.held:
                     continue
                 newly = on - self._powered.get(site.name, set())
                 self._powered[site.name] = on
@@ -165,6 +167,17 @@ class DemoServices:
             self.failed_sites.add(site)
             for endpoint in [e for e in self._servers if e.site == site]:
                 self._servers.pop(endpoint).stop()
+
+    @contextmanager
+    def holding(self, site: str) -> Iterator[None]:
+        """The site's endpoints stay as they are meanwhile, whatever its vCenter says (it is being rebuilt)."""
+        with self._lock:
+            self.held.add(site)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.held.discard(site)
 
     def stop_service(self, site: str, service: str) -> None:
         """One service stops answering at one site while its VMs keep running (a crashed application)."""

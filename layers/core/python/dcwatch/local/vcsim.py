@@ -70,21 +70,25 @@ class VcsimProcess:
         self.host, self.port = _loopback_endpoint(vcenter.url)
         if urlparse(vcenter.url).scheme != "http":
             raise ValueError(f"site {site}: the local runtime's vcsim serves http; use http:// in {vcenter.url}")
-        self._args = [
+        self.hosts, self.delay_ms = hosts, delay_ms
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def _args(self) -> list[str]:
+        """upstream vcsim's flags; the login it accepts is `credentials` as they are at start."""
+        args = [
             find_vcsim(),
             "-l",
             f"{self.host}:{self.port}",
             "-tls=false",
             "-cluster=1",
-            f"-host={hosts}",
+            f"-host={self.hosts}",
             "-ds=1",
             "-vm=0",
-            f"-username={credentials.username}",
-            f"-password={credentials.password}",
+            f"-username={self.credentials.username}",
+            f"-password={self.credentials.password}",
         ]
-        if delay_ms:
-            self._args.append(f"-delay={delay_ms}")
-        self._process: subprocess.Popen[bytes] | None = None
+        return args + ([f"-delay={self.delay_ms}"] if self.delay_ms else [])
 
     def start(self) -> VcsimProcess:
         if not port_is_free(self.host, self.port):
@@ -174,6 +178,12 @@ def converge_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple
     missing = [(name, on) for name, on in wanted.items() if name not in found]
     if missing:
         create_vms(vcenter, credentials, missing)
+
+
+def power_states(vcenter: VCenter, credentials: Credentials, names: Iterable[str]) -> dict[str, str]:
+    """Each named VM's power state (poweredOn, poweredOff, suspended); VMs not found are left out."""
+    with vcenter_session(vcenter, credentials) as si:
+        return {name: str(vm.runtime.powerState) for name, vm in _vms_named(si, names).items()}
 
 
 def report_guest_ips(vcenter: VCenter, credentials: Credentials, ips: dict[str, str]) -> None:

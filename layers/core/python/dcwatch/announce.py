@@ -1,0 +1,38 @@
+"""Edge-triggered announcements: a stored condition moved by a conditional write, and the one decision
+record and alert of whoever moved it. Every evaluator-side change (sites, services, vantage points,
+agents, partitions) goes through these two, so each change is announced exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from dcwatch.ports import Condition, Notifier, StateStore
+
+
+def flip(store: StateStore, key: str, default: str, status: str, now: datetime) -> Condition | None:
+    """Move the condition under `key` to `status`; the one it replaced, or None when it already was there
+    or another evaluator moved it first (that one alerts, so the alert goes out once)."""
+    stored = store.condition(key, default)
+    if status == stored.status or not store.change_condition(
+        key, stored, Condition(status, since=now, version=stored.version + 1)
+    ):
+        return None
+    return stored
+
+
+def announce(
+    store: StateStore, notifier: Notifier, audit_id: str, subject: str, message: str, record: dict[str, object]
+) -> None:
+    """The decision record, then the alert: both name what changed and the arithmetic behind it."""
+    store.append_audit(audit_id, record)
+    notifier.publish(subject[:100], message)
+
+
+def duration(since: datetime | None, now: datetime) -> str:
+    """How long a condition lasted, as alerts say it: `2 min 5 s`."""
+    if since is None:
+        return "an unknown time"
+    seconds = max(0, round((now - since).total_seconds()))
+    minutes, s = divmod(seconds, 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m} min {s} s" if hours else f"{m} min {s} s" if m else f"{s} s"
