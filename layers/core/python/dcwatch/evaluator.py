@@ -448,6 +448,12 @@ class _Decider:
             if down and verdict.role == "active":
                 assert incident is not None
                 execution, action, blocked = self._failover(ctx, incident)
+                if blocked is not None and blocked.startswith(PRODUCTION_MOVED):
+                    # This decision read the active site before a recovery recorded another one: the site
+                    # is the standby now, and is judged as such from its next result. Nothing to announce.
+                    back = replace(stored, version=claimed.version + 1)
+                    self.store.change_condition(key, claimed, back)
+                    return Evaluation(check_status, ignored=f"{ctx.site} is no longer the active site: {blocked}")
             elif down:
                 action = f"none: {ctx.site} is the standby; failover would need it healthy"
             if blocked is not None:
@@ -482,7 +488,7 @@ class _Decider:
         # have moved production away since. Under the lock, that read is final.
         if (active := self.store.active_site(self.config.active_site)) != ctx.site:
             self.ports.leases.release(incident)
-            reason = f"production moved to {active} meanwhile"
+            reason = f"{PRODUCTION_MOVED} to {active} meanwhile"
             return None, f"failover to {standby} not started: {reason}", reason
         try:
             execution = self.ports.workflows.start(incident, self._request(ctx, incident, standby))
@@ -588,6 +594,7 @@ class _SiteContext:
 
 
 PENDING = "pending: waiting for the site's other results observed since"
+PRODUCTION_MOVED = "production moved"
 PARTITIONED = "partitioned: the vantage points see it DOWN, its agent reports it alive and serving"
 
 

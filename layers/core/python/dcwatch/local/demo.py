@@ -446,9 +446,12 @@ def play(
         quiet_until = start + spec.last_step_at + spec.observe_s
         # A DOWN expected within a bound is watched for until it shows or the bound has passed, however
         # short the quiet window: otherwise a detection inside its bound but after the window is "missed".
+        # Likewise the alerts the file expects: until each has come (or max_s), an early end is no verdict.
         down_due = _down_due(spec, player, planned, start)
         while time.monotonic() < end and not (
-            _decided(spec, watcher, obs, quiet_until) and _downs_seen(timeline, player, spec, down_due)
+            _decided(spec, watcher, obs, quiet_until)
+            and _downs_seen(timeline, player, spec, down_due)
+            and _alerts_in(spec, obs)
         ):
             time.sleep(WATCH_POLL_S)
         time.sleep(settle_s)
@@ -604,6 +607,15 @@ def _downs_seen(timeline: Timeline, player: Player, spec: ScenarioSpec, due: flo
         return True
     seen = {e.get("site") for e in timeline.events if e["kind"] == "site_down"}
     return all(player.site(ref) in seen for ref in spec.expect.down or [])
+
+
+def _alerts_in(spec: ScenarioSpec, obs: Observations) -> bool:
+    """Every alert the file expects has come, as often as it expects (more are the verdict's business)."""
+    seen: dict[str, int] = {}
+    for note in list(obs.notifications):
+        kind = alert_kind(str(note.get("subject") or ""))
+        seen[kind] = seen.get(kind, 0) + 1
+    return all(seen.get(str(kind), 0) >= count for kind, count in spec.expect.alerts.items())
 
 
 def _decided(spec: ScenarioSpec, watcher: Watcher, obs: Observations, quiet_until: float) -> bool:
