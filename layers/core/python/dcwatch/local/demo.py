@@ -609,12 +609,18 @@ def _downs_seen(timeline: Timeline, player: Player, spec: ScenarioSpec, due: flo
     return all(player.site(ref) in seen for ref in spec.expect.down or [])
 
 
+def _alert_counts(notifications: list[dict[str, Any]]) -> dict[str, int]:
+    """Alerts sent, by kind (the first word of the subject)."""
+    counts: dict[str, int] = {}
+    for note in notifications:
+        kind = alert_kind(str(note.get("subject") or ""))
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
 def _alerts_in(spec: ScenarioSpec, obs: Observations) -> bool:
     """Every alert the file expects has come, as often as it expects (more are the verdict's business)."""
-    seen: dict[str, int] = {}
-    for note in list(obs.notifications):
-        kind = alert_kind(str(note.get("subject") or ""))
-        seen[kind] = seen.get(kind, 0) + 1
+    seen = _alert_counts(list(obs.notifications))
     return all(seen.get(str(kind), 0) >= count for kind, count in spec.expect.alerts.items())
 
 
@@ -637,10 +643,7 @@ def _observed(
     after = [e["t"] for e in down if fault_at is not None and e["t"] >= fault_at]
     steps = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "workflow_step"]
     switched = {e["execution"] for e in steps if e["step"] == "SwitchDns"}
-    alerts: dict[str, int] = {}
-    for note in obs.notifications:
-        kind = alert_kind(str(note.get("subject") or ""))
-        alerts[kind] = alerts.get(kind, 0) + 1
+    alerts = _alert_counts(obs.notifications)
     return Observed(
         down=[e["site"] for e in down],
         alerts=alerts,
