@@ -29,7 +29,8 @@ pytestmark = pytest.mark.infrastructure
 # Stated here, independently of the stack's own tables, so that a grant added or lost shows up as a failure.
 ALLOWED_SERVICES = {
     "Probe": {"events", "secretsmanager"},
-    "Evaluate": {"events", "dynamodb", "states", "sns", "kms"},
+    # sqs: the probe-rounds queue its event source mapping reads (receive, delete, attributes).
+    "Evaluate": {"events", "dynamodb", "states", "sns", "kms", "sqs"},
     # Each site agent's latest report and its silence (state), their decision records (audit), their alerts.
     "AgentReports": {"dynamodb", "sns", "kms"},
     "Control": {"dynamodb", "states"},

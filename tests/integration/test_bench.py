@@ -106,3 +106,31 @@ def test_the_workflow_bench_runs_a_whole_failover_and_its_figures_add_up():
     assert steps["StartGroup"] == 2, "one StartGroup per priority group"
     for step in ("Fence", "VerifyServices", "SwitchDns", "CheckDns", "Notify", "RecordAudit"):
         assert steps[step] == 1, f"{step} ran once in the failover"
+
+
+def test_the_evaluation_bench_counts_what_a_round_costs_each_design_at_two_sizes(monkeypatch, capsys):
+    # Given moto in-process (no endpoint), two small deployments of 3 vantage points
+    from bench import evaluation
+    from tests.helpers import moto_credentials
+
+    moto_credentials(monkeypatch, region="us-east-1")
+
+    # When the bench runs every phase at 10 and 40 checks
+    figures = evaluation.main(["--sizes", "10", "40"])
+
+    # Then it prints one row per phase, size and design, and the growth between sizes
+    out = capsys.readouterr().out
+    assert len(figures) == 3 * 2 * 2 and "growth between sizes" in out
+    new = {(f.phase, f.checks): f for f in figures if f.design == "new"}
+    old = {(f.phase, f.checks): f for f in figures if f.design == "old"}
+    for (phase, checks), f in new.items():
+        # the new design: one invocation per vantage point and round (the probe's entries: one per site)
+        assert f.invocations == 3, (phase, checks)
+        # the old design: one invocation and one probe entry per result
+        assert old[(phase, checks)].invocations == f.results, (phase, checks)
+        assert old[(phase, checks)].entries - old[(phase, checks)].results == f.entries - 3 * 2, "and the DOWN"
+    # steady state: the same number of requests at both sizes, and nothing written but the round marks
+    assert new[("steady", 10)].requests == new[("steady", 40)].requests
+    assert new[("steady", 40)].written == 3 * 2 and new[("steady", 40)].entries == 3 * 2
+    # the outage round: the old design reads every check state per changed result, the new one each site once
+    assert old[("outage", 40)].read > 10 * new[("outage", 40)].read

@@ -12,7 +12,7 @@ from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import CheckState, is_steady
+from dcwatch.health import CheckState, RoundMark, is_steady, refreshed
 from dcwatch.ports import Condition, GuestState, HookResult, Lease, RecordValues, SiteLease, TaskState
 from dcwatch.routing import answered_values
 
@@ -147,6 +147,8 @@ class FakeStore:
         self.acks: set[str] = set()
         self.windows: list[MaintenanceWindow] = []
         self.reports: dict[str, SiteAgentReport] = {}
+        self.marks: dict[tuple[str, str], RoundMark] = {}
+        self.snapshots = 0  # site_snapshot reads
 
     def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
         return self.checks.get((site, check, vantage))
@@ -172,7 +174,25 @@ class FakeStore:
         return True
 
     def site_checks(self, site: str) -> list[CheckState]:
-        return [c for (s, _, _), c in self.checks.items() if s == site]
+        return self.site_snapshot(site)[0]
+
+    def site_snapshot(self, site: str) -> tuple[list[CheckState], dict[str, RoundMark]]:
+        self.snapshots += 1
+        marks = {v: m for (s, v), m in self.marks.items() if s == site}
+        checks = [refreshed(c, marks.get(c.vantage)) for (s, _, _), c in self.checks.items() if s == site]
+        return checks, marks
+
+    def put_checks(self, states: list[CheckState]) -> None:
+        for state in states:
+            self.checks[(state.site, state.check, state.vantage)] = state
+
+    def mark_round(self, site: str, vantage: str, started_at: datetime, chunk: int, chunks: int) -> bool:
+        mark = self.marks.get((site, vantage))
+        if mark is not None and mark.judged(started_at, chunk):
+            return False
+        seen = mark.seen | {chunk} if mark is not None and mark.started_at == started_at else frozenset({chunk})
+        self.marks[(site, vantage)] = RoundMark(vantage, started_at, chunks, seen)
+        return True
 
     def condition(self, key: str, default: str) -> Condition:
         return self.conditions.get(key, Condition(default))

@@ -11,7 +11,7 @@ from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import CheckState
+from dcwatch.health import CheckState, RoundMark
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,9 @@ class Notifier(Protocol):
 
 
 class EventPublisher(Protocol):
-    def publish_probe_results(self, results: Sequence[ProbeResult]) -> int: ...
+    def publish_probe_results(self, results: Sequence[ProbeResult]) -> int:
+        """A probe round's results as ProbeRound events (`events.probe_rounds`); returns the results sent."""
+        ...
 
     def publish_site_status(self, event: SiteStatusChanged) -> None: ...
 
@@ -206,6 +208,19 @@ class StateStore(Protocol):
 
     def put_agent_report(self, report: SiteAgentReport) -> bool:
         """Keep `report` as the site's latest unless a later one is kept already; False then."""
+        ...
+
+
+class RoundStateStore(StateStore, Protocol):
+    """What the round evaluator adds: a site's check states and round marks in one read, many states in one
+    write, and the mark of a judged chunk (see `health.RoundMark`)."""
+
+    def site_snapshot(self, site: str) -> tuple[list[CheckState], dict[str, RoundMark]]: ...
+
+    def put_checks(self, states: list[CheckState]) -> None: ...
+
+    def mark_round(self, site: str, vantage: str, started_at: datetime, chunk: int, chunks: int) -> bool:
+        """False: that chunk, or a newer round, is marked already."""
         ...
 
 

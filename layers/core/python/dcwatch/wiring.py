@@ -14,7 +14,7 @@ from typing import Any
 
 from dcwatch.agent.report import AGENT_SOURCE_PREFIX, SITE_AGENT_REPORT
 from dcwatch.config import STEP_TIMEOUT_S
-from dcwatch.events import EVALUATOR_SOURCE, PROBE_RESULT, PROBE_SOURCE, SITE_STATUS_CHANGED
+from dcwatch.events import EVALUATOR_SOURCE, PROBE_ROUND, PROBE_SOURCE, SITE_STATUS_CHANGED
 from dcwatch.executions import execution_ended_pattern
 
 
@@ -69,7 +69,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         reserved_concurrency=1,
         reaches_sites=True,
     ),
-    FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe results to site status"),
+    FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe rounds to site status, one batch at a time"),
     FunctionSpec(
         "AgentReports", "evaluate", "app.agent_report", 30, 256, "site agents' reports: kept, silence, partitions"
     ),
@@ -157,16 +157,41 @@ def table(key: str) -> TableSpec:
 
 
 @dataclass(frozen=True)
+class QueueSpec:
+    """A FIFO queue between a rule and its function, for a function that must judge one message at a time.
+
+    All messages share one group (the deployment's), so SQS hands out the next batch only once the last one
+    is done, in arrival order: the function is the single writer of what it judges, whatever EventBridge
+    retries or how many copies Lambda could run. A batch's failed message and those after it are reported
+    back (partial batch response) and retried; after `max_receives` a message is kept in a dead-letter queue.
+    """
+
+    batch_size: int = 10
+    max_receives: int = 5
+
+    def visibility_timeout_s(self, function_timeout_s: int) -> int:
+        """AWS's advice for a Lambda-fed queue: six times the function's timeout."""
+        return 6 * function_timeout_s
+
+
+def message_group(deployment: str) -> str:
+    """The one FIFO message group of a deployment's queued rules."""
+    return f"dcwatch-{deployment}"
+
+
+@dataclass(frozen=True)
 class RuleSpec:
-    """An EventBridge rule on the dcwatch bus and the function it feeds."""
+    """An EventBridge rule on the dcwatch bus and the function it feeds (through `queue` when it has one)."""
 
     name: str
     pattern: dict[str, Any]
     target: str
+    queue: QueueSpec | None = None
 
 
 RULES: tuple[RuleSpec, ...] = (
-    RuleSpec("probe-results", {"source": [PROBE_SOURCE], "detail-type": [PROBE_RESULT]}, "Evaluate"),
+    # One ProbeRound per vantage point, site and chunk; judged in order, one batch at a time (see QueueSpec).
+    RuleSpec("probe-rounds", {"source": [PROBE_SOURCE], "detail-type": [PROBE_ROUND]}, "Evaluate", QueueSpec()),
     # Every site's agent (`dcwatch.agent.<site>`); the handler refuses a report about another site than its source's.
     RuleSpec(
         "agent-reports",
