@@ -124,7 +124,7 @@ class DemoServices:
                 continue
             addresses = {vm.name: at.dns_values[0] for _, at in self.config.services_at(site.name) for vm in at.vms}
             try:
-                with VsphereInventory.connect(site.vcenter, self.credentials[site.name], timeout_s=2) as inventory:
+                with VsphereInventory.reused(site.vcenter, self.credentials[site.name], timeout_s=2) as inventory:
                     guests = inventory.guest_states(list(addresses))
                 on = {name for name, guest in guests.items() if guest.power == "poweredOn"}
                 now = time.monotonic()
