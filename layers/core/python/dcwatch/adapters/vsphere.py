@@ -236,7 +236,8 @@ def log_out_idle_sessions() -> None:
         _logout(si)
 
 
-def _retrieve(si: Any, obj_type: Any, props: list[str]) -> list[tuple[Any, dict[str, Any]]]:
+def read_properties(si: Any, obj_type: Any, props: list[str]) -> list[tuple[Any, dict[str, Any]]]:
+    """Every object of `obj_type` with `props`, in one PropertyCollector call."""
     content = si.RetrieveContent()
     view = content.viewManager.CreateContainerView(content.rootFolder, [obj_type], True)
     try:
@@ -367,7 +368,7 @@ class VsphereInventory:
         wanted = set(names)
         return {
             props["name"]: (obj, str(props.get("runtime.powerState", "unknown")))
-            for obj, props in _retrieve(self._si, vim.VirtualMachine, ["name", "runtime.powerState"])
+            for obj, props in read_properties(self._si, vim.VirtualMachine, ["name", "runtime.powerState"])
             if props.get("name") in wanted
         }
 
@@ -376,7 +377,7 @@ class VsphereInventory:
 
     def guest_states(self, vm_names: Sequence[str]) -> dict[str, GuestState]:
         wanted, found = set(vm_names), {}
-        for obj, props in _retrieve(self._si, vim.VirtualMachine, GUEST_PROPS):
+        for obj, props in read_properties(self._si, vim.VirtualMachine, GUEST_PROPS):
             if props.get("name") in wanted:
                 name = str(props["name"])
                 self._refs[name] = obj
