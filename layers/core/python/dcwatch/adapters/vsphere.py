@@ -279,6 +279,7 @@ class _UpdatesWatch:
     collector of its own, so that no other filter's updates mix in; `close()` destroys it."""
 
     def __init__(self, si: Any, collector: Any, vms: dict[str, Any], task_ids: Sequence[str], max_wait_s: int):
+        self._where = str(getattr(si._stub, "host", "?"))
         self._names = {vm._moId: name for name, vm in vms.items()}
         self._max_wait_s = max_wait_s
         self._props: dict[str, dict[str, Any]] = {}
@@ -300,7 +301,11 @@ class _UpdatesWatch:
     def _update(self, wait_s: int) -> None:
         options = PropertyCollector.WaitOptions(maxWaitSeconds=wait_s)
         for _ in range(MAX_UPDATE_PAGES):
-            result = self._collector.WaitForUpdatesEx(self._version, options)
+            try:
+                result = self._collector.WaitForUpdatesEx(self._version, options)
+            except (OSError, http.client.HTTPException) as exc:
+                # The step spends most of its time here: a blip of the path is retried, not the end of the failover.
+                raise TransientError(f"vCenter {self._where}: waiting for the VMs failed: {_why(exc)}") from None
             if result is None:  # nothing changed within wait_s
                 return
             self._version = result.version
