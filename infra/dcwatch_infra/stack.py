@@ -81,7 +81,17 @@ STATE_READERS = ("ValidateRequest", "ProveFenced")
 # Evaluate and AgentReports: the decision record of every change they announce.
 AUDIT_APPENDERS = ("Evaluate", "AgentReports", "RecordAudit", "NotifyFailure", "Control", "ExecutionEnded")
 ALERT_PUBLISHERS = ("Evaluate", "AgentReports", "Notify", "NotifyFailure", "RequestApproval", "ExecutionEnded")
-LOCK_HOLDERS = ("Evaluate", "AcquireLease", "RenewLease", "ReleaseLease", "Approved", "CleanUpDrill")
+# StartGroup, ShutdownGroup and SwitchDns renew the lock before the stretch each starts.
+LOCK_HOLDERS = (
+    "Evaluate",
+    "AcquireLease",
+    "StartGroup",
+    "ShutdownGroup",
+    "SwitchDns",
+    "ReleaseLease",
+    "Approved",
+    "CleanUpDrill",
+)
 # The lease: conditional put to take it, update to renew, delete to give it back, get to name its holder.
 LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # A rejected request gives back the lock the evaluator or the CLI took for its execution (conditional delete).

@@ -38,13 +38,12 @@ ALLOWED_SERVICES = {
     "RequestApproval": {"sns", "kms", "dynamodb"},
     "Approved": {"dynamodb"},
     "LowerTtl": {"route53", "dynamodb"},
-    "ShutdownGroup": {"secretsmanager"},
+    "ShutdownGroup": {"secretsmanager", "dynamodb"},
     "CheckMirrorSynced": set(),
     "CheckShutdown": {"secretsmanager"},
     "PrepareDrill": {"secretsmanager", "route53"},
     "CleanUpDrill": {"secretsmanager", "route53", "dynamodb"},
     "AcquireLease": {"dynamodb"},
-    "RenewLease": {"dynamodb"},
     "ReleaseLease": {"dynamodb"},
     "CheckStandby": {"secretsmanager"},
     "CheckStorage": set(),
@@ -129,14 +128,17 @@ def test_the_audit_trail_is_append_only_for_the_functions_that_write_it(demo: Sy
     }
 
 
-def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_lease_steps(demo: Synth):
+def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_steps_that_hold_it(demo: Synth):
     # ValidateRequest may only give back the lock taken for its own execution when it rejects the request;
     # ExecutionEnded only the lock of an execution Step Functions stopped or timed out.
     lease = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     assert table_grants(demo, "Locks") == {
         "Evaluate": lease,
         "AcquireLease": lease,
-        "RenewLease": lease,
+        # Each renews the lock before the stretch it starts: a group, a shutdown group, the DNS switch.
+        "StartGroup": lease,
+        "ShutdownGroup": lease,
+        "SwitchDns": lease,
         "ReleaseLease": lease,
         "Approved": lease,
         "CleanUpDrill": lease,

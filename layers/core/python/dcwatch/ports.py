@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -36,6 +37,29 @@ class GuestState:
         return self.power == "poweredOn" and (self.heartbeat == "green" or bool(self.ip))
 
 
+@dataclass(frozen=True)
+class Observed:
+    """What a wait on a priority group sees: its VMs' guests and their power-on tasks, by VM name and task id."""
+
+    guests: Mapping[str, GuestState] = field(default_factory=dict)
+    tasks: Mapping[str, TaskState] = field(default_factory=dict)
+
+
+W = TypeVar("W", covariant=True)
+
+
+class Watch(Protocol[W]):
+    """Something a step waits on inside its invocation: seen now, then again as soon as it changes."""
+
+    def current(self) -> W:
+        """What is seen now, without waiting."""
+        ...
+
+    def changed(self, timeout_s: float) -> W:
+        """What is seen after the next change, or after `timeout_s` without one (it may return early)."""
+        ...
+
+
 class Inventory(Protocol):
     """One site's vCenter, as far as failover needs it."""
 
@@ -59,6 +83,10 @@ class Inventory(Protocol):
 
     def shutdown_guest(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Ask each VM's guest OS to shut down (through VMware Tools); returns the VMs that refused, with why."""
+        ...
+
+    def watch(self, vm_names: Sequence[str], task_ids: Sequence[str]) -> AbstractContextManager[Watch[Observed]]:
+        """The guests of `vm_names` and the tasks `task_ids`, told as they change (VMs that do not exist are absent)."""
         ...
 
 

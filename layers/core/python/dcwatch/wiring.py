@@ -82,7 +82,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _step("Approved", "approved", "record the approval, renew the failover lock"),
     _step("LowerTtl", "lower_ttl", "migration, failback: lower the records' TTL before the shutdown"),
     _site_step(
-        "ShutdownGroup", "shutdown_group", "migration, failback: guest shutdown of one group at the leaving site"
+        "ShutdownGroup",
+        "shutdown_group",
+        "migration, failback: renew the lock, guest shutdown of one group at the leaving site",
     ),
     _site_step("CheckShutdown", "check_shutdown", "poll the group's shutdown; power off what outlasts the timeout"),
     _site_step(
@@ -93,17 +95,16 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     _site_step("PrepareDrill", "prepare_drill", "note what a drill will change, so its cleanup restores exactly that"),
     _site_step("CleanUpDrill", "clean_up_drill", "power off what the drill powered on, restore the drill records"),
     _step("AcquireLease", "acquire_lease", "take the single failover lock for the incident"),
-    _step("RenewLease", "renew_lease", "extend the failover lock before the next long wait"),
     _site_step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
     _site_step("CheckStorage", "check_storage", "refuse a standby whose storage mirror is beyond the data-loss window"),
     _site_step("Fence", "fence", "power off the failed site's VMs where its vCenter answers"),
     # A site step for proof (c): the standby's mirror check; (b) reads the lease and the standby agent's report.
     _site_step("ProveFenced", "prove_fenced", "prove the failed site cannot serve: its lease, or its storage"),
-    _site_step("StartGroup", "start_group", "power on one priority group at the standby"),
-    _site_step("CheckGroup", "check_group", "poll the power-on tasks of the current group"),
+    _site_step("StartGroup", "start_group", "renew the lock, power on one priority group at the standby"),
+    _site_step("CheckGroup", "check_group", "wait for the current group's VMs to come up, and its checks to pass"),
     _site_step("VerifyServices", "verify_services", "run every service check at the standby"),
-    _step("SwitchDns", "switch_dns", "UPSERT the Route 53 records to the standby values"),
-    _step("CheckDns", "check_dns", "poll the Route 53 change until INSYNC"),
+    _step("SwitchDns", "switch_dns", "renew the lock, UPSERT the Route 53 records to the standby values"),
+    _step("CheckDns", "check_dns", "wait for the Route 53 change to be INSYNC and answered"),
     _step("Notify", "notify", "announce the outcome with its timeline"),
     _step("RecordAudit", "record_audit", "write the audit record, update the active site"),
     _step("NotifyFailure", "notify_failure", "announce and audit a failed workflow"),
