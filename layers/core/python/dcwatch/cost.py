@@ -103,6 +103,7 @@ class Assumptions:
     probe_round_check_s: float = 0.002  # and costs CPU per check at 512 MB
     esm_pollers: int = 5  # Lambda's idle long-polling connections on the queue (fewer when quiet: up to 5)
     agent_report_ms: float = 100.0
+    agent_report_bytes: int = 1600  # events/samples/SiteAgentReport.json
     step_ms: float = 1000.0  # one workflow step Lambda call
     boot_s: float = 120.0  # a priority group's VMs up at the standby (CheckGroup polls until then)
     dns_insync_s: float = 60.0  # Route 53 change to INSYNC
@@ -316,6 +317,14 @@ class Line:
     def usd(self) -> float:
         return self.price.cost(self.quantity)
 
+    @property
+    def tag(self) -> str:
+        """What the quantity rests on, in a word: the config, an assumption, a measurement, the ASL walk."""
+        for start, tag in (("measured", "measured"), ("walked", "ASL walk"), ("the per-result", "per-result")):
+            if self.basis.startswith(start):
+                return tag
+        return "config" if self.basis == "config" else "assumed"
+
 
 @dataclass(frozen=True)
 class CostTable:
@@ -363,8 +372,7 @@ def monthly_cost(
         ),
         Line(
             "Lambda",
-            f"probe duration ({probe_s:.1f} s per call at {function('Probe').memory_mb} MB: it sleeps "
-            f"between its {w.interval_s} s rounds)",
+            f"probe duration ({probe_s:.1f} s a call at {function('Probe').memory_mb} MB, asleep between rounds)",
             probe_calls * probe_s * probe_gb,
             p.lambda_gb_s_arm,
             "config + assumed round time",
@@ -389,14 +397,14 @@ def monthly_cost(
     lines.append(
         Line(
             "EventBridge",
-            f"custom events: {counts.putevents_entries} entries per round "
-            f"({counts.event_chunks} chunks of 64 KB)" + (" + site agents' reports" if w.agents else ""),
+            f"custom events: {counts.putevents_entries} entries a round "
+            f"({counts.event_chunks} 64 KB chunks)" + (" + agent reports" if w.agents else ""),
             counts.event_chunks * rounds + agent_events,
             p.custom_event,
             path,
         )
     )
-    archived_gb = (counts.event_bytes * rounds + agent_events * 1600) / GB
+    archived_gb = (counts.event_bytes * rounds + agent_events * a.agent_report_bytes) / GB
     lines += [
         Line("EventBridge", "archive: every event processed into it", archived_gb, p.archive_processed, path),
         Line("EventBridge", "archive: 90 days kept (3 months of events)", 3 * archived_gb, p.archive_stored, path),
@@ -540,11 +548,13 @@ def monthly_cost(
     notes: list[str] = []
     if w.in_vpc:
         nat_checks = sum(v.public_checks for v in w.vantages if v.in_vpc)
-        vpc_events = sum(1 for v in w.vantages if v.in_vpc) and counts.event_bytes / max(1, len(w.vantages))
+        # The VPC probe's share of the round's events leaves through the NAT (no events endpoint assumed).
+        vpc_share = sum(v.checks for v in w.vantages if v.in_vpc) / max(1, w.checks)
+        vpc_events = counts.event_bytes * vpc_share
         lines += [
             Line(
                 "VPC",
-                f"NAT gateway ({a.nat_gateways}, assumed: the stack creates none, its functions in the VPC need one)",
+                f"NAT gateway ({a.nat_gateways}; the stack creates none, the VPC needs one)",
                 a.nat_gateways * 730,
                 p.nat_hour,
                 "assumed",
@@ -584,7 +594,7 @@ def custom_metrics(w: Workload) -> int:
 
 
 def metrics_description(w: Workload) -> str:
-    return "2 per site and vantage point" + (", 2 per check" if w.check_metrics else "") + ", 1 per vantage point"
+    return "2 per site and vantage, " + ("2 per check, " if w.check_metrics else "") + "1 per vantage"
 
 
 def log_gb(w: Workload, counts: RoundCounts, a: Assumptions = ASSUMED) -> float:
@@ -827,11 +837,11 @@ def synthetic_workload(
 
 
 def format_table(table: CostTable) -> list[str]:
-    lines = [table.title, f"  {'service':<15} {'what':<72} {'per month':>13}  {'list price':<42} {'USD':>8}"]
+    lines = [table.title, f"  {'service':<15} {'what':<72} {'per month':>13}  {'list price':<42} {'USD':>8}  basis"]
     for line in table.lines:
         lines.append(
             f"  {line.service:<15} {line.item[:72]:<72} {line.quantity:>13,.0f}  {line.price.describe()[:42]:<42} "
-            f"{line.usd:>8.2f}"
+            f"{line.usd:>8.2f}  {line.tag}"
         )
     lines.append(f"  {'total':<15} {'':<72} {'':>13}  {'':<42} {table.total:>8.2f}")
     lines += [f"  note: {note}" for note in table.notes]
