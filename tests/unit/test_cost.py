@@ -93,13 +93,13 @@ def test_a_flat_config_checked_every_minute_costs_what_the_formula_says():
     # When the model prices it
     _, counts, bill = priced(flat_config())
     # Then per round: one event per site (3 results, 600 + 3 x 300 bytes: one 64 KB chunk), one evaluator call,
-    # one Query per site over its 3 states (750 bytes: one 4 KB unit, half of it eventually consistent)
+    # one Query per site over its 3 states (750 bytes: one 4 KB unit, read consistently)
     assert (counts.putevents_entries, counts.event_chunks, counts.evaluator_invocations) == (2, 2, 1)
-    assert (counts.dynamodb_queries, counts.dynamodb_read_units, counts.dynamodb_write_units) == (2, 1.0, 2)
+    assert (counts.dynamodb_queries, counts.dynamodb_read_units, counts.dynamodb_write_units) == (2, 2.0, 2)
     assert counts.evaluator_ms == pytest.approx(150 + 0.2 * 6)
     # and a month of it
-    assert line(bill, "DynamoDB", "reads").quantity == pytest.approx(1.0 * rounds)
-    assert line(bill, "DynamoDB", "reads").usd == pytest.approx(1.0 * rounds * 0.125 / 1e6)
+    assert line(bill, "DynamoDB", "reads").quantity == pytest.approx(2.0 * rounds)
+    assert line(bill, "DynamoDB", "reads").usd == pytest.approx(2.0 * rounds * 0.125 / 1e6)
     assert line(bill, "DynamoDB", "writes").usd == pytest.approx(2 * rounds * 0.625 / 1e6)
     assert line(bill, "EventBridge", "custom events").usd == pytest.approx(2 * rounds * 1.00 / 1e6)
     assert line(bill, "SQS FIFO", "receives").quantity == pytest.approx(2 * rounds + 5 * MONTH_S / 20)
@@ -109,7 +109,7 @@ def test_a_flat_config_checked_every_minute_costs_what_the_formula_says():
     # and CloudWatch: 2 metrics per site and vantage point, 2 per check (6 endpoints), 1 per vantage point;
     # alarms: the watchdog, the probe's errors and lost results, and 4 for the evaluator and the workflow
     assert line(bill, "CloudWatch", "custom metrics").quantity == 2 * 2 + 2 * 6 + 1
-    assert line(bill, "CloudWatch", "alarms").quantity == 1 + 2 + 4
+    assert line(bill, "CloudWatch", "alarms").quantity == 1 + 2 + 4 + 1  # and the probe rounds' dead letters
     # and no VPC: no NAT gateway
     assert not [item for item in bill.lines if item.service == "VPC"]
 
@@ -118,13 +118,14 @@ def test_a_wide_config_checked_every_10_s_from_two_vantage_points_costs_what_the
     # Given aws-public running 250 checks per site and aws-vpc the same plus 2 vCenter parts, every 10 s
     rounds = MONTH_S / 10
     _, counts, bill = priced(wide_config())
-    # Then each vantage point sends 2 events per site (200 + 50 or 52 results: 60,600 bytes fit one 64 KB chunk)
-    assert (counts.putevents_entries, counts.event_chunks, counts.evaluator_invocations) == (8, 8, 2)
-    # and each Query reads the site's 502 states: 125,500 bytes = 31 units of 4 KB, halved
+    # Then each vantage point sends 1 event per site (250 or 252 results, at most 500 an event: 600 + 250 x 300
+    # bytes = 75,600, two 64 KB chunks)
+    assert (counts.putevents_entries, counts.event_chunks, counts.evaluator_invocations) == (4, 8, 2)
+    # and each Query reads the site's 502 states: 125,500 bytes = 31 units of 4 KB, read consistently
     assert counts.dynamodb_queries == 4
-    assert counts.dynamodb_read_units == pytest.approx(4 * math.ceil(502 * 250 / 4096) * 0.5)
-    assert line(bill, "DynamoDB", "reads").usd == pytest.approx(62 * rounds * 0.125 / 1e6)
-    assert line(bill, "DynamoDB", "writes").usd == pytest.approx(8 * rounds * 0.625 / 1e6)
+    assert counts.dynamodb_read_units == pytest.approx(4 * math.ceil(502 * 250 / 4096))
+    assert line(bill, "DynamoDB", "reads").usd == pytest.approx(124 * rounds * 0.125 / 1e6)
+    assert line(bill, "DynamoDB", "writes").usd == pytest.approx(4 * rounds * 0.625 / 1e6)
     assert counts.evaluator_ms == pytest.approx(2 * 150 + 0.2 * (500 + 504))
     # and a probe call sleeps between 6 rounds: 60 - 10/2 s on average, plus its own round
     mean_s = ((1 + 0.002 * 500) + (1 + 0.002 * 504)) / 2 + 55
@@ -146,8 +147,9 @@ def test_the_round_design_keeps_evaluator_calls_and_queries_per_round_constant_a
     small, large = (cost.round_counts(cost.synthetic_workload(n, 10, 3)) for n in (50, 1000))
     assert large.evaluator_invocations == small.evaluator_invocations == 3
     assert large.dynamodb_queries == small.dynamodb_queries == 6
-    # events grow with the chunks (ceil(500 / 200) per site), not with the results
-    assert (small.putevents_entries, large.putevents_entries) == (6, 18)
+    # events stay one per vantage point and site up to 500 results; the billed 64 KB chunks grow with the results
+    assert (small.putevents_entries, large.putevents_entries) == (6, 6)
+    assert (small.event_chunks, large.event_chunks) == (6, 18)
 
 
 def test_route53_prices_each_public_check_with_its_features_and_names_what_it_cannot_check():

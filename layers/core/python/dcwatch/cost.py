@@ -17,7 +17,8 @@ from typing import Any
 
 from dcwatch.config import Config, HttpCheck, TcpCheck, TlsCheck
 from dcwatch.topology import VANTAGE_PUBLIC, VANTAGE_VPC, aws_calls, in_vpc_functions, vantage_of_region
-from dcwatch.wiring import FAILOVER_ASL, function
+from dcwatch.events import ROUND_CHUNK
+from dcwatch.wiring import FAILOVER_ASL, RULES, function
 
 MONTH_S = 730 * 3600  # AWS prices a month as 730 hours
 KB, GB = 1024, 1024**3
@@ -91,11 +92,11 @@ PRICES = Prices()
 class Assumptions:
     """What the config does not say; each is printed beside the line it moves."""
 
-    results_per_event: int = 200  # the round contract's chunk: up to this many results per event
+    results_per_event: int = ROUND_CHUNK  # the round contract's chunk: up to this many results per event
     result_bytes: int = 300  # one result inside a round event
     event_envelope_bytes: int = 600
     state_item_bytes: int = 250  # one check state in DynamoDB
-    strongly_consistent: bool = False  # the evaluator's Query: eventually consistent reads cost half
+    strongly_consistent: bool = True  # the evaluator's Query reads consistently (what the last batch wrote)
     evaluator_base_ms: float = 150.0  # one round invocation of the evaluator, plus per result below
     evaluator_result_ms: float = 0.2
     per_result_evaluator_ms: float = 40.0  # the old design: one invocation per result
@@ -678,11 +679,12 @@ def walk(asl: Mapping[str, Any], choices: Mapping[str, Sequence[str]], caught: I
 
 
 def typical_path(mode: str, groups: int, polls: int, dns_polls: int, *, approval: bool, fence: str) -> dict[str, Any]:
-    """Picks for a run that succeeds: each group up after `polls` polls, DNS INSYNC after `dns_polls`.
+    """Picks for a run that succeeds: each group up after `polls` CheckGroups, DNS INSYNC after `dns_polls` CheckDns
+    (each waits inside the step, up to `workflow.step_wait_s`).
     `fence` (a disaster): `lease` (proven after one wait), `storage` (proven at once) or `approval`."""
     group_done = []
     for g in range(groups):
-        group_done += ["WaitForGroup"] * (polls - 1) + ["VerifyServices" if g == groups - 1 else "RenewLeaseForGroup"]
+        group_done += ["WaitForGroup"] * (polls - 1) + ["VerifyServices" if g == groups - 1 else "StartGroup"]
     choices: dict[str, list[str]] = {
         "IsDryRun": ["NeedsApproval"],
         "NeedsApproval": ["RequestApproval" if approval else "ChooseMode"],
@@ -691,7 +693,7 @@ def typical_path(mode: str, groups: int, polls: int, dns_polls: int, *, approval
         "GroupDone": group_done,
         "DnsInSync": ["WaitForDns"] * (dns_polls - 1) + ["IsDrill"],
         "IsDrill": ["CleanUpDrill" if mode == "drill" else "Notify"],
-        "FenceProven": {"lease": ["WaitForFenceProof", "RenewLeaseForGroup"], "storage": ["RenewLeaseForGroup"]}.get(
+        "FenceProven": {"lease": ["WaitForFenceProof", "StartGroup"], "storage": ["StartGroup"]}.get(
             fence, ["RequestApprovalForFencing"]
         ),
         "IsFencingApproved": ["ApprovedWithoutFenceProof"],
@@ -699,7 +701,7 @@ def typical_path(mode: str, groups: int, polls: int, dns_polls: int, *, approval
     return {"choices": choices, "caught": ["Fence"] if mode != "drill" else []}
 
 
-def executions(config: Config | None, a: Assumptions = ASSUMED, *, groups: int = 3, poll_s: int = 5) -> Executions:
+def executions(config: Config | None, a: Assumptions = ASSUMED, *, groups: int = 3, wait_s: int = 20) -> Executions:
     """Transitions of a disaster failover (the failed site dead: Fence cannot reach it) and of a drill, walked
     through the ASL along the typical path; with a config, its groups, poll interval, fencing and approvals."""
     asl = json.loads(FAILOVER_ASL.read_text(encoding="utf-8"))
@@ -707,7 +709,7 @@ def executions(config: Config | None, a: Assumptions = ASSUMED, *, groups: int =
     if config is not None:
         standby = config.other_site(config.active_site)
         vms = [vm for s in config.services for vm in s.sites[standby].vms]
-        groups, poll_s = len({vm.group for vm in vms}), config.workflow.poll_s
+        groups, wait_s = len({vm.group for vm in vms}), config.workflow.step_wait_s
         drilled = {d.name for d in config.drill.services} if config.drill else set()
         drill_groups = len({vm.group for s in config.services if s.name in drilled for vm in s.sites[standby].vms})
         approvals = set(config.workflow.approval.modes)
@@ -715,15 +717,16 @@ def executions(config: Config | None, a: Assumptions = ASSUMED, *, groups: int =
             fence = "lease"
         elif any(s.storage and s.storage.fenced_when for s in config.sites):
             fence = "storage"
-    polls, dns_polls = math.ceil(a.boot_s / poll_s), math.ceil(a.dns_insync_s / poll_s)
+    # A CheckGroup or CheckDns waits inside the step for up to `wait_s`; the Wait loop spans only longer waits.
+    polls, dns_polls = math.ceil(a.boot_s / wait_s), math.ceil(a.dns_insync_s / wait_s)
     paths = {}
     for mode, n in (("disaster", groups), ("drill", drill_groups)):
         spec = typical_path(mode, max(1, n), polls, dns_polls, approval=mode in approvals, fence=fence)
         paths[mode] = walk(asl, spec["choices"], spec["caught"])
     tasks = {name for name, s in asl["States"].items() if s["Type"] == "Task"}
     basis = (
-        f"walked through {FAILOVER_ASL.name}: {groups} groups, {polls} polls each ({a.boot_s:g} s boots, "
-        f"poll_s {poll_s}), {dns_polls} DNS polls; fence proof by {fence}"
+        f"walked through {FAILOVER_ASL.name}: {groups} groups, {polls} CheckGroups each ({a.boot_s:g} s boots, "
+        f"step_wait_s {wait_s}), {dns_polls} CheckDns; fence proof by {fence}"
     )
     return Executions(
         failover_transitions=len(paths["disaster"]),
@@ -794,9 +797,10 @@ def workload_from_config(config: Config, source: str, a: Assumptions = ASSUMED) 
 
 def alarm_count(vantages: Sequence[str], regions: Sequence[str | None]) -> int:
     """Mirrors `infra/dcwatch_infra/monitoring.py`: per vantage point the watchdog, per probe in the home stack
-    its errors and its lost results; the evaluator's errors, failed and timed-out failovers, ExecutionEnded."""
+    its errors and its lost results; the evaluator's errors, failed and timed-out failovers, ExecutionEnded;
+    each queued rule's dead-letter queue."""
     home = sum(1 for region in regions if region is None)
-    return len(vantages) + 2 * home + 4
+    return len(vantages) + 2 * home + 4 + sum(1 for rule in RULES if rule.queue is not None)
 
 
 def synthetic_workload(
