@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dcwatch.config import Config, HttpCheck, TcpCheck, TlsCheck
-from dcwatch.topology import VANTAGE_PUBLIC, VANTAGE_VPC, aws_calls, in_vpc_functions, vantage_of_region
 from dcwatch.events import ROUND_CHUNK
+from dcwatch.topology import VANTAGE_PUBLIC, VANTAGE_VPC, aws_calls, in_vpc_functions, vantage_of_region
 from dcwatch.wiring import FAILOVER_ASL, RULES, function
 
 MONTH_S = 730 * 3600  # AWS prices a month as 730 hours
