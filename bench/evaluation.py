@@ -13,7 +13,8 @@ Each phase starts from the same state, built by rounds of the new design. Counte
 wall time, its invocations, DynamoDB requests, items read and written, and PutEvents entries (botocore hooks
 on the clients). Where the old design's round has more results than `--sample` / checks (at least 20), a
 sample of that many is judged and the counts scaled to the round (marked `~`): its outage round reads every
-check state per result, so judging all 15,000 results at 5,000 checks would take hours in moto.
+check state per result, so judging all 15,000 results at 5,000 checks would take hours in moto. moto answers
+a Query from the queried partition only, as DynamoDB does (`dcwatch.local.moto_server`), for both designs.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dcwatch.decision import AutomationSwitch
 from dcwatch.evaluator import RoundCache, evaluate, evaluate_round
 from dcwatch.events import PROBE_RESULT, PROBE_SOURCE, ProbeResult, ProbeRound, probe_rounds
 from dcwatch.local.cloud import create_tables
+from dcwatch.local.moto_server import make_reads_fast
 from dcwatch.wiring import RULES
 
 REGION = "us-east-1"
@@ -190,6 +192,7 @@ class Bench:
 
 def measure(design: str, checks: int, phase: str, sample: int) -> Figures:
     config = parse_config(scaled_config(checks))
+    make_reads_fast()  # a Query reads its partition, its answer is plain JSON (dcwatch.local.moto_server)
     with mock_aws():
         bench = Bench(config)
         active = config.active_site

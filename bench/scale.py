@@ -1,8 +1,9 @@
 """Generated configs of any size: `python -m bench.scale --checks 1000 --vantages 3 --out big.yaml`.
 
 Two sites on loopback, `services` services, the checks spread evenly over services and sites (each a path of
-its service's endpoint, so the local runtime serves them all), private vCenters reached from the VPC. Three
-vantage points: aws-public, aws-vpc (`network`) and aws-<region> (`secondary_region`).
+its service's endpoint, so the local runtime serves them all), private vCenters reached from the VPC, a site
+agent at each site (`fencing`). Three vantage points: aws-public, aws-vpc (`network`) and aws-<region>
+(`secondary_region`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def scaled_config(checks: int, vantages: int = 3, interval_s: int = 10, services
         "thresholds": {"failures_to_down": 2, "successes_to_up": 2},
         "probe": {"interval_s": interval_s, "vantage": "local"},
         "workflow": {"poll_s": 1, "group_timeout_s": 120, "dns_timeout_s": 60},
+        # The three voters, as the demo runs them: each site's agent renews its lease and fences its site.
+        "fencing": {
+            "renew_s": 1.5,
+            "lease_ttl_s": 6,
+            "margin_s": 1.5,
+            "max_skew_s": 2,
+            "proof_waits": 3,
+            "secret_file": "dcwatch-agent.key",
+            "agents": {site: {"listen": f"127.0.0.1:{free_port()}"} for site in SITES},
+        },
     }
     if vantages >= 2:
         doc["network"] = {
