@@ -36,8 +36,17 @@ from constructs import Construct
 from dcwatch.adapters.agent_aws import SITE_LEASE_PREFIX
 from dcwatch.config import Config
 from dcwatch.topology import VantagePoint
-from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, TABLES, FunctionSpec, asl_variables, execution_ended_rule
-from dcwatch.wiring import failover_task_functions as workflow_steps
+from dcwatch.wiring import (
+    FAILOVER_ASL,
+    FUNCTIONS,
+    RULES,
+    STEPS,
+    TABLES,
+    FunctionSpec,
+    execution_ended_rule,
+    failover_task_functions,
+    step_arns,
+)
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
 from dcwatch_infra.agents import AgentTrust, SiteAgentRoles
@@ -46,8 +55,8 @@ from dcwatch_infra.layers import code_layers
 from dcwatch_infra.monitoring import Monitoring, Vantage
 from dcwatch_infra.schedules import probe_schedule, probe_schedule_role
 
-# Who may do what, by function key ("Probe": every probe, whatever its vantage point); a function not
-# named here gets nothing of it.
+# Who may do what, by function key ("Probe": every probe, whatever its vantage point) or by workflow step (the
+# function that runs it: Steps or SiteSteps, `dcwatch.wiring.STEPS`); a function not named here gets nothing of it.
 VCENTER_USERS = (
     "Probe",
     "CheckStandby",
@@ -193,7 +202,7 @@ class DcwatchStack(Stack):
                 Vantage(v.name, self.probes.get(v.name), v.placement.region) for v in self.topology.vantage_points
             ],
             evaluate=self.functions["Evaluate"],
-            steps=[self.functions[spec.key] for spec in workflow_steps()],
+            steps=[self.functions[spec.key] for spec in failover_task_functions()],
             state_machine=self.state_machine,
             execution_ended=self.functions["ExecutionEnded"],
         )
@@ -336,17 +345,15 @@ class DcwatchStack(Stack):
         return topic
 
     def _failover_workflow(self) -> sfn.StateMachine:
-        steps = workflow_steps()
-        unnamed = sorted(set(asl_variables()) - {spec.arn_variable for spec in steps})
-        if unnamed:
-            raise ValueError(f"{FAILOVER_ASL.name} names {unnamed}, which no function of dcwatch.wiring provides")
+        steps = failover_task_functions()  # fails on a Task naming a step dcwatch.wiring does not have
         machine = sfn.StateMachine(
             self,
             c.FAILOVER,
             state_machine_name=c.state_machine_name(self.config.name),
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_file(str(FAILOVER_ASL)),
-            definition_substitutions={spec.arn_variable: self.functions[spec.key].function_arn for spec in steps},
+            # `${<step>Arn}`: the function that runs the step (Steps or SiteSteps).
+            definition_substitutions=step_arns({spec.key: self.functions[spec.key].function_arn for spec in steps}),
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(self, c.FAILOVER_LOGS, retention=c.LOG_RETENTION),
                 level=sfn.LogLevel.ALL,
@@ -527,7 +534,14 @@ class DcwatchStack(Stack):
         }
 
     def _holders(self, keys: Sequence[str]) -> list[lambda_.Function]:
-        return [fn for key in keys for fn in (self.probes.values() if key == "Probe" else [self.functions[key]])]
+        """The functions of these function keys or step keys, each once."""
+        functions = {s.key: s.function for s in STEPS}
+        found = [
+            fn
+            for key in keys
+            for fn in (self.probes.values() if key == "Probe" else [self.functions[functions.get(key, key)]])
+        ]
+        return list(dict.fromkeys(found))
 
     def _arn(self, service: str, resource: str, name: str) -> str:
         return self.format_arn(service=service, resource=resource, resource_name=name)

@@ -7,8 +7,17 @@ import json
 import pytest
 
 from dcwatch.config import STEP_TIMEOUT_S
-from dcwatch.local.lambdas import load_handler
-from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, asl_variables, render_failover_definition
+from dcwatch.local.lambdas import LambdaContext, load_handler, load_module
+from dcwatch.wiring import (
+    FAILOVER_ASL,
+    FUNCTIONS,
+    RULES,
+    STEPS,
+    asl_variables,
+    failover_task_functions,
+    function,
+    render_failover_definition,
+)
 
 ASL = json.loads(FAILOVER_ASL.read_text())
 TASKS = {name: state for name, state in ASL["States"].items() if state["Type"] == "Task"}
@@ -23,26 +32,53 @@ def test_every_rule_targets_a_known_function():
     assert {r.target for r in RULES} <= {f.key for f in FUNCTIONS}
 
 
-def test_the_definition_renders_with_an_arn_for_every_task_and_refuses_a_missing_one():
-    arns = {f.arn_variable: f"arn:aws:lambda:eu-central-1:1:function:{f.key}" for f in FUNCTIONS}
+def test_the_definition_renders_each_step_as_the_function_that_runs_it_and_refuses_a_missing_one():
+    arns = {f.key: f"arn:aws:lambda:eu-central-1:1:function:{f.key}" for f in FUNCTIONS}
     rendered = json.loads(render_failover_definition(arns))
-    assert rendered["States"]["SwitchDns"]["Resource"].endswith(":function:SwitchDns")
+    assert rendered["States"]["SwitchDns"]["Resource"].endswith(":function:Steps")
+    assert rendered["States"]["CheckGroup"]["Resource"].endswith(":function:SiteSteps")
+    assert rendered["States"]["RequestApproval"]["Parameters"]["FunctionName"].endswith(":function:Steps")
     missing = dict(arns)
-    missing.pop("NotifyArn")
-    with pytest.raises(KeyError, match="NotifyArn"):
+    missing.pop("SiteSteps")
+    with pytest.raises(KeyError, match="SiteSteps"):
         render_failover_definition(missing)
 
 
 def function_of(state: dict) -> str:
-    """The function a Task runs: its Resource, or for a callback task (waitForTaskToken) its FunctionName."""
+    """The step a Task runs, by its Resource (`${<step>Arn}`), or for a callback task its FunctionName."""
     resource = state.get("Parameters", {}).get("FunctionName", state["Resource"])
     return resource.removeprefix("${").removesuffix("Arn}")
 
 
-def test_each_task_is_named_after_its_function():
+def step_named(state: dict) -> str:
+    """What the Task tells the dispatcher to run: `step` in its Parameters (a callback task's Payload)."""
+    parameters = state["Parameters"]
+    return str(parameters.get("Payload", parameters)["step"])
+
+
+def test_each_task_is_named_after_its_step_and_tells_its_function_that_step():
     assert set(asl_variables()) == {f"{function_of(state)}Arn" for state in TASKS.values()}
     for name, state in TASKS.items():
         assert name.startswith(function_of(state)), name
+        assert step_named(state) == function_of(state), name
+
+
+def test_the_workflow_runs_in_two_functions_one_for_the_steps_that_reach_a_site():
+    assert [f.key for f in failover_task_functions()] == ["Steps", "SiteSteps"]
+    assert {s.function for s in STEPS if s.reaches_sites} == {"SiteSteps"}
+    assert function("SiteSteps").reaches_sites and not function("Steps").reaches_sites
+    assert {f"{s.key}Arn" for s in STEPS} == set(asl_variables()), "every step is a Task, every Task a step"
+
+
+def test_the_failover_code_runs_every_step_and_refuses_one_sent_to_the_wrong_function():
+    code = load_module("failover")
+    assert set(code.STEPS) == {s.key for s in STEPS}
+    context = LambdaContext("SiteSteps", "arn:aws:lambda:eu-central-1:1:function:SiteSteps", "r-1")
+    # Refused before anything runs: SwitchDns in the VPC would lack its Route 53 grant.
+    with pytest.raises(code.WrongFunction, match="SwitchDns runs in Steps, not in SiteSteps"):
+        code.run_site_step({"step": "SwitchDns", "state": {}}, context)
+    with pytest.raises(KeyError, match="no failover step 'Explode'"):
+        code.run_step({"step": "Explode", "state": {}}, context)
 
 
 def test_every_task_retries_transient_errors():
@@ -196,5 +232,6 @@ def test_every_wait_is_bounded_by_a_step_that_enforces_a_deadline():
 
 
 def test_the_hook_budget_the_config_checks_is_the_timeout_every_step_lambda_gets():
-    steps = [spec for spec in FUNCTIONS if spec.key in ("StartGroup", "CheckGroup")]
-    assert steps and all(spec.timeout_s == STEP_TIMEOUT_S for spec in steps)
+    runners = {step.function for step in STEPS if step.key in ("StartGroup", "CheckGroup")}
+    assert runners == {"SiteSteps"}
+    assert all(spec.timeout_s == STEP_TIMEOUT_S for spec in failover_task_functions())
