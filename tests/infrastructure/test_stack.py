@@ -15,11 +15,13 @@ from dcwatch.wiring import (
     FUNCTIONS,
     FUNCTIONS_DIR,
     RULES,
+    STEPS,
     TABLES,
     asl_variables,
     execution_ended_rule,
     failover_task_functions,
 )
+from dcwatch.wiring import function as function_spec
 from dcwatch_infra import constants
 from dcwatch_infra.stack import probe_rate_minutes
 from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
@@ -186,10 +188,11 @@ def test_workflow_names_only_lambdas_of_the_stack(demo: Synth):
     substitutions = machine["DefinitionSubstitutions"]
     assert set(substitutions) == set(asl_variables())
     functions = resources(demo, "AWS::Lambda::Function")
-    for spec in failover_task_functions():
-        target = substitutions[spec.arn_variable]
-        assert target == {"Fn::GetAtt": [demo.function_id(spec.key), "Arn"]}
-        assert functions[target["Fn::GetAtt"][0]]["Properties"]["Handler"] == spec.handler
+    for step in STEPS:
+        target = substitutions[step.arn_variable]
+        assert target == {"Fn::GetAtt": [demo.function_id(step.function), "Arn"]}, step.key
+        assert functions[target["Fn::GetAtt"][0]]["Properties"]["Handler"] == function_spec(step.function).handler
+    assert {spec.key for spec in failover_task_functions()} == {"Steps", "SiteSteps"}
 
 
 def test_workflow_definition_is_the_asl_file_itself(demo: Synth):
