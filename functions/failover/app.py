@@ -9,13 +9,14 @@ aiohttp only for the probing and hook steps, the X-Ray SDK only when tracing is 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from dcwatch import executions, modes, runtime, workflow
 from dcwatch.errors import InvalidRequest
-from dcwatch.observability import logger, tracer
+from dcwatch.observability import logger, tracer, tracing_on
 from dcwatch.wiring import SITE_STEPS_FUNCTION, STEPS_FUNCTION
 from dcwatch.wiring import step as step_spec
 from dcwatch.workflow import WorkflowState
@@ -296,6 +297,13 @@ def _dispatch(function: str, event: dict[str, Any], context: LambdaContext) -> d
     if spec.function != function:
         raise WrongFunction(f"{name} runs in {spec.function}, not in {function}")
     return STEPS[name](event, context)
+
+
+# Provisioned concurrency (`-c warm_steps=N`) initializes ahead of need: load everything while nobody waits.
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "provisioned-concurrency":
+    runtime.import_adapters()
+    if tracing_on():
+        tracer.tracer()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -129,6 +129,8 @@ class SynthInputs:
     hosted_zone_ids: dict[str, str] | None = None
     agent_trust_anchor_arn: str | None = None  # the site agents' roles trust this Roles Anywhere anchor
     agent_principal: str | None = None  # or this account or IAM principal (trials)
+    # Provisioned environments of each step function (`-c warm_steps=N`): a failover meets no cold start.
+    warm_steps: int = 0
 
 
 class DcwatchStack(Stack):
@@ -175,6 +177,7 @@ class DcwatchStack(Stack):
         # "Probe" of the wiring: the first vantage point's (the one outside any VPC every deployment has).
         first_probe = next(iter(self.probes.values()))
         self.functions = {spec.key: first_probe if spec.key == "Probe" else self._function(spec) for spec in FUNCTIONS}
+        self.step_targets = self._step_targets(inputs.warm_steps)
         self.state_machine = self._failover_workflow()
         # Only Evaluate starts the workflow, and it is not one of its steps: no dependency cycle.
         self.functions["Evaluate"].add_environment(c.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn)
@@ -353,7 +356,7 @@ class DcwatchStack(Stack):
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_file(str(FAILOVER_ASL)),
             # `${<step>Arn}`: the function that runs the step (Steps or SiteSteps).
-            definition_substitutions=step_arns({spec.key: self.functions[spec.key].function_arn for spec in steps}),
+            definition_substitutions=step_arns({spec.key: self.step_targets[spec.key].function_arn for spec in steps}),
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(self, c.FAILOVER_LOGS, retention=c.LOG_RETENTION),
                 level=sfn.LogLevel.ALL,
@@ -364,7 +367,7 @@ class DcwatchStack(Stack):
         machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
-                resources=[self.functions[spec.key].function_arn for spec in steps],
+                resources=[self.step_targets[spec.key].function_arn for spec in steps],
             )
         )
         nag.acknowledge(
@@ -374,6 +377,23 @@ class DcwatchStack(Stack):
             "neither has resource-level permissions",
         )
         return machine
+
+    def _step_targets(self, warm: int) -> dict[str, lambda_.IFunction]:
+        """What the workflow invokes: each step function, or with `warm` an alias of its current version with
+        that many provisioned environments (initialized ahead, they import every step's modules then)."""
+        steps = failover_task_functions()
+        if not warm:
+            return {spec.key: self.functions[spec.key] for spec in steps}
+        return {
+            spec.key: lambda_.Alias(
+                self,
+                c.warm_alias_id(spec.key),
+                alias_name=c.WARM_ALIAS,
+                version=self.functions[spec.key].current_version,
+                provisioned_concurrent_executions=warm,
+            )
+            for spec in steps
+        }
 
     def _execution_ended_rule(self) -> None:
         """Step Functions reports its executions' ends to the default bus, not to ours."""

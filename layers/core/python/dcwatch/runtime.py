@@ -202,6 +202,18 @@ def scoped(instance: App) -> Iterator[App]:
         _scoped.reset(token)
 
 
+def import_adapters() -> None:
+    """Import every adapter now, for an environment Lambda initializes ahead of need (provisioned concurrency):
+    nobody waits for it then, and its first invocation imports nothing."""
+    import importlib
+    import pkgutil
+
+    from dcwatch import adapters
+
+    for module in pkgutil.iter_modules(adapters.__path__):
+        importlib.import_module(f"{adapters.__name__}.{module.name}")
+
+
 def reset() -> None:
     """Forget the App, e.g. after the local runtime or a test changed the environment."""
     global _app

@@ -49,6 +49,7 @@ class FunctionSpec:
 # fifteen. Two, because a step that reaches the sites runs in the VPC (with `network`) and the others need not.
 STEPS_FUNCTION = "Steps"
 SITE_STEPS_FUNCTION = "SiteSteps"
+STEP_MEMORY_MB = 1024
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Control", "control", "app.handler", 15, 256, "operator switches: automation on/off, ack, approve/deny"
     ),
+    # 1024 MB for the CPU, not the memory: Lambda gives memory / 1769 MB of a vCPU, and a cold step imports its
+    # adapters at that speed. Steps run only in recoveries and drills, so the larger size costs next to nothing.
     FunctionSpec(
         STEPS_FUNCTION,
         "failover",
         "app.run_step",
         STEP_TIMEOUT_S,
-        256,
+        STEP_MEMORY_MB,
         "failover steps that need no site: request, lock, approval, DNS, notices, audit",
     ),
     FunctionSpec(
@@ -136,7 +139,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "failover",
         "app.run_site_step",
         STEP_TIMEOUT_S,
-        256,
+        STEP_MEMORY_MB,
         "failover steps that reach a site: vCenter, storage, hooks, service checks",
         reaches_sites=True,
     ),
