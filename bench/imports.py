@@ -41,7 +41,6 @@ DISASTER_PATH = (
     "CheckStandby",
     "CheckStorage",
     "Fence",
-    "RenewLease",
     "StartGroup",
     "CheckGroup",
     "VerifyServices",
@@ -119,9 +118,9 @@ def part_modules(part: str, seen: frozenset[str] = frozenset()) -> set[str]:
 
 
 def parts_named(handler: Callable[..., Any], module: ModuleType) -> set[str]:
-    """The App parts a handler's code names: itself, or through the failover module's site helpers (`_at_*`).
-    `_run` is not followed: it touches `app.once` only for the steps that pass their context, and those
-    name `app.once` themselves."""
+    """The App parts a handler's code names: itself, or through the failover module's helpers (`_at_*` for
+    the site steps, `_renewed` for the steps that renew the lock, ...). `_run` is not followed: it touches
+    `app.once` only for the steps that pass their context, and those name `app.once` themselves."""
     names: set[str] = set()
     seen: set[str] = set()
     todo = [inspect.unwrap(handler)]
@@ -130,7 +129,7 @@ def parts_named(handler: Callable[..., Any], module: ModuleType) -> set[str]:
         names |= found
         for name in sorted(found - seen):
             helper = getattr(module, name, None)
-            if name.startswith("_at_") and inspect.isfunction(helper):
+            if name.startswith("_") and name != "_run" and inspect.isfunction(helper):
                 seen.add(name)
                 todo.append(helper)
     return names & APP_PARTS

@@ -1,36 +1,49 @@
-"""Evaluate: one ProbeResult from the bus into check and site state, and maybe a failover; and each site
-agent's SiteAgentReport into the state the lease proof and the partition and silence alerts read."""
+"""Evaluate: each ProbeRound from the probe-rounds queue into check and site state, and maybe a failover;
+and each site agent's SiteAgentReport into the state the lease proof and the partition and silence alerts read.
+
+The queue is FIFO with one message group (`wiring.QueueSpec`): a batch comes only once the last one is done,
+in order. A round that fails stops the batch; it and the rounds after it are reported back and retried.
+"""
 
 from __future__ import annotations
 
+import json
+from functools import partial
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import runtime
 from dcwatch.agent.report import SiteAgentReportEvent
-from dcwatch.evaluator import evaluate, receive_agent_report
-from dcwatch.events import ProbeResult
-from dcwatch.observability import logger, record_detection, record_result_received, tracer
+from dcwatch.evaluator import RoundCache, evaluate_round, receive_agent_report
+from dcwatch.events import ProbeRound
+from dcwatch.observability import logger, record_detection, record_results_received, tracer
+
+processor = SqsFifoPartialProcessor()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@event_parser(model=ProbeResult, envelope=EventBridgeEnvelope)
-def handler(result: ProbeResult, context: LambdaContext) -> dict[str, Any]:
-    record_result_received(result.vantage)
+def judge(record: SQSRecord, cache: RoundCache) -> dict[str, Any]:
+    """One queued EventBridge event: its ProbeRound judged (an invalid one raises, and is retried, then kept)."""
+    probe_round = ProbeRound.model_validate(json.loads(record.body)["detail"])
+    record_results_received(probe_round.vantage, len(probe_round.results))
     app = runtime.app()
-    outcome = evaluate(result, app.config, app.store, app.events, app.workflows, app.notifier, app.leases)
-    if outcome.detection_s is not None:
-        record_detection(result.site, outcome.detection_s)
+    outcome = evaluate_round(
+        probe_round, app.config, app.store, app.events, app.workflows, app.notifier, app.leases, cache=cache
+    )
+    decision = outcome.decision
+    where: dict[str, Any] = {"site": outcome.site, "vantage": outcome.vantage, "round_id": outcome.round_id}
+    where["chunk"] = outcome.chunk
+    if outcome.stale:
+        logger.info("round ignored: judged already (a duplicate, or an older round come late)", **where)
     if outcome.ignored:
-        logger.warning("result ignored", site=result.site, check=result.check, reason=outcome.ignored)
-    elif outcome.stale:
-        logger.info("result ignored: duplicate or older than the last one seen", site=result.site, check=result.check)
-    elif outcome.site_change:
-        change = outcome.site_change
+        logger.warning("results ignored", ignored=list(outcome.ignored), **where)
+    if decision.detection_s is not None and decision.site_change is not None:
+        record_detection(decision.site_change.site, decision.detection_s)
+    if decision.site_change:
+        change = decision.site_change
         logger.warning(
             "site status changed",
             site=change.site,
@@ -40,16 +53,21 @@ def handler(result: ProbeResult, context: LambdaContext) -> dict[str, Any]:
             incident_id=change.incident_id,
             action=change.action,
             explanation=change.explanation,
-            execution=outcome.execution,
-            detection_s=outcome.detection_s,
+            execution=decision.execution,
+            detection_s=decision.detection_s,
         )
-    return {
-        "site": result.site,
-        "check": result.check,
-        "checkStatus": outcome.check_status,
-        "siteStatus": outcome.site_change.status if outcome.site_change else None,
-        "execution": outcome.execution,
-    }
+    logger.debug("round judged", results=outcome.results, written=outcome.written, **where)
+    return {**where, "results": outcome.results, "written": outcome.written, "stale": outcome.stale}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    cache = RoundCache(runtime.app().store)  # the batch's rounds read each site once
+    record_handler = partial(judge, cache=cache)
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

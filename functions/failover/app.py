@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from dcwatch import executions, modes, runtime, workflow
+from dcwatch import executions, modes, runtime, waits, workflow
+from dcwatch.config import STEP_OWN_WORK_S
 from dcwatch.errors import InvalidRequest
 from dcwatch.observability import logger, tracer, tracing_on
 from dcwatch.wiring import SITE_STEPS_FUNCTION, STEPS_FUNCTION
@@ -68,6 +70,18 @@ def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str,
 SiteStep = Callable[[WorkflowState, "Inventory", runtime.App], WorkflowState]
 
 
+def _renewed(state: WorkflowState, app: runtime.App) -> WorkflowState:
+    """The lock extended first, by the step that starts the next long stretch (a group, the DNS switch, a
+    shutdown): a lost lock stops it before it touches anything."""
+    return workflow.renew_lease(state, app.leases, app.config.workflow.lease_s)
+
+
+def _wait_until(app: runtime.App, context: LambdaContext | None) -> datetime:
+    """Until when CheckGroup and CheckDns wait inside: `workflow.step_wait_s`, within their Lambda's timeout."""
+    remaining_s = context.get_remaining_time_in_millis() / 1000 if context is not None else None
+    return waits.step_deadline(workflow.utcnow(), app.config.workflow.step_wait_s, remaining_s, STEP_OWN_WORK_S)
+
+
 def _at_site(
     site_of: Callable[[WorkflowState], str],
     step: str,
@@ -103,10 +117,6 @@ def acquire_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         return workflow.acquire_lease(state, app.leases, app.config.workflow.lease_s, active_site=active)
 
     return _run("AcquireLease", event, acquire)
-
-
-def renew_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("RenewLease", event, lambda s, app: workflow.renew_lease(s, app.leases, app.config.workflow.lease_s))
 
 
 def release_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -147,7 +157,7 @@ def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
     return _at_standby(
         "StartGroup",
         event,
-        lambda s, inventory, app: workflow.start_group(s, inventory, hooks=app.hooks, once=app.once),
+        lambda s, inventory, app: workflow.start_group(_renewed(s, app), inventory, hooks=app.hooks, once=app.once),
         context,
     )
 
@@ -157,7 +167,13 @@ def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
         "CheckGroup",
         event,
         lambda s, inventory, app: workflow.check_group(
-            s, inventory, config=app.config, probe=app.probe, hooks=app.hooks, once=app.once
+            s,
+            inventory,
+            config=app.config,
+            probe=app.probe,
+            hooks=app.hooks,
+            once=app.once,
+            wait_until=_wait_until(app, context),
         ),
         context,
     )
@@ -171,13 +187,13 @@ def switch_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run(
         "SwitchDns",
         event,
-        lambda s, app: workflow.switch_dns(s, app.dns, app.config.workflow.dns_timeout_s, once=app.once),
+        lambda s, app: workflow.switch_dns(_renewed(s, app), app.dns, app.config.workflow.dns_timeout_s, once=app.once),
         context,
     )
 
 
 def check_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("CheckDns", event, lambda s, app: workflow.check_dns(s, app.dns))
+    return _run("CheckDns", event, lambda s, app: workflow.check_dns(s, app.dns, wait_until=_wait_until(app, context)))
 
 
 def lower_ttl(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -211,7 +227,9 @@ def shutdown_group(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _at_leaving_site(
         "ShutdownGroup",
         event,
-        lambda s, inventory, app: modes.shutdown_group(s, inventory, app.config.workflow.shutdown_timeout_s),
+        lambda s, inventory, app: modes.shutdown_group(
+            _renewed(s, app), inventory, app.config.workflow.shutdown_timeout_s
+        ),
     )
 
 
@@ -270,7 +288,6 @@ STEPS: dict[str, StepHandler] = {
     "PrepareDrill": prepare_drill,
     "CleanUpDrill": clean_up_drill,
     "AcquireLease": acquire_lease,
-    "RenewLease": renew_lease,
     "CheckStandby": check_standby,
     "CheckStorage": check_storage,
     "Fence": fence,

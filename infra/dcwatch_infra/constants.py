@@ -48,7 +48,7 @@ LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 ARCHIVE_RETENTION = Duration.days(90)
 # The watchdog of the watchdog: this many probe periods without a result from a vantage point is an alarm.
 WATCHDOG_PERIODS = 3
-# A rule delivers a probe result to the evaluator for this long; older ones are superseded anyway.
+# A rule (or its queue) delivers a probe round to the evaluator for this long; older ones are superseded anyway.
 RESULT_MAX_AGE = Duration.hours(1)
 # The ended-execution alert: EventBridge retries its delivery to the function this often within RESULT_MAX_AGE.
 ENDED_RETRIES = 8
@@ -129,6 +129,14 @@ def schedule_id(construct_id: str) -> str:
 
 def rule_id(name: str) -> str:
     return f"Rule-{name}"
+
+
+def queue_id(rule: str) -> str:
+    return f"Queue-{rule}"
+
+
+def dead_letter_id(rule: str) -> str:
+    return f"DeadLetters-{rule}"
 
 
 def table_id(key: str) -> str:

@@ -5,7 +5,7 @@ The custom metrics are the ones `dcwatch.observability` emits (same names, same 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -13,6 +13,7 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -42,6 +43,7 @@ class Monitoring(Construct):
         topic: sns.ITopic,
         vantages: Sequence[Vantage],
         evaluate: lambda_.IFunction,
+        dead_letters: Mapping[str, sqs.IQueue],
         steps: Sequence[lambda_.IFunction],
         state_machine: sfn.StateMachine,
         execution_ended: lambda_.IFunction,
@@ -86,10 +88,19 @@ class Monitoring(Construct):
         self._alarm(
             "evaluate-errors",
             evaluate.metric_errors(period=period, statistic="Sum"),
-            "The evaluator failed in 2 periods running: probe results are retried by EventBridge for an hour, then "
-            "lost; site decisions wait. Its log group has the error.",
+            "The evaluator failed in 2 periods running: a failed probe round is retried from its queue (it and the "
+            "rounds after it wait), then kept in the dead-letter queue; site decisions wait. Its log group has the "
+            "error.",
             periods=2,
         )
+        for rule, dead in dead_letters.items():
+            self._alarm(
+                f"dead-letters-{rule}",
+                dead.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
+                f"Messages of the {rule} rule failed every attempt and wait in its dead-letter queue: the evaluator "
+                "could not judge them (its log has the error). Newer rounds are judged all the same; redrive the "
+                "queue once the cause is fixed, or purge it: a round older than the next is dropped as late anyway.",
+            )
         one_minute = Duration.minutes(1)
         self._alarm(
             "failover-failed",

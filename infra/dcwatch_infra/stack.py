@@ -26,10 +26,12 @@ from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as lambda_event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -43,8 +45,11 @@ from dcwatch.wiring import (
     STEPS,
     TABLES,
     FunctionSpec,
+    QueueSpec,
     execution_ended_rule,
     failover_task_functions,
+    function,
+    message_group,
     step_arns,
 )
 from dcwatch_infra import constants as c
@@ -77,7 +82,17 @@ STATE_READERS = ("ValidateRequest", "ProveFenced")
 # Evaluate and AgentReports: the decision record of every change they announce.
 AUDIT_APPENDERS = ("Evaluate", "AgentReports", "RecordAudit", "NotifyFailure", "Control", "ExecutionEnded")
 ALERT_PUBLISHERS = ("Evaluate", "AgentReports", "Notify", "NotifyFailure", "RequestApproval", "ExecutionEnded")
-LOCK_HOLDERS = ("Evaluate", "AcquireLease", "RenewLease", "ReleaseLease", "Approved", "CleanUpDrill")
+# StartGroup, ShutdownGroup and SwitchDns renew the lock before the stretch each starts.
+LOCK_HOLDERS = (
+    "Evaluate",
+    "AcquireLease",
+    "StartGroup",
+    "ShutdownGroup",
+    "SwitchDns",
+    "ReleaseLease",
+    "Approved",
+    "CleanUpDrill",
+)
 # The lease: conditional put to take it, update to renew, delete to give it back, get to name its holder.
 LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # A rejected request gives back the lock the evaluator or the CLI took for its execution (conditional delete).
@@ -182,14 +197,21 @@ class DcwatchStack(Stack):
         # Only Evaluate starts the workflow, and it is not one of its steps: no dependency cycle.
         self.functions["Evaluate"].add_environment(c.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn)
 
+        self.dead_letters: dict[str, sqs.Queue] = {}
         for rule in RULES:
+            target: events.IRuleTarget
+            if rule.queue is not None:
+                queue = self._rule_queue(rule.name, rule.queue, function(rule.target))
+                target = events_targets.SqsQueue(queue, message_group_id=message_group(config.name))
+            else:
+                target = events_targets.LambdaFunction(self.functions[rule.target], max_event_age=c.RESULT_MAX_AGE)
             events.Rule(
                 self,
                 c.rule_id(rule.name),
                 event_bus=self.bus,
                 description=f"{rule.name} to {rule.target}",
                 event_pattern=_event_pattern(rule.pattern),
-                targets=[events_targets.LambdaFunction(self.functions[rule.target], max_event_age=c.RESULT_MAX_AGE)],
+                targets=[target],
             )
         self._execution_ended_rule()
         self._probe_schedules()
@@ -205,6 +227,7 @@ class DcwatchStack(Stack):
                 Vantage(v.name, self.probes.get(v.name), v.placement.region) for v in self.topology.vantage_points
             ],
             evaluate=self.functions["Evaluate"],
+            dead_letters=self.dead_letters,
             steps=[self.functions[spec.key] for spec in failover_task_functions()],
             state_machine=self.state_machine,
             execution_ended=self.functions["ExecutionEnded"],
@@ -277,6 +300,35 @@ class DcwatchStack(Stack):
             "POWERTOOLS_METRICS_NAMESPACE": c.metrics_namespace(self.config.name),
             **{spec.env: self.tables[spec.key].table_name for spec in TABLES},
         }
+
+    def _rule_queue(self, name: str, spec: QueueSpec, consumer: FunctionSpec) -> sqs.Queue:
+        """The FIFO queue of a queued rule (`wiring.QueueSpec`), its dead-letter queue, and the function's event
+        source: batches, the partial batch response, and the one message group that keeps it a single writer."""
+        dead = sqs.Queue(
+            self,
+            c.dead_letter_id(name),
+            fifo=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        queue = sqs.Queue(
+            self,
+            c.queue_id(name),
+            fifo=True,
+            # EventBridge sends no deduplication id; its retries of one event carry the same content.
+            content_based_deduplication=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=c.RESULT_MAX_AGE,
+            visibility_timeout=Duration.seconds(spec.visibility_timeout_s(consumer.timeout_s)),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dead, max_receive_count=spec.max_receives),
+        )
+        self.functions[consumer.key].add_event_source(
+            lambda_event_sources.SqsEventSource(queue, batch_size=spec.batch_size, report_batch_item_failures=True)
+        )
+        self.dead_letters[name] = dead
+        return queue
 
     def _function(self, spec: FunctionSpec) -> lambda_.Function:
         return dcwatch_function(

@@ -33,13 +33,12 @@ STEP_SERVICES = {
     "RequestApproval": {"sns", "kms", "dynamodb"},
     "Approved": {"dynamodb"},
     "LowerTtl": {"route53", "dynamodb"},
-    "ShutdownGroup": {"secretsmanager"},
+    "ShutdownGroup": {"secretsmanager", "dynamodb"},
     "CheckMirrorSynced": set(),
     "CheckShutdown": {"secretsmanager"},
     "PrepareDrill": {"secretsmanager", "route53"},
     "CleanUpDrill": {"secretsmanager", "route53", "dynamodb"},
     "AcquireLease": {"dynamodb"},
-    "RenewLease": {"dynamodb"},
     "ReleaseLease": {"dynamodb"},
     "CheckStandby": {"secretsmanager"},
     "CheckStorage": set(),
@@ -58,7 +57,8 @@ STEP_SERVICES = {
 # What each function may touch, by service, besides writing its own log group and sending traces to X-Ray.
 ALLOWED_SERVICES = {
     "Probe": {"events", "secretsmanager"},
-    "Evaluate": {"events", "dynamodb", "states", "sns", "kms"},
+    # sqs: the probe-rounds queue its event source mapping reads (receive, delete, attributes).
+    "Evaluate": {"events", "dynamodb", "states", "sns", "kms", "sqs"},
     # Each site agent's latest report and its silence (state), their decision records (audit), their alerts.
     "AgentReports": {"dynamodb", "sns", "kms"},
     "Control": {"dynamodb", "states"},
@@ -137,10 +137,11 @@ def test_the_audit_trail_is_append_only_for_the_functions_that_write_it(demo: Sy
     }
 
 
-def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_lease_steps(demo: Synth):
-    # Steps: AcquireLease, RenewLease, ReleaseLease, Approved; ValidateRequest gives back the lock taken for its
-    # own execution when it rejects the request. SiteSteps: CleanUpDrill, which renews or releases a drill's
-    # lock whatever became of it. ExecutionEnded: only the lock of an execution Step Functions stopped or timed out.
+def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_steps_that_hold_it(demo: Synth):
+    # Steps: AcquireLease, ReleaseLease, Approved, SwitchDns (renews it before the switch); ValidateRequest gives
+    # back the lock taken for its own execution when it rejects the request. SiteSteps: StartGroup and
+    # ShutdownGroup (each renews it before its group), CleanUpDrill (renews or releases a drill's lock whatever
+    # became of it). ExecutionEnded: only the lock of an execution Step Functions stopped or timed out.
     lease = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     assert table_grants(demo, "Locks") == {
         "Evaluate": lease,

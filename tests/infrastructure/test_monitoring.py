@@ -77,7 +77,7 @@ def emitted(capsys: pytest.CaptureFixture[str]) -> set[tuple[str, frozenset[tupl
             ],
             per_check=True,
         )
-        observability.record_result_received(vantage)
+        observability.record_results_received(vantage, 1)
     observability.record_detection("dc-a", 1.0)
     observability.record_detection("dc-b", 1.0)
     found = set()
@@ -154,7 +154,19 @@ def test_probe_evaluator_and_workflow_failures_raise_alarms(demo: Synth):
         assert found[what]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and found[what]["Threshold"] == 1
         assert found[what]["TreatMissingData"] == "notBreaching"
     watchdog = {f"{what}-{vantage}" for what in ("no-probe-results", "probe-results-lost") for vantage in DEMO_VANTAGES}
-    assert set(found) == set(expected) | watchdog
+    assert set(found) == set(expected) | watchdog | {"dead-letters-probe-rounds"}
+
+
+def test_a_probe_round_that_failed_every_attempt_raises_an_alarm_on_its_dead_letter_queue(demo: Synth):
+    alarm = alarms(demo)["dead-letters-probe-rounds"]
+    metric = metric_of(alarm)
+    dead = {"Fn::GetAtt": [demo.logical_id(demo.stack.dead_letters["probe-rounds"]), "QueueName"]}
+    assert (metric["namespace"], metric["name"], metric["dimensions"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"QueueName": dead},
+    )
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and alarm["Threshold"] == 1
 
 
 def test_every_alarm_and_its_recovery_reach_the_alerts_topic_with_what_to_do(demo: Synth, prod: Synth):

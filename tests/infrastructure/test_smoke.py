@@ -23,7 +23,7 @@ import pytest
 
 import dcwatch
 from dcwatch.local.children import die_with_parent, wait_for_port
-from dcwatch.local.cloud import create_tables, free_port
+from dcwatch.local.cloud import create_tables, free_port, sqs_event
 from dcwatch.topology import VANTAGE_PUBLIC
 from dcwatch.wiring import TABLES
 from dcwatch_infra import constants
@@ -113,9 +113,13 @@ def test_every_handler_the_template_names_imports_and_probe_and_evaluate_run_fro
     functions = function_codes(demo)
     probe, evaluate = demo.function_id("Probe"), demo.function_id("Evaluate")
     assert {probe, evaluate} <= {f.logical_id for f in functions}
-    result = load_event("samples/ProbeResult.json")
-    result["detail"] |= {"vantage": VANTAGE_PUBLIC, "observedAt": datetime.now(UTC).isoformat()}
-    events = {probe: {"id": "smoke"}, evaluate: result}
+    published = load_event("samples/ProbeRound.json")
+    now = datetime.now(UTC).isoformat()
+    published["detail"] |= {"vantage": VANTAGE_PUBLIC, "startedAt": now}
+    for result in published["detail"]["results"]:
+        result |= {"vantage": VANTAGE_PUBLIC, "observedAt": now}
+    message = {"MessageId": "m1", "ReceiptHandle": "h1", "Body": json.dumps(published), "Attributes": {}}
+    events = {probe: {"id": "smoke"}, evaluate: sqs_event([message], "arn:aws:sqs:us-east-1:1:rounds.fifo")}
     # One probe round, not a schedule period's worth of them (as the local runtime calls it).
     one_round = {constants.ENV_SCHEDULE_PERIOD_S: str(demo.config.probe.interval_s)}
 
@@ -134,7 +138,7 @@ def test_every_handler_the_template_names_imports_and_probe_and_evaluate_run_fro
     assert all(f.handler in reports[f.logical_id]["imported"] for f in functions)
     rounds = reports[probe]["results"]["app.handler"]["rounds"]
     assert rounds and all(r["published"] == r["checks"] > 0 and r["lost"] == 0 for r in rounds)
-    assert reports[evaluate]["results"]["app.handler"]["check"] == "shop-home"
+    assert reports[evaluate]["results"]["app.handler"] == {"batchItemFailures": []}
     state = boto3.client(
         "dynamodb",
         endpoint_url=moto_endpoint,

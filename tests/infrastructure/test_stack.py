@@ -20,6 +20,7 @@ from dcwatch.wiring import (
     asl_variables,
     execution_ended_rule,
     failover_task_functions,
+    message_group,
 )
 from dcwatch.wiring import function as function_spec
 from dcwatch_infra import constants
@@ -51,8 +52,40 @@ def test_every_rule_of_the_wiring_feeds_its_function_with_the_same_pattern(demo:
         rule = matching[0]
         assert rule["EventBusName"] == {"Ref": bus_id}
         [target] = rule["Targets"]
-        assert target["Arn"] == {"Fn::GetAtt": [demo.function_id(spec.target), "Arn"]}
-        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 3600
+        if spec.queue is None:
+            assert target["Arn"] == {"Fn::GetAtt": [demo.function_id(spec.target), "Arn"]}
+            assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 3600
+            continue
+        # Through its FIFO queue: one message group, the queue feeding the function in batches.
+        assert target["SqsParameters"] == {"MessageGroupId": message_group(demo.config.name)}
+        [queue_id] = [
+            k for k, q in resources(demo, "AWS::SQS::Queue").items() if target["Arn"] == {"Fn::GetAtt": [k, "Arn"]}
+        ]
+        [mapping] = [
+            m["Properties"]
+            for m in resources(demo, "AWS::Lambda::EventSourceMapping").values()
+            if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        ]
+        assert mapping["FunctionName"] == {"Ref": demo.function_id(spec.target)}
+        assert (mapping["BatchSize"], mapping["FunctionResponseTypes"]) == (
+            spec.queue.batch_size,
+            ["ReportBatchItemFailures"],
+        )
+
+
+def test_the_probe_rounds_queue_is_fifo_deduplicated_outlives_its_consumer_and_keeps_what_keeps_failing(demo: Synth):
+    [spec] = [r for r in RULES if r.queue is not None]
+    queues = resources(demo, "AWS::SQS::Queue")
+    queue = queues[demo.logical_id(demo.stack.node.find_child(constants.queue_id(spec.name)))]["Properties"]
+    assert (queue["FifoQueue"], queue["ContentBasedDeduplication"]) == (True, True)
+    timeout = function_spec(spec.target).timeout_s
+    assert queue["VisibilityTimeout"] == 6 * timeout, "a batch in flight is never handed to a second copy"
+    dead_id = demo.logical_id(demo.stack.dead_letters[spec.name])
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dead_id, "Arn"]},
+        "maxReceiveCount": spec.queue.max_receives,
+    }
+    assert queues[dead_id]["Properties"]["FifoQueue"] is True
 
 
 def test_a_stopped_or_timed_out_execution_of_this_workflow_reaches_its_handler_from_the_default_bus(demo: Synth):

@@ -67,24 +67,45 @@ def result(i: int, ok: bool = True) -> ProbeResult:
     )
 
 
-def test_every_probe_result_reaches_the_bus_in_calls_of_at_most_ten():
+def test_a_probe_round_reaches_the_bus_as_one_event_per_vantage_point_and_site():
     events, sqs = boto3.client("events"), boto3.client("sqs")
     events.create_event_bus(Name="bus")
     url = sqs.create_queue(QueueName="q")["QueueUrl"]
-    events.put_rule(Name="r", EventBusName="bus", EventPattern=json.dumps({"detail-type": ["ProbeResult"]}))
+    events.put_rule(Name="r", EventBusName="bus", EventPattern=json.dumps({"detail-type": ["ProbeRound"]}))
     events.put_targets(Rule="r", EventBusName="bus", Targets=[{"Id": "1", "Arn": queue_arn(sqs, url)}])
     calls = []
     client = boto3.client("events")
     client.meta.events.register(
         "before-call.events.PutEvents", lambda params, **_: calls.append(len(json.loads(params["body"])["Entries"]))
     )
+    results = [result(i) for i in range(23)] + [result(i).model_copy(update={"site": "south"}) for i in range(5)]
 
-    sent = EventBridgePublisher("bus", client).publish_probe_results([result(i) for i in range(23)])
+    sent = EventBridgePublisher("bus", client).publish_probe_results(results)
 
-    assert sent == 23 and calls == [10, 10, 3]
-    received = drain(sqs, url, 23)
-    assert sorted(b["detail"]["check"] for b in received) == sorted(f"c{i}" for i in range(23))
-    assert received[0]["source"] == "dcwatch.probe"
+    assert sent == 28 and calls == [2], "every result, in one call of two events"
+    received = drain(sqs, url, 2)
+    assert {b["source"] for b in received} == {"dcwatch.probe"}
+    by_site = {b["detail"]["site"]: b["detail"] for b in received}
+    assert sorted(r["check"] for r in by_site["north"]["results"]) == sorted(f"c{i}" for i in range(23))
+    assert (by_site["south"]["chunk"], by_site["south"]["chunks"], len(by_site["south"]["results"])) == (0, 1, 5)
+
+
+def entries(n: int) -> list[dict]:
+    return [
+        {"Source": "dcwatch.probe", "DetailType": "ProbeRound", "Detail": json.dumps({"n": i}), "EventBusName": "bus"}
+        for i in range(n)
+    ]
+
+
+def test_events_reach_the_bus_in_calls_of_at_most_ten():
+    client = boto3.client("events")
+    client.create_event_bus(Name="bus")
+    calls = []
+    client.meta.events.register(
+        "before-call.events.PutEvents", lambda params, **_: calls.append(len(json.loads(params["body"])["Entries"]))
+    )
+    assert EventBridgePublisher("bus", client).put(entries(23)) == 23
+    assert calls == [10, 10, 3]
 
 
 def test_batches_also_respect_the_256_kb_limit():
@@ -314,10 +335,7 @@ def test_entries_the_bus_refuses_are_sent_again_after_a_short_wait():
     stubber.add_response("put_events", refusing(False), expected_params={"Entries": [ANY]})
     waits: list[float] = []
     with stubber:
-        assert (
-            EventBridgePublisher("bus", client, sleep=waits.append).publish_probe_results([result(i) for i in range(3)])
-            == 3
-        )
+        assert EventBridgePublisher("bus", client, sleep=waits.append).put(entries(3)) == 3
     stubber.assert_no_pending_responses()
     assert len(waits) == 1 and 0.1 <= waits[0] <= 0.2
 
@@ -347,9 +365,21 @@ def test_a_batch_the_bus_keeps_refusing_does_not_keep_the_other_batches_off_it()
     stubber.add_response("put_events", refusing(True))
     stubber.add_response("put_events", refusing(True))
     with stubber, pytest.raises(EntriesRefused) as refused:
-        EventBridgePublisher("bus", client, sleep=lambda _: None).publish_probe_results([result(i) for i in range(23)])
+        EventBridgePublisher("bus", client, sleep=lambda _: None).put(entries(23))
     stubber.assert_no_pending_responses()
     assert (refused.value.sent, refused.value.lost) == (22, 1)
+
+
+def test_a_refused_probe_round_counts_every_result_it_carries_as_lost():
+    client = boto3.client("events")
+    stubber = Stubber(client)
+    stubber.add_response("put_events", refusing(False, True))
+    for _ in range(MAX_ATTEMPTS - 1):
+        stubber.add_response("put_events", refusing(True))
+    results = [result(i) for i in range(7)] + [result(i).model_copy(update={"site": "south"}) for i in range(4)]
+    with stubber, pytest.raises(EntriesRefused) as refused:
+        EventBridgePublisher("bus", client, sleep=lambda _: None).publish_probe_results(results)
+    assert (refused.value.sent, refused.value.lost) == (7, 4), "north's round made it, south's 4 results did not"
 
 
 def test_a_throttled_call_is_tried_again_with_everything_it_did_not_send():
@@ -361,7 +391,7 @@ def test_a_throttled_call_is_tried_again_with_everything_it_did_not_send():
     stubber.add_response("put_events", refusing(False, False, False))
     with stubber:
         publisher = EventBridgePublisher("bus", client, sleep=lambda _: None)
-        assert publisher.publish_probe_results([result(i) for i in range(23)]) == 23
+        assert publisher.put(entries(23)) == 23
     stubber.assert_no_pending_responses()
 
 

@@ -98,11 +98,40 @@ def test_the_workflow_bench_runs_a_whole_failover_and_its_figures_add_up():
     per_vm_ms, per_group_s = re.search(r"\(([0-9]+) ms per VM, ([0-9.]+) s per group\)", text).groups()
     assert int(per_vm_ms) == pytest.approx(1000 * overhead / 6, abs=2)
     assert float(per_group_s) == pytest.approx(overhead / 2, abs=0.011)
-    parts = ("in Task states", "in Wait states", "between states")
-    assert sum(figure(text, part) for part in parts) == pytest.approx(overhead, abs=0.031)
+    parts = ("seeing groups up", "in other Task states", "in other Wait states", "between states")
+    assert sum(figure(text, part) for part in parts) == pytest.approx(overhead, abs=0.041)
     steps = {
         line.split()[0]: int(line.split()[2]) for line in text.splitlines() if re.match(r" {4}\w+ +\w+ +\d+ ", line)
     }
     assert steps["StartGroup"] == 2, "one StartGroup per priority group"
+    assert steps["CheckGroup"] == 2 and "WaitForGroup" not in steps, "each group seen up within its CheckGroup"
     for step in ("Fence", "VerifyServices", "SwitchDns", "CheckDns", "Notify", "RecordAudit"):
         assert steps[step] == 1, f"{step} ran once in the failover"
+
+
+def test_the_evaluation_bench_counts_what_a_round_costs_each_design_at_two_sizes(monkeypatch, capsys):
+    # Given moto in-process (no endpoint), two small deployments of 3 vantage points
+    from bench import evaluation
+    from tests.helpers import moto_credentials
+
+    moto_credentials(monkeypatch, region="us-east-1")
+
+    # When the bench runs every phase at 10 and 40 checks
+    figures = evaluation.main(["--sizes", "10", "40"])
+
+    # Then it prints one row per phase, size and design, and the growth between sizes
+    out = capsys.readouterr().out
+    assert len(figures) == 3 * 2 * 2 and "growth between sizes" in out
+    new = {(f.phase, f.checks): f for f in figures if f.design == "new"}
+    old = {(f.phase, f.checks): f for f in figures if f.design == "old"}
+    for (phase, checks), f in new.items():
+        # the new design: one invocation per vantage point and round (the probe's entries: one per site)
+        assert f.invocations == 3, (phase, checks)
+        # the old design: one invocation and one probe entry per result
+        assert old[(phase, checks)].invocations == f.results, (phase, checks)
+        assert old[(phase, checks)].entries - old[(phase, checks)].results == f.entries - 3 * 2, "and the DOWN"
+    # steady state: the same number of requests at both sizes, and nothing written but the round marks
+    assert new[("steady", 10)].requests == new[("steady", 40)].requests
+    assert new[("steady", 40)].written == 3 * 2 and new[("steady", 40)].entries == 3 * 2
+    # the outage round: the old design reads every check state per changed result, the new one each site once
+    assert old[("outage", 40)].read > 10 * new[("outage", 40)].read

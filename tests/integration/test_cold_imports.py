@@ -85,10 +85,10 @@ def test_the_lock_steps_of_a_failover_run_without_pyvmomi_aiohttp_or_the_xray_sd
             steps = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(steps)
             context = LambdaContext("Steps", "arn:aws:lambda:eu-west-1:1:function:Steps", "r-1")
-            # When the Steps function validates a failover, takes the lock, renews it and gives it back
+            # When the Steps function validates a failover, takes the lock and gives it back
             request = {{"action": "failover", "from": "dc-a", "to": "dc-b", "reason": "cold start"}}
             state = steps.run_step({{"step": "ValidateRequest", "request": request, "execution": "cold-1"}}, context)
-            for step in ("AcquireLease", "RenewLease", "ReleaseLease"):
+            for step in ("AcquireLease", "ReleaseLease"):
                 state = steps.run_step({{"step": step, "state": state}}, context)
         print(json.dumps({{"before": before, "after": [h for h in heavy if h in sys.modules],
                           "timeline": [[e["step"], e["detail"]] for e in state["timeline"]]}}))
@@ -97,5 +97,5 @@ def test_the_lock_steps_of_a_failover_run_without_pyvmomi_aiohttp_or_the_xray_sd
     # Then it did the work, and loaded none of the packages only site steps or tracing need
     assert found["before"] == []
     assert found["after"] == [], "a lock step loaded what only site steps or tracing need"
-    assert [step for step, _ in found["timeline"]][-2:] == ["AcquireLease", "ReleaseLease"]  # a renewal notes nothing
+    assert [step for step, _ in found["timeline"]][-2:] == ["AcquireLease", "ReleaseLease"]
     assert found["timeline"][-1][1] == "lock released"

@@ -7,15 +7,26 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from dcwatch.adapters.secrets import Credentials
-from dcwatch.adapters.vsphere import VsphereInventory, vcenter_login_check
+from dcwatch.adapters.vsphere import (
+    VsphereInventory,
+    log_out_idle_sessions,
+    reused_session,
+    vcenter_login_check,
+    vcenter_session,
+)
 from dcwatch.config import VCenter
 from dcwatch.errors import TransientError, VcenterRefused, VcenterUnavailable, VcenterUnreachable
 from dcwatch.local.cloud import free_port
+from dcwatch.local.vcsim import guests_named, report_guest_ips
+from dcwatch.ports import GuestState, TaskState
+from dcwatch.waits import wait_for
+from dcwatch.workflow import utcnow
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +155,95 @@ def test_a_vcenter_that_never_answers_the_login_is_transient_within_the_timeout(
         with pytest.raises(TransientError, match="connected, then (failed: timed out|did not answer within 1 s)"):
             vcenter_login_check(silent, Credentials("u", "p"), 1)
         assert time.monotonic() - started < 2.5, "the login gave up at its timeout, not the server's hold"
+
+
+def report_ip(site, vm: str, ip: str) -> None:
+    """The simulated guest's VMware Tools reporting its IP, from a session of its own."""
+    with vcenter_session(site.vcenter, site.credentials) as si:
+        found = guests_named(si, [vm])
+        report_guest_ips(si, {vm: found[vm][0]}, {vm: ip})
+
+
+def after(seconds: float, action) -> threading.Timer:
+    timer = threading.Timer(seconds, action)
+    timer.start()
+    return timer
+
+
+def test_a_watch_sees_the_vms_and_tasks_as_they_are_at_first(vcsim_site):
+    site = vcsim_site([("db-1", True), ("web-1", False)])
+    with VsphereInventory.connect(site.vcenter, site.credentials) as inventory:
+        tasks = inventory.power_on(["web-1"])
+        await_tasks(inventory, list(tasks.values()))
+        with inventory.watch(["db-1", "web-1", "ghost"], list(tasks.values())) as watch:
+            seen = watch.current()
+    assert {vm: g.power for vm, g in seen.guests.items()} == {"db-1": "poweredOn", "web-1": "poweredOn"}
+    assert seen.tasks == {tasks["web-1"]: TaskState("success")}
+
+
+def test_a_watch_answers_when_a_vm_powers_on_not_at_its_timeout(vcsim_site):
+    site = vcsim_site([("web-1", False)])
+    with VsphereInventory.connect(site.vcenter, site.credentials) as inventory, inventory.watch(["web-1"], []) as watch:
+        assert watch.current().guests["web-1"].power == "poweredOff"
+        with VsphereInventory.connect(site.vcenter, site.credentials) as other:
+            timer = after(0.5, lambda: other.power_on(["web-1"]))
+            begun = time.monotonic()
+            seen = watch.changed(5)
+            timer.join()
+    assert seen.guests["web-1"].power == "poweredOn"
+    assert time.monotonic() - begun < 2, "WaitForUpdatesEx answered with the change"
+
+
+def test_a_watch_answers_when_a_guest_reports_its_ip(vcsim_site):
+    site = vcsim_site([("web-1", True)])
+    with VsphereInventory.connect(site.vcenter, site.credentials) as inventory, inventory.watch(["web-1"], []) as watch:
+        assert not watch.current().guests["web-1"].up
+        timer = after(0.5, lambda: report_ip(site, "web-1", "192.0.2.7"))
+        begun = time.monotonic()
+        seen = wait_for(watch, lambda s: s.guests["web-1"].up, utcnow() + timedelta(seconds=5), utcnow)
+        timer.join()
+    assert seen.guests["web-1"] == GuestState("poweredOn", "gray", "192.0.2.7")
+    assert time.monotonic() - begun < 2
+
+
+def test_a_watch_that_sees_no_change_returns_what_it_saw_at_its_timeout(vcsim_site):
+    site = vcsim_site([("web-1", False)])
+    with VsphereInventory.connect(site.vcenter, site.credentials) as inventory, inventory.watch(["web-1"], []) as watch:
+        begun = time.monotonic()
+        seen = watch.changed(1)
+    assert seen.guests["web-1"].power == "poweredOff"
+    assert 0.9 < time.monotonic() - begun < 3
+
+
+def session_key(si) -> str:
+    return str(si.content.sessionManager.currentSession.key)
+
+
+def test_a_warm_step_reuses_its_vcenter_session_and_logs_in_again_once_vcenter_forgot_it(vcsim_site):
+    site = vcsim_site([("db-1", True)])
+    log_out_idle_sessions()
+    with reused_session(site.vcenter, site.credentials) as si:
+        first = session_key(si)
+    with reused_session(site.vcenter, site.credentials) as si:
+        assert session_key(si) == first, "the second use found the first one's session"
+        si.content.sessionManager.Logout()  # vCenter forgets it (expiry, a restart, an operator)
+    with VsphereInventory.reused(site.vcenter, site.credentials) as inventory:
+        assert inventory.power_states(["db-1"]) == {"db-1": "poweredOn"}
+    with reused_session(site.vcenter, site.credentials) as si:
+        assert session_key(si) != first
+    log_out_idle_sessions()
+
+
+def test_a_session_kept_for_reuse_still_tells_an_unreachable_vcenter_and_a_refused_login(vcsim_site):
+    site = vcsim_site([("db-1", True)])
+    log_out_idle_sessions()
+    with reused_session(site.vcenter, site.credentials):
+        pass
+    site.process.stop()
+    with pytest.raises(VcenterUnreachable), reused_session(site.vcenter, site.credentials):
+        pass
+    site.process.credentials = Credentials(site.credentials.username, "rotated")
+    site.process.start()
+    with pytest.raises(VcenterRefused), reused_session(site.vcenter, site.credentials):
+        pass
+    log_out_idle_sessions()

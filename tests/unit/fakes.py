@@ -3,37 +3,63 @@ conditional writes lose when someone wrote first, tasks finish when told to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import CheckState, is_steady
-from dcwatch.ports import Condition, GuestState, HookResult, Lease, RecordValues, SiteLease, TaskState
+from dcwatch.health import CheckState, RoundMark, is_steady, refreshed
+from dcwatch.ports import Condition, GuestState, HookResult, Lease, Observed, RecordValues, SiteLease, TaskState
 from dcwatch.routing import answered_values
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FakeInventory:
-    def __init__(self, vms: dict[str, str]):
+    """With a `clock`, a guest reports its IP `boot_s[vm]` after its VM powered on, and a watch lets the clock run
+    to the next such moment (or its timeout), as vCenter's WaitForUpdatesEx answers when a property changes."""
+
+    def __init__(self, vms: dict[str, str], clock: Clock | None = None):
         self.vms = dict(vms)
         self.tasks: dict[str, tuple[str, str]] = {}
         self.power_on_calls: list[list[str]] = []
         self.fail: dict[str, str] = {}
         self.instant = True
         self.no_guest: set[str] = set()  # powered on, but their guest never reports (no Tools, no IP)
+        self.clock = clock
+        self.boot_s: dict[str, float] = {}
+        self.powered_at: dict[str, datetime] = {}
+        self.watches: list[list[str]] = []
 
     def power_states(self, vm_names: Sequence[str]) -> dict[str, str]:
         return {n: self.vms[n] for n in vm_names if n in self.vms}
 
+    def boots_at(self, name: str) -> datetime | None:
+        """When the guest reports its IP: None while off or without a guest; a VM on from the start has booted."""
+        if name in self.no_guest or self.vms.get(name) != "poweredOn":
+            return None
+        on = self.powered_at.get(name)
+        return on + timedelta(seconds=self.boot_s.get(name, 0)) if on else EPOCH
+
+    def _booted(self, name: str) -> bool:
+        at = self.boots_at(name)
+        return at is not None and (self.clock is None or self.clock() >= at)
+
     def guest_states(self, vm_names: Sequence[str]) -> dict[str, GuestState]:
         return {
-            n: GuestState(power, "gray", "" if power != "poweredOn" or n in self.no_guest else "192.0.2.99")
+            n: GuestState(power, "gray", "192.0.2.99" if self._booted(n) else "")
             for n, power in self.power_states(vm_names).items()
         }
+
+    @contextmanager
+    def watch(self, vm_names: Sequence[str], task_ids: Sequence[str]) -> Iterator[FakeWatch]:
+        self.watches.append(list(vm_names))
+        yield FakeWatch(self, list(vm_names), list(task_ids))
 
     def power_on(self, vm_names: Sequence[str]) -> dict[str, str]:
         self.power_on_calls.append(list(vm_names))
@@ -53,6 +79,8 @@ class FakeInventory:
         else:
             self.tasks[task] = (name, "success")
             self.vms[name] = "poweredOn"
+            if self.clock is not None:
+                self.powered_at[name] = self.clock()
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
         return {t: TaskState(self.tasks[t][1], self.fail.get(self.tasks[t][0], "")) for t in task_ids}
@@ -66,6 +94,23 @@ class FakeInventory:
                 if self.instant:
                     self.vms[name] = "poweredOff"
         return ids
+
+
+class FakeWatch:
+    def __init__(self, inventory: FakeInventory, vm_names: list[str], task_ids: list[str]):
+        self.inventory, self.vm_names, self.task_ids = inventory, vm_names, task_ids
+        self.waited: list[float] = []
+
+    def current(self) -> Observed:
+        return Observed(self.inventory.guest_states(self.vm_names), self.inventory.task_states(self.task_ids))
+
+    def changed(self, timeout_s: float) -> Observed:
+        clock = self.inventory.clock
+        assert clock is not None, "a FakeInventory that is watched needs a clock"
+        boots = [self.inventory.boots_at(vm) for vm in self.vm_names]
+        later = [at for at in boots if at is not None and at > clock()]
+        clock.now = min([*later, clock() + timedelta(seconds=timeout_s)])
+        return self.current()
 
 
 class FakeDns:
@@ -147,6 +192,8 @@ class FakeStore:
         self.acks: set[str] = set()
         self.windows: list[MaintenanceWindow] = []
         self.reports: dict[str, SiteAgentReport] = {}
+        self.marks: dict[tuple[str, str], RoundMark] = {}
+        self.snapshots = 0  # site_snapshot reads
 
     def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
         return self.checks.get((site, check, vantage))
@@ -172,7 +219,25 @@ class FakeStore:
         return True
 
     def site_checks(self, site: str) -> list[CheckState]:
-        return [c for (s, _, _), c in self.checks.items() if s == site]
+        return self.site_snapshot(site)[0]
+
+    def site_snapshot(self, site: str) -> tuple[list[CheckState], dict[str, RoundMark]]:
+        self.snapshots += 1
+        marks = {v: m for (s, v), m in self.marks.items() if s == site}
+        checks = [refreshed(c, marks.get(c.vantage)) for (s, _, _), c in self.checks.items() if s == site]
+        return checks, marks
+
+    def put_checks(self, states: list[CheckState]) -> None:
+        for state in states:
+            self.checks[(state.site, state.check, state.vantage)] = state
+
+    def mark_round(self, site: str, vantage: str, started_at: datetime, chunk: int, chunks: int) -> bool:
+        mark = self.marks.get((site, vantage))
+        if mark is not None and mark.judged(started_at, chunk):
+            return False
+        seen = mark.seen | {chunk} if mark is not None and mark.started_at == started_at else frozenset({chunk})
+        self.marks[(site, vantage)] = RoundMark(vantage, started_at, chunks, seen)
+        return True
 
     def condition(self, key: str, default: str) -> Condition:
         return self.conditions.get(key, Condition(default))

@@ -10,11 +10,11 @@ import pytest
 
 from dcwatch.contracts import CONTRACTS, schema
 from dcwatch.errors import InvalidRequest
-from dcwatch.events import ProbeResult, SiteStatusChanged
+from dcwatch.events import ProbeRound, SiteStatusChanged
 from dcwatch.recovery import parse_request
 from tests.helpers import EVENTS, demo_config, load_event
 
-SAMPLES = {"samples/ProbeResult.json": ProbeResult, "samples/SiteStatusChanged.json": SiteStatusChanged}
+SAMPLES = {"samples/ProbeRound.json": ProbeRound, "samples/SiteStatusChanged.json": SiteStatusChanged}
 INPUTS = ["failover-manual.json", "failover-manual-live.json"]
 
 

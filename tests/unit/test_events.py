@@ -19,14 +19,16 @@ from pydantic import BaseModel, ValidationError
 
 from dcwatch.checks import Outcome, plan_round, run_round
 from dcwatch.errors import InvalidRequest
-from dcwatch.evaluator import evaluate
+from dcwatch.evaluator import evaluate_round
 from dcwatch.events import (
     EVALUATOR_SOURCE,
-    PROBE_RESULT,
+    PROBE_ROUND,
     PROBE_SOURCE,
     SITE_STATUS_CHANGED,
     ProbeResult,
+    ProbeRound,
     SiteStatusChanged,
+    probe_rounds,
 )
 from dcwatch.executions import ExecutionStatusChange
 from dcwatch.recovery import REQUESTS, FailoverRequest, parse_request
@@ -35,14 +37,14 @@ from tests.helpers import demo_config, load_event
 from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows
 
 MODELS: dict[str, type[BaseModel]] = {
-    "ProbeResult": ProbeResult,
+    "ProbeRound": ProbeRound,
     "SiteStatusChanged": SiteStatusChanged,
     "FailoverRequest": FailoverRequest,
     **REQUESTS,
     "ExecutionStatusChange": ExecutionStatusChange,
 }
 SAMPLES = {
-    "samples/ProbeResult.json": (ProbeResult, PROBE_SOURCE, PROBE_RESULT),
+    "samples/ProbeRound.json": (ProbeRound, PROBE_SOURCE, PROBE_ROUND),
     "samples/SiteStatusChanged.json": (SiteStatusChanged, EVALUATOR_SOURCE, SITE_STATUS_CHANGED),
 }
 MANUAL_TRIGGERS = {"failover-manual.json": True, "failover-manual-live.json": False}
@@ -99,7 +101,7 @@ def test_every_sample_is_a_full_eventbridge_event_from_its_source(name, expected
 
 def test_the_probe_sample_is_what_the_evaluator_rule_matches_and_the_site_sample_what_operators_subscribe_to():
     (rule,) = [r for r in RULES if r.target == "Evaluate"]
-    assert matches(rule.pattern, load_event("samples/ProbeResult.json"))
+    assert matches(rule.pattern, load_event("samples/ProbeRound.json"))
     assert matches(SITE_STATUS_PATTERN, load_event("samples/SiteStatusChanged.json"))
     assert not matches(rule.pattern, load_event("samples/SiteStatusChanged.json"))
 
@@ -123,9 +125,10 @@ def test_a_parsed_sample_published_again_still_fits_its_schema(name, model):
 
 def test_the_sample_checks_and_sites_are_those_of_the_demo_config():
     config = demo_config()
-    probe = load_event("samples/ProbeResult.json")["detail"]
+    probe = load_event("samples/ProbeRound.json")["detail"]
     checks = {(c.site, c.name, c.service) for c in plan_round(config)}
-    assert (probe["site"], probe["check"], probe["service"]) in checks
+    assert {(r["site"], r["check"], r["service"]) for r in probe["results"]} <= checks
+    assert probe["vantage"] in config.vantage_points
     change = load_event("samples/SiteStatusChanged.json")["detail"]
     critical = {c.name for c in plan_round(config) if c.site == change["site"] and c.critical}
     assert {f.split(":")[0] for f in change["failedChecks"]} == critical
@@ -212,7 +215,7 @@ def test_a_bad_manual_trigger_fails_schema_and_parser_alike_naming_the_field(cha
         parse_request(raw, demo_config())
 
 
-def test_what_the_probe_publishes_fits_the_probe_result_schema():
+def test_what_the_probe_publishes_fits_the_probe_round_schema():
     # Given every check of the demo config, one of them failing
     config = demo_config()
 
@@ -222,10 +225,50 @@ def test_what_the_probe_publishes_fits_the_probe_result_schema():
     # When a probe round runs
     results = run_round(plan_round(config), runner, vantage="aws", round_id="r-1")
 
-    # Then every result, as published, fits the schema
+    # Then every round, as published, fits the schema, one per site, with every result
     assert len(results) == len(plan_round(config))
-    for result in results:
-        assert schema_errors("ProbeResult", json.loads(result.model_dump_json(by_alias=True))) == []
+    rounds = probe_rounds(results)
+    assert sorted(r.site for r in rounds) == ["dc-a", "dc-b"]
+    assert sum(len(r.results) for r in rounds) == len(results)
+    for published in rounds:
+        assert schema_errors("ProbeRound", json.loads(published.model_dump_json(by_alias=True))) == []
+
+
+def test_a_large_round_comes_in_chunks_under_the_size_limit_each_saying_which_of_how_many():
+    # Given 1,200 results of one site from one vantage point, with long reasons
+    t0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+    results = [
+        ProbeResult(
+            site="dc-a",
+            check=f"c{n:04d}",
+            service="shop",
+            kind="http",
+            critical=True,
+            ok=False,
+            reason="x" * 300,
+            latency_ms=1.0,
+            observed_at=t0 + timedelta(milliseconds=n),
+            vantage="aws",
+            round_id="r",
+        )
+        for n in range(1200)
+    ]
+    # When the probe publishes them
+    rounds = probe_rounds(results)
+    # Then each event stays under PutEvents' 256 KB, and together they are the round, in order, once
+    assert [(r.chunk, r.chunks) for r in rounds] == [(n, len(rounds)) for n in range(len(rounds))]
+    assert all(len(r.model_dump_json(by_alias=True)) < 256 * 1024 for r in rounds)
+    assert [x.check for r in rounds for x in r.results] == [x.check for x in results]
+    assert {r.started_at for r in rounds} == {t0}
+
+
+def test_a_round_mixing_sites_or_vantage_points_is_refused():
+    detail = load_event("samples/ProbeRound.json")["detail"]
+    stray = {**detail["results"][0], "site": "dc-b"}
+    with pytest.raises(ValidationError, match="another site or vantage point"):
+        ProbeRound.model_validate({**detail, "results": [*detail["results"], stray]})
+    with pytest.raises(ValidationError, match="numbered from 0"):
+        ProbeRound.model_validate({**detail, "chunk": 1, "chunks": 1})
 
 
 def test_what_the_evaluator_publishes_and_starts_fits_the_site_and_request_schemas():
@@ -235,6 +278,7 @@ def test_what_the_evaluator_publishes_and_starts_fits_the_site_and_request_schem
     active = {"dc-a"}
     decided = t0 + timedelta(seconds=9)
     for n in range(1 + config.thresholds.failures_to_down):
+        results = []
         for check, vantage in product(plan_round(config), config.vantage_points):
             ok = n == 0 if check.site in active else check.service is None
             result = ProbeResult(
@@ -250,7 +294,10 @@ def test_what_the_evaluator_publishes_and_starts_fits_the_site_and_request_schem
                 vantage=vantage,
                 round_id=str(n),
             )
-            evaluate(result, config, store, publisher, workflows, FakeNotifier(), FakeLeases(), clock=lambda: decided)
+            results.append(result)
+        for published in probe_rounds(results):
+            ports = (store, publisher, workflows, FakeNotifier(), FakeLeases())
+            evaluate_round(published, config, *ports, clock=lambda: decided)
 
     # Then the evaluator announced it and started the workflow with inputs the contracts accept
     (change,) = publisher.site_changes
@@ -263,7 +310,8 @@ def test_what_the_evaluator_publishes_and_starts_fits_the_site_and_request_schem
 
 
 def test_a_time_without_its_utc_offset_is_refused_by_schema_and_model_alike():
-    detail = {**load_event("samples/ProbeResult.json")["detail"], "observedAt": "2024-05-14T08:30:00"}
-    assert schema_errors("ProbeResult", detail)
+    detail = load_event("samples/ProbeRound.json")["detail"]
+    naive = {**detail, "results": [{**detail["results"][0], "observedAt": "2024-05-14T08:30:00"}]}
+    assert schema_errors("ProbeRound", naive)
     with pytest.raises(ValidationError, match="observedAt"):
-        ProbeResult.model_validate(detail)
+        ProbeRound.model_validate(naive)

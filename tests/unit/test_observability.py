@@ -102,11 +102,11 @@ def test_probe_metrics_are_per_site_and_vantage_and_per_check_when_asked(capsys)
 
 
 def test_the_watchdog_count_and_the_detection_time_carry_the_dimensions_the_alarms_use(capsys):
-    observability.record_result_received("aws-vpc")
+    observability.record_results_received("aws-vpc", 14)
     observability.record_detection("dc-a", 95.5)
     received, detection = emf_records(capsys.readouterr().out)
     assert dimensions(received) == {"service": "dcwatch", "vantage": "aws-vpc"}
-    assert received["ProbeResultsReceived"] == [1.0]
+    assert received["ProbeResultsReceived"] == [14.0]
     assert dimensions(detection) == {"service": "dcwatch", "site": "dc-a"}
     assert detection["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "DetectionTime", "Unit": "Seconds"}]
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
-from dcwatch.config import STEP_TIMEOUT_S
+from dcwatch.config import STEP_OWN_WORK_S, STEP_TIMEOUT_S, Workflow
 from dcwatch.local.lambdas import LambdaContext, load_handler, load_module
+from dcwatch.waits import step_deadline
 from dcwatch.wiring import (
     FAILOVER_ASL,
     FUNCTIONS,
@@ -18,6 +21,7 @@ from dcwatch.wiring import (
     function,
     render_failover_definition,
 )
+from dcwatch.wiring import step as step_spec
 
 ASL = json.loads(FAILOVER_ASL.read_text())
 TASKS = {name: state for name, state in ASL["States"].items() if state["Type"] == "Task"}
@@ -105,6 +109,11 @@ def test_every_step_after_validation_is_caught_into_a_failure_notice_naming_itse
         assert marker["Next"] in ("NotifyFailure", "DrillFailed"), name
 
 
+def successors(state: dict) -> set[str]:
+    names = {state.get("Next"), state.get("Default")} | {c["Next"] for c in state.get("Choices", [])}
+    return {n for n in names | {c["Next"] for c in state.get("Catch", [])} if n}
+
+
 def reachable(start: str, stop: set[str] = frozenset()) -> set[str]:
     """Every state a path from `start` can reach without passing through `stop`."""
     seen, todo = set(), [start]
@@ -113,9 +122,7 @@ def reachable(start: str, stop: set[str] = frozenset()) -> set[str]:
         if name in seen or name in stop:
             continue
         seen.add(name)
-        state = ASL["States"][name]
-        todo += [n for n in (state.get("Next"), state.get("Default")) if n]
-        todo += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
+        todo += successors(ASL["States"][name])
     return seen
 
 
@@ -141,18 +148,18 @@ def test_a_migration_asked_to_lower_the_ttl_does_so_before_anything_is_shut_down
     (leaving,) = [c for c in ASL["States"]["ChooseMode"]["Choices"] if "Or" in c]
     choice = ASL["States"][leaving["Next"]]
     assert choice["Choices"] == [{"Variable": "$.request.lowerTtlSeconds", "IsNumeric": True, "Next": "LowerTtl"}]
-    assert choice["Default"] == "RenewLeaseForShutdown"
+    assert choice["Default"] == "ShutdownGroup"
     assert TASKS["LowerTtl"]["Next"] == "WaitForTtl"
 
 
 def test_migration_and_failback_shut_the_leaving_site_down_instead_of_fencing_it():
     (leaving,) = [c for c in ASL["States"]["ChooseMode"]["Choices"] if "Or" in c]
     assert {v["StringEquals"] for v in leaving["Or"]} == {"migration", "failback"}
-    path = reachable(leaving["Next"], stop={"RenewLeaseForGroup"})
+    path = reachable(leaving["Next"], stop={"StartGroup"})
     assert {"ShutdownGroup", "CheckShutdown"} <= path and "Fence" not in path
     # All off: the mirror must have caught up before anything at the standby is promoted or powered on.
     assert ASL["States"]["ShutdownDone"]["Choices"][1]["Next"] == "CheckMirrorSynced"
-    assert TASKS["CheckMirrorSynced"]["Next"] == "RenewLeaseForGroup"
+    assert TASKS["CheckMirrorSynced"]["Next"] == "StartGroup"
 
 
 def test_nothing_changes_before_an_approval_when_one_is_needed():
@@ -182,7 +189,7 @@ def test_the_lock_is_released_at_the_end_of_every_path_success_or_failure():
 
 def test_the_failed_site_is_fenced_before_anything_is_powered_on_at_the_standby():
     assert ASL["States"]["ChooseMode"]["Default"] == "Fence", "disaster is the default mode's path"
-    assert TASKS["Fence"]["Next"] == "RenewLeaseForGroup" and TASKS["RenewLeaseForGroup"]["Next"] == "StartGroup"
+    assert TASKS["Fence"]["Next"] == "StartGroup"
     assert "FencingIncomplete" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
     # A fault once connected (TransientError) is retried first: its VMs may still run.
     assert "TransientError" in {e for r in TASKS["Fence"]["Retry"] for e in r["ErrorEquals"]}
@@ -197,7 +204,7 @@ def test_a_fence_that_did_not_power_the_site_off_promotes_only_with_another_proo
     ]
     assert TASKS["ProveFenced"]["Next"] == "FenceProven"
     proven, waiting = ASL["States"]["FenceProven"]["Choices"]
-    assert proven == {"Variable": "$.fenceProof.proven", "BooleanEquals": True, "Next": "RenewLeaseForGroup"}
+    assert proven == {"Variable": "$.fenceProof.proven", "BooleanEquals": True, "Next": "StartGroup"}
     assert waiting["Next"] == "WaitForFenceProof" and ASL["States"]["WaitForFenceProof"]["Next"] == "ProveFenced"
     # Without a proof: the approval gate; only an explicit approved: true promotes, and who it was is recorded
     assert ASL["States"]["FenceProven"]["Default"] == "RequestApprovalForFencing"
@@ -208,11 +215,20 @@ def test_a_fence_that_did_not_power_the_site_off_promotes_only_with_another_proo
         "$.fenceApproval.decision",
     )
     (approved,) = ASL["States"]["IsFencingApproved"]["Choices"]
-    assert approved["Next"] == "ApprovedWithoutFenceProof" and TASKS[approved["Next"]]["Next"] == "RenewLeaseForGroup"
+    assert approved["Next"] == "ApprovedWithoutFenceProof" and TASKS[approved["Next"]]["Next"] == "StartGroup"
     assert ASL["States"][ASL["States"]["IsFencingApproved"]["Default"]]["Next"] == "NotifyFailure"
-    # No way from the Fence to the standby's power-on passes by all three
-    paths = reachable("Fence", stop={"RenewLeaseForGroup"})
-    assert "StartGroup" not in paths and {"ProveFenced", "RequestApprovalForFencing"} <= paths
+    # The standby's power-on is entered from a fence that worked, a proof, an approval, or (other modes) their
+    # own gates, and from the group before it: no way from the Fence passes by all three
+    into_power_on = {name for name, state in ASL["States"].items() if "StartGroup" in successors(state)}
+    assert into_power_on == {
+        "Fence",
+        "FenceProven",
+        "ApprovedWithoutFenceProof",
+        "CheckMirrorSynced",
+        "PrepareDrill",
+        "GroupDone",
+    }
+    assert {"ProveFenced", "RequestApprovalForFencing"} <= reachable("Fence", stop={"StartGroup"})
 
 
 def test_a_bad_request_fails_the_first_state_without_a_catch():
@@ -223,9 +239,9 @@ def test_a_bad_request_fails_the_first_state_without_a_catch():
 def test_every_wait_is_bounded_by_a_step_that_enforces_a_deadline():
     waits = {n: s for n, s in ASL["States"].items() if s["Type"] == "Wait"}
     # The one wait that polls nothing waits out the old DNS TTL: ValidateRequest refuses one longer than the
-    # lock (lease_s less 60 s), and the lock is renewed right after it.
+    # lock (lease_s less 60 s), and the shutdown after it renews the lock first.
     ttl = waits.pop("WaitForTtl")
-    assert (ttl["SecondsPath"], ttl["Next"]) == ("$.progress.ttlWaitSeconds", "RenewLeaseForShutdown")
+    assert (ttl["SecondsPath"], ttl["Next"]) == ("$.progress.ttlWaitSeconds", "ShutdownGroup")
     # ProveFenced bounds its wait by count (fencing.proof_waits) and the lock outlasts them (config validate).
     assert {s["Next"] for s in waits.values()} == {"CheckGroup", "CheckDns", "CheckShutdown", "ProveFenced"}
     assert ASL["TimeoutSeconds"] <= 3600
@@ -235,3 +251,31 @@ def test_the_hook_budget_the_config_checks_is_the_timeout_every_step_lambda_gets
     runners = {step.function for step in STEPS if step.key in ("StartGroup", "CheckGroup")}
     assert runners == {"SiteSteps"}
     assert all(spec.timeout_s == STEP_TIMEOUT_S for spec in failover_task_functions())
+
+
+def test_a_group_and_the_dns_change_are_checked_at_once_and_the_loops_wait_only_between_step_waits():
+    assert TASKS["StartGroup"]["Next"] == "CheckGroup" and TASKS["SwitchDns"]["Next"] == "CheckDns"
+    group_pending, _ = ASL["States"]["GroupDone"]["Choices"]
+    assert group_pending == {"Variable": "$.progress.groupReady", "BooleanEquals": False, "Next": "WaitForGroup"}
+    assert ASL["States"]["WaitForGroup"]["Next"] == "CheckGroup"
+    assert ASL["States"]["DnsInSync"]["Default"] == "WaitForDns" and ASL["States"]["WaitForDns"]["Next"] == "CheckDns"
+
+
+def test_the_lock_is_renewed_by_the_steps_that_start_each_stretch_not_by_hops_of_their_own():
+    assert not [name for name in ASL["States"] if "Lease" in name and name.startswith("Renew")]
+    assert "RenewLease" not in {f.key for f in FUNCTIONS} | {s.key for s in STEPS}
+
+
+@pytest.mark.parametrize("key", ["CheckGroup", "CheckDns"])
+def test_a_step_that_waits_inside_stops_waiting_before_its_lambda_timeout_leaving_time_for_its_work(key):
+    # The timeout of the function that runs the step (CheckGroup: SiteSteps, CheckDns: Steps).
+    timeout_s = function(step_spec(key).function).timeout_s
+    longest = timeout_s - STEP_OWN_WORK_S
+    assert Workflow(step_wait_s=longest).step_wait_s == longest
+    with pytest.raises(ValidationError, match="step_wait_s"):
+        Workflow(step_wait_s=longest + 1)
+    now = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+    # Whatever the config asks, an invocation that started late waits only what its Lambda has left.
+    for remaining_s in (timeout_s, 20.0, 5.0):
+        until = step_deadline(now, longest, remaining_s, STEP_OWN_WORK_S)
+        assert (until - now).total_seconds() == max(0.0, min(longest, remaining_s - STEP_OWN_WORK_S))

@@ -96,6 +96,30 @@ def describe_topology(config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cost(args: argparse.Namespace) -> int:
+    """The monthly AWS cost of a config's deployment, or of a synthetic one (--checks), beside Route 53's."""
+    from pathlib import Path
+
+    from dcwatch.cost import RoundCounts, describe, report, synthetic_workload, workload_from_config
+    from dcwatch.local.demo import DEMO_CONFIG
+
+    if args.checks is not None:
+        if args.config:
+            raise UsageError("give --config or --checks, not both")
+        workload = synthetic_workload(args.checks, args.interval or 10, args.vantages, check_metrics=args.check_metrics)
+    else:
+        path = args.config or str(DEMO_CONFIG)
+        config = load_config(path)
+        if args.interval is not None:
+            config = config.model_copy(update={"probe": config.probe.model_copy(update={"interval_s": args.interval})})
+        workload = workload_from_config(config, path if args.config else "the embedded demo config")
+    counts = None
+    if args.round_counts:
+        counts = RoundCounts.from_json(Path(args.round_counts).read_text(encoding="utf-8"), args.round_counts)
+    print(describe(report(workload, counts)), end="")
+    return 0
+
+
 def _table(args: argparse.Namespace, option: str, env: str) -> str:
     name = getattr(args, option) or os.environ.get(env, "")
     if not name:
@@ -306,6 +330,20 @@ def parser() -> argparse.ArgumentParser:
     shape.add_argument("--json", action="store_true", help="the model as JSON")
     shape.add_argument("--mermaid", action="store_true", help="a Mermaid flowchart (the README's picture)")
     topology.set_defaults(run=_topology)
+
+    cost = sub.add_parser("cost", help="print the monthly AWS cost of a deployment beside Route 53 health checks")
+    cost.add_argument("--config", help="the config file (default: the embedded demo)")
+    cost.add_argument("--checks", type=int, help="instead of a config: this many public HTTPS checks over two sites")
+    cost.add_argument("--interval", type=int, help="probe.interval_s (with --checks: default 10; else the config's)")
+    cost.add_argument("--vantages", type=int, default=3, help="with --checks: 1 to 3 vantage points (default 3)")
+    cost.add_argument(
+        "--check-metrics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --checks: two CloudWatch metrics per check, as probe.check_metrics (default on)",
+    )
+    cost.add_argument("--round-counts", help="JSON of measured per-round counts (RoundCounts fields) to price instead")
+    cost.set_defaults(run=_cost)
 
     demo = sub.add_parser("demo", help="run the whole pipeline locally through a site outage")
     demo.add_argument("--config", help="sites config (default: the embedded demo)")

@@ -409,8 +409,26 @@ class Approval(_Model):
     )
 
 
+# Every workflow step Lambda's timeout; hooks run inside StartGroup and CheckGroup, one after the other,
+# and must leave the step this much for its own work (vCenter session, power-ons, idempotency records).
+STEP_TIMEOUT_S = 60
+STEP_OWN_WORK_S = 15
+
+
 class Workflow(_Model):
-    poll_s: int = Field(default=5, ge=1, description="wait between polls of power-on and DNS")
+    poll_s: int = Field(
+        default=5,
+        ge=1,
+        description="the state machine's wait between two CheckGroup or CheckDns steps, once one step's wait "
+        "(step_wait_s) did not see the group up or DNS in sync",
+    )
+    step_wait_s: int = Field(
+        default=20,
+        ge=0,
+        le=STEP_TIMEOUT_S - STEP_OWN_WORK_S,
+        description="how long CheckGroup and CheckDns wait inside one invocation for the group to come up or DNS "
+        "to be in sync, seeing it as it happens (0: look once); below the step Lambda's timeout",
+    )
     group_timeout_s: int = Field(default=600, ge=1, description="deadline for one priority group")
     dns_timeout_s: int = Field(default=300, ge=1, description="deadline for Route 53 INSYNC")
     shutdown_timeout_s: int = Field(
@@ -441,10 +459,6 @@ class Workflow(_Model):
 
 
 LEASE_MARGIN_S = 60
-# Every workflow step Lambda's timeout; hooks run inside StartGroup and CheckGroup, one after the other,
-# and must leave the step this much for its own work (vCenter session, power-ons, idempotency records).
-STEP_TIMEOUT_S = 60
-STEP_OWN_WORK_S = 15
 
 
 class Automation(_Model):

@@ -15,13 +15,13 @@ from pydantic import BaseModel
 
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.control import ControlRequest
-from dcwatch.events import ProbeResult, SiteStatusChanged
+from dcwatch.events import ProbeRound, SiteStatusChanged
 from dcwatch.executions import ExecutionStatusChange
 from dcwatch.recovery import REQUESTS, FailoverRequest
 
 # FailoverRequest is the workflow input in general (any mode); each mode's own schema narrows it.
 CONTRACTS: dict[str, type[BaseModel]] = {
-    "ProbeResult": ProbeResult,
+    "ProbeRound": ProbeRound,  # one vantage point's round of one site (or a chunk of it): its results
     "SiteStatusChanged": SiteStatusChanged,
     "FailoverRequest": FailoverRequest,
     **REQUESTS,

@@ -21,9 +21,10 @@ vantage point; a silent agent is announced. `receive_agent_report` keeps each si
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any, cast
 
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.agent_watch import AgentWatch, agents_configured, refusal
@@ -45,9 +46,9 @@ from dcwatch.decision import (
     site_verdict,
     vcenter_verdict,
 )
-from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import CheckState, advance, incident_id
-from dcwatch.ports import Condition, EventPublisher, Leases, Notifier, StateStore, WorkflowStarter
+from dcwatch.events import ProbeResult, ProbeRound, SiteStatusChanged
+from dcwatch.health import CheckState, RoundMark, advance, incident_id, repeats
+from dcwatch.ports import Condition, EventPublisher, Leases, Notifier, RoundStateStore, StateStore, WorkflowStarter
 from dcwatch.recovery import default_reason
 
 Clock = Callable[[], datetime]
@@ -120,6 +121,158 @@ def _evaluate(result: ProbeResult, config: Config, ports: Ports, clock: Clock) -
         decider.flapping(state)
     changed = previous is None or (previous.status, previous.flapping) != (state.status, state.flapping)
     return decider.decide(result, state.status, changed)
+
+
+@dataclass(frozen=True)
+class RoundEvaluation:
+    """What one ProbeRound (chunk) caused, for the handler's log line and metrics."""
+
+    vantage: str
+    site: str
+    round_id: str
+    chunk: int
+    results: int
+    written: int = 0  # check states that changed, written in one batch
+    stale: bool = False  # the chunk was judged already: a duplicate, or an older round come late
+    ignored: tuple[str, ...] = ()  # results this vantage point does not run, or a vantage point unknown
+    decision: Evaluation = field(default_factory=lambda: Evaluation("UP"))
+
+
+def evaluate_round(
+    probe_round: ProbeRound,
+    config: Config,
+    store: RoundStateStore,
+    publisher: EventPublisher,
+    workflows: WorkflowStarter,
+    notifier: Notifier,
+    leases: Leases,
+    clock: Clock = lambda: datetime.now(UTC),
+    cache: RoundCache | None = None,
+) -> RoundEvaluation:
+    """One vantage point's round of one site: the state read once, every result judged in memory, what
+    changed written in one batch, the site decided once, the chunk marked judged last (a crash before the
+    mark lets the redelivery judge it again: its written states read as exact redeliveries, which decide again).
+
+    `cache`: the check states one invocation read already, shared by the rounds of its batch; the evaluator is
+    their one writer (`wiring.QueueSpec`), so they stay true while it keeps them. A batch that failed reads afresh.
+
+    The per-result semantics are `evaluate`'s: a check's hysteresis and flapping, the part and site verdicts,
+    quorum, isolation, pending parts. A steady check that passes again is not written: the round mark stands
+    for it (`health.refreshed`).
+    """
+    head = RoundEvaluation(
+        probe_round.vantage, probe_round.site, probe_round.round_id, probe_round.chunk, len(probe_round.results)
+    )
+    if probe_round.vantage not in config.vantage_points:
+        why = f"vantage {probe_round.vantage} is not one of {', '.join(config.vantage_points)}"
+        return replace(head, ignored=(why,))
+    vantage = config.topology.vantage(probe_round.vantage)
+    cache = cache if cache is not None else RoundCache(store)
+    mark = cache.mark(probe_round.site, probe_round.vantage)
+    if mark is not None and mark.judged(probe_round.started_at, probe_round.chunk):
+        return replace(head, stale=True)
+    ignored = tuple(
+        f"{r.vantage} does not run {r.check} at {r.site}"
+        for r in probe_round.results
+        if not vantage.runs(r.site, r.check)
+    )
+    judged: list[_Judged] = []
+    for result in probe_round.results:
+        if not vantage.runs(result.site, result.check):
+            continue
+        previous = cache.get_check(result.site, result.check, result.vantage)
+        state = advance(previous, result, config.thresholds)
+        if state is None:
+            if previous is not None and previous.last_observed_at == result.observed_at:
+                judged.append(_Judged(result, previous, previous, redelivered=True))
+            continue
+        cache.keep(state)
+        judged.append(_Judged(result, previous, state))
+    written = [j.state for j in judged if j.written]
+    if written:
+        store.put_checks(written)
+    ports = Ports(cast(StateStore, cache), publisher, workflows, notifier, leases)
+    decider = _Decider(config, ports, clock)
+    for j in judged:
+        if j.previous is not None and j.previous.flapping != j.state.flapping:
+            decider.flapping(j.state)
+    decision = decider.decide_round(probe_round.site, judged)
+    if agents_configured(config) and probe_round.chunk == 0 and judged:
+        # Once per round and site from each vantage point: the site agent's silence, and its word on the site.
+        by_agent = decider.agent_round(judged[0].result, judged[0].state.status)
+        if by_agent is not None and by_agent.site_change and not decision.site_change:
+            decision = by_agent
+    cache.mark_round(probe_round)
+    return replace(head, written=len(written), ignored=ignored, decision=decision)
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """One result of a round and the check state it leads to."""
+
+    result: ProbeResult
+    previous: CheckState | None
+    state: CheckState
+    redelivered: bool = False  # already judged (exact redelivery): its decision may have been interrupted
+
+    @property
+    def changed(self) -> bool:
+        """As `evaluate` calls it: a new check, or its status or flapping changed (or a redelivery)."""
+        if self.redelivered or self.previous is None:
+            return True
+        return (self.previous.status, self.previous.flapping) != (self.state.status, self.state.flapping)
+
+    @property
+    def written(self) -> bool:
+        """Everything but a result that only repeats its check's state, which the round mark records."""
+        if self.redelivered:
+            return False
+        return self.previous is None or not repeats(self.previous, self.state)
+
+    @property
+    def part(self) -> str | None:
+        return self.result.service
+
+
+class RoundCache:
+    """The state store as the rounds of one invocation see it: each site's checks read once (with its round
+    marks), kept in memory as the rounds judge them; everything else goes to the store itself."""
+
+    def __init__(self, store: RoundStateStore):
+        self._store = store
+        self._checks: dict[str, dict[tuple[str, str], CheckState]] = {}
+        self._marks: dict[str, dict[str, RoundMark]] = {}
+
+    def _site(self, site: str) -> dict[tuple[str, str], CheckState]:
+        if site not in self._checks:
+            checks, marks = self._store.site_snapshot(site)
+            self._checks[site] = {(c.check, c.vantage): c for c in checks}
+            self._marks[site] = marks
+        return self._checks[site]
+
+    def mark(self, site: str, vantage: str) -> RoundMark | None:
+        self._site(site)
+        return self._marks[site].get(vantage)
+
+    def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
+        return self._site(site).get((check, vantage))
+
+    def keep(self, state: CheckState) -> None:
+        self._site(state.site)[(state.check, state.vantage)] = state
+
+    def mark_round(self, probe_round: ProbeRound) -> None:
+        """Mark the chunk judged, in the store and here (a later round of this batch reads it from here)."""
+        p = probe_round
+        self._store.mark_round(p.site, p.vantage, p.started_at, p.chunk, p.chunks)
+        marks, mark = self._marks[p.site], self._marks[p.site].get(p.vantage)
+        seen = mark.seen | {p.chunk} if mark is not None and mark.started_at == p.started_at else frozenset({p.chunk})
+        marks[p.vantage] = RoundMark(p.vantage, p.started_at, p.chunks, seen)
+
+    def site_checks(self, site: str) -> list[CheckState]:
+        return list(self._site(site).values())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def _key(kind: str, subject: str) -> str:
@@ -199,6 +352,44 @@ class _Decider:
         other = self.config.other_site(result.site)
         stored_other = self.store.condition(_key("site", other), "UP")
         other_outcome = self._judge(result, other, stored_other, checks, isolated, active, now, check_status)
+        return outcome if outcome.site_change or not other_outcome.site_change else other_outcome
+
+    def decide_round(self, site: str, judged: list[_Judged]) -> Evaluation:
+        """`decide` once for a round's results of `site`: the parts they touch, then both sites' verdicts.
+
+        The result a decision is dated by (its incident id, `changedAt`) is the round's latest that changed,
+        or, with none changed, its latest failing one.
+        """
+        changed = [j for j in judged if j.changed]
+        failing = [j for j in judged if not j.result.ok]
+        if not changed and not failing:
+            return Evaluation("UP")
+        rep = max(changed or failing, key=lambda j: j.result.observed_at)
+        status = rep.state.status
+        stored = self.store.condition(_key("site", site), "UP")
+        active = self.store.active_site(self.config.active_site)
+        if not changed and stored.blocked is None:
+            if site == active:  # only the active site's parts are judged (the standby's services are off)
+                for j in _one_per_part(failing):
+                    self._settle_part(j.result)
+            return Evaluation(status)
+        now = self.clock()
+        standby = self.config.other_site(active)
+        checks = {s: self.store.site_checks(s) for s in (active, standby)}
+        isolated = self._isolation(checks, active, standby)
+        if not changed:
+            return self._judge(rep.result, site, stored, checks, isolated, active, now, status)
+        self._vantages(isolated, now)
+        if site == active:
+            for j in _one_per_part(changed + failing):
+                if j.part is not None:
+                    self._service(site, j.part, checks[active], isolated, now)
+                else:
+                    self._vcenter(site, checks[active], isolated, now)
+        outcome = self._judge(rep.result, site, stored, checks, isolated, active, now, status)
+        other = self.config.other_site(site)
+        stored_other = self.store.condition(_key("site", other), "UP")
+        other_outcome = self._judge(rep.result, other, stored_other, checks, isolated, active, now, status)
         return outcome if outcome.site_change or not other_outcome.site_change else other_outcome
 
     def agent_round(self, result: ProbeResult, check_status: str | None) -> Evaluation | None:
@@ -596,6 +787,15 @@ class _SiteContext:
 PENDING = "pending: waiting for the site's other results observed since"
 PRODUCTION_MOVED = "production moved"
 PARTITIONED = "partitioned: the vantage points see it DOWN, its agent reports it alive and serving"
+
+
+def _one_per_part(judged: list[_Judged]) -> list[_Judged]:
+    """The latest result of each part (a service, or the site's infrastructure) among `judged`."""
+    latest: dict[str | None, _Judged] = {}
+    for j in judged:
+        if j.part not in latest or j.result.observed_at >= latest[j.part].result.observed_at:
+            latest[j.part] = j
+    return list(latest.values())
 
 
 def _pending(stored: Condition) -> bool:

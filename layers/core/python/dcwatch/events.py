@@ -6,13 +6,20 @@ samples together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 PROBE_SOURCE = "dcwatch.probe"
 EVALUATOR_SOURCE = "dcwatch.evaluator"
 PROBE_RESULT = "ProbeResult"
+PROBE_ROUND = "ProbeRound"
+# A ProbeRound event holds at most this many results, and this many bytes of them: PutEvents takes 256 KB per
+# entry. A result is ~250 bytes, so 1,000 checks of a site from one vantage point make 2 or 3 events.
+ROUND_CHUNK = 500
+ROUND_BYTES = 200_000
 SITE_STATUS_CHANGED = "SiteStatusChanged"
 
 SiteStatus = Literal["UP", "DOWN"]
@@ -36,6 +43,74 @@ class ProbeResult(_Event):
     observed_at: AwareDatetime = Field(alias="observedAt")
     vantage: str
     round_id: str = Field(alias="roundId")
+
+
+class ProbeRound(_Event):
+    """One vantage point's round of one site, or one chunk of it: the unit the evaluator judges.
+
+    A round of more than `ROUND_CHUNK` results comes as `chunks` events numbered from 0, so the evaluator
+    knows when it has the whole round. `startedAt` is the earliest observation in the round (every result
+    is at least that recent); a chunk already judged (same vantage, site and round, or an older round) is
+    dropped as a duplicate or a late delivery.
+    """
+
+    vantage: str
+    site: str
+    round_id: str = Field(alias="roundId")
+    started_at: AwareDatetime = Field(alias="startedAt")
+    chunk: int = Field(default=0, ge=0)
+    chunks: int = Field(default=1, ge=1)
+    results: tuple[ProbeResult, ...] = Field(min_length=1, max_length=ROUND_CHUNK)
+
+    @model_validator(mode="after")
+    def _one_round(self) -> ProbeRound:
+        if self.chunk >= self.chunks:
+            raise ValueError(f"chunk {self.chunk} of {self.chunks}: chunks are numbered from 0")
+        strays = [r.check for r in self.results if (r.site, r.vantage) != (self.site, self.vantage)]
+        if strays:
+            raise ValueError(f"results of another site or vantage point than {self.site}/{self.vantage}: {strays}")
+        return self
+
+
+def _chunks(results: list[ProbeResult], size: int, max_bytes: int) -> list[list[ProbeResult]]:
+    parts: list[list[ProbeResult]] = [[]]
+    used = 0
+    for result in results:
+        length = len(result.model_dump_json(by_alias=True))
+        if parts[-1] and (len(parts[-1]) >= size or used + length > max_bytes):
+            parts.append([])
+            used = 0
+        parts[-1].append(result)
+        used += length
+    return parts
+
+
+def probe_rounds(
+    results: Sequence[ProbeResult], chunk_size: int = ROUND_CHUNK, max_bytes: int = ROUND_BYTES
+) -> list[ProbeRound]:
+    """A probe round's results as ProbeRound events: one per vantage point and site, chunked by count and size."""
+    groups: dict[tuple[str, str], list[ProbeResult]] = {}
+    for result in results:
+        groups.setdefault((result.vantage, result.site), []).append(result)
+    rounds = []
+    for (vantage, site), group in sorted(groups.items()):
+        group.sort(key=lambda r: r.check)
+        parts = _chunks(group, chunk_size, max_bytes)
+        started: datetime = min(r.observed_at for r in group)
+        round_id = group[0].round_id
+        for n, part in enumerate(parts):
+            rounds.append(
+                ProbeRound(
+                    vantage=vantage,
+                    site=site,
+                    round_id=round_id,
+                    started_at=started,
+                    chunk=n,
+                    chunks=len(parts),
+                    results=tuple(part),
+                )
+            )
+    return rounds
 
 
 class SiteStatusChanged(_Event):

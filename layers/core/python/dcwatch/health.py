@@ -53,6 +53,57 @@ def is_steady(state: CheckState) -> bool:
     return state.status == "UP" and state.failures == 0 and calm
 
 
+def is_settled_down(state: CheckState) -> bool:
+    """DOWN, failing, not flapping: another failure for the same reason changes nothing but its time and count
+    (the count matters only up to the threshold, which a DOWN check has met)."""
+    return state.status == "DOWN" and state.failures > 0 and not state.flapping
+
+
+def repeats(previous: CheckState, state: CheckState) -> bool:
+    """Whether `state` (after one more result) only repeats `previous`: a steady check passing again, or a
+    settled DOWN one failing again for the same reason. The round evaluator does not write those."""
+    if is_steady(previous) and is_steady(state):
+        return True
+    same_failure = state.reason == previous.reason and state.failing_since == previous.failing_since
+    return is_settled_down(previous) and is_settled_down(state) and same_failure
+
+
+@dataclass(frozen=True)
+class RoundMark:
+    """The latest probe round of one site judged from one vantage point: which of its chunks are in.
+
+    The evaluator writes no state for a result that only repeats its check's state (`repeats`); the mark
+    stands for those results.
+    """
+
+    vantage: str
+    started_at: datetime  # the round's earliest observation
+    chunks: int
+    seen: frozenset[int]
+
+    @property
+    def whole(self) -> bool:
+        return len(self.seen) >= self.chunks
+
+    def judged(self, started_at: datetime, chunk: int) -> bool:
+        """Whether that chunk was judged already: a duplicate, or a chunk of an older round come late."""
+        return started_at < self.started_at or (started_at == self.started_at and chunk in self.seen)
+
+
+def refreshed(state: CheckState, mark: RoundMark | None) -> CheckState:
+    """A check as of its vantage point's last whole round, where its result there only repeated its state
+    (see RoundMark): a steady check passed again, a settled DOWN one failed again.
+
+    Dated at the round's start, at or before the result itself: a freshness test may wait a round longer,
+    never less. A check whose result changed it in that round was written, so it is already as recent.
+    """
+    if mark is None or not mark.whole or not (is_steady(state) or is_settled_down(state)):
+        return state
+    if state.last_observed_at is not None and state.last_observed_at >= mark.started_at:
+        return state
+    return replace(state, last_observed_at=mark.started_at)
+
+
 def advance(state: CheckState | None, result: ProbeResult, thresholds: Thresholds) -> CheckState | None:
     """The check's state after `result`, or None when the result is a duplicate or arrived late."""
     if state is None:

@@ -115,9 +115,10 @@ def _one(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) 
         pass
 
 
-def record_result_received(vantage: str) -> None:
-    """Counted on arrival at the evaluator, so the watchdog sees the whole path: schedule, probe, bus, rule."""
-    _one(PROBE_RESULTS_RECEIVED, MetricUnit.Count, 1, {"vantage": vantage})
+def record_results_received(vantage: str, count: int) -> None:
+    """Counted on arrival at the evaluator (a round's results at once), so the watchdog sees the whole path:
+    schedule, probe, bus, rule, queue."""
+    _one(PROBE_RESULTS_RECEIVED, MetricUnit.Count, count, {"vantage": vantage})
 
 
 def record_results_lost(vantage: str, count: int) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -11,7 +12,7 @@ from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import CheckState
+from dcwatch.health import CheckState, RoundMark
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,29 @@ class GuestState:
     def up(self) -> bool:
         """Booted as far as vCenter can tell: on, with a green Tools heartbeat or an IP address."""
         return self.power == "poweredOn" and (self.heartbeat == "green" or bool(self.ip))
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a wait on a priority group sees: its VMs' guests and their power-on tasks, by VM name and task id."""
+
+    guests: Mapping[str, GuestState] = field(default_factory=dict)
+    tasks: Mapping[str, TaskState] = field(default_factory=dict)
+
+
+W = TypeVar("W", covariant=True)
+
+
+class Watch(Protocol[W]):
+    """Something a step waits on inside its invocation: seen now, then again as soon as it changes."""
+
+    def current(self) -> W:
+        """What is seen now, without waiting."""
+        ...
+
+    def changed(self, timeout_s: float) -> W:
+        """What is seen after the next change, or after `timeout_s` without one (it may return early)."""
+        ...
 
 
 class Inventory(Protocol):
@@ -59,6 +83,10 @@ class Inventory(Protocol):
 
     def shutdown_guest(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Ask each VM's guest OS to shut down (through VMware Tools); returns the VMs that refused, with why."""
+        ...
+
+    def watch(self, vm_names: Sequence[str], task_ids: Sequence[str]) -> AbstractContextManager[Watch[Observed]]:
+        """The guests of `vm_names` and the tasks `task_ids`, told as they change (VMs that do not exist are absent)."""
         ...
 
 
@@ -126,7 +154,9 @@ class Notifier(Protocol):
 
 
 class EventPublisher(Protocol):
-    def publish_probe_results(self, results: Sequence[ProbeResult]) -> int: ...
+    def publish_probe_results(self, results: Sequence[ProbeResult]) -> int:
+        """A probe round's results as ProbeRound events (`events.probe_rounds`); returns the results sent."""
+        ...
 
     def publish_site_status(self, event: SiteStatusChanged) -> None: ...
 
@@ -206,6 +236,19 @@ class StateStore(Protocol):
 
     def put_agent_report(self, report: SiteAgentReport) -> bool:
         """Keep `report` as the site's latest unless a later one is kept already; False then."""
+        ...
+
+
+class RoundStateStore(StateStore, Protocol):
+    """What the round evaluator adds: a site's check states and round marks in one read, many states in one
+    write, and the mark of a judged chunk (see `health.RoundMark`)."""
+
+    def site_snapshot(self, site: str) -> tuple[list[CheckState], dict[str, RoundMark]]: ...
+
+    def put_checks(self, states: list[CheckState]) -> None: ...
+
+    def mark_round(self, site: str, vantage: str, started_at: datetime, chunk: int, chunks: int) -> bool:
+        """False: that chunk, or a newer round, is marked already."""
         ...
 
 

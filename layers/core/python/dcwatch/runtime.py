@@ -169,10 +169,11 @@ class App:
 
     @contextmanager
     def inventory(self, site: str) -> Iterator[VsphereInventory]:
+        """The site's vCenter, over the session this warm environment logged in with before, if still valid."""
         from dcwatch.adapters.vsphere import VsphereInventory
 
         vcenter = self.config.site(site).vcenter
-        with VsphereInventory.connect(vcenter, self.secrets.get(vcenter.credentials_secret)) as inventory:
+        with VsphereInventory.reused(vcenter, self.secrets.get(vcenter.credentials_secret)) as inventory:
             yield inventory
 
 

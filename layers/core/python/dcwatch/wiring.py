@@ -14,7 +14,7 @@ from typing import Any
 
 from dcwatch.agent.report import AGENT_SOURCE_PREFIX, SITE_AGENT_REPORT
 from dcwatch.config import STEP_TIMEOUT_S
-from dcwatch.events import EVALUATOR_SOURCE, PROBE_RESULT, PROBE_SOURCE, SITE_STATUS_CHANGED
+from dcwatch.events import EVALUATOR_SOURCE, PROBE_ROUND, PROBE_SOURCE, SITE_STATUS_CHANGED
 from dcwatch.executions import execution_ended_pattern
 
 
@@ -80,23 +80,22 @@ STEPS: tuple[StepSpec, ...] = (
     StepSpec("RequestApproval", "send the approval request with its task token"),
     StepSpec("Approved", "record the approval, renew the failover lock"),
     StepSpec("LowerTtl", "migration, failback: lower the records' TTL before the shutdown"),
-    _site_step("ShutdownGroup", "migration, failback: guest shutdown of one group at the leaving site"),
+    _site_step("ShutdownGroup", "migration, failback: renew the lock, guest shutdown of one group at the leaving site"),
     _site_step("CheckShutdown", "poll the group's shutdown; power off what outlasts the timeout"),
     _site_step("CheckMirrorSynced", "migration, failback: the mirror caught up (lag 0) once the leaving site is off"),
     _site_step("PrepareDrill", "note what a drill will change, so its cleanup restores exactly that"),
     _site_step("CleanUpDrill", "power off what the drill powered on, restore the drill records"),
     StepSpec("AcquireLease", "take the single failover lock for the incident"),
-    StepSpec("RenewLease", "extend the failover lock before the next long wait"),
     _site_step("CheckStandby", "prove the standby vCenter and its VMs are ready"),
     _site_step("CheckStorage", "refuse a standby whose storage mirror is beyond the data-loss window"),
     _site_step("Fence", "power off the failed site's VMs where its vCenter answers"),
     # A site step for proof (c): the standby's mirror check; (b) reads the lease and the standby agent's report.
     _site_step("ProveFenced", "prove the failed site cannot serve: its lease, or its storage"),
-    _site_step("StartGroup", "power on one priority group at the standby"),
-    _site_step("CheckGroup", "poll the power-on tasks of the current group"),
+    _site_step("StartGroup", "renew the lock, power on one priority group at the standby"),
+    _site_step("CheckGroup", "wait for the current group's VMs to come up, and its checks to pass"),
     _site_step("VerifyServices", "run every service check at the standby"),
-    StepSpec("SwitchDns", "UPSERT the Route 53 records to the standby values"),
-    StepSpec("CheckDns", "poll the Route 53 change until INSYNC"),
+    StepSpec("SwitchDns", "renew the lock, UPSERT the Route 53 records to the standby values"),
+    StepSpec("CheckDns", "wait for the Route 53 change to be INSYNC and answered"),
     StepSpec("Notify", "announce the outcome with its timeline"),
     StepSpec("RecordAudit", "write the audit record, update the active site"),
     StepSpec("NotifyFailure", "announce and audit a failed workflow"),
@@ -116,7 +115,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         reserved_concurrency=1,
         reaches_sites=True,
     ),
-    FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe results to site status"),
+    FunctionSpec("Evaluate", "evaluate", "app.handler", 30, 256, "probe rounds to site status, one batch at a time"),
     FunctionSpec(
         "AgentReports", "evaluate", "app.agent_report", 30, 256, "site agents' reports: kept, silence, partitions"
     ),
@@ -200,16 +199,41 @@ def table(key: str) -> TableSpec:
 
 
 @dataclass(frozen=True)
+class QueueSpec:
+    """A FIFO queue between a rule and its function, for a function that must judge one message at a time.
+
+    All messages share one group (the deployment's), so SQS hands out the next batch only once the last one
+    is done, in arrival order: the function is the single writer of what it judges, whatever EventBridge
+    retries or how many copies Lambda could run. A batch's failed message and those after it are reported
+    back (partial batch response) and retried; after `max_receives` a message is kept in a dead-letter queue.
+    """
+
+    batch_size: int = 10
+    max_receives: int = 5
+
+    def visibility_timeout_s(self, function_timeout_s: int) -> int:
+        """AWS's advice for a Lambda-fed queue: six times the function's timeout."""
+        return 6 * function_timeout_s
+
+
+def message_group(deployment: str) -> str:
+    """The one FIFO message group of a deployment's queued rules."""
+    return f"dcwatch-{deployment}"
+
+
+@dataclass(frozen=True)
 class RuleSpec:
-    """An EventBridge rule on the dcwatch bus and the function it feeds."""
+    """An EventBridge rule on the dcwatch bus and the function it feeds (through `queue` when it has one)."""
 
     name: str
     pattern: dict[str, Any]
     target: str
+    queue: QueueSpec | None = None
 
 
 RULES: tuple[RuleSpec, ...] = (
-    RuleSpec("probe-results", {"source": [PROBE_SOURCE], "detail-type": [PROBE_RESULT]}, "Evaluate"),
+    # One ProbeRound per vantage point, site and chunk; judged in order, one batch at a time (see QueueSpec).
+    RuleSpec("probe-rounds", {"source": [PROBE_SOURCE], "detail-type": [PROBE_ROUND]}, "Evaluate", QueueSpec()),
     # Every site's agent (`dcwatch.agent.<site>`); the handler refuses a report about another site than its source's.
     RuleSpec(
         "agent-reports",

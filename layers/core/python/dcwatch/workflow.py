@@ -8,10 +8,11 @@ twice, UPSERTs are idempotent, and every step appends what it did to the timelin
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ from dcwatch.ports import (
     Inventory,
     Leases,
     Notifier,
+    Observed,
     Once,
     SiteLease,
     SiteLeases,
@@ -54,6 +56,7 @@ from dcwatch.ports import (
 from dcwatch.recovery import (
     MODE_WORDS,
     FailoverRequest,
+    GroupPlan,
     Record,
     RecoveryPlan,
     build_plan,
@@ -61,9 +64,12 @@ from dcwatch.recovery import (
     leaving_site,
     parse_request,
 )
+from dcwatch.waits import MAX_LOOKS, Polled, Sleep, wait_for
 
 Clock = Callable[[], datetime]
 Probe = Callable[[list[PlannedCheck], str], list[ProbeResult]]
+SERVICE_POLL_S = 1.0  # a group's failing service checks, run again inside CheckGroup
+DNS_POLL_S = 1.0  # Route 53's change status, asked again inside CheckDns (GetChange allows 5 requests/s)
 
 
 def utcnow() -> datetime:
@@ -551,7 +557,12 @@ def start_group(
     return state.note("StartGroup", detail_text, clock, started)
 
 
-def _not_up(vm: str, state: WorkflowState, guests: dict[str, GuestState]) -> str:
+def _is_up(vm: str, guest: GuestState | None, detail: GroupPlan) -> bool:
+    """Booted as far as vCenter can tell, or, for an appliance marked power-only, running."""
+    return guest is not None and (guest.up or (vm in detail.power_only and guest.power == "poweredOn"))
+
+
+def _not_up(vm: str, state: WorkflowState, guests: Mapping[str, GuestState]) -> str:
     """Why one VM of the current group is not up yet, in the operator's words."""
     detail = state.plan.group(state.progress.group)
     if vm not in state.progress.tasks:
@@ -565,22 +576,26 @@ def _not_up(vm: str, state: WorkflowState, guests: dict[str, GuestState]) -> str
     return f"{vm} (on, no VMware Tools heartbeat and no IP yet)"
 
 
-def check_group(
+@dataclass(frozen=True)
+class _Pending:
+    """What keeps the current group from being up: started VMs not up yet (with their power-on tasks), checks."""
+
+    tasks: dict[str, str]
+    failing: list[str]
+
+
+def _look_at_group(
     state: WorkflowState,
     inventory: Inventory,
-    clock: Clock = utcnow,
-    *,
-    config: Config | None = None,
-    probe: Probe | None = None,
-    hooks: HookRunner | None = None,
-    once: Once = run_now,
-) -> WorkflowState:
-    """The group is up when every VM runs with a green Tools heartbeat or an IP, dependents started in
-    order, and the checks of the services this group completes pass; then its post hooks run."""
-    progress, runner = state.progress, hooks or NoHooks()
-    if progress.group >= len(state.plan.groups):
-        progress.group_ready, progress.all_groups_up = True, True
-        return state
+    clock: Clock,
+    config: Config | None,
+    probe: Probe | None,
+    runner: HookRunner,
+    once: Once,
+) -> _Pending | None:
+    """One look at the current group: VMs up are noted (their post hooks run), dependents are started, and
+    once every VM is up, the checks of the services the group completes run. None: the group is up."""
+    progress = state.progress
     number, detail = progress.group + 1, state.plan.group(progress.group)
     vms = state.plan.groups[progress.group]
     task_ids = [t for t in progress.tasks.values() if t]
@@ -597,8 +612,7 @@ def check_group(
             f"group {number}: power-on failed: " + "; ".join(f"{vm}: {err}" for vm, err in sorted(failed.items()))
         )
     for vm in [vm for vm in vms if vm in progress.tasks and vm not in progress.ready]:
-        guest = guests.get(vm, GuestState(""))
-        if guest.up or (vm in detail.power_only and guest.power == "poweredOn"):
+        if _is_up(vm, guests.get(vm), detail):
             _run_hooks(state, detail.vm_post_hooks.get(vm, []), "post-power-on", runner, once, clock, vm=vm)
             progress.ready.append(vm)
             if vm not in progress.powered_on:
@@ -615,7 +629,7 @@ def check_group(
             why = [f"waiting for {', '.join(_not_up(vm, state, guests) for vm in waiting)}"] if waiting else []
             why += [f"service checks failing: {'; '.join(failing)}"] if failing else []
             raise GroupTimeout(f"group {number} not up before its deadline ({detail.timeout_s} s): {'; '.join(why)}")
-        return state
+        return _Pending({vm: progress.tasks[vm] for vm in waiting if vm in progress.tasks}, failing)
     _run_hooks(state, detail.post_hooks, "post-power-on", runner, once, clock)
     checked = f"; checks of {', '.join(detail.services)} pass" if detail.services and probe is not None else ""
     state.note("CheckGroup", f"group {number} up: {', '.join(vms)}{checked}", clock, progress.group_started_at)
@@ -623,6 +637,66 @@ def check_group(
     progress.group_ready = True
     progress.tasks, progress.ready = {}, []
     progress.all_groups_up = progress.group >= len(state.plan.groups)
+    return None
+
+
+def _worth_a_look(detail: GroupPlan, pending: _Pending, seen: Observed) -> bool:
+    """The group's wait ends: every started VM is up, a power-on failed, or a VM others wait for came up."""
+    up = {vm for vm in pending.tasks if _is_up(vm, seen.guests.get(vm), detail)}
+    if len(up) == len(pending.tasks):
+        return True
+    awaited = {dep for deps in detail.after.values() for dep in deps}
+    failed = any(
+        (task := seen.tasks.get(t)) is not None and task.state == "error" and vm not in up
+        for vm, t in pending.tasks.items()
+    )
+    return failed or bool(up & awaited)
+
+
+def _hooks_left_s(state: WorkflowState) -> float:
+    """The longest the hooks still due in the current group may take: kept free of the step's wait."""
+    progress, detail = state.progress, state.plan.group(state.progress.group)
+    vms = state.plan.groups[progress.group]
+    hooks = [h for vm in vms if vm not in progress.ready for h in detail.vm_post_hooks.get(vm, [])]
+    hooks += [h for vm in vms if vm not in progress.tasks for h in detail.vm_pre_hooks.get(vm, [])]
+    return sum(h.timeout_s for h in [*hooks, *detail.post_hooks])
+
+
+def check_group(
+    state: WorkflowState,
+    inventory: Inventory,
+    clock: Clock = utcnow,
+    *,
+    config: Config | None = None,
+    probe: Probe | None = None,
+    hooks: HookRunner | None = None,
+    once: Once = run_now,
+    wait_until: datetime | None = None,
+    sleep: Sleep = time.sleep,
+) -> WorkflowState:
+    """The group is up when every VM runs with a green Tools heartbeat or an IP, dependents started in
+    order, and the checks of the services this group completes pass; then its post hooks run.
+
+    Until `wait_until` (None: one look) the step waits for that inside: on the VMs through the inventory's
+    watch, so it looks again as they come up; on failing service checks by polling them every
+    SERVICE_POLL_S. Past it, the group is left pending for the state machine's loop."""
+    progress, runner = state.progress, hooks or NoHooks()
+    if progress.group >= len(state.plan.groups):
+        progress.group_ready, progress.all_groups_up = True, True
+        return state
+    detail = state.plan.group(progress.group)
+    until = wait_until - timedelta(seconds=_hooks_left_s(state)) if wait_until else None
+    if until and progress.group_deadline:
+        until = min(until, progress.group_deadline)
+    for _ in range(MAX_LOOKS):
+        pending = _look_at_group(state, inventory, clock, config, probe, runner, once)
+        if pending is None or until is None or clock() >= until:
+            return state
+        if pending.tasks:
+            with inventory.watch(list(pending.tasks), [t for t in pending.tasks.values() if t]) as watch:
+                wait_for(watch, partial(_worth_a_look, detail, pending), until, clock)
+        else:
+            sleep(min(SERVICE_POLL_S, (until - clock()).total_seconds()))
     return state
 
 
@@ -648,25 +722,43 @@ def switch_dns(
     return state.note("SwitchDns", f"UPSERT {names}", clock, started)
 
 
-def check_dns(state: WorkflowState, dns: Dns, clock: Clock = utcnow) -> WorkflowState:
-    """Done when Route 53 reports the changes INSYNC and answers every name with the standby's values."""
+def _look_at_dns(state: WorkflowState, dns: Dns, clock: Clock) -> bool:
+    """Route 53 reports the changes INSYNC and answers every name with the standby's values; past the
+    deadline, DnsTimeout says which of the two is missing."""
     progress = state.progress
     late = progress.dns_deadline is not None and clock() > progress.dns_deadline
     if not dns.in_sync(progress.dns_changes):
         if late:
             raise DnsTimeout(f"Route 53 changes not INSYNC before the deadline: {progress.dns_changes}")
-        return state
+        return False
     wrong = {}
     for record in state.plan.records:
         answers = dns.answers(record.zone, record.name, record.type)
         if sorted(answers) != sorted(record.values):
             wrong[record.name] = answers
-    if wrong:
-        if late:
-            raise DnsTimeout(
-                "Route 53 changes INSYNC but the answers differ before the deadline: "
-                + "; ".join(f"{name} answers {', '.join(got) or 'nothing'}" for name, got in sorted(wrong.items()))
-            )
+    if wrong and late:
+        raise DnsTimeout(
+            "Route 53 changes INSYNC but the answers differ before the deadline: "
+            + "; ".join(f"{name} answers {', '.join(got) or 'nothing'}" for name, got in sorted(wrong.items()))
+        )
+    return not wrong
+
+
+def check_dns(
+    state: WorkflowState,
+    dns: Dns,
+    clock: Clock = utcnow,
+    *,
+    wait_until: datetime | None = None,
+    sleep: Sleep = time.sleep,
+) -> WorkflowState:
+    """Done when Route 53 reports the changes INSYNC and answers every name with the standby's values;
+    until `wait_until` (None: one look) the step polls that every DNS_POLL_S inside."""
+    progress = state.progress
+    until = wait_until or clock()
+    if progress.dns_deadline:
+        until = min(until, progress.dns_deadline)
+    if not wait_for(Polled(partial(_look_at_dns, state, dns, clock), DNS_POLL_S, sleep), bool, until, clock):
         return state
     progress.dns_in_sync = True
     answered = ", ".join(f"{r.name} answers {'/'.join(r.values)}" for r in state.plan.records)

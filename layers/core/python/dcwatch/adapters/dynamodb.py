@@ -1,8 +1,8 @@
 """dcwatch state in DynamoDB: check states, conditions and controls in the state table, the audit
 trail in its own append-only table (retained, never updated), the failover lock in the locks table.
 
-State keys: pk=SITE#<site> sk=CHECK#<check>#<vantage>; pk=CONDITION#<key> sk=CONDITION (site, service,
-vantage point);
+State keys: pk=SITE#<site> sk=CHECK#<check>#<vantage>, and sk=ROUND#<vantage> (the latest round judged);
+pk=CONDITION#<key> sk=CONDITION (site, service, vantage point);
 pk=CONTROL with sk=ACTIVE_SITE, AUTOMATION, LAST_FAILOVER or MAINTENANCE#<site>#<service|*>#<start>;
 pk=ACK#<incident> sk=ACK; pk=AGENT#<site> sk=REPORT (the latest report of the site's agent).
 Audit keys: pk=<incident or subject> sk=<time>#<n>. Lock key: pk=failover.
@@ -11,6 +11,7 @@ Audit keys: pk=<incident or subject> sk=<time>#<n>. Lock key: pk=failover.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -21,11 +22,14 @@ from dcwatch.adapters.aws import LazyClient, aws_call
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
+from dcwatch.errors import TransientError
 from dcwatch.events import ProbeResult
-from dcwatch.health import CheckState
+from dcwatch.health import CheckState, RoundMark, refreshed
 from dcwatch.ports import Condition, Lease
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
+BATCH_WRITE = 25  # BatchWriteItem's limit
+BATCH_ATTEMPTS = 4
 _sequence = count()
 
 
@@ -55,6 +59,29 @@ def _check_from(item: dict[str, Any]) -> CheckState:
         vantage=data.get("vantage", ""),
         changes=tuple(datetime.fromisoformat(t) for t in data.get("changes", [])),
         flapping=bool(data.get("flapping", False)),
+    )
+
+
+def _check_item(state: CheckState) -> dict[str, Any]:
+    return _item(
+        {
+            "pk": f"SITE#{state.site}",
+            "sk": f"CHECK#{state.check}#{state.vantage}",
+            "site": state.site,
+            "vantage": state.vantage,
+            "changes": [t.isoformat() for t in state.changes] or None,
+            "flapping": state.flapping,
+            "check": state.check,
+            "service": state.service,
+            "critical": state.critical,
+            "status": state.status,
+            "failures": state.failures,
+            "successes": state.successes,
+            "lastObservedAt": state.last_observed_at.isoformat() if state.last_observed_at else None,
+            "reason": state.reason,
+            "failingSince": state.failing_since.isoformat() if state.failing_since else None,
+            "failureKnownAt": state.failure_known_at.isoformat() if state.failure_known_at else None,
+        }
     )
 
 
@@ -98,33 +125,85 @@ class DynamoStateStore:
         ddb = self._client()
         condition = "attribute_not_exists(pk)" if expected_last_observed is None else "lastObservedAt = :expected"
         values = {} if expected_last_observed is None else {":expected": {"S": expected_last_observed.isoformat()}}  # type: ignore[attr-defined]
-        item = _item(
-            {
-                "pk": f"SITE#{state.site}",
-                "sk": f"CHECK#{state.check}#{state.vantage}",
-                "site": state.site,
-                "vantage": state.vantage,
-                "changes": [t.isoformat() for t in state.changes] or None,
-                "flapping": state.flapping,
-                "check": state.check,
-                "service": state.service,
-                "critical": state.critical,
-                "status": state.status,
-                "failures": state.failures,
-                "successes": state.successes,
-                "lastObservedAt": state.last_observed_at.isoformat() if state.last_observed_at else None,
-                "reason": state.reason,
-                "failingSince": state.failing_since.isoformat() if state.failing_since else None,
-                "failureKnownAt": state.failure_known_at.isoformat() if state.failure_known_at else None,
-            }
-        )
         try:
             with aws_call("dynamodb:PutItem"):
                 ddb.put_item(
                     TableName=self.table,
-                    Item=item,
+                    Item=_check_item(state),
                     ConditionExpression=condition,
                     **({"ExpressionAttributeValues": values} if values else {}),
+                )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def put_checks(self, states: list[CheckState]) -> None:
+        """Many check states in BatchWriteItem calls of 25, unconditionally: the round evaluator is their one
+        writer (its queue delivers one message group at a time). What DynamoDB leaves unprocessed is resent."""
+        requests = [{"PutRequest": {"Item": _check_item(state)}} for state in states]
+        for n in range(0, len(requests), BATCH_WRITE):
+            pending = {self.table: requests[n : n + BATCH_WRITE]}
+            for attempt in range(BATCH_ATTEMPTS):
+                with aws_call("dynamodb:BatchWriteItem"):
+                    pending = self._client().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            if pending:
+                raise TransientError(f"dynamodb:BatchWriteItem left {len(pending[self.table])} check states unwritten")
+
+    def site_snapshot(self, site: str) -> tuple[list[CheckState], dict[str, RoundMark]]:
+        """The site's check states and its latest round marks, in one Query (paginated past 1 MB); steady
+        checks dated by their vantage point's last whole round (`health.refreshed`)."""
+        with aws_call("dynamodb:Query"):
+            pages = (
+                self._client()
+                .get_paginator("query")
+                .paginate(
+                    TableName=self.table,
+                    KeyConditionExpression="pk = :pk",
+                    ExpressionAttributeValues=_item({":pk": f"SITE#{site}"}),
+                    ConsistentRead=True,
+                )
+            )
+            items = [item for page in pages for item in page["Items"]]
+        marks = {}
+        for item in items:
+            if item["sk"]["S"].startswith("ROUND#"):
+                data = _plain(item)
+                vantage = str(data["sk"]).removeprefix("ROUND#")
+                seen = frozenset(int(n) for n in data.get("seen", set()))
+                marks[vantage] = RoundMark(
+                    vantage, datetime.fromisoformat(data["startedAt"]), int(data["chunks"]), seen
+                )
+        checks = [_check_from(i) for i in items if i["sk"]["S"].startswith("CHECK#")]
+        return [refreshed(c, marks.get(c.vantage)) for c in checks], marks
+
+    def mark_round(self, site: str, vantage: str, started_at: datetime, chunk: int, chunks: int) -> bool:
+        """Record a judged chunk; False when it was judged already (a newer round, or this chunk, is marked)."""
+        key = _item({"pk": f"SITE#{site}", "sk": f"ROUND#{vantage}"})
+        at = started_at.isoformat()
+        newer = _item({":at": at, ":chunks": chunks, ":seen": {chunk}})
+        if self._update_if(
+            key,
+            "SET startedAt = :at, chunks = :chunks, seen = :seen",
+            "attribute_not_exists(pk) OR startedAt < :at",
+            newer,
+        ):
+            return True
+        same = _item({":at": at, ":seen": {chunk}, ":chunk": chunk})
+        return self._update_if(key, "ADD seen :seen", "startedAt = :at AND NOT contains(seen, :chunk)", same)
+
+    def _update_if(self, key: dict[str, Any], update: str, condition: str, values: dict[str, Any]) -> bool:
+        ddb = self._client()
+        try:
+            with aws_call("dynamodb:UpdateItem"):
+                ddb.update_item(
+                    TableName=self.table,
+                    Key=key,
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
                 )
         except ddb.exceptions.ConditionalCheckFailedException:
             return False
@@ -165,18 +244,7 @@ class DynamoStateStore:
         return True
 
     def site_checks(self, site: str) -> list[CheckState]:
-        with aws_call("dynamodb:Query"):
-            pages = (
-                self._client()
-                .get_paginator("query")
-                .paginate(
-                    TableName=self.table,
-                    KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                    ExpressionAttributeValues=_item({":pk": f"SITE#{site}", ":prefix": "CHECK#"}),
-                    ConsistentRead=True,
-                )
-            )
-            return [_check_from(item) for page in pages for item in page["Items"]]
+        return self.site_snapshot(site)[0]
 
     def condition(self, key: str, default: str) -> Condition:
         data = self._get(f"CONDITION#{key}", "CONDITION")

@@ -13,11 +13,12 @@ from dcwatch.adapters.aws import LazyClient, aws_call
 from dcwatch.errors import TransientError
 from dcwatch.events import (
     EVALUATOR_SOURCE,
-    PROBE_RESULT,
+    PROBE_ROUND,
     PROBE_SOURCE,
     SITE_STATUS_CHANGED,
     ProbeResult,
     SiteStatusChanged,
+    probe_rounds,
 )
 
 MAX_ENTRIES = 10
@@ -73,12 +74,14 @@ class EventBridgePublisher:
     def _entry(self, source: str, detail_type: str, detail: str) -> dict[str, Any]:
         return {"Source": source, "DetailType": detail_type, "Detail": detail, "EventBusName": self.bus_name}
 
-    def put(self, entries: Sequence[dict[str, Any]]) -> int:
+    def put(self, entries: Sequence[dict[str, Any]], weights: Sequence[int] | None = None) -> int:
         """PutEvents in batches; what the bus refuses is sent again after a short jittered wait.
 
         Each attempt resends every refused entry at once, so the waits do not add up per batch. Entries
         still refused after the last attempt raise `EntriesRefused`, which counts them: never dropped silently.
+        `weights`: what each entry counts for (a ProbeRound counts its results); 1 each by default.
         """
+        weight = {id(entry): w for entry, w in zip(entries, weights or [1] * len(entries), strict=True)}
         pending, sent = list(entries), 0
         errors: Counter[str] = Counter()
         for attempt in range(MAX_ATTEMPTS):
@@ -95,21 +98,24 @@ class EventBridgePublisher:
                     # The call itself failed (after boto3's own retries): the rest waits for the next attempt.
                     rest = [entry for later in todo[n:] for entry in later]
                     refused += rest
-                    errors[_error_code(exc)] += len(rest)
+                    errors[_error_code(exc)] += sum(weight[id(entry)] for entry in rest)
                     break
                 for entry, answer in zip(batch, response["Entries"], strict=True):
                     if answer.get("ErrorCode"):
                         refused.append(entry)
-                        errors[str(answer["ErrorCode"])] += 1
+                        errors[str(answer["ErrorCode"])] += weight[id(entry)]
                     else:
-                        sent += 1
+                        sent += weight[id(entry)]
             pending = refused
             if not pending:
                 return sent
-        raise EntriesRefused(sent, len(pending), errors)
+        raise EntriesRefused(sent, sum(weight[id(entry)] for entry in pending), errors)
 
     def publish_probe_results(self, results: Sequence[ProbeResult]) -> int:
-        return self.put([self._entry(PROBE_SOURCE, PROBE_RESULT, r.model_dump_json(by_alias=True)) for r in results])
+        """One ProbeRound event per vantage point, site and chunk; returns (or, refused, counts) results."""
+        rounds = probe_rounds(results)
+        entries = [self._entry(PROBE_SOURCE, PROBE_ROUND, r.model_dump_json(by_alias=True)) for r in rounds]
+        return self.put(entries, [len(r.results) for r in rounds])
 
     def publish_site_status(self, event: SiteStatusChanged) -> None:
         self.put([self._entry(EVALUATOR_SOURCE, SITE_STATUS_CHANGED, event.model_dump_json(by_alias=True))])

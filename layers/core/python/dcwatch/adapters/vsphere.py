@@ -1,15 +1,20 @@
 """vCenter through pyvmomi: the small contract failover and probes need.
 
-One session per use (try/finally, never atexit: Lambda environments are reused), properties read
-in one PropertyCollector call rather than object by object, and faults turned into domain errors
+Probes log in and out once per use (try/finally, never atexit: Lambda environments are reused); the
+failover's steps reuse the session a warm Lambda left (`reused_session`), over a new TCP connection each
+time. Properties are read in one PropertyCollector call rather than object by object, a wait on VMs is a
+PropertyCollector `WaitForUpdatesEx` that answers as they change, and faults are turned into domain errors
 that say which vCenter and what went wrong.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import math
 import socket
 import ssl
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -23,15 +28,20 @@ from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import VCenter
 from dcwatch.errors import PowerOnFailed, TransientError, VcenterRefused, VcenterUnavailable, VcenterUnreachable
-from dcwatch.ports import GuestState, TaskState
+from dcwatch.ports import GuestState, Observed, TaskState, Watch
 from dcwatch.vcenter import DatastoreState, HostState, TriggeredAlarm, VcenterSnapshot, VmState
+from dcwatch.waits import Polled
 
 PropertyCollector = vmodl.query.PropertyCollector
 PAGE_SIZE = 1000  # objects per RetrievePropertiesEx page; the rest follow by ContinueRetrievePropertiesEx
 HOST_PROPS = ["name", "runtime.connectionState", "runtime.inMaintenanceMode"]
 VM_PROPS = ["name", "runtime.powerState", "summary.quickStats.guestHeartbeatStatus"]
 GUEST_PROPS = ["name", "runtime.powerState", "guest.guestHeartbeatStatus", "guest.ipAddress"]
+TASK_PROPS = ["info.state", "info.error"]
 DATASTORE_PROPS = ["name", "summary.accessible", "summary.capacity", "summary.freeSpace"]
+WATCH_POLL_S = 1.0  # a vCenter without WaitForUpdatesEx is asked again this often
+MAX_IDLE_SESSIONS = 4  # per vCenter and login, kept for the next use; more are logged out
+MAX_UPDATE_PAGES = 100  # a truncated WaitForUpdatesEx answer is continued at most this often
 MAX_VERSIONS_BYTES = 1024 * 1024  # vimServiceVersions.xml is a few KB; a server sending more is not a vCenter
 
 
@@ -100,9 +110,8 @@ def api_version(
 LOGIN_REFUSALS = (vim.fault.InvalidLogin, vim.fault.NoPermission, vim.fault.NotAuthenticated)
 
 
-@contextmanager
-def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float = 10.0) -> Iterator[Any]:
-    """A logged-in session whose every socket operation gives up after `timeout_s`.
+def _login(vcenter: VCenter, credentials: Credentials, timeout_s: float) -> Any:
+    """A new logged-in session whose every socket operation gives up after `timeout_s`.
 
     Faults by what they say about the site: `VcenterUnreachable` when no TCP connection could be made,
     `VcenterRefused` for a refused login or TLS handshake, `TransientError` for anything after a connection
@@ -140,14 +149,95 @@ def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float
         ) from None
     except (OSError, http.client.HTTPException, vmodl.MethodFault) as exc:
         raise TransientError(f"vCenter {vcenter.url} connected, then failed: {_why(exc)}") from None
+    return si
+
+
+def _logout(si: Any) -> None:
+    with suppress(Exception):  # the session is gone either way
+        Disconnect(si)
+
+
+@contextmanager
+def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float = 10.0) -> Iterator[Any]:
+    """A session of its own, logged out at the end: what a probe's login check proves, it proves each time."""
+    si = _login(vcenter, credentials, timeout_s)
     try:
         yield si
     finally:
-        with suppress(Exception):  # the session is gone either way
-            Disconnect(si)
+        _logout(si)
 
 
-def _retrieve(si: Any, obj_type: Any, props: list[str]) -> list[tuple[Any, dict[str, Any]]]:
+_idle: dict[tuple[str, str, str], list[Any]] = {}
+_idle_lock = threading.Lock()
+
+
+def _pool_key(vcenter: VCenter, credentials: Credentials) -> tuple[str, str, str]:
+    """Per vCenter URL and login: a rotated password starts a session of its own."""
+    return vcenter.url, credentials.username, hashlib.sha256(credentials.password.encode()).hexdigest()
+
+
+def _still_valid(si: Any, vcenter: VCenter, timeout_s: float) -> bool:
+    """Whether vCenter still knows the idle session `si`, asked over a new TCP connection.
+
+    A new connection because a path that failed meanwhile must fail this use at once, and one that a NAT
+    forgot while the Lambda was frozen must not hang it. No TCP connection is `VcenterUnreachable`, one that
+    then fails `TransientError`, as at login; only a session vCenter no longer knows means logging in again."""
+    si._stub.DropConnections()
+    url = urlparse(vcenter.url)
+    _connect(vcenter.url, url.hostname or "", url.port or (443 if url.scheme == "https" else 80), timeout_s).close()
+    try:
+        return si.content.sessionManager.currentSession is not None
+    except vim.fault.NotAuthenticated:
+        return False
+    except (ConnectionError, http.client.HTTPException):
+        return False  # e.g. vCenter restarted meanwhile: the login will tell
+    except (OSError, vmodl.MethodFault) as exc:
+        raise TransientError(f"vCenter {vcenter.url} connected, then failed: {_why(exc)}") from None
+
+
+@contextmanager
+def reused_session(vcenter: VCenter, credentials: Credentials, timeout_s: float = 10.0) -> Iterator[Any]:
+    """A logged-in session, the one an earlier use left if vCenter still knows it: a warm Lambda logs in once.
+
+    Each use has the session to itself (threads of the local runtime share the process); it goes back for the
+    next use unless the use failed, which logs it out. Faults as at login (`VcenterUnreachable`, ...)."""
+    key = _pool_key(vcenter, credentials)
+    si = None
+    while si is None:
+        with _idle_lock:
+            idle = _idle.get(key, [])
+            candidate = idle.pop() if idle else None
+        if candidate is None:
+            si = _login(vcenter, credentials, timeout_s)
+        elif _still_valid(candidate, vcenter, timeout_s):
+            si = candidate
+        else:
+            _logout(candidate)
+    try:
+        yield si
+    except BaseException:
+        _logout(si)
+        raise
+    with _idle_lock:
+        idle = _idle.setdefault(key, [])
+        kept = len(idle) < MAX_IDLE_SESSIONS
+        if kept:
+            idle.append(si)
+    if not kept:
+        _logout(si)
+
+
+def log_out_idle_sessions() -> None:
+    """Log out every session kept for reuse (the local runtime at its end, tests)."""
+    with _idle_lock:
+        sessions = [si for idle in _idle.values() for si in idle]
+        _idle.clear()
+    for si in sessions:
+        _logout(si)
+
+
+def read_properties(si: Any, obj_type: Any, props: list[str]) -> list[tuple[Any, dict[str, Any]]]:
+    """Every object of `obj_type` with `props`, in one PropertyCollector call."""
     content = si.RetrieveContent()
     view = content.viewManager.CreateContainerView(content.rootFolder, [obj_type], True)
     try:
@@ -171,23 +261,119 @@ def _retrieve(si: Any, obj_type: Any, props: list[str]) -> list[tuple[Any, dict[
     return [(o.obj, {p.name: p.val for p in o.propSet}) for o in found]
 
 
+def _guest(props: dict[str, Any]) -> GuestState:
+    return GuestState(
+        str(props.get("runtime.powerState", "unknown")),
+        str(props.get("guest.guestHeartbeatStatus") or "gray"),
+        str(props.get("guest.ipAddress") or ""),
+    )
+
+
+def _task(props: dict[str, Any]) -> TaskState:
+    error = props.get("info.error")
+    return TaskState(str(props.get("info.state", "unknown")), str(getattr(error, "msg", "") or error) if error else "")
+
+
+class _UpdatesWatch:
+    """VMs' guests and tasks as vCenter's PropertyCollector tells their changes (WaitForUpdatesEx), on a
+    collector of its own, so that no other filter's updates mix in; `close()` destroys it."""
+
+    def __init__(self, si: Any, collector: Any, vms: dict[str, Any], task_ids: Sequence[str], max_wait_s: int):
+        self._where = str(getattr(si._stub, "host", "?"))
+        self._names = {vm._moId: name for name, vm in vms.items()}
+        self._max_wait_s = max_wait_s
+        self._props: dict[str, dict[str, Any]] = {}
+        self._version = ""
+        objects = [PropertyCollector.ObjectSpec(obj=vm, skip=False) for vm in vms.values()]
+        objects += [PropertyCollector.ObjectSpec(obj=vim.Task(t, si._stub), skip=False) for t in task_ids]
+        props = [
+            PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=GUEST_PROPS),
+            PropertyCollector.PropertySpec(type=vim.Task, pathSet=TASK_PROPS),
+        ]
+        self._collector = collector.CreatePropertyCollector()
+        try:
+            self._collector.CreateFilter(PropertyCollector.FilterSpec(objectSet=objects, propSet=props), False)
+            self._update(0)  # the first answer holds every property as it is now
+        except BaseException:
+            self.close()
+            raise
+
+    def _update(self, wait_s: int) -> None:
+        options = PropertyCollector.WaitOptions(maxWaitSeconds=wait_s)
+        for _ in range(MAX_UPDATE_PAGES):
+            try:
+                result = self._collector.WaitForUpdatesEx(self._version, options)
+            except (OSError, http.client.HTTPException) as exc:
+                # The step spends most of its time here: a blip of the path is retried, not the end of the failover.
+                raise TransientError(f"vCenter {self._where}: waiting for the VMs failed: {_why(exc)}") from None
+            if result is None:  # nothing changed within wait_s
+                return
+            self._version = result.version
+            for update in (u for f in result.filterSet or [] for u in f.objectSet or []):
+                props = self._props.setdefault(update.obj._moId, {})
+                if update.kind == "leave":
+                    props.clear()
+                for change in update.changeSet or []:
+                    if change.op == "remove":
+                        props.pop(change.name, None)
+                    else:
+                        props[change.name] = change.val
+            if not result.truncated:
+                return
+            options = PropertyCollector.WaitOptions(maxWaitSeconds=0)
+
+    def _seen(self) -> Observed:
+        return Observed(
+            guests={name: _guest(self._props[ref]) for ref, name in self._names.items() if self._props.get(ref)},
+            tasks={ref: _task(props) for ref, props in self._props.items() if ref not in self._names and props},
+        )
+
+    def current(self) -> Observed:
+        return self._seen()
+
+    def changed(self, timeout_s: float) -> Observed:
+        # Whole seconds, at least one (0 would not wait), and below the session's socket timeout.
+        self._update(max(1, min(math.ceil(timeout_s), self._max_wait_s)))
+        return self._seen()
+
+    def close(self) -> None:
+        with suppress(Exception):  # the session may be gone: vCenter drops the collector with it
+            self._collector.DestroyPropertyCollector()
+
+
 class VsphereInventory:
     """One site's vCenter session, as the `Inventory` port."""
 
-    def __init__(self, si: Any):
+    def __init__(self, si: Any, timeout_s: float = 10.0):
         self._si = si
+        self._timeout_s = timeout_s
+        self._refs: dict[str, Any] = {}  # VM name -> managed object, as last read in this session
+        self._content: Any = None
+
+    @property
+    def _collector(self) -> Any:
+        if self._content is None:
+            self._content = self._si.RetrieveContent()  # once: every `si.content` is a round trip of its own
+        return self._content.propertyCollector
 
     @classmethod
     @contextmanager
     def connect(cls, vcenter: VCenter, credentials: Credentials, timeout_s: float = 10.0) -> Iterator[VsphereInventory]:
         with vcenter_session(vcenter, credentials, timeout_s) as si:
-            yield cls(si)
+            yield cls(si, timeout_s)
+
+    @classmethod
+    @contextmanager
+    def reused(cls, vcenter: VCenter, credentials: Credentials, timeout_s: float = 10.0) -> Iterator[VsphereInventory]:
+        """Over the session an earlier use left (`reused_session`): the failover's steps log in once per warm Lambda."""
+        with reused_session(vcenter, credentials, timeout_s) as si:
+            yield cls(si, timeout_s)
 
     def _vms(self, names: Sequence[str]) -> dict[str, tuple[Any, str]]:
         wanted = set(names)
         return {
             props["name"]: (obj, str(props.get("runtime.powerState", "unknown")))
-            for obj, props in _retrieve(self._si, vim.VirtualMachine, ["name", "runtime.powerState"])
+            for obj, props in read_properties(self._si, vim.VirtualMachine, ["name", "runtime.powerState"])
             if props.get("name") in wanted
         }
 
@@ -195,16 +381,30 @@ class VsphereInventory:
         return {name: state for name, (_, state) in self._vms(vm_names).items()}
 
     def guest_states(self, vm_names: Sequence[str]) -> dict[str, GuestState]:
-        wanted = set(vm_names)
-        return {
-            str(props["name"]): GuestState(
-                str(props.get("runtime.powerState", "unknown")),
-                str(props.get("guest.guestHeartbeatStatus") or "gray"),
-                str(props.get("guest.ipAddress") or ""),
-            )
-            for _, props in _retrieve(self._si, vim.VirtualMachine, GUEST_PROPS)
-            if props.get("name") in wanted
-        }
+        wanted, found = set(vm_names), {}
+        for obj, props in read_properties(self._si, vim.VirtualMachine, GUEST_PROPS):
+            if props.get("name") in wanted:
+                name = str(props["name"])
+                self._refs[name] = obj
+                found[name] = _guest(props)
+        return found
+
+    @contextmanager
+    def watch(self, vm_names: Sequence[str], task_ids: Sequence[str]) -> Iterator[Watch[Observed]]:
+        """WaitForUpdatesEx where vCenter has it, else a poll every WATCH_POLL_S."""
+        if not all(name in self._refs for name in vm_names):
+            self._refs.update({name: obj for name, (obj, _) in self._vms(vm_names).items()})
+        vms = {name: self._refs[name] for name in vm_names if name in self._refs}
+        max_wait_s = max(1, math.floor(self._timeout_s) - 2)  # the answer comes before the socket gives up
+        try:
+            watch = _UpdatesWatch(self._si, self._collector, vms, task_ids, max_wait_s)
+        except (vmodl.fault.NotSupported, vmodl.fault.MethodNotFound):
+            yield Polled(lambda: Observed(self.guest_states(vm_names), self.task_states(task_ids)), WATCH_POLL_S)
+            return
+        try:
+            yield watch
+        finally:
+            watch.close()
 
     def power_on(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Start every power-on; a VM vCenter refuses outright is named after the others were started."""
@@ -230,12 +430,15 @@ class VsphereInventory:
         return tasks
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
-        states = {}
-        for task_id in task_ids:
-            info = vim.Task(task_id, self._si._stub).info
-            error = str(getattr(info.error, "msg", "") or info.error) if info.error is not None else ""
-            states[task_id] = TaskState(str(info.state), error)
-        return states
+        """In one round trip, however many tasks."""
+        if not task_ids:
+            return {}
+        spec = PropertyCollector.FilterSpec(
+            objectSet=[PropertyCollector.ObjectSpec(obj=vim.Task(t, self._si._stub), skip=False) for t in task_ids],
+            propSet=[PropertyCollector.PropertySpec(type=vim.Task, pathSet=TASK_PROPS)],
+        )
+        found = _retrieve_all(self._collector, [spec])
+        return {o.obj._moId: _task({p.name: p.val for p in o.propSet}) for o in found}
 
     def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
         return {

@@ -32,7 +32,7 @@ from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
 from dcwatch.local.zone_server import ZoneServer
 from dcwatch.recovery import records_at
-from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, render_failover_definition
+from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, message_group, render_failover_definition
 
 REGION = "us-east-1"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dcwatch-local"
@@ -166,18 +166,27 @@ class LocalCloud:
         bus = f"{prefix}-bus"
         events.create_event_bus(Name=bus)
 
-        def queue(name: str) -> tuple[str, str]:
-            url = sqs.create_queue(QueueName=f"{prefix}-{name}")["QueueUrl"]
+        def queue(name: str, fifo: bool = False) -> tuple[str, str]:
+            # EventBridge needs content-based deduplication to send to a FIFO queue (it sends no deduplication id).
+            attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
+            url = sqs.create_queue(QueueName=f"{prefix}-{name}{'.fifo' if fifo else ''}", Attributes=attributes)[
+                "QueueUrl"
+            ]
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             return url, arn
 
-        def rule_to_queue(name: str, pattern: dict[str, Any]) -> str:
-            url, arn = queue(name)
+        def rule_to_queue(name: str, pattern: dict[str, Any], fifo: bool = False) -> str:
+            url, arn = queue(name, fifo)
+            target: dict[str, Any] = {"Id": "local", "Arn": arn}
+            if fifo:
+                target["SqsParameters"] = {"MessageGroupId": message_group(config.name)}
             events.put_rule(Name=f"{prefix}-{name}", EventBusName=bus, EventPattern=json.dumps(pattern))
-            events.put_targets(Rule=f"{prefix}-{name}", EventBusName=bus, Targets=[{"Id": "local", "Arn": arn}])
+            events.put_targets(Rule=f"{prefix}-{name}", EventBusName=bus, Targets=[target])
             return url
 
-        rule_queues = {rule.name: rule_to_queue(rule.name, rule.pattern) for rule in RULES}
+        # A rule with a queue (`wiring.QueueSpec`) feeds a FIFO queue here as in AWS; the others feed their
+        # function directly in AWS, and a plain queue here (moto delivers no rule matches to Lambda).
+        rule_queues = {rule.name: rule_to_queue(rule.name, rule.pattern, rule.queue is not None) for rule in RULES}
         site_status_queue = rule_to_queue("site-status", SITE_STATUS_PATTERN)
 
         tables = create_tables(self.client("dynamodb"), prefix)
@@ -273,6 +282,45 @@ class LocalCloud:
         runtime.reset()
 
 
+# An SQS event in; the ids of the messages that failed out, each with why (a partial batch response).
+BatchConsumer = Callable[[dict[str, Any]], dict[str, str]]
+
+
+def _one_by_one(consumer: Callable[[dict[str, Any]], None]) -> BatchConsumer:
+    """A consumer of one message body as a batch consumer: each message on its own, failing on its own."""
+
+    def consume(event: dict[str, Any]) -> dict[str, str]:
+        failed = {}
+        for record in event["Records"]:
+            try:
+                consumer(json.loads(record["body"]))
+            except Exception as exc:  # noqa: BLE001 - retried, then kept and reported, like a DLQ would
+                failed[record["messageId"]] = f"{type(exc).__name__}: {exc}"
+        return failed
+
+    return consume
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """Received SQS messages as the event Lambda's event source mapping passes to a function."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
 class QueuePump:
     """Drains SQS queues in the background and hands each message to its consumer, in order.
 
@@ -284,56 +332,66 @@ class QueuePump:
     def __init__(self, cloud: LocalCloud, attempts: int = 3, retry_delay_s: int = 1):
         self.cloud = cloud
         self.attempts, self.retry_delay_s = attempts, retry_delay_s
-        self._routes: list[tuple[str, Callable[[dict[str, Any]], None], int]] = []
+        self._routes: list[tuple[str, BatchConsumer, int, int]] = []  # queue, consumer, workers, batch size
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
         self.retried: list[str] = []
 
     def route(self, queue_url: str, consumer: Callable[[dict[str, Any]], None], workers: int = 1) -> QueuePump:
-        """`workers` > 1: that many concurrent consumers, as Lambda runs concurrent copies (order is then lost)."""
-        self._routes.append((queue_url, consumer, workers))
+        """Each message's body to `consumer`, one by one; `workers` > 1: that many concurrent consumers, as Lambda
+        runs concurrent copies (order is then lost)."""
+        self._routes.append((queue_url, _one_by_one(consumer), workers, 10))
+        return self
+
+    def route_batches(self, queue_url: str, consumer: BatchConsumer, batch_size: int) -> QueuePump:
+        """As Lambda's event source mapping feeds a function from a FIFO queue: one poller, batches of up to
+        `batch_size` messages as an SQS event; the consumer returns the ids of the messages that failed (a
+        partial batch response), which come again after `retry_delay_s`, at most `attempts` times in all."""
+        self._routes.append((queue_url, consumer, 1, batch_size))
         return self
 
     def start(self) -> QueuePump:
-        for url, consumer, workers in self._routes:
+        for url, consumer, workers, size in self._routes:
             for n in range(workers):
                 thread = threading.Thread(
-                    target=self._drain, args=(url, consumer), name=f"pump-{n}-{url[-20:]}", daemon=True
+                    target=self._drain, args=(url, consumer, size), name=f"pump-{n}-{url[-20:]}", daemon=True
                 )
                 thread.start()
                 self._threads.append(thread)
         return self
 
-    def _drain(self, url: str, consumer: Callable[[dict[str, Any]], None]) -> None:
+    def _drain(self, url: str, consumer: BatchConsumer, size: int) -> None:
         sqs = self.cloud.client("sqs")
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         while not self._stop.is_set():
             try:
                 # Long polling: an empty answer has already waited LONG_POLL_S, so no pause is needed between
                 # asks (a dozen consumers asking every 50 ms had kept moto's one process busy).
                 messages = sqs.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=10,
-                    AttributeNames=["ApproximateReceiveCount"],
-                    WaitTimeSeconds=LONG_POLL_S,
+                    QueueUrl=url, MaxNumberOfMessages=size, AttributeNames=["All"], WaitTimeSeconds=LONG_POLL_S
                 ).get("Messages", [])
             except Exception as exc:  # noqa: BLE001 - moto going away at shutdown
                 if not self._stop.is_set():
                     self.errors.append(f"receive {url}: {exc}")
                 return
+            if not messages:
+                continue
+            try:
+                failed = consumer(sqs_event(messages, arn))
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed, as a function error does
+                failed = {m["MessageId"]: f"{type(exc).__name__}: {exc}" for m in messages}
             done: list[dict[str, str]] = []
             for message in messages:
-                try:
-                    consumer(json.loads(message["Body"]))
-                except Exception as exc:  # noqa: BLE001 - retried, then kept and reported, like a DLQ would
-                    failure = f"{url}: {type(exc).__name__}: {exc}"
+                if message["MessageId"] in failed:
+                    failure = f"{url}: {failed[message['MessageId']]}"
                     if int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)) < self.attempts:
                         self.retried.append(failure)
                         sqs.change_message_visibility(
                             QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=self.retry_delay_s
                         )
                         continue
-                    self.errors.append(failure)
+                    self.errors.append(failure)  # kept, as a dead-letter queue would keep it
                 done.append({"Id": str(len(done)), "ReceiptHandle": message["ReceiptHandle"]})
             if done:
                 sqs.delete_message_batch(QueueUrl=url, Entries=done)

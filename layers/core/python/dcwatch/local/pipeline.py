@@ -45,7 +45,7 @@ from dcwatch.local.links import PROBE, SiteLink, placements
 from dcwatch.local.services import DemoServices
 from dcwatch.local.vcsim import VcsimProcess, converge_vms, create_vms, power_states
 from dcwatch.observability import logger
-from dcwatch.wiring import FUNCTIONS, RULES, function
+from dcwatch.wiring import FUNCTIONS, RULES, function, message_group
 
 Listener = Callable[[dict[str, Any]], None]
 EXECUTIONS_END_TIMEOUT_S = 60.0
@@ -63,7 +63,7 @@ class EvaluatorCrashed(RuntimeError):
 class BusFaults:
     """Faults of the event bus and of the evaluator, set by scenarios; none while at rest."""
 
-    duplicate: bool = False  # every ProbeResult is delivered twice
+    duplicate: bool = False  # every ProbeRound is delivered twice
     late_s: int = 0  # and once more this many seconds later, behind newer results
     evaluator_crashes: int = 0  # the next N evaluations that would start a workflow die first
 
@@ -209,8 +209,13 @@ class LocalPipeline:
 
         self.pump = QueuePump(self.cloud)
         for rule in RULES:
-            consumer = partial(self._deliver, rule.target, rule.name)
-            self.pump.route(self.resources.rule_queues[rule.name], consumer, workers=RULE_WORKERS)
+            url = self.resources.rule_queues[rule.name]
+            if rule.queue is not None:
+                self.pump.route_batches(
+                    url, partial(self._deliver_batch, rule.target, rule.name), rule.queue.batch_size
+                )
+            else:
+                self.pump.route(url, partial(self._deliver, rule.target, rule.name), workers=RULE_WORKERS)
         self.pump.route(self.resources.site_status_queue, keep(self.site_status, "_on_site_status"))
         self.pump.route(self.resources.notification_queue, keep(self.notifications, "_on_notification"))
         self.pump.start()
@@ -308,18 +313,45 @@ class LocalPipeline:
         if error:
             raise RuntimeError(f"{key}: {payload.get('errorType')}: {payload.get('errorMessage')}")
 
+    def _deliver_batch(self, key: str, rule: str, event: dict[str, Any]) -> dict[str, str]:
+        """A queued rule's target invoked with a batch, as Lambda's event source mapping invokes it; the
+        message ids it reports failed (partial batch response), or all of them when it failed as a whole."""
+        for record in event["Records"]:
+            self._misdeliver(rule, json.loads(record["body"]))
+        payload, error = self.lambdas.invoke(f"{self.cloud.prefix}-{key}", event)
+        if error:
+            raise RuntimeError(f"{key}: {payload.get('errorType')}: {payload.get('errorMessage')}")
+        failed = (payload or {}).get("batchItemFailures", [])
+        return {str(item["itemIdentifier"]): f"{key} reported it failed" for item in failed}
+
     def _misdeliver(self, rule: str, event: dict[str, Any]) -> None:
-        """At-least-once and unordered, as EventBridge may deliver: the same event again, now and later."""
+        """At-least-once and unordered, as EventBridge may deliver: the same event again, now and later (a
+        FIFO queue's own deduplication lasts 5 minutes; these copies stand for a redelivery it does not catch)."""
         bus = self.bus
         if not (bus.duplicate or bus.late_s) or event.get("id") in self._replayed:
             return
         self._replayed.add(str(event.get("id")))
         sqs, body = self.cloud.client("sqs"), json.dumps(event)
         queue = self.resources.rule_queues[rule]
+        fifo = queue.endswith(".fifo")
+
+        def send(copy: str) -> None:
+            if fifo:
+                group = message_group(self.config.name)
+                dedup = f"{event.get('id')}-{copy}"
+                sqs.send_message(QueueUrl=queue, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=dedup)
+            else:
+                sqs.send_message(QueueUrl=queue, MessageBody=body, DelaySeconds=bus.late_s if copy == "late" else 0)
+
         if bus.duplicate:
-            sqs.send_message(QueueUrl=queue, MessageBody=body)
+            send("again")
         if bus.late_s:
-            sqs.send_message(QueueUrl=queue, MessageBody=body, DelaySeconds=bus.late_s)
+            if fifo:  # a FIFO queue delays no single message: the copy is sent late instead
+                timer = threading.Timer(bus.late_s, send, args=("late",))
+                timer.daemon = True
+                timer.start()
+            else:
+                send("late")
 
     def function(self, key: str) -> str:
         return f"{self.cloud.prefix}-{key}"

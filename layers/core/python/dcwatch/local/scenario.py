@@ -149,7 +149,7 @@ class ManualFailover(_Model):
 
 
 class BusFault(_Model):
-    duplicate: bool = Field(default=False, description="every ProbeResult delivered twice")
+    duplicate: bool = Field(default=False, description="every ProbeRound delivered twice")
     late_s: int = Field(default=0, ge=0, le=15, description="and once more this many seconds later")
 
 

@@ -3,8 +3,9 @@
 A watcher reads each site's VM power states from its vCenter simulator and starts or stops the
 site's service endpoints to match, so positive checks and end-to-end verification test
 something real: a service answers at a site exactly when vCenter says its VMs are on. It also
-plays the guests' VMware Tools: a VM that is on reports its service's address as its IP, one that
-is off reports none, which is what the failover waits for before a VM counts as up.
+plays the guests' VMware Tools: a VM that is on reports its service's address as its IP `boot_s` after
+vCenter powered it on (the watcher wakes for that moment), one that is off reports none, which is what
+the failover waits for before a VM counts as up.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 from dcwatch.adapters.secrets import Credentials
-from dcwatch.adapters.vsphere import VsphereInventory
+from dcwatch.adapters.vsphere import reused_session
 from dcwatch.config import Config, HttpCheck
-from dcwatch.local.vcsim import report_guest_ips
+from dcwatch.local.vcsim import SimulatedGuest, guests_named, report_guest_ips
 
 POLL_S = 0.2
+MIN_PAUSE_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ class DemoServices:
         """`boot_s`: how long a guest takes to boot, from vCenter showing its VM on to it reporting its IP."""
         self.config = config
         self.boot_s = boot_s
-        self._seen_on: dict[tuple[str, str], float] = {}
+        self._next_boot: datetime | None = None  # the next guest due to report its IP
         self.credentials = credentials
         self.endpoints = endpoints(config)
         self.on_power_on = on_power_on
@@ -114,32 +117,37 @@ class DemoServices:
         return self
 
     def _watch(self) -> None:
-        while not self._stop.wait(POLL_S):
+        while not self._stop.wait(self._pause()):
             self.sync()
+
+    def _pause(self) -> float:
+        """Until the next guest is due to report (so it reports `boot_s` after power-on), at most POLL_S."""
+        with self._lock:
+            due = self._next_boot
+        if due is None:
+            return POLL_S
+        return min(POLL_S, max(MIN_PAUSE_S, (due - datetime.now(UTC)).total_seconds()))
 
     def sync(self) -> None:
         """Read power states from every live site and match the endpoints to them."""
+        next_boot: datetime | None = None
         for site in self.config.sites:
             if site.name in self.failed_sites or site.name in self.held:
                 continue
             addresses = {vm.name: at.dns_values[0] for _, at in self.config.services_at(site.name) for vm in at.vms}
             try:
-                with VsphereInventory.connect(site.vcenter, self.credentials[site.name], timeout_s=2) as inventory:
-                    guests = inventory.guest_states(list(addresses))
-                on = {name for name, guest in guests.items() if guest.power == "poweredOn"}
-                now = time.monotonic()
-                for name in on:
-                    self._seen_on.setdefault((site.name, name), now)
-                for name in set(addresses) - on:
-                    self._seen_on.pop((site.name, name), None)
-                booted = {
-                    name: addresses[name]
-                    for name in on
-                    if not guests[name].ip and now - self._seen_on[(site.name, name)] >= self.boot_s
-                }
-                gone = {name: "" for name, guest in guests.items() if name not in on and guest.ip}
-                if booted or gone:
-                    report_guest_ips(site.vcenter, self.credentials[site.name], booted | gone)
+                with reused_session(site.vcenter, self.credentials[site.name], timeout_s=2) as si:
+                    found = guests_named(si, list(addresses))
+                    guests = {name: guest for name, (_, guest) in found.items()}
+                    on = {name for name, guest in guests.items() if guest.power == "poweredOn"}
+                    now = datetime.now(UTC)
+                    boots = {name: self._boots_at(guests[name]) for name in on if not guests[name].ip}
+                    booted = {name: addresses[name] for name, at in boots.items() if at <= now}
+                    later = [at for at in boots.values() if at > now]
+                    next_boot = min([*later, *([next_boot] if next_boot else [])], default=None)
+                    gone = {name: "" for name, guest in guests.items() if name not in on and guest.ip}
+                    if booted or gone:
+                        report_guest_ips(si, {name: vm for name, (vm, _) in found.items()}, booted | gone)
             except Exception:  # noqa: BLE001 - an unreachable vCenter leaves the endpoints as they are
                 continue
             with self._lock:
@@ -153,6 +161,13 @@ class DemoServices:
                     if endpoint.site == site.name:
                         held = (site.name, endpoint.service) in self.stopped
                         self._set(endpoint, up=not held and all(vm in on for vm in endpoint.vms))
+        with self._lock:
+            self._next_boot = next_boot
+
+    def _boots_at(self, guest: SimulatedGuest) -> datetime:
+        """`boot_s` after vCenter powered the VM on (now, for a VM vCenter gives no boot time)."""
+        on = guest.booted_at or datetime.now(UTC)
+        return on + timedelta(seconds=self.boot_s)
 
     def _set(self, endpoint: Endpoint, up: bool) -> None:
         server = self._servers.get(endpoint)

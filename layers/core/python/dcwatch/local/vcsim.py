@@ -8,6 +8,8 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -15,7 +17,7 @@ from urllib.parse import urlparse
 from pyVmomi import vim
 
 from dcwatch.adapters.secrets import Credentials
-from dcwatch.adapters.vsphere import vcenter_session
+from dcwatch.adapters.vsphere import read_properties, vcenter_session
 from dcwatch.config import VCenter
 from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.wiring import REPO_ROOT
@@ -30,6 +32,7 @@ class VcsimNotFound(RuntimeError):
 
 
 GUEST_IP_KEY = "SET.guest.ipAddress"
+SIMULATED_PROPS = ["name", "runtime.powerState", "summary.runtime.bootTime", "guest.ipAddress"]
 
 
 def find_vcsim() -> str:
@@ -155,22 +158,37 @@ def create_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[s
                 _await_task(vm.PowerOnVM_Task(), f"power on {name}")
 
 
-def _vms_named(si: Any, names: Iterable[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SimulatedGuest:
+    """A VM as the simulated guest needs it: on since when (vCenter's boot time), and the IP it reported."""
+
+    power: str
+    booted_at: datetime | None
+    ip: str
+
+
+def guests_named(si: Any, names: Iterable[str]) -> dict[str, tuple[Any, SimulatedGuest]]:
+    """Each named VM with its guest, in one PropertyCollector call (not a round trip per VM)."""
     wanted = set(names)
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-    try:
-        return {vm.name: vm for vm in view.view if vm.name in wanted}
-    finally:
-        view.Destroy()
+    guests = {}
+    for obj, props in read_properties(si, vim.VirtualMachine, SIMULATED_PROPS):
+        if props.get("name") in wanted:
+            guest = SimulatedGuest(
+                str(props.get("runtime.powerState", "unknown")),
+                props.get("summary.runtime.bootTime"),
+                str(props.get("guest.ipAddress") or ""),
+            )
+            guests[str(props["name"])] = (obj, guest)
+    return guests
 
 
 def converge_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[str, bool]]) -> None:
     """Bring each named VM to the power state marked (True: on), creating those that are missing."""
     wanted = dict(vms)
     with vcenter_session(vcenter, credentials) as si:
-        found = _vms_named(si, wanted)
-        for name, vm in found.items():
-            is_on = vm.runtime.powerState == "poweredOn"
+        found = guests_named(si, wanted)
+        for name, (vm, guest) in found.items():
+            is_on = guest.power == "poweredOn"
             if wanted[name] and not is_on:
                 _await_task(vm.PowerOnVM_Task(), f"power on {name}")
             elif is_on and not wanted[name]:
@@ -183,20 +201,17 @@ def converge_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple
 def power_states(vcenter: VCenter, credentials: Credentials, names: Iterable[str]) -> dict[str, str]:
     """Each named VM's power state (poweredOn, poweredOff, suspended); VMs not found are left out."""
     with vcenter_session(vcenter, credentials) as si:
-        return {name: str(vm.runtime.powerState) for name, vm in _vms_named(si, names).items()}
+        return {name: guest.power for name, (_, guest) in guests_named(si, names).items()}
 
 
-def report_guest_ips(vcenter: VCenter, credentials: Credentials, ips: dict[str, str]) -> None:
+def report_guest_ips(si: Any, vms: dict[str, Any], ips: dict[str, str]) -> None:
     """What VMware Tools does once a guest has booted: report its IP ('' when it went down).
 
-    vcsim simulates no guest; its `SET.guest.ipAddress` extraConfig key sets the property vCenter reports.
-    """
-    with vcenter_session(vcenter, credentials) as si:
-        found = _vms_named(si, ips)
-        tasks = [
-            (vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=GUEST_IP_KEY, value=ip)])), n)
-            for n, vm in found.items()
-            for ip in [ips[n]]
-        ]
-        for task, name in tasks:
-            _await_task(task, f"report guest of {name}")
+    vcsim simulates no guest; its `SET.guest.ipAddress` extraConfig key sets the property vCenter reports
+    (and tells the PropertyCollector's waiters). Not awaited, as a guest does not wait for vCenter: a report
+    that did not land is sent again at the next look, which still sees no IP."""
+    for name, ip in ips.items():
+        if name in vms:
+            vms[name].ReconfigVM_Task(
+                vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=GUEST_IP_KEY, value=ip)])
+            )
