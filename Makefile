@@ -20,11 +20,12 @@ VMS ?= 100
 GROUPS ?= 5
 BOOT_S ?= 2
 POLL_S ?= 1
+IMPORT_RUNS ?= 5
 SIZES ?= 10 100 1000 5000
 # jsii reads this as the list of Node majors whose end-of-life banner to silence.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
 
-.PHONY: demo scenarios test unit integration e2e infra synth cdk lint schemas vcsim blackbox bench bench-workflow bench-evaluation install clean
+.PHONY: demo scenarios test unit integration e2e infra synth cdk lint schemas vcsim blackbox bench bench-workflow bench-evaluation bench-imports install clean
 
 demo: install vcsim
 	$(BIN)/dcwatch demo --report report.json
@@ -35,13 +36,17 @@ scenarios: install vcsim
 test: install vcsim blackbox cdk
 	$(BIN)/python -m pytest -q
 
-bench: install blackbox bench-workflow bench-evaluation
+bench: install blackbox bench-workflow bench-evaluation bench-imports
 	$(BIN)/python -m bench --exporter $(BLACKBOX) --targets $(TARGETS) --concurrency $(CONCURRENCY) \
 	  --latency-ms $(LATENCY_MS) --timeout $(TIMEOUT_S) --rounds $(ROUNDS)
 
 # make bench-evaluation SIZES="10 100 1000 5000": what a probe round costs the evaluator, old design beside new
 bench-evaluation: install
 	$(BIN)/python -m bench.evaluation --sizes $(SIZES)
+
+# make bench-imports IMPORT_RUNS=5: cold-start imports per handler and step, and a first failover's cold starts
+bench-imports: install
+	$(BIN)/python -m bench.imports --runs $(IMPORT_RUNS)
 
 # make bench-workflow VMS=100 GROUPS=5 BOOT_S=2 POLL_S=1
 bench-workflow: install vcsim

@@ -1,26 +1,38 @@
-"""Failover workflow steps: one Lambda per Task state, each parse -> one core step -> state out."""
+"""Failover workflow steps in two functions: `step` runs those that need no site, `site_step` (inside the
+VPC when there is one) those that reach a site. Each Task state names its step (`"step"` in its Parameters,
+`dcwatch.wiring.STEPS` says which function runs it); each step is parse -> one core step -> state out.
+
+One function per step made a failover pay a cold start per step; two pay two. The adapters a step uses
+are imported when it first uses them (`dcwatch.runtime`), so pyVmomi loads only for the vCenter steps,
+aiohttp only for the probing and hook steps, the X-Ray SDK only when tracing is on.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from dcwatch import executions, modes, runtime, waits, workflow
 from dcwatch.config import STEP_OWN_WORK_S
 from dcwatch.errors import InvalidRequest
-from dcwatch.observability import logger, tracer
-from dcwatch.ports import Inventory
+from dcwatch.observability import logger, tracer, tracing_on
+from dcwatch.wiring import SITE_STEPS_FUNCTION, STEPS_FUNCTION
+from dcwatch.wiring import step as step_spec
 from dcwatch.workflow import WorkflowState
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from dcwatch.ports import Inventory
 
 Step = Callable[[WorkflowState, runtime.App], WorkflowState]
 
 
 def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext | None = None) -> dict[str, Any]:
-    state = WorkflowState.model_validate(event)
+    state = WorkflowState.model_validate(event["state"])
     logger.append_keys(incident_id=state.incident_id, step=step)
     app = runtime.app()
     if context is not None:
@@ -32,8 +44,6 @@ def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext 
     return state.dump()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """`{"request": <the execution input>, "execution": <its name>}`: the name owns the lock from here on."""
     begun = workflow.utcnow()
@@ -57,7 +67,7 @@ def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str,
     return state.dump()
 
 
-SiteStep = Callable[[WorkflowState, Inventory, runtime.App], WorkflowState]
+SiteStep = Callable[[WorkflowState, "Inventory", runtime.App], WorkflowState]
 
 
 def _renewed(state: WorkflowState, app: runtime.App) -> WorkflowState:
@@ -101,8 +111,6 @@ def _at_leaving_site(
     return _at_site(lambda s: s.plan.from_site, step, event, action, context)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def acquire_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def acquire(state: WorkflowState, app: runtime.App) -> WorkflowState:
         active = partial(app.store.active_site, app.config.active_site)
@@ -111,20 +119,14 @@ def acquire_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     return _run("AcquireLease", event, acquire)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def release_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("ReleaseLease", event, lambda s, app: workflow.release_lease(s, app.leases))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def fence(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("Fence", event, lambda s, app: workflow.fence(s, lambda: app.inventory(s.plan.from_site)))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def prove_fenced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run(
         "ProveFenced",
@@ -133,8 +135,6 @@ def prove_fenced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby(
         "CheckStandby",
@@ -145,20 +145,14 @@ def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def check_storage(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("CheckStorage", event, lambda s, app: workflow.check_storage(s, app.config, app.probe))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def check_mirror_synced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("CheckMirrorSynced", event, lambda s, app: workflow.check_mirror_synced(s, app.config, app.probe))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby(
         "StartGroup",
@@ -168,8 +162,6 @@ def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby(
         "CheckGroup",
@@ -187,14 +179,10 @@ def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def verify_services(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("VerifyServices", event, lambda s, app: workflow.verify_services(s, app.config, app.probe))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def switch_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run(
         "SwitchDns",
@@ -204,14 +192,10 @@ def switch_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def check_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("CheckDns", event, lambda s, app: workflow.check_dns(s, app.dns, wait_until=_wait_until(app, context)))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def lower_ttl(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Migration, failback: the request's `lowerTtlSeconds` (the ASL enters this step only when it is set)."""
     return _run(
@@ -222,20 +206,14 @@ def lower_ttl(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def notify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("Notify", event, lambda s, app: workflow.notify(s, app.notifier, once=app.once), context)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("RecordAudit", event, lambda s, app: workflow.record_audit(s, app.store, once=app.once), context)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run(
         "NotifyFailure",
@@ -245,8 +223,6 @@ def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def shutdown_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_leaving_site(
         "ShutdownGroup",
@@ -257,8 +233,6 @@ def shutdown_group(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def check_shutdown(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_leaving_site(
         "CheckShutdown",
@@ -267,14 +241,10 @@ def check_shutdown(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def prepare_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby("PrepareDrill", event, lambda s, inventory, app: modes.prepare_drill(s, inventory, app.dns))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Whatever became of the lock: a lost one is reported, and only the VMs wait when another recovery holds it.
     return _at_standby(
@@ -286,8 +256,6 @@ def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Invoked with `.waitForTaskToken`: sends the token to the operators; the workflow waits for their answer.
 
@@ -303,10 +271,70 @@ def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str,
     return {"messageId": message_id}
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def approved(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run("Approved", event, lambda s, app: modes.approved(s, app.leases, app.config.workflow.lease_s))
+
+
+StepHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
+# Step name (the Task's "step", a key of dcwatch.wiring.STEPS) -> what runs it.
+STEPS: dict[str, StepHandler] = {
+    "ValidateRequest": validate_request,
+    "RequestApproval": request_approval,
+    "Approved": approved,
+    "LowerTtl": lower_ttl,
+    "ShutdownGroup": shutdown_group,
+    "CheckShutdown": check_shutdown,
+    "CheckMirrorSynced": check_mirror_synced,
+    "PrepareDrill": prepare_drill,
+    "CleanUpDrill": clean_up_drill,
+    "AcquireLease": acquire_lease,
+    "CheckStandby": check_standby,
+    "CheckStorage": check_storage,
+    "Fence": fence,
+    "ProveFenced": prove_fenced,
+    "StartGroup": start_group,
+    "CheckGroup": check_group,
+    "VerifyServices": verify_services,
+    "SwitchDns": switch_dns,
+    "CheckDns": check_dns,
+    "Notify": notify,
+    "RecordAudit": record_audit,
+    "NotifyFailure": notify_failure,
+    "ReleaseLease": release_lease,
+}
+
+
+class WrongFunction(Exception):
+    """A Task sent a step to the function that does not run it (its network and grants would be wrong)."""
+
+
+def _dispatch(function: str, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    name = str(event.get("step", ""))
+    spec = step_spec(name)  # KeyError: a step the workflow does not have
+    if spec.function != function:
+        raise WrongFunction(f"{name} runs in {spec.function}, not in {function}")
+    return STEPS[name](event, context)
+
+
+# Provisioned concurrency (`-c warm_steps=N`) initializes ahead of need: load everything while nobody waits.
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "provisioned-concurrency":
+    runtime.import_adapters()
+    if tracing_on():
+        tracer.tracer()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def run_step(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The steps that need no site: request, lock, approval, DNS, notices, audit."""
+    return _dispatch(STEPS_FUNCTION, event, context)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def run_site_step(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The steps that reach a site: vCenter, storage, hooks, service checks."""
+    return _dispatch(SITE_STEPS_FUNCTION, event, context)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -25,7 +25,8 @@ class ContextError(Exception):
 @dataclass(frozen=True)
 class SynthSettings:
     """The synth's inputs from CDK context: `config`, `deps`, `hosted_zone_ids`, `region`, and who the site
-    agents' roles trust: `agent_trust_anchor_arn` (IAM Roles Anywhere) and/or `agent_principal` (trials)."""
+    agents' roles trust: `agent_trust_anchor_arn` (IAM Roles Anywhere) and/or `agent_principal` (trials);
+    `warm_steps=N`: N provisioned environments of each workflow step function (0, the default: none)."""
 
     config_path: Path = c.DEMO_CONFIG
     placeholder_deps: bool = False
@@ -33,6 +34,7 @@ class SynthSettings:
     region: str | None = None
     agent_trust_anchor_arn: str | None = None
     agent_principal: str | None = None
+    warm_steps: int = 0
 
     @classmethod
     def from_context(cls, node: Any) -> SynthSettings:
@@ -44,6 +46,7 @@ class SynthSettings:
             region=_region(node.try_get_context("region")),
             agent_trust_anchor_arn=_trust_anchor(node.try_get_context("agent_trust_anchor_arn")),
             agent_principal=_principal(node.try_get_context("agent_principal")),
+            warm_steps=_warm_steps(node.try_get_context("warm_steps")),
         )
 
 
@@ -74,6 +77,7 @@ def build(app: cdk.App) -> DcwatchStack:
         settings.hosted_zone_ids,
         agent_trust_anchor_arn=settings.agent_trust_anchor_arn,
         agent_principal=settings.agent_principal,
+        warm_steps=settings.warm_steps,
     )
     stack = DcwatchStack(
         app,
@@ -118,6 +122,18 @@ def _placeholder_deps(node: Any) -> bool:
     if choice not in (c.DEPS_PIP, c.DEPS_PLACEHOLDER):
         raise ContextError(f"deps: expected {c.DEPS_PIP} (the default) or {c.DEPS_PLACEHOLDER}, got {value!r}")
     return choice == c.DEPS_PLACEHOLDER
+
+
+# A failover runs its steps one at a time: one warm environment per step function is all it uses.
+MAX_WARM_STEPS = 2
+
+
+def _warm_steps(value: Any) -> int:
+    if value is None or value == "":
+        return 0
+    if not str(value).isdigit() or not 0 <= int(value) <= MAX_WARM_STEPS:
+        raise ContextError(f"warm_steps: expected 0..{MAX_WARM_STEPS} provisioned environments, got {value!r}")
+    return int(value)
 
 
 def _region(value: Any) -> str | None:

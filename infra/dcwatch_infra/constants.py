@@ -107,6 +107,14 @@ def probe_id(vantage: str) -> str:
     return "Probe" if vantage == VANTAGE_PUBLIC else f"Probe-{vantage}"
 
 
+# The alias the workflow invokes when its step functions are kept warm (`-c warm_steps=N`).
+WARM_ALIAS = "warm"
+
+
+def warm_alias_id(function_key: str) -> str:
+    return f"{function_key}Warm"
+
+
 def role_id(construct_id: str) -> str:
     return f"{construct_id}Role"
 

@@ -42,15 +42,16 @@ from dcwatch.wiring import (
     FAILOVER_ASL,
     FUNCTIONS,
     RULES,
+    STEPS,
     TABLES,
     FunctionSpec,
     QueueSpec,
-    asl_variables,
     execution_ended_rule,
+    failover_task_functions,
     function,
     message_group,
+    step_arns,
 )
-from dcwatch.wiring import failover_task_functions as workflow_steps
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
 from dcwatch_infra.agents import AgentTrust, SiteAgentRoles
@@ -59,8 +60,8 @@ from dcwatch_infra.layers import code_layers
 from dcwatch_infra.monitoring import Monitoring, Vantage
 from dcwatch_infra.schedules import probe_schedule, probe_schedule_role
 
-# Who may do what, by function key ("Probe": every probe, whatever its vantage point); a function not
-# named here gets nothing of it.
+# Who may do what, by function key ("Probe": every probe, whatever its vantage point) or by workflow step (the
+# function that runs it: Steps or SiteSteps, `dcwatch.wiring.STEPS`); a function not named here gets nothing of it.
 VCENTER_USERS = (
     "Probe",
     "CheckStandby",
@@ -143,6 +144,8 @@ class SynthInputs:
     hosted_zone_ids: dict[str, str] | None = None
     agent_trust_anchor_arn: str | None = None  # the site agents' roles trust this Roles Anywhere anchor
     agent_principal: str | None = None  # or this account or IAM principal (trials)
+    # Provisioned environments of each step function (`-c warm_steps=N`): a failover meets no cold start.
+    warm_steps: int = 0
 
 
 class DcwatchStack(Stack):
@@ -189,6 +192,7 @@ class DcwatchStack(Stack):
         # "Probe" of the wiring: the first vantage point's (the one outside any VPC every deployment has).
         first_probe = next(iter(self.probes.values()))
         self.functions = {spec.key: first_probe if spec.key == "Probe" else self._function(spec) for spec in FUNCTIONS}
+        self.step_targets = self._step_targets(inputs.warm_steps)
         self.state_machine = self._failover_workflow()
         # Only Evaluate starts the workflow, and it is not one of its steps: no dependency cycle.
         self.functions["Evaluate"].add_environment(c.ENV_STATE_MACHINE_ARN, self.state_machine.state_machine_arn)
@@ -224,7 +228,7 @@ class DcwatchStack(Stack):
             ],
             evaluate=self.functions["Evaluate"],
             dead_letters=self.dead_letters,
-            steps=[self.functions[spec.key] for spec in workflow_steps()],
+            steps=[self.functions[spec.key] for spec in failover_task_functions()],
             state_machine=self.state_machine,
             execution_ended=self.functions["ExecutionEnded"],
         )
@@ -396,17 +400,15 @@ class DcwatchStack(Stack):
         return topic
 
     def _failover_workflow(self) -> sfn.StateMachine:
-        steps = workflow_steps()
-        unnamed = sorted(set(asl_variables()) - {spec.arn_variable for spec in steps})
-        if unnamed:
-            raise ValueError(f"{FAILOVER_ASL.name} names {unnamed}, which no function of dcwatch.wiring provides")
+        steps = failover_task_functions()  # fails on a Task naming a step dcwatch.wiring does not have
         machine = sfn.StateMachine(
             self,
             c.FAILOVER,
             state_machine_name=c.state_machine_name(self.config.name),
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_file(str(FAILOVER_ASL)),
-            definition_substitutions={spec.arn_variable: self.functions[spec.key].function_arn for spec in steps},
+            # `${<step>Arn}`: the function that runs the step (Steps or SiteSteps).
+            definition_substitutions=step_arns({spec.key: self.step_targets[spec.key].function_arn for spec in steps}),
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(self, c.FAILOVER_LOGS, retention=c.LOG_RETENTION),
                 level=sfn.LogLevel.ALL,
@@ -417,7 +419,7 @@ class DcwatchStack(Stack):
         machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
-                resources=[self.functions[spec.key].function_arn for spec in steps],
+                resources=[self.step_targets[spec.key].function_arn for spec in steps],
             )
         )
         nag.acknowledge(
@@ -427,6 +429,23 @@ class DcwatchStack(Stack):
             "neither has resource-level permissions",
         )
         return machine
+
+    def _step_targets(self, warm: int) -> dict[str, lambda_.IFunction]:
+        """What the workflow invokes: each step function, or with `warm` an alias of its current version with
+        that many provisioned environments (initialized ahead, they import every step's modules then)."""
+        steps = failover_task_functions()
+        if not warm:
+            return {spec.key: self.functions[spec.key] for spec in steps}
+        return {
+            spec.key: lambda_.Alias(
+                self,
+                c.warm_alias_id(spec.key),
+                alias_name=c.WARM_ALIAS,
+                version=self.functions[spec.key].current_version,
+                provisioned_concurrent_executions=warm,
+            )
+            for spec in steps
+        }
 
     def _execution_ended_rule(self) -> None:
         """Step Functions reports its executions' ends to the default bus, not to ours."""
@@ -587,7 +606,14 @@ class DcwatchStack(Stack):
         }
 
     def _holders(self, keys: Sequence[str]) -> list[lambda_.Function]:
-        return [fn for key in keys for fn in (self.probes.values() if key == "Probe" else [self.functions[key]])]
+        """The functions of these function keys or step keys, each once."""
+        functions = {s.key: s.function for s in STEPS}
+        found = [
+            fn
+            for key in keys
+            for fn in (self.probes.values() if key == "Probe" else [self.functions[functions.get(key, key)]])
+        ]
+        return list(dict.fromkeys(found))
 
     def _arn(self, service: str, resource: str, name: str) -> str:
         return self.format_arn(service=service, resource=resource, resource_name=name)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dcwatch.wiring import FUNCTIONS, failover_task_functions
+from dcwatch.wiring import FUNCTIONS, STEPS, failover_task_functions
 from tests.infrastructure.conftest import ZONE_ID
 from tests.infrastructure.deployed import NETWORK_INTERFACE_ACTIONS
 from tests.infrastructure.synth import Synth
@@ -25,15 +25,10 @@ from tests.infrastructure.template import (
 
 pytestmark = pytest.mark.infrastructure
 
-# What each function may touch, by service, besides writing its own log group and sending traces to X-Ray.
-# Stated here, independently of the stack's own tables, so that a grant added or lost shows up as a failure.
-ALLOWED_SERVICES = {
-    "Probe": {"events", "secretsmanager"},
-    # sqs: the probe-rounds queue its event source mapping reads (receive, delete, attributes).
-    "Evaluate": {"events", "dynamodb", "states", "sns", "kms", "sqs"},
-    # Each site agent's latest report and its silence (state), their decision records (audit), their alerts.
-    "AgentReports": {"dynamodb", "sns", "kms"},
-    "Control": {"dynamodb", "states"},
+# What each step of the workflow needs, by service; the function that runs it (Steps or SiteSteps) may touch
+# what its steps need together. Stated here, independently of the stack's own tables, so that a grant added
+# or lost shows up as a failure.
+STEP_SERVICES = {
     "ValidateRequest": {"dynamodb"},
     "RequestApproval": {"sns", "kms", "dynamodb"},
     "Approved": {"dynamodb"},
@@ -58,6 +53,17 @@ ALLOWED_SERVICES = {
     "Notify": {"sns", "kms", "dynamodb"},
     "RecordAudit": {"dynamodb"},
     "NotifyFailure": {"dynamodb", "sns", "kms"},
+}
+# What each function may touch, by service, besides writing its own log group and sending traces to X-Ray.
+ALLOWED_SERVICES = {
+    "Probe": {"events", "secretsmanager"},
+    # sqs: the probe-rounds queue its event source mapping reads (receive, delete, attributes).
+    "Evaluate": {"events", "dynamodb", "states", "sns", "kms", "sqs"},
+    # Each site agent's latest report and its silence (state), their decision records (audit), their alerts.
+    "AgentReports": {"dynamodb", "sns", "kms"},
+    "Control": {"dynamodb", "states"},
+    "Steps": set().union(*(STEP_SERVICES[s.key] for s in STEPS if s.function == "Steps")),
+    "SiteSteps": set().union(*(STEP_SERVICES[s.key] for s in STEPS if s.function == "SiteSteps")),
     "ExecutionEnded": {"dynamodb", "sns", "kms"},
 }
 STEP_KEYS = [spec.key for spec in failover_task_functions()]
@@ -74,6 +80,10 @@ def table_grants(synth: Synth, table_key: str) -> dict[str, set[str]]:
 
 def test_each_function_may_touch_only_the_services_of_its_job(demo: Synth):
     assert set(ALLOWED_SERVICES) == {spec.key for spec in FUNCTIONS}, "decide what a new function may touch"
+    assert set(STEP_SERVICES) == {s.key for s in STEPS}, "decide what a new step may touch"
+    # The site steps' function is no DNS switch and no notifier; the other steps' never reads a vCenter secret.
+    assert ALLOWED_SERVICES["SiteSteps"] == {"secretsmanager", "route53", "dynamodb"}
+    assert ALLOWED_SERVICES["Steps"] == {"dynamodb", "route53", "sns", "kms"}
     network_interfaces = {Grant(action, "*") for action in NETWORK_INTERFACE_ACTIONS}
     for key, allowed in ALLOWED_SERVICES.items():
         # Inside the VPC a function also manages its network interfaces (test_topology says which may).
@@ -113,7 +123,7 @@ def test_only_the_control_function_answers_an_approval_gate_and_it_starts_nothin
 
 def test_state_is_written_only_by_the_evaluator_the_audit_step_and_the_operators_control(demo: Synth):
     writers = {key for key, acts in table_grants(demo, "State").items() if "dynamodb:PutItem" in acts}
-    assert writers == {"Evaluate", "AgentReports", "RecordAudit", "Control"}
+    assert writers == {"Evaluate", "AgentReports", "Steps", "Control"}  # Steps: RecordAudit
 
 
 def test_the_audit_trail_is_append_only_for_the_functions_that_write_it(demo: Synth):
@@ -121,38 +131,32 @@ def test_the_audit_trail_is_append_only_for_the_functions_that_write_it(demo: Sy
         # The evaluator's decision records: every change it announces (a site DOWN, an agent silent, ...).
         "Evaluate": {"dynamodb:PutItem"},
         "AgentReports": {"dynamodb:PutItem"},
-        "RecordAudit": {"dynamodb:PutItem"},
-        "NotifyFailure": {"dynamodb:PutItem"},
+        "Steps": {"dynamodb:PutItem"},  # RecordAudit, NotifyFailure
         "Control": {"dynamodb:PutItem"},
         "ExecutionEnded": {"dynamodb:PutItem"},
     }
 
 
 def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_steps_that_hold_it(demo: Synth):
-    # ValidateRequest may only give back the lock taken for its own execution when it rejects the request;
-    # ExecutionEnded only the lock of an execution Step Functions stopped or timed out.
+    # Steps: AcquireLease, ReleaseLease, Approved, SwitchDns (renews it before the switch); ValidateRequest gives
+    # back the lock taken for its own execution when it rejects the request. SiteSteps: StartGroup and
+    # ShutdownGroup (each renews it before its group), CleanUpDrill (renews or releases a drill's lock whatever
+    # became of it). ExecutionEnded: only the lock of an execution Step Functions stopped or timed out.
     lease = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     assert table_grants(demo, "Locks") == {
         "Evaluate": lease,
-        "AcquireLease": lease,
-        # Each renews the lock before the stretch it starts: a group, a shutdown group, the DNS switch.
-        "StartGroup": lease,
-        "ShutdownGroup": lease,
-        "SwitchDns": lease,
-        "ReleaseLease": lease,
-        "Approved": lease,
-        "CleanUpDrill": lease,
-        "ValidateRequest": {"dynamodb:DeleteItem"},
+        "Steps": lease,
+        "SiteSteps": lease,
         # A stopped or timed-out execution's own lock (conditional delete), its holder named otherwise (get).
         "ExecutionEnded": {"dynamodb:DeleteItem", "dynamodb:GetItem"},
-        # The site agents' leases, read only (the lease proof).
-        "ProveFenced": {"dynamodb:GetItem"},
     }
 
 
-def test_the_lease_proof_reads_only_the_site_agents_leases_never_the_failover_lock(demo: Synth):
+def test_the_lease_proof_reads_the_site_agents_leases_by_a_grant_of_its_own(demo: Synth):
+    # ProveFenced's grant: read only, only the agents' items. SiteSteps also holds CleanUpDrill's lease actions,
+    # so this no longer keeps the proof from the failover lock: the code does (SiteLeaseTable reads site-lease#).
     table_id = demo.logical_id(demo.stack.tables["Locks"])
-    [read] = [g for g in function_grants(demo, "ProveFenced") if table_id in refs(g.resource)]
+    [read] = [g for g in function_grants(demo, "SiteSteps") if table_id in refs(g.resource) and g.condition]
     assert read.action == "dynamodb:GetItem"
     assert read.condition == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["site-lease#*"]}}
 
@@ -163,23 +167,24 @@ def test_vcenter_secrets_are_referenced_by_name_never_created_and_read_only_wher
         granted = [str(r) for r in resources_for(function_grants(demo, spec.key), "secretsmanager:GetSecretValue")]
         for site in demo.config.sites:
             readable = any(f"secret:{site.vcenter.credentials_secret}-??????" in r for r in granted)
-            users = ("Probe", "CheckStandby", "Fence", "StartGroup", "CheckGroup", "ShutdownGroup", "CheckShutdown")
-            assert readable == (spec.key in (*users, "PrepareDrill", "CleanUpDrill")), spec.key
+            # SiteSteps: CheckStandby, Fence, StartGroup, CheckGroup, ShutdownGroup, CheckShutdown, the drill's.
+            assert readable == (spec.key in ("Probe", "SiteSteps")), spec.key
     assert "SecretString" not in json.dumps(demo.template.to_json()), "no secret value in the template"
 
 
 def test_without_zone_ids_dns_changes_may_touch_any_hosted_zone_and_follow_any_change(demo: Synth):
     # The demo's stack has no region: the partition is the template's pseudo parameter.
-    switch = function_grants(demo, "SwitchDns")
+    switch = function_grants(demo, "Steps")  # SwitchDns
     any_zone = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":route53:::hostedzone/*"]]}
     assert resources_for(switch, "route53:ChangeResourceRecordSets") == [any_zone]
     assert resources_for(switch, "route53:ListHostedZonesByName") == ["*"]
-    [follow] = resources_for(function_grants(demo, "CheckDns"), "route53:GetChange")
+    [follow] = resources_for(function_grants(demo, "Steps"), "route53:GetChange")  # CheckDns
     assert "change/*" in str(follow)
 
 
 def test_with_zone_ids_dns_changes_are_scoped_to_exactly_the_configured_zones(prod: Synth):
-    assert resources_for(function_grants(prod, "SwitchDns"), "route53:ChangeResourceRecordSets") == [PROD_ZONE]
+    for key in ("Steps", "SiteSteps"):  # SwitchDns and LowerTtl; CleanUpDrill restoring a drill's records
+        assert resources_for(function_grants(prod, key), "route53:ChangeResourceRecordSets") == [PROD_ZONE], key
 
 
 def test_workflow_role_invokes_exactly_its_steps(demo: Synth):
@@ -191,10 +196,11 @@ def test_workflow_role_invokes_exactly_its_steps(demo: Synth):
 
 
 def test_a_drill_reads_and_restores_its_records_only_in_the_configured_zones(prod: Synth):
-    for key in ("PrepareDrill", "CleanUpDrill"):
+    # PrepareDrill and CleanUpDrill (SiteSteps); LowerTtl (Steps) reads the current values it re-writes.
+    for key in ("SiteSteps", "Steps"):
         assert resources_for(function_grants(prod, key), "route53:ListResourceRecordSets") == [PROD_ZONE], key
-    assert resources_for(function_grants(prod, "CleanUpDrill"), "route53:ChangeResourceRecordSets") == [PROD_ZONE]
-    assert not resources_for(function_grants(prod, "PrepareDrill"), "route53:ChangeResourceRecordSets")
+    for key in ("Probe", "Evaluate", "Control", "ExecutionEnded"):
+        assert not resources_for(function_grants(prod, key), "route53:ChangeResourceRecordSets"), key
 
 
 def test_the_ended_execution_handler_appends_audit_releases_its_lock_and_alerts_and_nothing_else(demo: Synth):

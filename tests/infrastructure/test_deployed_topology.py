@@ -76,12 +76,11 @@ def test_placements_differ_between_shapes_as_the_network_and_the_second_region_s
         "aws-public": "home",
         "aws-eu-west-1": "region-eu-west-1",
     }
-    # The steps that talk to a site run in the VPC when there is one, and outside any VPC when not.
-    for step in ("Fence", "StartGroup", "CheckGroup", "VerifyServices", "ShutdownGroup", "CheckStorage"):
-        assert template_topology(prod)["functions"][step] == "vpc", step
-        assert template_topology(flat)["functions"][step] == "home", step
-    for step in ("Evaluate", "SwitchDns", "Notify", "RecordAudit"):
-        assert template_topology(prod)["functions"][step] == "home", step
+    # The steps that talk to a site (SiteSteps) run in the VPC when there is one, and outside any VPC when not.
+    assert template_topology(prod)["functions"]["SiteSteps"] == "vpc"
+    assert template_topology(flat)["functions"]["SiteSteps"] == "home"
+    for key in ("Evaluate", "Steps", "ExecutionEnded"):
+        assert template_topology(prod)["functions"][key] == "home", key
 
 
 def test_functions_inside_the_vpc_use_exactly_the_configs_subnets_and_security_groups(synth: Synth):

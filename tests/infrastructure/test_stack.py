@@ -15,6 +15,7 @@ from dcwatch.wiring import (
     FUNCTIONS,
     FUNCTIONS_DIR,
     RULES,
+    STEPS,
     TABLES,
     asl_variables,
     execution_ended_rule,
@@ -23,6 +24,7 @@ from dcwatch.wiring import (
 )
 from dcwatch.wiring import function as function_spec
 from dcwatch_infra import constants
+from dcwatch_infra.build import ContextError
 from dcwatch_infra.stack import probe_rate_minutes
 from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
 from tests.infrastructure.template import actions_of, grants, refs, resources
@@ -220,10 +222,11 @@ def test_workflow_names_only_lambdas_of_the_stack(demo: Synth):
     substitutions = machine["DefinitionSubstitutions"]
     assert set(substitutions) == set(asl_variables())
     functions = resources(demo, "AWS::Lambda::Function")
-    for spec in failover_task_functions():
-        target = substitutions[spec.arn_variable]
-        assert target == {"Fn::GetAtt": [demo.function_id(spec.key), "Arn"]}
-        assert functions[target["Fn::GetAtt"][0]]["Properties"]["Handler"] == spec.handler
+    for step in STEPS:
+        target = substitutions[step.arn_variable]
+        assert target == {"Fn::GetAtt": [demo.function_id(step.function), "Arn"]}, step.key
+        assert functions[target["Fn::GetAtt"][0]]["Properties"]["Handler"] == function_spec(step.function).handler
+    assert {spec.key for spec in failover_task_functions()} == {"Steps", "SiteSteps"}
 
 
 def test_workflow_definition_is_the_asl_file_itself(demo: Synth):
@@ -360,3 +363,28 @@ def test_config_tags_are_on_every_taggable_resource(demo: Synth):
             assert config_tags == tags, logical_id
     for logical_id, machine in resources(demo, "AWS::StepFunctions::StateMachine").items():
         assert machine["Properties"]["Tags"] == tags, logical_id
+
+
+def test_by_default_the_workflow_invokes_its_step_functions_with_no_standing_cost(demo: Synth):
+    demo.template.resource_count_is("AWS::Lambda::Alias", 0)
+    demo.template.resource_count_is("AWS::Lambda::Version", 0)
+
+
+def test_warm_steps_keep_environments_of_each_step_function_provisioned_and_the_workflow_invokes_them(tmp_path):
+    warm = synthesize(tmp_path, **PLACEHOLDER, warm_steps="1")
+    aliases = resources(warm, "AWS::Lambda::Alias")
+    provisioned = {
+        alias["Properties"]["FunctionName"]["Ref"]: alias["Properties"]["ProvisionedConcurrencyConfig"]
+        for alias in aliases.values()
+    }
+    assert provisioned == {
+        warm.function_id(key): {"ProvisionedConcurrentExecutions": 1} for key in ("Steps", "SiteSteps")
+    }
+    machine = next(iter(resources(warm, "AWS::StepFunctions::StateMachine").values()))["Properties"]
+    invoked = {value["Ref"] for value in machine["DefinitionSubstitutions"].values()}
+    assert invoked == set(aliases), "every Task invokes a warm alias, not the function's unpublished $LATEST"
+
+
+def test_warm_steps_is_a_small_count(tmp_path):
+    with pytest.raises(ContextError, match="warm_steps: expected 0..2"):
+        synthesize(tmp_path, **PLACEHOLDER, warm_steps="50")

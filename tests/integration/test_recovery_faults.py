@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSResponse
 from pyVmomi import vim
 
 from dcwatch.adapters.vsphere import vcenter_session
-from dcwatch.local.lambdas import running_function
+from dcwatch.local.lambdas import running_step
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
 from tests.configs import write_pair_config
@@ -140,7 +140,7 @@ def test_a_forced_failover_survives_a_crashed_step_and_route53_throttling_acting
     throttled = {"left": 2}
 
     def throttle(**kwargs: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        if not running_function().endswith("-SwitchDns") or throttled["left"] <= 0:
+        if running_step() != "SwitchDns" or throttled["left"] <= 0:
             return None
         throttled["left"] -= 1
         error = {

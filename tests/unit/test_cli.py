@@ -94,7 +94,7 @@ def test_topology_prints_who_runs_where_what_each_reaches_and_what_the_network_m
     assert "aws-vpc (home region, inside the VPC) runs 14 checks:" in out
     assert "  dc-a, private:\n    vcenter 127.0.0.1:18989 <- aws-vpc\n" in out
     assert "    shop-home 127.0.10.1:18080 <- aws-public, aws-vpc\n" in out
-    assert "functions in the VPC: Probe, ShutdownGroup," in out and "functions outside any VPC: Evaluate," in out
+    assert "functions in the VPC: Probe, SiteSteps\n" in out and "functions outside any VPC: Evaluate," in out
     assert "routes from subnet-0d3c0a7c0ffee0001, subnet-0d3c0a7c0ffee0002 over the VPN or Direct Connect" in out
     assert "a NAT gateway or VPC endpoints for the AWS APIs the functions here call: DynamoDB" in out
 
@@ -105,7 +105,8 @@ def test_topology_as_json_is_the_model_with_its_prerequisites(capsys):
     assert [v["name"] for v in document["vantagePoints"]] == ["aws-public", "aws-vpc"]
     vcenter = next(e for e in document["endpoints"] if (e["site"], e["check"]) == ("dc-b", "vcenter"))
     assert (vcenter["reach"], vcenter["runners"], vcenter["field"]) == ("private", ["aws-vpc"], "sites[1].vcenter")
-    assert document["functions"]["Fence"] == "vpc" and document["functions"]["Evaluate"] == "home"
+    assert document["functions"]["SiteSteps"] == "vpc" and document["functions"]["Evaluate"] == "home"
+    assert document["functions"]["Steps"] == "home"
     assert set(document["prerequisites"]) == {
         "home (home region, outside any VPC)",
         "vpc (home region, inside the VPC, vpc-0d3c0a7c0ffee0001)",

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from dcwatch.config import ConfigError, parse_config
-from dcwatch.topology import AWS_CALLS, in_vpc_functions, prerequisites
+from dcwatch.topology import AWS_CALLS, HOME, IN_VPC, in_vpc_functions, prerequisites
 from dcwatch.wiring import FUNCTIONS
 from tests.topology_configs import CONFIGS, demo, production, without_network
 
@@ -63,7 +63,8 @@ def test_in_production_the_storage_mirror_is_private_and_every_step_that_talks_t
     )  # fmt: skip
     assert model.placement("Fence").in_vpc and model.placement("CheckStorage").in_vpc
     assert not model.placement("Evaluate").in_vpc and not model.placement("SwitchDns").in_vpc
-    assert in_vpc_functions(model) == ["Probe", *(s.key for s in FUNCTIONS if s.reaches_sites and s.key != "Probe")]
+    assert in_vpc_functions(model) == ["Probe", "SiteSteps"]
+    assert [s.key for s in FUNCTIONS if s.reaches_sites] == ["Probe", "SiteSteps"]
 
 
 def test_without_a_network_everything_runs_outside_any_vpc_and_reaches_only_public_endpoints():
@@ -151,6 +152,12 @@ def test_the_vpc_prerequisites_name_the_routes_the_ports_and_every_aws_api_its_f
 
 def test_every_function_placed_in_the_vpc_says_which_aws_apis_it_calls():
     assert set(AWS_CALLS) == {spec.key for spec in FUNCTIONS if spec.reaches_sites}
+
+
+def test_a_step_runs_where_the_function_that_runs_it_does():
+    model = parse_config(production()).topology
+    assert model.placement("CheckGroup") == model.placement("SiteSteps") == IN_VPC
+    assert model.placement("SwitchDns") == model.placement("Steps") == HOME
 
 
 def test_a_lambda_hook_adds_lambda_to_the_apis_the_vpc_must_reach():

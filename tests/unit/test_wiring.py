@@ -9,9 +9,19 @@ import pytest
 from pydantic import ValidationError
 
 from dcwatch.config import STEP_OWN_WORK_S, STEP_TIMEOUT_S, Workflow
-from dcwatch.local.lambdas import load_handler
+from dcwatch.local.lambdas import LambdaContext, load_handler, load_module
 from dcwatch.waits import step_deadline
-from dcwatch.wiring import FAILOVER_ASL, FUNCTIONS, RULES, asl_variables, function, render_failover_definition
+from dcwatch.wiring import (
+    FAILOVER_ASL,
+    FUNCTIONS,
+    RULES,
+    STEPS,
+    asl_variables,
+    failover_task_functions,
+    function,
+    render_failover_definition,
+)
+from dcwatch.wiring import step as step_spec
 
 ASL = json.loads(FAILOVER_ASL.read_text())
 TASKS = {name: state for name, state in ASL["States"].items() if state["Type"] == "Task"}
@@ -26,26 +36,53 @@ def test_every_rule_targets_a_known_function():
     assert {r.target for r in RULES} <= {f.key for f in FUNCTIONS}
 
 
-def test_the_definition_renders_with_an_arn_for_every_task_and_refuses_a_missing_one():
-    arns = {f.arn_variable: f"arn:aws:lambda:eu-central-1:1:function:{f.key}" for f in FUNCTIONS}
+def test_the_definition_renders_each_step_as_the_function_that_runs_it_and_refuses_a_missing_one():
+    arns = {f.key: f"arn:aws:lambda:eu-central-1:1:function:{f.key}" for f in FUNCTIONS}
     rendered = json.loads(render_failover_definition(arns))
-    assert rendered["States"]["SwitchDns"]["Resource"].endswith(":function:SwitchDns")
+    assert rendered["States"]["SwitchDns"]["Resource"].endswith(":function:Steps")
+    assert rendered["States"]["CheckGroup"]["Resource"].endswith(":function:SiteSteps")
+    assert rendered["States"]["RequestApproval"]["Parameters"]["FunctionName"].endswith(":function:Steps")
     missing = dict(arns)
-    missing.pop("NotifyArn")
-    with pytest.raises(KeyError, match="NotifyArn"):
+    missing.pop("SiteSteps")
+    with pytest.raises(KeyError, match="SiteSteps"):
         render_failover_definition(missing)
 
 
 def function_of(state: dict) -> str:
-    """The function a Task runs: its Resource, or for a callback task (waitForTaskToken) its FunctionName."""
+    """The step a Task runs, by its Resource (`${<step>Arn}`), or for a callback task its FunctionName."""
     resource = state.get("Parameters", {}).get("FunctionName", state["Resource"])
     return resource.removeprefix("${").removesuffix("Arn}")
 
 
-def test_each_task_is_named_after_its_function():
+def step_named(state: dict) -> str:
+    """What the Task tells the dispatcher to run: `step` in its Parameters (a callback task's Payload)."""
+    parameters = state["Parameters"]
+    return str(parameters.get("Payload", parameters)["step"])
+
+
+def test_each_task_is_named_after_its_step_and_tells_its_function_that_step():
     assert set(asl_variables()) == {f"{function_of(state)}Arn" for state in TASKS.values()}
     for name, state in TASKS.items():
         assert name.startswith(function_of(state)), name
+        assert step_named(state) == function_of(state), name
+
+
+def test_the_workflow_runs_in_two_functions_one_for_the_steps_that_reach_a_site():
+    assert [f.key for f in failover_task_functions()] == ["Steps", "SiteSteps"]
+    assert {s.function for s in STEPS if s.reaches_sites} == {"SiteSteps"}
+    assert function("SiteSteps").reaches_sites and not function("Steps").reaches_sites
+    assert {f"{s.key}Arn" for s in STEPS} == set(asl_variables()), "every step is a Task, every Task a step"
+
+
+def test_the_failover_code_runs_every_step_and_refuses_one_sent_to_the_wrong_function():
+    code = load_module("failover")
+    assert set(code.STEPS) == {s.key for s in STEPS}
+    context = LambdaContext("SiteSteps", "arn:aws:lambda:eu-central-1:1:function:SiteSteps", "r-1")
+    # Refused before anything runs: SwitchDns in the VPC would lack its Route 53 grant.
+    with pytest.raises(code.WrongFunction, match="SwitchDns runs in Steps, not in SiteSteps"):
+        code.run_site_step({"step": "SwitchDns", "state": {}}, context)
+    with pytest.raises(KeyError, match="no failover step 'Explode'"):
+        code.run_step({"step": "Explode", "state": {}}, context)
 
 
 def test_every_task_retries_transient_errors():
@@ -211,8 +248,9 @@ def test_every_wait_is_bounded_by_a_step_that_enforces_a_deadline():
 
 
 def test_the_hook_budget_the_config_checks_is_the_timeout_every_step_lambda_gets():
-    steps = [spec for spec in FUNCTIONS if spec.key in ("StartGroup", "CheckGroup")]
-    assert steps and all(spec.timeout_s == STEP_TIMEOUT_S for spec in steps)
+    runners = {step.function for step in STEPS if step.key in ("StartGroup", "CheckGroup")}
+    assert runners == {"SiteSteps"}
+    assert all(spec.timeout_s == STEP_TIMEOUT_S for spec in failover_task_functions())
 
 
 def test_a_group_and_the_dns_change_are_checked_at_once_and_the_loops_wait_only_between_step_waits():
@@ -225,12 +263,13 @@ def test_a_group_and_the_dns_change_are_checked_at_once_and_the_loops_wait_only_
 
 def test_the_lock_is_renewed_by_the_steps_that_start_each_stretch_not_by_hops_of_their_own():
     assert not [name for name in ASL["States"] if "Lease" in name and name.startswith("Renew")]
-    assert "RenewLease" not in {f.key for f in FUNCTIONS}
+    assert "RenewLease" not in {f.key for f in FUNCTIONS} | {s.key for s in STEPS}
 
 
 @pytest.mark.parametrize("key", ["CheckGroup", "CheckDns"])
 def test_a_step_that_waits_inside_stops_waiting_before_its_lambda_timeout_leaving_time_for_its_work(key):
-    timeout_s = function(key).timeout_s
+    # The timeout of the function that runs the step (CheckGroup: SiteSteps, CheckDns: Steps).
+    timeout_s = function(step_spec(key).function).timeout_s
     longest = timeout_s - STEP_OWN_WORK_S
     assert Workflow(step_wait_s=longest).step_wait_s == longest
     with pytest.raises(ValidationError, match="step_wait_s"):

@@ -18,7 +18,7 @@ from typing import Any
 from dcwatch.config import Config, HttpCheck, TcpCheck, TlsCheck
 from dcwatch.events import ROUND_CHUNK
 from dcwatch.topology import VANTAGE_PUBLIC, VANTAGE_VPC, aws_calls, in_vpc_functions, vantage_of_region
-from dcwatch.wiring import FAILOVER_ASL, RULES, function
+from dcwatch.wiring import FAILOVER_ASL, RULES, function, step
 
 MONTH_S = 730 * 3600  # AWS prices a month as 730 hours
 KB, GB = 1024, 1024**3
@@ -360,7 +360,7 @@ def monthly_cost(
     probe_calls = len(w.vantages) * MONTH_S / period
     probe_gb = function("Probe").memory_mb / 1024
     evaluate_gb = function("Evaluate").memory_mb / 1024
-    step_gb = function("StartGroup").memory_mb / 1024
+    step_gb = function(step("StartGroup").function).memory_mb / 1024
     path = counts.basis
     probe_s = sum(probe_invocation_s(w.interval_s, v.checks, a) for v in w.vantages) / max(1, len(w.vantages))
     lines = [

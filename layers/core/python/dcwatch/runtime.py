@@ -1,6 +1,8 @@
 """Composition root for the handlers: settings from the environment, the config, the adapters.
 
-Read on first use, not at import, so tests and the local runtime can set the environment first.
+Read on first use, not at import, so tests and the local runtime can set the environment first. Each
+adapter's module is imported on first use too: a cold start pays only for what its step touches (no
+pyVmomi for a lease step, no aiohttp for a DNS step; `python -m bench.imports` measures it).
 """
 
 from __future__ import annotations
@@ -11,23 +13,23 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dcwatch.adapters import aws
-from dcwatch.adapters.agent_aws import SiteLeaseTable
-from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
-from dcwatch.adapters.eventbridge import EventBridgePublisher
-from dcwatch.adapters.hooks import HookCaller
-from dcwatch.adapters.idempotency import IdempotentSteps
-from dcwatch.adapters.probers import probe_round
-from dcwatch.adapters.route53 import Route53Dns
-from dcwatch.adapters.secrets import SecretsManagerCredentials
-from dcwatch.adapters.sns import SnsNotifier
-from dcwatch.adapters.stepfunctions import Approvals, StepFunctionsStarter
-from dcwatch.adapters.vsphere import VsphereInventory
-from dcwatch.checks import PlannedCheck
 from dcwatch.config import Config, load_config
-from dcwatch.events import ProbeResult
+
+if TYPE_CHECKING:
+    from dcwatch.adapters.agent_aws import SiteLeaseTable
+    from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
+    from dcwatch.adapters.eventbridge import EventBridgePublisher
+    from dcwatch.adapters.hooks import HookCaller
+    from dcwatch.adapters.idempotency import IdempotentSteps
+    from dcwatch.adapters.route53 import Route53Dns
+    from dcwatch.adapters.secrets import SecretsManagerCredentials
+    from dcwatch.adapters.sns import SnsNotifier
+    from dcwatch.adapters.stepfunctions import Approvals, StepFunctionsStarter
+    from dcwatch.adapters.vsphere import VsphereInventory
+    from dcwatch.checks import PlannedCheck
+    from dcwatch.events import ProbeResult
 
 
 @dataclass(frozen=True)
@@ -84,57 +86,83 @@ class App:
 
     def _home_client(self, service: str) -> Any | None:
         """A client of the home region when this function runs elsewhere; None for the lazy default."""
+        from dcwatch.adapters import aws
+
         return aws.client(service, region=self.settings.home_region) if self.settings.home_region else None
 
     @cached_property
     def secrets(self) -> SecretsManagerCredentials:
+        from dcwatch.adapters.secrets import SecretsManagerCredentials
+
         return SecretsManagerCredentials(self._home_client("secretsmanager"))
 
     @cached_property
     def events(self) -> EventBridgePublisher:
+        from dcwatch.adapters.eventbridge import EventBridgePublisher
+
         return EventBridgePublisher(self.settings.bus_name, self._home_client("events"))
 
     @cached_property
     def store(self) -> DynamoStateStore:
+        from dcwatch.adapters.dynamodb import DynamoStateStore
+
         return DynamoStateStore(self.settings.table_name, self.settings.audit_table_name)
 
     @cached_property
     def leases(self) -> DynamoLeases:
+        from dcwatch.adapters.dynamodb import DynamoLeases
+
         return DynamoLeases(self.settings.locks_table_name)
 
     @cached_property
     def site_leases(self) -> SiteLeaseTable:
         """The site agents' leases (same locks table as the failover lock, keys `site-lease#<site>`)."""
+        from dcwatch.adapters.agent_aws import SiteLeaseTable
+
         return SiteLeaseTable(self.settings.locks_table_name)
 
     @cached_property
     def dns(self) -> Route53Dns:
+        from dcwatch.adapters.route53 import Route53Dns
+
         return Route53Dns(resolver=self.settings.dns_resolver)
 
     @cached_property
     def once(self) -> IdempotentSteps:
+        from dcwatch.adapters.idempotency import IdempotentSteps
+
         return IdempotentSteps(self.settings.idempotency_table_name)
 
     @cached_property
     def hooks(self) -> HookCaller:
+        from dcwatch.adapters.hooks import HookCaller
+
         return HookCaller()
 
     @cached_property
     def notifier(self) -> SnsNotifier:
+        from dcwatch.adapters.sns import SnsNotifier
+
         return SnsNotifier(self.settings.topic_arn)
 
     @cached_property
     def approvals(self) -> Approvals:
+        from dcwatch.adapters.stepfunctions import Approvals
+
         return Approvals()
 
     @cached_property
     def workflows(self) -> StepFunctionsStarter:
+        from dcwatch.adapters.stepfunctions import StepFunctionsStarter
+
         return StepFunctionsStarter(self.settings.state_machine_arn)
 
     def probe(
         self, checks: list[PlannedCheck], round_id: str, deadline_s: float | None = None, vantage: str | None = None
     ) -> list[ProbeResult]:
         """One round of `checks` from this vantage point (or the one the local runtime says it plays)."""
+        from dcwatch.adapters.probers import probe_round
+
         return probe_round(
             checks, self.secrets.get, vantage=vantage or self.vantage, round_id=round_id, deadline_s=deadline_s
         )
@@ -142,6 +170,8 @@ class App:
     @contextmanager
     def inventory(self, site: str) -> Iterator[VsphereInventory]:
         """The site's vCenter, over the session this warm environment logged in with before, if still valid."""
+        from dcwatch.adapters.vsphere import VsphereInventory
+
         vcenter = self.config.site(site).vcenter
         with VsphereInventory.reused(vcenter, self.secrets.get(vcenter.credentials_secret)) as inventory:
             yield inventory
@@ -171,6 +201,18 @@ def scoped(instance: App) -> Iterator[App]:
         yield instance
     finally:
         _scoped.reset(token)
+
+
+def import_adapters() -> None:
+    """Import every adapter now, for an environment Lambda initializes ahead of need (provisioned concurrency):
+    nobody waits for it then, and its first invocation imports nothing."""
+    import importlib
+    import pkgutil
+
+    from dcwatch import adapters
+
+    for module in pkgutil.iter_modules(adapters.__path__):
+        importlib.import_module(f"{adapters.__name__}.{module.name}")
 
 
 def reset() -> None:

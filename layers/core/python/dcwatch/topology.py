@@ -30,7 +30,7 @@ from dcwatch.config import (
     VCenter,
     rule_minimum,
 )
-from dcwatch.wiring import FUNCTIONS
+from dcwatch.wiring import FUNCTIONS, STEPS
 
 VANTAGE_PUBLIC = "aws-public"
 VANTAGE_VPC = "aws-vpc"
@@ -128,8 +128,10 @@ class Topology:
         """The vantage points that run `check` at `site`, in deployment order."""
         return [v.name for v in self.vantage_points if v.runs(site, check)]
 
-    def placement(self, function_key: str) -> Placement:
-        return dict(self.functions)[function_key]
+    def placement(self, key: str) -> Placement:
+        """Where a function runs, or a workflow step: where the function that runs it does."""
+        steps = {s.key: s.function for s in STEPS}
+        return dict(self.functions)[steps.get(key, key)]
 
     def reaches(self, placement: Placement, endpoint: Endpoint) -> bool:
         return endpoint.reach in placement.reaches
@@ -352,18 +354,9 @@ def _id(name: str) -> str:
 # endpoints must reach. The infrastructure tests hold it equal to the grants the stack gives each function.
 AWS_CALLS: dict[str, tuple[str, ...]] = {
     "Probe": ("events", "secretsmanager", "xray"),
-    "ShutdownGroup": ("secretsmanager", "xray"),
-    "CheckShutdown": ("secretsmanager", "xray"),
-    "CheckMirrorSynced": ("xray",),
-    "PrepareDrill": ("secretsmanager", "route53", "xray"),
-    "CleanUpDrill": ("secretsmanager", "route53", "dynamodb", "xray"),
-    "CheckStandby": ("secretsmanager", "xray"),
-    "CheckStorage": ("xray",),
-    "Fence": ("secretsmanager", "xray"),
-    "ProveFenced": ("dynamodb", "xray"),
-    "StartGroup": ("secretsmanager", "dynamodb", "lambda", "xray"),
-    "CheckGroup": ("secretsmanager", "dynamodb", "lambda", "xray"),
-    "VerifyServices": ("xray",),
+    # The workflow's site steps: vCenter secrets (the vCenter steps), Route 53 (a drill's records), DynamoDB
+    # (CleanUpDrill's lock, ProveFenced's site leases, StartGroup's and CheckGroup's idempotency), Lambda hooks.
+    "SiteSteps": ("secretsmanager", "route53", "dynamodb", "lambda", "xray"),
 }
 # How the VPC reaches each: an interface endpoint, DynamoDB's gateway endpoint, or (Route 53) only NAT.
 AWS_API_ROUTES = {

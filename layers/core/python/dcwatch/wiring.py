@@ -44,17 +44,63 @@ class FunctionSpec:
     # It talks to a site (vCenter, storage API, hooks, service checks): with `network`, it runs in the VPC.
     reaches_sites: bool = False
 
+
+# The workflow's steps run in two functions, not one each: a failover's path then pays two cold starts, not
+# fifteen. Two, because a step that reaches the sites runs in the VPC (with `network`) and the others need not.
+STEPS_FUNCTION = "Steps"
+SITE_STEPS_FUNCTION = "SiteSteps"
+STEP_MEMORY_MB = 1024
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step of the failover workflow: its Task states name it (`"step"` in their Parameters) and its
+    function runs it; `${<key>Arn}` in the ASL is the ARN of that function."""
+
+    key: str
+    description: str
+    # It talks to a site (vCenter, storage API, hooks, service checks): it runs in SiteSteps, in the VPC if any.
+    reaches_sites: bool = False
+
+    @property
+    def function(self) -> str:
+        return SITE_STEPS_FUNCTION if self.reaches_sites else STEPS_FUNCTION
+
     @property
     def arn_variable(self) -> str:
         return f"{self.key}Arn"
 
 
-def _step(key: str, handler: str, description: str, *, reaches_sites: bool = False) -> FunctionSpec:
-    return FunctionSpec(key, "failover", f"app.{handler}", STEP_TIMEOUT_S, 256, description, None, reaches_sites)
+def _site_step(key: str, description: str) -> StepSpec:
+    return StepSpec(key, description, reaches_sites=True)
 
 
-def _site_step(key: str, handler: str, description: str) -> FunctionSpec:
-    return _step(key, handler, description, reaches_sites=True)
+STEPS: tuple[StepSpec, ...] = (
+    StepSpec("ValidateRequest", "check a recovery request, build the plan"),
+    StepSpec("RequestApproval", "send the approval request with its task token"),
+    StepSpec("Approved", "record the approval, renew the failover lock"),
+    StepSpec("LowerTtl", "migration, failback: lower the records' TTL before the shutdown"),
+    _site_step("ShutdownGroup", "migration, failback: renew the lock, guest shutdown of one group at the leaving site"),
+    _site_step("CheckShutdown", "poll the group's shutdown; power off what outlasts the timeout"),
+    _site_step("CheckMirrorSynced", "migration, failback: the mirror caught up (lag 0) once the leaving site is off"),
+    _site_step("PrepareDrill", "note what a drill will change, so its cleanup restores exactly that"),
+    _site_step("CleanUpDrill", "power off what the drill powered on, restore the drill records"),
+    StepSpec("AcquireLease", "take the single failover lock for the incident"),
+    _site_step("CheckStandby", "prove the standby vCenter and its VMs are ready"),
+    _site_step("CheckStorage", "refuse a standby whose storage mirror is beyond the data-loss window"),
+    _site_step("Fence", "power off the failed site's VMs where its vCenter answers"),
+    # A site step for proof (c): the standby's mirror check; (b) reads the lease and the standby agent's report.
+    _site_step("ProveFenced", "prove the failed site cannot serve: its lease, or its storage"),
+    _site_step("StartGroup", "renew the lock, power on one priority group at the standby"),
+    _site_step("CheckGroup", "wait for the current group's VMs to come up, and its checks to pass"),
+    _site_step("VerifyServices", "run every service check at the standby"),
+    StepSpec("SwitchDns", "renew the lock, UPSERT the Route 53 records to the standby values"),
+    StepSpec("CheckDns", "wait for the Route 53 change to be INSYNC and answered"),
+    StepSpec("Notify", "announce the outcome with its timeline"),
+    StepSpec("RecordAudit", "write the audit record, update the active site"),
+    StepSpec("NotifyFailure", "announce and audit a failed workflow"),
+    StepSpec("ReleaseLease", "give the failover lock back, after success or failure"),
+)
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -77,38 +123,25 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "Control", "control", "app.handler", 15, 256, "operator switches: automation on/off, ack, approve/deny"
     ),
-    _step("ValidateRequest", "validate_request", "check a recovery request, build the plan"),
-    _step("RequestApproval", "request_approval", "send the approval request with its task token"),
-    _step("Approved", "approved", "record the approval, renew the failover lock"),
-    _step("LowerTtl", "lower_ttl", "migration, failback: lower the records' TTL before the shutdown"),
-    _site_step(
-        "ShutdownGroup",
-        "shutdown_group",
-        "migration, failback: renew the lock, guest shutdown of one group at the leaving site",
+    # 1024 MB for the CPU, not the memory: Lambda gives memory / 1769 MB of a vCPU, and a cold step imports its
+    # adapters at that speed. Steps run only in recoveries and drills, so the larger size costs next to nothing.
+    FunctionSpec(
+        STEPS_FUNCTION,
+        "failover",
+        "app.run_step",
+        STEP_TIMEOUT_S,
+        STEP_MEMORY_MB,
+        "failover steps that need no site: request, lock, approval, DNS, notices, audit",
     ),
-    _site_step("CheckShutdown", "check_shutdown", "poll the group's shutdown; power off what outlasts the timeout"),
-    _site_step(
-        "CheckMirrorSynced",
-        "check_mirror_synced",
-        "migration, failback: the mirror caught up (lag 0) once the leaving site is off",
+    FunctionSpec(
+        SITE_STEPS_FUNCTION,
+        "failover",
+        "app.run_site_step",
+        STEP_TIMEOUT_S,
+        STEP_MEMORY_MB,
+        "failover steps that reach a site: vCenter, storage, hooks, service checks",
+        reaches_sites=True,
     ),
-    _site_step("PrepareDrill", "prepare_drill", "note what a drill will change, so its cleanup restores exactly that"),
-    _site_step("CleanUpDrill", "clean_up_drill", "power off what the drill powered on, restore the drill records"),
-    _step("AcquireLease", "acquire_lease", "take the single failover lock for the incident"),
-    _site_step("CheckStandby", "check_standby", "prove the standby vCenter and its VMs are ready"),
-    _site_step("CheckStorage", "check_storage", "refuse a standby whose storage mirror is beyond the data-loss window"),
-    _site_step("Fence", "fence", "power off the failed site's VMs where its vCenter answers"),
-    # A site step for proof (c): the standby's mirror check; (b) reads the lease and the standby agent's report.
-    _site_step("ProveFenced", "prove_fenced", "prove the failed site cannot serve: its lease, or its storage"),
-    _site_step("StartGroup", "start_group", "renew the lock, power on one priority group at the standby"),
-    _site_step("CheckGroup", "check_group", "wait for the current group's VMs to come up, and its checks to pass"),
-    _site_step("VerifyServices", "verify_services", "run every service check at the standby"),
-    _step("SwitchDns", "switch_dns", "renew the lock, UPSERT the Route 53 records to the standby values"),
-    _step("CheckDns", "check_dns", "wait for the Route 53 change to be INSYNC and answered"),
-    _step("Notify", "notify", "announce the outcome with its timeline"),
-    _step("RecordAudit", "record_audit", "write the audit record, update the active site"),
-    _step("NotifyFailure", "notify_failure", "announce and audit a failed workflow"),
-    _step("ReleaseLease", "release_lease", "give the failover lock back, after success or failure"),
     # Not a step: fed by the default bus when Step Functions stops (ABORTED) or times out (TIMED_OUT) a run.
     FunctionSpec(
         "ExecutionEnded",
@@ -151,6 +184,14 @@ TABLES: tuple[TableSpec, ...] = (
 
 def function(key: str) -> FunctionSpec:
     return next(f for f in FUNCTIONS if f.key == key)
+
+
+def step(key: str) -> StepSpec:
+    """The step named `key`; KeyError for a name no Task may give."""
+    found = next((s for s in STEPS if s.key == key), None)
+    if found is None:
+        raise KeyError(f"no failover step {key!r}")
+    return found
 
 
 def table(key: str) -> TableSpec:
@@ -214,21 +255,29 @@ def asl_variables() -> list[str]:
     return sorted(set(re.findall(r"\$\{(\w+)\}", FAILOVER_ASL.read_text(encoding="utf-8"))))
 
 
-def render_failover_definition(arns: dict[str, str]) -> str:
-    """The ASL with every `${XArn}` replaced; fails loudly on a missing or unknown name."""
+def step_arns(function_arns: dict[str, str]) -> dict[str, str]:
+    """`${<step>Arn}` -> the ARN of the function that runs the step, from the ARNs by function key."""
+    return {spec.arn_variable: function_arns[spec.function] for spec in STEPS}
+
+
+def render_failover_definition(function_arns: dict[str, str]) -> str:
+    """The ASL with every `${XArn}` replaced by its step's function (ARNs by function key); fails loudly on a
+    missing function or an unknown step."""
     text = FAILOVER_ASL.read_text(encoding="utf-8")
+    arns = step_arns(function_arns)
     missing = [v for v in asl_variables() if v not in arns]
     if missing:
-        raise KeyError(f"no ARN given for {missing} in {FAILOVER_ASL.name}")
+        raise KeyError(f"no step {missing} in dcwatch.wiring.STEPS for {FAILOVER_ASL.name}")
     rendered = re.sub(r"\$\{(\w+)\}", lambda m: arns[m.group(1)], text)
     json.loads(rendered)
     return rendered
 
 
 def failover_task_functions() -> list[FunctionSpec]:
-    """The functions the workflow names, in the order of FUNCTIONS; an unknown name is an error."""
+    """The functions the workflow invokes, in the order of FUNCTIONS; a Task naming an unknown step is an error."""
     wanted = set(asl_variables())
-    unknown = sorted(wanted - {f.arn_variable for f in FUNCTIONS})
+    unknown = sorted(wanted - {s.arn_variable for s in STEPS})
     if unknown:
-        raise KeyError(f"{FAILOVER_ASL.name} names {unknown}, which no FunctionSpec provides")
-    return [f for f in FUNCTIONS if f.arn_variable in wanted]
+        raise KeyError(f"{FAILOVER_ASL.name} names {unknown}, which no StepSpec provides")
+    used = {s.function for s in STEPS if s.arn_variable in wanted}
+    return [f for f in FUNCTIONS if f.key in used]

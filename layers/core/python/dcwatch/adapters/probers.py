@@ -27,7 +27,6 @@ import dns.rdatatype
 import dns.resolver
 
 from dcwatch.adapters.secrets import Credentials
-from dcwatch.adapters.vsphere import read_vcenter
 from dcwatch.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
 from dcwatch.conditions import Observation, evaluate_all, parse_condition
 from dcwatch.config import DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
@@ -112,6 +111,9 @@ class Prober:
 
     def _vcenter_read(self, site: str, vcenter: VCenter) -> asyncio.Future[VcenterSnapshot]:
         """The round's one read of the site's vCenter, started by whichever part asks first."""
+        # pyVmomi only where a round has a vCenter check: a step that runs service checks never loads it.
+        from dcwatch.adapters.vsphere import read_vcenter
+
         if site not in self._vcenter_reads:
 
             def read() -> VcenterSnapshot:

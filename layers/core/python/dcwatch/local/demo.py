@@ -47,10 +47,11 @@ from dcwatch.observability import logger
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 WATCH_POLL_S = 0.2
-# Functions whose failure is an outcome the pipeline handles, not an error of the run: an evaluation that dies
+# Functions (and steps: `<function>/<step>`) whose failure is an outcome the pipeline handles, not an error of
+# the run: an evaluation that dies
 # is delivered again (evaluator-crash); a Fence step that could not power the failed site off raises its typed
 # vCenter fault, which the workflow catches for ProveFenced to judge.
-OUTCOME_FAILURES = ("-Evaluate", "-Fence")
+OUTCOME_FAILURES = ("-Evaluate", "/Fence")
 
 
 SITE_OUTAGE = ScenarioSpec(

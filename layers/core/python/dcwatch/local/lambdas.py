@@ -32,11 +32,22 @@ from dcwatch.wiring import FUNCTIONS, FUNCTIONS_DIR, FunctionSpec
 ACCOUNT = "123456789012"
 Handler = Callable[[Any, Any], Any]
 _running: ContextVar[str] = ContextVar("dcwatch_local_function", default="")
+_running_step: ContextVar[str] = ContextVar("dcwatch_local_step", default="")
 
 
 def running_function() -> str:
     """The name of the local function whose invocation the calling code runs in ('' outside any)."""
     return _running.get()
+
+
+def running_step() -> str:
+    """The workflow step that invocation runs (its event's `step`; '' for a function that is not a step's)."""
+    return _running_step.get()
+
+
+def invocation_label(name: str, step: str) -> str:
+    """How `invocations` names a call: the function, and the step it ran (`<prefix>-SiteSteps/Fence`)."""
+    return f"{name}/{step}" if step else name
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,8 @@ class LocalLambdas:
         self._apps: dict[str, runtime.App] = {}
         self._lock = threading.Lock()
         self._registered = False
-        self.crashes: dict[str, int] = {}  # function key -> invocations still to die after doing their work
+        # Function key or workflow step -> invocations still to die after doing their work.
+        self.crashes: dict[str, int] = {}
 
     def name(self, spec: FunctionSpec) -> str:
         return f"{self.prefix}-{spec.key}"
@@ -123,7 +135,8 @@ class LocalLambdas:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.name(spec)}"
 
     def arns(self) -> dict[str, str]:
-        return {spec.arn_variable: self.arn(spec) for spec in FUNCTIONS}
+        """Function key -> local ARN (`dcwatch.wiring.render_failover_definition` takes them so)."""
+        return {spec.key: self.arn(spec) for spec in FUNCTIONS}
 
     def invoke(self, function: str, event: Any) -> tuple[Any, str | None]:
         """(payload, None) on success, (error payload, error type) when the handler raised."""
@@ -139,7 +152,9 @@ class LocalLambdas:
             memory_limit_in_mb=spec.memory_mb,
             deadline=time.monotonic() + spec.timeout_s,
         )
-        token = _running.set(name)
+        step = str(event.get("step") or "") if isinstance(event, dict) else ""
+        label = invocation_label(name, step)
+        token, step_token = _running.set(name), _running_step.set(step)
         try:
             if name in self.environments:
                 with runtime.scoped(self._app(name)):
@@ -148,21 +163,23 @@ class LocalLambdas:
                 result = handler(event, context)
         except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda reports it
             with self._lock:
-                self.invocations.append((name, False))
+                self.invocations.append((label, False))
             trace = traceback.format_exception(type(exc), exc, exc.__traceback__)
             return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": trace[-3:]}, "Unhandled"
         finally:
             _running.reset(token)
+            _running_step.reset(step_token)
+        crash_key = step or spec.key
         with self._lock:
-            crash = self.crashes.get(spec.key, 0) > 0
+            crash = self.crashes.get(crash_key, 0) > 0
             if crash:
-                self.crashes[spec.key] -= 1
-            self.invocations.append((name, not crash))
+                self.crashes[crash_key] -= 1
+            self.invocations.append((label, not crash))
         if crash:
             # As Lambda reports a runtime killed after the work was done (out of memory, timeout): Lambda.Unknown.
             return {
                 "errorType": "Lambda.Unknown",
-                "errorMessage": f"injected: {name} died before answering",
+                "errorMessage": f"injected: {label} died before answering",
             }, "Unhandled"
         return result, None
 

@@ -1,0 +1,101 @@
+"""A cold start loads only what its step needs: checked by the modules a fresh interpreter holds afterwards.
+
+Not timed (`python -m bench.imports` measures); what is held here is which heavy packages a handler's
+import, or a whole run of steps against the tables as deployed (moto), leaves out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.wiring import FUNCTIONS_DIR, REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+HEAVY = ("pyVmomi", "aiohttp", "aws_xray_sdk", "dns", "boto3")
+
+
+def run_fresh(script: str) -> dict:
+    """Run `script` in a new interpreter with this tree's code and no AWS endpoint; its last line is JSON."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DCWATCH_", "LAMBDA_"))}
+    env |= {
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "layers/core/python"), str(REPO_ROOT)]),
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def loaded_by_importing(code: str) -> set[str]:
+    found = run_fresh(
+        f"""
+        import importlib.util, json, sys
+        spec = importlib.util.spec_from_file_location("handler", {str(FUNCTIONS_DIR / code / "app.py")!r})
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        print(json.dumps([h for h in {HEAVY!r} if h in sys.modules]))
+        """
+    )
+    return set(found)
+
+
+@pytest.mark.parametrize(
+    ("code", "allowed"),
+    [
+        # The probe's handler names the bus adapter's refusal (boto3); its probers load on the first round.
+        ("probe", {"boto3"}),
+        ("evaluate", set()),
+        ("control", set()),
+        ("failover", set()),
+    ],
+)
+def test_importing_a_handler_loads_no_vsphere_http_dns_or_tracing_sdk(code, allowed):
+    assert loaded_by_importing(code) <= allowed
+
+
+def test_the_lock_steps_of_a_failover_run_without_pyvmomi_aiohttp_or_the_xray_sdk():
+    # Given the deployed tables (moto) and the demo config, in an interpreter that holds none of them yet
+    found = run_fresh(
+        f"""
+        import importlib.util, json, os, sys
+        import boto3
+        from moto import mock_aws
+        from dcwatch.local.cloud import create_tables
+        from dcwatch.local.lambdas import LambdaContext
+        from dcwatch.wiring import TABLES
+
+        heavy = ("pyVmomi", "aiohttp", "aws_xray_sdk")
+        before = [h for h in heavy if h in sys.modules]
+        with mock_aws():
+            names = create_tables(boto3.client("dynamodb"), "cold")
+            os.environ |= {{spec.env: names[spec.key] for spec in TABLES}}
+            os.environ["DCWATCH_CONFIG"] = {str(DEMO_CONFIG)!r}
+            spec = importlib.util.spec_from_file_location("handler", {str(FUNCTIONS_DIR / "failover" / "app.py")!r})
+            steps = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(steps)
+            context = LambdaContext("Steps", "arn:aws:lambda:eu-west-1:1:function:Steps", "r-1")
+            # When the Steps function validates a failover, takes the lock and gives it back
+            request = {{"action": "failover", "from": "dc-a", "to": "dc-b", "reason": "cold start"}}
+            state = steps.run_step({{"step": "ValidateRequest", "request": request, "execution": "cold-1"}}, context)
+            for step in ("AcquireLease", "ReleaseLease"):
+                state = steps.run_step({{"step": step, "state": state}}, context)
+        print(json.dumps({{"before": before, "after": [h for h in heavy if h in sys.modules],
+                          "timeline": [[e["step"], e["detail"]] for e in state["timeline"]]}}))
+        """
+    )
+    # Then it did the work, and loaded none of the packages only site steps or tracing need
+    assert found["before"] == []
+    assert found["after"] == [], "a lock step loaded what only site steps or tracing need"
+    assert [step for step, _ in found["timeline"]][-2:] == ["AcquireLease", "ReleaseLease"]
+    assert found["timeline"][-1][1] == "lock released"
