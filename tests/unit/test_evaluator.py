@@ -298,6 +298,18 @@ def test_a_vantage_point_cut_off_from_everything_is_isolated_alerted_once_and_ne
     assert [r["status"] for r in world.store.audits["vantage-aws-vpc"]] == ["ISOLATED", "OK"]
 
 
+def test_a_vantage_point_cut_off_is_isolated_even_when_its_rounds_are_judged_before_the_others():
+    # aws-public's rounds come first: when its checks go DOWN (2 failures), aws-vpc's newest pass is a round
+    # older than its first failure (a steady check is dated by its round's start), and nothing changes after.
+    world = World(with_changes(thresholds=CONFIG.thresholds.model_copy(update={"failures_to_down": 2})))
+    world.rounds = True  # about the round marks: fed per round under either parametrization
+    world.probe_round()
+    for _ in range(5):
+        world.probe_round(blind={"aws-public"})
+    assert world.publisher.site_changes == [] and world.workflows.started == {}
+    assert world.subjects() == ["[dcwatch] ISOLATED vantage point aws-public: its view is not counted"]
+
+
 def test_a_vantage_point_being_cut_off_never_turns_the_standby_down_on_its_half_judged_round():
     # aws-vpc alone reaches the standby's vCenter. Its round is judged result by result: when the standby's
     # vCenter goes DOWN first, its other checks have failed too but are not DOWN yet, so aws-vpc is not yet

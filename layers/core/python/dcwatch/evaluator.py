@@ -372,6 +372,7 @@ class _Decider:
             if site == active:  # only the active site's parts are judged (the standby's services are off)
                 for j in _one_per_part(failing):
                     self._settle_part(j.result)
+            self._isolation_again(rep.result.vantage, active)
             return Evaluation(status)
         now = self.clock()
         standby = self.config.other_site(active)
@@ -391,6 +392,16 @@ class _Decider:
         stored_other = self.store.condition(_key("site", other), "UP")
         other_outcome = self._judge(rep.result, other, stored_other, checks, isolated, active, now, status)
         return outcome if outcome.site_change or not other_outcome.site_change else other_outcome
+
+    def _isolation_again(self, vantage: str, active: str) -> None:
+        """A vantage point failing everything it runs, its checks DOWN already: judged ISOLATED once another
+        one's pass is known to be newer than its failures, which may take the other's next round (a round
+        mark dates a steady check at its round's start), when nothing changes any more."""
+        standby = self.config.other_site(active)
+        checks = {s: self.store.site_checks(s) for s in (active, standby)}
+        isolated = self._isolation(checks, active, standby)
+        if vantage in self.blind or vantage in isolated:
+            self._vantages(isolated, self.clock())
 
     def agent_round(self, result: ProbeResult, check_status: str | None) -> Evaluation | None:
         """A probe round's marker result: its site's agent silent or back, and an alive agent reporting its
