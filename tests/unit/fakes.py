@@ -235,8 +235,7 @@ class FakeStore:
         mark = self.marks.get((site, vantage))
         if mark is not None and mark.judged(started_at, chunk):
             return False
-        seen = mark.seen | {chunk} if mark is not None and mark.started_at == started_at else frozenset({chunk})
-        self.marks[(site, vantage)] = RoundMark(vantage, started_at, chunks, seen)
+        self.marks[(site, vantage)] = RoundMark.after(mark, vantage, started_at, chunk, chunks)
         return True
 
     def condition(self, key: str, default: str) -> Condition:

@@ -171,14 +171,11 @@ def evaluate_round(
     mark = cache.mark(probe_round.site, probe_round.vantage)
     if mark is not None and mark.judged(probe_round.started_at, probe_round.chunk):
         return replace(head, stale=True)
-    ignored = tuple(
-        f"{r.vantage} does not run {r.check} at {r.site}"
-        for r in probe_round.results
-        if not vantage.runs(r.site, r.check)
-    )
+    ignored: list[str] = []
     judged: list[_Judged] = []
     for result in probe_round.results:
         if not vantage.runs(result.site, result.check):
+            ignored.append(f"{result.vantage} does not run {result.check} at {result.site}")
             continue
         previous = cache.get_check(result.site, result.check, result.vantage)
         state = advance(previous, result, config.thresholds)
@@ -203,7 +200,7 @@ def evaluate_round(
         if by_agent is not None and by_agent.site_change and not decision.site_change:
             decision = by_agent
     cache.mark_round(probe_round)
-    return replace(head, written=len(written), ignored=ignored, decision=decision)
+    return replace(head, written=len(written), ignored=tuple(ignored), decision=decision)
 
 
 @dataclass(frozen=True)
@@ -264,9 +261,8 @@ class RoundCache:
         """Mark the chunk judged, in the store and here (a later round of this batch reads it from here)."""
         p = probe_round
         self._store.mark_round(p.site, p.vantage, p.started_at, p.chunk, p.chunks)
-        marks, mark = self._marks[p.site], self._marks[p.site].get(p.vantage)
-        seen = mark.seen | {p.chunk} if mark is not None and mark.started_at == p.started_at else frozenset({p.chunk})
-        marks[p.vantage] = RoundMark(p.vantage, p.started_at, p.chunks, seen)
+        marks = self._marks[p.site]
+        marks[p.vantage] = RoundMark.after(marks.get(p.vantage), p.vantage, p.started_at, p.chunk, p.chunks)
 
     def site_checks(self, site: str) -> list[CheckState]:
         return list(self._site(site).values())
@@ -338,8 +334,7 @@ class _Decider:
         now = self.clock()
         active = self.store.active_site(self.config.active_site)
         standby = self.config.other_site(active)
-        checks = {site: self.store.site_checks(site) for site in (active, standby)}
-        isolated = self._isolation(checks, active, standby)
+        checks, isolated = self._both_sites(active, standby)
         if not changed:
             return self._judge(result, result.site, stored, checks, isolated, active, now, check_status)
         self._vantages(isolated, now)
@@ -376,8 +371,7 @@ class _Decider:
             return Evaluation(status)
         now = self.clock()
         standby = self.config.other_site(active)
-        checks = {s: self.store.site_checks(s) for s in (active, standby)}
-        isolated = self._isolation(checks, active, standby)
+        checks, isolated = self._both_sites(active, standby)
         if not changed:
             return self._judge(rep.result, site, stored, checks, isolated, active, now, status)
         self._vantages(isolated, now)
@@ -397,9 +391,7 @@ class _Decider:
         """A vantage point failing everything it runs, its checks DOWN already: judged ISOLATED once another
         one's pass is known to be newer than its failures, which may take the other's next round (a round
         mark dates a steady check at its round's start), when nothing changes any more."""
-        standby = self.config.other_site(active)
-        checks = {s: self.store.site_checks(s) for s in (active, standby)}
-        isolated = self._isolation(checks, active, standby)
+        _, isolated = self._both_sites(active, self.config.other_site(active))
         if vantage in self.blind or vantage in isolated:
             self._vantages(isolated, self.clock())
 
@@ -415,9 +407,13 @@ class _Decider:
         if stored.status != "UP":
             return None
         standby = self.config.other_site(active)
-        checks = {s: self.store.site_checks(s) for s in (active, standby)}
-        isolated = self._isolation(checks, active, standby)
+        checks, isolated = self._both_sites(active, standby)
         return self._judge(result, site, stored, checks, isolated, active, now, check_status or "")
+
+    def _both_sites(self, active: str, standby: str) -> tuple[dict[str, list[CheckState]], frozenset[str]]:
+        """Both sites' check states, and the ISOLATED vantage points among them (`_isolation`)."""
+        checks = {site: self.store.site_checks(site) for site in (active, standby)}
+        return checks, self._isolation(checks, active, standby)
 
     def _isolation(self, checks: dict[str, list[CheckState]], active: str, standby: str) -> frozenset[str]:
         """The ISOLATED vantage points; notes those failing everything, which no infrastructure verdict counts."""
@@ -434,8 +430,7 @@ class _Decider:
         if result.site != active:
             return
         standby = self.config.other_site(active)
-        checks = {site: self.store.site_checks(site) for site in (active, standby)}
-        isolated = self._isolation(checks, active, standby)
+        checks, isolated = self._both_sites(active, standby)
         if result.service is not None:
             self._service(result.site, result.service, checks[active], isolated, now)
         else:

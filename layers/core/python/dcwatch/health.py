@@ -85,6 +85,13 @@ class RoundMark:
     def whole(self) -> bool:
         return len(self.seen) >= self.chunks
 
+    @classmethod
+    def after(cls, mark: RoundMark | None, vantage: str, started_at: datetime, chunk: int, chunks: int) -> RoundMark:
+        """The mark once that chunk is judged too: its round's chunks so far, or it alone for a newer round."""
+        same_round = mark is not None and mark.started_at == started_at
+        seen = mark.seen | {chunk} if mark is not None and same_round else frozenset({chunk})
+        return cls(vantage, started_at, chunks, seen)
+
     def judged(self, started_at: datetime, chunk: int) -> bool:
         """Whether that chunk was judged already: a duplicate, or a chunk of an older round come late."""
         return started_at < self.started_at or (started_at == self.started_at and chunk in self.seen)
