@@ -1,9 +1,9 @@
 """Generated configs of any size: `python -m bench.scale --checks 1000 --vantages 3 --out big.yaml`.
 
 Two sites on loopback, `services` services, the checks spread evenly over services and sites (each a path of
-its service's endpoint, so the local runtime serves them all), private vCenters reached from the VPC, a site
-agent at each site (`fencing`). Three vantage points: aws-public, aws-vpc (`network`) and aws-<region>
-(`secondary_region`).
+its service's endpoint, so the local runtime serves them all; the default 3 s timeout), private vCenters reached
+from the VPC, a site agent at each site (`fencing`). Three vantage points: aws-public, aws-vpc (`network`) and
+aws-<region> (`secondary_region`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def scaled_config(checks: int, vantages: int = 3, interval_s: int = 10, services
                     site: {
                         "dns_values": [ADDRESSES[site]],
                         "checks": [
-                            {"name": f"svc{n}-c{i:04d}", "url": f"http://{ADDRESSES[site]}:{port}/c{i}", "timeout_s": 1}
+                            {"name": f"svc{n}-c{i:04d}", "url": f"http://{ADDRESSES[site]}:{port}/c{i}"}
                             for i in range(per_site)
                         ],
                         "vms": [{"name": f"svc{n}-{site}", "group": 1}],

@@ -38,6 +38,9 @@ UPSTREAM_CONNECT_TIMEOUT_S = 5.0
 HOLD_MAX_S = 30.0  # a blackholed connection is held at most this long, whatever the client does
 START_TIMEOUT_S = 5.0
 PROCESS_START_TIMEOUT_S = 30.0  # a fresh interpreter imports the link model first, on a busy machine
+# Connections the kernel queues for a listener before it accepts them: a round's checks connect at once, and a
+# SYN past a full queue is dropped and retried by the client only after 1 s, then 3 s (a timeout, not a failure).
+LISTEN_BACKLOG = 1024
 WATCH_S = 0.2  # a target found down is tried this often, until it is back
 WATCH_MAX_S = 3600.0
 Mode = Literal["pass", "refuse", "blackhole"]
@@ -324,9 +327,9 @@ class _Proxies:
         if listen and listener.server is None:
             sock = _reusing_port()
             sock.bind((LOOPBACK, listener.port))
-            sock.listen(128)
+            sock.listen(LISTEN_BACKLOG)
             sock.setblocking(False)
-            listener.server = await asyncio.start_server(self._handler(route), sock=sock)
+            listener.server = await asyncio.start_server(self._handler(route), sock=sock, backlog=LISTEN_BACKLOG)
         elif not listen and listener.server is not None:
             listener.server.close()  # connections already made run on; new ones are refused
             listener.server = None

@@ -10,6 +10,7 @@ the failover waits for before a VM counts as up.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,11 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlparse
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import reused_session
 from dcwatch.config import Config, HttpCheck
+from dcwatch.local.faults import LISTEN_BACKLOG
 from dcwatch.local.vcsim import SimulatedGuest, guests_named, report_guest_ips
 
 POLL_S = 0.2
@@ -71,9 +74,22 @@ def _handler_for(endpoint: Endpoint) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Listening(ThreadingHTTPServer):
+    """socketserver listens with a backlog of 5: a round's hundreds of checks overflowed it, and the SYNs the
+    kernel dropped turned a busy service into a timing-out one (see LISTEN_BACKLOG)."""
+
+    request_queue_size = LISTEN_BACKLOG
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up before the answer (a check's timeout) is no error of the service's: no traceback
+        on the demo's terminal for it. Anything else is printed as socketserver does."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Server:
     def __init__(self, endpoint: Endpoint):
-        self.httpd = ThreadingHTTPServer((endpoint.host, endpoint.port), _handler_for(endpoint))
+        self.httpd = _Listening((endpoint.host, endpoint.port), _handler_for(endpoint))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
         self.thread.start()
