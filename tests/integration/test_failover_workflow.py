@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,6 +31,19 @@ def pipeline(tmp_path_factory) -> Iterator[LocalPipeline]:
     path = write_pair_config(tmp_path_factory.mktemp("wf"), name="wf")
     with LocalPipeline(path) as running:
         yield running
+
+
+def test_each_vantage_points_probe_runs_in_a_process_of_its_own(pipeline: LocalPipeline):
+    """As each is its own Lambda function: its rounds share no interpreter with the evaluator or the workflow,
+    and a cold start (new resources) gives it a fresh environment there."""
+    processes = {pipeline.lambdas.process_id(name) for name in pipeline.probes.values()}
+
+    assert os.getpid() not in processes
+    assert len(processes) == len(pipeline.probes)
+    pipeline.lambdas.cold_start()
+    for vantage, (payload, error) in pipeline.probe("round-own-process").items():
+        assert error is None, f"{vantage}: {payload}"
+        assert [r["checks"] for r in payload["rounds"]], f"{vantage} probed nothing"
 
 
 def request(**overrides):

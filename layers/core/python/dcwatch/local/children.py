@@ -8,7 +8,11 @@ import ctypes
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from typing import IO
 
 PR_SET_PDEATHSIG = 1
 
@@ -33,3 +37,31 @@ def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Po
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:g} s")
+
+
+def spawn_python(
+    code: str, env: Mapping[str, str] | None = None, stdout: int | IO[bytes] | None = subprocess.DEVNULL
+) -> tuple[subprocess.Popen[bytes], Connection]:
+    """A child interpreter running `code` with `{fd}` replaced by its end of a socket pair, and our end as a
+    multiprocessing Connection (its framing and pickling on both sides). Not multiprocessing's spawn, which
+    would import the caller's main module again."""
+    ours, theirs = socket.socketpair()
+    process = subprocess.Popen(
+        [sys.executable, "-c", code.format(fd=theirs.fileno())],
+        pass_fds=[theirs.fileno()],
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        env=None if env is None else dict(env),
+        preexec_fn=die_with_parent,
+    )
+    theirs.close()
+    return process, Connection(ours.detach())
+
+
+def end_child(process: subprocess.Popen[bytes], timeout_s: float = 5) -> None:
+    """Wait for a child told to stop; killed if it has not ended within `timeout_s`."""
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)

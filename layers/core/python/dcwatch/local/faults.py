@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 import random
 import socket
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +27,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from dcwatch.config import Reach
-from dcwatch.local.children import die_with_parent
+from dcwatch.local.children import end_child, spawn_python
 from dcwatch.local.links import AnyLink, hook_link, link_for
 from dcwatch.topology import VCENTER_PREFIX, Placement, Topology
 
@@ -93,18 +91,9 @@ class FaultNetwork:
         self._conn: Any = None
 
     def start(self) -> FaultNetwork:
-        # A child of our own (not multiprocessing's spawn, which would import the caller's main module again)
-        # talking over a socket pair, with multiprocessing's framing and pickling on both ends.
-        ours, theirs = socket.socketpair()
-        command = f"from dcwatch.local.faults import _serve; _serve({theirs.fileno()}, {self.seed})"
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", command],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+        self._process, self._conn = spawn_python(
+            f"from dcwatch.local.faults import _serve; _serve({{fd}}, {self.seed})", stdout=None
         )
-        theirs.close()
-        self._conn = Connection(ours.detach())
         self._call("ping", timeout_s=PROCESS_START_TIMEOUT_S)
         return self
 
@@ -196,11 +185,7 @@ class FaultNetwork:
         except (OSError, EOFError, TimeoutError, RuntimeError):
             pass  # it is going away anyway
         finally:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            end_child(process)
             with self._lock:
                 if self._conn is not None:
                     self._conn.close()

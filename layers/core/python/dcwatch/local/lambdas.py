@@ -3,14 +3,20 @@
 Step Functions (moto) invokes Task resources through boto3's Lambda `Invoke`; a handler
 registered on botocore's documented `before-call` event answers that call by running the handler
 in this process, returning its payload or its error as Lambda does (FunctionError: Unhandled).
+
+A function can run in a process of its own instead (`isolate`), as every Lambda function has its own
+runtime: each vantage point's probe does, so a thousand checks per round meet the runtime's other work on
+no shared interpreter lock, only on the machine's cores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
 import os
+import subprocess
 import threading
 import time
 import traceback
@@ -18,6 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
@@ -27,6 +34,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 
 from dcwatch import runtime
+from dcwatch.local.children import end_child, spawn_python
 from dcwatch.wiring import FUNCTIONS, FUNCTIONS_DIR, FunctionSpec
 
 ACCOUNT = "123456789012"
@@ -96,6 +104,7 @@ class LocalLambdas:
         self.invocations: list[tuple[str, bool]] = []
         self.environments: dict[str, dict[str, str]] = {}
         self._apps: dict[str, runtime.App] = {}
+        self._processes: dict[str, FunctionProcess] = {}
         self._lock = threading.Lock()
         self._registered = False
         # Function key or workflow step -> invocations still to die after doing their work.
@@ -123,6 +132,8 @@ class LocalLambdas:
         """Forget every warm environment, e.g. after the deployment's resources were created again."""
         with self._lock:
             self._apps.clear()
+        for process in self._processes.values():
+            process.cold_start()
 
     def _app(self, name: str) -> runtime.App:
         with self._lock:
@@ -145,30 +156,23 @@ class LocalLambdas:
         if handler is None:
             return {"errorType": "ResourceNotFoundException", "errorMessage": f"no function {name}"}, "Unhandled"
         spec = self.specs[name]
-        context = LambdaContext(
-            name,
-            f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{name}",
-            str(uuid.uuid4()),
-            memory_limit_in_mb=spec.memory_mb,
-            deadline=time.monotonic() + spec.timeout_s,
-        )
         step = str(event.get("step") or "") if isinstance(event, dict) else ""
         label = invocation_label(name, step)
-        token, step_token = _running.set(name), _running_step.set(step)
-        try:
-            if name in self.environments:
-                with runtime.scoped(self._app(name)):
-                    result = handler(event, context)
-            else:
-                result = handler(event, context)
-        except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda reports it
+        process = self._processes.get(name)
+        if process is not None:
+            result, failure = process.invoke(event)
+        else:
+            token, step_token = _running.set(name), _running_step.set(step)
+            try:
+                app = self._app(name) if name in self.environments else None
+                result, failure = run_handler(handler, app, lambda_context(name, self.region, spec), event)
+            finally:
+                _running.reset(token)
+                _running_step.reset(step_token)
+        if failure is not None:
             with self._lock:
                 self.invocations.append((label, False))
-            trace = traceback.format_exception(type(exc), exc, exc.__traceback__)
-            return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": trace[-3:]}, "Unhandled"
-        finally:
-            _running.reset(token)
-            _running_step.reset(step_token)
+            return failure, "Unhandled"
         crash_key = step or spec.key
         with self._lock:
             crash = self.crashes.get(crash_key, 0) > 0
@@ -182,6 +186,28 @@ class LocalLambdas:
                 "errorMessage": f"injected: {label} died before answering",
             }, "Unhandled"
         return result, None
+
+    def isolate(self, name: str, stdout: int | None = None) -> None:
+        """From now on `name` runs in a process of its own, with its environment as it is now (its logs and
+        metrics to `stdout`, a file descriptor; none when None)."""
+        self._end_process(name)
+        env = {**os.environ, **self.environments[name], "PYTHONUNBUFFERED": "1"}  # its log lines as they come
+        self._processes[name] = FunctionProcess(name, self.specs[name], self.region, env, stdout).start()
+
+    def process_id(self, name: str) -> int:
+        """The process `name` runs in: this one unless it was isolated."""
+        process = self._processes.get(name)
+        return os.getpid() if process is None else process.pid
+
+    def _end_process(self, name: str) -> None:
+        process = self._processes.pop(name, None)
+        if process is not None:
+            process.stop()
+
+    def close(self) -> None:
+        """End the functions' own processes."""
+        for name in list(self._processes):
+            self._end_process(name)
 
     def _on_invoke(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         function = unquote(params["url_path"].split("/")[3])
@@ -208,3 +234,110 @@ class LocalLambdas:
         if self._registered and boto3.DEFAULT_SESSION is not None:
             boto3.DEFAULT_SESSION.events.unregister("before-call.lambda.Invoke", self._on_invoke)
             self._registered = False
+
+
+def lambda_context(name: str, region: str, spec: FunctionSpec) -> LambdaContext:
+    """What Lambda passes one invocation of the function `name` (with `spec`'s memory and timeout)."""
+    return LambdaContext(
+        name,
+        f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}",
+        str(uuid.uuid4()),
+        memory_limit_in_mb=spec.memory_mb,
+        deadline=time.monotonic() + spec.timeout_s,
+    )
+
+
+def run_handler(handler: Handler, app: runtime.App | None, context: LambdaContext, event: Any) -> tuple[Any, Any]:
+    """(result, None), or (None, the error payload Lambda reports) when the handler raised."""
+    try:
+        if app is None:
+            return handler(event, context), None
+        with runtime.scoped(app):
+            return handler(event, context), None
+    except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda reports it
+        trace = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        return None, {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": trace[-3:]}
+
+
+START_TIMEOUT_S = 60.0  # a fresh interpreter imports the handler first, on a busy machine
+
+
+class FunctionProcess:
+    """One function's runtime in a process of its own: its handler, its warm `App`, one invocation at a time
+    (as one Lambda execution environment takes one event at a time)."""
+
+    def __init__(self, name: str, spec: FunctionSpec, region: str, env: Mapping[str, str], stdout: int | None):
+        self.name, self.spec, self.region, self.env, self.stdout = name, spec, region, env, stdout
+        self._process: Any = None
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def start(self) -> FunctionProcess:
+        code = f"from dcwatch.local.lambdas import _serve_function; _serve_function({{fd}}, {self.spec.key!r})"
+        stdout = subprocess.DEVNULL if self.stdout is None else self.stdout
+        self._process, self._conn = spawn_python(code, self.env, stdout)
+        self._call("ping", timeout_s=START_TIMEOUT_S)
+        return self
+
+    def _call(self, command: str, *args: Any, timeout_s: float) -> Any:
+        with self._lock:
+            if self._conn is None:
+                raise RuntimeError(f"{self.name}: its process is not running")
+            self._conn.send((command, args))
+            if not self._conn.poll(timeout_s):
+                raise TimeoutError(f"{self.name}: no answer to {command} within {timeout_s:g} s")
+            return self._conn.recv()
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError(f"{self.name}: its process is not running")
+        return int(self._process.pid)
+
+    def invoke(self, event: Any) -> tuple[Any, Any]:
+        try:
+            result, failure = self._call("invoke", event, (self.name, self.region), timeout_s=self.spec.timeout_s + 5)
+            return result, failure
+        except (OSError, EOFError, TimeoutError, RuntimeError) as exc:
+            return None, {"errorType": "Lambda.Unknown", "errorMessage": f"{self.name}: {exc}"}
+
+    def cold_start(self) -> None:
+        self._call("cold", timeout_s=START_TIMEOUT_S)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError, EOFError, TimeoutError, RuntimeError):
+            if process.poll() is None:
+                self._call("stop", timeout_s=5)
+        end_child(process)
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _serve_function(fd: int, key: str) -> None:
+    """A function's process: invocations from the runtime over `fd`, one at a time, until it says stop."""
+    conn = Connection(fd)
+    spec = next(s for s in FUNCTIONS if s.key == key)
+    handler = load_handler(spec)
+    app: runtime.App | None = None
+    while True:
+        try:
+            command, args = conn.recv()
+        except (EOFError, OSError):
+            return  # the runtime is gone
+        if command == "invoke":
+            event, (name, region) = args
+            app = app or runtime.App(runtime.Settings.from_env())
+            answer: Any = run_handler(handler, app, lambda_context(name, region, spec), event)
+        elif command == "cold":
+            app, answer = None, None
+            runtime.reset()
+        else:
+            answer = "pong" if command == "ping" else None
+        conn.send(answer)
+        if command == "stop":
+            return

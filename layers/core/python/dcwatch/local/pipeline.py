@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import sys
 import tempfile
 import threading
 import time
@@ -152,6 +153,11 @@ class LocalPipeline:
         stack.callback(self.network.stop)
         self.run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dcwatch-run-")))
         self._place_functions(self.run_dir)
+        # Each vantage point's probe in a process of its own, as each is its own Lambda function: a round of a
+        # thousand checks then shares no interpreter lock with the evaluator, the workflow or the other probes.
+        for name in self.probes.values():
+            self.lambdas.isolate(name, stdout=_fileno(sys.stdout))
+        stack.callback(self.lambdas.close)
         self._probe_pool = ThreadPoolExecutor(max(1, len(self.probes)), thread_name_prefix="probe")
         stack.callback(self._probe_pool.shutdown, cancel_futures=True)
 
@@ -438,3 +444,11 @@ class LocalPipeline:
     def dns_values(self) -> dict[str, list[str]]:
         dns = self.dns
         return {s.dns.name: dns.values(s.dns.zone, s.dns.name, s.dns.type) for s in self.config.services}
+
+
+def _fileno(stream: Any) -> int | None:
+    """The file descriptor behind `stream` (the demo's log file, where it redirects stdout); None if none."""
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
