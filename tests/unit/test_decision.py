@@ -302,6 +302,21 @@ def test_a_pass_started_while_the_first_failure_was_in_flight_does_not_make_a_va
     assert isolated_vantages(public + vpc_after, "dc-a", "dc-b", TWO, REACH) == {"aws-public"}
 
 
+def test_services_come_up_after_a_failover_in_one_vantage_points_round_before_the_others():
+    # Given dc-a died and the failover brought dc-b's services up at T0 + 1 s: aws-vpc's round saw them come
+    # UP, while aws-public's latest round, at T0, still found them dark, as they had been since the standby was
+    came_up, dark_since = T0 + timedelta(seconds=1), T0 - timedelta(days=30)
+    public_b = timed(seen("dc-b", "aws-public", "DOWN", 9), T0, failing_since=dark_since, known_at=dark_since)
+    public_a = timed(seen("dc-a", "aws-public", "DOWN", 3), T0, failing_since=T0 - timedelta(seconds=20))
+    vpc_b = [replace(c, changes=(came_up,)) for c in timed(seen("dc-b", "aws-vpc", "UP"), came_up)]
+    states = public_a + public_b + vpc_b + seen("dc-a", "aws-vpc", "DOWN", 3)
+    # Then aws-public is not isolated: it has had no round since the services came up
+    assert isolated_vantages(states, "dc-b", "dc-a", TWO, REACH) == frozenset()
+    # But failing them again in a round after that, while aws-vpc sees them UP, it is
+    again = timed(public_b, T0 + timedelta(seconds=3), failing_since=dark_since, known_at=dark_since)
+    assert isolated_vantages(public_a + again + vpc_b, "dc-b", "dc-a", TWO, REACH) == {"aws-public"}
+
+
 def test_the_vpn_to_the_standby_going_down_makes_it_unproven_never_a_failover():
     # Given the VPC's path to dc-b is down (its vCenter fails from aws-vpc, the only one that reaches it)
     standby_cut = seen("dc-b", "aws-vpc", "DOWN", 3)

@@ -257,19 +257,24 @@ def isolated_vantages(
     vantage point, so the other's latest pass may be a round older than this one's failures; and the first
     failure may have started before the fault, in flight when it struck, with the other's pass started just
     after it and just before the fault. A site dying from everywhere must not look like an isolated observer
-    for a moment, and whatever failed that first check was there by the time it was known.
+    for a moment, and whatever failed that first check was there by the time it was known. Nor a check that
+    came UP for the other after this vantage point's latest result of it: a standby's services, dark for
+    weeks, come up after a failover in one vantage point's round before the next's.
     """
     deciding = _deciding(checks, active, "active") + _deciding(checks, standby, "standby")
-    passing_now = {
-        (c.site, c.check, c.vantage): c.last_observed_at for c in deciding if c.status == "UP" and c.failures == 0
-    }
+    passing_now = {(c.site, c.check, c.vantage): c for c in deciding if c.status == "UP" and c.failures == 0}
 
     def passed_after(mine: CheckState, other: str) -> bool:
-        key = (mine.site, mine.check, other)
-        if key not in passing_now:
+        theirs = passing_now.get((mine.site, mine.check, other))
+        if theirs is None:
             return False
-        passed_at, failed_at = passing_now[key], mine.failure_known_at or mine.failing_since
-        return passed_at is None or failed_at is None or passed_at >= failed_at
+        passed_at, failed_at = theirs.last_observed_at, mine.failure_known_at or mine.failing_since
+        if passed_at is not None and failed_at is not None and passed_at < failed_at:
+            return False
+        # Come UP for the other after this one's latest look: news it had no round to see yet (after a failover,
+        # the new active site's services come up in one vantage point's round before another's).
+        came_up = theirs.changes[-1] if theirs.changes else None
+        return came_up is None or mine.last_observed_at is None or came_up <= mine.last_observed_at
 
     isolated = set()
     for vantage in vantages:
