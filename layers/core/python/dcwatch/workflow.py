@@ -288,20 +288,28 @@ def release_lease(state: WorkflowState, leases: Leases, clock: Clock = utcnow) -
 
 
 def fence(
-    state: WorkflowState, connect: Callable[[], AbstractContextManager[Inventory]], clock: Clock = utcnow
+    state: WorkflowState,
+    connect: Callable[[], AbstractContextManager[Inventory]],
+    clock: Clock = utcnow,
+    *,
+    wait_until: datetime | None = None,
 ) -> WorkflowState:
     """Power off the failed site's VMs through its vCenter: proof (a) that the two sites never both serve.
 
-    Any fault raises. A vCenter no TCP connection reaches (`VcenterUnreachable`, the usual case when a site
-    is down) or one that refuses us (`VcenterRefused`) goes on to `ProveFenced`, which seeks the other
-    proofs; once connected, a fault or VMs still on are retried first: they may still run.
+    The power-offs run side by side, and the step waits for them until `wait_until` (None: one look), so
+    that VMs vCenter is still powering off are not a fence to retry. Any fault raises. A vCenter no TCP
+    connection reaches (`VcenterUnreachable`, the usual case when a site is down) or one that refuses us
+    (`VcenterRefused`) goes on to `ProveFenced`, which seeks the other proofs; once connected, a fault or
+    VMs still on are retried first: they may still run.
     """
     vms = state.plan.fence
     with connect() as inventory:
         try:
             before = inventory.power_states(vms)
             started = inventory.power_off(vms)
-            still_on = sorted(vm for vm, power in inventory.power_states(vms).items() if power == "poweredOn")
+            with inventory.watch(sorted(before), list(started.values())) as watch:
+                seen = wait_for(watch, partial(_powered_off, started), wait_until or clock(), clock)
+            still_on = sorted(vm for vm, guest in seen.guests.items() if guest.power == "poweredOn")
         except (TransientError, VcenterUnavailable, OSError) as exc:
             # It answered, so its VMs may still run: retried, then the other proofs or a human decide.
             raise TransientError(
@@ -318,6 +326,13 @@ def fence(
         state.fencing += f"; not found: {', '.join(missing)}"
     state.fence_proof = vcenter_proof(state.plan.from_site, sorted(started), off_already, missing)
     return state.note("Fence", state.fencing, clock)
+
+
+def _powered_off(tasks: Mapping[str, str], seen: Observed) -> bool:
+    """The fence's wait ends: every VM is off, or every power-off task has ended (what is on then stays on)."""
+    if all(guest.power != "poweredOn" for guest in seen.guests.values()):
+        return True
+    return all((task := seen.tasks.get(t)) is not None and task.state in ("success", "error") for t in tasks.values())
 
 
 def prove_fenced(
@@ -592,15 +607,19 @@ def _look_at_group(
     probe: Probe | None,
     runner: HookRunner,
     once: Once,
+    seen: Observed | None = None,
 ) -> _Pending | None:
     """One look at the current group: VMs up are noted (their post hooks run), dependents are started, and
-    once every VM is up, the checks of the services the group completes run. None: the group is up."""
+    once every VM is up, the checks of the services the group completes run. None: the group is up.
+
+    `seen`: what the wait on the VMs pending at the last look saw as it ended (read from vCenter if None)."""
     progress = state.progress
     number, detail = progress.group + 1, state.plan.group(progress.group)
     vms = state.plan.groups[progress.group]
-    task_ids = [t for t in progress.tasks.values() if t]
-    task_states = inventory.task_states(task_ids) if task_ids else {}
-    guests = inventory.guest_states(vms)
+    if seen is None:
+        task_ids = [t for t in progress.tasks.values() if t]
+        seen = Observed(inventory.guest_states(vms), inventory.task_states(task_ids) if task_ids else {})
+    task_states, guests = seen.tasks, seen.guests
     # A failed task of a VM that is on anyway (e.g. a retried start raced the first) is no failure.
     failed = {
         vm: task_states[t].error
@@ -688,14 +707,16 @@ def check_group(
     until = wait_until - timedelta(seconds=_hooks_left_s(state)) if wait_until else None
     if until and progress.group_deadline:
         until = min(until, progress.group_deadline)
+    seen: Observed | None = None
     for _ in range(MAX_LOOKS):
-        pending = _look_at_group(state, inventory, clock, config, probe, runner, once)
+        pending = _look_at_group(state, inventory, clock, config, probe, runner, once, seen)
         if pending is None or until is None or clock() >= until:
             return state
         if pending.tasks:
             with inventory.watch(list(pending.tasks), [t for t in pending.tasks.values() if t]) as watch:
-                wait_for(watch, partial(_worth_a_look, detail, pending), until, clock)
+                seen = wait_for(watch, partial(_worth_a_look, detail, pending), until, clock)
         else:
+            seen = None
             sleep(min(SERVICE_POLL_S, (until - clock()).total_seconds()))
     return state
 
