@@ -1091,6 +1091,10 @@ def parse_config(data: Any, file: str = "<config>") -> Config:
         raise ConfigError(file, problems) from None
 
 
+# libyaml's safe loader where PyYAML has it (its wheels do): a cold start parses a 100-VM config in ms, not 50+ ms.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_config(path: str | Path) -> Config:
     file = str(path)
     try:
@@ -1098,7 +1102,7 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(file, [("(file)", exc.strerror or str(exc))]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

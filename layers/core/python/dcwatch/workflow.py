@@ -307,9 +307,7 @@ def fence(
         try:
             before = inventory.power_states(vms)
             started = inventory.power_off(vms)
-            with inventory.watch(sorted(before), list(started.values())) as watch:
-                seen = wait_for(watch, partial(_powered_off, started), wait_until or clock(), clock)
-            still_on = sorted(vm for vm, guest in seen.guests.items() if guest.power == "poweredOn")
+            still_on = _still_on(inventory, sorted(before), started, wait_until, clock)
         except (TransientError, VcenterUnavailable, OSError) as exc:
             # It answered, so its VMs may still run: retried, then the other proofs or a human decide.
             raise TransientError(
@@ -328,11 +326,23 @@ def fence(
     return state.note("Fence", state.fencing, clock)
 
 
-def _powered_off(tasks: Mapping[str, str], seen: Observed) -> bool:
+def _still_on(
+    inventory: Inventory, vms: list[str], tasks: Mapping[str, str], until: datetime | None, clock: Clock
+) -> list[str]:
+    """The VMs still on; those whose power-off tasks are still running are waited for until `until` (None: not)."""
+    on = sorted(vm for vm, power in inventory.power_states(vms).items() if power == "poweredOn")
+    if not on or until is None:
+        return on
+    with inventory.watch(on, [tasks[vm] for vm in on if vm in tasks]) as watch:
+        seen = wait_for(watch, _powered_off, until, clock)
+    return sorted(vm for vm, guest in seen.guests.items() if guest.power == "poweredOn")
+
+
+def _powered_off(seen: Observed) -> bool:
     """The fence's wait ends: every VM is off, or every power-off task has ended (what is on then stays on)."""
     if all(guest.power != "poweredOn" for guest in seen.guests.values()):
         return True
-    return all((task := seen.tasks.get(t)) is not None and task.state in ("success", "error") for t in tasks.values())
+    return all(task.state in ("success", "error") for task in seen.tasks.values())
 
 
 def prove_fenced(
