@@ -206,6 +206,7 @@ class LocalLambdas:
             boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._on_invoke)  # type: ignore[union-attr]
             self._registered = True
             reuse_invoke_clients()
+            lambda_eval_utils.boto_client_for(self.region, "lambda")  # made now, not in the first execution
 
     def unregister(self) -> None:
         if self._registered and boto3.DEFAULT_SESSION is not None:
