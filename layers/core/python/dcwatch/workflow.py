@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -52,6 +52,7 @@ from dcwatch.ports import (
     SiteLease,
     SiteLeases,
     StateStore,
+    Watch,
 )
 from dcwatch.recovery import (
     MODE_WORDS,
@@ -718,16 +719,24 @@ def check_group(
     if until and progress.group_deadline:
         until = min(until, progress.group_deadline)
     seen: Observed | None = None
-    for _ in range(MAX_LOOKS):
-        pending = _look_at_group(state, inventory, clock, config, probe, runner, once, seen)
-        if pending is None or until is None or clock() >= until:
-            return state
-        if pending.tasks:
-            with inventory.watch(list(pending.tasks), [t for t in pending.tasks.values() if t]) as watch:
+    with ExitStack() as watching:
+        watch: Watch[Observed] | None = None
+        watched: set[str] = set()
+        for _ in range(MAX_LOOKS):
+            started = {vm: t for vm, t in progress.tasks.items() if vm not in progress.ready}
+            if until is not None and started and not set(started) <= watched:
+                # One watch on the VMs started and not up yet, from the first look on; a new one per wave only.
+                watching.close()
+                watch = watching.enter_context(inventory.watch(list(started), [t for t in started.values() if t]))
+                watched, seen = set(started), watch.current()
+            pending = _look_at_group(state, inventory, clock, config, probe, runner, once, seen)
+            if pending is None or until is None or clock() >= until:
+                return state
+            if watch is not None and pending.tasks and set(pending.tasks) <= watched:
                 seen = wait_for(watch, partial(_worth_a_look, detail, pending), until, clock)
-        else:
-            seen = None
-            sleep(min(SERVICE_POLL_S, (until - clock()).total_seconds()))
+            elif not pending.tasks:
+                seen = None
+                sleep(min(SERVICE_POLL_S, (until - clock()).total_seconds()))
     return state
 
 
