@@ -468,16 +468,15 @@ class VsphereInventory:
         return _start_each(calls, "power off", already="poweredOff", error=VcenterUnavailable)
 
     def shutdown_guest(self, vm_names: Sequence[str]) -> dict[str, str]:
+        """Ask every running guest to shut down, many at once; returns the VMs whose guest refused, with why."""
+        vms = self._vms(vm_names)
+        answers = call_each({name: vm.ShutdownGuest for name, (vm, state) in vms.items() if state == "poweredOn"})
         refused = {}
-        for name, (vm, state) in self._vms(vm_names).items():
-            if state != "poweredOn":
-                continue
-            try:
-                vm.ShutdownGuest()
-            except vim.fault.ToolsUnavailable:
+        for name, answer in answers.items():
+            if isinstance(answer, vim.fault.ToolsUnavailable):
                 refused[name] = "VMware Tools not running"
-            except vmodl.MethodFault as fault:
-                refused[name] = getattr(fault, "msg", "") or type(fault).__name__
+            elif isinstance(answer, vmodl.MethodFault):
+                refused[name] = getattr(answer, "msg", "") or type(answer).__name__
         return refused
 
 
