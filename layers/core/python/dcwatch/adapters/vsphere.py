@@ -51,10 +51,10 @@ DATASTORE_PROPS = ["name", "summary.accessible", "summary.capacity", "summary.fr
 WATCH_POLL_S = 1.0  # a vCenter without WaitForUpdatesEx is asked again this often
 MAX_IDLE_SESSIONS = 4  # per vCenter and login, kept for the next use; more are logged out
 MAX_UPDATE_PAGES = 100  # a truncated WaitForUpdatesEx answer is continued at most this often
-MAX_VERSIONS_BYTES = 1024 * 1024
+MAX_VERSIONS_BYTES = 1024 * 1024  # vimServiceVersions.xml is a few KB; a server sending more is not a vCenter
 # Per-VM calls (PowerOnVM_Task, ...) in flight at once on one session: each is a round trip to vCenter, which
 # queues the tasks itself; pyVmomi's stub gives each concurrent call a connection of its own from its pool.
-MAX_CALLS_IN_FLIGHT = 8  # vimServiceVersions.xml is a few KB; a server sending more is not a vCenter
+MAX_CALLS_IN_FLIGHT = 8
 
 
 def _connect(url: str, host: str, port: int, timeout_s: float) -> socket.socket:
