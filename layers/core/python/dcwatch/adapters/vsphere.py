@@ -179,6 +179,10 @@ def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float
         _logout(si)
 
 
+# vCenter URL -> VM name -> managed object id: where the failover's steps found the VMs before (a warm
+# Lambda's next step reads just the VMs it needs by reference, not every VM to find them by name).
+_found: dict[str, dict[str, str]] = {}
+_found_lock = threading.Lock()
 _idle: dict[tuple[str, str, str], list[Any]] = {}
 _idle_lock = threading.Lock()
 
@@ -356,10 +360,15 @@ class _UpdatesWatch:
 class VsphereInventory:
     """One site's vCenter session, as the `Inventory` port."""
 
-    def __init__(self, si: Any, timeout_s: float = 10.0):
+    def __init__(self, si: Any, timeout_s: float = 10.0, found: dict[str, str] | None = None):
+        """`found`: VM name -> managed object id as earlier uses found them (shared, kept up to date), read by
+        reference, checked by name, and looked up again by name when one is gone or renamed."""
         self._si = si
         self._timeout_s = timeout_s
-        self._refs: dict[str, Any] = {}  # VM name -> managed object, as last read in this session
+        self._found = {} if found is None else found
+        with _found_lock:
+            known = dict(self._found)
+        self._refs: dict[str, Any] = {name: vim.VirtualMachine(moid, si._stub) for name, moid in known.items()}
         self._content: Any = None
 
     @property
@@ -379,7 +388,7 @@ class VsphereInventory:
     def reused(cls, vcenter: VCenter, credentials: Credentials, timeout_s: float = 10.0) -> Iterator[VsphereInventory]:
         """Over the session an earlier use left (`reused_session`): the failover's steps log in once per warm Lambda."""
         with reused_session(vcenter, credentials, timeout_s) as si:
-            yield cls(si, timeout_s)
+            yield cls(si, timeout_s, _found.setdefault(vcenter.url, {}))
 
     def _named(self, names: Sequence[str], props: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
         """Each named VM with `props` (which hold "name"). The VMs this session has found are read by reference,
@@ -396,6 +405,8 @@ class VsphereInventory:
             if name in wanted:
                 self._refs[str(name)] = obj
                 found[str(name)] = (obj, values)
+        with _found_lock:
+            self._found.update({name: obj._moId for name, (obj, _) in found.items()})
         return found
 
     def _by_ref(self, names: set[str], props: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
@@ -425,9 +436,7 @@ class VsphereInventory:
     @contextmanager
     def watch(self, vm_names: Sequence[str], task_ids: Sequence[str]) -> Iterator[Watch[Observed]]:
         """WaitForUpdatesEx where vCenter has it, else a poll every WATCH_POLL_S."""
-        if not all(name in self._refs for name in vm_names):
-            self._vms(vm_names)
-        vms = {name: self._refs[name] for name in vm_names if name in self._refs}
+        vms = {name: vm for name, (vm, _) in self._vms(vm_names).items()}  # found again: each ref still that VM
         max_wait_s = max(1, math.floor(self._timeout_s) - 2)  # the answer comes before the socket gives up
         try:
             watch = _UpdatesWatch(self._si, self._collector, vms, task_ids, max_wait_s)
