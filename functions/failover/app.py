@@ -124,7 +124,12 @@ def release_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 
 
 def fence(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("Fence", event, lambda s, app: workflow.fence(s, lambda: app.inventory(s.plan.from_site)))
+    return _run(
+        "Fence",
+        event,
+        lambda s, app: workflow.fence(s, lambda: app.inventory(s.plan.from_site), wait_until=_wait_until(app, context)),
+        context,
+    )
 
 
 def prove_fenced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -100,6 +100,7 @@ def test_the_workflow_bench_runs_a_whole_failover_and_its_figures_add_up():
     assert float(per_group_s) == pytest.approx(overhead / 2, abs=0.011)
     parts = ("seeing groups up", "in other Task states", "in other Wait states", "between states")
     assert sum(figure(text, part) for part in parts) == pytest.approx(overhead, abs=0.041)
+    assert 0 <= figure(text, "of which starting") <= figure(text, "between states") + 0.011
     steps = {
         line.split()[0]: int(line.split()[2]) for line in text.splitlines() if re.match(r" {4}\w+ +\w+ +\d+ ", line)
     }

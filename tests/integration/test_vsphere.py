@@ -23,7 +23,7 @@ from dcwatch.adapters.vsphere import (
 from dcwatch.config import VCenter
 from dcwatch.errors import TransientError, VcenterRefused, VcenterUnavailable, VcenterUnreachable
 from dcwatch.local.cloud import free_port
-from dcwatch.local.vcsim import guests_named, report_guest_ips
+from dcwatch.local.vcsim import create_vms, guests_named, report_guest_ips
 from dcwatch.ports import GuestState, TaskState
 from dcwatch.waits import wait_for
 from dcwatch.workflow import utcnow
@@ -232,6 +232,37 @@ def test_a_warm_step_reuses_its_vcenter_session_and_logs_in_again_once_vcenter_f
     with reused_session(site.vcenter, site.credentials) as si:
         assert session_key(si) != first
     log_out_idle_sessions()
+
+
+def test_a_later_step_finds_a_vm_recreated_or_renamed_meanwhile_by_its_name_and_watches_that_one(vcsim_site):
+    # Given a step found the VMs, then web-1 was deleted and created again, and db-1 renamed, swapping names
+    site = vcsim_site([("db-1", False), ("web-1", False), ("web-2", False)])
+    with VsphereInventory.reused(site.vcenter, site.credentials) as inventory:
+        assert inventory.power_states(["db-1", "web-1", "web-2"]) == dict.fromkeys(
+            ["db-1", "web-1", "web-2"], "poweredOff"
+        )
+        first_web = inventory._refs["web-1"]._moId
+    with vcenter_session(site.vcenter, site.credentials) as si:
+        found = guests_named(si, ["web-1", "web-2"])
+        await_task(found["web-1"][0].Destroy_Task())
+        await_task(found["web-2"][0].Rename_Task("web-2-old"))
+    create_vms(site.vcenter, site.credentials, [("web-1", True), ("web-2", True)])
+
+    # When a later step of the same warm environment reads and watches them, then it sees the VMs named so now
+    with VsphereInventory.reused(site.vcenter, site.credentials) as inventory:
+        assert inventory.power_states(["web-1", "web-2"]) == {"web-1": "poweredOn", "web-2": "poweredOn"}
+        assert inventory._refs["web-1"]._moId != first_web
+        with inventory.watch(["web-1", "web-2"], []) as watch:
+            seen = watch.current()
+    assert {vm: g.power for vm, g in seen.guests.items()} == {"web-1": "poweredOn", "web-2": "poweredOn"}
+    log_out_idle_sessions()
+
+
+def await_task(task) -> None:
+    deadline = time.monotonic() + 10
+    while task.info.state not in ("success", "error") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert task.info.state == "success", task.info.error
 
 
 def test_a_session_kept_for_reuse_still_tells_an_unreachable_vcenter_and_a_refused_login(vcsim_site):

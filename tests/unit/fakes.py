@@ -35,8 +35,18 @@ class FakeInventory:
         self.boot_s: dict[str, float] = {}
         self.powered_at: dict[str, datetime] = {}
         self.watches: list[list[str]] = []
+        self.power_off_s: float | None = None  # with a clock: how long a power-off task runs
+        self.off_at: dict[str, tuple[datetime, str]] = {}  # VM -> when its running power-off task ends, the task
+
+    def _settle(self) -> None:
+        """Power-off tasks whose time has come end: their VMs are off."""
+        for name, (at, task) in list(self.off_at.items()):
+            if self.clock is not None and self.clock() >= at:
+                self.vms[name], self.tasks[task] = "poweredOff", (name, "success")
+                del self.off_at[name]
 
     def power_states(self, vm_names: Sequence[str]) -> dict[str, str]:
+        self._settle()
         return {n: self.vms[n] for n in vm_names if n in self.vms}
 
     def boots_at(self, name: str) -> datetime | None:
@@ -83,15 +93,19 @@ class FakeInventory:
                 self.powered_at[name] = self.clock()
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
+        self._settle()
         return {t: TaskState(self.tasks[t][1], self.fail.get(self.tasks[t][0], "")) for t in task_ids}
 
     def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
         ids = {}
         for name in vm_names:
-            if self.vms.get(name) == "poweredOn":
+            if self.vms.get(name) == "poweredOn" and name not in self.off_at:
                 ids[name] = f"task-{len(self.tasks) + 1}"
                 self.tasks[ids[name]] = (name, "success" if self.instant else "running")
-                if self.instant:
+                if self.power_off_s is not None and self.clock is not None:
+                    self.tasks[ids[name]] = (name, "running")
+                    self.off_at[name] = (self.clock() + timedelta(seconds=self.power_off_s), ids[name])
+                elif self.instant:
                     self.vms[name] = "poweredOff"
         return ids
 
@@ -108,6 +122,7 @@ class FakeWatch:
         clock = self.inventory.clock
         assert clock is not None, "a FakeInventory that is watched needs a clock"
         boots = [self.inventory.boots_at(vm) for vm in self.vm_names]
+        boots += [at for vm, (at, _) in self.inventory.off_at.items() if vm in self.vm_names]
         later = [at for at in boots if at is not None and at > clock()]
         clock.now = min([*later, clock() + timedelta(seconds=timeout_s)])
         return self.current()

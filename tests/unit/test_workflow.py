@@ -327,6 +327,30 @@ def test_fencing_that_leaves_vms_running_is_retried_and_never_reported_as_done(c
         workflow.fence(started(clock), lambda: reachable(stuck), clock)
 
 
+def test_the_fence_waits_within_its_step_for_the_power_offs_vcenter_is_still_running(clock):
+    # Given a vCenter whose power-off tasks take 3 s
+    failed_site = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS}, clock)
+    failed_site.power_off_s = 3
+    begun = clock()
+
+    # When fencing may wait 20 s, then it ends once they are off, not at its deadline and not with a retry
+    state = workflow.fence(
+        started(clock), lambda: reachable(failed_site), clock, wait_until=begun + timedelta(seconds=20)
+    )
+    assert set(failed_site.vms.values()) == {"poweredOff"}
+    assert state.fencing == f"fenced dc-a: powered off {', '.join(FAILED_SITE_VMS)}"
+    assert clock() == begun + timedelta(seconds=3)
+
+
+def test_the_fence_that_sees_vms_still_on_at_its_deadline_is_retried(clock):
+    failed_site = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS}, clock)
+    failed_site.power_off_s = 30
+    with pytest.raises(FencingIncomplete, match="still powered on at dc-a: radio-stream-a, shop-db-a"):
+        workflow.fence(
+            started(clock), lambda: reachable(failed_site), clock, wait_until=clock() + timedelta(seconds=20)
+        )
+
+
 class DropsMidPowerOff(FakeInventory):
     """A vCenter that answers and lists its VMs, then loses the connection while powering them off."""
 

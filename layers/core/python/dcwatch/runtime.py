@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from dcwatch.config import Config, load_config
+from dcwatch.config import Config, Hook, load_config
+from dcwatch.ports import HookResult
 
 if TYPE_CHECKING:
     from dcwatch.adapters.agent_aws import SiteLeaseTable
@@ -103,23 +104,30 @@ class App:
         return EventBridgePublisher(self.settings.bus_name, self._home_client("events"))
 
     @cached_property
+    def _dynamodb(self) -> Any:
+        """One client for the state, lock and idempotency tables: each client takes tens of ms to make."""
+        from dcwatch.adapters import aws
+
+        return aws.client("dynamodb")
+
+    @cached_property
     def store(self) -> DynamoStateStore:
         from dcwatch.adapters.dynamodb import DynamoStateStore
 
-        return DynamoStateStore(self.settings.table_name, self.settings.audit_table_name)
+        return DynamoStateStore(self.settings.table_name, self.settings.audit_table_name, self._dynamodb)
 
     @cached_property
     def leases(self) -> DynamoLeases:
         from dcwatch.adapters.dynamodb import DynamoLeases
 
-        return DynamoLeases(self.settings.locks_table_name)
+        return DynamoLeases(self.settings.locks_table_name, self._dynamodb)
 
     @cached_property
     def site_leases(self) -> SiteLeaseTable:
         """The site agents' leases (same locks table as the failover lock, keys `site-lease#<site>`)."""
         from dcwatch.adapters.agent_aws import SiteLeaseTable
 
-        return SiteLeaseTable(self.settings.locks_table_name)
+        return SiteLeaseTable(self.settings.locks_table_name, self._dynamodb)
 
     @cached_property
     def dns(self) -> Route53Dns:
@@ -131,13 +139,11 @@ class App:
     def once(self) -> IdempotentSteps:
         from dcwatch.adapters.idempotency import IdempotentSteps
 
-        return IdempotentSteps(self.settings.idempotency_table_name)
+        return IdempotentSteps(self.settings.idempotency_table_name, self._dynamodb)
 
     @cached_property
-    def hooks(self) -> HookCaller:
-        from dcwatch.adapters.hooks import HookCaller
-
-        return HookCaller()
+    def hooks(self) -> DeferredHooks:
+        return DeferredHooks()
 
     @cached_property
     def notifier(self) -> SnsNotifier:
@@ -175,6 +181,20 @@ class App:
         vcenter = self.config.site(site).vcenter
         with VsphereInventory.reused(vcenter, self.secrets.get(vcenter.credentials_secret)) as inventory:
             yield inventory
+
+
+class DeferredHooks:
+    """The hook caller, imported (aiohttp with it) when a hook first runs: most groups of a plan have none."""
+
+    def __init__(self) -> None:
+        self._caller: HookCaller | None = None
+
+    def run(self, hook: Hook, payload: Mapping[str, Any]) -> HookResult:
+        if self._caller is None:
+            from dcwatch.adapters.hooks import HookCaller
+
+            self._caller = HookCaller()
+        return self._caller.run(hook, payload)
 
 
 _app: App | None = None

@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -52,6 +52,7 @@ from dcwatch.ports import (
     SiteLease,
     SiteLeases,
     StateStore,
+    Watch,
 )
 from dcwatch.recovery import (
     MODE_WORDS,
@@ -288,20 +289,26 @@ def release_lease(state: WorkflowState, leases: Leases, clock: Clock = utcnow) -
 
 
 def fence(
-    state: WorkflowState, connect: Callable[[], AbstractContextManager[Inventory]], clock: Clock = utcnow
+    state: WorkflowState,
+    connect: Callable[[], AbstractContextManager[Inventory]],
+    clock: Clock = utcnow,
+    *,
+    wait_until: datetime | None = None,
 ) -> WorkflowState:
     """Power off the failed site's VMs through its vCenter: proof (a) that the two sites never both serve.
 
-    Any fault raises. A vCenter no TCP connection reaches (`VcenterUnreachable`, the usual case when a site
-    is down) or one that refuses us (`VcenterRefused`) goes on to `ProveFenced`, which seeks the other
-    proofs; once connected, a fault or VMs still on are retried first: they may still run.
+    The power-offs run side by side, and the step waits for them until `wait_until` (None: one look), so
+    that VMs vCenter is still powering off are not a fence to retry. Any fault raises. A vCenter no TCP
+    connection reaches (`VcenterUnreachable`, the usual case when a site is down) or one that refuses us
+    (`VcenterRefused`) goes on to `ProveFenced`, which seeks the other proofs; once connected, a fault or
+    VMs still on are retried first: they may still run.
     """
     vms = state.plan.fence
     with connect() as inventory:
         try:
             before = inventory.power_states(vms)
             started = inventory.power_off(vms)
-            still_on = sorted(vm for vm, power in inventory.power_states(vms).items() if power == "poweredOn")
+            still_on = _still_on(inventory, sorted(before), started, wait_until, clock)
         except (TransientError, VcenterUnavailable, OSError) as exc:
             # It answered, so its VMs may still run: retried, then the other proofs or a human decide.
             raise TransientError(
@@ -318,6 +325,25 @@ def fence(
         state.fencing += f"; not found: {', '.join(missing)}"
     state.fence_proof = vcenter_proof(state.plan.from_site, sorted(started), off_already, missing)
     return state.note("Fence", state.fencing, clock)
+
+
+def _still_on(
+    inventory: Inventory, vms: list[str], tasks: Mapping[str, str], until: datetime | None, clock: Clock
+) -> list[str]:
+    """The VMs still on; those whose power-off tasks are still running are waited for until `until` (None: not)."""
+    on = sorted(vm for vm, power in inventory.power_states(vms).items() if power == "poweredOn")
+    if not on or until is None:
+        return on
+    with inventory.watch(on, [tasks[vm] for vm in on if vm in tasks]) as watch:
+        seen = wait_for(watch, _powered_off, until, clock)
+    return sorted(vm for vm, guest in seen.guests.items() if guest.power == "poweredOn")
+
+
+def _powered_off(seen: Observed) -> bool:
+    """The fence's wait ends: every VM is off, or every power-off task has ended (what is on then stays on)."""
+    if all(guest.power != "poweredOn" for guest in seen.guests.values()):
+        return True
+    return all(task.state in ("success", "error") for task in seen.tasks.values())
 
 
 def prove_fenced(
@@ -592,15 +618,19 @@ def _look_at_group(
     probe: Probe | None,
     runner: HookRunner,
     once: Once,
+    seen: Observed | None = None,
 ) -> _Pending | None:
     """One look at the current group: VMs up are noted (their post hooks run), dependents are started, and
-    once every VM is up, the checks of the services the group completes run. None: the group is up."""
+    once every VM is up, the checks of the services the group completes run. None: the group is up.
+
+    `seen`: what the wait on the VMs pending at the last look saw as it ended (read from vCenter if None)."""
     progress = state.progress
     number, detail = progress.group + 1, state.plan.group(progress.group)
     vms = state.plan.groups[progress.group]
-    task_ids = [t for t in progress.tasks.values() if t]
-    task_states = inventory.task_states(task_ids) if task_ids else {}
-    guests = inventory.guest_states(vms)
+    if seen is None:
+        task_ids = [t for t in progress.tasks.values() if t]
+        seen = Observed(inventory.guest_states(vms), inventory.task_states(task_ids) if task_ids else {})
+    task_states, guests = seen.tasks, seen.guests
     # A failed task of a VM that is on anyway (e.g. a retried start raced the first) is no failure.
     failed = {
         vm: task_states[t].error
@@ -688,15 +718,25 @@ def check_group(
     until = wait_until - timedelta(seconds=_hooks_left_s(state)) if wait_until else None
     if until and progress.group_deadline:
         until = min(until, progress.group_deadline)
-    for _ in range(MAX_LOOKS):
-        pending = _look_at_group(state, inventory, clock, config, probe, runner, once)
-        if pending is None or until is None or clock() >= until:
-            return state
-        if pending.tasks:
-            with inventory.watch(list(pending.tasks), [t for t in pending.tasks.values() if t]) as watch:
-                wait_for(watch, partial(_worth_a_look, detail, pending), until, clock)
-        else:
-            sleep(min(SERVICE_POLL_S, (until - clock()).total_seconds()))
+    seen: Observed | None = None
+    with ExitStack() as watching:
+        watch: Watch[Observed] | None = None
+        watched: set[str] = set()
+        for _ in range(MAX_LOOKS):
+            started = {vm: t for vm, t in progress.tasks.items() if vm not in progress.ready}
+            if until is not None and started and not set(started) <= watched:
+                # One watch on the VMs started and not up yet, from the first look on; a new one per wave only.
+                watching.close()
+                watch = watching.enter_context(inventory.watch(list(started), [t for t in started.values() if t]))
+                watched, seen = set(started), watch.current()
+            pending = _look_at_group(state, inventory, clock, config, probe, runner, once, seen)
+            if pending is None or until is None or clock() >= until:
+                return state
+            if watch is not None and pending.tasks and set(pending.tasks) <= watched:
+                seen = wait_for(watch, partial(_worth_a_look, detail, pending), until, clock)
+            elif not pending.tasks:
+                seen = None
+                sleep(min(SERVICE_POLL_S, (until - clock()).total_seconds()))
     return state
 
 

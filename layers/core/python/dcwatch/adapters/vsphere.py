@@ -15,7 +15,8 @@ import math
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlparse
@@ -27,7 +28,14 @@ from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import VCenter
-from dcwatch.errors import PowerOnFailed, TransientError, VcenterRefused, VcenterUnavailable, VcenterUnreachable
+from dcwatch.errors import (
+    DcwatchError,
+    PowerOnFailed,
+    TransientError,
+    VcenterRefused,
+    VcenterUnavailable,
+    VcenterUnreachable,
+)
 from dcwatch.ports import GuestState, Observed, TaskState, Watch
 from dcwatch.vcenter import DatastoreState, HostState, TriggeredAlarm, VcenterSnapshot, VmState
 from dcwatch.waits import Polled
@@ -35,6 +43,7 @@ from dcwatch.waits import Polled
 PropertyCollector = vmodl.query.PropertyCollector
 PAGE_SIZE = 1000  # objects per RetrievePropertiesEx page; the rest follow by ContinueRetrievePropertiesEx
 HOST_PROPS = ["name", "runtime.connectionState", "runtime.inMaintenanceMode"]
+POWER_PROPS = ["name", "runtime.powerState"]
 VM_PROPS = ["name", "runtime.powerState", "summary.quickStats.guestHeartbeatStatus"]
 GUEST_PROPS = ["name", "runtime.powerState", "guest.guestHeartbeatStatus", "guest.ipAddress"]
 TASK_PROPS = ["info.state", "info.error"]
@@ -43,6 +52,9 @@ WATCH_POLL_S = 1.0  # a vCenter without WaitForUpdatesEx is asked again this oft
 MAX_IDLE_SESSIONS = 4  # per vCenter and login, kept for the next use; more are logged out
 MAX_UPDATE_PAGES = 100  # a truncated WaitForUpdatesEx answer is continued at most this often
 MAX_VERSIONS_BYTES = 1024 * 1024  # vimServiceVersions.xml is a few KB; a server sending more is not a vCenter
+# Per-VM calls (PowerOnVM_Task, ...) in flight at once on one session: each is a round trip to vCenter, which
+# queues the tasks itself; pyVmomi's stub gives each concurrent call a connection of its own from its pool.
+MAX_CALLS_IN_FLIGHT = 8
 
 
 def _connect(url: str, host: str, port: int, timeout_s: float) -> socket.socket:
@@ -167,6 +179,10 @@ def vcenter_session(vcenter: VCenter, credentials: Credentials, timeout_s: float
         _logout(si)
 
 
+# vCenter URL -> VM name -> managed object id: where the failover's steps found the VMs before (a warm
+# Lambda's next step reads just the VMs it needs by reference, not every VM to find them by name).
+_found: dict[str, dict[str, str]] = {}
+_found_lock = threading.Lock()
 _idle: dict[tuple[str, str, str], list[Any]] = {}
 _idle_lock = threading.Lock()
 
@@ -344,10 +360,15 @@ class _UpdatesWatch:
 class VsphereInventory:
     """One site's vCenter session, as the `Inventory` port."""
 
-    def __init__(self, si: Any, timeout_s: float = 10.0):
+    def __init__(self, si: Any, timeout_s: float = 10.0, found: dict[str, str] | None = None):
+        """`found`: VM name -> managed object id as earlier uses found them (shared, kept up to date), read by
+        reference, checked by name, and looked up again by name when one is gone or renamed."""
         self._si = si
         self._timeout_s = timeout_s
-        self._refs: dict[str, Any] = {}  # VM name -> managed object, as last read in this session
+        self._found = {} if found is None else found
+        with _found_lock:
+            known = dict(self._found)
+        self._refs: dict[str, Any] = {name: vim.VirtualMachine(moid, si._stub) for name, moid in known.items()}
         self._content: Any = None
 
     @property
@@ -367,34 +388,55 @@ class VsphereInventory:
     def reused(cls, vcenter: VCenter, credentials: Credentials, timeout_s: float = 10.0) -> Iterator[VsphereInventory]:
         """Over the session an earlier use left (`reused_session`): the failover's steps log in once per warm Lambda."""
         with reused_session(vcenter, credentials, timeout_s) as si:
-            yield cls(si, timeout_s)
+            yield cls(si, timeout_s, _found.setdefault(vcenter.url, {}))
+
+    def _named(self, names: Sequence[str], props: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
+        """Each named VM with `props` (which hold "name"). The VMs this session has found are read by reference,
+        just them in one round trip; otherwise, or if one is gone or renamed meanwhile, every VM is read by name."""
+        wanted = set(names)
+        if wanted and wanted <= set(self._refs):
+            with suppress(vmodl.fault.ManagedObjectNotFound):
+                known = self._by_ref(wanted, props)
+                if len(known) == len(wanted):
+                    return known
+        found = {}
+        for obj, values in read_properties(self._si, vim.VirtualMachine, props):
+            name = values.get("name")
+            if name in wanted:
+                self._refs[str(name)] = obj
+                found[str(name)] = (obj, values)
+        with _found_lock:
+            self._found.update({name: obj._moId for name, (obj, _) in found.items()})
+        return found
+
+    def _by_ref(self, names: set[str], props: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
+        spec = PropertyCollector.FilterSpec(
+            objectSet=[PropertyCollector.ObjectSpec(obj=self._refs[name], skip=False) for name in names],
+            propSet=[PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=props)],
+        )
+        found = {}
+        for o in _retrieve_all(self._collector, [spec]):
+            values = {p.name: p.val for p in o.propSet}
+            if values.get("name") in names:
+                found[str(values["name"])] = (o.obj, values)
+        return found
 
     def _vms(self, names: Sequence[str]) -> dict[str, tuple[Any, str]]:
-        wanted = set(names)
         return {
-            props["name"]: (obj, str(props.get("runtime.powerState", "unknown")))
-            for obj, props in read_properties(self._si, vim.VirtualMachine, ["name", "runtime.powerState"])
-            if props.get("name") in wanted
+            name: (obj, str(values.get("runtime.powerState", "unknown")))
+            for name, (obj, values) in self._named(names, POWER_PROPS).items()
         }
 
     def power_states(self, vm_names: Sequence[str]) -> dict[str, str]:
         return {name: state for name, (_, state) in self._vms(vm_names).items()}
 
     def guest_states(self, vm_names: Sequence[str]) -> dict[str, GuestState]:
-        wanted, found = set(vm_names), {}
-        for obj, props in read_properties(self._si, vim.VirtualMachine, GUEST_PROPS):
-            if props.get("name") in wanted:
-                name = str(props["name"])
-                self._refs[name] = obj
-                found[name] = _guest(props)
-        return found
+        return {name: _guest(values) for name, (_, values) in self._named(vm_names, GUEST_PROPS).items()}
 
     @contextmanager
     def watch(self, vm_names: Sequence[str], task_ids: Sequence[str]) -> Iterator[Watch[Observed]]:
         """WaitForUpdatesEx where vCenter has it, else a poll every WATCH_POLL_S."""
-        if not all(name in self._refs for name in vm_names):
-            self._refs.update({name: obj for name, (obj, _) in self._vms(vm_names).items()})
-        vms = {name: self._refs[name] for name in vm_names if name in self._refs}
+        vms = {name: vm for name, (vm, _) in self._vms(vm_names).items()}  # found again: each ref still that VM
         max_wait_s = max(1, math.floor(self._timeout_s) - 2)  # the answer comes before the socket gives up
         try:
             watch = _UpdatesWatch(self._si, self._collector, vms, task_ids, max_wait_s)
@@ -407,27 +449,14 @@ class VsphereInventory:
             watch.close()
 
     def power_on(self, vm_names: Sequence[str]) -> dict[str, str]:
-        """Start every power-on; a VM vCenter refuses outright is named after the others were started."""
+        """Start every power-on, many in flight at once; a VM vCenter refuses outright is named after the others
+        were started. A VM on already (or meanwhile) is skipped."""
         vms = self._vms(vm_names)
         missing = sorted(set(vm_names) - set(vms))
         if missing:
             raise VcenterUnavailable(f"VMs not found: {', '.join(missing)}")
-        tasks, refused = {}, {}
-        for name, (vm, state) in vms.items():
-            if state == "poweredOn":
-                continue
-            try:
-                tasks[name] = vm.PowerOnVM_Task()._moId
-            except vmodl.MethodFault as fault:
-                refused[name] = getattr(fault, "msg", "") or type(fault).__name__
-        if refused:
-            started = f"; started meanwhile: {', '.join(sorted(tasks))}" if tasks else ""
-            raise PowerOnFailed(
-                "vCenter refused to power on "
-                + "; ".join(f"{vm}: {why}" for vm, why in sorted(refused.items()))
-                + started
-            )
-        return tasks
+        calls = {name: vm.PowerOnVM_Task for name, (vm, state) in vms.items() if state != "poweredOn"}
+        return _start_each(calls, "power on", already="poweredOn", error=PowerOnFailed)
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
         """In one round trip, however many tasks."""
@@ -441,24 +470,59 @@ class VsphereInventory:
         return {o.obj._moId: _task({p.name: p.val for p in o.propSet}) for o in found}
 
     def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
-        return {
-            name: vm.PowerOffVM_Task()._moId
-            for name, (vm, state) in self._vms(vm_names).items()
-            if state == "poweredOn"
-        }
+        """Start the power-off of every VM that is on, many in flight at once; one vCenter refuses is named (as
+        `VcenterUnavailable`) after the others were started. A VM off already (or meanwhile) is skipped."""
+        vms = self._vms(vm_names)
+        calls = {name: vm.PowerOffVM_Task for name, (vm, state) in vms.items() if state == "poweredOn"}
+        return _start_each(calls, "power off", already="poweredOff", error=VcenterUnavailable)
 
     def shutdown_guest(self, vm_names: Sequence[str]) -> dict[str, str]:
+        """Ask every running guest to shut down, many at once; returns the VMs whose guest refused, with why."""
+        vms = self._vms(vm_names)
+        answers = call_each({name: vm.ShutdownGuest for name, (vm, state) in vms.items() if state == "poweredOn"})
         refused = {}
-        for name, (vm, state) in self._vms(vm_names).items():
-            if state != "poweredOn":
-                continue
-            try:
-                vm.ShutdownGuest()
-            except vim.fault.ToolsUnavailable:
+        for name, answer in answers.items():
+            if isinstance(answer, vim.fault.ToolsUnavailable):
                 refused[name] = "VMware Tools not running"
-            except vmodl.MethodFault as fault:
-                refused[name] = getattr(fault, "msg", "") or type(fault).__name__
+            elif isinstance(answer, vmodl.MethodFault):
+                refused[name] = getattr(answer, "msg", "") or type(answer).__name__
         return refused
+
+
+def call_each(calls: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Every call (one per VM), at most MAX_CALLS_IN_FLIGHT at once: what it returned, or the fault vCenter
+    answered (a `vmodl.MethodFault`), by key. All have ended when this returns; one that failed otherwise (the
+    connection) is raised then."""
+    if len(calls) <= 1:
+        return {key: _answer(call) for key, call in calls.items()}
+    with ThreadPoolExecutor(max_workers=min(MAX_CALLS_IN_FLIGHT, len(calls)), thread_name_prefix="vcenter") as pool:
+        futures = {key: pool.submit(_answer, call) for key, call in calls.items()}
+    return {key: future.result() for key, future in futures.items()}
+
+
+def _answer(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except vmodl.MethodFault as fault:
+        return fault
+
+
+def _start_each(
+    calls: Mapping[str, Callable[[], Any]], what: str, *, already: str, error: type[DcwatchError]
+) -> dict[str, str]:
+    """A task per VM, started many at once (`call_each`): task id by VM. The VMs vCenter refuses are named (as
+    `error`) once the others were started; one found in the power state `already` meanwhile is no refusal."""
+    tasks, refused = {}, {}
+    for name, answer in call_each(calls).items():
+        if not isinstance(answer, vmodl.MethodFault):
+            tasks[name] = str(answer._moId)
+        elif not (isinstance(answer, vim.fault.InvalidPowerState) and str(answer.existingState) == already):
+            refused[name] = getattr(answer, "msg", "") or type(answer).__name__
+    if refused:
+        started = f"; started meanwhile: {', '.join(sorted(tasks))}" if tasks else ""
+        why = "; ".join(f"{vm}: {why}" for vm, why in sorted(refused.items()))
+        raise error(f"vCenter refused to {what} {why}{started}")
+    return tasks
 
 
 def _retrieve_all(collector: Any, specs: list[Any]) -> list[Any]:

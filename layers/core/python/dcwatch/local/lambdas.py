@@ -229,11 +229,48 @@ class LocalLambdas:
                 boto3.setup_default_session()
             boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._on_invoke)  # type: ignore[union-attr]
             self._registered = True
+            reuse_invoke_clients()
+            _lambda_eval_utils().boto_client_for(self.region, "lambda")  # made now, not in the first execution
 
     def unregister(self) -> None:
         if self._registered and boto3.DEFAULT_SESSION is not None:
             boto3.DEFAULT_SESSION.events.unregister("before-call.lambda.Invoke", self._on_invoke)
             self._registered = False
+            reuse_invoke_clients()
+
+
+def _lambda_eval_utils() -> Any:
+    """moto's Step Functions interpreter, imported where the runtime drives it (a function's own process never)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    return lambda_eval_utils
+
+
+_invoke_clients: dict[tuple[str, str, str], Any] = {}
+_invoke_clients_lock = threading.Lock()
+
+
+def reuse_invoke_clients() -> None:
+    """moto's Step Functions builds a new boto3 client for every Task's Lambda Invoke (moto 5: `boto_client_for`),
+    some 30 ms each and far more on a busy machine, 20 and more per failover; AWS's Step Functions pays nothing
+    like it. From here on, one client per region and endpoint is made and reused, made anew after a function
+    set was (un)registered: a client copies the session's event handlers when it is made."""
+    from moto.settings import moto_server_port
+
+    lambda_eval_utils = _lambda_eval_utils()
+    original = getattr(lambda_eval_utils.boto_client_for, "dcwatch_original", lambda_eval_utils.boto_client_for)
+
+    def reused(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, moto_server_port())
+        with _invoke_clients_lock:
+            if key not in _invoke_clients:
+                _invoke_clients[key] = original(region, service, state_credentials)
+            return _invoke_clients[key]
+
+    reused.dcwatch_original = original  # type: ignore[attr-defined]
+    with _invoke_clients_lock:
+        _invoke_clients.clear()
+        lambda_eval_utils.boto_client_for = reused
 
 
 def lambda_context(name: str, region: str, spec: FunctionSpec) -> LambdaContext:

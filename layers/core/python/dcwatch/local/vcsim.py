@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -17,7 +18,7 @@ from urllib.parse import urlparse
 from pyVmomi import vim
 
 from dcwatch.adapters.secrets import Credentials
-from dcwatch.adapters.vsphere import read_properties, vcenter_session
+from dcwatch.adapters.vsphere import call_each, read_properties, vcenter_session
 from dcwatch.config import VCenter
 from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.wiring import REPO_ROOT
@@ -209,9 +210,10 @@ def report_guest_ips(si: Any, vms: dict[str, Any], ips: dict[str, str]) -> None:
 
     vcsim simulates no guest; its `SET.guest.ipAddress` extraConfig key sets the property vCenter reports
     (and tells the PropertyCollector's waiters). Not awaited, as a guest does not wait for vCenter: a report
-    that did not land is sent again at the next look, which still sees no IP."""
-    for name, ip in ips.items():
-        if name in vms:
-            vms[name].ReconfigVM_Task(
-                vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=GUEST_IP_KEY, value=ip)])
-            )
+    that did not land is sent again at the next look, which still sees no IP. Sent side by side, as guests
+    report each on its own: one after the other, the last of a group would report late."""
+
+    def spec(ip: str) -> Any:
+        return vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=GUEST_IP_KEY, value=ip)])
+
+    call_each({name: partial(vm.ReconfigVM_Task, spec(ips[name])) for name, vm in vms.items() if name in ips})
