@@ -90,7 +90,7 @@ class NoHooks:
 
 
 class _Camel(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class TimelineEntry(_Camel):
