@@ -64,6 +64,97 @@ def test_importing_a_handler_loads_no_vsphere_http_dns_or_tracing_sdk(code, allo
     assert loaded_by_importing(code) <= allowed
 
 
+@pytest.mark.parametrize(
+    ("module", "left_out"),
+    [
+        # In AWS, Route 53's TestDNSAnswer verifies the records: dnspython only for a local resolver.
+        ("dcwatch.adapters.route53", {"dns"}),
+        # aiohttp only for an HTTP hook: most groups have none, and Lambda hooks need boto3 only.
+        ("dcwatch.adapters.hooks", {"aiohttp"}),
+        # dnspython only for a DNS check: the steps that probe a mirror or a service have none.
+        ("dcwatch.adapters.probers", {"dns"}),
+    ],
+)
+def test_an_adapter_loads_a_client_library_when_a_call_first_needs_it(module, left_out):
+    found = run_fresh(
+        f"""
+        import importlib, json, sys
+        importlib.import_module({module!r})
+        print(json.dumps([h for h in {sorted(left_out)!r} if h in sys.modules]))
+        """
+    )
+    assert found == []
+
+
+def test_importing_the_handlers_builds_no_validator_of_the_config_events_or_workflow_state():
+    # Given a fresh interpreter, when it imports every handler as Lambda's init would
+    built = run_fresh(
+        f"""
+        import importlib.util, json
+        from pydantic import BaseModel
+        for code in ("probe", "evaluate", "control", "failover"):
+            spec = importlib.util.spec_from_file_location(code, {str(FUNCTIONS_DIR)!r} + f"/{{code}}/app.py")
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+        def models(cls):
+            for sub in cls.__subclasses__():
+                yield sub
+                yield from models(sub)
+
+        # `RootModel[...]` is pydantic's class made by subscripting, before any config of ours applies.
+        print(json.dumps(sorted(f"{{m.__module__}}.{{m.__name__}}" for m in models(BaseModel)
+                                if m.__module__.startswith("dcwatch.") and "[" not in m.__name__
+                                and m.__pydantic_complete__)))
+        """
+    )
+    # Then no model of the core has its validator yet: each is built when it first validates
+    assert built == []
+
+
+def test_a_first_evaluation_builds_only_the_config_and_round_models_and_loads_no_vsphere_http_or_dns():
+    # Given the deployed tables (moto) and the demo config, in an interpreter that holds none of them yet
+    # (but dnspython, which the local runtime's helpers load)
+    found = run_fresh(
+        f"""
+        import importlib.util, json, os, sys
+        import boto3
+        from moto import mock_aws
+        from dcwatch.local.cloud import create_tables
+        from dcwatch.local.lambdas import LambdaContext
+        from dcwatch.wiring import TABLES
+
+        heavy = [h for h in ("pyVmomi", "aiohttp", "aws_xray_sdk", "dns") if h not in sys.modules]
+        sample = json.load(open({str(REPO_ROOT / "events/samples/ProbeRound.json")!r}))
+        with mock_aws():
+            names = create_tables(boto3.client("dynamodb"), "cold")
+            os.environ |= {{spec.env: names[spec.key] for spec in TABLES}}
+            os.environ["DCWATCH_CONFIG"] = {str(DEMO_CONFIG)!r}
+            spec = importlib.util.spec_from_file_location("handler", {str(FUNCTIONS_DIR / "evaluate" / "app.py")!r})
+            evaluate = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(evaluate)
+            context = LambdaContext("Evaluate", "arn:aws:lambda:eu-west-1:1:function:Evaluate", "r-1")
+            # When the evaluator judges its first round
+            record = {{"messageId": "m-1", "receiptHandle": "r", "body": json.dumps(sample),
+                       "attributes": {{"MessageGroupId": "rounds", "SequenceNumber": "1"}},
+                       "messageAttributes": {{}}, "md5OfBody": "", "eventSource": "aws:sqs",
+                       "eventSourceARN": "arn:aws:sqs:eu-west-1:1:rounds.fifo", "awsRegion": "eu-west-1"}}
+            answer = evaluate.handler({{"Records": [record]}}, context)
+        from dcwatch.config import Config
+        from dcwatch.events import ProbeRound
+        from dcwatch.recovery import RecoveryPlan
+        from dcwatch.workflow import WorkflowState
+        built = {{m.__name__: m.__pydantic_complete__ for m in (Config, ProbeRound, RecoveryPlan, WorkflowState)}}
+        print(json.dumps({{"answer": answer, "unloaded": heavy, "loaded": [h for h in heavy if h in sys.modules],
+                          "built": built}}))
+        """
+    )
+    # Then it judged the round, built the validators of the config and the round, and of nothing a failover needs
+    assert found["answer"] == {"batchItemFailures": []}
+    assert found["built"] == {"Config": True, "ProbeRound": True, "RecoveryPlan": False, "WorkflowState": False}
+    assert {"pyVmomi", "aiohttp", "aws_xray_sdk"} <= set(found["unloaded"])
+    assert found["loaded"] == [], "a round's evaluation loaded what only probes, site steps or tracing need"
+
+
 def test_the_lock_steps_of_a_failover_run_without_pyvmomi_aiohttp_or_the_xray_sdk():
     # Given the deployed tables (moto) and the demo config, in an interpreter that holds none of them yet
     found = run_fresh(

@@ -46,8 +46,8 @@ class _Model(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _default(model: type[M]) -> M:
-    """A section's default value, made without building the section's validator (its defaults are valid)."""
+def unbuilt_default(model: type[M]) -> M:
+    """A model's default value, made without building its validator (every field of it has a valid default)."""
     return model.model_construct()
 
 
@@ -91,7 +91,7 @@ class VCenter(_Model):
     )
     verify_tls: bool = True
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="login and inventory read, per round")
-    probe: VcenterProbe = _default(VcenterProbe)
+    probe: VcenterProbe = unbuilt_default(VcenterProbe)
     reach: Reach = Field(default="private", description=REACH_DESCRIPTION + " (a vCenter is private unless you say so)")
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
@@ -447,7 +447,7 @@ class Workflow(_Model):
         description="migration and failback: how long one group's guests may take to shut down before "
         "their VMs are powered off",
     )
-    approval: Approval = _default(Approval)
+    approval: Approval = unbuilt_default(Approval)
     lease_s: int = Field(
         default=900,
         ge=30,
@@ -644,11 +644,11 @@ class Config(_Model):
     active_site: str
     sites: list[Site] = Field(min_length=2, max_length=2)
     services: list[Service] = Field(min_length=1)
-    thresholds: Thresholds = _default(Thresholds)
-    probe: Probe = _default(Probe)
-    workflow: Workflow = _default(Workflow)
-    alerts: Alerts = _default(Alerts)
-    automation: Automation = _default(Automation)
+    thresholds: Thresholds = unbuilt_default(Thresholds)
+    probe: Probe = unbuilt_default(Probe)
+    workflow: Workflow = unbuilt_default(Workflow)
+    alerts: Alerts = unbuilt_default(Alerts)
+    automation: Automation = unbuilt_default(Automation)
     maintenance: list[MaintenanceWindow] = Field(default=[], description="planned work: no automatic action")
     tags: dict[str, str] = Field(default={}, description="tags on every AWS resource, e.g. owner and cost centre")
     network: Network | None = Field(
