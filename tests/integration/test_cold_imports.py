@@ -111,6 +111,32 @@ def test_importing_the_handlers_builds_no_validator_of_the_config_events_or_work
     assert built == []
 
 
+def test_a_model_built_on_first_use_validates_alike_in_threads_that_first_use_it_together():
+    # Given a fresh interpreter whose ProbeResult has no validator yet (the prober validates results in threads)
+    found = run_fresh(
+        f"""
+        import json, threading
+        from concurrent.futures import ThreadPoolExecutor
+        from dcwatch.events import ProbeResult
+
+        sample = json.load(open({str(REPO_ROOT / "events/samples/ProbeRound.json")!r}))["detail"]["results"][0]
+        built_before = ProbeResult.__pydantic_complete__
+        start = threading.Barrier(8)
+
+        def validate(_):
+            start.wait(timeout=30)
+            return ProbeResult.model_validate(sample).model_dump(by_alias=True, mode="json")
+
+        # When eight threads validate their first result at once
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(validate, range(8)))
+        print(json.dumps({{"built_before": built_before, "distinct": len({{json.dumps(r) for r in results}})}}))
+        """
+    )
+    # Then each got the same, whole result (pydantic >= 2.14 builds it once, under a lock)
+    assert found == {"built_before": False, "distinct": 1}
+
+
 def run_deployed(code: str, when: str, then: str) -> dict:
     """Run `when` against the deployed tables (moto) with the demo config, the handler module of
     functions/<code> loaded as `handler` and a Lambda `context`; then `then`, whose last line prints JSON.
