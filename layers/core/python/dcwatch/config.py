@@ -1101,11 +1101,12 @@ def parse_config(data: Any, file: str = "<config>") -> Config:
         raise ConfigError(file, problems) from None
 
 
-def _read_yaml(text: str) -> Any:
-    """`yaml.safe_load`, through libyaml where PyYAML has it (a tenth of the time, at every cold start). A file
-    it refuses is read again by the Python loader, whose error message the operator got before."""
+def _read_yaml(text: str, checked: bool) -> Any:
+    """`yaml.safe_load`; for a `checked` file through libyaml where PyYAML has it (a tenth of the time, at
+    every cold start). libyaml accepts a little the Python loader refuses (a tab after `key:`), so only a file
+    the Python loader read before goes that way; one libyaml refuses is read again by the Python loader."""
     fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
+    if checked and fast is not None:
         try:
             return yaml.load(text, Loader=fast)  # noqa: S506 - CSafeLoader is the safe loader
         except yaml.YAMLError:
@@ -1113,14 +1114,16 @@ def _read_yaml(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, checked: bool = False) -> Config:
+    """`checked`: the file passed `load_config` before (the synth's, which the config layer ships; the local
+    runtime's), so it may be read the fast way; the validation is the same."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(file, [("(file)", exc.strerror or str(exc))]) from None
     try:
-        data = _read_yaml(text)
+        data = _read_yaml(text, checked)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
