@@ -78,6 +78,22 @@ def test_yaml_syntax_errors_point_at_line_and_column(tmp_path):
     assert where.startswith("line ") and "column" in where and "not valid YAML" in message
 
 
+def test_a_tab_after_a_key_is_refused_as_the_python_yaml_loader_refuses_it(tmp_path):
+    # libyaml would read it; an operator's file is read by the Python loader, as it always was
+    path = tmp_path / "tabbed.yaml"
+    path.write_text("name:\tdemo\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert refused.value.problems == [
+        ("line 1, column 6", "not valid YAML: found character '\\t' that cannot start any token")
+    ]
+
+
+def test_a_checked_file_reads_to_the_same_config_the_fast_way():
+    # The functions read the file the synth checked through libyaml, and get the same config
+    assert load_config(DEMO_CONFIG, checked=True) == load_config(DEMO_CONFIG)
+
+
 def test_a_missing_file_and_a_non_mapping_are_named(tmp_path):
     with pytest.raises(ConfigError, match="No such file"):
         load_config(tmp_path / "absent.yaml")

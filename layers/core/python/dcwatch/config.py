@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 import yaml
@@ -37,8 +37,18 @@ if TYPE_CHECKING:
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="lower-case, digits, '-'")]
 
 
+# Every model of the core builds its validator when it first validates (`defer_build`), not at import: a cold
+# start builds those of the config and of the event it parses, not all of them (`python -m bench.imports`).
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def unbuilt_default(model: type[M]) -> M:
+    """A model's default value, made without building its validator (every field of it has a valid default)."""
+    return model.model_construct()
 
 
 # Where an endpoint answers from: the internet, or only over the sites' VPN/Direct Connect (from the VPC).
@@ -81,7 +91,7 @@ class VCenter(_Model):
     )
     verify_tls: bool = True
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="login and inventory read, per round")
-    probe: VcenterProbe = VcenterProbe()
+    probe: VcenterProbe = unbuilt_default(VcenterProbe)
     reach: Reach = Field(default="private", description=REACH_DESCRIPTION + " (a vCenter is private unless you say so)")
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
@@ -437,7 +447,7 @@ class Workflow(_Model):
         description="migration and failback: how long one group's guests may take to shut down before "
         "their VMs are powered off",
     )
-    approval: Approval = Approval()
+    approval: Approval = unbuilt_default(Approval)
     lease_s: int = Field(
         default=900,
         ge=30,
@@ -634,11 +644,11 @@ class Config(_Model):
     active_site: str
     sites: list[Site] = Field(min_length=2, max_length=2)
     services: list[Service] = Field(min_length=1)
-    thresholds: Thresholds = Thresholds()
-    probe: Probe = Probe()
-    workflow: Workflow = Workflow()
-    alerts: Alerts = Alerts()
-    automation: Automation = Automation()
+    thresholds: Thresholds = unbuilt_default(Thresholds)
+    probe: Probe = unbuilt_default(Probe)
+    workflow: Workflow = unbuilt_default(Workflow)
+    alerts: Alerts = unbuilt_default(Alerts)
+    automation: Automation = unbuilt_default(Automation)
     maintenance: list[MaintenanceWindow] = Field(default=[], description="planned work: no automatic action")
     tags: dict[str, str] = Field(default={}, description="tags on every AWS resource, e.g. owner and cost centre")
     network: Network | None = Field(
@@ -1091,11 +1101,12 @@ def parse_config(data: Any, file: str = "<config>") -> Config:
         raise ConfigError(file, problems) from None
 
 
-def _parse_yaml(text: str) -> Any:
-    """libyaml where PyYAML was built with it (a 1,000-check config: 40 ms, not 240 ms, at each cold start);
-    a document it refuses is read again by the pure-Python loader, so errors always read the same."""
+def _read_yaml(text: str, checked: bool) -> Any:
+    """`yaml.safe_load`; for a `checked` file through libyaml where PyYAML has it (a tenth of the time, at
+    every cold start). libyaml accepts a little the Python loader refuses (a tab after `key:`), so only a file
+    the Python loader read before goes that way; one libyaml refuses is read again by the Python loader."""
     fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
+    if checked and fast is not None:
         try:
             return yaml.load(text, Loader=fast)  # noqa: S506 - CSafeLoader is the safe loader
         except yaml.YAMLError:
@@ -1103,14 +1114,16 @@ def _parse_yaml(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, checked: bool = False) -> Config:
+    """`checked`: the file passed `load_config` before (the synth's, which the config layer ships; the local
+    runtime's), so it may be read the fast way; the validation is the same."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(file, [("(file)", exc.strerror or str(exc))]) from None
     try:
-        data = _parse_yaml(text)
+        data = _read_yaml(text, checked)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

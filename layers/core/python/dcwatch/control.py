@@ -134,7 +134,7 @@ def answer_approval(
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 Reason = Annotated[
@@ -186,6 +186,8 @@ class AnswerApproval(_Request):
 
 class ControlRequest(RootModel[ShowAutomation | SwitchAutomation | Acknowledge | AnswerApproval]):
     """What an operator asks of the `control` function (the Lambda console's Test tab, or any invoke)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     root: Annotated[ShowAutomation | SwitchAutomation | Acknowledge | AnswerApproval, Field(discriminator="action")]
 

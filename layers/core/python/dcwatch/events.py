@@ -26,7 +26,7 @@ SiteStatus = Literal["UP", "DOWN"]
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class ProbeResult(_Event):

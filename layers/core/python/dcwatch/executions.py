@@ -32,7 +32,7 @@ ExecutionStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTE
 class ExecutionStatusChange(BaseModel):
     """The `detail` of AWS's event; the fields dcwatch reads (AWS adds others, e.g. redriveCount: ignored)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
     execution_arn: str = Field(alias="executionArn")
     state_machine_arn: str = Field(alias="stateMachineArn")

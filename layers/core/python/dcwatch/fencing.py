@@ -33,7 +33,7 @@ MAX_WAIT_S = 300
 class FenceProof(BaseModel):
     """What the workflow knows about the failed site's fencing: the proof and its facts, or why there is none."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     proven: bool = Field(default=False, description="a proof holds (or trust_quorum stands in for one)")
     kind: ProofKind | None = Field(default=None, description="which proof: vcenter, lease, storage, trust_quorum")

@@ -31,7 +31,7 @@ def leaving_site(mode: RecoveryMode, from_site: str) -> str | None:
 
 
 class _Camel(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class _Request(_Camel):

@@ -79,7 +79,8 @@ class App:
 
     @cached_property
     def config(self) -> Config:
-        return load_config(self.settings.config_path)
+        # The synth (or the local runtime) loaded this file before: the functions may read it the fast way.
+        return load_config(self.settings.config_path, checked=True)
 
     @cached_property
     def vantage(self) -> str:

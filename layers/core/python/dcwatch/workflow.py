@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from dcwatch.checks import PlannedCheck, service_checks
-from dcwatch.config import Config, Fencing, Hook, HttpCheck
+from dcwatch.config import Config, Fencing, Hook, HttpCheck, unbuilt_default
 from dcwatch.errors import (
     DnsTimeout,
     FencingIncomplete,
@@ -91,7 +91,7 @@ class NoHooks:
 
 
 class _Camel(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class TimelineEntry(_Camel):
@@ -159,13 +159,13 @@ class ApprovalGate(_Camel):
 class WorkflowState(_Camel):
     request: FailoverRequest
     plan: RecoveryPlan
-    shutdown: ShutdownProgress = ShutdownProgress()
-    drill: DrillProgress = DrillProgress()
-    approval: ApprovalGate = ApprovalGate()
+    shutdown: ShutdownProgress = unbuilt_default(ShutdownProgress)
+    drill: DrillProgress = unbuilt_default(DrillProgress)
+    approval: ApprovalGate = unbuilt_default(ApprovalGate)
     incident_id: str = Field(alias="incidentId")
     poll_seconds: int = Field(alias="pollSeconds")
     started_at: datetime = Field(alias="startedAt")
-    progress: Progress = Progress()
+    progress: Progress = unbuilt_default(Progress)
     timeline: list[TimelineEntry] = []
     error: dict[str, Any] | None = None
     failed_step: str | None = Field(default=None, alias="failedStep")
@@ -177,7 +177,9 @@ class WorkflowState(_Camel):
         default=None, alias="fenceProof", description="that the failed site cannot serve, or why it is not proven"
     )
     fence_approval: ApprovalGate = Field(
-        default=ApprovalGate(), alias="fenceApproval", description="a human's answer when fencing is not proven"
+        default=unbuilt_default(ApprovalGate),
+        alias="fenceApproval",
+        description="a human's answer when fencing is not proven",
     )
     cleanup_error: dict[str, Any] | None = Field(default=None, alias="cleanupError", description="a drill's")
     storage: str | None = Field(default=None, description="what the storage check found")

@@ -17,14 +17,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import dns.asyncresolver
-import dns.exception
-import dns.rdata
-import dns.rdatatype
-import dns.resolver
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
@@ -32,6 +27,9 @@ from dcwatch.conditions import Observation, evaluate_all, parse_condition
 from dcwatch.config import DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
 from dcwatch.events import ProbeResult
 from dcwatch.vcenter import VcenterSnapshot, judge_part
+
+if TYPE_CHECKING:
+    import dns.rdata
 
 MAX_BODY = 256 * 1024
 DAY_S = 86400
@@ -266,6 +264,8 @@ def resolver_address(text: str) -> tuple[str, int]:
 
 def dns_answer_text(rdata: dns.rdata.Rdata) -> str:
     """An answer as people write it in `expect`: no trailing dot, lower case, TXT without quotes."""
+    import dns.rdatatype
+
     if rdata.rdtype == dns.rdatatype.TXT:
         text = b"".join(getattr(rdata, "strings", ())).decode("utf-8", errors="replace")
     else:
@@ -274,6 +274,11 @@ def dns_answer_text(rdata: dns.rdata.Rdata) -> str:
 
 
 async def dns_check(check: DnsCheck) -> Outcome:
+    # dnspython loads with the first DNS check: most rounds and the steps that probe have none.
+    import dns.asyncresolver
+    import dns.exception
+    import dns.resolver
+
     try:
         host, port = resolver_address(check.resolver)
     except ValueError:

@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import dns.exception
-import dns.rdatatype
-import dns.resolver
-
 from dcwatch.adapters.aws import LazyClient, aws_call
 from dcwatch.errors import TransientError
 from dcwatch.ports import RecordValues
@@ -128,6 +124,11 @@ def from_record_set(zone: str, rrset: dict[str, Any]) -> RecordValues:
 
 def resolve(resolver: str, name: str, record_type: str, timeout_s: float = 2.0) -> list[str]:
     """The answers of one resolver ("ip" or "ip:port"), over UDP; no answer is an empty list."""
+    # dnspython only here: in AWS the answers come from Route 53's TestDNSAnswer, and no resolver is set.
+    import dns.exception
+    import dns.rdatatype
+    import dns.resolver
+
     host, _, port = resolver.partition(":")
     asker = dns.resolver.Resolver(configure=False)
     asker.nameservers = [host]

@@ -21,7 +21,7 @@ def agent_source(site: str) -> str:
 
 
 class _Detail(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class LocalCheck(_Detail):
@@ -83,7 +83,7 @@ class SiteAgentReport(_Detail):
 class SiteAgentReportEvent(BaseModel):
     """The report as EventBridge delivers it: its `source` says which site's agent (and IAM role) put it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
     source: str
     detail_type: Literal["SiteAgentReport"] = Field(alias="detail-type")
