@@ -7,7 +7,10 @@ DOWN starts the failover) and a held-back outage (automation off: the DOWN site 
 
 - old: each result its own event and its own evaluator invocation (`evaluator.evaluate`);
 - new: one ProbeRound event per vantage point, site and chunk, through the FIFO queue in batches of 10, one
-  invocation per batch, the batch's rounds sharing one read of each site (`evaluator.evaluate_round`).
+  invocation per batch, the batch's rounds sharing one read of each site (`evaluator.evaluate_round`), as a
+  cold environment judges them;
+- warm: the same in a warm environment, as Lambda keeps one: its copy of the sites' states is checked against
+  each site's generation (one item) and read again only where another writer changed it (`RoundCache`).
 
 Each phase starts from the same state, built by rounds of the new design. Counted per round: the evaluator's
 wall time, its invocations, DynamoDB requests, items read and written, and PutEvents entries (botocore hooks
@@ -47,6 +50,7 @@ from dcwatch.wiring import RULES
 REGION = "us-east-1"
 SIZES = (10, 100, 1000, 5000)
 PHASES = ("steady", "outage", "held back")
+DESIGNS = ("old", "new", "warm")  # per result; per round, each batch reading afresh; per round, a warm copy
 BATCH = next(r.queue for r in RULES if r.queue is not None).batch_size  # type: ignore[union-attr]
 _READS = {"Query": "Count", "Scan": "Count"}
 
@@ -130,6 +134,7 @@ class Bench:
             SnsNotifier(topic, clients["sns"]),
             DynamoLeases(tables["Locks"], clients["dynamodb"]),
         )
+        self.cache = RoundCache(self.store)  # the warm environment's
         self.round = 0
         self.t0 = datetime.now(UTC) - timedelta(hours=1)
         self.services = {
@@ -165,8 +170,13 @@ class Bench:
                 )
         return out
 
-    def new(self, results: Sequence[ProbeResult]) -> int:
-        """The new design: rounds published, judged in batches of the queue's size per vantage point."""
+    def warm(self, results: Sequence[ProbeResult]) -> int:
+        """The new design in a warm environment: its copy of the sites' states kept between invocations."""
+        return self.new(results, warm=True)
+
+    def new(self, results: Sequence[ProbeResult], warm: bool = False) -> int:
+        """The new design: rounds published, judged in batches of the queue's size per vantage point; each batch
+        reads the sites afresh, as a cold environment does (`warm`: checked against their generation)."""
         rounds = probe_rounds(results)
         self.events.publish_probe_results(results)
         by_vantage: dict[str, list[ProbeRound]] = {}
@@ -176,7 +186,7 @@ class Bench:
         for vantage_rounds in by_vantage.values():
             for n in range(0, len(vantage_rounds), BATCH):
                 invocations += 1
-                cache = RoundCache(self.store)
+                cache = self.cache.begin() if warm else RoundCache(self.store)
                 for r in vantage_rounds[n : n + BATCH]:
                     evaluate_round(r, self.config, *self.ports, clock=self.now, cache=cache)
         return invocations
@@ -196,16 +206,18 @@ def measure(design: str, checks: int, phase: str, sample: int) -> Figures:
     with mock_aws():
         bench = Bench(config)
         active = config.active_site
+        setup = bench.warm if design == "warm" else bench.new
         for _ in range(2):
-            bench.new(bench.results(None))
+            setup(bench.results(None))
         if phase == "held back":
             bench.store.set_automation(AutomationSwitch(False, "held back", "bench", bench.now()))
         before = config.thresholds.failures_to_down - 1 + (1 if phase == "held back" else 0)
         for _ in range(before if phase != "steady" else 0):
-            bench.new(bench.results(active))
+            setup(bench.results(active))
         results = bench.results(active if phase != "steady" else None)
-        judged = results if design == "new" or len(results) <= sample else results[:: math.ceil(len(results) / sample)]
-        run: Callable[[Sequence[ProbeResult]], int] = bench.new if design == "new" else bench.old
+        whole = design != "old" or len(results) <= sample
+        judged = results if whole else results[:: math.ceil(len(results) / sample)]
+        run: Callable[[Sequence[ProbeResult]], int] = {"old": bench.old, "new": bench.new, "warm": bench.warm}[design]
         bench.meter.on = True
         started = time.perf_counter()
         invocations = run(judged)
@@ -251,7 +263,7 @@ def growth(figures: list[Figures]) -> str:
     """Growth factor of each figure between successive sizes, per phase and design (linear = the size ratio)."""
     lines = ["growth between sizes (linear in checks = the checks ratio):"]
     for phase in PHASES:
-        for design in ("old", "new"):
+        for design in DESIGNS:
             rows = sorted((f for f in figures if f.phase == phase and f.design == design), key=lambda f: f.checks)
             for a, b in zip(rows, rows[1:], strict=False):
                 ratio = lambda x, y: f"{y / x:.1f}x" if x else "-"  # noqa: E731
@@ -275,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> list[Figures]:
         measure(design, checks, phase, max(20, args.sample // checks))
         for phase in PHASES
         for checks in args.sizes
-        for design in ("old", "new")
+        for design in DESIGNS
     ]
     print(__doc__.splitlines()[0].split(": ", 1)[1])
     print(table(figures))

@@ -60,14 +60,30 @@ def judge(record: SQSRecord, cache: RoundCache) -> dict[str, Any]:
     return {**where, "results": outcome.results, "written": outcome.written, "stale": outcome.stale}
 
 
+_cache: RoundCache | None = None
+
+
+def round_cache() -> RoundCache:
+    """The sites' check states as this warm environment last saw them (checked against their generation on
+    each invocation): a steady round reads one item per site, not every check state."""
+    global _cache
+    store = runtime.app().store
+    if _cache is None or _cache.store is not store:
+        _cache = RoundCache(store)
+    return _cache.begin()
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    cache = RoundCache(runtime.app().store)  # the batch's rounds read each site once
+    cache = round_cache()
     record_handler = partial(judge, cache=cache)
-    return dict(
+    response = dict(
         process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     )
+    if response.get("batchItemFailures"):
+        cache.forget()  # what failed may have been written half-way: read afresh
+    return response
 
 
 @logger.inject_lambda_context(clear_state=True)

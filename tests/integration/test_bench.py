@@ -122,7 +122,7 @@ def test_the_evaluation_bench_counts_what_a_round_costs_each_design_at_two_sizes
 
     # Then it prints one row per phase, size and design, and the growth between sizes
     out = capsys.readouterr().out
-    assert len(figures) == 3 * 2 * 2 and "growth between sizes" in out
+    assert len(figures) == 3 * 2 * 3 and "growth between sizes" in out
     new = {(f.phase, f.checks): f for f in figures if f.design == "new"}
     old = {(f.phase, f.checks): f for f in figures if f.design == "old"}
     for (phase, checks), f in new.items():
@@ -131,8 +131,14 @@ def test_the_evaluation_bench_counts_what_a_round_costs_each_design_at_two_sizes
         # the old design: one invocation and one probe entry per result
         assert old[(phase, checks)].invocations == f.results, (phase, checks)
         assert old[(phase, checks)].entries - old[(phase, checks)].results == f.entries - 3 * 2, "and the DOWN"
-    # steady state: the same number of requests at both sizes, and nothing written but the round marks
+    # steady state: the same number of requests at both sizes, and nothing written but the round marks and the
+    # sites' generations (one of each per vantage point and site)
     assert new[("steady", 10)].requests == new[("steady", 40)].requests
-    assert new[("steady", 40)].written == 3 * 2 and new[("steady", 40)].entries == 3 * 2
+    assert new[("steady", 40)].written == 3 * 2 * 2 and new[("steady", 40)].entries == 3 * 2
     # the outage round: the old design reads every check state per changed result, the new one each site once
     assert old[("outage", 40)].read > 10 * new[("outage", 40)].read
+    # warm: the same invocations; a steady round reads each site's generation, not its states, at any size
+    warm = {(f.phase, f.checks): f for f in figures if f.design == "warm"}
+    assert {f.invocations for f in warm.values()} == {3}
+    assert warm[("steady", 10)].read == warm[("steady", 40)].read < new[("steady", 10)].read
+    assert warm[("steady", 40)].requests == warm[("steady", 10)].requests

@@ -92,9 +92,10 @@ def receive(url: str, expected: int) -> list[dict]:
     return messages
 
 
-def invoke(messages: list[dict], arn: str) -> dict:
+def invoke(messages: list[dict], arn: str, handler=None) -> dict:
+    """One invocation; of a fresh environment unless `handler` is a loaded one (warm)."""
     context = LambdaContext("evaluate", "arn:aws:lambda:eu-west-1:1:function:evaluate", "req", time.monotonic() + 30)
-    return load_handler(function("Evaluate"))(sqs_event(messages, arn), context)
+    return (handler or load_handler(function("Evaluate")))(sqs_event(messages, arn), context)
 
 
 def test_a_round_goes_through_the_queue_and_each_batch_reads_each_site_once(deployment, monkeypatch):
@@ -119,6 +120,45 @@ def test_a_round_goes_through_the_queue_and_each_batch_reads_each_site_once(depl
     assert sites == ["SITE#north", "SITE#south"], "the batch's rounds share one read of each site"
     states = store.site_checks(config.active_site) + store.site_checks(config.other_site(config.active_site))
     assert len(states) == len(round_of(config, 1)), "every check's state is written once, at its first result"
+
+
+def test_a_warm_evaluator_reads_each_sites_generation_not_its_states_on_its_next_batch(deployment, monkeypatch):
+    config, url, arn, _ = deployment
+    calls = []
+    session = boto3.session.Session()  # the handler's clients come from the default session: this one, hooked
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    session.events.register(
+        "before-parameter-build.dynamodb.*",
+        lambda model, params, **_: calls.append(
+            f"{model.name} {params.get('ExpressionAttributeValues', {}).get(':pk', {}).get('S', '')}".strip()
+        ),
+    )
+    runtime.reset()
+    warm = load_handler(function("Evaluate"))
+    for n in (1, 2):
+        EventBridgePublisher("bus").publish_probe_results(round_of(config, n))
+        messages = receive(url, 2 * len(config.vantage_points))
+        calls.clear()
+        assert invoke(messages, arn, warm) == {"batchItemFailures": []}
+        boto3.client("sqs").delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        )
+        if n == 1:
+            assert {"Query SITE#north", "Query SITE#south"} <= set(calls), "the first batch reads both sites"
+
+    # Then the next batch read no site's states: one GetItem per site for its generation
+    assert not [c for c in calls if c.startswith("Query SITE#")], calls
+    assert calls.count("GetItem") >= 2
+
+
+def test_a_sites_generation_is_claimed_only_from_the_one_read(deployment):
+    _, _, _, store = deployment
+    first = store.claim_generation("north", None)
+    assert first is not None and store.generation("north") == first
+    assert store.claim_generation("north", None) is None, "claimed already: not from nothing"
+    assert store.claim_generation("north", "stale") is None
+    second = store.claim_generation("north", first)
+    assert second not in (None, first) and store.generation("north") == second
 
 
 def test_a_steady_round_writes_nothing_but_its_marks_and_a_judged_round_is_dropped_whole(deployment):

@@ -209,6 +209,8 @@ class FakeStore:
         self.reports: dict[str, SiteAgentReport] = {}
         self.marks: dict[tuple[str, str], RoundMark] = {}
         self.snapshots = 0  # site_snapshot reads
+        self.generations: dict[str, str] = {}
+        self.generation_reads = 0
 
     def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
         return self.checks.get((site, check, vantage))
@@ -252,6 +254,16 @@ class FakeStore:
             return False
         self.marks[(site, vantage)] = RoundMark.after(mark, vantage, started_at, chunk, chunks)
         return True
+
+    def generation(self, site: str) -> str | None:
+        self.generation_reads += 1
+        return self.generations.get(site)
+
+    def claim_generation(self, site: str, expected: str | None) -> str | None:
+        if self.generations.get(site) != expected:
+            return None
+        self.generations[site] = f"{site}-{len(self.generations)}-{self.generation_reads}-{id(object())}"
+        return self.generations[site]
 
     def condition(self, key: str, default: str) -> Condition:
         return self.conditions.get(key, Condition(default))

@@ -5,7 +5,6 @@ transitions walked through its ASL."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -93,14 +92,15 @@ def test_a_flat_config_checked_every_minute_costs_what_the_formula_says():
     # When the model prices it
     _, counts, bill = priced(flat_config())
     # Then per round: one event per site (3 results, 600 + 3 x 300 bytes: one 64 KB chunk), one evaluator call,
-    # one Query per site over its 3 states (750 bytes: one 4 KB unit, read consistently)
+    # which reads each site's generation (one item, one 4 KB unit read consistently) and writes each site's
+    # round mark and generation
     assert (counts.putevents_entries, counts.event_chunks, counts.evaluator_invocations) == (2, 2, 1)
-    assert (counts.dynamodb_queries, counts.dynamodb_read_units, counts.dynamodb_write_units) == (2, 2.0, 2)
+    assert (counts.dynamodb_reads, counts.dynamodb_read_units, counts.dynamodb_write_units) == (2, 2.0, 4)
     assert counts.evaluator_ms == pytest.approx(150 + 0.2 * 6)
     # and a month of it
     assert line(bill, "DynamoDB", "reads").quantity == pytest.approx(2.0 * rounds)
     assert line(bill, "DynamoDB", "reads").usd == pytest.approx(2.0 * rounds * 0.125 / 1e6)
-    assert line(bill, "DynamoDB", "writes").usd == pytest.approx(2 * rounds * 0.625 / 1e6)
+    assert line(bill, "DynamoDB", "writes").usd == pytest.approx(4 * rounds * 0.625 / 1e6)
     assert line(bill, "EventBridge", "custom events").usd == pytest.approx(2 * rounds * 1.00 / 1e6)
     assert line(bill, "SQS FIFO", "receives").quantity == pytest.approx(2 * rounds + 5 * MONTH_S / 20)
     assert line(bill, "Lambda", "evaluator duration").quantity == pytest.approx(0.1512 * rounds * EVALUATE_GB)
@@ -121,11 +121,11 @@ def test_a_wide_config_checked_every_10_s_from_two_vantage_points_costs_what_the
     # Then each vantage point sends 1 event per site (250 or 252 results, at most 500 an event: 600 + 250 x 300
     # bytes = 75,600, two 64 KB chunks)
     assert (counts.putevents_entries, counts.event_chunks, counts.evaluator_invocations) == (4, 8, 2)
-    # and each Query reads the site's 502 states: 125,500 bytes = 31 units of 4 KB, read consistently
-    assert counts.dynamodb_queries == 4
-    assert counts.dynamodb_read_units == pytest.approx(4 * math.ceil(502 * 250 / 4096))
-    assert line(bill, "DynamoDB", "reads").usd == pytest.approx(124 * rounds * 0.125 / 1e6)
-    assert line(bill, "DynamoDB", "writes").usd == pytest.approx(4 * rounds * 0.625 / 1e6)
+    # and a warm evaluator reads each site's generation, not its 502 states (125,500 bytes, 31 units of 4 KB)
+    assert counts.dynamodb_reads == 4
+    assert counts.dynamodb_read_units == pytest.approx(4 * 1.0)
+    assert line(bill, "DynamoDB", "reads").usd == pytest.approx(4 * rounds * 0.125 / 1e6)
+    assert line(bill, "DynamoDB", "writes").usd == pytest.approx(8 * rounds * 0.625 / 1e6)
     assert counts.evaluator_ms == pytest.approx(2 * 150 + 0.2 * (500 + 504))
     # and a probe call sleeps between 6 rounds: 60 - 10/2 s on average, plus its own round
     mean_s = ((1 + 0.002 * 500) + (1 + 0.002 * 504)) / 2 + 55
@@ -143,10 +143,11 @@ def test_the_per_result_design_pays_one_event_one_invocation_and_one_write_per_r
     assert not [item for item in bill.lines if item.service == "SQS FIFO"]
 
 
-def test_the_round_design_keeps_evaluator_calls_and_queries_per_round_constant_as_checks_grow():
+def test_the_round_design_keeps_evaluator_calls_and_reads_per_round_constant_as_checks_grow():
     small, large = (cost.round_counts(cost.synthetic_workload(n, 10, 3)) for n in (50, 1000))
     assert large.evaluator_invocations == small.evaluator_invocations == 3
-    assert large.dynamodb_queries == small.dynamodb_queries == 6
+    assert large.dynamodb_reads == small.dynamodb_reads == 6
+    assert large.dynamodb_read_units == small.dynamodb_read_units == 6.0
     # events stay one per vantage point and site up to 500 results; the billed 64 KB chunks grow with the results
     assert (small.putevents_entries, large.putevents_entries) == (6, 6)
     assert (small.event_chunks, large.event_chunks) == (6, 18)

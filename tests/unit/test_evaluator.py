@@ -16,7 +16,7 @@ import yaml
 from dcwatch.config import Config, ConfigError, MaintenanceWindow, parse_config
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.errors import TransientError
-from dcwatch.evaluator import Evaluation, evaluate, evaluate_round
+from dcwatch.evaluator import Evaluation, RoundCache, evaluate, evaluate_round
 from dcwatch.events import ProbeResult, ProbeRound, probe_rounds
 from dcwatch.local.demo import DEMO_CONFIG
 from tests.helpers import demo_config, probe_result
@@ -36,16 +36,19 @@ CONFIG = _DEMO.model_copy(
 VANTAGES = CONFIG.vantage_points
 
 
-@pytest.fixture(autouse=True, params=["per result", "per round"])
+@pytest.fixture(autouse=True, params=["per result", "per round", "per round, warm"])
 def delivery(request):
-    """Which evaluator the World feeds: every test of this module runs with both."""
-    World.rounds = request.param == "per round"
+    """Which evaluator the World feeds: every test of this module runs with each. Warm: one RoundCache serves
+    every round, as a warm Lambda's does (a new invocation per round, checked against the sites' generation)."""
+    World.rounds = request.param.startswith("per round")
+    World.warm = request.param.endswith("warm")
     yield request.param
-    World.rounds = False
+    World.rounds = World.warm = False
 
 
 class World:
     rounds = False  # feed ProbeRounds to evaluate_round (else each ProbeResult to evaluate)
+    warm = False  # one RoundCache across rounds
 
     def __init__(self, config: Config = CONFIG):
         self.config = config
@@ -53,6 +56,7 @@ class World:
         self.notifier, self.leases = FakeNotifier(), FakeLeases()
         self.round = 0
         self.late: list[ProbeResult | ProbeRound] = []
+        self.cache = RoundCache(self.store)
 
     @property
     def now(self) -> datetime:
@@ -70,7 +74,8 @@ class World:
                 started_at=item.observed_at,
                 results=(item,),
             )
-        outcome = evaluate_round(item, self.config, *ports, clock=lambda: self.now)
+        cache = self.cache.begin() if self.warm else None
+        outcome = evaluate_round(item, self.config, *ports, clock=lambda: self.now, cache=cache)
         if outcome.stale or outcome.ignored:
             return Evaluation(None, ignored="; ".join(outcome.ignored))
         return outcome.decision

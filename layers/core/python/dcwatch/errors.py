@@ -9,6 +9,10 @@ class TransientError(DcwatchError):
     """Worth retrying: throttling, a dropped connection, a service briefly unavailable."""
 
 
+class StaleState(TransientError):
+    """State was written by another writer since it was read: judged again from a fresh read."""
+
+
 class InvalidRequest(DcwatchError):
     """A failover request that must not run; nothing has been changed."""
 

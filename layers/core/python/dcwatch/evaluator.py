@@ -46,8 +46,9 @@ from dcwatch.decision import (
     site_verdict,
     vcenter_verdict,
 )
+from dcwatch.errors import StaleState
 from dcwatch.events import ProbeResult, ProbeRound, SiteStatusChanged
-from dcwatch.health import CheckState, RoundMark, advance, incident_id, repeats
+from dcwatch.health import CheckState, RoundMark, advance, incident_id, refreshed, repeats
 from dcwatch.ports import Condition, EventPublisher, Leases, Notifier, RoundStateStore, StateStore, WorkflowStarter
 from dcwatch.recovery import default_reason
 
@@ -187,7 +188,7 @@ def evaluate_round(
         judged.append(_Judged(result, previous, state))
     written = [j.state for j in judged if j.written]
     if written:
-        store.put_checks(written)
+        cache.put_checks(written)
     ports = Ports(cast(StateStore, cache), publisher, workflows, notifier, leases)
     decider = _Decider(config, ports, clock)
     for j in judged:
@@ -232,43 +233,91 @@ class _Judged:
 
 
 class RoundCache:
-    """The state store as the rounds of one invocation see it: each site's checks read once (with its round
-    marks), kept in memory as the rounds judge them; everything else goes to the store itself."""
+    """The state store as the round evaluator sees it: each site's check states and round marks read once,
+    kept in memory as the rounds judge them; everything else goes to the store itself.
+
+    It may outlive an invocation (a warm Lambda keeps it): each invocation (`begin`) first reads the site's
+    generation, one item, and reads the site again only where it changed. Every write of the site's states or
+    marks first claims a new generation, conditionally on the one read: a second writer (an older copy of
+    the function still running, a test) makes that claim fail, and the batch is judged again from a fresh
+    read. A batch that failed forgets everything (`forget`), as a cold start would.
+    """
 
     def __init__(self, store: RoundStateStore):
-        self._store = store
+        self.store = store
         self._checks: dict[str, dict[tuple[str, str], CheckState]] = {}
         self._marks: dict[str, dict[str, RoundMark]] = {}
+        self._generations: dict[str, str | None] = {}
+        self._current: set[str] = set()  # sites known current in this invocation
+        self._claimed: set[str] = set()  # sites this invocation holds a new generation of
+
+    def begin(self) -> RoundCache:
+        """A new invocation: each site's copy is checked against its generation before it is used."""
+        self._current.clear()
+        self._claimed.clear()
+        return self
+
+    def forget(self) -> None:
+        self._checks.clear()
+        self._marks.clear()
+        self._generations.clear()
+        self.begin()
 
     def _site(self, site: str) -> dict[tuple[str, str], CheckState]:
-        if site not in self._checks:
-            checks, marks = self._store.site_snapshot(site)
+        if site in self._current:
+            return self._checks[site]
+        generation = self.store.generation(site)
+        if site not in self._checks or generation != self._generations.get(site):
+            # The generation first: a write between the two reads leaves a copy older than it says, read again.
+            checks, marks = self.store.site_snapshot(site)
             self._checks[site] = {(c.check, c.vantage): c for c in checks}
             self._marks[site] = marks
+            self._generations[site] = generation
+        self._current.add(site)
         return self._checks[site]
+
+    def _claim(self, site: str) -> None:
+        """Before this invocation's first write of the site: a new generation, or StaleState when it moved."""
+        self._site(site)
+        if site in self._claimed:
+            return
+        claimed = self.store.claim_generation(site, self._generations.get(site))
+        if claimed is None:
+            self.forget()
+            raise StaleState(f"{site}'s check states were written by another evaluator meanwhile: judged again")
+        self._generations[site] = claimed
+        self._claimed.add(site)
 
     def mark(self, site: str, vantage: str) -> RoundMark | None:
         self._site(site)
         return self._marks[site].get(vantage)
 
     def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
-        return self._site(site).get((check, vantage))
+        state = self._site(site).get((check, vantage))
+        return None if state is None else refreshed(state, self._marks[site].get(vantage))
 
     def keep(self, state: CheckState) -> None:
         self._site(state.site)[(state.check, state.vantage)] = state
 
+    def put_checks(self, states: list[CheckState]) -> None:
+        for site in sorted({s.site for s in states}):
+            self._claim(site)
+        self.store.put_checks(states)
+
     def mark_round(self, probe_round: ProbeRound) -> None:
-        """Mark the chunk judged, in the store and here (a later round of this batch reads it from here)."""
+        """Mark the chunk judged, in the store and here (a later round reads it from here)."""
         p = probe_round
-        self._store.mark_round(p.site, p.vantage, p.started_at, p.chunk, p.chunks)
+        self._claim(p.site)
+        self.store.mark_round(p.site, p.vantage, p.started_at, p.chunk, p.chunks)
         marks = self._marks[p.site]
         marks[p.vantage] = RoundMark.after(marks.get(p.vantage), p.vantage, p.started_at, p.chunk, p.chunks)
 
     def site_checks(self, site: str) -> list[CheckState]:
-        return list(self._site(site).values())
+        checks, marks = self._site(site), self._marks[site]
+        return [refreshed(c, marks.get(c.vantage)) for c in checks.values()]
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        return getattr(self.store, name)
 
 
 def _key(kind: str, subject: str) -> str:

@@ -251,6 +251,14 @@ class RoundStateStore(StateStore, Protocol):
         """False: that chunk, or a newer round, is marked already."""
         ...
 
+    def generation(self, site: str) -> str | None:
+        """The site's generation: a token every writer of its check states and marks changes first (one item)."""
+        ...
+
+    def claim_generation(self, site: str, expected: str | None) -> str | None:
+        """A new generation for the site, if it is still `expected`; None when another writer changed it."""
+        ...
+
 
 @dataclass(frozen=True)
 class SiteLease:

@@ -1,7 +1,8 @@
 """dcwatch state in DynamoDB: check states, conditions and controls in the state table, the audit
 trail in its own append-only table (retained, never updated), the failover lock in the locks table.
 
-State keys: pk=SITE#<site> sk=CHECK#<check>#<vantage>, and sk=ROUND#<vantage> (the latest round judged);
+State keys: pk=SITE#<site> sk=CHECK#<check>#<vantage>, sk=ROUND#<vantage> (the latest round judged), and
+sk=GEN (the generation of the two: a warm evaluator reads one item to know its copy of them is current);
 pk=CONDITION#<key> sk=CONDITION (site, service, vantage point);
 pk=CONTROL with sk=ACTIVE_SITE, AUTOMATION, LAST_FAILOVER or MAINTENANCE#<site>#<service|*>#<start>;
 pk=ACK#<incident> sk=ACK; pk=AGENT#<site> sk=REPORT (the latest report of the site's agent).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -30,6 +32,7 @@ from dcwatch.ports import Condition, Lease
 _ser, _de = TypeSerializer(), TypeDeserializer()
 BATCH_WRITE = 25  # BatchWriteItem's limit
 BATCH_ATTEMPTS = 4
+GENERATION = "GEN"  # sort key of a site's generation item, beside its CHECK# states and ROUND# marks
 _sequence = count()
 
 
@@ -178,6 +181,30 @@ class DynamoStateStore:
                 )
         checks = [_check_from(i) for i in items if i["sk"]["S"].startswith("CHECK#")]
         return [refreshed(c, marks.get(c.vantage)) for c in checks], marks
+
+    def generation(self, site: str) -> str | None:
+        with aws_call("dynamodb:GetItem"):
+            item = (
+                self._client()
+                .get_item(
+                    TableName=self.table,
+                    Key=_item({"pk": f"SITE#{site}", "sk": GENERATION}),
+                    ConsistentRead=True,
+                )
+                .get("Item")
+            )
+        return str(item["gen"]["S"]) if item else None
+
+    def claim_generation(self, site: str, expected: str | None) -> str | None:
+        """One conditional update: the new generation only where the item still holds `expected`."""
+        new = uuid.uuid4().hex
+        key = _item({"pk": f"SITE#{site}", "sk": GENERATION})
+        if expected is None:
+            claimed = self._update_if(key, "SET gen = :new", "attribute_not_exists(pk)", _item({":new": new}))
+        else:
+            values = _item({":new": new, ":expected": expected})
+            claimed = self._update_if(key, "SET gen = :new", "gen = :expected", values)
+        return new if claimed else None
 
     def mark_round(self, site: str, vantage: str, started_at: datetime, chunk: int, chunks: int) -> bool:
         """Record a judged chunk; False when it was judged already (a newer round, or this chunk, is marked)."""
