@@ -375,15 +375,18 @@ class QueuePump:
     def start(self) -> QueuePump:
         for url, consumer, workers, size in self._routes:
             for n in range(workers):
+                # Each poller's client is made here, not in its thread: making a client copies the default
+                # session's event handlers, which code elsewhere may be registering at that moment (a test's
+                # hook: "dictionary changed size during iteration" killed a poller once, in CI).
+                sqs = self.cloud.client("sqs")
                 thread = threading.Thread(
-                    target=self._drain, args=(url, consumer, size), name=f"pump-{n}-{url[-20:]}", daemon=True
+                    target=self._drain, args=(sqs, url, consumer, size), name=f"pump-{n}-{url[-20:]}", daemon=True
                 )
                 thread.start()
                 self._threads.append(thread)
         return self
 
-    def _drain(self, url: str, consumer: BatchConsumer, size: int) -> None:
-        sqs = self.cloud.client("sqs")
+    def _drain(self, sqs: Any, url: str, consumer: BatchConsumer, size: int) -> None:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         while not self._stop.is_set():
             try:
