@@ -9,10 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
-from typing import IO
+from typing import IO, Any
 
 PR_SET_PDEATHSIG = 1
 
@@ -65,3 +66,41 @@ def end_child(process: subprocess.Popen[bytes], timeout_s: float = 5) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=timeout_s)
+
+
+class Child:
+    """A child interpreter the runtime talks to over a socket pair (`spawn_python`): one command at a time,
+    each answered; `stop` tells it to stop, waits for it and closes the connection."""
+
+    def __init__(
+        self,
+        name: str,
+        code: str,
+        env: Mapping[str, str] | None = None,
+        stdout: int | IO[bytes] | None = subprocess.DEVNULL,
+    ):
+        """`stdout` as `subprocess.Popen` takes it (None: this process's)."""
+        self.name = name
+        self.process, self._conn = spawn_python(code, env, stdout)
+        self._lock = threading.Lock()
+        self._open = True
+
+    def call(self, command: str, *args: Any, timeout_s: float) -> Any:
+        """Its answer to `(command, args)`; TimeoutError when none comes within `timeout_s`."""
+        with self._lock:
+            if not self._open:
+                raise RuntimeError(f"{self.name} is not running")
+            self._conn.send((command, args))
+            if not self._conn.poll(timeout_s):
+                raise TimeoutError(f"{self.name}: no answer to {command} within {timeout_s:g} s")
+            return self._conn.recv()
+
+    def stop(self, timeout_s: float = 5) -> None:
+        with contextlib.suppress(OSError, EOFError, TimeoutError, RuntimeError):  # it is going away anyway
+            if self.process.poll() is None:
+                self.call("stop", timeout_s=timeout_s)
+        end_child(self.process, timeout_s)
+        with self._lock:
+            if self._open:
+                self._conn.close()
+                self._open = False

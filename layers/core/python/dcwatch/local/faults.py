@@ -27,7 +27,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from dcwatch.config import Reach
-from dcwatch.local.children import end_child, spawn_python
+from dcwatch.local.children import Child
 from dcwatch.local.links import AnyLink, hook_link, link_for
 from dcwatch.topology import VCENTER_PREFIX, Placement, Topology
 
@@ -87,24 +87,18 @@ class FaultNetwork:
         self._routes: dict[Route, int] = {}
         self._lock = threading.Lock()
         self._refusing: socket.socket | None = None
-        self._process: Any = None
-        self._conn: Any = None
+        self._child: Child | None = None
 
     def start(self) -> FaultNetwork:
-        self._process, self._conn = spawn_python(
-            f"from dcwatch.local.faults import _serve; _serve({{fd}}, {self.seed})", stdout=None
-        )
+        code = f"from dcwatch.local.faults import _serve; _serve({{fd}}, {self.seed})"
+        self._child = Child("the fault network", code, stdout=None)
         self._call("ping", timeout_s=PROCESS_START_TIMEOUT_S)
         return self
 
     def _call(self, command: str, *args: Any, timeout_s: float = START_TIMEOUT_S) -> Any:
-        with self._lock:
-            if self._conn is None:
-                raise RuntimeError("the fault network is not running")
-            self._conn.send((command, args))
-            if not self._conn.poll(timeout_s):
-                raise TimeoutError(f"fault network: no answer to {command} within {timeout_s:g} s")
-            ok, value = self._conn.recv()
+        if self._child is None:
+            raise RuntimeError("the fault network is not running")
+        ok, value = self._child.call(command, *args, timeout_s=timeout_s)
         if not ok:
             raise RuntimeError(f"fault network: {command} failed: {value}")
         return value
@@ -176,24 +170,15 @@ class FaultNetwork:
         self._call("reset_counts")
 
     def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
+        child, self._child = self._child, None
+        if child is None:
             return
-        try:
-            if process.poll() is None:
-                self._call("stop")
-        except (OSError, EOFError, TimeoutError, RuntimeError):
-            pass  # it is going away anyway
-        finally:
-            end_child(process)
-            with self._lock:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-                self._routes.clear()
-                if self._refusing is not None:
-                    self._refusing.close()
-                    self._refusing = None
+        child.stop(START_TIMEOUT_S)
+        with self._lock:
+            self._routes.clear()
+            if self._refusing is not None:
+                self._refusing.close()
+                self._refusing = None
 
 
 def _serve(fd: int, seed: int) -> None:

@@ -11,7 +11,6 @@ no shared interpreter lock, only on the machine's cores.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import io
 import json
@@ -34,7 +33,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 
 from dcwatch import runtime
-from dcwatch.local.children import end_child, spawn_python
+from dcwatch.local.children import Child
 from dcwatch.wiring import FUNCTIONS, FUNCTIONS_DIR, FunctionSpec
 
 ACCOUNT = "123456789012"
@@ -305,54 +304,39 @@ class FunctionProcess:
 
     def __init__(self, name: str, spec: FunctionSpec, region: str, env: Mapping[str, str], stdout: int | None):
         self.name, self.spec, self.region, self.env, self.stdout = name, spec, region, env, stdout
-        self._process: Any = None
-        self._conn: Any = None
-        self._lock = threading.Lock()
+        self._child: Child | None = None
 
     def start(self) -> FunctionProcess:
         code = f"from dcwatch.local.lambdas import _serve_function; _serve_function({{fd}}, {self.spec.key!r})"
         stdout = subprocess.DEVNULL if self.stdout is None else self.stdout
-        self._process, self._conn = spawn_python(code, self.env, stdout)
-        self._call("ping", timeout_s=START_TIMEOUT_S)
+        self._child = Child(self.name, code, self.env, stdout)
+        self._running().call("ping", timeout_s=START_TIMEOUT_S)
         return self
 
-    def _call(self, command: str, *args: Any, timeout_s: float) -> Any:
-        with self._lock:
-            if self._conn is None:
-                raise RuntimeError(f"{self.name}: its process is not running")
-            self._conn.send((command, args))
-            if not self._conn.poll(timeout_s):
-                raise TimeoutError(f"{self.name}: no answer to {command} within {timeout_s:g} s")
-            return self._conn.recv()
+    def _running(self) -> Child:
+        if self._child is None:
+            raise RuntimeError(f"{self.name}: its process is not running")
+        return self._child
 
     @property
     def pid(self) -> int:
-        if self._process is None:
-            raise RuntimeError(f"{self.name}: its process is not running")
-        return int(self._process.pid)
+        return int(self._running().process.pid)
 
     def invoke(self, event: Any) -> tuple[Any, Any]:
         try:
-            result, failure = self._call("invoke", event, (self.name, self.region), timeout_s=self.spec.timeout_s + 5)
-            return result, failure
+            answer = self._running().call("invoke", event, (self.name, self.region), timeout_s=self.spec.timeout_s + 5)
         except (OSError, EOFError, TimeoutError, RuntimeError) as exc:
             return None, {"errorType": "Lambda.Unknown", "errorMessage": f"{self.name}: {exc}"}
+        result, failure = answer
+        return result, failure
 
     def cold_start(self) -> None:
-        self._call("cold", timeout_s=START_TIMEOUT_S)
+        self._running().call("cold", timeout_s=START_TIMEOUT_S)
 
     def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        with contextlib.suppress(OSError, EOFError, TimeoutError, RuntimeError):
-            if process.poll() is None:
-                self._call("stop", timeout_s=5)
-        end_child(process)
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop()
 
 
 def _serve_function(fd: int, key: str) -> None:
