@@ -485,7 +485,7 @@ class VsphereInventory:
             if isinstance(answer, vim.fault.ToolsUnavailable):
                 refused[name] = "VMware Tools not running"
             elif isinstance(answer, vmodl.MethodFault):
-                refused[name] = getattr(answer, "msg", "") or type(answer).__name__
+                refused[name] = _fault_text(answer)
         return refused
 
 
@@ -498,6 +498,11 @@ def call_each(calls: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=min(MAX_CALLS_IN_FLIGHT, len(calls)), thread_name_prefix="vcenter") as pool:
         futures = {key: pool.submit(_answer, call) for key, call in calls.items()}
     return {key: future.result() for key, future in futures.items()}
+
+
+def _fault_text(fault: Any) -> str:
+    """What vCenter said, or the fault's name where it said nothing."""
+    return getattr(fault, "msg", "") or type(fault).__name__
 
 
 def _answer(call: Callable[[], Any]) -> Any:
@@ -517,7 +522,7 @@ def _start_each(
         if not isinstance(answer, vmodl.MethodFault):
             tasks[name] = str(answer._moId)
         elif not (isinstance(answer, vim.fault.InvalidPowerState) and str(answer.existingState) == already):
-            refused[name] = getattr(answer, "msg", "") or type(answer).__name__
+            refused[name] = _fault_text(answer)
     if refused:
         started = f"; started meanwhile: {', '.join(sorted(tasks))}" if tasks else ""
         why = "; ".join(f"{vm}: {why}" for vm, why in sorted(refused.items()))
