@@ -525,8 +525,8 @@ def detection_goal(
     if not rounds_s:
         return {}
     round_s = statistics.median(rounds_s)
-    by_lease = lease_floor_s is not None and lease_floor_s > floor_s
-    goal_floor_s = lease_floor_s if by_lease and lease_floor_s is not None else floor_s
+    goal_floor_s = max(floor_s, lease_floor_s or 0.0)
+    by_lease = goal_floor_s > floor_s
     goal_s = round(DETECTION_SLACK * goal_floor_s + round_s, 2)
     met = None if detected_s is None else detected_s <= goal_s
     return {
