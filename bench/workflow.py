@@ -118,8 +118,8 @@ def measure(vms: int, groups: int, boot_s: float, poll_s: int) -> Result:
         path = Path(workdir) / "bench.yaml"
         path.write_text(yaml.safe_dump(plan_doc(vms, groups, poll_s), sort_keys=False), encoding="utf-8")
         with LocalPipeline(path, boot_s=boot_s) as pipeline:
-            request = {"mode": "disaster", "from": "a", "to": "b", "reason": "bench", "incidentId": "bench-1"}
-            arn = pipeline.start_failover(request, name="bench-1")
+            request = {"mode": "disaster", "from": "a", "to": "b", "reason": "bench", "incidentId": "manual-bench-1"}
+            arn = pipeline.start_failover(request, name="manual-bench-1")
             described = pipeline.wait_execution(arn, timeout_s=EXECUTION_TIMEOUT_S)
             total = (described["stopDate"] - described["startDate"]).total_seconds()
             history = pipeline.history(arn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,25 @@ def moto_credentials(monkeypatch: Any, region: str = "eu-west-1") -> None:
     for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": region}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+def answer_by_cli(pipeline: Any, verb: str, token: str, reason: str, by: str) -> int:
+    """`dcwatch approve|deny` as an operator runs it, against a running LocalPipeline's tables."""
+    from dcwatch.cli import main
+
+    tables = ["--table", pipeline.store.table, "--audit-table", pipeline.store.audit_table]
+    return int(main([verb, "--token", token, "--reason", reason, "--by", by, *tables]))
+
+
+def approval_request(pipeline: Any, before: int, timeout_s: float = 30) -> tuple[dict[str, Any], str]:
+    """The first APPROVAL NEEDED message sent after `before` notifications, and the task token it names."""
+    from dcwatch.local.services import wait_until
+
+    def asking() -> list[dict[str, Any]]:
+        return [n for n in pipeline.notifications[before:] if n["Subject"].startswith("[dcwatch] APPROVAL NEEDED")]
+
+    assert wait_until(lambda: bool(asking()), timeout_s), "no approval was asked for"
+    note = asking()[0]
+    token = re.search(r"dcwatch approve --token (\S+)", note["Message"])
+    assert token is not None, note["Message"]
+    return note, token.group(1)

@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from dcwatch import executions, modes, runtime, waits, workflow
+from dcwatch import executions, modes, recovery, runtime, waits, workflow
 from dcwatch.config import STEP_OWN_WORK_S
 from dcwatch.errors import InvalidRequest
 from dcwatch.observability import logger, tracer, tracing_on
@@ -49,18 +49,21 @@ def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str,
     begun = workflow.utcnow()
     app = runtime.app()
     execution = str(event["execution"])
+    origin = recovery.Origin(execution, app.store, app.leases)
     try:
         state = workflow.validate_request(
             event["request"],
             app.config,
             active_site=app.store.active_site(app.config.active_site),
             site_status=app.store.site_status,
-            execution=execution,
+            origin=origin,
         )
-    except InvalidRequest:
+    except InvalidRequest as exc:
         # The evaluator or the CLI took the lock for this execution before starting it: give it back.
-        if app.leases.release(execution):
-            logger.info("lock released: the request was rejected", execution=execution)
+        released = app.leases.release(execution)
+        logger.warning(
+            "request refused", execution=execution, reason=str(exc), request=event["request"], lock_released=released
+        )
         raise
     state.stamp_started(begun)
     logger.info("request accepted", incident_id=state.incident_id, plan=state.plan.model_dump(by_alias=True))

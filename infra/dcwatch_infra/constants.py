@@ -79,6 +79,8 @@ OUTPUT_TABLE_NAME = "TableName"
 OUTPUT_AUDIT_TABLE_NAME = "AuditTableName"
 OUTPUT_LOCKS_TABLE_NAME = "LocksTableName"
 OUTPUT_DASHBOARD = "DashboardName"
+CONTROL_INVOKERS = "ControlInvokers"
+OUTPUT_CONTROL_POLICY = "ControlInvokePolicyArn"
 SITE_AGENTS = "SiteAgents"
 
 

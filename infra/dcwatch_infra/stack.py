@@ -240,6 +240,26 @@ class DcwatchStack(Stack):
         CfnOutput(self, c.OUTPUT_AUDIT_TABLE_NAME, value=self.tables["Audit"].table_name)
         CfnOutput(self, c.OUTPUT_LOCKS_TABLE_NAME, value=self.tables["Locks"].table_name)
         CfnOutput(self, c.OUTPUT_DASHBOARD, value=c.dashboard_name(config.name))
+        CfnOutput(
+            self,
+            c.OUTPUT_CONTROL_POLICY,
+            value=self._control_invokers().managed_policy_arn,
+            description="attach to the operators' role or group: it lets them invoke the control function",
+        )
+
+    def _control_invokers(self) -> iam.ManagedPolicy:
+        """The one grant of the control function (automation, ack, approve/deny): attached by the account's
+        admins to the operators. The stack opens it to no one else: no resource policy, no function URL."""
+        return iam.ManagedPolicy(
+            self,
+            c.CONTROL_INVOKERS,
+            description=f"dcwatch {self.config.name}: invoke the control function (operators only)",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"], resources=[self.functions["Control"].function_arn]
+                )
+            ],
+        )
 
     def _site_agent_roles(self, inputs: SynthInputs) -> SiteAgentRoles | None:
         """One role per site agent when the config has agents: its own lease item, its own reports, its own fence
@@ -409,10 +429,13 @@ class DcwatchStack(Stack):
             definition_body=sfn.DefinitionBody.from_file(str(FAILOVER_ASL)),
             # `${<step>Arn}`: the function that runs the step (Steps or SiteSteps).
             definition_substitutions=step_arns({spec.key: self.step_targets[spec.key].function_arn for spec in steps}),
+            # Every event, without its input, output or parameters: RequestApproval's parameters carry the task
+            # token that answers the approval gate, and Step Functions cannot leave one field out of its logs.
+            # The data stays in the execution history, behind states:GetExecutionHistory.
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(self, c.FAILOVER_LOGS, retention=c.LOG_RETENTION),
                 level=sfn.LogLevel.ALL,
-                include_execution_data=True,
+                include_execution_data=False,
             ),
             tracing_enabled=True,
         )

@@ -74,6 +74,11 @@ def function_grants(synth: Synth, key: str) -> list[Grant]:
     return grants(synth, function_role(synth, synth.function_id(key)))
 
 
+def statement_grants(document: Mapping[str, Any]) -> list[Grant]:
+    """What a policy document allows (a managed policy's, say), one grant per action and resource."""
+    return _grants(document["Statement"])
+
+
 def resources_for(granted: Iterable[Grant], action: str) -> list[Any]:
     """The resources `action` is allowed on."""
     return [grant.resource for grant in granted if grant.action == action]

@@ -21,6 +21,7 @@ from tests.infrastructure.template import (
     resources,
     resources_for,
     services_of,
+    statement_grants,
 )
 
 pytestmark = pytest.mark.infrastructure
@@ -221,3 +222,29 @@ def test_the_ended_execution_handler_appends_audit_releases_its_lock_and_alerts_
     kms = {g for g in granted if g.action.startswith("kms:")}
     assert actions_of(kms) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     assert {i for g in kms for i in refs(g.resource)} == {demo.logical_id(demo.stack.topic.master_key)}
+
+
+def test_the_control_function_is_invoked_only_through_the_operators_policy(demo: Synth):
+    control = demo.function_id("Control")
+    # No resource policy opens it to a service or another account, and it has no URL
+    permissions = resources(demo, "AWS::Lambda::Permission").values()
+    assert [p for p in permissions if control in refs(p["Properties"]["FunctionName"])] == []
+    assert resources(demo, "AWS::Lambda::Url") == {}
+    # No role of the stack may invoke it: not the workflow's, not a function's, not a schedule's
+    for role_id in resources(demo, "AWS::IAM::Role"):
+        invoking = [g for g in grants(demo, role_id) if g.action.startswith("lambda:") or g.action == "*"]
+        assert [g for g in invoking if control in refs(g.resource) or g.resource == "*"] == [], role_id
+    # One managed policy grants it, to whom the account's admins attach it; the stack outputs its ARN
+    policies = {
+        policy_id: policy["Properties"]
+        for policy_id, policy in resources(demo, "AWS::IAM::ManagedPolicy").items()
+        if control in refs(policy["Properties"]["PolicyDocument"])
+    }
+    ((policy_id, policy),) = policies.items()
+    assert {(g.action, g.condition) for g in statement_grants(policy["PolicyDocument"])} == {
+        ("lambda:InvokeFunction", None)
+    }
+    assert [g.resource for g in statement_grants(policy["PolicyDocument"])] == [{"Fn::GetAtt": [control, "Arn"]}]
+    assert "Roles" not in policy and "Users" not in policy and "Groups" not in policy
+    outputs = demo.template.find_outputs("ControlInvokePolicyArn")
+    assert [refs(o["Value"]) for o in outputs.values()] == [{policy_id}]

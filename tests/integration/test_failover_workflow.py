@@ -111,7 +111,7 @@ def test_a_bad_request_gives_back_the_lock_taken_for_its_execution_and_leaves_an
 
 
 def test_two_executions_of_the_same_request_without_incident_id_never_both_act(pipeline):
-    # Given the same console request twice (no incidentId: one incident id), the lock taken for the first
+    # Given the same console request twice (no incidentId: each its own), the lock taken for the first
     same = request(dryRun=True)
     pipeline.leases.acquire("console-1", 120, datetime.now(UTC))
     try:
@@ -135,7 +135,7 @@ def test_two_executions_of_the_same_request_without_incident_id_never_both_act(p
 
 def test_a_dry_run_announces_the_plan_and_changes_nothing(pipeline):
     dns_before, notes_before = pipeline.dns_values(), len(pipeline.notifications)
-    arn = pipeline.start_failover(request(dryRun=True, incidentId="dry-1"), name="dry-1")
+    arn = pipeline.start_failover(request(dryRun=True, incidentId="manual-dry-1"), name="manual-dry-1")
     assert pipeline.wait_execution(arn)["status"] == "SUCCEEDED"
     assert "StartGroup" not in task_states_entered(pipeline, arn)
     assert pipeline.dns_values() == dns_before
@@ -144,7 +144,7 @@ def test_a_dry_run_announces_the_plan_and_changes_nothing(pipeline):
     assert note["Subject"].startswith("[dcwatch] OK: DRY RUN north -> south")
     assert "group 1: webshop-g1-0-south" in note["Message"]
     assert pipeline.store.active_site("north") == "north"
-    assert [r["outcome"] for r in pipeline.store.audit("dry-1")] == ["dry-run"]
+    assert [r["outcome"] for r in pipeline.store.audit("manual-dry-1")] == ["dry-run"]
 
 
 def test_a_missing_standby_vm_stops_the_workflow_and_the_alert_names_the_step_and_cause(pipeline):
@@ -156,7 +156,7 @@ def test_a_missing_standby_vm_stops_the_workflow_and_the_alert_names_the_step_an
         vm.Rename_Task("portal-renamed")
         try:
             notes_before = len(pipeline.notifications)
-            arn = pipeline.start_failover(request(incidentId="broken-1"), name="broken-1")
+            arn = pipeline.start_failover(request(incidentId="manual-broken-1"), name="manual-broken-1")
             described = pipeline.wait_execution(arn)
         finally:
             vm.Rename_Task("portal-g3-0-south")
@@ -165,7 +165,7 @@ def test_a_missing_standby_vm_stops_the_workflow_and_the_alert_names_the_step_an
     assert note["Subject"].startswith("[dcwatch] ACTION NEEDED: failover north -> south failed at CheckStandby")
     assert "portal-g3-0-south" in note["Message"]
     assert set(standby_power(pipeline).values()) == {"poweredOff"}, "nothing was powered on"
-    assert [r["outcome"] for r in pipeline.store.audit("broken-1")] == ["failed"]
+    assert [r["outcome"] for r in pipeline.store.audit("manual-broken-1")] == ["failed"]
     assert task_states_entered(pipeline, arn)[-2:] == ["NotifyFailure", "ReleaseLeaseAfterFailure"]
     assert pipeline.leases.holder() is None, "the lock is given back after a failure too"
 
@@ -174,7 +174,7 @@ def test_a_failover_started_while_another_holds_the_lock_stops_at_once_and_touch
     held = pipeline.leases.acquire("north-down-20261125T030000Z", 120, datetime.now(UTC))
     try:
         notes_before = len(pipeline.notifications)
-        arn = pipeline.start_failover(request(incidentId="second-1"), name="second-1")
+        arn = pipeline.start_failover(request(incidentId="manual-second-1"), name="manual-second-1")
         described = pipeline.wait_execution(arn)
         assert described["status"] == "FAILED"
         assert task_states_entered(pipeline, arn) == [
@@ -209,7 +209,10 @@ def lock_held(pipeline: LocalPipeline, arn: str) -> tuple[datetime, datetime]:
 
 
 def test_two_manual_triggers_at_once_never_hold_the_lock_together(pipeline):
-    arns = [pipeline.start_failover(request(dryRun=True, incidentId=f"twin-{i}"), name=f"twin-{i}") for i in (1, 2)]
+    arns = [
+        pipeline.start_failover(request(dryRun=True, incidentId=f"manual-twin-{i}"), name=f"manual-twin-{i}")
+        for i in (1, 2)
+    ]
     described = {arn: pipeline.wait_execution(arn) for arn in arns}
     holders = [arn for arn, d in described.items() if d["status"] == "SUCCEEDED"]
     for arn, d in described.items():
@@ -266,7 +269,7 @@ def test_a_failover_from_a_site_whose_vcenter_is_gone_without_agents_asks_a_huma
     pipeline.store.set_active_site("north", "failback-before-unfenced-1")
     pipeline.vcsims["north"].stop()
     notes_before = len(pipeline.notifications)
-    arn = pipeline.start_failover(request(incidentId="unfenced-1"), name="unfenced-1")
+    arn = pipeline.start_failover(request(incidentId="manual-unfenced-1"), name="manual-unfenced-1")
 
     # Then nothing proves north cannot serve: the workflow asks, with the reasons
     note = notifications_after(pipeline, notes_before + 1)[-1]
@@ -285,6 +288,6 @@ def test_a_failover_from_a_site_whose_vcenter_is_gone_without_agents_asks_a_huma
     assert "StartGroup" not in task_states_entered(pipeline, arn)
     denied = notifications_after(pipeline, notes_before + 2)[-1]
     assert denied["Subject"] == "[dcwatch] ACTION NEEDED: NOT APPROVED failover north -> south, north not proven fenced"
-    (audit,) = pipeline.store.audit("unfenced-1")
+    (audit,) = pipeline.store.audit("manual-unfenced-1")
     assert audit["fenceProof"]["proven"] is False and audit["fencingApprovedBy"] is None
     assert audit["failedStep"] == "RequestApproval"

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 import yaml
 
@@ -91,13 +92,13 @@ def test_a_dead_site_whose_lease_expired_and_whose_peer_lost_it_is_failed_over_w
     south_reports(pipeline, reached=False, last_heard_at=died)
 
     # When the failover runs, then proof (b) holds and the standby serves
-    arn = pipeline.start_failover(request("lease-1"), name="lease-1")
+    arn = pipeline.start_failover(request("manual-lease-1"), name="manual-lease-1")
     described = pipeline.wait_execution(arn, timeout_s=90)
     assert described["status"] == "SUCCEEDED", described.get("cause")
     steps = states_entered(pipeline, arn)
     assert steps.index("Fence") < steps.index("ProveFenced") < steps.index("StartGroup")
     assert "RequestApprovalForFencing" not in steps and "WaitForFenceProof" not in steps
-    (audit,) = pipeline.store.audit("lease-1")
+    (audit,) = pipeline.store.audit("manual-lease-1")
     proof = audit["fenceProof"]
     assert (proof["kind"], proof["facts"]["leaseAgent"], proof["facts"]["standbyAgent"]) == (
         "lease",
@@ -134,7 +135,7 @@ def test_a_lease_renewed_moments_ago_is_waited_out_then_the_site_is_failed_over(
             south_reports(pipeline, reached=False, last_heard_at=since)
 
     north_renewed(pipeline, since)
-    arn = pipeline.start_failover(request("lease-2"), name="lease-2")
+    arn = pipeline.start_failover(request("manual-lease-2"), name="manual-lease-2")
     thread = threading.Thread(target=agents, args=(arn,), daemon=True)
     thread.start()
     try:
@@ -149,7 +150,7 @@ def test_a_lease_renewed_moments_ago_is_waited_out_then_the_site_is_failed_over(
     assert steps.count("ProveFenced") == 2 and steps.count("WaitForFenceProof") == 1
     last_renewal = max([since, *renewals])
     assert entered(pipeline, arn, "StartGroup") >= last_renewal + timedelta(seconds=5), "not before t + m"
-    assert pipeline.store.audit("lease-2")[0]["fenceProof"]["attempts"] == 2
+    assert pipeline.store.audit("manual-lease-2")[0]["fenceProof"]["attempts"] == 2
 
 
 def test_a_site_its_peer_still_hears_is_not_promoted_until_a_human_approves(pipeline):
@@ -159,7 +160,7 @@ def test_a_site_its_peer_still_hears_is_not_promoted_until_a_human_approves(pipe
     notes = len(pipeline.notifications)
 
     # When the failover runs, then after its bounded waits it asks, with the reasons
-    arn = pipeline.start_failover(request("peer-1"), name="peer-1")
+    arn = pipeline.start_failover(request("manual-peer-1"), name="manual-peer-1")
     assert wait_until(lambda: len(pipeline.notifications) > notes, 60), "the approval request did not arrive"
     note = pipeline.notifications[notes]
     assert note["Subject"] == "[dcwatch] APPROVAL NEEDED: failover north -> south, not proven fenced"
@@ -177,9 +178,10 @@ def test_a_site_its_peer_still_hears_is_not_promoted_until_a_human_approves(pipe
     described = pipeline.wait_execution(arn, timeout_s=90)
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert "ApprovedWithoutFenceProof" in states_entered(pipeline, arn)
-    (audit,) = pipeline.store.audit("peer-1")
+    (audit,) = pipeline.store.audit("manual-peer-1")
     assert audit["fencingApprovedBy"] == "carol" and audit["fenceProof"]["proven"] is False
-    assert audit["fencing"].endswith("promoted as approved by carol: north is off, checked on site")
+    caller = boto3.client("sts").get_caller_identity()["Arn"]  # who the CLI ran as, recorded beside --by
+    assert audit["fencing"].endswith(f"promoted as approved by carol ({caller}): north is off, checked on site")
 
 
 def agent_report_deliveries(pipeline: LocalPipeline) -> int:

@@ -22,8 +22,14 @@ GROUPS = [["shop-db-b", "transit-db-b"], ["shop-web-b1", "shop-web-b2", "radio-s
 
 
 def failover() -> WorkflowState:
-    request = {"action": "failover", "from": "dc-a", "to": "dc-b", "reason": "dc-a lost power", "incidentId": "p-1"}
-    return workflow.validate_request(request, demo_config(), execution="p-1")
+    request = {
+        "action": "failover",
+        "from": "dc-a",
+        "to": "dc-b",
+        "reason": "dc-a lost power",
+        "incidentId": "manual-p-1",
+    }
+    return workflow.validate_request(request, demo_config(), execution="manual-p-1")
 
 
 def boot_guests(site, vms: list[str]) -> None:

@@ -22,6 +22,7 @@ from dcwatch.local.lambdas import running_step
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
 from tests.configs import write_pair_config
+from tests.helpers import answer_by_cli, approval_request
 from tests.hook_server import HookServer
 
 pytestmark = pytest.mark.integration
@@ -70,8 +71,18 @@ def request(name: str, **extra: Any) -> dict[str, Any]:
 
 
 def run(pipeline: LocalPipeline, name: str, **extra: Any) -> dict[str, Any]:
+    return finish(pipeline, request(name, **extra), name)
+
+
+def finish(pipeline: LocalPipeline, raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """Start, approve when forced (a forced request waits for a human's approval), wait for its end notice."""
     notes = len(pipeline.notifications)
-    described = pipeline.wait_execution(pipeline.start_failover(request(name, **extra), name=name), timeout_s=120)
+    arn = pipeline.start_failover(raw, name=name)
+    if raw.get("force"):
+        _, token = approval_request(pipeline, notes)
+        assert answer_by_cli(pipeline, "approve", token, "data loss accepted, CHG-9", "alice") == 0
+        notes += 1
+    described = pipeline.wait_execution(arn, timeout_s=120)
     assert wait_until(lambda: len(pipeline.notifications) > notes, 10), "no notification"
     return described
 
@@ -117,9 +128,9 @@ def entered(pipeline: LocalPipeline, name: str) -> list[str]:
 def test_a_mirror_beyond_the_data_loss_window_refuses_the_failover_and_touches_nothing(fresh, hooks):
     hooks.mirror = {"state": "in-sync", "lag_seconds": 900}
     dns_before = fresh.dns_values()
-    described = run(fresh, "lagging-1")
+    described = run(fresh, "manual-lagging-1")
     assert described["status"] == "FAILED"
-    assert entered(fresh, "lagging-1")[:5] == [
+    assert entered(fresh, "manual-lagging-1")[:5] == [
         "ValidateRequest",
         "AcquireLease",
         "CheckStandby",
@@ -153,13 +164,13 @@ def test_a_forced_failover_survives_a_crashed_step_and_route53_throttling_acting
     events.register("before-call.route53.ChangeResourceRecordSets", throttle)
     fresh.lambdas.cold_start()  # new clients, which carry the hook
     try:
-        described = run(fresh, "forced-1", force=True)
+        described = run(fresh, "manual-forced-1", force=True)
     finally:
         events.unregister("before-call.route53.ChangeResourceRecordSets", throttle)
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert throttled["left"] == 0
-    steps = entered(fresh, "forced-1")
-    failures = [e for e in history(fresh, "forced-1") if e["type"] == "LambdaFunctionFailed"]
+    steps = entered(fresh, "manual-forced-1")
+    failures = [e for e in history(fresh, "manual-forced-1") if e["type"] == "LambdaFunctionFailed"]
     assert [f["lambdaFunctionFailedEventDetails"]["error"] for f in failures] == [
         "Lambda.Unknown",
         "TransientError",
@@ -174,8 +185,9 @@ def test_a_forced_failover_survives_a_crashed_step_and_route53_throttling_acting
     assert "promoted anyway as the request forced it" in output["storage"]
     note = fresh.notifications[-1]
     assert note["Subject"] == "[dcwatch] OK: FAILOVER DONE north -> south, services run at south; no action needed"
-    assert len([n for n in fresh.notifications if "forced-1" in n["Message"]]) == 1, "one notification"
-    (audit,) = fresh.store.audit("forced-1")
+    done = [n for n in fresh.notifications if "manual-forced-1" in n["Message"] and "APPROVAL" not in n["Subject"]]
+    assert len(done) == 1, "one notification"
+    (audit,) = fresh.store.audit("manual-forced-1")
     check_dns = next(e for e in audit["timeline"] if e["step"] == "CheckDns")
     assert "verified: webshop.example.test. answers 127.0.32.1" in check_dns["detail"]
     assert all(e["started"] <= e["at"] and e["duration_s"] >= 0 for e in audit["timeline"]), "every step's timing"
@@ -185,7 +197,7 @@ def test_a_hook_that_hangs_past_its_timeout_stops_the_workflow_and_the_alert_say
     fresh, hooks
 ):
     hooks.behaviour["open-lb"] = "hang"
-    described = run(fresh, "hung-1")
+    described = run(fresh, "manual-hung-1")
     assert described["status"] == "FAILED"
     message = fresh.notifications[-1]["Message"]
     assert "failed at StartGroup" in fresh.notifications[-1]["Subject"]
@@ -208,7 +220,7 @@ def test_a_vm_vcenter_refuses_to_power_on_stops_the_workflow_naming_it(fresh):
         view.Destroy()
         vm.MarkAsTemplate()
         try:
-            described = run(fresh, "refused-1")
+            described = run(fresh, "manual-refused-1")
         finally:
             cluster = next(c for c in si.content.rootFolder.childEntity[0].hostFolder.childEntity)
             vm.MarkAsVirtualMachine(pool=cluster.resourcePool)
@@ -221,20 +233,17 @@ def test_a_vm_vcenter_refuses_to_power_on_stops_the_workflow_naming_it(fresh):
 
 def migrate(pipeline: LocalPipeline, name: str, **extra: Any) -> dict[str, Any]:
     raw = {"mode": "migration", "from": "north", "to": "south", "reason": "planned move", "incidentId": name, **extra}
-    notes = len(pipeline.notifications)
-    described = pipeline.wait_execution(pipeline.start_failover(raw, name=name), timeout_s=120)
-    assert wait_until(lambda: len(pipeline.notifications) > notes, 10), "no notification"
-    return described
+    return finish(pipeline, raw, name)
 
 
 def test_a_planned_migration_is_refused_when_the_mirror_has_not_caught_up_after_the_shutdown_even_forced(fresh, hooks):
     # Given a mirror 2 s behind: inside the data-loss window, so the migration shuts north down
     hooks.mirror = {"state": "in-sync", "lag_seconds": 2}
-    described = migrate(fresh, "move-lagging", force=True)
+    described = migrate(fresh, "manual-move-lagging", force=True)
 
     # Then it stops before promoting: south stays off, DNS unchanged, the promote hook never ran
     assert described["status"] == "FAILED"
-    steps = entered(fresh, "move-lagging")
+    steps = entered(fresh, "manual-move-lagging")
     assert steps.index("CheckShutdown") < steps.index("CheckMirrorSynced") and "StartGroup" not in steps
     note = fresh.notifications[-1]
     assert note["Subject"].startswith("[dcwatch] ACTION NEEDED: planned migration north -> south failed at Check")
@@ -245,7 +254,7 @@ def test_a_planned_migration_is_refused_when_the_mirror_has_not_caught_up_after_
 
 def test_a_planned_migration_promotes_the_mirror_once_it_shows_no_lag(fresh, hooks):
     hooks.mirror = {"state": "in-sync", "lag_seconds": 0}
-    described = migrate(fresh, "move-synced")
+    described = migrate(fresh, "manual-move-synced")
     assert described["status"] == "SUCCEEDED", described.get("cause")
     output = json.loads(described["output"])
     assert output["storage"].endswith("caught up (lag 0) after north was shut down")

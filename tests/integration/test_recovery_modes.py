@@ -18,11 +18,10 @@ import yaml
 from pyVmomi import vim
 
 from dcwatch.adapters.vsphere import vcenter_session
-from dcwatch.cli import main
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
 from tests.configs import write_pair_config
-from tests.helpers import site_power
+from tests.helpers import answer_by_cli, approval_request, site_power
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +124,9 @@ def test_a_bad_request_of_any_mode_fails_at_validation_with_a_readable_cause_and
 @pytest.mark.parametrize("mode", ["migration", "drill"])
 def test_a_dry_run_of_a_mode_announces_its_plan_and_changes_nothing(pipeline, mode):
     before, notes = snapshot(pipeline), len(pipeline.notifications)
-    arn, described = run(pipeline, request(mode, dryRun=True, incidentId=f"dry-{mode}"), name=f"dry-{mode}")
+    arn, described = run(
+        pipeline, request(mode, dryRun=True, incidentId=f"manual-dry-{mode}"), name=f"manual-dry-{mode}"
+    )
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert snapshot(pipeline) == before
     (note,) = new_notifications(pipeline, notes)
@@ -141,7 +142,7 @@ def test_a_dry_run_of_a_mode_announces_its_plan_and_changes_nothing(pipeline, mo
 def test_a_drill_proves_the_standby_copies_on_the_drill_record_then_cleans_up_without_touching_production(pipeline):
     before, notes = snapshot(pipeline), len(pipeline.notifications)
     POWERED_ON.clear()
-    arn, described = run(pipeline, request("drill", incidentId="drill-1"), name="drill-1")
+    arn, described = run(pipeline, request("drill", incidentId="manual-drill-1"), name="manual-drill-1")
     assert described["status"] == "SUCCEEDED", described.get("cause")
 
     webshop_south = {"webshop-g1-0-south", "webshop-g2-0-south", "webshop-g2-1-south"}
@@ -149,7 +150,7 @@ def test_a_drill_proves_the_standby_copies_on_the_drill_record_then_cleans_up_wi
     assert not [vm for site, vm in POWERED_ON if site == "north"]
     assert snapshot(pipeline) == before, "production DNS, the active site and the standby are as before"
 
-    (audit,) = pipeline.store.audit("drill-1")
+    (audit,) = pipeline.store.audit("manual-drill-1")
     assert audit["outcome"] == "drill-passed"
     timeline = {e["step"]: e["detail"] for e in audit["timeline"]}
     assert timeline["SwitchDns"] == f"UPSERT {DRILL_RECORD} -> 127.0.32.1"
@@ -183,7 +184,7 @@ def test_a_drill_that_fails_mid_way_cleans_up_first_and_says_so(pipeline):
     POWERED_ON.clear()
     set_template(pipeline, "webshop-g2-1-south", True)
     try:
-        arn, described = run(pipeline, request("drill", incidentId="drill-2"), name="drill-2")
+        arn, described = run(pipeline, request("drill", incidentId="manual-drill-2"), name="manual-drill-2")
     finally:
         set_template(pipeline, "webshop-g2-1-south", False)
     assert described["status"] == "FAILED"
@@ -196,13 +197,13 @@ def test_a_drill_that_fails_mid_way_cleans_up_first_and_says_so(pipeline):
         note["Subject"] == "[dcwatch] ACTION NEEDED: DRILL FAILED at StartGroup, production untouched, drill cleaned up"
     )
     assert "cannot powerOn a template" in note["Message"]
-    assert [r["outcome"] for r in pipeline.store.audit("drill-2")] == ["failed"]
+    assert [r["outcome"] for r in pipeline.store.audit("manual-drill-2")] == ["failed"]
 
 
 def test_a_planned_migration_shuts_the_active_site_down_last_group_first_then_serves_from_the_other(pipeline):
     notes = len(pipeline.notifications)
-    raw = request("migration", incidentId="move-1", lowerTtlSeconds=1)
-    arn, described = run(pipeline, raw, name="move-1", timeout_s=120)
+    raw = request("migration", incidentId="manual-move-1", lowerTtlSeconds=1)
+    arn, described = run(pipeline, raw, name="manual-move-1", timeout_s=120)
     assert described["status"] == "SUCCEEDED", described.get("cause")
 
     assert set(site_power(pipeline, "north").values()) == {"poweredOff"}
@@ -210,7 +211,7 @@ def test_a_planned_migration_shuts_the_active_site_down_last_group_first_then_se
     assert pipeline.dns_values() == {"webshop.example.test.": ["127.0.32.1"], "portal.example.test.": ["127.0.32.1"]}
     assert pipeline.store.active_site("north") == "south"
 
-    (audit,) = pipeline.store.audit("move-1")
+    (audit,) = pipeline.store.audit("manual-move-1")
     off = [e["detail"] for e in audit["timeline"] if e["step"] == "CheckShutdown"]
     assert [re.findall(r"(\S+-north) \(", line) for line in off] == [
         ["portal-g3-0-north"],
@@ -257,7 +258,7 @@ def test_a_failback_to_a_site_the_evaluator_still_records_down_is_refused_with_t
     assert store.change_condition("site/north", up, replace(up, status="DOWN", version=up.version + 1))
     try:
         before = snapshot(pipeline)
-        arn, described = run(pipeline, request("failback", incidentId="back-early"), name="back-early")
+        arn, described = run(pipeline, request("failback", incidentId="manual-back-early"), name="manual-back-early")
         # Then the failback fails at validation, naming the site and what to wait for, and changes nothing
         assert (described["status"], described["error"]) == ("FAILED", "InvalidRequest")
         assert "to: north is DOWN by the evaluator's record" in json.loads(described["cause"])["errorMessage"]
@@ -268,20 +269,17 @@ def test_a_failback_to_a_site_the_evaluator_still_records_down_is_refused_with_t
 
 
 def approval_token(pipeline: LocalPipeline, before: int) -> str:
-    (note,) = new_notifications(pipeline, before)
+    note, token = approval_request(pipeline, before)
     assert note["Subject"] == "[dcwatch] APPROVAL NEEDED: failback south -> north"
-    return re.search(r"dcwatch approve --token (\S+)", note["Message"]).group(1)
+    return token
 
 
-def answer(pipeline: LocalPipeline, verb: str, token: str, reason: str, by: str) -> int:
-    """`dcwatch approve|deny` as an operator runs it, against the stack's tables."""
-    tables = ["--table", pipeline.store.table, "--audit-table", pipeline.store.audit_table]
-    return main([verb, "--token", token, "--reason", reason, "--by", by, *tables])
+answer = answer_by_cli
 
 
 def test_a_denied_failback_stops_before_anything_changes(pipeline, capsys):
     before, notes = snapshot(pipeline), len(pipeline.notifications)
-    arn = pipeline.start_failover(request("failback", incidentId="back-denied"), name="back-denied")
+    arn = pipeline.start_failover(request("failback", incidentId="manual-back-denied"), name="manual-back-denied")
     token = approval_token(pipeline, notes)
     assert answer(pipeline, "deny", token, "not tonight", "bob") == 0
     denial = pipeline.store.audit("approval")[-1]
@@ -298,7 +296,7 @@ def test_a_denied_failback_stops_before_anything_changes(pipeline, capsys):
 
 def test_an_unanswered_failback_times_out_cleanly_and_its_token_is_refused_afterwards(pipeline, capsys):
     before, notes = snapshot(pipeline), len(pipeline.notifications)
-    arn = pipeline.start_failover(request("failback", incidentId="back-late"), name="back-late")
+    arn = pipeline.start_failover(request("failback", incidentId="manual-back-late"), name="manual-back-late")
     token = approval_token(pipeline, notes)
     described = pipeline.wait_execution(arn, timeout_s=APPROVAL_TIMEOUT_S + 30)
     assert described["status"] == "FAILED"
@@ -306,7 +304,7 @@ def test_an_unanswered_failback_times_out_cleanly_and_its_token_is_refused_after
     note = new_notifications(pipeline, notes, 2)[-1]
     assert note["Subject"] == "[dcwatch] OK: NOT APPROVED failback south -> north, nothing was changed"
     assert f"not approved: no answer within {APPROVAL_TIMEOUT_S} s" in note["Message"]
-    assert "States.Timeout" in json.dumps(pipeline.store.audit("back-late")[0]["error"])
+    assert "States.Timeout" in json.dumps(pipeline.store.audit("manual-back-late")[0]["error"])
     capsys.readouterr()
     audited = len(pipeline.store.audit("approval"))
     assert answer(pipeline, "approve", token, "too late", "alice") == 1
@@ -316,7 +314,7 @@ def test_an_unanswered_failback_times_out_cleanly_and_its_token_is_refused_after
 
 def test_an_approved_failback_returns_to_the_original_site_in_the_planned_manner(pipeline):
     notes = len(pipeline.notifications)
-    arn = pipeline.start_failover(request("failback", incidentId="back-1"), name="back-1")
+    arn = pipeline.start_failover(request("failback", incidentId="manual-back-1"), name="manual-back-1")
     token = approval_token(pipeline, notes)
     assert answer(pipeline, "approve", token, "north repaired, CHG-7", "alice") == 0
     described = pipeline.wait_execution(arn, timeout_s=120)
@@ -326,7 +324,7 @@ def test_an_approved_failback_returns_to_the_original_site_in_the_planned_manner
     assert set(site_power(pipeline, "south").values()) == {"poweredOff"}, "south was shut down, not left running"
     assert pipeline.dns_values() == {"webshop.example.test.": ["127.0.31.1"], "portal.example.test.": ["127.0.31.1"]}
     assert pipeline.store.active_site("north") == "north"
-    (audit,) = pipeline.store.audit("back-1")
+    (audit,) = pipeline.store.audit("manual-back-1")
     assert audit["approval"]["by"] == "alice" and audit["mode"] == "failback"
     steps = states_entered(pipeline, arn)
     assert steps.index("RequestApproval") < steps.index("Approved") < steps.index("ShutdownGroup")

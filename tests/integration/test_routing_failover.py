@@ -63,8 +63,14 @@ def test_a_fresh_deployment_answers_from_the_active_site_only(pipeline):
 
 
 def test_a_failover_moves_the_weight_and_the_primary_to_the_standby_and_verifies_the_answers(pipeline):
-    request = {"mode": "disaster", "from": "north", "to": "south", "reason": "north lost power", "incidentId": "r-1"}
-    described = pipeline.wait_execution(pipeline.start_failover(request, name="r-1"), timeout_s=90)
+    request = {
+        "mode": "disaster",
+        "from": "north",
+        "to": "south",
+        "reason": "north lost power",
+        "incidentId": "manual-r-1",
+    }
+    described = pipeline.wait_execution(pipeline.start_failover(request, name="manual-r-1"), timeout_s=90)
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert record_sets(pipeline, WEBSHOP) == {
         "webshop-north": (0, ["127.0.31.1"]),

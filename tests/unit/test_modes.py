@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from dcwatch.config import ConfigError, parse_config
 from dcwatch.errors import DrillCleanupIncomplete, InvalidRequest, ShutdownIncomplete
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
-from dcwatch.recovery import build_plan, describe_plan, parse_request
+from dcwatch.recovery import Origin, build_plan, describe_plan, parse_request
 from dcwatch.workflow import WorkflowState
 from tests.helpers import demo_config
 from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeOnce, FakeStore
@@ -294,6 +295,23 @@ def test_the_modes_the_config_names_wait_for_approval_and_the_request_carries_th
     assert state.timeline[-1].detail == "approved by alice: change CHG-1 approved"
 
 
+def test_a_forced_request_waits_for_approval_and_the_message_says_data_may_be_lost(clock):
+    state = workflow.validate_request(request("disaster", force=True), demo_config(), clock)
+    assert state.approval.required, "the demo config asks approval for no mode: force alone does"
+    notifier = FakeNotifier()
+    modes.request_approval(state, "tok-9", notifier, clock)
+    ((subject, body),) = notifier.sent
+    assert subject == "[dcwatch] APPROVAL NEEDED: failover dc-a -> dc-b"
+    assert "FORCED: dc-b is promoted even beyond the storage mirror's data-loss window" in body
+
+    leases = FakeLeases()
+    leases.acquire(state.owner, 60, clock())
+    caller = "arn:aws:sts::123456789012:assumed-role/Operators/alice"
+    state.approval.decision = modes.approval_answer(True, "alice", "CHG-9: loss accepted", clock(), caller)
+    state = modes.approved(state, leases, 900, clock)
+    assert state.timeline[-1].detail == f"approved by alice ({caller}): CHG-9: loss accepted"
+
+
 def test_a_denied_or_unanswered_approval_says_nothing_was_changed(clock):
     state = workflow.validate_request(request("failback"), demo_config(), clock)
     state.failed_step = "RequestApproval"
@@ -411,3 +429,27 @@ def test_a_failback_to_a_site_the_evaluator_does_not_record_as_up_is_refused(sta
 def test_a_failback_to_a_site_up_again_is_accepted():
     request_ = parse_request(request("failback"), demo_config(), "dc-b", {"dc-a": "UP"}.__getitem__)
     assert request_.to == "dc-a"
+
+
+def test_only_the_evaluators_own_start_is_automatic_and_a_manual_one_keeps_to_its_own_incidents(clock):
+    store, leases = FakeStore(), FakeLeases()
+    automatic = request("disaster", trigger="automatic", incidentId="dc-a-down-1")
+    # Not started by the evaluator: no DOWN recorded under that incident, no lock held for it
+    with pytest.raises(InvalidRequest, match="the evaluator records no incident for dc-a, the lock is held by nobody"):
+        parse_request(automatic, demo_config(), origin=Origin("dc-a-down-1", store, leases))
+    # The evaluator's start: dc-a DOWN under the incident, the lock under it, the execution named after it
+    up = store.condition("site/dc-a", "UP")
+    store.change_condition("site/dc-a", up, replace(up, status="DOWN", incident_id="dc-a-down-1", version=1))
+    leases.acquire("dc-a-down-1", 900, clock())
+    assert parse_request(automatic, demo_config(), origin=Origin("dc-a-down-1", store, leases)).trigger == "automatic"
+    with pytest.raises(InvalidRequest, match="execution console-1 with incidentId dc-a-down-1 is not"):
+        parse_request(automatic, demo_config(), origin=Origin("console-1", store, leases))
+    # By hand, the evaluator's incident is out of reach
+    with pytest.raises(InvalidRequest, match="incidentId: a recovery started by hand has its own incident"):
+        parse_request(request("disaster", incidentId="dc-a-down-1"), demo_config())
+    assert parse_request(request("disaster", incidentId="manual-1"), demo_config()).incident_id == "manual-1"
+
+
+def test_a_disaster_leaves_the_recorded_active_site_only():
+    with pytest.raises(InvalidRequest, match="from: a disaster leaves the active site, which is dc-b, not dc-a"):
+        parse_request(request("disaster"), demo_config(), "dc-b")

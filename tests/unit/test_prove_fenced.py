@@ -46,7 +46,14 @@ def clock():
 
 def after_the_fence(cfg, clock, error: Exception = GONE) -> WorkflowState:
     """The state ProveFenced gets: the Fence step raised, and Step Functions caught it into $.fenceError."""
-    request = {"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "dc-a DOWN", "incidentId": "dc-a-down-1"}
+    request = {
+        "mode": "disaster",
+        "from": "dc-a",
+        "to": "dc-b",
+        "reason": "dc-a DOWN",
+        "incidentId": "dc-a-down-1",
+        "trigger": "automatic",
+    }
     state = workflow.validate_request(request, cfg, clock, execution="dc-a-down-1")
     cause = {"errorMessage": str(error), "errorType": type(error).__name__}
     state.fence_error = {"Error": type(error).__name__, "Cause": json.dumps(cause)}

@@ -295,12 +295,12 @@ def test_lowering_the_ttl_keeps_the_values_and_says_when_old_answers_expire(cloc
 
 def test_every_step_of_the_timeline_has_its_start_end_and_duration_in_the_audit_record(clock, standby):
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="inc-1"), parse_config(demo_doc()), clock)
+    state = workflow.validate_request(request(incidentId="manual-inc-1"), parse_config(demo_doc()), clock)
     state = workflow.start_group(state, standby, clock=clock)
     clock.now += timedelta(seconds=7)
     state = workflow.check_group(state, standby, clock)
     workflow.record_audit(state, store, clock)
-    entry = next(e for e in store.audits["inc-1"][0]["timeline"] if e["step"] == "CheckGroup")
+    entry = next(e for e in store.audits["manual-inc-1"][0]["timeline"] if e["step"] == "CheckGroup")
     assert (entry["started"], entry["duration_s"]) == (T0.isoformat().replace("+00:00", "Z"), 7.0)
 
 

@@ -88,7 +88,7 @@ def test_a_failover_powers_on_group_after_group_switches_dns_notifies_once_and_r
     inventory, clock
 ):
     dns, notifier, store = FakeDns(pending_polls=2), FakeNotifier(), FakeStore()
-    state = workflow.validate_request(request(incidentId="inc-1"), demo_config(), clock)
+    state = workflow.validate_request(request(incidentId="manual-inc-1"), demo_config(), clock)
 
     state = run_to_the_end(state, inventory, dns, notifier, store, clock)
 
@@ -108,7 +108,7 @@ def test_a_failover_powers_on_group_after_group_switches_dns_notifies_once_and_r
         and "CheckGroup (0.0 s): group 3 up" in body
     )
     assert store.active == "dc-b"
-    assert [r["outcome"] for r in store.audits["inc-1"]] == ["succeeded"]
+    assert [r["outcome"] for r in store.audits["manual-inc-1"]] == ["succeeded"]
 
 
 def test_a_rerun_of_a_group_does_not_power_on_what_is_already_on(inventory, clock):
@@ -165,18 +165,18 @@ def test_a_service_that_does_not_answer_at_the_standby_is_named(inventory, clock
 
 def test_a_dry_run_announces_the_plan_and_leaves_the_active_site_alone(clock):
     notifier, store = FakeNotifier(), FakeStore()
-    state = workflow.validate_request(request(dryRun=True, incidentId="dry"), demo_config(), clock)
+    state = workflow.validate_request(request(dryRun=True, incidentId="manual-dry"), demo_config(), clock)
     state = workflow.record_audit(workflow.notify(state, notifier, clock), store, clock)
     subject, body = notifier.sent[0]
     assert subject.startswith("[dcwatch] OK: DRY RUN dc-a -> dc-b")
     assert "group 2: radio-stream-b, shop-web-b1, shop-web-b2" in body
     assert store.active is None
-    assert store.audits["dry"][0]["outcome"] == "dry-run"
+    assert store.audits["manual-dry"][0]["outcome"] == "dry-run"
 
 
 def test_a_failure_notice_says_where_it_stopped_why_and_what_was_already_done(inventory, clock):
     notifier, store = FakeNotifier(), FakeStore()
-    state = workflow.validate_request(request(incidentId="inc-9"), demo_config(), clock)
+    state = workflow.validate_request(request(incidentId="manual-inc-9"), demo_config(), clock)
     state = workflow.check_group(workflow.start_group(state, inventory, 60, clock), inventory, clock)
     failed = as_json(state).model_copy(
         update={
@@ -194,7 +194,7 @@ def test_a_failure_notice_says_where_it_stopped_why_and_what_was_already_done(in
         "DNS: not switched; shop.hosting.example., radio.hosting.example., transit.hosting.example. still at dc-a"
         in body
     )
-    assert store.audits["inc-9"][0]["outcome"] == "failed"
+    assert store.audits["manual-inc-9"][0]["outcome"] == "failed"
 
 
 def test_a_standby_without_vms_to_power_on_goes_on_to_verify_its_services(clock):
@@ -220,7 +220,7 @@ FAILED_SITE_VMS = ["radio-stream-a", "shop-db-a", "shop-web-a1", "shop-web-a2", 
 def started(clock, **extra) -> WorkflowState:
     # As the evaluator starts it: the execution is named after the incident.
     return workflow.validate_request(
-        request(incidentId="dc-a-down-1", **extra), demo_config(), clock, execution="dc-a-down-1"
+        request(incidentId="dc-a-down-1", trigger="automatic", **extra), demo_config(), clock, execution="dc-a-down-1"
     )
 
 
@@ -239,12 +239,12 @@ def test_the_workflow_takes_the_lock_of_its_incident_and_stops_when_another_fail
 
 
 def test_two_executions_of_the_same_request_without_incident_id_never_both_hold_the_lock(clock):
-    # Given two console executions of the same request started in the same second (one incident id)
+    # Given two console executions of the same request started in the same second
     leases = FakeLeases()
     first, second = (
         workflow.validate_request(request(), demo_config(), clock, execution=f"console-{n}") for n in (1, 2)
     )
-    assert first.incident_id == second.incident_id
+    assert (first.incident_id, second.incident_id) == ("manual-console-1", "manual-console-2"), "each its own"
 
     # When both reach AcquireLease, then only the first holds the lock; the second stops touching nothing
     workflow.acquire_lease(first, leases, ttl_s=900, clock=clock)

@@ -23,7 +23,7 @@ from dcwatch.adapters.dynamodb import DynamoLeases
 from dcwatch.config import Config, ConfigError, RecoveryMode, config_schema, load_config
 from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
-from dcwatch.recovery import build_plan, describe_plan, leaving_site, parse_request
+from dcwatch.recovery import MANUAL_PREFIX, build_plan, describe_plan, leaving_site, parse_request
 
 # Command -> the workflow's mode.
 MODE_COMMANDS: dict[str, RecoveryMode] = {
@@ -135,6 +135,17 @@ def _store(args: argparse.Namespace) -> Any:
     )
 
 
+def _caller() -> str:
+    """Who AWS says runs this command (sts:GetCallerIdentity): audited beside --by, which is only typed."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(boto3.client("sts").get_caller_identity()["Arn"])
+    except (BotoCoreError, ClientError) as exc:
+        return f"unknown: sts:GetCallerIdentity failed ({type(exc).__name__})"
+
+
 def _automation(args: argparse.Namespace) -> int:
     from dcwatch.control import switch_automation
 
@@ -144,7 +155,7 @@ def _automation(args: argparse.Namespace) -> int:
         return 0
     if not args.reason:
         raise UsageError("--reason is required to switch automation on or off")
-    switch = switch_automation(store, args.state == "on", args.reason, args.by, datetime.now(UTC))
+    switch = switch_automation(store, args.state == "on", args.reason, args.by, datetime.now(UTC), _caller())
     print(switch.describe())
     return 0
 
@@ -152,7 +163,7 @@ def _automation(args: argparse.Namespace) -> int:
 def _ack(args: argparse.Namespace) -> int:
     from dcwatch.control import acknowledge
 
-    print(acknowledge(_store(args), args.incident, args.reason, args.by, datetime.now(UTC)))
+    print(acknowledge(_store(args), args.incident, args.reason, args.by, datetime.now(UTC), _caller()))
     return 0
 
 
@@ -173,7 +184,8 @@ def _maintenance(args: argparse.Namespace) -> int:
         raise UsageError("maintenance open needs --site, --minutes and --reason (and --service for one service)")
     config = load_config(args.config)
     duration = timedelta(minutes=args.minutes)
-    window = open_maintenance(store, config, args.site, args.service, duration, args.reason, args.by, datetime.now(UTC))
+    now = datetime.now(UTC)
+    window = open_maintenance(store, config, args.site, args.service, duration, args.reason, args.by, now, _caller())
     print(f"maintenance window open: {describe_window(window)}")
     return 0
 
@@ -225,10 +237,11 @@ def _recorded_state(args: argparse.Namespace) -> Any:
 
 
 def execution_name(mode: RecoveryMode, from_site: str, now: datetime | None = None) -> str:
-    """Unique per start (a random suffix after the second), so two starts never share a name or a lock."""
-    prefix = "manual" if mode == "disaster" else mode
+    """Unique per start (a random suffix after the second), so two starts never share a name or a lock; in the
+    manual namespace, as it names the incident too."""
+    prefix = MANUAL_PREFIX + ("" if mode == "disaster" else f"{mode}-")
     at = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{prefix}-{from_site}-{at}-{uuid.uuid4().hex[:8]}"
+    return f"{prefix}{from_site}-{at}-{uuid.uuid4().hex[:8]}"
 
 
 def _recover(args: argparse.Namespace) -> int:
@@ -292,7 +305,8 @@ def _answer(args: argparse.Namespace) -> int:
     from dcwatch.control import answer_approval
 
     approved = args.command == "approve"
-    print(answer_approval(_store(args), Approvals(), args.token, approved, args.reason, args.by, datetime.now(UTC)))
+    store, now = _store(args), datetime.now(UTC)
+    print(answer_approval(store, Approvals(), args.token, approved, args.reason, args.by, now, _caller()))
     return 0
 
 
@@ -380,7 +394,11 @@ def parser() -> argparse.ArgumentParser:
         recover.set_defaults(run=_recover)
 
     def state_options(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--by", default=getpass.getuser(), help="who, for the audit trail (default: you)")
+        command.add_argument(
+            "--by",
+            default=getpass.getuser(),
+            help="who, for the audit trail (default: you); the AWS identity running the command is recorded too",
+        )
         command.add_argument("--table", help="the state table (stack output TableName)")
         command.add_argument("--audit-table", help="the audit table (stack output AuditTableName)")
 

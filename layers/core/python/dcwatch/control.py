@@ -20,7 +20,9 @@ APPROVAL_AUDIT = "approval"
 MAX_MAINTENANCE = timedelta(days=7)
 
 
-def switch_automation(store: StateStore, enabled: bool, reason: str, by: str, now: datetime) -> AutomationSwitch:
+def switch_automation(
+    store: StateStore, enabled: bool, reason: str, by: str, now: datetime, caller: str | None = None
+) -> AutomationSwitch:
     """Turn automatic failover on or off; the evaluator reads the switch before every failover it would start."""
     if len(reason.strip()) < 3:
         raise ValueError("a reason is required (--reason), for the audit trail")
@@ -35,6 +37,7 @@ def switch_automation(store: StateStore, enabled: bool, reason: str, by: str, no
             "previouslyEnabled": previous.enabled,
             "reason": switch.reason,
             "by": by,
+            "caller": caller,
             "decidedAt": now,
             "explanation": f"{by} switched {switch.describe()}",
         },
@@ -42,7 +45,9 @@ def switch_automation(store: StateStore, enabled: bool, reason: str, by: str, no
     return switch
 
 
-def acknowledge(store: StateStore, incident_id: str, reason: str, by: str, now: datetime) -> str:
+def acknowledge(
+    store: StateStore, incident_id: str, reason: str, by: str, now: datetime, caller: str | None = None
+) -> str:
     """Let a failover held back by the cooldown start: a human has looked at it and agrees."""
     if len(reason.strip()) < 3:
         raise ValueError("a reason is required (--reason), for the audit trail")
@@ -52,7 +57,14 @@ def acknowledge(store: StateStore, incident_id: str, reason: str, by: str, now: 
     text = f"{by} acknowledged {incident_id}: a failover for it may start within the cooldown{previous}"
     store.append_audit(
         incident_id,
-        {"kind": "acknowledgement", "by": by, "reason": reason.strip(), "decidedAt": now, "explanation": text},
+        {
+            "kind": "acknowledgement",
+            "by": by,
+            "caller": caller,
+            "reason": reason.strip(),
+            "decidedAt": now,
+            "explanation": text,
+        },
     )
     return text
 
@@ -66,6 +78,7 @@ def open_maintenance(
     reason: str,
     by: str,
     now: datetime,
+    caller: str | None = None,
 ) -> MaintenanceWindow:
     """Open a window from now: a site window holds automatic failover of that site back, a service window
     leaves the service's checks out of the site's verdict. Refused, changing nothing, when it names an
@@ -95,6 +108,7 @@ def open_maintenance(
             "end": window.end,
             "reason": window.reason,
             "by": by,
+            "caller": caller,
             "decidedAt": now,
             "explanation": f"{by} opened a maintenance window: {describe_window(window)}",
         },
@@ -109,12 +123,19 @@ class Approvals(Protocol):
 
 
 def answer_approval(
-    store: StateStore, approvals: Approvals, token: str, approved: bool, reason: str, by: str, now: datetime
+    store: StateStore,
+    approvals: Approvals,
+    token: str,
+    approved: bool,
+    reason: str,
+    by: str,
+    now: datetime,
+    caller: str | None = None,
 ) -> str:
     """Approve or deny a waiting workflow; audited under a fingerprint of the token, never the token itself."""
     if len(reason.strip()) < 3:
         raise ValueError("a reason is required (--reason), for the audit trail")
-    approvals.answer(token, approval_answer(approved, by, reason.strip(), now))
+    approvals.answer(token, approval_answer(approved, by, reason.strip(), now, caller))
     word = "approved" if approved else "denied"
     text = f"{by} {word} the waiting workflow: " + ("it goes on" if approved else "it stops, nothing is changed")
     fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
@@ -125,6 +146,7 @@ def answer_approval(
             "approved": approved,
             "token": fingerprint,
             "by": by,
+            "caller": caller,
             "reason": reason.strip(),
             "decidedAt": now,
             "explanation": text,
@@ -143,7 +165,10 @@ Reason = Annotated[
 Operator = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=2, max_length=100),
-    Field(description="who asks: the console does not tell the function who pressed Test (CloudTrail does)"),
+    Field(
+        description="who asks, as typed: audited beside the caller as far as AWS tells it (a direct Invoke, the "
+        "console's Test included, does not tell the function: CloudTrail's Lambda data events do)"
+    ),
 ]
 
 
@@ -212,22 +237,30 @@ def parse_control(event: object) -> ShowAutomation | SwitchAutomation | Acknowle
         ) from None
 
 
+def invoked_by(request_id: str) -> str:
+    """The control function's caller as far as it can know it. A direct Invoke (the console's Test tab, the
+    CLI's lambda invoke) hands Lambda no caller: the event is whatever the caller wrote, so a caller named in
+    it proves nothing. CloudTrail's Lambda data events name the real one, for this invocation."""
+    return f"not told to the function (direct Invoke, request {request_id}): see CloudTrail's Lambda data events"
+
+
 def run_control(
     request: ShowAutomation | SwitchAutomation | Acknowledge | AnswerApproval,
     store: StateStore,
     approvals: Approvals,
     now: datetime,
+    caller: str | None = None,
 ) -> dict[str, Any]:
     """Carry the request out through the same audited functions the CLI calls; the state it leaves."""
     if isinstance(request, SwitchAutomation):
-        switch = switch_automation(store, request.state == "on", request.reason, request.by, now)
+        switch = switch_automation(store, request.state == "on", request.reason, request.by, now, caller)
         return {"action": request.action, "automation": _switch(switch)}
     if isinstance(request, Acknowledge):
-        text = acknowledge(store, request.incident_id, request.reason, request.by, now)
+        text = acknowledge(store, request.incident_id, request.reason, request.by, now, caller)
         return {"action": request.action, "incidentId": request.incident_id, "acknowledged": True, "explanation": text}
     if isinstance(request, AnswerApproval):
         approved = request.action == "approve"
-        text = answer_approval(store, approvals, request.token, approved, request.reason, request.by, now)
+        text = answer_approval(store, approvals, request.token, approved, request.reason, request.by, now, caller)
         return {"action": request.action, "approved": approved, "explanation": text}
     return {"action": request.action, "automation": _switch(store.automation())}
 

@@ -189,6 +189,14 @@ def approval_request(state: WorkflowState, token: str, clock: Clock = utcnow, ga
         lines = [
             f"A {request.trigger} {words} from {request.from_site} to {request.to} waits for your decision.",
             f"Reason: {request.reason}",
+            *(
+                [
+                    f"FORCED: {request.to} is promoted even beyond the storage mirror's data-loss window or against "
+                    "its agent's report: data may be lost. A forced request always waits for this approval."
+                ]
+                if request.force
+                else []
+            ),
             f"Nothing changes until it is approved; without an answer by {deadline:%Y-%m-%d %H:%M:%S} UTC it stops.",
         ]
     lines += [
@@ -224,9 +232,9 @@ def request_approval(
     return once(key, lambda: notifier.publish(subject, message))
 
 
-def approval_answer(approved: bool, by: str, reason: str, at: datetime) -> dict[str, Any]:
-    """What `dcwatch approve|deny` sends back through the task token."""
-    return {"approved": approved, "by": by, "reason": reason, "at": at.isoformat()}
+def approval_answer(approved: bool, by: str, reason: str, at: datetime, caller: str | None = None) -> dict[str, Any]:
+    """What `dcwatch approve|deny` sends back through the task token: `by` as typed, `caller` as AWS knows it."""
+    return {"approved": approved, "by": by, "caller": caller, "reason": reason, "at": at.isoformat()}
 
 
 def awaits_fencing_approval(state: WorkflowState) -> bool:
@@ -239,7 +247,7 @@ def approved(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = ut
     state = renew_lease(state, leases, ttl_s, clock)
     if awaits_fencing_approval(state):
         decision = state.fence_approval.decision or {}
-        by, why = decision.get("by", "?"), decision.get("reason", "")
+        by, why = _who(decision), decision.get("reason", "")
         reasons = "; ".join(state.fence_proof.reasons) if state.fence_proof else ""
         state.fencing = f"not proven fenced ({reasons}): promoted as approved by {by}: {why}"
         detail = (
@@ -247,4 +255,10 @@ def approved(state: WorkflowState, leases: Leases, ttl_s: int, clock: Clock = ut
         )
         return state.note("ApprovedWithoutFenceProof", detail, clock)
     decision = state.approval.decision or {}
-    return state.note("Approved", f"approved by {decision.get('by', '?')}: {decision.get('reason', '')}", clock)
+    return state.note("Approved", f"approved by {_who(decision)}: {decision.get('reason', '')}", clock)
+
+
+def _who(decision: dict[str, Any]) -> str:
+    """`by` as the operator typed it, and the caller as AWS named it (the CLI's; None from the console)."""
+    by, caller = decision.get("by", "?"), decision.get("caller")
+    return f"{by} ({caller})" if caller else str(by)

@@ -8,6 +8,7 @@ leaves, which VMs it powers on (priority groups), and what every DNS record will
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dcwatch.config import Config, DnsRecord, Hook, RecoveryMode, Service
 from dcwatch.errors import InvalidRequest
-from dcwatch.ports import RecordValues
+from dcwatch.ports import Leases, RecordValues, StateStore
 
 MODE_WORDS: dict[str, str] = {
     "disaster": "failover",
@@ -23,6 +24,36 @@ MODE_WORDS: dict[str, str] = {
     "drill": "drill",
     "failback": "failback",
 }
+
+
+# A manual recovery's incident ids start with this: the evaluator's are `<site>-down-<time>`, so a start by
+# hand can never write into an incident the evaluator opened (its audit, its acknowledgement).
+MANUAL_PREFIX = "manual-"
+
+
+def manual_incident(execution: str) -> str:
+    """The incident of a manual start that names none: its execution's name, in the manual namespace."""
+    return execution if execution.startswith(MANUAL_PREFIX) else f"{MANUAL_PREFIX}{execution}"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who started an execution, as far as records a caller of StartExecution cannot write tell: before it
+    starts a failover, the evaluator records the site's DOWN incident and takes the lock under that same name,
+    the execution's. The state machine knows its execution's name, nothing of its caller."""
+
+    execution: str
+    store: StateStore  # the evaluator's record of each site: its status, its incident
+    leases: Leases  # the failover lock
+
+    def recorded_incident(self, site: str) -> str | None:
+        """The incident the evaluator records for `site` while it records it DOWN."""
+        condition = self.store.condition(f"site/{site}", "UP")
+        return condition.incident_id if condition.status == "DOWN" else None
+
+    def lock_owner(self) -> str | None:
+        lease = self.leases.holder()
+        return lease.owner if lease is not None else None
 
 
 def leaving_site(mode: RecoveryMode, from_site: str) -> str | None:
@@ -41,10 +72,21 @@ class _Request(_Camel):
     dry_run: bool = Field(
         default=False, alias="dryRun", strict=True, description="compute and announce the plan, change nothing"
     )
-    incident_id: str | None = Field(default=None, alias="incidentId", pattern=r"^[A-Za-z0-9_-]{1,80}$")
-    trigger: Literal["manual", "automatic"] = "manual"
+    incident_id: str | None = Field(
+        default=None,
+        alias="incidentId",
+        pattern=r"^[A-Za-z0-9_-]{1,80}$",
+        description=f"a manual start's starts with {MANUAL_PREFIX!r}; left out, the execution's name is used",
+    )
+    trigger: Literal["manual", "automatic"] = Field(
+        default="manual",
+        description="automatic: the evaluator's own start only (the workflow checks it against the evaluator's "
+        "records and the lock); anything else is manual",
+    )
     force: bool = Field(
-        default=False, strict=True, description="promote the standby storage even beyond the data-loss window"
+        default=False,
+        strict=True,
+        description="promote the standby storage even beyond the data-loss window; the run then waits for approval",
     )
 
 
@@ -252,12 +294,14 @@ def parse_request(
     config: Config,
     active_site: str | None = None,
     site_status: Callable[[str], str] | None = None,
+    origin: Origin | None = None,
 ) -> FailoverRequest:
     """The request, or InvalidRequest naming every problem in one readable sentence each.
 
     `active_site` (the recorded one, when known) lets the modes that depend on it refuse early:
-    a migration leaves the active site, a failback returns to the original one, a drill never runs there.
+    a disaster, migration or failback leaves the active site, a drill never runs there.
     `site_status` (the evaluator's record, when known): a failback returns only to a site UP again.
+    `origin` (the workflow's ValidateRequest always has it): only the evaluator's own start is automatic.
     """
     if not isinstance(raw, dict):
         raise InvalidRequest("request must be a JSON object with mode, from, to, reason")
@@ -278,6 +322,7 @@ def parse_request(
         problems.append(f"from and to are both {raw.get('from')!r}; a recovery needs two different sites")
     if request is not None and not problems:
         problems += _mode_problems(request, config, active_site, site_status)
+        problems += _origin_problems(request, origin)
     if problems or request is None:
         raise InvalidRequest("invalid recovery request: " + "; ".join(problems))
     return request
@@ -302,7 +347,7 @@ def _mode_problems(
             )
     if request.lower_ttl_s is not None:
         problems += _ttl_problems(request.lower_ttl_s, mode, config)
-    if mode in ("migration", "failback") and active is not None and source != active:
+    if mode != "drill" and active is not None and source != active:
         problems.append(f"from: a {mode} leaves the active site, which is {active}, not {source}")
     if mode == "drill":
         if config.drill is None:
@@ -310,6 +355,32 @@ def _mode_problems(
         if active is not None and target == active:
             problems.append(f"to: {target} is the active site; a drill never touches production")
     return problems
+
+
+def _origin_problems(request: FailoverRequest, origin: Origin | None) -> list[str]:
+    """A start by hand claims neither the evaluator's trigger nor one of its incidents."""
+    incident = request.incident_id
+    if request.trigger == "manual":
+        if incident is not None and not incident.startswith(MANUAL_PREFIX):
+            return [
+                f"incidentId: a recovery started by hand has its own incident, starting with {MANUAL_PREFIX!r}, "
+                f"not {incident!r} (it could be another incident's); leave it out to get one"
+            ]
+        return []
+    if origin is None:
+        return []
+    recorded = origin.recorded_incident(request.from_site)
+    owner = origin.lock_owner()
+    if request.mode == "disaster" and incident == origin.execution == recorded == owner:
+        return []
+    seen = f"the evaluator records {recorded or 'no incident'} for {request.from_site}, the lock is held by " + (
+        owner or "nobody"
+    )
+    return [
+        f"trigger: 'automatic' is the evaluator's own start (its incident {request.from_site} DOWN, its lock, "
+        f"the execution named after it); execution {origin.execution} with incidentId {incident} is not: {seen}. "
+        "Start it by hand without a trigger"
+    ]
 
 
 def _ttl_problems(ttl_s: int, mode: RecoveryMode, config: Config) -> list[str]:

@@ -55,14 +55,17 @@ from dcwatch.ports import (
     Watch,
 )
 from dcwatch.recovery import (
+    MANUAL_PREFIX,
     MODE_WORDS,
     FailoverRequest,
     GroupPlan,
+    Origin,
     Record,
     RecoveryPlan,
     build_plan,
     describe_plan,
     leaving_site,
+    manual_incident,
     parse_request,
 )
 from dcwatch.waits import MAX_LOOKS, Polled, Sleep, wait_for
@@ -225,30 +228,35 @@ def validate_request(
     active_site: str | None = None,
     site_status: Callable[[str], str] | None = None,
     execution: str | None = None,
+    origin: Origin | None = None,
 ) -> WorkflowState:
-    """The accepted request and its plan; `execution` (the Step Functions execution name) owns the lock."""
-    request = parse_request(raw, config, active_site, site_status)
+    """The accepted request and its plan; `execution` (the Step Functions execution name) owns the lock.
+
+    A forced request (data loss accepted, the standby's agent overridden) waits for a human's approval."""
+    request = parse_request(raw, config, active_site, site_status, origin)
     now = clock()
-    incident = request.incident_id or f"manual-{request.from_site}-{now:%Y%m%dT%H%M%SZ}"
+    name = execution or (origin.execution if origin else None)
+    incident = request.incident_id or (
+        manual_incident(name) if name else f"{MANUAL_PREFIX}{request.from_site}-{now:%Y%m%dT%H%M%SZ}"
+    )
     gate = config.workflow.approval
     run_id = f"{incident}-{uuid.uuid4().hex[:12]}"
+    forced = request.force and not request.dry_run
     state = WorkflowState(
         request=request,
         plan=build_plan(config, request.from_site, request.to, request.mode),
         incident_id=incident,
         poll_seconds=config.workflow.poll_s,
         started_at=now,
-        approval=ApprovalGate(required=request.mode in gate.modes, timeout_seconds=gate.timeout_s),
+        approval=ApprovalGate(required=request.mode in gate.modes or forced, timeout_seconds=gate.timeout_s),
         fence_approval=ApprovalGate(timeout_seconds=gate.timeout_s),
         run_id=run_id,
-        lease_owner=execution or run_id,
+        lease_owner=name or run_id,
     )
     how = "dry run" if request.dry_run else request.trigger
-    return state.note(
-        "ValidateRequest",
-        f"{how} {MODE_WORDS[request.mode]} {request.from_site} -> {request.to}: {request.reason}",
-        clock,
-    )
+    detail = f"{how} {MODE_WORDS[request.mode]} {request.from_site} -> {request.to}: {request.reason}"
+    detail += "; forced: it waits for a human's approval" if forced else ""
+    return state.note("ValidateRequest", detail, clock)
 
 
 def acquire_lease(
