@@ -127,14 +127,14 @@ def test_a_timed_out_execution_never_releases_the_lock_another_execution_holds(d
     assert record["status"] == "TIMED_OUT" and "left alone" in record["lock"]
 
 
-def test_without_an_incident_id_in_the_input_the_record_is_filed_under_the_execution_name(deployed: Deployed):
+def test_without_an_incident_id_in_the_input_the_record_is_filed_under_the_workflows_name_for_it(deployed: Deployed):
     request = {"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "by hand from the console"}
     arn = "arn:aws:states:eu-central-1:123456789012:execution:dcwatch-demo-failover:console-start-1"
     event = stopped_event(name="console-start-1", executionArn=arn, input=json.dumps(request))
 
     outcome = deployed.invoke(event)
 
-    assert outcome["incidentId"] == "console-start-1"
-    [record] = deployed.store.audit("console-start-1")
+    assert outcome["incidentId"] == "manual-console-start-1"
+    [record] = deployed.store.audit("manual-console-start-1")
     assert "free" in record["lock"]
     assert len(deployed.alerts()) == 1

@@ -70,10 +70,17 @@ def test_the_rule_matches_this_machines_stopped_and_timed_out_executions_only():
     assert not matches(rule.pattern, sample(stateMachineArn=machine + "-other"))
 
 
-def test_the_incident_id_comes_from_the_execution_input_else_it_is_the_execution_name():
-    assert change(name="run-1").incident_id == "dc-a-down-20240514T083200Z"
+def test_the_incident_id_comes_from_the_execution_input_where_it_can_be_its_own_else_from_its_name():
+    # The evaluator's execution is named after its incident
+    evaluators = "dc-a-down-20240514T083200Z"
+    assert change(name=evaluators).incident_id == evaluators
+    # Another execution naming that incident is filed under its own name: it never writes into another incident
+    assert change(name="run-1").incident_id == "manual-run-1"
+    by_hand = {"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "by hand", "incidentId": "manual-chg-7"}
+    assert change(name="console-1", input=json.dumps(by_hand)).incident_id == "manual-chg-7"
     no_incident = json.dumps({"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "by hand"})
     assert change(name="manual-dc-a-1", input=no_incident).incident_id == "manual-dc-a-1"
+    assert change(name="console-2", input=no_incident).incident_id == "manual-console-2", "as the workflow names it"
     assert change(name="manual-dc-a-2", input="not json").incident_id == "manual-dc-a-2"
 
 

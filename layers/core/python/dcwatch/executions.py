@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dcwatch.config import Config
 from dcwatch.ports import Leases, Notifier, Once, StateStore
+from dcwatch.recovery import incident_of
 
 STATES_SOURCE = "aws.states"
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
@@ -54,9 +55,8 @@ class ExecutionStatusChange(BaseModel):
 
     @property
     def incident_id(self) -> str:
-        """The request's incidentId when it has one, else the execution's name."""
-        incident = self.request().get("incidentId")
-        return incident if isinstance(incident, str) and incident else self.name
+        """The request's incidentId when it can be this execution's, else the one the workflow gives it."""
+        return incident_of(self.request().get("incidentId"), self.name)
 
 
 def execution_ended_pattern(state_machine_arn: str) -> dict[str, Any]:

@@ -36,6 +36,19 @@ def manual_incident(execution: str) -> str:
     return execution if execution.startswith(MANUAL_PREFIX) else f"{MANUAL_PREFIX}{execution}"
 
 
+def incident_of(incident_id: object, execution: str) -> str:
+    """The incident a finished execution's records go under: its input's `incidentId` where that can be its own
+    (the evaluator names its execution after its incident; a manual one is in the manual namespace), else its
+    name in the manual namespace, as the workflow would have named it."""
+    if (
+        isinstance(incident_id, str)
+        and incident_id
+        and (incident_id == execution or incident_id.startswith(MANUAL_PREFIX))
+    ):
+        return incident_id
+    return manual_incident(execution)
+
+
 @dataclass(frozen=True)
 class Origin:
     """Who started an execution, as far as records a caller of StartExecution cannot write tell: before it
