@@ -97,7 +97,8 @@ def disaster(**overrides: Any) -> dict[str, Any]:
     return {"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "dc-a lost its storage", **overrides}
 
 
-def refused_log(caplog: pytest.LogCaptureFixture, message: str) -> Any:
+def warning_logged(caplog: pytest.LogCaptureFixture, message: str) -> Any:
+    """The one structured WARNING line with this message (its keys are the record's attributes)."""
     (record,) = [r for r in caplog.records if r.getMessage() == message]
     assert record.levelname == "WARNING"
     return record
@@ -120,7 +121,7 @@ def test_a_start_by_hand_claiming_the_automatic_trigger_is_refused_and_changes_n
         deployed.validate(disaster(trigger="automatic", incidentId="manual-1"), "manual-1")
     assert "the evaluator records no incident for dc-a, the lock is held by nobody" in str(refused.value)
     assert deployed.snapshot() == before
-    logged = refused_log(caplog, "request refused")
+    logged = warning_logged(caplog, "request refused")
     assert logged.execution == "manual-1" and "trigger" in logged.reason and logged.lock_released is False
 
 
@@ -134,7 +135,7 @@ def test_the_automatic_trigger_on_the_evaluators_own_incident_by_another_executi
     # Then it is refused, and the evaluator's lock and records are untouched
     assert deployed.snapshot() == before
     assert deployed.leases.holder().owner == EVALUATOR_INCIDENT
-    assert refused_log(caplog, "request refused").lock_released is False
+    assert warning_logged(caplog, "request refused").lock_released is False
 
 
 def test_the_evaluators_own_start_is_the_one_accepted_as_automatic(deployed):
@@ -153,7 +154,7 @@ def test_a_manual_start_naming_an_incident_outside_the_manual_namespace_is_refus
         deployed.validate(disaster(incidentId=incident), "manual-dc-a-20261207T101500Z-0a1b2c3d")
     assert deployed.snapshot() == before, "nothing written into another incident's records"
     assert deployed.store.audit(EVALUATOR_INCIDENT) == [{"kind": "site", "explanation": "dc-a DOWN"}]
-    assert incident in refused_log(caplog, "request refused").reason
+    assert incident in warning_logged(caplog, "request refused").reason
 
 
 def test_a_manual_start_without_an_incident_gets_its_own_named_after_its_execution(deployed):
@@ -171,7 +172,7 @@ def test_a_disaster_from_the_site_production_is_not_at_is_refused_and_the_lock_t
     with pytest.raises(InvalidRequest, match="from: a disaster leaves the active site, which is dc-b, not dc-a"):
         deployed.validate(disaster(incidentId="manual-dc-a-1"), "manual-dc-a-1")
     assert deployed.snapshot() == before, "the lock is given back, nothing else was written"
-    assert refused_log(caplog, "request refused").lock_released is True
+    assert warning_logged(caplog, "request refused").lock_released is True
 
 
 def test_a_forced_request_waits_for_a_humans_approval_even_where_the_config_asks_none(deployed):
@@ -203,7 +204,7 @@ def test_a_malformed_request_is_refused_by_name_and_changes_nothing(deployed, ca
     with pytest.raises(InvalidRequest, match=cause.replace("(", r"\(").replace(")", r"\)")):
         deployed.validate(raw, "manual-bad-1")
     assert deployed.snapshot() == before
-    assert cause in refused_log(caplog, "request refused").reason
+    assert cause in warning_logged(caplog, "request refused").reason
 
 
 # --- the CLI: refused before it takes the lock or starts anything ---
@@ -265,7 +266,7 @@ def test_the_control_function_records_that_a_direct_invoke_does_not_name_its_cal
     assert record["caller"] == (
         "not told to the function (direct Invoke, request req-ctl): see CloudTrail's Lambda data events"
     )
-    assert refused_log(caplog, "operator control").caller == record["caller"]
+    assert warning_logged(caplog, "operator control").caller == record["caller"]
 
 
 def test_a_caller_identity_written_into_the_control_event_is_refused_and_changes_nothing(deployed, caplog):
@@ -274,7 +275,7 @@ def test_a_caller_identity_written_into_the_control_event_is_refused_and_changes
     with pytest.raises(ControlInputError, match="requestContext: Extra inputs are not permitted"):
         deployed.control({"action": "automation", "state": "off", "reason": "x-x-x", "by": "ceo", **forged})
     assert deployed.snapshot() == before
-    assert "requestContext" in refused_log(caplog, "control request refused").reason
+    assert "requestContext" in warning_logged(caplog, "control request refused").reason
 
 
 @pytest.mark.parametrize(
@@ -291,4 +292,4 @@ def test_a_malformed_control_request_is_refused_by_name_changes_nothing_and_is_l
     with pytest.raises(ControlInputError, match=cause):
         deployed.control(event)
     assert deployed.snapshot() == before
-    assert cause in refused_log(caplog, "control request refused").reason
+    assert cause in warning_logged(caplog, "control request refused").reason
