@@ -60,7 +60,6 @@ def build(app: cdk.App) -> DcwatchStack:
     """
     settings = SynthSettings.from_context(app.node)
     config = load_config(settings.config_path)
-    _check_zone_ids(settings.hosted_zone_ids, dns_zones(config), settings.config_path)
     # The CDK CLI passes the profile's region; a probe in a second region must know the home region by name.
     home = settings.region or (os.environ.get("CDK_DEFAULT_REGION") if config.secondary_region else None)
     if config.secondary_region and not home:
@@ -70,6 +69,7 @@ def build(app: cdk.App) -> DcwatchStack:
         )
     if config.secondary_region and config.secondary_region == home:
         raise ContextError(f"secondary_region: {home} is the home region already; pick another one")
+    _check_zone_ids(settings.hosted_zone_ids, dns_zones(config), settings.config_path)
     inputs = SynthInputs(
         settings.config_path,
         settings.placeholder_deps,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,19 +78,33 @@ def test_the_zone_given_by_id_is_the_one_changed_never_its_namesake(
     assert looked_up == [], "no zone is looked up by name when the ids are given"
 
 
-def test_a_zone_without_a_given_id_is_refused_not_looked_up(route53: Any, split_horizon: dict[str, str]):
+def refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The structured "hosted zone refused" log lines of the run (their fields are the record's attributes)."""
+    return [r for r in caplog.records if r.getMessage() == "hosted zone refused"]
+
+
+def test_a_zone_without_a_given_id_is_refused_not_looked_up(
+    route53: Any, split_horizon: dict[str, str], caplog: pytest.LogCaptureFixture
+):
     looked_up = lookups_by_name(route53)
     dns = Route53Dns(route53, zone_ids={"other.example.": "Z0000000000009"})
     with pytest.raises(LookupError, match=f"no hosted zone id given for {ZONE}"):
         dns.upsert([SHOP])
     assert looked_up == []
     assert all(shop_values(route53, zone_id) == [] for zone_id in split_horizon.values()), "nothing changed"
+    [refused] = refusals(caplog)
+    assert (refused.zone, refused.reason, refused.given) == (ZONE, "no id given for it", ["other.example."])
 
 
-def test_without_ids_a_name_two_zones_share_is_refused_rather_than_guessed(route53: Any, split_horizon: dict[str, str]):
+def test_without_ids_a_name_two_zones_share_is_refused_rather_than_guessed(
+    route53: Any, split_horizon: dict[str, str], caplog: pytest.LogCaptureFixture
+):
     with pytest.raises(LookupError, match=f"2 hosted zones are named {ZONE}"):
         Route53Dns(route53).upsert([SHOP])
     assert all(shop_values(route53, zone_id) == [] for zone_id in split_horizon.values()), "nothing changed"
+    [refused] = refusals(caplog)
+    assert refused.reason == "a name several zones share"
+    assert sorted(refused.zone_ids) == sorted(split_horizon.values())
 
 
 def test_zone_ids_match_whatever_the_case_and_the_trailing_dot(route53: Any, split_horizon: dict[str, str]):

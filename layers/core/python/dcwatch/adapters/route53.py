@@ -7,6 +7,7 @@ from typing import Any
 
 from dcwatch.adapters.aws import LazyClient, aws_call
 from dcwatch.errors import TransientError
+from dcwatch.observability import logger
 from dcwatch.ports import RecordValues
 from dcwatch.routing import answered_values
 from dcwatch.zones import zone_key
@@ -28,6 +29,7 @@ class Route53Dns:
         if key in self._zone_ids:
             return self._zone_ids[key]
         if self._given:
+            logger.warning("hosted zone refused", zone=zone, reason="no id given for it", given=sorted(self._given))
             raise LookupError(f"no hosted zone id given for {zone} (given: {', '.join(sorted(self._given))})")
         with aws_call("route53:ListHostedZonesByName"):
             zones = self._client().list_hosted_zones_by_name(DNSName=zone)["HostedZones"]
@@ -35,9 +37,11 @@ class Route53Dns:
         if not match:
             raise LookupError(f"hosted zone {zone} not found in Route 53")
         if len(match) > 1:
+            ids = [z["Id"].split("/")[-1] for z in match]
+            logger.warning("hosted zone refused", zone=zone, reason="a name several zones share", zone_ids=ids)
             raise LookupError(
                 f"{len(match)} hosted zones are named {zone} (public and private): give their ids "
-                f"({', '.join(z['Id'].split('/')[-1] for z in match)}), dcwatch will not guess which one serves"
+                f"({', '.join(ids)}), dcwatch will not guess which one serves"
             )
         self._zone_ids[key] = match[0]["Id"].split("/")[-1]
         return self._zone_ids[key]
