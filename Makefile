@@ -65,8 +65,10 @@ infra: install cdk
 	$(BIN)/python -m pytest -q tests/infrastructure
 
 # Offline, with the placeholder dependency layer (it says so); a plain `python app.py` builds the real one.
+# Every synth names the id of each hosted zone of its config; the demo's is made up.
+DEMO_ZONE_IDS = {"hosting.example.": "Z0000000000001"}
 synth: install
-	cd infra && ../$(BIN)/python app.py -c deps=placeholder
+	cd infra && ../$(BIN)/python app.py -c deps=placeholder -c hosted_zone_ids='$(DEMO_ZONE_IDS)'
 
 schemas: install
 	$(BIN)/python -m dcwatch.contracts events/schemas

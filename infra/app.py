@@ -2,7 +2,8 @@
 
 Context: `config=PATH` (default: the demo config), `deps=placeholder` (an offline stand-in for the
 dependency layer that deploys but cannot run, with a warning; by default pip builds the real layer from
-PyPI), `hosted_zone_ids='{"zone.": "ZONEID"}'` (scope Route 53 permissions to these zones),
+PyPI), `hosted_zone_ids='{"zone.": "ZONEID"}'` (required: the id of every zone of the config; the functions
+change records by these ids, and only their steps' records in these zones),
 `region=REGION` (the home region; needed with the config's `secondary_region` outside the CDK CLI),
 `agent_trust_anchor_arn=ARN` (the site agents' roles trust this IAM Roles Anywhere trust anchor) and/or
 `agent_principal=ACCOUNT|ARN` (trials): with `fencing.agents` in the config and neither, no agent role and a warning.

@@ -12,6 +12,7 @@ from typing import Any
 import aws_cdk as cdk
 
 from dcwatch.config import REGION_PATTERN, load_config
+from dcwatch.zones import decode_zone_ids, dns_zones, zone_key
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
 from dcwatch_infra.probe_stack import ProbeStack
@@ -59,9 +60,6 @@ def build(app: cdk.App) -> DcwatchStack:
     """
     settings = SynthSettings.from_context(app.node)
     config = load_config(settings.config_path)
-    missing = sorted({s.dns.zone for s in config.services} - set(settings.hosted_zone_ids))
-    if settings.hosted_zone_ids and missing:
-        raise ContextError(f"hosted_zone_ids: no hosted zone id for {missing} (zones of {settings.config_path})")
     # The CDK CLI passes the profile's region; a probe in a second region must know the home region by name.
     home = settings.region or (os.environ.get("CDK_DEFAULT_REGION") if config.secondary_region else None)
     if config.secondary_region and not home:
@@ -71,6 +69,7 @@ def build(app: cdk.App) -> DcwatchStack:
         )
     if config.secondary_region and config.secondary_region == home:
         raise ContextError(f"secondary_region: {home} is the home region already; pick another one")
+    _check_zone_ids(settings.hosted_zone_ids, dns_zones(config), settings.config_path)
     inputs = SynthInputs(
         settings.config_path,
         settings.placeholder_deps,
@@ -146,16 +145,22 @@ def _region(value: Any) -> str | None:
 
 def _zone_ids(value: Any) -> dict[str, str]:
     """`{"zone.": "Z123", ...}`, given as JSON text on the command line or as an object in cdk.json."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise ContextError(f"hosted_zone_ids: not valid JSON ({exc}): {value!r}") from None
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ContextError(f'hosted_zone_ids: expected {{"zone.": "hosted zone id", ...}}, got {value!r}')
-    return {(zone if zone.endswith(".") else zone + "."): zone_id.split("/")[-1] for zone, zone_id in value.items()}
+    try:
+        return decode_zone_ids(value, "hosted_zone_ids")
+    except ValueError as exc:
+        raise ContextError(str(exc)) from None
+
+
+def _check_zone_ids(zone_ids: dict[str, str], zones: list[str], config_path: Path) -> None:
+    """Every zone of the config has its id: the functions change records by zone id, never by a name that a
+    public and a private zone may share, and are granted exactly these zones."""
+    missing = [zone for zone in zones if zone_key(zone) not in {zone_key(z) for z in zone_ids}]
+    if missing:
+        example = json.dumps(dict.fromkeys(missing, "Z0123456789ABC"))
+        raise ContextError(
+            f"hosted_zone_ids: no hosted zone id for {missing} (zones of {config_path}); give every zone's id: "
+            f"-c hosted_zone_ids='{example}' (in a split-horizon setup, the id of the zone dcwatch must change)"
+        )
 
 
 TRUST_ANCHOR_PATTERN = r"^arn:aws[a-z-]*:rolesanywhere:[a-z0-9-]+:[0-9]{12}:trust-anchor/[0-9a-f-]{36}$"

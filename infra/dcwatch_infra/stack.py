@@ -52,9 +52,12 @@ from dcwatch.wiring import (
     message_group,
     step_arns,
 )
+from dcwatch.zones import ENV_HOSTED_ZONE_IDS, encode_zone_ids
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
 from dcwatch_infra.agents import AgentTrust, SiteAgentRoles
+from dcwatch_infra.append_only import append_only_policy
+from dcwatch_infra.dns_access import grant_dns
 from dcwatch_infra.functions import dcwatch_function, probe_function
 from dcwatch_infra.layers import code_layers
 from dcwatch_infra.monitoring import Monitoring, Vantage
@@ -103,10 +106,7 @@ LOCK_INSPECTORS = ("ExecutionEnded",)
 SITE_LEASE_READERS = ("ProveFenced",)
 WORKFLOW_STARTERS = ("Evaluate",)
 APPROVAL_ANSWERERS = ("Control",)  # SendTaskSuccess: the answer to the workflow's approval gate
-DNS_SWITCHERS = ("SwitchDns", "CleanUpDrill", "LowerTtl")
-# A drill notes its records before the switch, restores them after; LowerTtl re-writes the current values.
-DNS_READERS = ("PrepareDrill", "CleanUpDrill", "LowerTtl")
-DNS_WATCHERS = ("CheckDns",)
+# Route 53, record by record: `dns_access.py`.
 # Steps that act once per run: their Powertools idempotency records (get, conditional put, update, delete).
 ONCE_ACTORS = (
     "StartGroup",
@@ -168,6 +168,7 @@ class DcwatchStack(Stack):
         )
         self.config = config
         self.topology = config.topology
+        self.hosted_zone_ids = inputs.hosted_zone_ids or {}
         for warning_id, warning in config.warnings.items():
             Annotations.of(self).add_warning_v2(warning_id, warning)
         for key, value in config.tags.items():
@@ -215,7 +216,7 @@ class DcwatchStack(Stack):
             )
         self._execution_ended_rule()
         self._probe_schedules()
-        self._grant(inputs.hosted_zone_ids or {})
+        self._grant(self.hosted_zone_ids)
         self.agent_roles = self._site_agent_roles(inputs)
 
         self.monitoring = Monitoring(
@@ -310,6 +311,7 @@ class DcwatchStack(Stack):
             # State and leases are rebuilt by a new deployment; the audit trail outlives the stack.
             removal_policy=RemovalPolicy.RETAIN if spec.kept else RemovalPolicy.DESTROY,
             deletion_protection=spec.kept,
+            resource_policy=append_only_policy() if spec.kept else None,
         )
 
     def _environment(self) -> dict[str, str]:
@@ -319,6 +321,7 @@ class DcwatchStack(Stack):
             c.ENV_TOPIC_ARN: self.topic.topic_arn,
             "POWERTOOLS_METRICS_NAMESPACE": c.metrics_namespace(self.config.name),
             **{spec.env: self.tables[spec.key].table_name for spec in TABLES},
+            ENV_HOSTED_ZONE_IDS: encode_zone_ids(self.hosted_zone_ids),
         }
 
     def _rule_queue(self, name: str, spec: QueueSpec, consumer: FunctionSpec) -> sqs.Queue:
@@ -555,54 +558,7 @@ class DcwatchStack(Stack):
         for fn in self._holders(HOOK_CALLERS) if hook_functions else []:
             fn.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=hook_functions))
 
-        drill = self.config.drill.services if self.config.drill else []
-        zones = sorted({service.dns.zone for service in self.config.services} | {d.dns.zone for d in drill})
-        if hosted_zone_ids:
-            zone_arns = [self._route53_arn("hostedzone", hosted_zone_ids[zone]) for zone in zones]
-        else:
-            # Without `-c hosted_zone_ids`, any zone of the account; the production setup narrows it.
-            zone_arns = [self._route53_arn("hostedzone", "*")]
-        for fn in self._holders(DNS_READERS):
-            fn.add_to_role_policy(iam.PolicyStatement(actions=["route53:ListResourceRecordSets"], resources=zone_arns))
-        for fn in self._holders(tuple(dict.fromkeys(DNS_SWITCHERS + DNS_READERS))):
-            if fn in self._holders(DNS_SWITCHERS):
-                fn.add_to_role_policy(
-                    iam.PolicyStatement(actions=["route53:ChangeResourceRecordSets"], resources=zone_arns)
-                )
-            # Finding a zone's id by its name has no resource-level permission.
-            fn.add_to_role_policy(iam.PolicyStatement(actions=["route53:ListHostedZonesByName"], resources=["*"]))
-            nag.acknowledge(
-                fn.role,  # type: ignore[arg-type]
-                "IAM5[Resource::*]",
-                "route53:ListHostedZonesByName (finding a zone's id from its name) has no resource-level permission",
-            )
-            if not hosted_zone_ids:
-                nag.acknowledge(
-                    fn.role,  # type: ignore[arg-type]
-                    self._route53_finding("hostedzone"),
-                    "no -c hosted_zone_ids given (a synth for checking); deployments pass the zone ids and get "
-                    "ChangeResourceRecordSets and ListResourceRecordSets on exactly the configured zones",
-                )
-        for fn in self._holders(DNS_WATCHERS):
-            fn.add_to_role_policy(
-                iam.PolicyStatement(actions=["route53:GetChange"], resources=[self._route53_arn("change", "*")])
-            )
-            # Verifying the answers: TestDNSAnswer and finding the zone's id have no resource-level permission.
-            fn.add_to_role_policy(
-                iam.PolicyStatement(actions=["route53:TestDNSAnswer", "route53:ListHostedZonesByName"], resources=["*"])
-            )
-            nag.acknowledge(
-                fn.role,  # type: ignore[arg-type]
-                "IAM5[Resource::*]",
-                "route53:TestDNSAnswer (asking Route 53's name servers what they answer) and "
-                "route53:ListHostedZonesByName have no resource-level permission; both only read",
-            )
-            nag.acknowledge(
-                fn.role,  # type: ignore[arg-type]
-                self._route53_finding("change"),
-                "Route 53 change ids are only known once SwitchDns made the change; GetChange reads a change's "
-                "status and nothing else",
-            )
+        grant_dns(self, self.config, hosted_zone_ids, self._holders)
 
     def _hook_function_arns(self) -> set[str]:
         """The Lambda hooks of the config, as ARNs (a bare name is a function of this account and region)."""
@@ -640,13 +596,6 @@ class DcwatchStack(Stack):
 
     def _arn(self, service: str, resource: str, name: str) -> str:
         return self.format_arn(service=service, resource=resource, resource_name=name)
-
-    def _route53_arn(self, resource: str, name: str) -> str:
-        return f"arn:{self.partition}:route53:::{resource}/{name}"
-
-    def _route53_finding(self, resource: str) -> str:
-        """The IAM5 finding of `_route53_arn(resource, "*")`: its id holds the partition as the template does."""
-        return f"IAM5[Resource::arn:{nag.partition(self)}:route53:::{resource}/*]"
 
 
 def _event_pattern(pattern: dict[str, object]) -> events.EventPattern:

@@ -38,7 +38,7 @@ def _write(directory: Path, name: str, doc: dict[str, Any]) -> Path:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The demo config's stack: no hosted zone ids, the placeholder dependency layer."""
+    """The demo config's stack: made-up hosted zone ids (`synthesize`), the placeholder dependency layer."""
     return synthesize(tmp_path_factory.mktemp("cdk.out"), **PLACEHOLDER)
 
 

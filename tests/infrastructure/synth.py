@@ -14,6 +14,7 @@ import aws_cdk as cdk  # noqa: E402 - after the environment jsii reads at start
 from aws_cdk.assertions import Template  # noqa: E402
 
 from dcwatch.config import Config, load_config  # noqa: E402
+from dcwatch.zones import dns_zones  # noqa: E402
 from dcwatch_infra import constants  # noqa: E402
 from dcwatch_infra.build import build, cli_context  # noqa: E402
 from dcwatch_infra.nag import REPORT  # noqa: E402
@@ -53,8 +54,17 @@ class Synth:
         return sorted(self.outdir.glob("*.template.json"))
 
 
+def zone_ids_context(config_path: Path) -> str:
+    """`-c hosted_zone_ids` for every zone of the config: a made-up id per zone, as a deployment gives the real ones."""
+    zones = dns_zones(load_config(config_path))
+    return json.dumps({zone: f"Z{index:013d}" for index, zone in enumerate(zones, start=1)})
+
+
 def synthesize(outdir: Path, **context: str) -> Synth:
-    """The stacks exactly as `infra/app.py` builds them, from CDK context; NagFindings if cdk-nag objects."""
+    """The stacks exactly as `infra/app.py` builds them, from CDK context; NagFindings if cdk-nag objects. Without
+    `hosted_zone_ids` in `context`, every zone of the config gets one (`zone_ids_context`): a synth needs them."""
+    config_path = Path(context.get("config") or constants.DEMO_CONFIG)
+    context = {"hosted_zone_ids": zone_ids_context(config_path), **context}
     app = cdk.App(outdir=str(outdir), context={**cli_context(), **context})
     stack = build(app)
     try:
@@ -68,7 +78,6 @@ def synthesize(outdir: Path, **context: str) -> Synth:
     def template(s: cdk.Stack) -> Template:
         return Template.from_json(assembly.get_stack_by_name(s.stack_name).template)
 
-    config_path = Path(context.get("config") or constants.DEMO_CONFIG)
     return Synth(
         stack,
         template(stack),

@@ -111,3 +111,12 @@ def _grants(statements: list[dict[str, Any]]) -> list[Grant]:
 
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def role_statements(template: Synth | Template) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(role logical id, statement) of every role of the template: its inline policies and the policies attached."""
+    for role_id, role in resources(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            yield from ((role_id, st) for st in _listed(policy["PolicyDocument"]["Statement"]))
+        for statements in role_policies(template, role_id).values():
+            yield from ((role_id, st) for st in statements)

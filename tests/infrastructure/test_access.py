@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ from tests.infrastructure.template import (
     refs,
     resources,
     resources_for,
+    role_statements,
     services_of,
     statement_grants,
 )
@@ -138,6 +141,53 @@ def test_the_audit_trail_is_append_only_for_the_functions_that_write_it(demo: Sy
     }
 
 
+# What no principal may do to an audit record, whatever its grants: change it, delete it (also in a batch).
+AUDIT_FORBIDDEN = {
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
+
+
+def audit_denials(synth: Synth) -> list[dict[str, Any]]:
+    """The Deny statements of the audit table's own resource policy."""
+    table = resources(synth, "AWS::DynamoDB::Table")[synth.logical_id(synth.stack.tables["Audit"])]
+    statements = table["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    return [st for st in statements if st["Effect"] == "Deny"]
+
+
+def test_the_audit_tables_own_policy_denies_every_principal_changing_or_deleting_a_record(demo: Synth):
+    [deny] = audit_denials(demo)
+    assert deny["Principal"] == {"AWS": "*"}, "every role of the stack, the agents' and any other principal"
+    assert set(deny["Action"]) == AUDIT_FORBIDDEN
+    assert deny["Resource"] == "*", "the table the policy is attached to"
+    assert "Condition" not in deny
+    # Appending stays possible: PutItem is not denied, and the state table (updated with the audit) has no such policy.
+    assert "dynamodb:PutItem" not in deny["Action"]
+    state = resources(demo, "AWS::DynamoDB::Table")[demo.logical_id(demo.stack.tables["State"])]
+    assert "ResourcePolicy" not in state["Properties"]
+
+
+def audit_changers(synth: Synth) -> list[str]:
+    """`role: actions` for every role of the stack allowed to change or delete an audit record (wildcards too)."""
+    audit = synth.logical_id(synth.stack.tables["Audit"])
+    found = []
+    for role_id, statement in role_statements(synth):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        on_audit = statement["Resource"] == "*" or audit in refs(statement["Resource"])
+        matching = {a for a in AUDIT_FORBIDDEN for pattern in actions if fnmatch.fnmatchcase(a, pattern)}
+        if statement["Effect"] == "Allow" and on_audit and matching:
+            found.append(f"{role_id}: {sorted(matching)}")
+    return found
+
+
+def test_no_role_of_the_stack_is_even_granted_a_change_or_delete_of_an_audit_record(demo: Synth):
+    assert len(resources(demo, "AWS::IAM::Role")) > len(FUNCTIONS), "the functions', the workflow's, the scheduler's"
+    assert audit_changers(demo) == []
+
+
 def test_the_lock_is_taken_renewed_and_released_only_by_the_evaluator_and_the_steps_that_hold_it(demo: Synth):
     # Steps: AcquireLease, ReleaseLease, Approved, SwitchDns (renews it before the switch); ValidateRequest gives
     # back the lock taken for its own execution when it rejects the request. SiteSteps: StartGroup and
@@ -173,19 +223,53 @@ def test_vcenter_secrets_are_referenced_by_name_never_created_and_read_only_wher
     assert "SecretString" not in json.dumps(demo.template.to_json()), "no secret value in the template"
 
 
-def test_without_zone_ids_dns_changes_may_touch_any_hosted_zone_and_follow_any_change(demo: Synth):
-    # The demo's stack has no region: the partition is the template's pseudo parameter.
-    switch = function_grants(demo, "Steps")  # SwitchDns
-    any_zone = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":route53:::hostedzone/*"]]}
-    assert resources_for(switch, "route53:ChangeResourceRecordSets") == [any_zone]
-    assert resources_for(switch, "route53:ListHostedZonesByName") == ["*"]
-    [follow] = resources_for(function_grants(demo, "Steps"), "route53:GetChange")  # CheckDns
-    assert "change/*" in str(follow)
+def record_changes(synth: Synth, key: str) -> set[tuple[str, frozenset[str], frozenset[str], frozenset[str]]]:
+    """(zone, names, types, actions) of every ChangeResourceRecordSets the function may send."""
+    found = set()
+    for grant in function_grants(synth, key):
+        if grant.action != "route53:ChangeResourceRecordSets":
+            continue
+        keys = grant.condition["ForAllValues:StringEquals"]
+        assert grant.condition["Null"] == dict.fromkeys(keys, "false"), "a request without the keys passes nothing"
+        found.add(
+            (
+                grant.resource,
+                frozenset(keys["route53:ChangeResourceRecordSetsNormalizedRecordNames"]),
+                frozenset(keys["route53:ChangeResourceRecordSetsRecordTypes"]),
+                frozenset(keys["route53:ChangeResourceRecordSetsActions"]),
+            )
+        )
+    return found
 
 
-def test_with_zone_ids_dns_changes_are_scoped_to_exactly_the_configured_zones(prod: Synth):
-    for key in ("Steps", "SiteSteps"):  # SwitchDns and LowerTtl; CleanUpDrill restoring a drill's records
-        assert resources_for(function_grants(prod, key), "route53:ChangeResourceRecordSets") == [PROD_ZONE], key
+def test_dns_steps_may_change_exactly_their_records_types_and_actions_in_the_configured_zone(prod: Synth):
+    # Names as IAM compares them: lower case, no trailing dot.
+    production = frozenset(s.dns.name.rstrip(".") for s in prod.config.services)
+    drill = frozenset(d.dns.name.rstrip(".") for d in prod.config.drill.services)  # type: ignore[union-attr]
+    a_records = frozenset({"A"})
+    # Steps: SwitchDns (production in a recovery, the drill records in a drill) and LowerTtl (production): UPSERT.
+    assert record_changes(prod, "Steps") == {
+        (PROD_ZONE, production, a_records, frozenset({"UPSERT"})),
+        (PROD_ZONE, drill, a_records, frozenset({"UPSERT"})),
+    }
+    # SiteSteps: CleanUpDrill restores (UPSERT) or removes (DELETE) the drill records, and nothing of production.
+    assert record_changes(prod, "SiteSteps") == {(PROD_ZONE, drill, a_records, frozenset({"UPSERT", "DELETE"}))}
+    for key in ("Probe", "Evaluate", "AgentReports", "Control", "ExecutionEnded"):
+        assert not record_changes(prod, key), key
+
+
+def test_no_function_may_look_a_zone_up_by_name_each_is_given_the_zone_ids(prod: Synth):
+    for spec in FUNCTIONS:
+        assert not resources_for(function_grants(prod, spec.key), "route53:ListHostedZonesByName"), spec.key
+    for function in resources(prod, "AWS::Lambda::Function").values():
+        given = json.loads(function["Properties"]["Environment"]["Variables"]["DCWATCH_HOSTED_ZONE_IDS"])
+        assert given == {"hosting.example.": ZONE_ID}
+
+
+def test_dns_changes_are_followed_by_change_id_and_verified_by_asking_route53(prod: Synth):
+    checks = function_grants(prod, "Steps")  # CheckDns
+    assert resources_for(checks, "route53:GetChange") == ["arn:aws:route53:::change/*"]
+    assert resources_for(checks, "route53:TestDNSAnswer") == ["*"]
 
 
 def test_workflow_role_invokes_exactly_its_steps(demo: Synth):
@@ -196,12 +280,12 @@ def test_workflow_role_invokes_exactly_its_steps(demo: Synth):
     assert services_of(granted) == {"lambda", "logs", "xray"}
 
 
-def test_a_drill_reads_and_restores_its_records_only_in_the_configured_zones(prod: Synth):
+def test_a_drill_reads_its_records_and_lower_ttl_the_current_values_only_in_the_configured_zone(prod: Synth):
     # PrepareDrill and CleanUpDrill (SiteSteps); LowerTtl (Steps) reads the current values it re-writes.
     for key in ("SiteSteps", "Steps"):
         assert resources_for(function_grants(prod, key), "route53:ListResourceRecordSets") == [PROD_ZONE], key
-    for key in ("Probe", "Evaluate", "Control", "ExecutionEnded"):
-        assert not resources_for(function_grants(prod, key), "route53:ChangeResourceRecordSets"), key
+    for key in ("Probe", "Evaluate", "AgentReports", "Control", "ExecutionEnded"):
+        assert not resources_for(function_grants(prod, key), "route53:ListResourceRecordSets"), key
 
 
 def test_the_ended_execution_handler_appends_audit_releases_its_lock_and_alerts_and_nothing_else(demo: Synth):

@@ -16,7 +16,7 @@ import pytest
 
 from dcwatch.wiring import REPO_ROOT
 from dcwatch_infra import constants
-from tests.infrastructure.synth import offline_environment
+from tests.infrastructure.synth import offline_environment, zone_ids_context
 
 pytestmark = pytest.mark.infrastructure
 
@@ -52,7 +52,12 @@ def test_the_cli_synthesizes_the_app_with_every_recommended_flag_and_no_flag_war
     }
     # As `make synth` does, with the offline placeholder: the real dependency layer comes from PyPI.
     command = [str(CDK), "synth", "--quiet", "--no-notices", "-o", str(outdir)]
-    command += ["-c", f"deps={constants.DEPS_PLACEHOLDER}"]
+    command += [
+        "-c",
+        f"deps={constants.DEPS_PLACEHOLDER}",
+        "-c",
+        f"hosted_zone_ids={zone_ids_context(constants.DEMO_CONFIG)}",
+    ]
     done = subprocess.run(command, cwd=constants.CDK_JSON.parent, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     # The CLI warns "N feature flags are not configured" when one is left at a default other than its recommendation.

@@ -13,6 +13,7 @@ from dcwatch.config import TRUST_QUORUM_WARNING
 from dcwatch_infra import constants
 from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
 from tests.infrastructure.template import refs, resources
+from tests.infrastructure.test_access import audit_changers, audit_denials
 from tests.unit.test_agent_config import FENCING
 
 pytestmark = pytest.mark.infrastructure
@@ -118,3 +119,14 @@ def test_agents_without_a_trust_anchor_or_principal_get_no_role_and_a_warning(un
 def test_without_agents_the_stack_has_no_agent_role_and_no_agent_warning(trusting: Synth):
     assert agent_roles(trusting) == {}
     assert not Annotations.from_stack(trusting.stack).find_warning("*", Match.string_like_regexp("agent_trust"))
+
+
+def test_the_site_agents_roles_append_fence_records_but_may_not_change_or_delete_one(agents: Synth):
+    audit = agents.logical_id(agents.stack.tables["Audit"])
+    for role in agent_roles(agents).values():
+        fenced = statement(role, "OwnFenceAudit")
+        assert actions(fenced) == ["dynamodb:PutItem"] and audit in refs(fenced["Resource"])
+    assert audit_changers(agents) == []
+    # And were one granted it, the table's own policy denies every principal, theirs included.
+    [deny] = audit_denials(agents)
+    assert deny["Principal"] == {"AWS": "*"}

@@ -108,3 +108,15 @@ def test_functions_read_the_same_environment_variables_here_and_there(demo: Synt
     for function in resources(demo, "AWS::Lambda::Function").values():
         deployed |= {k for k in function["Properties"]["Environment"]["Variables"] if k.startswith("DCWATCH_")}
     assert set(env) - set(LOCAL_ONLY_ENV) == deployed
+
+
+def test_functions_get_the_hosted_zone_ids_here_as_there_for_every_zone_of_the_config(demo: Synth, local):
+    cloud, provisioned, env = local
+    given = json.loads(env["DCWATCH_HOSTED_ZONE_IDS"])
+    created = {z["Name"]: z["Id"].split("/")[-1] for z in cloud.client("route53").list_hosted_zones()["HostedZones"]}
+    assert given == provisioned.zone_ids == created, "the ids of the zones the local runtime created"
+    deployed = [
+        json.loads(function["Properties"]["Environment"]["Variables"]["DCWATCH_HOSTED_ZONE_IDS"])
+        for function in resources(demo, "AWS::Lambda::Function").values()
+    ]
+    assert all(d.keys() == given.keys() for d in deployed), "the same zones, by the same names"

@@ -124,6 +124,35 @@ def test_bad_context_is_refused_before_anything_is_built(context: dict[str, str]
     assert not app.node.children
 
 
+def test_a_synth_without_hosted_zone_ids_stops_before_anything_is_built_naming_the_flag():
+    app = cdk.App(context={"deps": "placeholder"})
+    with pytest.raises(ContextError, match=re.escape('-c hosted_zone_ids=\'{"hosting.example.": ')):
+        build(app)
+    assert not app.node.children
+
+
+def test_the_drill_records_zone_needs_its_id_too(tmp_path: Path):
+    doc = yaml.safe_load(constants.DEMO_CONFIG.read_text(encoding="utf-8"))
+    for drill in doc["drill"]["services"]:
+        drill["dns"] = {**drill["dns"], "zone": "drill.example.", "name": f"{drill['name']}.drill.example."}
+    path = tmp_path / "drill-zone.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    app = cdk.App(context={"deps": "placeholder", "config": str(path), "hosted_zone_ids": '{"hosting.example.": "Z1"}'})
+    with pytest.raises(ContextError, match=re.escape("no hosted zone id for ['drill.example.']")):
+        build(app)
+
+
+def test_app_py_without_hosted_zone_ids_exits_2_naming_the_flag(tmp_path: Path):
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path / "cdk.out")}
+    done = subprocess.run(
+        [sys.executable, str(APP), "-c", "deps=placeholder"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "hosted_zone_ids: no hosted zone id for ['hosting.example.']" in done.stderr
+    assert "-c hosted_zone_ids=" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "cdk.out" / "manifest.json").exists()
+
+
 def test_dependency_layer_installs_the_declared_dependencies_but_not_the_runtimes_boto3():
     names = {req.split(">")[0].split("=")[0].strip().lower() for req in layer_requirements()}
     assert names == {"pydantic", "pyyaml", "pyvmomi", "aws-lambda-powertools", "aws-xray-sdk", "aiohttp", "dnspython"}

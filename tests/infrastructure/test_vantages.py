@@ -11,7 +11,7 @@ import yaml
 from dcwatch_infra import constants
 from dcwatch_infra.build import ContextError, build
 from tests.infrastructure.conftest import HOME_REGION, NETWORK, SECOND_REGION
-from tests.infrastructure.synth import PLACEHOLDER, Synth
+from tests.infrastructure.synth import PLACEHOLDER, Synth, zone_ids_context
 from tests.infrastructure.template import Grant, actions_of, function_role, grants, refs, resources, resources_for
 
 pytestmark = pytest.mark.infrastructure
@@ -98,4 +98,8 @@ def test_a_second_region_needs_to_know_the_home_region_and_must_differ_from_it(t
         build(cdk.App(context={"config": str(config), "region": SECOND_REGION}))
     # Under the CDK CLI the profile's region is the home region.
     monkeypatch.setenv("CDK_DEFAULT_REGION", HOME_REGION)
-    assert build(cdk.App(context={**PLACEHOLDER, "config": str(config)})).region == HOME_REGION
+    zone_ids = zone_ids_context(config)
+    assert (
+        build(cdk.App(context={**PLACEHOLDER, "config": str(config), "hosted_zone_ids": zone_ids})).region
+        == HOME_REGION
+    )

@@ -11,12 +11,13 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dcwatch.config import Config, Hook, load_config
 from dcwatch.ports import HookResult
+from dcwatch.zones import ENV_HOSTED_ZONE_IDS, decode_zone_ids
 
 if TYPE_CHECKING:
     from dcwatch.adapters.agent_aws import SiteLeaseTable
@@ -49,6 +50,8 @@ class Settings:
     home_region: str = ""  # a probe in a second region publishes to, and reads secrets from, the home region
     idempotency_table_name: str = ""  # steps that act once record their actions here
     dns_resolver: str = ""  # verify DNS answers through this resolver instead of Route 53's TestDNSAnswer
+    # The hosted zones the functions read and change, by id (`dcwatch.zones`): never looked up by name.
+    hosted_zone_ids: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +71,7 @@ class Settings:
             home_region=env.get("DCWATCH_HOME_REGION", ""),
             idempotency_table_name=env.get("DCWATCH_IDEMPOTENCY_TABLE_NAME", ""),
             dns_resolver=env.get("DCWATCH_DNS_RESOLVER", ""),
+            hosted_zone_ids=decode_zone_ids(env.get(ENV_HOSTED_ZONE_IDS, "")),
         )
 
 
@@ -134,7 +138,7 @@ class App:
     def dns(self) -> Route53Dns:
         from dcwatch.adapters.route53 import Route53Dns
 
-        return Route53Dns(resolver=self.settings.dns_resolver)
+        return Route53Dns(resolver=self.settings.dns_resolver, zone_ids=self.settings.hosted_zone_ids)
 
     @cached_property
     def once(self) -> IdempotentSteps:

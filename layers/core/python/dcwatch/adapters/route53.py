@@ -2,33 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dcwatch.adapters.aws import LazyClient, aws_call
 from dcwatch.errors import TransientError
+from dcwatch.observability import logger
 from dcwatch.ports import RecordValues
 from dcwatch.routing import answered_values
+from dcwatch.zones import zone_key
 
 
 class Route53Dns:
-    """`resolver` ("ip" or "ip:port"): verify answers by asking that resolver instead of TestDNSAnswer."""
+    """`zone_ids` ({"zone.": "Z123"}): the hosted zones to change, by id; with them, no zone is ever looked up by
+    name (a public and a private zone may share one). `resolver` ("ip" or "ip:port"): verify answers by asking
+    that resolver instead of TestDNSAnswer."""
 
-    def __init__(self, client: Any | None = None, resolver: str = ""):
+    def __init__(self, client: Any | None = None, resolver: str = "", zone_ids: Mapping[str, str] | None = None):
         self._client = LazyClient("route53", client)
-        self._zone_ids: dict[str, str] = {}
+        self._given = {zone_key(z): i.split("/")[-1] for z, i in (zone_ids or {}).items()}
+        self._zone_ids: dict[str, str] = dict(self._given)
         self._resolver = resolver
 
     def zone_id(self, zone: str) -> str:
-        if zone not in self._zone_ids:
-            with aws_call("route53:ListHostedZonesByName"):
-                zones = self._client().list_hosted_zones_by_name(DNSName=zone)["HostedZones"]
-            match = [z for z in zones if z["Name"] == zone and not z.get("Config", {}).get("PrivateZone")]
-            match = match or [z for z in zones if z["Name"] == zone]
-            if not match:
-                raise LookupError(f"hosted zone {zone} not found in Route 53")
-            self._zone_ids[zone] = match[0]["Id"].split("/")[-1]
-        return self._zone_ids[zone]
+        key = zone_key(zone)
+        if key in self._zone_ids:
+            return self._zone_ids[key]
+        if self._given:
+            logger.warning("hosted zone refused", zone=zone, reason="no id given for it", given=sorted(self._given))
+            raise LookupError(f"no hosted zone id given for {zone} (given: {', '.join(sorted(self._given))})")
+        with aws_call("route53:ListHostedZonesByName"):
+            zones = self._client().list_hosted_zones_by_name(DNSName=zone)["HostedZones"]
+        match = [z for z in zones if zone_key(z["Name"]) == key]
+        if not match:
+            raise LookupError(f"hosted zone {zone} not found in Route 53")
+        if len(match) > 1:
+            ids = [z["Id"].split("/")[-1] for z in match]
+            logger.warning("hosted zone refused", zone=zone, reason="a name several zones share", zone_ids=ids)
+            raise LookupError(
+                f"{len(match)} hosted zones are named {zone} (public and private): give their ids "
+                f"({', '.join(ids)}), dcwatch will not guess which one serves"
+            )
+        self._zone_ids[key] = match[0]["Id"].split("/")[-1]
+        return self._zone_ids[key]
 
     def upsert(self, records: Sequence[RecordValues]) -> list[str]:
         return self._change("UPSERT", records)

@@ -36,6 +36,7 @@ from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
 from dcwatch.local.zone_server import ZoneServer
 from dcwatch.recovery import records_at
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, message_group, render_failover_definition
+from dcwatch.zones import ENV_HOSTED_ZONE_IDS, dns_zones, encode_zone_ids
 
 REGION = "us-east-1"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dcwatch-local"
@@ -219,14 +220,15 @@ class LocalCloud:
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=notification_arn)
 
         route53 = self.client("route53")
+        # The functions get the zones' ids as the stack gives them (`dcwatch.zones`), never a name to look up.
         zone_ids: dict[str, str] = {}
-        for service in config.services:
-            zone = service.dns.zone
-            if zone not in zone_ids:
-                created = route53.create_hosted_zone(Name=zone, CallerReference=f"{prefix}-{zone}")
-                zone_ids[zone] = created["HostedZone"]["Id"].split("/")[-1]
+        for zone in dns_zones(config):
+            created = route53.create_hosted_zone(Name=zone, CallerReference=f"{prefix}-{zone}")
+            zone_ids[zone] = created["HostedZone"]["Id"].split("/")[-1]
         # The records as the active site serves them: weighted and failover ones as their record sets.
-        Route53Dns(route53).upsert([s for r in records_at(config, config.active_site) for s in r.record_sets()])
+        Route53Dns(route53, zone_ids=zone_ids).upsert(
+            [s for r in records_at(config, config.active_site) for s in r.record_sets()]
+        )
 
         secrets = self.client("secretsmanager")
         for site in config.sites:
@@ -260,6 +262,7 @@ class LocalCloud:
                 # The local schedule calls the probe every interval: one round per call.
                 "DCWATCH_SCHEDULE_PERIOD_S": str(config.probe.interval_s),
                 "DCWATCH_DNS_RESOLVER": self.zone_server.address if self.zone_server else "",
+                ENV_HOSTED_ZONE_IDS: encode_zone_ids(zone_ids),
             }
         )
         runtime.reset()

@@ -439,7 +439,7 @@ class LocalPipeline:
 
     @property
     def dns(self) -> Route53Dns:
-        return Route53Dns(self.cloud.client("route53"))
+        return Route53Dns(self.cloud.client("route53"), zone_ids=self.resources.zone_ids)
 
     def dns_values(self) -> dict[str, list[str]]:
         dns = self.dns
