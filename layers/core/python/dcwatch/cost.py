@@ -687,7 +687,7 @@ def typical_path(mode: str, groups: int, polls: int, dns_polls: int, *, approval
         "ChooseMode": ["PrepareDrill" if mode == "drill" else "Fence"],
         "GroupDone": group_done,
         "DnsInSync": ["WaitForDns"] * (dns_polls - 1) + ["IsDrill"],
-        "IsDrill": ["CleanUpDrill" if mode == "drill" else "Notify"],
+        "IsDrill": ["CleanUpDrill" if mode == "drill" else "RecordAudit"],
         "FenceProven": {"lease": ["WaitForFenceProof", "StartGroup"], "storage": ["StartGroup"]}.get(
             fence, ["RequestApprovalForFencing"]
         ),

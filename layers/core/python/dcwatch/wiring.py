@@ -77,6 +77,7 @@ def _site_step(key: str, description: str) -> StepSpec:
 
 STEPS: tuple[StepSpec, ...] = (
     StepSpec("ValidateRequest", "check a recovery request, build the plan"),
+    StepSpec("RequestFailed", "a request ValidateRequest could not check: give back its lock, audit, alert"),
     StepSpec("RequestApproval", "send the approval request with its task token"),
     StepSpec("Approved", "record the approval, renew the failover lock"),
     StepSpec("LowerTtl", "migration, failback: lower the records' TTL before the shutdown"),
