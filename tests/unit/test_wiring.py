@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from dcwatch.config import STEP_OWN_WORK_S, STEP_TIMEOUT_S, Workflow
+from dcwatch.config import (
+    STEP_OWN_WORK_S,
+    STEP_TIMEOUT_S,
+    WORKFLOW_TIMEOUT_S,
+    Workflow,
+    longest_run,
+    workflow_timeout_s,
+)
 from dcwatch.local.lambdas import LambdaContext, load_handler, load_module
 from dcwatch.waits import step_deadline
 from dcwatch.wiring import (
@@ -17,11 +24,13 @@ from dcwatch.wiring import (
     RULES,
     STEPS,
     asl_variables,
+    failover_definition,
     failover_task_functions,
     function,
     render_failover_definition,
 )
 from dcwatch.wiring import step as step_spec
+from tests.helpers import demo_config
 
 ASL = json.loads(FAILOVER_ASL.read_text())
 TASKS = {name: state for name, state in ASL["States"].items() if state["Type"] == "Task"}
@@ -324,3 +333,21 @@ def test_a_step_that_waits_inside_stops_waiting_before_its_lambda_timeout_leavin
     for remaining_s in (timeout_s, 20.0, 5.0):
         until = step_deadline(now, longest, remaining_s, STEP_OWN_WORK_S)
         assert (until - now).total_seconds() == max(0.0, min(longest, remaining_s - STEP_OWN_WORK_S))
+
+
+def test_the_workflows_time_limit_outlasts_the_longest_run_the_config_allows():
+    assert ASL["TimeoutSeconds"] == WORKFLOW_TIMEOUT_S, "the floor, kept in one place with the file"
+    # Defaults plus an approval: 3 groups of 600 s, shutdown 3 x 300 s, DNS 300 s, the TTL and the approval
+    data = demo_config().model_dump()
+    data["workflow"] |= {"group_timeout_s": 600, "shutdown_timeout_s": 300, "dns_timeout_s": 300, "lease_s": 1300}
+    data["workflow"]["approval"] = {"modes": ["migration"], "timeout_s": 1200}
+    config = type(demo_config()).model_validate(data)
+    longest, why = longest_run(config)
+    assert longest == 1200 + 60 + 3 * 300 + 3 * 600 + 300 > WORKFLOW_TIMEOUT_S
+    assert "approval.timeout_s 1200" in why and "shutdown_timeout_s x 3 900" in why and "dns_timeout_s 300" in why
+    limit = workflow_timeout_s(config)
+    assert limit >= longest + 10 * STEP_TIMEOUT_S, "and the other steps' own work"
+    staged = json.loads(failover_definition(limit))  # what CDK stages, `${XArn}` still in place
+    assert staged["TimeoutSeconds"] == limit and staged["States"] == ASL["States"]
+    assert json.loads(render_failover_definition({"Steps": "s", "SiteSteps": "ss"}, limit))["TimeoutSeconds"] == limit
+    assert workflow_timeout_s(demo_config()) == WORKFLOW_TIMEOUT_S, "never lowered"
