@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dcwatch import executions, modes, recovery, runtime, waits, workflow
 from dcwatch.config import STEP_OWN_WORK_S
 from dcwatch.errors import InvalidRequest
-from dcwatch.observability import logger, tracer, tracing_on
+from dcwatch.observability import logger, record_notify_failed, tracer, tracing_on
 from dcwatch.wiring import SITE_STEPS_FUNCTION, STEPS_FUNCTION
 from dcwatch.wiring import step as step_spec
 from dcwatch.workflow import WorkflowState
@@ -68,6 +68,19 @@ def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str,
     state.stamp_started(begun)
     logger.info("request accepted", incident_id=state.incident_id, plan=state.plan.model_dump(by_alias=True))
     return state.dump()
+
+
+def request_failed(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """`{"request", "execution", "error"}`: ValidateRequest failed otherwise than on a bad request."""
+    execution, error = str(event["execution"]), dict(event.get("error") or {})
+    logger.append_keys(execution=execution, step="RequestFailed")
+    app = runtime.app()
+    app.once.register(context)
+    message_id = executions.request_failed(
+        event.get("request"), execution, error, app.leases, app.store, app.notifier, app.once
+    )
+    logger.warning("request could not be checked: lock released, audited, announced", error=error.get("Error"))
+    return {"messageId": message_id, "execution": execution}
 
 
 SiteStep = Callable[[WorkflowState, "Inventory", runtime.App], WorkflowState]
@@ -219,7 +232,14 @@ def notify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("RecordAudit", event, lambda s, app: workflow.record_audit(s, app.store, once=app.once), context)
+    output = _run("RecordAudit", event, lambda s, app: workflow.record_audit(s, app.store, once=app.once), context)
+    if output.get("notifyError"):
+        step = "NotifyFailure" if output.get("failedStep") else "Notify"
+        record_notify_failed(step)
+        logger.error(
+            "notification failed after its retries; the outcome is recorded", notify_error=output["notifyError"]
+        )
+    return output
 
 
 def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -287,6 +307,7 @@ StepHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 # Step name (the Task's "step", a key of dcwatch.wiring.STEPS) -> what runs it.
 STEPS: dict[str, StepHandler] = {
     "ValidateRequest": validate_request,
+    "RequestFailed": request_failed,
     "RequestApproval": request_approval,
     "Approved": approved,
     "LowerTtl": lower_ttl,

@@ -115,6 +115,14 @@ class Monitoring(Construct):
             "execution history for the last step, and the standby's VMs and DNS records by hand. The ACTION NEEDED "
             "notification of the ExecutionEnded function says whether its lock was released.",
         )
+        for step in ("Notify", "NotifyFailure"):
+            self._alarm(
+                f"notify-failed-{step}",
+                self._metric(obs.NOTIFY_FAILED, {"step": step}, "Sum", step, period=one_minute),
+                f"A recovery's {step} could not publish to the alert topic after its retries: the outcome is in the "
+                "audit table (its notify-failed record holds notifyError) and, after a success, production is at the "
+                "new active site. Tell the operators by hand and check the topic (its policy, its KMS key, SNS).",
+            )
         self._alarm(
             "execution-ended-errors",
             execution_ended.metric_errors(period=one_minute, statistic="Sum"),

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, Environment, RemovalPolicy, Stack, Tags
+from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, Environment, RemovalPolicy, Stack, Stage, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
@@ -36,7 +36,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from dcwatch.adapters.agent_aws import SITE_LEASE_PREFIX
-from dcwatch.config import Config
+from dcwatch.config import Config, workflow_timeout_s
 from dcwatch.topology import VantagePoint
 from dcwatch.wiring import (
     FAILOVER_ASL,
@@ -47,6 +47,7 @@ from dcwatch.wiring import (
     FunctionSpec,
     QueueSpec,
     execution_ended_rule,
+    failover_definition,
     failover_task_functions,
     function,
     message_group,
@@ -422,6 +423,13 @@ class DcwatchStack(Stack):
             topic.add_subscription(subscriptions.EmailSubscription(address))
         return topic
 
+    def _failover_definition_file(self) -> Path:
+        """The ASL with TimeoutSeconds raised to the config's longest possible run (`config.workflow_timeout_s`),
+        written beside the cloud assembly, which stages it as the definition's asset."""
+        path = Path(Stage.of(self).outdir) / FAILOVER_ASL.name
+        path.write_text(failover_definition(workflow_timeout_s(self.config)), encoding="utf-8")
+        return path
+
     def _failover_workflow(self) -> sfn.StateMachine:
         steps = failover_task_functions()  # fails on a Task naming a step dcwatch.wiring does not have
         machine = sfn.StateMachine(
@@ -429,7 +437,7 @@ class DcwatchStack(Stack):
             c.FAILOVER,
             state_machine_name=c.state_machine_name(self.config.name),
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_file(str(FAILOVER_ASL)),
+            definition_body=sfn.DefinitionBody.from_file(str(self._failover_definition_file())),
             # `${<step>Arn}`: the function that runs the step (Steps or SiteSteps).
             definition_substitutions=step_arns({spec.key: self.step_targets[spec.key].function_arn for spec in steps}),
             # Every event, without its input, output or parameters: RequestApproval's parameters carry the task

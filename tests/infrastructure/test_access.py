@@ -34,6 +34,8 @@ pytestmark = pytest.mark.infrastructure
 # or lost shows up as a failure.
 STEP_SERVICES = {
     "ValidateRequest": {"dynamodb"},
+    # A request that could not be checked: its lock given back, the audit record, the alert.
+    "RequestFailed": {"dynamodb", "sns", "kms"},
     "RequestApproval": {"sns", "kms", "dynamodb"},
     "Approved": {"dynamodb"},
     "LowerTtl": {"route53", "dynamodb"},

@@ -153,8 +153,16 @@ def test_probe_evaluator_and_workflow_failures_raise_alarms(demo: Synth):
         ), what
         assert found[what]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and found[what]["Threshold"] == 1
         assert found[what]["TreatMissingData"] == "notBreaching"
+    for step in ("Notify", "NotifyFailure"):
+        failed = metric_of(found[f"notify-failed-{step}"])
+        assert (failed["name"], failed["dimensions"], failed["stat"]) == (
+            "NotifyFailed",
+            {"service": "dcwatch", "step": step},
+            "Sum",
+        ), "what RecordAudit counts when a recovery's notification failed every retry"
     watchdog = {f"{what}-{vantage}" for what in ("no-probe-results", "probe-results-lost") for vantage in DEMO_VANTAGES}
-    assert set(found) == set(expected) | watchdog | {"dead-letters-probe-rounds"}
+    notify = {"notify-failed-Notify", "notify-failed-NotifyFailure"}
+    assert set(found) == set(expected) | watchdog | notify | {"dead-letters-probe-rounds"}
 
 
 def test_a_probe_round_that_failed_every_attempt_raises_an_alarm_on_its_dead_letter_queue(demo: Synth):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+import dcwatch.adapters.dynamodb as ddb
+from dcwatch.adapters.aws import is_transient
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.eventbridge import MAX_ATTEMPTS, EntriesRefused, EventBridgePublisher, backoff_s, batches
 from dcwatch.adapters.route53 import Route53Dns
@@ -406,3 +410,59 @@ def test_a_rotated_vcenter_password_is_read_again_once_the_cached_one_is_old():
     assert credentials.get("vc/north").password == "old", "within its age the cached value saves a call"
     now[0] = 301
     assert credentials.get("vc/north").password == "new"
+
+
+def test_two_writers_at_the_same_instant_both_keep_their_audit_record(monkeypatch):
+    """Each Lambda environment is a process of its own: the same microsecond must still give two keys."""
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return T0
+
+    store = make_table()
+    monkeypatch.setattr(ddb, "datetime", Frozen)
+    for writer in ("Evaluate", "Steps"):
+        monkeypatch.setattr(ddb, "_sequence", itertools.count(), raising=False)  # a fresh process counts from 0
+        store.append_audit("inc-1", {"writer": writer})
+    assert sorted(r["writer"] for r in store.audit("inc-1")) == ["Evaluate", "Steps"]
+
+
+@pytest.mark.parametrize(
+    ("code", "transient"),
+    [
+        ("InternalServerError", True),  # DynamoDB
+        ("KMSThrottlingException", True),  # SNS or DynamoDB asking KMS
+        ("InternalServiceError", True),  # Secrets Manager
+        ("ThrottlingException", True),  # KMS, Secrets Manager
+        ("ValidationException", False),
+        ("AccessDeniedException", False),
+    ],
+)
+def test_aws_faults_that_pass_are_transient_and_the_others_are_not(code, transient):
+    error = ClientError({"Error": {"Code": code, "Message": "injected"}}, "PutItem")
+    assert is_transient(error) is transient
+
+
+def test_a_transaction_cancelled_only_by_throttling_or_a_conflict_is_transient_a_failed_condition_is_not():
+    def cancelled(*reasons: str) -> ClientError:
+        response = {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": r} for r in reasons],
+        }
+        return ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
+
+    assert is_transient(cancelled("None", "ThrottlingError")) and is_transient(cancelled("TransactionConflict"))
+    assert not is_transient(cancelled("ConditionalCheckFailed", "None")) and not is_transient(cancelled("None"))
+
+
+def test_the_outcome_and_its_audit_record_land_together_or_not_at_all():
+    store = make_table()
+    store.record_outcome("inc-1", {"outcome": "succeeded"}, active_site="south", failover=LastFailover("inc-1", T0))
+    assert store.active_site("north") == "south" and store.last_failover() == LastFailover("inc-1", T0)
+    assert [r["outcome"] for r in store.audit("inc-1")] == ["succeeded"]
+
+    boto3.client("dynamodb").delete_table(TableName=store.audit_table)
+    with pytest.raises(Exception, match="TransactWriteItems|ResourceNotFound"):
+        store.record_outcome("inc-2", {"outcome": "succeeded"}, active_site="north", failover=LastFailover("inc-2", T0))
+    assert store.active_site("north") == "south" and store.last_failover() == LastFailover("inc-1", T0)

@@ -251,7 +251,7 @@ def test_a_manual_failover_powers_on_group_by_group_switches_dns_and_records_the
     assert steps.index("VerifyServices") > max(i for i, s in enumerate(steps) if s == "CheckGroup")
     assert steps[:4] == ["ValidateRequest", "AcquireLease", "CheckStandby", "CheckStorage"]
     assert steps.index("Fence") < steps.index("StartGroup")
-    assert steps[-3:] == ["Notify", "RecordAudit", "ReleaseLease"]
+    assert steps[-3:] == ["RecordAudit", "Notify", "ReleaseLease"], "recorded before it is announced"
 
     assert set(site_power(pipeline, "north").values()) == {"poweredOff"}, "the failed site was fenced"
     assert "Fencing: fenced north: powered off" in note["Message"]

@@ -12,6 +12,7 @@ from moto import mock_aws
 from dcwatch.adapters.hooks import HookCaller
 from dcwatch.adapters.idempotency import IdempotentSteps
 from dcwatch.config import Hook
+from dcwatch.errors import StepInProgress
 from dcwatch.local.cloud import create_tables
 from tests.hook_server import HookServer
 
@@ -77,6 +78,20 @@ def test_an_action_runs_once_per_key_and_a_retry_gets_the_first_result(steps):
     assert steps("run-1/power-on/1/0", power_on) == {"vm-1": "task-17"}
     assert steps("run-2/power-on/1/0", power_on) == {"vm-1": "task-17"}
     assert len(calls) == 2, "once per key: the second run acts again"
+
+
+def test_an_action_still_running_elsewhere_fails_its_retry_as_in_progress_which_the_workflow_waits_out(steps):
+    """StepInProgress, by name: the ASL's first retrier, which waits past the step Lambda's timeout."""
+    seen: list[str] = []
+
+    def power_on() -> str:
+        # A retry of the same step arrives while the first invocation still acts (or died mid-way)
+        with pytest.raises(StepInProgress, match="run-1/group-1 is still in progress"):
+            steps("run-1/group-1", lambda: "twice")
+        seen.append("acted")
+        return "task-1"
+
+    assert steps("run-1/group-1", power_on) == "task-1" and seen == ["acted"]
 
 
 def test_an_action_that_failed_leaves_no_record_so_its_retry_acts(steps):

@@ -116,7 +116,7 @@ def test_a_bad_request_of_any_mode_fails_at_validation_with_a_readable_cause_and
     arn, described = run(pipeline, bad, name=f"bad-{abs(hash(json.dumps(bad, sort_keys=True)))}")
     assert (described["status"], described["error"]) == ("FAILED", "InvalidRequest")
     assert cause in json.loads(described["cause"])["errorMessage"]
-    assert states_entered(pipeline, arn) == ["ValidateRequest"], "no lock taken, nothing touched"
+    assert states_entered(pipeline, arn) == ["ValidateRequest", "RequestRefused"], "no lock taken, nothing touched"
     assert snapshot(pipeline) == before
     assert len(pipeline.notifications) == notes
 
@@ -262,7 +262,7 @@ def test_a_failback_to_a_site_the_evaluator_still_records_down_is_refused_with_t
         # Then the failback fails at validation, naming the site and what to wait for, and changes nothing
         assert (described["status"], described["error"]) == ("FAILED", "InvalidRequest")
         assert "to: north is DOWN by the evaluator's record" in json.loads(described["cause"])["errorMessage"]
-        assert states_entered(pipeline, arn) == ["ValidateRequest"] and snapshot(pipeline) == before
+        assert states_entered(pipeline, arn) == ["ValidateRequest", "RequestRefused"] and snapshot(pipeline) == before
     finally:
         down = store.condition("site/north", "UP")
         store.change_condition("site/north", down, replace(down, status="UP", version=down.version + 1))

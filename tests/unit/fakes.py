@@ -310,6 +310,20 @@ class FakeStore:
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None:
         self.audits.setdefault(incident_id, []).append(record)
 
+    def record_outcome(
+        self,
+        incident_id: str,
+        record: dict[str, object],
+        *,
+        active_site: str | None = None,
+        failover: LastFailover | None = None,
+    ) -> None:
+        self.append_audit(incident_id, record)
+        if active_site is not None:
+            self.set_active_site(active_site, incident_id)
+        if failover is not None:
+            self.record_failover(failover)
+
     def records(self, kind: str) -> list[dict[str, object]]:
         return [r for records in self.audits.values() for r in records if r.get("kind") == kind]
 

@@ -431,6 +431,14 @@ def test_a_second_automatic_failover_within_the_cooldown_waits_for_a_human_ackno
     assert list(world.workflows.started) == [change.incident_id]
 
 
+def test_starting_an_automatic_failover_does_not_start_the_cooldown_moving_production_does():
+    world = World()
+    fail_over(world)
+    assert len(world.workflows.started) == 1
+    # The workflow's RecordAudit starts it, with the record of the move; a start that then fails moved nothing.
+    assert world.store.last_failover() is None
+
+
 def test_a_failover_needs_the_lock_and_waits_while_another_holds_it():
     world = World()
     world.leases.acquire("manual-dc-a-20261125T025900Z", 60, T0)

@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from dcwatch.config import STEP_OWN_WORK_S, STEP_TIMEOUT_S, Workflow
+from dcwatch.config import (
+    STEP_OWN_WORK_S,
+    STEP_TIMEOUT_S,
+    WORKFLOW_TIMEOUT_S,
+    Workflow,
+    longest_run,
+    workflow_timeout_s,
+)
 from dcwatch.local.lambdas import LambdaContext, load_handler, load_module
 from dcwatch.waits import step_deadline
 from dcwatch.wiring import (
@@ -17,11 +24,13 @@ from dcwatch.wiring import (
     RULES,
     STEPS,
     asl_variables,
+    failover_definition,
     failover_task_functions,
     function,
     render_failover_definition,
 )
 from dcwatch.wiring import step as step_spec
+from tests.helpers import demo_config
 
 ASL = json.loads(FAILOVER_ASL.read_text())
 TASKS = {name: state for name, state in ASL["States"].items() if state["Type"] == "Task"}
@@ -92,11 +101,53 @@ def test_every_task_retries_transient_errors():
         assert "Lambda.Unknown" in retried, f"{name}: a Lambda killed by its timeout is retried too"
 
 
+def test_every_task_retries_a_step_still_in_progress_elsewhere_past_that_invocations_deadline():
+    for name, state in TASKS.items():
+        (retrier,) = [r for r in state["Retry"] if "StepInProgress" in r["ErrorEquals"]]
+        assert state["Retry"][0] is retrier, f"{name}: before the TransientError retrier, which would match first"
+        delays = [retrier["IntervalSeconds"] * retrier["BackoffRate"] ** n for n in range(retrier["MaxAttempts"])]
+        # No jitter here: the wait must be sure to outlast the Lambda timeout, when Powertools lets the record go.
+        assert "JitterStrategy" not in retrier and sum(delays) > STEP_TIMEOUT_S, name
+
+
+def test_every_transient_retrier_spreads_its_retries_with_full_jitter():
+    for name, state in TASKS.items():
+        for retrier in state["Retry"]:
+            if "TransientError" in retrier["ErrorEquals"]:
+                assert retrier["JitterStrategy"] == "FULL" and retrier["MaxDelaySeconds"] >= 1, name
+
+
+def test_the_outcome_is_recorded_before_it_is_announced_and_a_failed_announcement_undoes_nothing():
+    assert ASL["States"]["IsDrill"]["Default"] == "RecordAudit" and TASKS["RecordAudit"]["Next"] == "Notify"
+    assert ASL["States"]["IsDryRun"]["Choices"][0]["Next"] == "RecordAudit", "a dry run is recorded too"
+    assert TASKS["Notify"]["Next"] == "ReleaseLease"
+    for notify, release in (("Notify", "ReleaseLease"), ("NotifyFailure", "ReleaseLeaseAfterFailure")):
+        (catch,) = TASKS[notify]["Catch"]
+        assert catch["ResultPath"] == "$.notifyError", notify
+        record = TASKS[catch["Next"]]
+        assert step_named(record) == "RecordAudit" and record["Next"] == release, notify
+        assert [c["Next"] for c in record["Catch"]] == [release], f"{notify}: the lock is given back whatever happens"
+
+
+def test_a_request_that_fails_to_be_checked_gives_back_its_lock_and_is_announced_a_bad_one_fails_as_itself():
+    refused, failed = TASKS["ValidateRequest"]["Catch"]
+    assert refused["ErrorEquals"] == ["InvalidRequest"] and failed["ErrorEquals"] == ["States.ALL"]
+    assert ASL["States"][refused["Next"]] | {"Comment": ""} == {
+        "Type": "Fail",
+        "Error": "InvalidRequest",
+        "CausePath": "$.Cause",
+        "Comment": "",
+    }
+    handler = TASKS[failed["Next"]]
+    assert step_named(handler) == "RequestFailed"
+    assert handler["Parameters"]["execution.$"] == "$$.Execution.Name", "the name that owns the lock"
+    assert handler["Next"] == "Failed" and [c["Next"] for c in handler["Catch"]] == ["Failed"]
+
+
 def test_every_step_after_validation_is_caught_into_a_failure_notice_naming_itself():
     for name, state in TASKS.items():
-        if name == "ValidateRequest":
-            assert "Catch" not in state, f"{name} must fail the execution itself"
-            continue
+        if name in ("ValidateRequest", "RequestFailed", "Notify") or name.startswith("RecordAuditNotifyError"):
+            continue  # above
         if name == "NotifyFailure" or function_of(state) == "ReleaseLease":
             continue
         if name in ("CleanUpDrillAfterFailure", "Fence"):
@@ -135,7 +186,8 @@ def test_a_drill_cleans_up_before_any_failure_is_announced_once_it_may_have_chan
     assert TASKS["CleanUpDrillAfterFailure"]["Next"] == "NotifyFailure"
     assert TASKS["CleanUpDrillAfterFailure"]["Catch"][0]["ResultPath"] == "$.cleanupError", "keeps the first error"
     assert (
-        ASL["States"]["IsDrill"]["Choices"][0]["Next"] == "CleanUpDrill" and TASKS["CleanUpDrill"]["Next"] == "Notify"
+        ASL["States"]["IsDrill"]["Choices"][0]["Next"] == "CleanUpDrill"
+        and TASKS["CleanUpDrill"]["Next"] == "RecordAudit"
     )
 
 
@@ -181,9 +233,11 @@ def test_the_lock_is_released_at_the_end_of_every_path_success_or_failure():
         }
 
     assert leads_to("Done") == {"ReleaseLease"}
-    assert leads_to("Failed") == {"ReleaseLeaseAfterFailure"}
-    assert leads_to("ReleaseLeaseAfterFailure") == {"NotifyFailure"}, "even when the failure notice fails"
-    assert TASKS["NotifyFailure"]["Catch"][0]["Next"] == "ReleaseLeaseAfterFailure"
+    # RequestFailed gives back the lock of its own execution itself: no state before it holds one.
+    assert leads_to("Failed") == {"ReleaseLeaseAfterFailure", "RequestFailed"}
+    assert leads_to("ReleaseLeaseAfterFailure") == {"NotifyFailure", "RecordAuditNotifyErrorAfterFailure"}, (
+        "even when the failure notice fails"
+    )
     assert TASKS["ValidateRequest"]["Next"] == "AcquireLease", "nothing is touched before the lock is held"
 
 
@@ -279,3 +333,21 @@ def test_a_step_that_waits_inside_stops_waiting_before_its_lambda_timeout_leavin
     for remaining_s in (timeout_s, 20.0, 5.0):
         until = step_deadline(now, longest, remaining_s, STEP_OWN_WORK_S)
         assert (until - now).total_seconds() == max(0.0, min(longest, remaining_s - STEP_OWN_WORK_S))
+
+
+def test_the_workflows_time_limit_outlasts_the_longest_run_the_config_allows():
+    assert ASL["TimeoutSeconds"] == WORKFLOW_TIMEOUT_S, "the floor, kept in one place with the file"
+    # Defaults plus an approval: 3 groups of 600 s, shutdown 3 x 300 s, DNS 300 s, the TTL and the approval
+    data = demo_config().model_dump()
+    data["workflow"] |= {"group_timeout_s": 600, "shutdown_timeout_s": 300, "dns_timeout_s": 300, "lease_s": 1300}
+    data["workflow"]["approval"] = {"modes": ["migration"], "timeout_s": 1200}
+    config = type(demo_config()).model_validate(data)
+    longest, why = longest_run(config)
+    assert longest == 1200 + 60 + 3 * 300 + 3 * 600 + 300 > WORKFLOW_TIMEOUT_S
+    assert "approval.timeout_s 1200" in why and "shutdown_timeout_s x 3 900" in why and "dns_timeout_s 300" in why
+    limit = workflow_timeout_s(config)
+    assert limit >= longest + 10 * STEP_TIMEOUT_S, "and the other steps' own work"
+    staged = json.loads(failover_definition(limit))  # what CDK stages, `${XArn}` still in place
+    assert staged["TimeoutSeconds"] == limit and staged["States"] == ASL["States"]
+    assert json.loads(render_failover_definition({"Steps": "s", "SiteSteps": "ss"}, limit))["TimeoutSeconds"] == limit
+    assert workflow_timeout_s(demo_config()) == WORKFLOW_TIMEOUT_S, "never lowered"

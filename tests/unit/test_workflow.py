@@ -12,6 +12,7 @@ import yaml
 from dcwatch import workflow
 from dcwatch.checks import Outcome, run_round
 from dcwatch.config import parse_config
+from dcwatch.decision import LastFailover
 from dcwatch.errors import (
     FencingIncomplete,
     GroupTimeout,
@@ -70,8 +71,8 @@ def run_to_the_end(state, inventory, dns, notifier, store, clock, probe=ALL_PASS
     state = as_json(workflow.switch_dns(state, dns, 60, clock))
     while not state.progress.dns_in_sync:
         state = as_json(workflow.check_dns(state, dns, clock))
-    state = as_json(workflow.notify(state, notifier, clock))
-    return as_json(workflow.record_audit(state, store, clock))
+    state = as_json(workflow.record_audit(state, store, clock))
+    return as_json(workflow.notify(state, notifier, clock))
 
 
 @pytest.fixture
@@ -166,7 +167,7 @@ def test_a_service_that_does_not_answer_at_the_standby_is_named(inventory, clock
 def test_a_dry_run_announces_the_plan_and_leaves_the_active_site_alone(clock):
     notifier, store = FakeNotifier(), FakeStore()
     state = workflow.validate_request(request(dryRun=True, incidentId="manual-dry"), demo_config(), clock)
-    state = workflow.record_audit(workflow.notify(state, notifier, clock), store, clock)
+    state = workflow.notify(workflow.record_audit(state, store, clock), notifier, clock)
     subject, body = notifier.sent[0]
     assert subject.startswith("[dcwatch] OK: DRY RUN dc-a -> dc-b")
     assert "group 2: radio-stream-b, shop-web-b1, shop-web-b2" in body
@@ -386,3 +387,53 @@ def test_a_vcenter_that_does_not_power_the_site_off_is_never_a_fence(clock, faul
     with pytest.raises((VcenterUnreachable, VcenterRefused)):
         workflow.fence(state, fault, clock)
     assert state.fencing is None and state.fence_proof is None
+
+
+class SnsDown:
+    def publish(self, subject: str, message: str) -> str:
+        raise TransientError("sns:Publish: ServiceUnavailable")
+
+
+def failed_at(state: WorkflowState, step: str) -> WorkflowState:
+    return as_json(state).model_copy(update={"failed_step": step, "error": {"Error": "TransientError", "Cause": "x"}})
+
+
+def test_the_cooldown_starts_when_a_recovery_moves_production_not_when_it_starts(inventory, clock):
+    # A failover that ran to the end: its record, the new active site and the cooldown's start, together
+    store = FakeStore()
+    state = workflow.validate_request(request(incidentId="inc-1"), demo_config(), clock)
+    run_to_the_end(state, inventory, FakeDns(), FakeNotifier(), store, clock)
+    assert store.active == "dc-b" and store.last_failover() == LastFailover("inc-1", T0)
+
+    # One that failed before the DNS switch moved nothing: no cooldown holds the next automatic attempt back
+    store = FakeStore()
+    state = workflow.validate_request(request(incidentId="inc-2"), demo_config(), clock)
+    workflow.notify_failure(failed_at(state, "CheckStandby"), FakeNotifier(), store, clock)
+    assert store.last_failover() is None
+
+    # One that failed after the switch did move production: the cooldown starts with it
+    state = workflow.switch_dns(state, FakeDns(), 60, clock)
+    workflow.notify_failure(failed_at(state, "CheckDns"), FakeNotifier(), store, clock)
+    assert store.last_failover() == LastFailover("inc-2", T0)
+
+
+def test_a_failure_is_audited_before_it_is_announced_so_a_failed_announcement_loses_no_record(clock):
+    store = FakeStore()
+    state = workflow.validate_request(request(incidentId="inc-3"), demo_config(), clock)
+    with pytest.raises(TransientError):
+        workflow.notify_failure(failed_at(state, "StartGroup"), SnsDown(), store, clock)
+    assert [r["outcome"] for r in store.audits["inc-3"]] == ["failed"]
+
+
+def test_a_notification_that_failed_every_retry_is_recorded_with_why_and_undoes_nothing(inventory, clock):
+    store = FakeStore()
+    state = workflow.validate_request(request(incidentId="inc-4"), demo_config(), clock)
+    state = run_to_the_end(state, inventory, FakeDns(), FakeNotifier(), store, clock)
+    unannounced = as_json(state).model_copy(update={"notify_error": {"Error": "TransientError", "Cause": "down"}})
+    workflow.record_audit(unannounced, store, clock)
+    succeeded, failed = store.audits["inc-4"]
+    assert succeeded["outcome"] == "succeeded" and store.active == "dc-b"
+    assert failed["outcome"] == "notify-failed" and failed["notifyError"] == {
+        "Error": "TransientError",
+        "Cause": "down",
+    }

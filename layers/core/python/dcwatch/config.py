@@ -423,6 +423,10 @@ class Approval(_Model):
 # and must leave the step this much for its own work (vCenter session, power-ons, idempotency records).
 STEP_TIMEOUT_S = 60
 STEP_OWN_WORK_S = 15
+# The failover state machine's TimeoutSeconds in failover.asl.json (a test keeps them equal): raised per config to
+# its longest possible run (`workflow_timeout_s`), never lowered; the other steps' own work is given this margin.
+WORKFLOW_TIMEOUT_S = 3600
+WORKFLOW_STEPS_MARGIN_S = 10 * STEP_TIMEOUT_S
 
 
 class Workflow(_Model):
@@ -1044,6 +1048,41 @@ def _hook_budget_problems(config: Config) -> list[str]:
                         "timeout_s or spread the hooks over groups"
                     )
     return problems
+
+
+def longest_run(config: Config) -> tuple[int, str]:
+    """A recovery's longest possible run, its waits at their timeouts (seconds), and its sum in words, by knob:
+    approvals, the TTL wait, the leaving site's shutdown groups, the standby's groups, DNS."""
+    w = config.workflow
+    longest: tuple[int, str] = (0, "")
+    for standby in config.sites:
+        leaving = config.other_site(standby.name)
+        groups = {vm.group for s in config.services if standby.name in s.sites for vm in s.sites[standby.name].vms}
+        shut = {vm.group for s in config.services if leaving in s.sites for vm in s.sites[leaving].vms}
+        power_on = sum(standby.priority_group(n).timeout_s or w.group_timeout_s for n in groups)
+        ttl = max((s.dns.ttl for s in config.services), default=0)
+        own: dict[RecoveryMode, list[tuple[str, int]]] = {
+            "disaster": [("approval.timeout_s (fencing not proven)", w.approval.timeout_s)],
+            "migration": [
+                ("the TTL wait", ttl),
+                (f"shutdown_timeout_s x {len(shut)}", w.shutdown_timeout_s * len(shut)),
+            ],
+        }
+        own["failback"] = own["migration"]
+        for mode, waits in own.items():
+            parts = [("approval.timeout_s", w.approval.timeout_s)] if mode in w.approval.modes else []
+            parts += [*waits, (f"{len(groups)} groups' timeout_s", power_on), ("dns_timeout_s", w.dns_timeout_s)]
+            total = sum(s for _, s in parts)
+            if total > longest[0]:
+                words = " + ".join(f"{name} {s}" for name, s in parts if s)
+                longest = (total, f"a {mode} to {standby.name}: {words}")
+    return longest
+
+
+def workflow_timeout_s(config: Config) -> int:
+    """The failover state machine's TimeoutSeconds for `config`: past it, Step Functions stops a run wherever it
+    stands (half the groups up, DNS not switched), so it must outlast the longest run the config allows."""
+    return max(WORKFLOW_TIMEOUT_S, longest_run(config)[0] + WORKFLOW_STEPS_MARGIN_S)
 
 
 def _dns_value_error(record_type: str, value: str) -> str | None:

@@ -687,7 +687,7 @@ def typical_path(mode: str, groups: int, polls: int, dns_polls: int, *, approval
         "ChooseMode": ["PrepareDrill" if mode == "drill" else "Fence"],
         "GroupDone": group_done,
         "DnsInSync": ["WaitForDns"] * (dns_polls - 1) + ["IsDrill"],
-        "IsDrill": ["CleanUpDrill" if mode == "drill" else "Notify"],
+        "IsDrill": ["CleanUpDrill" if mode == "drill" else "RecordAudit"],
         "FenceProven": {"lease": ["WaitForFenceProof", "StartGroup"], "storage": ["StartGroup"]}.get(
             fence, ["RequestApprovalForFencing"]
         ),
@@ -792,10 +792,10 @@ def workload_from_config(config: Config, source: str, a: Assumptions = ASSUMED) 
 
 def alarm_count(vantages: Sequence[str], regions: Sequence[str | None]) -> int:
     """Mirrors `infra/dcwatch_infra/monitoring.py`: per vantage point the watchdog, per probe in the home stack
-    its errors and its lost results; the evaluator's errors, failed and timed-out failovers, ExecutionEnded;
-    each queued rule's dead-letter queue."""
+    its errors and its lost results; the evaluator's errors, failed and timed-out failovers, ExecutionEnded,
+    the two failed notifications (Notify, NotifyFailure); each queued rule's dead-letter queue."""
     home = sum(1 for region in regions if region is None)
-    return len(vantages) + 2 * home + 4 + sum(1 for rule in RULES if rule.queue is not None)
+    return len(vantages) + 2 * home + 6 + sum(1 for rule in RULES if rule.queue is not None)
 
 
 def synthetic_workload(

@@ -9,6 +9,11 @@ class TransientError(DcwatchError):
     """Worth retrying: throttling, a dropped connection, a service briefly unavailable."""
 
 
+class StepInProgress(TransientError):
+    """The same step of this run is still running in another invocation (or died there): retried past that
+    invocation's deadline, when its idempotency record lapses, not within a few seconds."""
+
+
 class StaleState(TransientError):
     """State was written by another writer since it was read: judged again from a fresh read."""
 

@@ -33,7 +33,6 @@ from dcwatch.config import Config, MaintenanceWindow
 from dcwatch.decision import (
     FailoverDecision,
     Gates,
-    LastFailover,
     Reach,
     Role,
     Verdict,
@@ -741,7 +740,7 @@ class _Decider:
         except Exception:
             self.ports.leases.release(incident)
             raise
-        self.store.record_failover(LastFailover(incident, ctx.now))
+        # The cooldown starts when a recovery moves production (its RecordAudit), not with this start.
         return execution, f"failover to {standby} started: {decision.reason}", None
 
     def _decision(self, ctx: _SiteContext, incident: str) -> FailoverDecision:

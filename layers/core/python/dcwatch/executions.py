@@ -135,13 +135,13 @@ def ended_message(change: ExecutionStatusChange, lock: str, config: Config | Non
     return subject, "\n".join(lines)
 
 
-def _lock(released: bool, change: ExecutionStatusChange, leases: Leases) -> str:
+def _lock(released: bool, name: str, leases: Leases) -> str:
     if released:
-        return f"released (it was held by {change.name}); another failover can start"
+        return f"released (it was held by {name}); another failover can start"
     holder = leases.holder()
     if holder is None:
-        return f"not held by {change.name} (free: nothing to release)"
-    return f"not held by {change.name}; held by {holder.owner} until {holder.expires_at.isoformat()} (left alone)"
+        return f"not held by {name} (free: nothing to release)"
+    return f"not held by {name}; held by {holder.owner} until {holder.expires_at.isoformat()} (left alone)"
 
 
 def execution_ended(
@@ -155,7 +155,44 @@ def execution_ended(
     """Release the execution's own lock, audit, alert: each once per execution and status. The message id."""
     key = f"ended/{change.execution_arn}/{change.status}"
     released = once(f"{key}/release", lambda: leases.release(change.name))
-    lock = _lock(released, change, leases)
+    lock = _lock(released, change.name, leases)
     once(f"{key}/audit", lambda: store.append_audit(change.incident_id, audit_record(change, lock)))
     subject, message = ended_message(change, lock, config)
     return once(f"{key}/notify", lambda: notifier.publish(subject, message))
+
+
+def request_failed(
+    raw: Any, execution: str, error: dict[str, Any], leases: Leases, store: StateStore, notifier: Notifier, once: Once
+) -> str:
+    """ValidateRequest failed, not for a bad request (its retries ran out, it timed out): the lock taken for
+    this execution would otherwise block every failover for lease_s, during a real outage, unannounced.
+    Release it, audit, alert: each once per execution. The message id."""
+    request = raw if isinstance(raw, dict) else {}
+    incident = request.get("incidentId") if isinstance(request.get("incidentId"), str) else None
+    incident = incident or execution
+    cause = str(error.get("Cause", ""))
+    key = f"request-failed/{execution}"
+    released = once(f"{key}/release", lambda: leases.release(execution))
+    lock = _lock(released, execution, leases)
+    record = {
+        "incidentId": incident,
+        "outcome": "request-failed",
+        "executionName": execution,
+        "request": raw,
+        "error": error.get("Error"),
+        "cause": cause,
+        "lock": lock,
+    }
+    once(f"{key}/audit", lambda: store.append_audit(incident, record))
+    subject = f"[dcwatch] ACTION NEEDED: failover {execution} could not check its request ({error.get('Error')})"
+    lines = [
+        f"The recovery execution {execution} stopped at ValidateRequest: {error.get('Error', 'error')}: {cause}",
+        "Nothing was changed: no VM, no DNS record. The request was not refused as bad: checking it failed.",
+        f"Mode: {request.get('mode', request.get('action', '?'))}, from {request.get('from', '?')} "
+        f"to {request.get('to', '?')}",
+        f"Lock: {lock}",
+        "Fix the cause (the Steps function's log has the error), then start the request again.",
+        "",
+        f"Incident: {incident}",
+    ]
+    return once(f"{key}/notify", lambda: notifier.publish(subject[:100], "\n".join(lines)))

@@ -25,6 +25,7 @@ CHECK_LATENCY = "CheckLatency"  # milliseconds per result
 PROBE_RESULTS_RECEIVED = "ProbeResultsReceived"  # per vantage, counted by the evaluator: the watchdog's input
 PROBE_RESULTS_LOST = "ProbeResultsLost"  # per vantage, counted by the probe: results the bus kept refusing
 DETECTION_TIME = "DetectionTime"  # seconds from the site's first failed observation to the DOWN decision
+NOTIFY_FAILED = "NotifyFailed"  # per step (Notify, NotifyFailure): an outcome's notification failed every retry
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -128,3 +129,8 @@ def record_results_lost(vantage: str, count: int) -> None:
 
 def record_detection(site: str, seconds: float) -> None:
     _one(DETECTION_TIME, MetricUnit.Seconds, seconds, {"site": site})
+
+
+def record_notify_failed(step: str) -> None:
+    """Nobody was told of a recovery's outcome (SNS kept failing): the alarm on this is how they learn."""
+    _one(NOTIFY_FAILED, MetricUnit.Count, 1, {"step": step})

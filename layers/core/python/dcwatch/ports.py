@@ -230,6 +230,17 @@ class StateStore(Protocol):
 
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None: ...
 
+    def record_outcome(
+        self,
+        incident_id: str,
+        record: dict[str, object],
+        *,
+        active_site: str | None = None,
+        failover: LastFailover | None = None,
+    ) -> None:
+        """The audit record with the change it records (the active site; the cooldown's start), both or neither."""
+        ...
+
     def agent_report(self, site: str) -> SiteAgentReport | None:
         """The latest report of the site's agent the evaluator stored (by the time the agent sent it)."""
         ...

@@ -77,6 +77,7 @@ def _site_step(key: str, description: str) -> StepSpec:
 
 STEPS: tuple[StepSpec, ...] = (
     StepSpec("ValidateRequest", "check a recovery request, build the plan"),
+    StepSpec("RequestFailed", "a request ValidateRequest could not check: give back its lock, audit, alert"),
     StepSpec("RequestApproval", "send the approval request with its task token"),
     StepSpec("Approved", "record the approval, renew the failover lock"),
     StepSpec("LowerTtl", "migration, failback: lower the records' TTL before the shutdown"),
@@ -260,10 +261,20 @@ def step_arns(function_arns: dict[str, str]) -> dict[str, str]:
     return {spec.arn_variable: function_arns[spec.function] for spec in STEPS}
 
 
-def render_failover_definition(function_arns: dict[str, str]) -> str:
+def failover_definition(timeout_s: int | None = None) -> str:
+    """The ASL, `${XArn}` left in place, with the config's TimeoutSeconds (`config.workflow_timeout_s`)."""
+    text = FAILOVER_ASL.read_text(encoding="utf-8")
+    if timeout_s is None:
+        return text
+    asl = json.loads(text)
+    asl["TimeoutSeconds"] = timeout_s
+    return json.dumps(asl, indent=2) + "\n"
+
+
+def render_failover_definition(function_arns: dict[str, str], timeout_s: int | None = None) -> str:
     """The ASL with every `${XArn}` replaced by its step's function (ARNs by function key); fails loudly on a
     missing function or an unknown step."""
-    text = FAILOVER_ASL.read_text(encoding="utf-8")
+    text = failover_definition(timeout_s)
     arns = step_arns(function_arns)
     missing = [v for v in asl_variables() if v not in arns]
     if missing:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from dcwatch.checks import PlannedCheck, service_checks
 from dcwatch.config import Config, Fencing, Hook, HttpCheck, unbuilt_default
+from dcwatch.decision import LastFailover
 from dcwatch.errors import (
     DnsTimeout,
     FencingIncomplete,
@@ -185,6 +186,9 @@ class WorkflowState(_Camel):
         description="a human's answer when fencing is not proven",
     )
     cleanup_error: dict[str, Any] | None = Field(default=None, alias="cleanupError", description="a drill's")
+    notify_error: dict[str, Any] | None = Field(
+        default=None, alias="notifyError", description="why the outcome's notification failed after its retries"
+    )
     storage: str | None = Field(default=None, description="what the storage check found")
     run_id: str = Field(default="", alias="runId", description="this execution's key for steps that act once")
     lease_owner: str = Field(
@@ -940,17 +944,33 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
 def record_audit(
     state: WorkflowState, store: StateStore, clock: Clock = utcnow, *, once: Once = run_now
 ) -> WorkflowState:
+    """Before the notification: the outcome is recorded whatever becomes of the announcement. A recovery's
+    record, the new active site and the cooldown's start are written together (`StateStore.record_outcome`).
+    After a notification failed (`notifyError`), a record of that instead."""
+    if state.notify_error is not None:
+        return _record_notify_error(state, store, clock, once)
     state.note("RecordAudit", "audit record written", clock, clock())
     if state.request.dry_run or state.request.mode == "drill":
         outcome = "dry-run" if state.request.dry_run else "drill-passed"
         once(state.key("audit"), lambda: store.append_audit(state.incident_id, audit_record(state, outcome, clock)))
         return state
+    once(
+        state.key("audit"),
+        lambda: store.record_outcome(
+            state.incident_id,
+            audit_record(state, "succeeded", clock),
+            active_site=state.plan.to,
+            failover=LastFailover(state.incident_id, clock()),
+        ),
+    )
+    return state
 
-    def write() -> None:
-        store.set_active_site(state.plan.to, state.incident_id)
-        store.append_audit(state.incident_id, audit_record(state, "succeeded", clock))
 
-    once(state.key("audit"), write)
+def _record_notify_error(state: WorkflowState, store: StateStore, clock: Clock, once: Once) -> WorkflowState:
+    step = "NotifyFailure" if state.failed_step else "Notify"
+    state.note("RecordAudit", f"{step} failed after its retries: the outcome stands as recorded", clock, clock())
+    record = {**audit_record(state, "notify-failed", clock), "notifyError": state.notify_error, "notifyStep": step}
+    once(state.key("audit-notify-error", step), lambda: store.append_audit(state.incident_id, record))
     return state
 
 
@@ -1092,11 +1112,18 @@ def _readable_cause(cause: str) -> str:
 def notify_failure(
     state: WorkflowState, notifier: Notifier, store: StateStore, clock: Clock = utcnow, *, once: Once = run_now
 ) -> WorkflowState:
+    """Audit first, then announce: a failed publish (retried, then `notifyError`) never loses the record. A
+    failure after the DNS switch moved production: the cooldown starts with it, as with a success."""
     subject, message = failure_message(state, clock)
-    once(state.key("notify-failure", state.failed_step), lambda: notifier.publish(subject, message))
     state.note("NotifyFailure", f"failure at {state.failed_step} announced", clock, clock())
-    once(
-        state.key("audit-failure", state.failed_step),
-        lambda: store.append_audit(state.incident_id, audit_record(state, "failed", clock)),
-    )
+    moved = bool(state.progress.dns_changes) and state.request.mode != "drill" and not state.request.dry_run
+    record = audit_record(state, "failed", clock)
+    failover = LastFailover(state.incident_id, clock()) if moved else None
+    try:
+        once(
+            state.key("audit-failure", state.failed_step),
+            lambda: store.record_outcome(state.incident_id, record, failover=failover),
+        )
+    finally:  # announced even when the record cannot be written (yet): the retry writes it, publishing once
+        once(state.key("notify-failure", state.failed_step), lambda: notifier.publish(subject, message))
     return state

@@ -23,7 +23,14 @@ _TRANSIENT_CODES = {
     "InternalError",
     "InternalFailure",
     "PriorRequestNotComplete",
+    "InternalServerError",  # DynamoDB
+    "InternalServiceError",  # Secrets Manager
+    "KMSThrottlingException",  # SNS, DynamoDB, Secrets Manager asking KMS for a key of theirs
+    "DependencyTimeoutException",  # KMS
+    "TransactionConflictException",  # DynamoDB: another transaction on the same item, retried
 }
+# A DynamoDB transaction cancelled only for these reasons went wrong for the moment, not for good.
+_TRANSIENT_CANCELLATIONS = {"None", "ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"}
 _CLIENT_CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 
 
@@ -35,7 +42,13 @@ def client(service: str, region: str | None = None) -> Any:
 def is_transient(exc: Exception) -> bool:
     if isinstance(exc, (ConnectionError, EndpointConnectionError)):
         return True
-    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _TRANSIENT_CODES
+    if not isinstance(exc, ClientError):
+        return False
+    code = exc.response.get("Error", {}).get("Code")
+    if code == "TransactionCanceledException":
+        reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])}  # type: ignore[attr-defined]
+        return bool(reasons) and reasons <= _TRANSIENT_CANCELLATIONS and reasons != {"None"}
+    return code in _TRANSIENT_CODES
 
 
 @contextmanager

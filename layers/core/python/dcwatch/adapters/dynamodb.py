@@ -6,7 +6,8 @@ sk=GEN (the generation of the two: a warm evaluator reads one item to know its c
 pk=CONDITION#<key> sk=CONDITION (site, service, vantage point);
 pk=CONTROL with sk=ACTIVE_SITE, AUTOMATION, LAST_FAILOVER or MAINTENANCE#<site>#<service|*>#<start>;
 pk=ACK#<incident> sk=ACK; pk=AGENT#<site> sk=REPORT (the latest report of the site's agent).
-Audit keys: pk=<incident or subject> sk=<time>#<n>. Lock key: pk=failover.
+Audit keys: pk=<incident or subject> sk=<time>#<uuid> (two writers at the same instant never collide).
+Lock key: pk=failover.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
-from itertools import count
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -33,11 +33,21 @@ _ser, _de = TypeSerializer(), TypeDeserializer()
 BATCH_WRITE = 25  # BatchWriteItem's limit
 BATCH_ATTEMPTS = 4
 GENERATION = "GEN"  # sort key of a site's generation item, beside its CHECK# states and ROUND# marks
-_sequence = count()
 
 
 def _item(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _active_site_item(site: str, incident_id: str) -> dict[str, Any]:
+    changed = datetime.now(UTC).isoformat()
+    return _item({"pk": "CONTROL", "sk": "ACTIVE_SITE", "site": site, "incidentId": incident_id, "changedAt": changed})
+
+
+def _last_failover_item(failover: LastFailover) -> dict[str, Any]:
+    return _item(
+        {"pk": "CONTROL", "sk": "LAST_FAILOVER", "incidentId": failover.incident, "at": failover.at.isoformat()}
+    )
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -374,9 +384,8 @@ class DynamoStateStore:
         return LastFailover(data["incidentId"], datetime.fromisoformat(data["at"])) if data else None
 
     def record_failover(self, failover: LastFailover) -> None:
-        self._put(
-            {"pk": "CONTROL", "sk": "LAST_FAILOVER", "incidentId": failover.incident, "at": failover.at.isoformat()}
-        )
+        with aws_call("dynamodb:PutItem"):
+            self._client().put_item(TableName=self.table, Item=_last_failover_item(failover))
 
     def acknowledged(self, incident_id: str) -> bool:
         return self._get(f"ACK#{incident_id}", "ACK") is not None
@@ -391,18 +400,7 @@ class DynamoStateStore:
 
     def set_active_site(self, site: str, incident_id: str) -> None:
         with aws_call("dynamodb:PutItem"):
-            self._client().put_item(
-                TableName=self.table,
-                Item=_item(
-                    {
-                        "pk": "CONTROL",
-                        "sk": "ACTIVE_SITE",
-                        "site": site,
-                        "incidentId": incident_id,
-                        "changedAt": datetime.now(UTC).isoformat(),
-                    }
-                ),
-            )
+            self._client().put_item(TableName=self.table, Item=_active_site_item(site, incident_id))
 
     def agent_report(self, site: str) -> SiteAgentReport | None:
         data = self._get(f"AGENT#{site}", "REPORT")
@@ -432,13 +430,33 @@ class DynamoStateStore:
         return True
 
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None:
-        sk = f"{datetime.now(UTC).isoformat()}#{next(_sequence):06d}"
         with aws_call("dynamodb:PutItem"):
-            self._client().put_item(
-                TableName=self.audit_table,
-                Item=_item({"pk": incident_id, "sk": sk, "record": json.dumps(record, default=str)}),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            self._client().put_item(**self._audit_put(incident_id, record))
+
+    def _audit_put(self, incident_id: str, record: dict[str, object]) -> dict[str, Any]:
+        sk = f"{datetime.now(UTC).isoformat()}#{uuid.uuid4().hex}"
+        return {
+            "TableName": self.audit_table,
+            "Item": _item({"pk": incident_id, "sk": sk, "record": json.dumps(record, default=str)}),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+
+    def record_outcome(
+        self,
+        incident_id: str,
+        record: dict[str, object],
+        *,
+        active_site: str | None = None,
+        failover: LastFailover | None = None,
+    ) -> None:
+        """One transaction: the audit record never lands without the change it records, nor the change without it."""
+        puts = [{"Put": self._audit_put(incident_id, record)}]
+        if active_site is not None:
+            puts.append({"Put": {"TableName": self.table, "Item": _active_site_item(active_site, incident_id)}})
+        if failover is not None:
+            puts.append({"Put": {"TableName": self.table, "Item": _last_failover_item(failover)}})
+        with aws_call("dynamodb:TransactWriteItems"):
+            self._client().transact_write_items(TransactItems=puts)
 
     def audit(self, incident_id: str) -> list[dict[str, Any]]:
         with aws_call("dynamodb:Query"):

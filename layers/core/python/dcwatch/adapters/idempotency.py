@@ -3,7 +3,7 @@
 A key (run, step, group, ...) is recorded with the action's result; a retried or re-delivered step
 finds it and gets the first result back without acting again. An action that raised leaves no record,
 so a retry runs it again; one that is still running (or whose Lambda died mid-way, until that
-invocation's deadline) fails the retry with a TransientError, which the workflow retries.
+invocation's deadline) fails the retry with StepInProgress, which the workflow retries until that deadline has passed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from dcwatch.adapters.aws import LazyClient
-from dcwatch.errors import TransientError
+from dcwatch.errors import StepInProgress
 
 T = TypeVar("T")
 RECORD_DAYS = 7
@@ -56,4 +56,4 @@ class IdempotentSteps:
         try:
             return run(step={"key": key})["result"]  # type: ignore[no-any-return]
         except IdempotencyAlreadyInProgressError:
-            raise TransientError(f"{key} is still in progress in another invocation; retried later") from None
+            raise StepInProgress(f"{key} is still in progress in another invocation; retried later") from None

@@ -9,6 +9,7 @@ that say which vCenter and what went wrong.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import math
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 from xml.etree import ElementTree
 
@@ -67,6 +68,25 @@ def _connect(url: str, host: str, port: int, timeout_s: float) -> socket.socket:
 
 def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _transient_faults(method: F) -> F:
+    """A path that drops mid-step (a reset, a cut HTTP exchange) and an object vCenter no longer knows (a task
+    or VM gone between two calls) fail the step as `TransientError`: the workflow retries it, reading again."""
+
+    @functools.wraps(method)
+    def call(self: VsphereInventory, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except vmodl.fault.ManagedObjectNotFound as fault:
+            raise TransientError(f"vCenter {self.where}: {fault.obj} no longer known; read again") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransientError(f"vCenter {self.where}: the connection failed mid-step: {_why(exc)}") from None
+
+    return call  # type: ignore[return-value]
 
 
 def api_version(
@@ -372,6 +392,10 @@ class VsphereInventory:
         self._content: Any = None
 
     @property
+    def where(self) -> str:
+        return str(getattr(self._si._stub, "host", "?"))
+
+    @property
     def _collector(self) -> Any:
         if self._content is None:
             self._content = self._si.RetrieveContent()  # once: every `si.content` is a round trip of its own
@@ -427,9 +451,11 @@ class VsphereInventory:
             for name, (obj, values) in self._named(names, POWER_PROPS).items()
         }
 
+    @_transient_faults
     def power_states(self, vm_names: Sequence[str]) -> dict[str, str]:
         return {name: state for name, (_, state) in self._vms(vm_names).items()}
 
+    @_transient_faults
     def guest_states(self, vm_names: Sequence[str]) -> dict[str, GuestState]:
         return {name: _guest(values) for name, (_, values) in self._named(vm_names, GUEST_PROPS).items()}
 
@@ -448,6 +474,7 @@ class VsphereInventory:
         finally:
             watch.close()
 
+    @_transient_faults
     def power_on(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Start every power-on, many in flight at once; a VM vCenter refuses outright is named after the others
         were started. A VM on already (or meanwhile) is skipped."""
@@ -458,6 +485,7 @@ class VsphereInventory:
         calls = {name: vm.PowerOnVM_Task for name, (vm, state) in vms.items() if state != "poweredOn"}
         return _start_each(calls, "power on", already="poweredOn", error=PowerOnFailed)
 
+    @_transient_faults
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
         """In one round trip, however many tasks."""
         if not task_ids:
@@ -469,6 +497,7 @@ class VsphereInventory:
         found = _retrieve_all(self._collector, [spec])
         return {o.obj._moId: _task({p.name: p.val for p in o.propSet}) for o in found}
 
+    @_transient_faults
     def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Start the power-off of every VM that is on, many in flight at once; one vCenter refuses is named (as
         `VcenterUnavailable`) after the others were started. A VM off already (or meanwhile) is skipped."""
@@ -476,6 +505,7 @@ class VsphereInventory:
         calls = {name: vm.PowerOffVM_Task for name, (vm, state) in vms.items() if state == "poweredOn"}
         return _start_each(calls, "power off", already="poweredOff", error=VcenterUnavailable)
 
+    @_transient_faults
     def shutdown_guest(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Ask every running guest to shut down, many at once; returns the VMs whose guest refused, with why."""
         vms = self._vms(vm_names)
@@ -517,16 +547,20 @@ def _start_each(
 ) -> dict[str, str]:
     """A task per VM, started many at once (`call_each`): task id by VM. The VMs vCenter refuses are named (as
     `error`) once the others were started; one found in the power state `already` meanwhile is no refusal."""
-    tasks, refused = {}, {}
+    tasks, refused, gone = {}, {}, []
     for name, answer in call_each(calls).items():
         if not isinstance(answer, vmodl.MethodFault):
             tasks[name] = str(answer._moId)
+        elif isinstance(answer, vmodl.fault.ManagedObjectNotFound):
+            gone.append(name)  # unregistered or re-registered since it was looked up: found again by name
         elif not (isinstance(answer, vim.fault.InvalidPowerState) and str(answer.existingState) == already):
             refused[name] = _fault_text(answer)
     if refused:
         started = f"; started meanwhile: {', '.join(sorted(tasks))}" if tasks else ""
         why = "; ".join(f"{vm}: {why}" for vm, why in sorted(refused.items()))
         raise error(f"vCenter refused to {what} {why}{started}")
+    if gone:
+        raise TransientError(f"vCenter no longer knows {', '.join(sorted(gone))} (to {what}); looked up again")
     return tasks
 
 

@@ -30,7 +30,7 @@ from moto.stepfunctions.parser.asl.static_analyser import variable_references_st
 from dcwatch import runtime
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import Credentials
-from dcwatch.config import Config
+from dcwatch.config import Config, workflow_timeout_s
 from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
 from dcwatch.local.zone_server import ZoneServer
@@ -240,7 +240,7 @@ class LocalCloud:
 
         state_machine = self.client("stepfunctions").create_state_machine(
             name=f"{prefix}-failover",
-            definition=render_failover_definition(self.lambdas.arns()),
+            definition=render_failover_definition(self.lambdas.arns(), workflow_timeout_s(config)),
             roleArn=ROLE_ARN,
         )["stateMachineArn"]
 
