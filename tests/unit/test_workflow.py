@@ -401,37 +401,37 @@ def failed_at(state: WorkflowState, step: str) -> WorkflowState:
 def test_the_cooldown_starts_when_a_recovery_moves_production_not_when_it_starts(inventory, clock):
     # A failover that ran to the end: its record, the new active site and the cooldown's start, together
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="inc-1"), demo_config(), clock)
+    state = workflow.validate_request(request(incidentId="manual-inc-1"), demo_config(), clock)
     run_to_the_end(state, inventory, FakeDns(), FakeNotifier(), store, clock)
-    assert store.active == "dc-b" and store.last_failover() == LastFailover("inc-1", T0)
+    assert store.active == "dc-b" and store.last_failover() == LastFailover("manual-inc-1", T0)
 
     # One that failed before the DNS switch moved nothing: no cooldown holds the next automatic attempt back
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="inc-2"), demo_config(), clock)
+    state = workflow.validate_request(request(incidentId="manual-inc-2"), demo_config(), clock)
     workflow.notify_failure(failed_at(state, "CheckStandby"), FakeNotifier(), store, clock)
     assert store.last_failover() is None
 
     # One that failed after the switch did move production: the cooldown starts with it
     state = workflow.switch_dns(state, FakeDns(), 60, clock)
     workflow.notify_failure(failed_at(state, "CheckDns"), FakeNotifier(), store, clock)
-    assert store.last_failover() == LastFailover("inc-2", T0)
+    assert store.last_failover() == LastFailover("manual-inc-2", T0)
 
 
 def test_a_failure_is_audited_before_it_is_announced_so_a_failed_announcement_loses_no_record(clock):
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="inc-3"), demo_config(), clock)
+    state = workflow.validate_request(request(incidentId="manual-inc-3"), demo_config(), clock)
     with pytest.raises(TransientError):
         workflow.notify_failure(failed_at(state, "StartGroup"), SnsDown(), store, clock)
-    assert [r["outcome"] for r in store.audits["inc-3"]] == ["failed"]
+    assert [r["outcome"] for r in store.audits["manual-inc-3"]] == ["failed"]
 
 
 def test_a_notification_that_failed_every_retry_is_recorded_with_why_and_undoes_nothing(inventory, clock):
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="inc-4"), demo_config(), clock)
+    state = workflow.validate_request(request(incidentId="manual-inc-4"), demo_config(), clock)
     state = run_to_the_end(state, inventory, FakeDns(), FakeNotifier(), store, clock)
     unannounced = as_json(state).model_copy(update={"notify_error": {"Error": "TransientError", "Cause": "down"}})
     workflow.record_audit(unannounced, store, clock)
-    succeeded, failed = store.audits["inc-4"]
+    succeeded, failed = store.audits["manual-inc-4"]
     assert succeeded["outcome"] == "succeeded" and store.active == "dc-b"
     assert failed["outcome"] == "notify-failed" and failed["notifyError"] == {
         "Error": "TransientError",
