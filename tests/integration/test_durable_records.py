@@ -89,21 +89,21 @@ def test_sns_down_when_the_outcome_is_announced_loses_neither_the_new_active_sit
     # Given SNS failing every publish the Notify step makes (a regional outage, as botocore sees it)
     outage = failing("Notify", "before-call.sns.Publish", "InternalError", 500, times=100)
     with injected(fresh, "before-call.sns.Publish", outage):
-        described = run(fresh, "sns-down-1")
+        described = run(fresh, "manual-sns-down-1")
 
     # Then production moved and is recorded as moved: the failover itself succeeded
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert fresh.store.active_site("north") == "south"
-    succeeded, unannounced = fresh.store.audit("sns-down-1")
+    succeeded, unannounced = fresh.store.audit("manual-sns-down-1")
     assert succeeded["outcome"] == "succeeded" and unannounced["outcome"] == "notify-failed"
     assert unannounced["notifyError"]["Error"] == "TransientError" and unannounced["notifyStep"] == "Notify"
     # The publish was retried before it was given up, and the lock given back
-    assert failures(fresh, "sns-down-1").count("TransientError") >= 3
+    assert failures(fresh, "manual-sns-down-1").count("TransientError") >= 3
     assert fresh.leases.holder() is None
     # And the alarm's metric was emitted, since no one was told
     (metric,) = emf(capsys.readouterr().out, "NotifyFailed")
     assert metric["NotifyFailed"] == [1.0] and metric["step"] == "Notify"
-    assert not any("sns-down-1" in str(n.get("Message")) for n in fresh.notifications)
+    assert not any("manual-sns-down-1" in str(n.get("Message")) for n in fresh.notifications)
 
 
 def test_a_failure_is_audited_before_it_is_announced_so_sns_down_loses_no_record_of_it(fresh, capsys):
@@ -111,11 +111,11 @@ def test_a_failure_is_audited_before_it_is_announced_so_sns_down_loses_no_record
     fresh.lambdas.crashes["CheckStandby"] = 100
     outage = failing("NotifyFailure", "before-call.sns.Publish", "InternalError", 500, times=100)
     with injected(fresh, "before-call.sns.Publish", outage):
-        described = run(fresh, "sns-down-2")
+        described = run(fresh, "manual-sns-down-2")
     fresh.lambdas.crashes.clear()
 
     assert described["status"] == "FAILED"
-    failed, unannounced = fresh.store.audit("sns-down-2")
+    failed, unannounced = fresh.store.audit("manual-sns-down-2")
     assert failed["outcome"] == "failed" and failed["failedStep"] == "CheckStandby"
     assert unannounced["outcome"] == "notify-failed" and unannounced["notifyStep"] == "NotifyFailure"
     assert fresh.store.active_site("north") == "north" and fresh.leases.holder() is None
@@ -125,7 +125,7 @@ def test_a_failure_is_audited_before_it_is_announced_so_sns_down_loses_no_record
 
 def test_validate_request_dying_gives_back_the_lock_taken_for_it_audits_and_announces(fresh):
     # Given the lock taken for the execution (as the evaluator and the CLI do before they start one)
-    name = "validate-dies-1"
+    name = "manual-validate-dies-1"
     assert fresh.leases.acquire(name, 900, datetime.now(UTC), "north").owner == name
     fresh.lambdas.crashes["ValidateRequest"] = 100  # every attempt dies: a timeout, an out-of-memory kill
     notes = len(fresh.notifications)
@@ -148,7 +148,7 @@ def test_validate_request_dying_gives_back_the_lock_taken_for_it_audits_and_anno
 
 
 def test_a_bad_request_still_fails_as_itself_and_changes_nothing(fresh):
-    name = "bad-request-1"
+    name = "manual-bad-request-1"
     fresh.leases.acquire(name, 900, datetime.now(UTC), "north")
     raw = {**request(name), "to": "nowhere"}
     described = fresh.wait_execution(fresh.start_failover(raw, name=name), timeout_s=60)
@@ -165,7 +165,7 @@ def audit_write(params: dict[str, Any]) -> bool:
 
 @pytest.mark.parametrize("code", ["InternalServerError", "ThrottlingException"])
 def test_dynamodb_failing_for_a_moment_as_the_outcome_is_recorded_is_retried_not_a_failed_failover(fresh, code):
-    name = f"ddb-{code.lower()}"
+    name = f"manual-ddb-{code.lower()}"
     writes = {"before-call.dynamodb.PutItem", "before-call.dynamodb.TransactWriteItems"}
     hook = failing("RecordAudit", "", code, 500 if code.startswith("Internal") else 400, times=2, only=audit_write)
     events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
@@ -190,7 +190,7 @@ def test_the_new_active_site_is_never_recorded_without_its_audit_record(fresh):
     # Given an audit table that refuses every write (deleted: ResourceNotFoundException, no retry helps)
     fresh.cloud.client("dynamodb").delete_table(TableName=fresh.resources.audit_table_name)
     notes = len(fresh.notifications)
-    described = run(fresh, "no-audit-1")
+    described = run(fresh, "manual-no-audit-1")
 
     # Then the state change is not written alone: both or neither (TransactWriteItems)
     assert described["status"] == "FAILED"
