@@ -8,7 +8,7 @@ from dcwatch.agent.report import SiteAgentReportEvent, agent_source
 from dcwatch.config import Fencing
 from dcwatch.decision import AutomationSwitch
 from dcwatch.evaluator import receive_agent_report
-from dcwatch.events import PROBE_SOURCE
+from dcwatch.events import probe_source
 from dcwatch.wiring import RULES
 from tests.helpers import agent_report, load_event
 from tests.unit.test_evaluator import ALL_OF_A, CONFIG, THRESHOLD, World
@@ -219,6 +219,6 @@ def test_the_agent_reports_rule_takes_every_sites_agent_and_its_handler_the_cano
     (prefix,) = rule.pattern["source"]
     assert rule.target == "AgentReports" and rule.pattern["detail-type"] == [sample["detail-type"]]
     assert all(agent_source(site).startswith(prefix["prefix"]) for site in ("dc-a", "dc-b"))
-    assert not PROBE_SOURCE.startswith(prefix["prefix"]), "probe results go to Evaluate only"
+    assert not probe_source("aws-public").startswith(prefix["prefix"]), "probe results go to Evaluate only"
     parsed = SiteAgentReportEvent.model_validate(sample)
     assert (parsed.source, parsed.detail.site) == ("dcwatch.agent.dc-a", "dc-a")
