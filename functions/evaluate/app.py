@@ -114,7 +114,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def agent_report(event: SiteAgentReportEvent, context: LambdaContext) -> dict[str, Any]:
     report = event.detail
     app = runtime.app()
-    outcome = receive_agent_report(event.source, report, app.config, app.store, app.notifier)
+    outcome = receive_agent_report(event.source, report, app.config, app.store, app.notifier, replay=event.replay_name)
     if outcome.refused:
         logger.warning("agent report refused", source=event.source, site=report.site, reason=outcome.refused)
     else:

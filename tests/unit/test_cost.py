@@ -109,7 +109,7 @@ def test_a_flat_config_checked_every_minute_costs_what_the_formula_says():
     # and CloudWatch: 2 metrics per site and vantage point, 2 per check (6 endpoints), 1 per vantage point;
     # alarms: the watchdog, the probe's errors and lost results, and 4 for the evaluator and the workflow
     assert line(bill, "CloudWatch", "custom metrics").quantity == 2 * 2 + 2 * 6 + 1
-    assert line(bill, "CloudWatch", "alarms").quantity == 1 + 2 + 4 + 1  # and the probe rounds' dead letters
+    assert line(bill, "CloudWatch", "alarms").quantity == 1 + 2 + 4 + 2  # and the dead letters of both rules
     # and no VPC: no NAT gateway
     assert not [item for item in bill.lines if item.service == "VPC"]
 

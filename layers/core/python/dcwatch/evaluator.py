@@ -927,13 +927,16 @@ def receive_agent_report(
     store: StateStore,
     notifier: Notifier,
     clock: Clock = lambda: datetime.now(UTC),
+    replay: str | None = None,
 ) -> AgentReportOutcome:
     """Keep the site's latest report (the lease proof reads the standby's) and announce an agent back from
-    silence. One agent reports on its own site only: anything else is refused, and changes nothing."""
-    refused = refusal(source, report, config)
+    silence. One agent reports on its own site only, live: anything else is refused, and changes nothing.
+    `replay`: the name of the archive replay the event came from, if it did."""
+    now = clock()
+    refused = refusal(source, report, config, now, replay)
     if refused:
         return AgentReportOutcome(report.site, refused=refused)
     if not store.put_agent_report(report):
         return AgentReportOutcome(report.site)
-    AgentWatch(config, store, notifier).silence(report.site, clock())
+    AgentWatch(config, store, notifier).silence(report.site, now)
     return AgentReportOutcome(report.site, kept=True)

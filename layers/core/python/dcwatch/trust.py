@@ -52,7 +52,8 @@ def envelope_refusal(body: str, event: Mapping[str, Any]) -> str:
     return ""
 
 
-def _outside(at: datetime, now: datetime) -> str:
+def outside_window(at: datetime, now: datetime) -> str:
+    """Why `at` is no live time ('' if it is): a probe's observation, an agent's report."""
     if at > now + timedelta(seconds=CLOCK_SKEW_S):
         return f"future-dated: {at.isoformat()} is more than {CLOCK_SKEW_S} s ahead of {now.isoformat()}"
     if at < now - timedelta(seconds=RESULT_MAX_AGE_S):
@@ -67,7 +68,7 @@ def round_refusal(probe_round: ProbeRound, config: Config, now: datetime) -> str
     sites = [s.name for s in config.sites]
     if probe_round.site not in sites:
         return f"site {probe_round.site} is not one of {', '.join(sites)}"
-    return _outside(probe_round.started_at, now)
+    return outside_window(probe_round.started_at, now)
 
 
 def result_refusal(result: ProbeResult, config: Config, now: datetime) -> str:
@@ -82,5 +83,5 @@ def result_refusal(result: ProbeResult, config: Config, now: datetime) -> str:
             f"{where} claims service {result.service!r}, critical {result.critical}: "
             f"the config says {endpoint.service!r}, critical {endpoint.critical}"
         )
-    late = _outside(result.observed_at, now)
+    late = outside_window(result.observed_at, now)
     return f"{where} {late}" if late else ""
