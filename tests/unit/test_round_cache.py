@@ -77,3 +77,20 @@ def test_a_write_racing_another_writer_is_refused_and_judged_again_from_a_fresh_
     assert isinstance(raised.value, TransientError)
     judge(store, cache.begin(), round_of(2, ok=False))
     assert store.checks[("dc-a", "shop-home", "aws-public")].failures == 1
+
+
+def test_a_check_the_topology_no_longer_names_is_deleted_and_stands_in_no_verdict():
+    store = FakeStore()
+    judge(store, RoundCache(store, CONFIG.topology).begin(), round_of(1))
+    # Given the state of a check since removed from the config, and one of a vantage point since gone
+    kept = store.checks[("dc-a", "shop-home", "aws-public")]
+    store.put_checks([replace(kept, check="old-check"), replace(kept, vantage="aws-gone")])
+
+    cache = RoundCache(store, CONFIG.topology).begin()
+
+    # Then reading the site leaves them out and deletes them, and says so once
+    assert {(c.check, c.vantage) for c in cache.site_checks("dc-a")} == {(c, "aws-public") for c, _ in CHECKS}
+    assert ("dc-a", "old-check", "aws-public") not in store.checks
+    assert ("dc-a", "shop-home", "aws-gone") not in store.checks
+    assert sorted(cache.pruned()) == ["old-check@aws-public at dc-a", "shop-home@aws-gone at dc-a"]
+    assert cache.pruned() == []
