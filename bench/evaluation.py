@@ -42,7 +42,7 @@ from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.config import Config, parse_config
 from dcwatch.decision import AutomationSwitch
 from dcwatch.evaluator import RoundCache, evaluate, evaluate_round
-from dcwatch.events import PROBE_RESULT, PROBE_SOURCE, ProbeResult, ProbeRound, probe_rounds
+from dcwatch.events import PROBE_RESULT, ProbeResult, ProbeRound, probe_rounds, probe_source
 from dcwatch.local.cloud import create_tables
 from dcwatch.local.moto_server import make_reads_fast
 from dcwatch.wiring import RULES
@@ -134,7 +134,7 @@ class Bench:
             SnsNotifier(topic, clients["sns"]),
             DynamoLeases(tables["Locks"], clients["dynamodb"]),
         )
-        self.cache = RoundCache(self.store)  # the warm environment's
+        self.cache = RoundCache(self.store, self.config.topology)  # the warm environment's
         self.round = 0
         self.t0 = datetime.now(UTC) - timedelta(hours=1)
         self.services = {
@@ -186,14 +186,16 @@ class Bench:
         for vantage_rounds in by_vantage.values():
             for n in range(0, len(vantage_rounds), BATCH):
                 invocations += 1
-                cache = self.cache.begin() if warm else RoundCache(self.store)
+                cache = self.cache.begin() if warm else RoundCache(self.store, self.config.topology)
                 for r in vantage_rounds[n : n + BATCH]:
                     evaluate_round(r, self.config, *self.ports, clock=self.now, cache=cache)
         return invocations
 
     def old(self, results: Sequence[ProbeResult]) -> int:
         """Today's design: one event and one invocation per result."""
-        entries = [self.events._entry(PROBE_SOURCE, PROBE_RESULT, r.model_dump_json(by_alias=True)) for r in results]
+        entries = [
+            self.events._entry(probe_source(r.vantage), PROBE_RESULT, r.model_dump_json(by_alias=True)) for r in results
+        ]
         self.events.put(entries)
         for result in results:
             evaluate(result, self.config, *self.ports, clock=self.now)

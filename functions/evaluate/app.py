@@ -19,16 +19,33 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dcwatch import runtime
 from dcwatch.agent.report import SiteAgentReportEvent
 from dcwatch.evaluator import RoundCache, evaluate_round, receive_agent_report
-from dcwatch.events import ProbeRound
-from dcwatch.observability import logger, record_detection, record_results_received, tracer
+from dcwatch.events import EVENT_MAX_BYTES, REPLAY_FIELD, ProbeRound
+from dcwatch.observability import logger, record_detection, record_refused, record_results_received, tracer
+from dcwatch.trust import envelope_refusal
 
 processor = SqsFifoPartialProcessor()
 
 
+def refuse(record: SQSRecord, reason: str, **where: Any) -> dict[str, Any]:
+    """A round the evaluator does not believe (`dcwatch.trust`): logged with what it claimed, and dropped (not
+    retried: no retry makes it true, and it would hold up the rounds queued behind it)."""
+    logger.warning("probe round refused", reason=reason, message_id=record.message_id, **where)
+    record_refused()
+    return {**where, "refused": reason}
+
+
 def judge(record: SQSRecord, cache: RoundCache) -> dict[str, Any]:
-    """One queued EventBridge event: its ProbeRound judged (an invalid one raises, and is retried, then kept)."""
-    probe_round = ProbeRound.model_validate(json.loads(record.body)["detail"])
-    record_results_received(probe_round.vantage, len(probe_round.results))
+    """One queued EventBridge event: its ProbeRound judged, or refused and logged (`dcwatch.trust`)."""
+    body = record.body
+    try:
+        event = json.loads(body) if len(body) <= EVENT_MAX_BYTES else {}
+        claimed = {"source": event.get("source"), "replay": event.get(REPLAY_FIELD)}
+        refused = envelope_refusal(body, event)
+        if refused:
+            return refuse(record, refused, **claimed, bytes=len(body))
+        probe_round = ProbeRound.model_validate(event["detail"])
+    except (ValueError, KeyError, AttributeError) as exc:  # not JSON, not a ProbeRound (pydantic's is a ValueError)
+        return refuse(record, f"not a ProbeRound: {exc}"[:2000], bytes=len(body))
     app = runtime.app()
     outcome = evaluate_round(
         probe_round, app.config, app.store, app.events, app.workflows, app.notifier, app.leases, cache=cache
@@ -36,6 +53,11 @@ def judge(record: SQSRecord, cache: RoundCache) -> dict[str, Any]:
     decision = outcome.decision
     where: dict[str, Any] = {"site": outcome.site, "vantage": outcome.vantage, "round_id": outcome.round_id}
     where["chunk"] = outcome.chunk
+    if outcome.pruned:
+        logger.warning("check states pruned: the config no longer names them", pruned=list(outcome.pruned))
+    if outcome.refused:
+        return refuse(record, outcome.refused, **claimed, **where, started_at=probe_round.started_at.isoformat())
+    record_results_received(probe_round.vantage, len(probe_round.results) - len(outcome.ignored))
     if outcome.stale:
         logger.info("round ignored: judged already (a duplicate, or an older round come late)", **where)
     if outcome.ignored:
@@ -69,7 +91,7 @@ def round_cache() -> RoundCache:
     global _cache
     store = runtime.app().store
     if _cache is None or _cache.store is not store:
-        _cache = RoundCache(store)
+        _cache = RoundCache(store, runtime.app().config.topology)
     return _cache.begin()
 
 
@@ -92,7 +114,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def agent_report(event: SiteAgentReportEvent, context: LambdaContext) -> dict[str, Any]:
     report = event.detail
     app = runtime.app()
-    outcome = receive_agent_report(event.source, report, app.config, app.store, app.notifier)
+    outcome = receive_agent_report(event.source, report, app.config, app.store, app.notifier, replay=event.replay_name)
     if outcome.refused:
         logger.warning("agent report refused", source=event.source, site=report.site, reason=outcome.refused)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 import dcwatch
+from dcwatch.events import RESULT_MAX_AGE_S
 from dcwatch.topology import VANTAGE_PUBLIC
 from dcwatch.wiring import REPO_ROOT
 
@@ -49,7 +51,7 @@ ARCHIVE_RETENTION = Duration.days(90)
 # The watchdog of the watchdog: this many probe periods without a result from a vantage point is an alarm.
 WATCHDOG_PERIODS = 3
 # A rule (or its queue) delivers a probe round to the evaluator for this long; older ones are superseded anyway.
-RESULT_MAX_AGE = Duration.hours(1)
+RESULT_MAX_AGE = Duration.seconds(RESULT_MAX_AGE_S)
 # The ended-execution alert: EventBridge retries its delivery to the function this often within RESULT_MAX_AGE.
 ENDED_RETRIES = 8
 
@@ -156,6 +158,15 @@ def stack_name(deployment: str) -> str:
 
 def probe_stack_name(deployment: str, region: str) -> str:
     return f"dcwatch-{deployment}-probe-{region}"
+
+
+def probe_role_name(deployment: str, vantage: str) -> str:
+    """The probe role's name: the bus policy names it, in every region's stack (IAM: at most 64 characters,
+    unique in the account; a longer one keeps its start and a digest of the whole)."""
+    name = f"dcwatch-{deployment}-probe-{vantage}"
+    if len(name) <= 64:
+        return name
+    return f"{name[:55]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def bus_name(deployment: str) -> str:

@@ -19,10 +19,12 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from dcwatch.config import Network
+from dcwatch.events import PROBE_ROUND, probe_source
 from dcwatch.topology import HOME, Placement
 from dcwatch.wiring import FUNCTIONS_DIR, FunctionSpec, function
 from dcwatch_infra import constants as c
 from dcwatch_infra import nag
+from dcwatch_infra.bus_policy import put_events
 
 # Lambda attaches a function to a VPC through network interfaces it manages with these; only Describe*
 # cannot be scoped, and Lambda checks the others against "*" when the function is created.
@@ -47,13 +49,15 @@ def dcwatch_function(
     network: Network | None = None,
     description: str = "",
     max_event_age: Duration | None = None,
+    role_name: str | None = None,
 ) -> lambda_.Function:
     """The function `spec` as `construct_id`, where `placement` says (inside `network` when it is in the VPC);
-    `max_event_age` also stops retries of failed async calls."""
+    `max_event_age` also stops retries of failed async calls; `role_name` where a policy names its role."""
     _check_placement(scope, construct_id, placement, network)
     role = iam.Role(
         scope,
         c.role_id(construct_id),
+        role_name=role_name,
         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
         description=f"dcwatch {construct_id}: {spec.description}"[:1000],
     )
@@ -111,13 +115,16 @@ def probe_function(
     scope: Construct,
     vantage: str,
     *,
+    deployment: str,
+    bus_arn: str,
     layers: list[lambda_.LayerVersion],
     environment: dict[str, str],
     period: Duration,
     placement: Placement = HOME,
     network: Network | None = None,
 ) -> lambda_.Function:
-    """The probe at one vantage point, called every `period`, tagged and named with where it runs from."""
+    """The probe at one vantage point, called every `period`, tagged and named with where it runs from; it may
+    put on the bus its own vantage point's ProbeRounds only (`bus_policy`)."""
     spec = function("Probe")
     probe = dcwatch_function(
         scope,
@@ -133,7 +140,9 @@ def probe_function(
         network=network,
         description=f"{spec.description} (from {vantage})",
         max_event_age=period,
+        role_name=c.probe_role_name(deployment, vantage),
     )
+    probe.add_to_role_policy(put_events(bus_arn, probe_source(vantage), PROBE_ROUND))
     Tags.of(probe).add(c.VANTAGE_TAG, vantage)
     return probe
 

@@ -33,6 +33,18 @@ class Vantage:
     region: str | None = None
 
 
+# What waits in each rule's dead-letter queue, and what to do about it.
+DEAD_LETTERS = {
+    "probe-rounds": "the evaluator could not judge them (its log has the error). Newer rounds are judged all the "
+    "same; redrive the queue once the cause is fixed, or purge it: a round older than the next is dropped as late "
+    "anyway.",
+    "agent-reports": "site agents' reports EventBridge could not deliver or AgentReports failed on every retry (its "
+    "log has the error; the message's attributes name it). The next report of the same agent replaces them: purge "
+    "the queue once the cause is fixed.",
+}
+DEAD_LETTERS_DEFAULT = "its function's log has the error; redrive or purge the queue once the cause is fixed."
+
+
 class Monitoring(Construct):
     def __init__(
         self,
@@ -97,9 +109,8 @@ class Monitoring(Construct):
             self._alarm(
                 f"dead-letters-{rule}",
                 dead.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
-                f"Messages of the {rule} rule failed every attempt and wait in its dead-letter queue: the evaluator "
-                "could not judge them (its log has the error). Newer rounds are judged all the same; redrive the "
-                "queue once the cause is fixed, or purge it: a round older than the next is dropped as late anyway.",
+                f"Messages of the {rule} rule failed every attempt and wait in its dead-letter queue: "
+                + DEAD_LETTERS.get(rule, DEAD_LETTERS_DEFAULT),
             )
         one_minute = Duration.minutes(1)
         self._alarm(

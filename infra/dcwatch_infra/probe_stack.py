@@ -53,6 +53,8 @@ class ProbeStack(Stack):
             probe = probe_function(
                 self,
                 vantage.name,
+                deployment=config.name,
+                bus_arn=self.bus_arn,
                 layers=self.layers,
                 environment={
                     c.ENV_CONFIG: c.CONFIG_IN_LAMBDA,
@@ -63,7 +65,6 @@ class ProbeStack(Stack):
                 period=period,
                 placement=vantage.placement,
             )
-            probe.add_to_role_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.bus_arn]))
             probe.add_to_role_policy(
                 iam.PolicyStatement(
                     actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],

@@ -26,6 +26,7 @@ from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as lambda_destinations
 from aws_cdk import aws_lambda_event_sources as lambda_event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -37,6 +38,7 @@ from constructs import Construct
 
 from dcwatch.adapters.agent_aws import SITE_LEASE_PREFIX
 from dcwatch.config import Config, workflow_timeout_s
+from dcwatch.events import EVALUATOR_SOURCE, REPLAY_FIELD, SITE_STATUS_CHANGED
 from dcwatch.topology import VantagePoint
 from dcwatch.wiring import (
     FAILOVER_ASL,
@@ -58,6 +60,7 @@ from dcwatch_infra import constants as c
 from dcwatch_infra import nag
 from dcwatch_infra.agents import AgentTrust, SiteAgentRoles
 from dcwatch_infra.append_only import append_only_policy
+from dcwatch_infra.bus_policy import bus_policy, put_events, source_owners
 from dcwatch_infra.dns_access import grant_dns
 from dcwatch_infra.functions import dcwatch_function, probe_function
 from dcwatch_infra.layers import code_layers
@@ -77,7 +80,8 @@ VCENTER_USERS = (
     "PrepareDrill",
     "CleanUpDrill",
 )
-BUS_PUBLISHERS = ("Probe", "Evaluate")
+# Each its own source and detail-type only (`bus_policy`); each probe its own vantage point's (`probe_function`).
+BUS_PUBLISHERS = {"Evaluate": (EVALUATOR_SOURCE, SITE_STATUS_CHANGED)}
 # Control: the automation switch, acknowledgements; AgentReports: each site agent's latest report, its silence.
 STATE_WRITERS = ("Evaluate", "AgentReports", "RecordAudit", "Control")
 # ValidateRequest: a migration, failback or drill is checked against the recorded active site; ProveFenced: the
@@ -206,19 +210,22 @@ class DcwatchStack(Stack):
                 queue = self._rule_queue(rule.name, rule.queue, function(rule.target))
                 target = events_targets.SqsQueue(queue, message_group_id=message_group(config.name))
             else:
-                target = events_targets.LambdaFunction(self.functions[rule.target], max_event_age=c.RESULT_MAX_AGE)
-            events.Rule(
+                target = self._async_target(rule.name, self.functions[rule.target])
+            cfn_rule = events.Rule(
                 self,
                 c.rule_id(rule.name),
                 event_bus=self.bus,
                 description=f"{rule.name} to {rule.target}",
                 event_pattern=_event_pattern(rule.pattern),
                 targets=[target],
-            )
+            ).node.default_child
+            for key, value in _beyond_l2(rule.pattern).items():  # `replay-name`: the L2 has no such field
+                cfn_rule.add_property_override(f"EventPattern.{key}", value)  # type: ignore[union-attr]
         self._execution_ended_rule()
         self._probe_schedules()
         self._grant(self.hosted_zone_ids)
         self.agent_roles = self._site_agent_roles(inputs)
+        self._bus_policy()
 
         self.monitoring = Monitoring(
             self,
@@ -288,7 +295,7 @@ class DcwatchStack(Stack):
             # Built from their parts: the policy takes account and region from these ARNs (`agent_policy`).
             locks_table_arn=self._arn("dynamodb", "table", self.tables["Locks"].table_name),
             audit_table_arn=self._arn("dynamodb", "table", self.tables["Audit"].table_name),
-            bus_arn=self._arn("events", "event-bus", self.bus.event_bus_name),
+            bus_arn=self._bus_arn(),
             trust=AgentTrust(trust_anchor_arn=inputs.agent_trust_anchor_arn, principals=principals),
         )
         for site, role in roles.roles.items():
@@ -324,6 +331,46 @@ class DcwatchStack(Stack):
             **{spec.env: self.tables[spec.key].table_name for spec in TABLES},
             ENV_HOSTED_ZONE_IDS: encode_zone_ids(self.hosted_zone_ids),
         }
+
+    def _bus_policy(self) -> None:
+        """Each dcwatch source from its one role only (`bus_policy`): the bus's inline resource policy."""
+        account_arn = self.format_arn
+        owners = source_owners(
+            self.config,
+            probe_role_arn=lambda v: account_arn(
+                service="iam", region="", resource="role", resource_name=c.probe_role_name(self.config.name, v)
+            ),
+            evaluator_role_arn=self.functions["Evaluate"].role.role_arn,  # type: ignore[union-attr]
+            agent_role_arns={s: r.role_arn for s, r in self.agent_roles.roles.items()} if self.agent_roles else {},
+        )
+        cfn_bus: events.CfnEventBus = self.bus.node.default_child  # type: ignore[assignment]
+        cfn_bus.policy = bus_policy(self._bus_arn(), owners)
+
+    def _bus_arn(self) -> str:
+        """The bus's ARN from its name, not from the bus: its own policy, and the roles that policy names, use it
+        (a reference to the bus there would be a circular dependency)."""
+        return self._arn("events", "event-bus", c.bus_name(self.config.name))
+
+    def _async_target(self, name: str, consumer: lambda_.Function) -> events.IRuleTarget:
+        """A rule's function invoked asynchronously: what EventBridge cannot deliver, and what the function failed
+        on every retry, is kept in the rule's dead-letter queue (an alarm watches it) rather than lost."""
+        dead = sqs.Queue(
+            self,
+            c.dead_letter_id(name),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        nag.acknowledge(
+            dead,
+            "SQS3",
+            "it is a dead-letter queue: of an EventBridge target and of the function's asynchronous invocations",
+        )
+        consumer.configure_async_invoke(
+            on_failure=lambda_destinations.SqsDestination(dead), max_event_age=c.RESULT_MAX_AGE, retry_attempts=2
+        )
+        self.dead_letters[name] = dead
+        return events_targets.LambdaFunction(consumer, max_event_age=c.RESULT_MAX_AGE, dead_letter_queue=dead)
 
     def _rule_queue(self, name: str, spec: QueueSpec, consumer: FunctionSpec) -> sqs.Queue:
         """The FIFO queue of a queued rule (`wiring.QueueSpec`), its dead-letter queue, and the function's event
@@ -375,6 +422,8 @@ class DcwatchStack(Stack):
         return probe_function(
             self,
             vantage.name,
+            deployment=self.config.name,
+            bus_arn=self.bus.event_bus_arn,
             layers=self.layers,
             environment=self._environment(),
             period=probe_period(self.config),
@@ -520,8 +569,8 @@ class DcwatchStack(Stack):
         for fn in self._holders(VCENTER_USERS):
             for secret in secrets:
                 secret.grant_read(fn)
-        for fn in self._holders(BUS_PUBLISHERS):
-            self.bus.grant_put_events_to(fn)
+        for key, (source, detail_type) in BUS_PUBLISHERS.items():
+            self.functions[key].add_to_role_policy(put_events(self.bus.event_bus_arn, source, detail_type))
         for fn in self._holders(STATE_WRITERS):
             self.table.grant_read_write_data(fn)
         for fn in self._holders(STATE_READERS):
@@ -615,4 +664,10 @@ def _event_pattern(pattern: dict[str, object]) -> events.EventPattern:
             return events.Match.prefix(value[0]["prefix"])
         return value
 
-    return events.EventPattern(**{key.replace("-", "_"): values(value) for key, value in pattern.items()})  # type: ignore[arg-type]
+    known = {key: value for key, value in pattern.items() if key not in _beyond_l2(pattern)}
+    return events.EventPattern(**{key.replace("-", "_"): values(value) for key, value in known.items()})  # type: ignore[arg-type]
+
+
+def _beyond_l2(pattern: dict[str, object]) -> dict[str, object]:
+    """The pattern's fields `events.EventPattern` has no parameter for (`replay-name`), set on the L1."""
+    return {key: value for key, value in pattern.items() if key == REPLAY_FIELD}

@@ -66,7 +66,7 @@ ALLOWED_SERVICES = {
     # sqs: the probe-rounds queue its event source mapping reads (receive, delete, attributes).
     "Evaluate": {"events", "dynamodb", "states", "sns", "kms", "sqs"},
     # Each site agent's latest report and its silence (state), their decision records (audit), their alerts.
-    "AgentReports": {"dynamodb", "sns", "kms"},
+    "AgentReports": {"dynamodb", "sns", "kms", "sqs"},  # sqs: what failed every retry, to its dead-letter queue
     "Control": {"dynamodb", "states"},
     "Steps": set().union(*(STEP_SERVICES[s.key] for s in STEPS if s.function == "Steps")),
     "SiteSteps": set().union(*(STEP_SERVICES[s.key] for s in STEPS if s.function == "SiteSteps")),

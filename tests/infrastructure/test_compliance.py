@@ -30,6 +30,7 @@ ACKNOWLEDGED = {
     ("AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:route53:::change/*]", "change ids"): "CheckDns",
     ("AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", "alerts topic"): "Notify, NotifyFailure",
     ("AwsSolutions-IAM5[Resource::<Probe", "versions"): "the Scheduler role, per probe",
+    ("AwsSolutions-SQS3", "it is a dead-letter queue"): "the agent-reports rule's and AgentReports' async failures",
 }
 
 

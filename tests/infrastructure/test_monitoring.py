@@ -162,7 +162,7 @@ def test_probe_evaluator_and_workflow_failures_raise_alarms(demo: Synth):
         ), "what RecordAudit counts when a recovery's notification failed every retry"
     watchdog = {f"{what}-{vantage}" for what in ("no-probe-results", "probe-results-lost") for vantage in DEMO_VANTAGES}
     notify = {"notify-failed-Notify", "notify-failed-NotifyFailure"}
-    assert set(found) == set(expected) | watchdog | notify | {"dead-letters-probe-rounds"}
+    assert set(found) == set(expected) | watchdog | notify | {"dead-letters-probe-rounds", "dead-letters-agent-reports"}
 
 
 def test_a_probe_round_that_failed_every_attempt_raises_an_alarm_on_its_dead_letter_queue(demo: Synth):

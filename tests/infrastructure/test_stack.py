@@ -136,7 +136,7 @@ def test_a_probe_round_never_runs_twice_at_once_nor_late(demo: Synth):
         c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
         for c in resources(demo, "AWS::Lambda::EventInvokeConfig").values()
     }
-    assert set(invoke_configs) == probes
+    assert probes <= set(invoke_configs), "(AgentReports has one too: its failures go to a dead-letter queue)"
     for probe in probes:
         assert resources(demo, "AWS::Lambda::Function")[probe]["Properties"]["ReservedConcurrentExecutions"] == 1
         assert invoke_configs[probe]["MaximumRetryAttempts"] == 0

@@ -88,7 +88,7 @@ def test_a_probe_round_reaches_the_bus_as_one_event_per_vantage_point_and_site()
 
     assert sent == 28 and calls == [2], "every result, in one call of two events"
     received = drain(sqs, url, 2)
-    assert {b["source"] for b in received} == {"dcwatch.probe"}
+    assert {b["source"] for b in received} == {"dcwatch.probe.v"}, "the vantage point's own source"
     by_site = {b["detail"]["site"]: b["detail"] for b in received}
     assert sorted(r["check"] for r in by_site["north"]["results"]) == sorted(f"c{i}" for i in range(23))
     assert (by_site["south"]["chunk"], by_site["south"]["chunks"], len(by_site["south"]["results"])) == (0, 1, 5)

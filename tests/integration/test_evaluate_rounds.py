@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import botocore.exceptions
 import pytest
 from moto import mock_aws
 
@@ -23,7 +24,8 @@ from dcwatch.wiring import RULES, function, message_group
 from tests.configs import write_pair_config
 from tests.helpers import moto_credentials
 
-T0 = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
+# The evaluator judges only what was observed within the last hour (`dcwatch.trust`), by its own clock.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 RULE = next(r for r in RULES if r.target == "Evaluate")
 
 
@@ -70,12 +72,13 @@ def round_of(config, n: int, failing: str | None = None) -> list[ProbeResult]:
     out = []
     for vantage in config.topology.vantage_points:
         for site, check in sorted(vantage.checks):
-            service = next((s.name for s, a in config.services_at(site) for c in a.checks if c.name == check), None)
+            endpoint = config.topology.endpoint(site, check)
+            service = endpoint.service
             ok = site != failing and not (site != config.active_site and service is not None)
             out.append(
                 ProbeResult(
                     site=site, check=check, service=service, kind="vcenter" if service is None else "http",
-                    critical=True, ok=ok, reason="" if ok else "connection refused", latency_ms=2.0,
+                    critical=endpoint.critical, ok=ok, reason="" if ok else "connection refused", latency_ms=2.0,
                     observed_at=T0 + timedelta(seconds=n), vantage=vantage.name, round_id=f"r{n}",
                 )
             )  # fmt: skip
@@ -185,29 +188,45 @@ def test_a_steady_round_writes_nothing_but_its_marks_and_a_judged_round_is_dropp
 
 def sqs_event_from(results: list[ProbeResult]) -> list[dict]:
     """The rounds of `results` as received messages (without the bus: a redelivery of the same rounds)."""
-    from dcwatch.events import probe_rounds
+    from dcwatch.events import PROBE_ROUND, probe_rounds, probe_source
 
     return [
         {
             "MessageId": f"m{n}",
             "ReceiptHandle": f"h{n}",
-            "Body": json.dumps({"detail": json.loads(r.model_dump_json(by_alias=True))}),
+            "Body": json.dumps(
+                {
+                    "source": probe_source(r.vantage),
+                    "detail-type": PROBE_ROUND,
+                    "detail": json.loads(r.model_dump_json(by_alias=True)),
+                }
+            ),
             "Attributes": {"MessageGroupId": "g"},
         }
         for n, r in enumerate(probe_rounds(results))
     ]
 
 
-def test_a_round_that_fails_is_reported_with_every_round_after_it_and_nothing_before_it_is(deployment):
+def test_a_round_that_fails_is_reported_with_every_round_after_it_and_nothing_before_it_is(deployment, monkeypatch):
     config, _, arn, store = deployment
     messages = sqs_event_from(round_of(config, 1))
-    broken = {**messages[1], "MessageId": "broken", "Body": json.dumps({"detail": {"site": "north"}})}
-    batch = [messages[0], broken, *messages[2:]]
+    writes = []
 
-    answer = invoke(batch, arn)
+    def throttle_the_second_write(**_):
+        writes.append(1)
+        if len(writes) == 2:  # the second round's check states: DynamoDB throttles them, after boto3's retries
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}
+            raise botocore.exceptions.ClientError(error, "BatchWriteItem")
+
+    session = boto3.session.Session()  # the handler's clients come from the default session: this one, hooked
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    session.events.register("before-call.dynamodb.BatchWriteItem", throttle_the_second_write)
+    runtime.reset()
+
+    answer = invoke(messages, arn)
 
     failed = [f["itemIdentifier"] for f in answer["batchItemFailures"]]
-    assert failed == ["broken", *(m["MessageId"] for m in messages[2:])], "order kept: the rest waits for it"
+    assert failed == [m["MessageId"] for m in messages[1:]], "order kept: the rest waits for it"
     first = messages[0]["Body"]
     judged = json.loads(first)["detail"]
     assert {(c.check, c.vantage) for c in store.site_checks(judged["site"]) if c.vantage == judged["vantage"]} == {

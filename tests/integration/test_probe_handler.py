@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from dcwatch import runtime
 from dcwatch.local.lambdas import LambdaContext, load_handler
-from dcwatch.wiring import function
+from dcwatch.wiring import RULES, function
 from tests.configs import write_pair_config
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,9 @@ def probe_env(tmp_path, monkeypatch):
         url = sqs.create_queue(QueueName="results")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         events.put_rule(
-            Name="all", EventBusName="dcwatch-probe", EventPattern=json.dumps({"source": ["dcwatch.probe"]})
+            Name="all",
+            EventBusName="dcwatch-probe",
+            EventPattern=json.dumps(next(r for r in RULES if r.target == "Evaluate").pattern),
         )
         events.put_targets(Rule="all", EventBusName="dcwatch-probe", Targets=[{"Id": "q", "Arn": arn}])
         secrets = boto3.client("secretsmanager")

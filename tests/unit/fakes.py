@@ -248,6 +248,10 @@ class FakeStore:
         for state in states:
             self.checks[(state.site, state.check, state.vantage)] = state
 
+    def delete_checks(self, states: list[CheckState]) -> None:
+        for state in states:
+            self.checks.pop((state.site, state.check, state.vantage), None)
+
     def mark_round(self, site: str, vantage: str, started_at: datetime, chunk: int, chunks: int) -> bool:
         mark = self.marks.get((site, vantage))
         if mark is not None and mark.judged(started_at, chunk):

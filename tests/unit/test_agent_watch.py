@@ -4,11 +4,15 @@ on its own site only."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
+
 from dcwatch.agent.report import SiteAgentReportEvent, agent_source
 from dcwatch.config import Fencing
 from dcwatch.decision import AutomationSwitch
 from dcwatch.evaluator import receive_agent_report
-from dcwatch.events import PROBE_SOURCE
+from dcwatch.events import probe_source
 from dcwatch.wiring import RULES
 from tests.helpers import agent_report, load_event
 from tests.unit.test_evaluator import ALL_OF_A, CONFIG, THRESHOLD, World
@@ -190,8 +194,29 @@ def test_a_report_delivered_late_never_replaces_a_newer_one():
 def test_without_agents_in_the_config_a_report_is_refused():
     world = World()
     report = agent_report("dc-a", "dc-b", world.now)
-    outcome = receive_agent_report(agent_source("dc-a"), report, world.config, world.store, world.notifier)
+    outcome = receive_agent_report(
+        agent_source("dc-a"), report, world.config, world.store, world.notifier, clock=lambda: world.now
+    )
     assert outcome.refused == "the config names no site agents (fencing.agents)"
+
+
+@pytest.mark.parametrize(
+    ("sent", "replay", "why"),
+    [
+        (timedelta(days=365 * 73), None, "sent future-dated"),  # 2099: it would stand as the latest for good
+        (-timedelta(hours=2), None, "sent too old"),
+        (timedelta(0), "incident-review", "an archive replay"),
+    ],
+)
+def test_a_report_from_the_future_or_the_past_or_an_archive_is_refused_and_changes_nothing(sent, replay, why):
+    world = AgentWorld()
+    report = agent_report("dc-b", "dc-a", world.now + sent, ttl_s=FENCING.lease_ttl_s)
+    outcome = receive_agent_report(
+        agent_source("dc-b"), report, world.config, world.store, world.notifier, lambda: world.now, replay
+    )
+    assert not outcome.kept and outcome.refused.startswith(why), outcome.refused
+    assert world.store.agent_report("dc-b") is None
+    assert world.report("dc-b").kept, "the agent's next genuine report is kept"
 
 
 def test_a_held_back_failover_waits_while_the_sites_agent_reports_it_serving():
@@ -219,6 +244,6 @@ def test_the_agent_reports_rule_takes_every_sites_agent_and_its_handler_the_cano
     (prefix,) = rule.pattern["source"]
     assert rule.target == "AgentReports" and rule.pattern["detail-type"] == [sample["detail-type"]]
     assert all(agent_source(site).startswith(prefix["prefix"]) for site in ("dc-a", "dc-b"))
-    assert not PROBE_SOURCE.startswith(prefix["prefix"]), "probe results go to Evaluate only"
+    assert not probe_source("aws-public").startswith(prefix["prefix"]), "probe results go to Evaluate only"
     parsed = SiteAgentReportEvent.model_validate(sample)
     assert (parsed.source, parsed.detail.site) == ("dcwatch.agent.dc-a", "dc-a")

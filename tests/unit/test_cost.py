@@ -110,7 +110,7 @@ def test_a_flat_config_checked_every_minute_costs_what_the_formula_says():
     # alarms: the watchdog, the probe's errors and lost results, and 6 for the evaluator and the workflow (its
     # failed notifications among them: their metric is emitted only when one fails, so it is not billed here)
     assert line(bill, "CloudWatch", "custom metrics").quantity == 2 * 2 + 2 * 6 + 1
-    assert line(bill, "CloudWatch", "alarms").quantity == 1 + 2 + 6 + 1  # and the probe rounds' dead letters
+    assert line(bill, "CloudWatch", "alarms").quantity == 1 + 2 + 6 + 2  # and the dead letters of both rules
     # and no VPC: no NAT gateway
     assert not [item for item in bill.lines if item.service == "VPC"]
 

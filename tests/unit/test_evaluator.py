@@ -56,7 +56,7 @@ class World:
         self.notifier, self.leases = FakeNotifier(), FakeLeases()
         self.round = 0
         self.late: list[ProbeResult | ProbeRound] = []
-        self.cache = RoundCache(self.store)
+        self.cache = RoundCache(self.store, self.config.topology)
 
     @property
     def now(self) -> datetime:
@@ -76,6 +76,8 @@ class World:
             )
         cache = self.cache.begin() if self.warm else None
         outcome = evaluate_round(item, self.config, *ports, clock=lambda: self.now, cache=cache)
+        if outcome.refused:
+            return Evaluation(None, ignored=outcome.refused)
         if outcome.stale or outcome.ignored:
             return Evaluation(None, ignored="; ".join(outcome.ignored))
         return outcome.decision

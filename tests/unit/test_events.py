@@ -23,12 +23,12 @@ from dcwatch.evaluator import evaluate_round
 from dcwatch.events import (
     EVALUATOR_SOURCE,
     PROBE_ROUND,
-    PROBE_SOURCE,
     SITE_STATUS_CHANGED,
     ProbeResult,
     ProbeRound,
     SiteStatusChanged,
     probe_rounds,
+    probe_source,
 )
 from dcwatch.executions import ExecutionStatusChange
 from dcwatch.recovery import REQUESTS, FailoverRequest, parse_request
@@ -44,7 +44,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "ExecutionStatusChange": ExecutionStatusChange,
 }
 SAMPLES = {
-    "samples/ProbeRound.json": (ProbeRound, PROBE_SOURCE, PROBE_ROUND),
+    "samples/ProbeRound.json": (ProbeRound, probe_source("aws-public"), PROBE_ROUND),
     "samples/SiteStatusChanged.json": (SiteStatusChanged, EVALUATOR_SOURCE, SITE_STATUS_CHANGED),
 }
 MANUAL_TRIGGERS = {"failover-manual.json": True, "failover-manual-live.json": False}
@@ -61,9 +61,17 @@ def schema_errors(name: str, instance: Any) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors]
 
 
-def matches(pattern: dict[str, list[str]], event: dict[str, Any]) -> bool:
-    """EventBridge matching for the flat `{field: [values]}` patterns dcwatch uses."""
-    return all(event.get(field) in values for field, values in pattern.items())
+def matches(pattern: dict[str, list[Any]], event: dict[str, Any]) -> bool:
+    """EventBridge matching for the flat patterns dcwatch uses: `{field: [values, {"prefix": p}, {"exists": b}]}`."""
+
+    def one(value: Any, allowed: Any) -> bool:
+        if isinstance(allowed, dict) and "prefix" in allowed:
+            return isinstance(value, str) and value.startswith(allowed["prefix"])
+        if isinstance(allowed, dict) and "exists" in allowed:
+            return (value is not None) == allowed["exists"]
+        return bool(value == allowed)
+
+    return all(any(one(event.get(field), a) for a in values) for field, values in pattern.items())
 
 
 def field_names(model: type[BaseModel]) -> tuple[set[str], set[str]]:

@@ -31,7 +31,7 @@ def judge(store: FakeStore, cache: RoundCache, probe_round: ProbeRound):
 
 def test_a_warm_evaluator_reads_a_site_once_then_only_its_generation():
     store = FakeStore()
-    cache = RoundCache(store)
+    cache = RoundCache(store, CONFIG.topology)
 
     for n in range(1, 6):
         judge(store, cache.begin(), round_of(n))
@@ -44,11 +44,11 @@ def test_a_warm_evaluator_reads_a_site_once_then_only_its_generation():
 
 def test_a_site_another_writer_changed_between_invocations_is_read_again():
     store = FakeStore()
-    cache = RoundCache(store)
+    cache = RoundCache(store, CONFIG.topology)
     judge(store, cache.begin(), round_of(1))
     read = store.snapshots
     # Given another evaluator (an older copy still running) wrote a state of dc-a, claiming its generation first
-    other = RoundCache(store).begin()
+    other = RoundCache(store, CONFIG.topology).begin()
     other._claim("dc-a")
     written = replace(store.checks[("dc-a", "shop-home", "aws-public")], reason="written elsewhere")
     store.put_checks([written])
@@ -62,12 +62,12 @@ def test_a_site_another_writer_changed_between_invocations_is_read_again():
 
 def test_a_write_racing_another_writer_is_refused_and_judged_again_from_a_fresh_read():
     store = FakeStore()
-    cache = RoundCache(store)
+    cache = RoundCache(store, CONFIG.topology)
     judge(store, cache.begin(), round_of(1))
     before = dict(store.checks)
     cache.begin()
     cache.mark("dc-a", "aws-public")  # this invocation has read dc-a (its generation matched)
-    RoundCache(store).begin()._claim("dc-a")  # and now another writer claims it
+    RoundCache(store, CONFIG.topology).begin()._claim("dc-a")  # and now another writer claims it
 
     with pytest.raises(StaleState) as raised:
         judge(store, cache, round_of(2, ok=False))
@@ -77,3 +77,20 @@ def test_a_write_racing_another_writer_is_refused_and_judged_again_from_a_fresh_
     assert isinstance(raised.value, TransientError)
     judge(store, cache.begin(), round_of(2, ok=False))
     assert store.checks[("dc-a", "shop-home", "aws-public")].failures == 1
+
+
+def test_a_check_the_topology_no_longer_names_is_deleted_and_stands_in_no_verdict():
+    store = FakeStore()
+    judge(store, RoundCache(store, CONFIG.topology).begin(), round_of(1))
+    # Given the state of a check since removed from the config, and one of a vantage point since gone
+    kept = store.checks[("dc-a", "shop-home", "aws-public")]
+    store.put_checks([replace(kept, check="old-check"), replace(kept, vantage="aws-gone")])
+
+    cache = RoundCache(store, CONFIG.topology).begin()
+
+    # Then reading the site leaves them out and deletes them, and says so once
+    assert {(c.check, c.vantage) for c in cache.site_checks("dc-a")} == {(c, "aws-public") for c, _ in CHECKS}
+    assert ("dc-a", "old-check", "aws-public") not in store.checks
+    assert ("dc-a", "shop-home", "aws-gone") not in store.checks
+    assert sorted(cache.pruned()) == ["old-check@aws-public at dc-a", "shop-home@aws-gone at dc-a"]
+    assert cache.pruned() == []

@@ -20,7 +20,9 @@ from dcwatch.agent.report import SiteAgentReport, agent_source
 from dcwatch.announce import announce, duration, flip
 from dcwatch.config import Config
 from dcwatch.decision import Verdict, View
+from dcwatch.events import REPLAY_FIELD
 from dcwatch.ports import Condition, Notifier, StateStore
+from dcwatch.trust import outside_window
 
 
 def agents_configured(config: Config) -> bool:
@@ -79,8 +81,14 @@ def with_agent_view(verdict: Verdict, report: SiteAgentReport) -> Verdict:
     return replace(verdict, views=views, status=status, failing_since=verdict.failing_since or report.sent_at)
 
 
-def refusal(source: str, report: SiteAgentReport, config: Config) -> str:
-    """Why a report must not be kept ('' when it may): an agent reports on its own site only."""
+def refusal(source: str, report: SiteAgentReport, config: Config, now: datetime, replay: str | None = None) -> str:
+    """Why a report must not be kept ('' when it may): an agent reports on its own site only, live (no archive
+    replay; sent within the live window of `dcwatch.trust`: one dated 2099 would stand as the latest for good)."""
+    if replay is not None:
+        return f"an archive replay ({REPLAY_FIELD} {replay!r}) is never taken as live"
+    late = outside_window(report.sent_at, now)
+    if late:
+        return f"sent {late}"
     sites = [s.name for s in config.sites]
     if report.site not in sites:
         return f"a report about {report.site}, which is not a site of {config.name} ({', '.join(sites)})"

@@ -793,9 +793,10 @@ def workload_from_config(config: Config, source: str, a: Assumptions = ASSUMED) 
 def alarm_count(vantages: Sequence[str], regions: Sequence[str | None]) -> int:
     """Mirrors `infra/dcwatch_infra/monitoring.py`: per vantage point the watchdog, per probe in the home stack
     its errors and its lost results; the evaluator's errors, failed and timed-out failovers, ExecutionEnded,
-    the two failed notifications (Notify, NotifyFailure); each queued rule's dead-letter queue."""
+    the two failed notifications (Notify, NotifyFailure);
+    each rule's dead-letter queue (a queued rule's, or its async target's)."""
     home = sum(1 for region in regions if region is None)
-    return len(vantages) + 2 * home + 6 + sum(1 for rule in RULES if rule.queue is not None)
+    return len(vantages) + 2 * home + 6 + len(RULES)
 
 
 def synthetic_workload(

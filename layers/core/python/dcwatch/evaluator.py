@@ -50,6 +50,8 @@ from dcwatch.events import ProbeResult, ProbeRound, SiteStatusChanged
 from dcwatch.health import CheckState, RoundMark, advance, incident_id, refreshed, repeats
 from dcwatch.ports import Condition, EventPublisher, Leases, Notifier, RoundStateStore, StateStore, WorkflowStarter
 from dcwatch.recovery import default_reason
+from dcwatch.topology import Topology
+from dcwatch.trust import result_refusal, round_refusal
 
 Clock = Callable[[], datetime]
 
@@ -134,7 +136,9 @@ class RoundEvaluation:
     results: int
     written: int = 0  # check states that changed, written in one batch
     stale: bool = False  # the chunk was judged already: a duplicate, or an older round come late
-    ignored: tuple[str, ...] = ()  # results this vantage point does not run, or a vantage point unknown
+    ignored: tuple[str, ...] = ()  # results left out (`trust.result_refusal`): the rest was judged
+    refused: str = ""  # why nothing of the round was judged (`trust`): it changed nothing, not even its mark
+    pruned: tuple[str, ...] = ()  # stored check states the config no longer names, deleted
     decision: Evaluation = field(default_factory=lambda: Evaluation("UP"))
 
 
@@ -163,20 +167,22 @@ def evaluate_round(
     head = RoundEvaluation(
         probe_round.vantage, probe_round.site, probe_round.round_id, probe_round.chunk, len(probe_round.results)
     )
-    if probe_round.vantage not in config.vantage_points:
-        why = f"vantage {probe_round.vantage} is not one of {', '.join(config.vantage_points)}"
-        return replace(head, ignored=(why,))
-    vantage = config.topology.vantage(probe_round.vantage)
-    cache = cache if cache is not None else RoundCache(store)
+    now = clock()
+    refused = round_refusal(probe_round, config, now)
+    if refused:
+        return replace(head, refused=refused)
+    refusals = [(r, result_refusal(r, config, now)) for r in probe_round.results]
+    accepted = [r for r, why in refusals if not why]
+    ignored = [why for _, why in refusals if why]
+    if not accepted:
+        return replace(head, refused=f"no result of the round can be judged: {'; '.join(ignored)}")
+    cache = cache if cache is not None else RoundCache(store, config.topology)
     mark = cache.mark(probe_round.site, probe_round.vantage)
+    pruned = tuple(cache.pruned())
     if mark is not None and mark.judged(probe_round.started_at, probe_round.chunk):
-        return replace(head, stale=True)
-    ignored: list[str] = []
+        return replace(head, stale=True, pruned=pruned)
     judged: list[_Judged] = []
-    for result in probe_round.results:
-        if not vantage.runs(result.site, result.check):
-            ignored.append(f"{result.vantage} does not run {result.check} at {result.site}")
-            continue
+    for result in accepted:
         previous = cache.get_check(result.site, result.check, result.vantage)
         state = advance(previous, result, config.thresholds)
         if state is None:
@@ -200,7 +206,8 @@ def evaluate_round(
         if by_agent is not None and by_agent.site_change and not decision.site_change:
             decision = by_agent
     cache.mark_round(probe_round)
-    return replace(head, written=len(written), ignored=tuple(ignored), decision=decision)
+    pruned += tuple(cache.pruned())
+    return replace(head, written=len(written), ignored=tuple(ignored), pruned=pruned, decision=decision)
 
 
 @dataclass(frozen=True)
@@ -240,10 +247,17 @@ class RoundCache:
     marks first claims a new generation, conditionally on the one read: a second writer (an older copy of
     the function still running, a test) makes that claim fail, and the batch is judged again from a fresh
     read. A batch that failed forgets everything (`forget`), as a cold start would.
+
+    Only the checks the topology names now are kept: a check removed or renamed in the config, or one of a
+    vantage point gone, would otherwise stand in the site's verdict with its last state for good (under
+    `site_rule: all`, its last UP would keep the site from ever being DOWN). They are deleted from the store
+    when a site is read (`pruned` names them, once).
     """
 
-    def __init__(self, store: RoundStateStore):
+    def __init__(self, store: RoundStateStore, topology: Topology):
         self.store = store
+        self.topology = topology
+        self._pruned: list[str] = []
         self._checks: dict[str, dict[tuple[str, str], CheckState]] = {}
         self._marks: dict[str, dict[str, RoundMark]] = {}
         self._generations: dict[str, str | None] = {}
@@ -269,11 +283,28 @@ class RoundCache:
         if site not in self._checks or generation != self._generations.get(site):
             # The generation first: a write between the two reads leaves a copy older than it says, read again.
             checks, marks = self.store.site_snapshot(site)
-            self._checks[site] = {(c.check, c.vantage): c for c in checks}
+            gone = [c for c in checks if not self._named(c)]
+            if gone:
+                self.store.delete_checks(gone)
+                self._pruned += [f"{c.label} at {c.site}" for c in gone]
+            self._checks[site] = {(c.check, c.vantage): c for c in checks if self._named(c)}
             self._marks[site] = marks
             self._generations[site] = generation
         self._current.add(site)
         return self._checks[site]
+
+    def _named(self, state: CheckState) -> bool:
+        """A check the topology has now, run from a vantage point it has now."""
+        return state.vantage in self._vantages and self.topology.vantage(state.vantage).runs(state.site, state.check)
+
+    @cached_property
+    def _vantages(self) -> frozenset[str]:
+        return frozenset(self.topology.vantage_names)
+
+    def pruned(self) -> list[str]:
+        """The check states deleted since the last call, as `check@vantage at site`."""
+        out, self._pruned = self._pruned, []
+        return out
 
     def _claim(self, site: str) -> None:
         """Before this invocation's first write of the site: a new generation, or StaleState when it moved."""
@@ -895,13 +926,16 @@ def receive_agent_report(
     store: StateStore,
     notifier: Notifier,
     clock: Clock = lambda: datetime.now(UTC),
+    replay: str | None = None,
 ) -> AgentReportOutcome:
     """Keep the site's latest report (the lease proof reads the standby's) and announce an agent back from
-    silence. One agent reports on its own site only: anything else is refused, and changes nothing."""
-    refused = refusal(source, report, config)
+    silence. One agent reports on its own site only, live: anything else is refused, and changes nothing.
+    `replay`: the name of the archive replay the event came from, if it did."""
+    now = clock()
+    refused = refusal(source, report, config, now, replay)
     if refused:
         return AgentReportOutcome(report.site, refused=refused)
     if not store.put_agent_report(report):
         return AgentReportOutcome(report.site)
-    AgentWatch(config, store, notifier).silence(report.site, clock())
+    AgentWatch(config, store, notifier).silence(report.site, now)
     return AgentReportOutcome(report.site, kept=True)

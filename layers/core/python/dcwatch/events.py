@@ -12,7 +12,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-PROBE_SOURCE = "dcwatch.probe"
+# Each vantage point speaks with a source of its own (`dcwatch.probe.<vantage>`): the bus policy lets only
+# that vantage point's probe role put it, and the evaluator refuses a round whose vantage is not its source's.
+PROBE_SOURCE_PREFIX = "dcwatch.probe"
 EVALUATOR_SOURCE = "dcwatch.evaluator"
 PROBE_RESULT = "ProbeResult"
 PROBE_ROUND = "ProbeRound"
@@ -21,8 +23,20 @@ PROBE_ROUND = "ProbeRound"
 ROUND_CHUNK = 500
 ROUND_BYTES = 200_000
 SITE_STATUS_CHANGED = "SiteStatusChanged"
+# What the evaluator accepts as live: observed at most this long ago (the probe-rounds queue keeps a message
+# this long too), and at most this far ahead of its own clock. Anything else is refused, and logged.
+RESULT_MAX_AGE_S = 3600
+CLOCK_SKEW_S = 30
+# PutEvents takes at most 256 KB per entry: anything larger did not come from the bus.
+EVENT_MAX_BYTES = 256 * 1024
+# EventBridge adds this field to every event it replays from an archive: never judged as live.
+REPLAY_FIELD = "replay-name"
 
 SiteStatus = Literal["UP", "DOWN"]
+
+
+def probe_source(vantage: str) -> str:
+    return f"{PROBE_SOURCE_PREFIX}.{vantage}"
 
 
 class _Event(BaseModel):
@@ -69,6 +83,9 @@ class ProbeRound(_Event):
         strays = [r.check for r in self.results if (r.site, r.vantage) != (self.site, self.vantage)]
         if strays:
             raise ValueError(f"results of another site or vantage point than {self.site}/{self.vantage}: {strays}")
+        early = [r.check for r in self.results if r.observed_at < self.started_at]
+        if early:
+            raise ValueError(f"results observed before the round's startedAt {self.started_at.isoformat()}: {early}")
         return self
 
 

@@ -24,6 +24,7 @@ CHECK_SUCCEEDED = "CheckSucceeded"  # 1 or 0 per result; its average is the shar
 CHECK_LATENCY = "CheckLatency"  # milliseconds per result
 PROBE_RESULTS_RECEIVED = "ProbeResultsReceived"  # per vantage, counted by the evaluator: the watchdog's input
 PROBE_RESULTS_LOST = "ProbeResultsLost"  # per vantage, counted by the probe: results the bus kept refusing
+PROBE_ROUNDS_REFUSED = "ProbeRoundsRefused"  # rounds the evaluator did not believe (`dcwatch.trust`), logged
 DETECTION_TIME = "DetectionTime"  # seconds from the site's first failed observation to the DOWN decision
 NOTIFY_FAILED = "NotifyFailed"  # per step (Notify, NotifyFailure): an outcome's notification failed every retry
 
@@ -118,8 +119,13 @@ def _one(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) 
 
 def record_results_received(vantage: str, count: int) -> None:
     """Counted on arrival at the evaluator (a round's results at once), so the watchdog sees the whole path:
-    schedule, probe, bus, rule, queue."""
+    schedule, probe, bus, rule, queue. Refused rounds do not count: a forger cannot hide a silent probe."""
     _one(PROBE_RESULTS_RECEIVED, MetricUnit.Count, count, {"vantage": vantage})
+
+
+def record_refused() -> None:
+    """No dimension: what a refused round claims (its vantage, its site) is no one's to choose a metric by."""
+    _one(PROBE_ROUNDS_REFUSED, MetricUnit.Count, 1, {})
 
 
 def record_results_lost(vantage: str, count: int) -> None:

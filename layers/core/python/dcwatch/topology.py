@@ -136,11 +136,15 @@ class Topology:
     def reaches(self, placement: Placement, endpoint: Endpoint) -> bool:
         return endpoint.reach in placement.reaches
 
+    @cached_property
+    def _by_key(self) -> dict[tuple[str, str], Endpoint]:
+        return {e.key: e for e in self.endpoints}
+
     def endpoint(self, site: str, check: str) -> Endpoint:
-        for endpoint in self.endpoints:
-            if endpoint.key == (site, check):
-                return endpoint
-        raise KeyError(f"no check {check!r} at site {site!r}")
+        found = self._by_key.get((site, check))
+        if found is None:
+            raise KeyError(f"no check {check!r} at site {site!r}")
+        return found
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for `dcwatch topology --json` and the tests that compare it with the template."""

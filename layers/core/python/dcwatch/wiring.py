@@ -14,7 +14,7 @@ from typing import Any
 
 from dcwatch.agent.report import AGENT_SOURCE_PREFIX, SITE_AGENT_REPORT
 from dcwatch.config import STEP_TIMEOUT_S
-from dcwatch.events import EVALUATOR_SOURCE, PROBE_ROUND, PROBE_SOURCE, SITE_STATUS_CHANGED
+from dcwatch.events import EVALUATOR_SOURCE, PROBE_ROUND, PROBE_SOURCE_PREFIX, REPLAY_FIELD, SITE_STATUS_CHANGED
 from dcwatch.executions import execution_ended_pattern
 
 
@@ -232,13 +232,23 @@ class RuleSpec:
     queue: QueueSpec | None = None
 
 
+# Live events only: an archive replay (EventBridge marks each with `replay-name`) is never judged again as
+# if it were happening now; the evaluator refuses one that gets through all the same (`dcwatch.trust`).
+LIVE: dict[str, Any] = {REPLAY_FIELD: [{"exists": False}]}
+
 RULES: tuple[RuleSpec, ...] = (
-    # One ProbeRound per vantage point, site and chunk; judged in order, one batch at a time (see QueueSpec).
-    RuleSpec("probe-rounds", {"source": [PROBE_SOURCE], "detail-type": [PROBE_ROUND]}, "Evaluate", QueueSpec()),
+    # One ProbeRound per vantage point (`dcwatch.probe.<vantage>`), site and chunk; judged in order, one batch at
+    # a time (see QueueSpec). The evaluator refuses a round whose vantage point is not its source's.
+    RuleSpec(
+        "probe-rounds",
+        {"source": [{"prefix": f"{PROBE_SOURCE_PREFIX}."}], "detail-type": [PROBE_ROUND], **LIVE},
+        "Evaluate",
+        QueueSpec(),
+    ),
     # Every site's agent (`dcwatch.agent.<site>`); the handler refuses a report about another site than its source's.
     RuleSpec(
         "agent-reports",
-        {"source": [{"prefix": f"{AGENT_SOURCE_PREFIX}."}], "detail-type": [SITE_AGENT_REPORT]},
+        {"source": [{"prefix": f"{AGENT_SOURCE_PREFIX}."}], "detail-type": [SITE_AGENT_REPORT], **LIVE},
         "AgentReports",
     ),
 )

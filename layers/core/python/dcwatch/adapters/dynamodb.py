@@ -153,7 +153,14 @@ class DynamoStateStore:
     def put_checks(self, states: list[CheckState]) -> None:
         """Many check states in BatchWriteItem calls of 25, unconditionally: the round evaluator is their one
         writer (its queue delivers one message group at a time). What DynamoDB leaves unprocessed is resent."""
-        requests = [{"PutRequest": {"Item": _check_item(state)}} for state in states]
+        self._batch_write([{"PutRequest": {"Item": _check_item(state)}} for state in states], "unwritten")
+
+    def delete_checks(self, states: list[CheckState]) -> None:
+        """Delete check states the config no longer names (the round evaluator prunes them)."""
+        keys = [{"pk": item["pk"], "sk": item["sk"]} for item in map(_check_item, states)]
+        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys], "undeleted")
+
+    def _batch_write(self, requests: list[dict[str, Any]], left: str) -> None:
         for n in range(0, len(requests), BATCH_WRITE):
             pending = {self.table: requests[n : n + BATCH_WRITE]}
             for attempt in range(BATCH_ATTEMPTS):
@@ -163,7 +170,7 @@ class DynamoStateStore:
                     break
                 time.sleep(0.05 * 2**attempt)
             if pending:
-                raise TransientError(f"dynamodb:BatchWriteItem left {len(pending[self.table])} check states unwritten")
+                raise TransientError(f"dynamodb:BatchWriteItem left {len(pending[self.table])} check states {left}")
 
     def site_snapshot(self, site: str) -> tuple[list[CheckState], dict[str, RoundMark]]:
         """The site's check states and its latest round marks, in one Query (paginated past 1 MB); steady

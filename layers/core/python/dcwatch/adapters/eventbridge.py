@@ -14,11 +14,11 @@ from dcwatch.errors import TransientError
 from dcwatch.events import (
     EVALUATOR_SOURCE,
     PROBE_ROUND,
-    PROBE_SOURCE,
     SITE_STATUS_CHANGED,
     ProbeResult,
     SiteStatusChanged,
     probe_rounds,
+    probe_source,
 )
 
 MAX_ENTRIES = 10
@@ -114,7 +114,7 @@ class EventBridgePublisher:
     def publish_probe_results(self, results: Sequence[ProbeResult]) -> int:
         """One ProbeRound event per vantage point, site and chunk; returns (or, refused, counts) results."""
         rounds = probe_rounds(results)
-        entries = [self._entry(PROBE_SOURCE, PROBE_ROUND, r.model_dump_json(by_alias=True)) for r in rounds]
+        entries = [self._entry(probe_source(r.vantage), PROBE_ROUND, r.model_dump_json(by_alias=True)) for r in rounds]
         return self.put(entries, [len(r.results) for r in rounds])
 
     def publish_site_status(self, event: SiteStatusChanged) -> None:

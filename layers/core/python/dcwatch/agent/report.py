@@ -88,3 +88,4 @@ class SiteAgentReportEvent(BaseModel):
     source: str
     detail_type: Literal["SiteAgentReport"] = Field(alias="detail-type")
     detail: SiteAgentReport
+    replay_name: str | None = Field(default=None, alias="replay-name", description="set on an archive replay")
