@@ -56,18 +56,25 @@ async def _http(hook: Hook, payload: Mapping[str, Any]) -> HookResult:
     assert hook.url is not None
     import aiohttp  # with the first HTTP hook: most groups have none, and aiohttp is a tenth of a cold start
 
+    from dcwatch.adapters.lookups import Lookups, bounded
+
+    lookups = Lookups()  # a lookup the system resolver never answers must not outlast the hook's timeout
+    connector = aiohttp.TCPConnector(resolver=lookups.resolver())
     try:
-        async with asyncio.timeout(hook.timeout_s), aiohttp.ClientSession() as session:
-            body = dict(payload) if hook.method != "GET" else None
-            async with session.request(hook.method, hook.url, json=body, allow_redirects=False) as response:
-                if response.status in hook.expect_status:
-                    return HookResult(True, f"{hook.method} {hook.url}: status {response.status}")
-                return HookResult(
-                    False,
-                    f"{hook.method} {hook.url}: status {response.status}, expected "
-                    f"{' or '.join(map(str, hook.expect_status))}",
-                )
+        with bounded(hook.timeout_s):
+            async with asyncio.timeout(hook.timeout_s), aiohttp.ClientSession(connector=connector) as session:
+                body = dict(payload) if hook.method != "GET" else None
+                async with session.request(hook.method, hook.url, json=body, allow_redirects=False) as response:
+                    if response.status in hook.expect_status:
+                        return HookResult(True, f"{hook.method} {hook.url}: status {response.status}")
+                    return HookResult(
+                        False,
+                        f"{hook.method} {hook.url}: status {response.status}, expected "
+                        f"{' or '.join(map(str, hook.expect_status))}",
+                    )
     except TimeoutError:
         return HookResult(False, f"{hook.method} {hook.url}: timeout after {hook.timeout_s:g} s")
     except aiohttp.ClientError as exc:
         return HookResult(False, f"{hook.method} {hook.url}: {type(exc).__name__}: {exc}"[:300])
+    finally:
+        lookups.close()

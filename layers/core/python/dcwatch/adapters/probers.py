@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from dcwatch.adapters.lookups import Connect, Lookups, bounded
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
 from dcwatch.conditions import Observation, evaluate_all, parse_condition
@@ -47,15 +48,17 @@ class Prober:
         self._session: aiohttp.ClientSession | None = None
         self._vcenter_reads: dict[str, asyncio.Future[VcenterSnapshot]] = {}
         self._threads: ThreadPoolExecutor | None = None
+        self._lookups = Lookups()
 
     async def __call__(self, check: PlannedCheck) -> Outcome:
         spec = check.spec
-        if isinstance(spec, HttpCheck):
-            return await self.http(spec)
-        if isinstance(spec, TcpCheck):
-            return await tcp_check(spec)
-        if isinstance(spec, TlsCheck):
-            return await tls_check(spec)
+        with bounded(check.timeout_s):
+            if isinstance(spec, HttpCheck):
+                return await self.http(spec)
+            if isinstance(spec, TcpCheck):
+                return await tcp_check(spec, self._lookups.open_connection)
+            if isinstance(spec, TlsCheck):
+                return await tls_check(spec, self._lookups.open_connection)
         if isinstance(spec, DnsCheck):
             return await dns_check(spec)
         if isinstance(spec, VCenter):
@@ -64,7 +67,9 @@ class Prober:
 
     def _http_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=0, ttl_dns_cache=60)
+            connector = aiohttp.TCPConnector(
+                limit=self._concurrency, limit_per_host=0, ttl_dns_cache=60, resolver=self._lookups.resolver()
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector, headers={"User-Agent": "dcwatch-probe"}, trust_env=False
             )
@@ -148,6 +153,7 @@ class Prober:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._lookups.close()
 
 
 def judge_http(check: HttpCheck, status: int, body: bytes, elapsed_ms: float) -> Outcome:
@@ -168,9 +174,9 @@ def judge_http(check: HttpCheck, status: int, body: bytes, elapsed_ms: float) ->
     return Outcome(True)
 
 
-async def tcp_check(check: TcpCheck) -> Outcome:
+async def tcp_check(check: TcpCheck, connect: Connect) -> Outcome:
     try:
-        reader, writer = await asyncio.open_connection(check.host, check.port)
+        reader, writer = await connect(check.host, check.port)
     except ConnectionRefusedError:
         return Outcome(False, "connection refused")
     except OSError as exc:
@@ -199,11 +205,9 @@ def tls_context(ca_file: str | None, check_time: bool = True) -> ssl.SSLContext:
     return context
 
 
-async def peer_not_after(check: TlsCheck, context: ssl.SSLContext) -> float:
+async def peer_not_after(check: TlsCheck, context: ssl.SSLContext, connect: Connect) -> float:
     """Handshake (chain and name verified by `context`); the leaf certificate's notAfter in epoch seconds."""
-    _, writer = await asyncio.open_connection(
-        check.host, check.port, ssl=context, server_hostname=check.server_name or check.host
-    )
+    _, writer = await connect(check.host, check.port, ssl=context, server_hostname=check.server_name or check.host)
     try:
         certificate = writer.get_extra_info("peercert")
     finally:
@@ -213,19 +217,19 @@ async def peer_not_after(check: TlsCheck, context: ssl.SSLContext) -> float:
     return ssl.cert_time_to_seconds(certificate["notAfter"])
 
 
-async def tls_check(check: TlsCheck) -> Outcome:
+async def tls_check(check: TlsCheck, connect: Connect) -> Outcome:
     try:
         context = tls_context(check.ca_file)
     except OSError as exc:
         return Outcome(False, f"ca_file {check.ca_file!r} unusable: {exc.strerror or exc}")
     try:
         try:
-            not_after = await peer_not_after(check, context)
+            not_after = await peer_not_after(check, context, connect)
         except ssl.SSLCertVerificationError as exc:
             if exc.verify_code != X509_V_ERR_CERT_HAS_EXPIRED:
                 raise
             # Only the clock failed: verify again without it to learn whether the leaf expired, and when.
-            not_after = await peer_not_after(check, tls_context(check.ca_file, check_time=False))
+            not_after = await peer_not_after(check, tls_context(check.ca_file, check_time=False), connect)
             if not_after > time.time():
                 raise exc from None  # the leaf is valid; a CA certificate in its chain has expired
     except ssl.SSLCertVerificationError as exc:
