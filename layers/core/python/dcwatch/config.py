@@ -125,13 +125,20 @@ def _parse_condition(text: str) -> str:
 ConditionText = Annotated[str, AfterValidator(_parse_condition)]
 
 
+HEADERS_SECRET_DESCRIPTION = (
+    "Secrets Manager secret id holding a JSON object of header names to values (e.g. Authorization), sent with "
+    "the request on top of `headers`: the token stays out of this file"
+)
+
+
 class HttpCheck(_Check):
     """A positive HTTP(S) check: the service proves it works by answering as expected."""
 
     kind: Literal["http"] = "http"
     url: str
     method: Literal["GET", "HEAD", "POST"] = "GET"
-    headers: dict[str, str] = Field(default={})
+    headers: dict[str, str] = Field(default={}, description="sent with the request; no tokens here: see headers_secret")
+    headers_secret: str | None = Field(default=None, min_length=1, description=HEADERS_SECRET_DESCRIPTION)
     body: str | None = Field(default=None, description="request body (POST)")
     expect_status: list[int] = Field(default=[200], min_length=1)
     body_contains: str | None = None
@@ -221,6 +228,9 @@ class Hook(_Model):
     url: str | None = Field(default=None, description="HTTP hook: the URL called")
     method: Literal["GET", "POST", "PUT"] = "POST"
     expect_status: list[int] = Field(default=[200], min_length=1, description="HTTP hook: answers that count as done")
+    headers_secret: str | None = Field(
+        default=None, min_length=1, description="HTTP hook: its authentication; " + HEADERS_SECRET_DESCRIPTION
+    )
     function: str | None = Field(
         default=None, min_length=1, description="Lambda hook: the function's name or ARN, invoked synchronously"
     )
@@ -233,6 +243,8 @@ class Hook(_Model):
     def _one_kind(self) -> Hook:
         if (self.url is None) == (self.function is None):
             raise ValueError("a hook has exactly one of url (HTTP) or function (Lambda)")
+        if self.headers_secret is not None and self.url is None:
+            raise ValueError("headers_secret: only an HTTP hook (url) sends headers; a Lambda hook is invoked by IAM")
         if self.url is not None:
             _http_url(self.url)
         return self
@@ -717,6 +729,22 @@ class Config(_Model):
     def services_at(self, site: str) -> Iterator[tuple[Service, ServiceAtSite]]:
         for service in self.services:
             yield service, service.sites[site]
+
+    @property
+    def recovery_hooks(self) -> list[Hook]:
+        """Every hook a recovery may run: the groups' and the VMs' at each site, and the storage promotions."""
+        hooks = [h for site in self.sites for g in site.groups for h in [*g.pre_power_on, *g.post_power_on]]
+        hooks += [h for s in self.services for at in s.sites.values() for vm in at.vms for h in vm.pre_power_on]
+        hooks += [h for s in self.services for at in s.sites.values() for vm in at.vms for h in vm.post_power_on]
+        return hooks + [s.storage.promote_hook for s in self.sites if s.storage and s.storage.promote_hook]
+
+    def check_headers_secrets(self, site: str | None = None) -> list[str]:
+        """The `headers_secret`s the checks (of one site, or of both) send, each once."""
+        sites = [self.site(site)] if site else self.sites
+        checks = [c for s in sites for c in s.checks] + [
+            c for s in sites for _, a in self.services_at(s.name) for c in a.checks
+        ]
+        return list(dict.fromkeys(c.headers_secret for c in checks if isinstance(c, HttpCheck) and c.headers_secret))
 
 
 def _cross_problems(data: Any) -> list[str]:

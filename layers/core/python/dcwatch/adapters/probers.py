@@ -17,15 +17,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
 from dcwatch.adapters.lookups import Connect, Lookups, bounded
-from dcwatch.adapters.secrets import Credentials
+from dcwatch.adapters.secrets import Credentials, HeadersFor, no_headers_secrets
 from dcwatch.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
 from dcwatch.conditions import Observation, evaluate_all, parse_condition
 from dcwatch.config import DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
+from dcwatch.errors import SecretUnusable
 from dcwatch.events import ProbeResult
 from dcwatch.vcenter import VcenterSnapshot, judge_part
 
@@ -37,16 +38,24 @@ DAY_S = 86400
 X509_V_FLAG_NO_CHECK_TIME = 0x200000  # not in ssl.VerifyFlags; OpenSSL's own value
 X509_V_ERR_CERT_HAS_EXPIRED = 10
 CredentialsFor = Callable[[str], Credentials]
+T = TypeVar("T")
 
 
 class Prober:
     """A `CheckRunner` for every kind of check; `aclose()` when the round is over."""
 
-    def __init__(self, credentials: CredentialsFor, concurrency: int = DEFAULT_CONCURRENCY):
+    def __init__(
+        self,
+        credentials: CredentialsFor,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        headers: HeadersFor = no_headers_secrets,
+    ):
         self._credentials = credentials
+        self._headers = headers
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
         self._vcenter_reads: dict[str, asyncio.Future[VcenterSnapshot]] = {}
+        self._secret_reads: dict[str, asyncio.Future[dict[str, str]]] = {}
         self._threads: ThreadPoolExecutor | None = None
         self._lookups = Lookups()
 
@@ -75,13 +84,25 @@ class Prober:
             )
         return self._session
 
+    async def _secret_headers(self, secret_id: str) -> dict[str, str]:
+        """The round's one read of a headers secret (in a thread: Secrets Manager's client blocks)."""
+        if secret_id not in self._secret_reads:
+            self._secret_reads[secret_id] = self._in_thread(lambda: self._headers(secret_id))
+        return await asyncio.shield(self._secret_reads[secret_id])  # a check timing out leaves it to the others
+
     async def http(self, check: HttpCheck) -> Outcome:
+        headers = check.headers
+        if check.headers_secret is not None:
+            try:
+                headers = {**headers, **await self._secret_headers(check.headers_secret)}
+            except SecretUnusable as exc:
+                return Outcome(False, str(exc)[:200])
         started = time.perf_counter()
         try:
             async with self._http_session().request(
                 check.method,
                 check.url,
-                headers=check.headers,
+                headers=headers,
                 data=check.body,
                 allow_redirects=check.follow_redirects,
                 ssl=check.verify_tls,
@@ -106,10 +127,10 @@ class Prober:
         elapsed_ms = (time.perf_counter() - started) * 1000
         return judge_http(check, status, body, elapsed_ms)
 
-    def _in_thread(self, work: Callable[[], VcenterSnapshot]) -> asyncio.Future[VcenterSnapshot]:
+    def _in_thread(self, work: Callable[[], T]) -> asyncio.Future[T]:
         """Not asyncio's default executor: asyncio.run joins its threads, so one stuck read would hold the round."""
         if self._threads is None:
-            self._threads = ThreadPoolExecutor(thread_name_prefix="dcwatch-vcenter")
+            self._threads = ThreadPoolExecutor(thread_name_prefix="dcwatch-reads")
         return asyncio.get_running_loop().run_in_executor(self._threads, work)
 
     def _vcenter_read(self, site: str, vcenter: VCenter) -> asyncio.Future[VcenterSnapshot]:
@@ -144,9 +165,11 @@ class Prober:
         return judge_part(check.part, vcenter.probe, snapshot)
 
     async def aclose(self) -> None:
-        for read in self._vcenter_reads.values():
+        reads: list[asyncio.Future[Any]] = [*self._vcenter_reads.values(), *self._secret_reads.values()]
+        for read in reads:
             read.cancel()  # a read nobody waits for any more; its thread ends at its socket timeout
         self._vcenter_reads.clear()
+        self._secret_reads.clear()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
@@ -313,9 +336,14 @@ async def dns_check(check: DnsCheck) -> Outcome:
 
 
 async def probe(
-    checks: list[PlannedCheck], credentials: CredentialsFor, *, concurrency: int = DEFAULT_CONCURRENCY, **options: Any
+    checks: list[PlannedCheck],
+    credentials: CredentialsFor,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    headers: HeadersFor = no_headers_secrets,
+    **options: Any,
 ) -> list[ProbeResult]:
-    prober = Prober(credentials, concurrency)
+    prober = Prober(credentials, concurrency, headers)
     try:
         return await run_round_async(checks, prober, concurrency=concurrency, **options)
     finally:
