@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -59,6 +60,25 @@ REACH_DESCRIPTION = (
 )
 
 
+CONFIG_FOLDER = "config_folder"  # validation context: the folder of the file being loaded
+
+
+def _beside_config(value: str | None, info: ValidationInfo) -> str | None:
+    """A relative path names a file beside the config file (wherever it is read from): the synth ships the
+    files beside the config file with it, so a function reads them at the same relative place in Lambda."""
+    folder = (info.context or {}).get(CONFIG_FOLDER)
+    if value is None or folder is None or Path(value).is_absolute():
+        return value
+    return str(Path(folder) / value)
+
+
+CaFile = Annotated[str | None, AfterValidator(_beside_config)]
+CA_FILE_DESCRIPTION = (
+    "extra CA bundle (PEM) to trust besides the system's, e.g. a private CA; a relative path is relative to the "
+    "config file, and ships with it to Lambda"
+)
+
+
 def _http_url(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -90,6 +110,7 @@ class VCenter(_Model):
         "(the whole vCenter if unset)",
     )
     verify_tls: bool = True
+    ca_file: CaFile = Field(default=None, description=CA_FILE_DESCRIPTION)
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="login and inventory read, per round")
     probe: VcenterProbe = unbuilt_default(VcenterProbe)
     reach: Reach = Field(default="private", description=REACH_DESCRIPTION + " (a vCenter is private unless you say so)")
@@ -147,6 +168,7 @@ class HttpCheck(_Check):
         default=[], description="e.g. '[STATUS] == 200', '[BODY].status == UP', '[RESPONSE_TIME] < 500'"
     )
     verify_tls: bool = Field(default=True, description="refuse invalid certificates (on unless you say so)")
+    ca_file: CaFile = Field(default=None, description=CA_FILE_DESCRIPTION)
     follow_redirects: bool = Field(default=False, description="off: a redirect is the answer that is checked")
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
@@ -171,7 +193,7 @@ class TlsCheck(_Check):
     server_name: str | None = Field(default=None, description="SNI and name to verify (host if unset)")
     warn_days: int = Field(default=21, ge=0, description="fewer days left: a warning")
     critical_days: int = Field(default=7, ge=0, description="fewer days left: a failure")
-    ca_file: str | None = Field(default=None, description="extra CA bundle (PEM) to trust")
+    ca_file: CaFile = Field(default=None, description=CA_FILE_DESCRIPTION)
 
 
 class TcpCheck(_Check):
@@ -738,6 +760,21 @@ class Config(_Model):
         hooks += [h for s in self.services for at in s.sites.values() for vm in at.vms for h in vm.post_power_on]
         return hooks + [s.storage.promote_hook for s in self.sites if s.storage and s.storage.promote_hook]
 
+    @property
+    def ca_files(self) -> list[tuple[str, str]]:
+        """Every `ca_file` as (where the config names it, the path): the synth ships them with the config."""
+        found = []
+        for i, site in enumerate(self.sites):
+            found += [(f"sites[{i}].vcenter.ca_file", site.vcenter.ca_file)]
+            found += [
+                (f"sites[{i}].checks[{j}].ca_file", getattr(c, "ca_file", None)) for j, c in enumerate(site.checks)
+            ]
+        for i, service in enumerate(self.services):
+            for name, at in service.sites.items():
+                where = f"services[{i}].sites.{name}.checks"
+                found += [(f"{where}[{j}].ca_file", getattr(c, "ca_file", None)) for j, c in enumerate(at.checks)]
+        return [(where, path) for where, path in found if path is not None]
+
     def check_headers_secrets(self, site: str | None = None) -> list[str]:
         """The `headers_secret`s the checks (of one site, or of both) send, each once."""
         sites = [self.site(site)] if site else self.sites
@@ -1111,9 +1148,10 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return path or "(top level)"
 
 
-def parse_config(data: Any, file: str = "<config>") -> Config:
+def parse_config(data: Any, file: str = "<config>", folder: Path | None = None) -> Config:
+    """`folder`: where relative paths in the config (`ca_file`) are; the current directory if None."""
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={CONFIG_FOLDER: folder} if folder is not None else None)
     except ValidationError as exc:
         problems: list[tuple[str, str]] = []
         for err in exc.errors():
@@ -1158,7 +1196,7 @@ def load_config(path: str | Path, *, checked: bool = False) -> Config:
         raise ConfigError(file, [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
     if not isinstance(data, dict):
         raise ConfigError(file, [("(top level)", "expected a mapping of settings")])
-    return parse_config(data, file)
+    return parse_config(data, file, Path(path).parent)
 
 
 def config_schema() -> dict[str, Any]:

@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
 from dcwatch.adapters.lookups import Connect, Lookups, bounded
 from dcwatch.adapters.secrets import Credentials, HeadersFor, no_headers_secrets
+from dcwatch.adapters.tls import tls_context
 from dcwatch.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
 from dcwatch.conditions import Observation, evaluate_all, parse_condition
 from dcwatch.config import DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 MAX_BODY = 256 * 1024
 DAY_S = 86400
-X509_V_FLAG_NO_CHECK_TIME = 0x200000  # not in ssl.VerifyFlags; OpenSSL's own value
 X509_V_ERR_CERT_HAS_EXPIRED = 10
 CredentialsFor = Callable[[str], Credentials]
 T = TypeVar("T")
@@ -97,6 +96,12 @@ class Prober:
                 headers = {**headers, **await self._secret_headers(check.headers_secret)}
             except SecretUnusable as exc:
                 return Outcome(False, str(exc)[:200])
+        tls: ssl.SSLContext | bool = check.verify_tls
+        if check.verify_tls and check.ca_file:
+            try:
+                tls = tls_context(check.ca_file)
+            except OSError as exc:
+                return Outcome(False, ca_file_unusable(check.ca_file, exc))
         started = time.perf_counter()
         try:
             async with self._http_session().request(
@@ -105,7 +110,7 @@ class Prober:
                 headers=headers,
                 data=check.body,
                 allow_redirects=check.follow_redirects,
-                ssl=check.verify_tls,
+                ssl=tls,
                 timeout=aiohttp.ClientTimeout(total=check.timeout_s),
             ) as response:
                 body = await response.content.read(MAX_BODY)
@@ -217,15 +222,8 @@ async def tcp_check(check: TcpCheck, connect: Connect) -> Outcome:
             await writer.wait_closed()
 
 
-@lru_cache(maxsize=32)
-def tls_context(ca_file: str | None, check_time: bool = True) -> ssl.SSLContext:
-    """System CAs plus the check's own bundle, built once per bundle: loading CAs costs milliseconds."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
-    if not check_time:
-        context.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
-    return context
+def ca_file_unusable(ca_file: str | None, exc: OSError) -> str:
+    return f"ca_file {ca_file!r} unusable: {exc.strerror or exc}"[:200]
 
 
 async def peer_not_after(check: TlsCheck, context: ssl.SSLContext, connect: Connect) -> float:
@@ -244,7 +242,7 @@ async def tls_check(check: TlsCheck, connect: Connect) -> Outcome:
     try:
         context = tls_context(check.ca_file)
     except OSError as exc:
-        return Outcome(False, f"ca_file {check.ca_file!r} unusable: {exc.strerror or exc}")
+        return Outcome(False, ca_file_unusable(check.ca_file, exc))
     try:
         try:
             not_after = await peer_not_after(check, context, connect)
