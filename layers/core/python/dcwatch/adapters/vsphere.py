@@ -26,6 +26,7 @@ from pyVim.connect import Connect, Disconnect, getSslContext
 from pyVmomi import vim, vmodl
 from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
 
+from dcwatch.adapters import xml_guard
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.tls import tls_context
 from dcwatch.config import VCenter
@@ -40,6 +41,8 @@ from dcwatch.errors import (
 from dcwatch.ports import GuestState, Observed, TaskState, Watch
 from dcwatch.vcenter import DatastoreState, HostState, TriggeredAlarm, VcenterSnapshot, VmState
 from dcwatch.waits import Polled
+
+xml_guard.install()  # before any answer of a vCenter is parsed
 
 PropertyCollector = vmodl.query.PropertyCollector
 PAGE_SIZE = 1000  # objects per RetrievePropertiesEx page; the rest follow by ContinueRetrievePropertiesEx
@@ -110,7 +113,7 @@ def api_version(
         connection.close()
         sock.close()
     try:
-        root = ElementTree.fromstring(document)
+        root = xml_guard.element(document)
     except ElementTree.ParseError:
         root = None
     served = set() if root is None else {v.text for v in root.iter("version")}
