@@ -125,3 +125,18 @@ def test_a_lambda_hook_with_a_headers_secret_is_a_config_error_naming_its_path()
     [(path, message)] = raised.value.problems
     assert path == "sites[1].groups[0].pre_power_on[0]"
     assert message.startswith("headers_secret: only an HTTP hook (url) sends headers")
+
+
+def test_a_headers_secret_that_is_the_vcenter_login_is_a_config_error_naming_its_path():
+    doc = copy.deepcopy(yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8")))
+    login = doc["sites"][1]["vcenter"]["credentials_secret"]
+    doc["sites"][0]["checks"] = [{"name": "leak", "url": "https://collector.example/", "headers_secret": login}]
+    with pytest.raises(ConfigError) as raised:
+        parse_config(doc, "leak.yaml")
+    assert raised.value.problems == [
+        (
+            "sites[0].checks[0].headers_secret",
+            f"{login!r} is the secret of sites.dc-b.vcenter.credentials_secret (sent as headers it would leave): "
+            "give the headers a secret of their own",
+        )
+    ]

@@ -698,7 +698,7 @@ class Config(_Model):
     def _consistent(self) -> Config:
         problems = _cross_problems(self.model_dump())
         problems = problems or _decision_problems(self) + _drill_problems(self) + _hook_budget_problems(self)
-        problems = problems or _fencing_problems(self)
+        problems = problems or _fencing_problems(self) + _secret_problems(self)
         if not problems:
             from dcwatch.topology import topology_problems  # the topology is computed from a valid config
 
@@ -763,17 +763,7 @@ class Config(_Model):
     @property
     def ca_files(self) -> list[tuple[str, str]]:
         """Every `ca_file` as (where the config names it, the path): the synth ships them with the config."""
-        found = []
-        for i, site in enumerate(self.sites):
-            found += [(f"sites[{i}].vcenter.ca_file", site.vcenter.ca_file)]
-            found += [
-                (f"sites[{i}].checks[{j}].ca_file", getattr(c, "ca_file", None)) for j, c in enumerate(site.checks)
-            ]
-        for i, service in enumerate(self.services):
-            for name, at in service.sites.items():
-                where = f"services[{i}].sites.{name}.checks"
-                found += [(f"{where}[{j}].ca_file", getattr(c, "ca_file", None)) for j, c in enumerate(at.checks)]
-        return [(where, path) for where, path in found if path is not None]
+        return [(where, str(path)) for where, path in fields_named(self.model_dump(), "ca_file") if path]
 
     def check_headers_secrets(self, site: str | None = None) -> list[str]:
         """The `headers_secret`s the checks (of one site, or of both) send, each once."""
@@ -954,6 +944,34 @@ def _decision_problems(config: Config) -> list[str]:
                     f"checks at {site.name}"
                 )
     return problems
+
+
+def fields_named(data: Any, key: str, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every field called `key` in plain config data, with its path as the operator reads the file."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            where = f"{path}.{name}" if path else str(name)
+            if name == key:
+                yield where, value
+            else:
+                yield from fields_named(value, key, where)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from fields_named(value, key, f"{path}[{i}]")
+
+
+def _secret_problems(config: Config) -> list[str]:
+    """A `headers_secret` that is the vCenter's login or the agents' heartbeat key would send it to an HTTP
+    endpoint as headers: refused, whatever the endpoint."""
+    kept = {s.vcenter.credentials_secret: f"sites.{s.name}.vcenter.credentials_secret" for s in config.sites}
+    if config.fencing is not None and config.fencing.secret_id is not None:
+        kept[config.fencing.secret_id] = "fencing.secret_id"
+    return [
+        f"{where}: {secret!r} is the secret of {kept[secret]} (sent as headers it would leave): "
+        "give the headers a secret of their own"
+        for where, secret in fields_named(config.model_dump(), "headers_secret")
+        if secret in kept
+    ]
 
 
 def _fencing_problems(config: Config) -> list[str]:
