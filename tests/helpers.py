@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,16 @@ def approval_request(pipeline: Any, before: int, timeout_s: float = 30) -> tuple
     token = re.search(r"dcwatch approve --token (\S+)", note["Message"])
     assert token is not None, note["Message"]
     return note, token.group(1)
+
+
+class Hello(BaseHTTPRequestHandler):
+    """Answers every GET with 200 "OK", quietly: a healthy endpoint on loopback."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        return

@@ -17,6 +17,7 @@ class HookServer:
         self.port = free_port()
         self.behaviour: dict[str, str] = {}
         self.calls: list[str] = []
+        self.headers: dict[str, dict[str, str]] = {}  # the last request's headers per hook name
         self.mirror = {"state": "in-sync", "lag_seconds": 2}
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -28,6 +29,7 @@ class HookServer:
     async def _hook(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         self.calls.append(name)
+        self.headers[name] = dict(request.headers)
         what = self.behaviour.get(name, "ok")
         if what == "hang":
             await asyncio.sleep(30)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsii
@@ -23,6 +23,7 @@ from aws_cdk import Annotations, BundlingOptions, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from dcwatch.config import ConfigError, load_config
 from dcwatch_infra import constants as c
 
 PLACEHOLDER_WARNING_ID = "dcwatch:placeholderDeps"
@@ -76,16 +77,39 @@ def core_code() -> lambda_.Code:
 
 
 def config_code(config_path: Path) -> lambda_.Code:
-    """The config file the stack was synthesized from, at /opt/dcwatch/config.yaml."""
-    content = config_path.read_bytes()
+    """The config file the stack was synthesized from, at /opt/dcwatch/config.yaml, with the files it names
+    (`ca_file`) at the same place beside it."""
+    files = {c.CONFIG_IN_LAYER: config_path.read_bytes(), **files_beside_config(config_path)}
+    digest = hashlib.sha256()
+    for name, content in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
     return lambda_.Code.from_asset(
         str(c.CONFIG_LAYER_SOURCE_DIR),
-        asset_hash=hashlib.sha256(c.CONFIG_IN_LAYER.encode() + b"\0" + content).hexdigest(),
-        bundling=BundlingOptions(
-            image=c.LAMBDA_RUNTIME.bundling_image,
-            local=_WriteFile(c.CONFIG_IN_LAYER, content),
-        ),
+        asset_hash=digest.hexdigest(),
+        bundling=BundlingOptions(image=c.LAMBDA_RUNTIME.bundling_image, local=_WriteFiles(files)),
     )
+
+
+def files_beside_config(config_path: Path) -> dict[str, bytes]:
+    """The files the config names, by their place in the config layer; ConfigError for one that could not be
+    there: outside the config file's folder (Lambda has nothing else of this machine), or unreadable."""
+    folder = config_path.parent.resolve()
+    where_in_layer = PurePosixPath(c.CONFIG_IN_LAYER).parent
+    files: dict[str, bytes] = {}
+    problems: list[tuple[str, str]] = []
+    for where, path in load_config(config_path).ca_files:
+        try:
+            relative = Path(path).resolve().relative_to(folder)
+        except ValueError:
+            problems.append((where, f"{path} is outside {folder}: only files beside the config file reach Lambda"))
+            continue
+        try:
+            files[str(where_in_layer / relative.as_posix())] = Path(path).read_bytes()
+        except OSError as exc:
+            problems.append((where, f"{path}: {exc.strerror or exc}"))
+    if problems:
+        raise ConfigError(str(config_path), problems)
+    return files
 
 
 def placeholder_code() -> lambda_.Code:
@@ -159,16 +183,16 @@ def prune_runtime_provided(site_packages: Path) -> list[str]:
 
 
 @jsii.implements(ILocalBundling)
-class _WriteFile:
-    def __init__(self, relative_path: str, content: bytes):
-        self._relative_path = relative_path
-        self._content = content
+class _WriteFiles:
+    def __init__(self, files: dict[str, bytes]):
+        self._files = files
 
     # jsii passes the bundling options positionally though its stubs declare keywords; neither is used.
     def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
-        target = Path(output_dir) / self._relative_path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(self._content)
+        for relative_path, content in self._files.items():
+            target = Path(output_dir) / relative_path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
         return True
 
 

@@ -69,9 +69,11 @@ class ProbeStack(Stack):
                 iam.PolicyStatement(
                     actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
                     resources=[
-                        f"arn:{self.partition}:secretsmanager:{home_region}:{self.account}:secret:"
-                        f"{site.vcenter.credentials_secret}-??????"
-                        for site in config.sites
+                        f"arn:{self.partition}:secretsmanager:{home_region}:{self.account}:secret:{secret}-??????"
+                        for secret in [
+                            *(site.vcenter.credentials_secret for site in config.sites),
+                            *config.check_headers_secrets(),
+                        ]
                     ],
                 )
             )

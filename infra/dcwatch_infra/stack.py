@@ -127,6 +127,9 @@ ONCE_ACTORS = (
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # Steps that run recovery hooks: they may invoke exactly the Lambda hooks the config names.
 HOOK_CALLERS = ("StartGroup", "CheckGroup")
+# Functions that run the config's checks (`app.probe`): they read the checks' `headers_secret`s; hook callers
+# read the hooks' own.
+CHECK_RUNNERS = ("Probe", "CheckGroup", "VerifyServices")
 # Appending is all the audit trail allows: no update, no delete (the adapter also refuses to overwrite).
 AUDIT_APPEND_ACTIONS = ["dynamodb:PutItem"]
 
@@ -571,6 +574,26 @@ class DcwatchStack(Stack):
                 secret.grant_read(fn)
         for key, (source, detail_type) in BUS_PUBLISHERS.items():
             self.functions[key].add_to_role_policy(put_events(self.bus.event_bus_arn, source, detail_type))
+        headers_secrets = {
+            CHECK_RUNNERS: self.config.check_headers_secrets(),
+            HOOK_CALLERS: [h.headers_secret for h in self.config.recovery_hooks if h.headers_secret],
+        }
+        for holders, names in headers_secrets.items():
+            for fn in self._holders(holders) if names else []:
+                fn.add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=["secretsmanager:GetSecretValue"],
+                        resources=[
+                            self.format_arn(
+                                service="secretsmanager",
+                                resource="secret",
+                                resource_name=f"{name}-??????",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                            for name in dict.fromkeys(names)
+                        ],
+                    )
+                )
         for fn in self._holders(STATE_WRITERS):
             self.table.grant_read_write_data(fn)
         for fn in self._holders(STATE_READERS):
@@ -619,15 +642,7 @@ class DcwatchStack(Stack):
 
     def _hook_function_arns(self) -> set[str]:
         """The Lambda hooks of the config, as ARNs (a bare name is a function of this account and region)."""
-        hooks = [h for site in self.config.sites for g in site.groups for h in [*g.pre_power_on, *g.post_power_on]]
-        hooks += [
-            h
-            for service in self.config.services
-            for at in service.sites.values()
-            for vm in at.vms
-            for h in [*vm.pre_power_on, *vm.post_power_on]
-        ]
-        hooks += [s.storage.promote_hook for s in self.config.sites if s.storage and s.storage.promote_hook]
+        hooks = self.config.recovery_hooks
         return {
             h.function
             if h.function.startswith("arn:")

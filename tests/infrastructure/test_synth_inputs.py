@@ -155,7 +155,16 @@ def test_app_py_without_hosted_zone_ids_exits_2_naming_the_flag(tmp_path: Path):
 
 def test_dependency_layer_installs_the_declared_dependencies_but_not_the_runtimes_boto3():
     names = {req.split(">")[0].split("=")[0].strip().lower() for req in layer_requirements()}
-    assert names == {"pydantic", "pyyaml", "pyvmomi", "aws-lambda-powertools", "aws-xray-sdk", "aiohttp", "dnspython"}
+    assert names == {
+        "pydantic",
+        "pyyaml",
+        "pyvmomi",
+        "aws-lambda-powertools",
+        "aws-xray-sdk",
+        "aiohttp",
+        "dnspython",
+        "defusedxml",
+    }
 
 
 def test_dependency_layer_leaves_out_what_the_runtime_provides_even_when_pulled_in(tmp_path: Path):

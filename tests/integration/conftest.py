@@ -6,9 +6,12 @@ A missing simulator is a failure with the command that fixes it (`make vcsim`), 
 from __future__ import annotations
 
 import secrets
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +51,24 @@ def vcsim_site() -> Iterator[Callable[..., Site]]:
 def pair_config(tmp_path: Path) -> tuple[Path, Config]:
     path = write_pair_config(tmp_path)
     return path, load_config(path)
+
+
+STUCK_NAME = "shop.stuck.test"
+STUCK_FOR_S = 20.0
+
+
+@pytest.fixture
+def stuck_lookups(monkeypatch) -> Iterator[None]:
+    """The system resolver never answers for STUCK_NAME: its getaddrinfo blocks (for STUCK_FOR_S at most)."""
+    answered = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == STUCK_NAME:
+            answered.wait(STUCK_FOR_S)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+    answered.set()

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 import requests
@@ -15,19 +15,9 @@ from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.faults import Fault, FaultNetwork, routed_config
 from dcwatch.local.links import Link, placements
+from tests.helpers import Hello
 
 A = Link("vpc", "a", "private")
-
-
-class Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"OK")
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        return
 
 
 @pytest.fixture

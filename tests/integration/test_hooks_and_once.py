@@ -15,6 +15,7 @@ from dcwatch.config import Hook
 from dcwatch.errors import StepInProgress
 from dcwatch.local.cloud import create_tables
 from tests.hook_server import HookServer
+from tests.integration.conftest import STUCK_NAME
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +51,13 @@ def test_an_http_hook_that_hangs_fails_at_its_timeout_not_later(server):
     started = time.monotonic()
     result = HookCaller().run(hook(server.url("/hook/stuck")), PAYLOAD)
     assert not result.ok and result.detail.endswith("timeout after 0.5 s")
+    assert time.monotonic() - started < 3
+
+
+def test_an_http_hook_whose_name_the_system_resolver_never_answers_fails_at_its_timeout(server, stuck_lookups):
+    started = time.monotonic()
+    result = HookCaller().run(hook(f"http://{STUCK_NAME}:{server.port}/hook/warm-cache"), PAYLOAD)
+    assert not result.ok and f"name lookup of '{STUCK_NAME}' timed out after 0.45 s" in result.detail
     assert time.monotonic() - started < 3
 
 

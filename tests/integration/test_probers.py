@@ -11,6 +11,7 @@ import copy
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from dcwatch.config import Config, ConfigError, DnsCheck, TcpCheck, TlsCheck, pa
 from dcwatch.events import ProbeResult
 from dcwatch.local.cloud import free_port
 from dcwatch.local.demo import DEMO_CONFIG
+from tests.integration.conftest import STUCK_NAME
 
 pytestmark = pytest.mark.integration
 
@@ -363,3 +365,35 @@ def test_a_tcp_check_without_port_is_a_config_error_naming_its_path():
         )
     assert raised.value.problems == [("sites[0].checks[1].port", "Field required")]
     assert "demo-with-checks.yaml: sites[0].checks[1].port: Field required" in str(raised.value)
+
+
+def probe_timed(*checks: dict[str, Any], deadline_s: float) -> tuple[dict[str, str], float]:
+    """The round's reason per check, and how long the round took to come back."""
+    began = time.monotonic()
+    results = probe_round(
+        site_checks(with_site_checks(*checks), "dc-a"), no_credentials, vantage="t", round_id="r", deadline_s=deadline_s
+    )
+    return {r.check: r.reason for r in results}, time.monotonic() - began
+
+
+def test_a_name_the_system_resolver_never_answers_fails_its_check_within_the_round(stuck_lookups, peers, ca):
+    healthy = peers.tcp()
+    stuck = {"host": STUCK_NAME, "timeout_s": 1}
+    reasons, took_s = probe_timed(
+        {"name": "shop", "url": f"http://{STUCK_NAME}:8080/health", "timeout_s": 1},
+        {"kind": "tcp", "name": "smtp", "port": 25, **stuck},
+        {"kind": "tls", "name": "shop-cert", **stuck},
+        tcp(healthy, name="gateway"),
+        deadline_s=5,
+    )
+    lookup_timed_out = f"unreachable: name lookup of '{STUCK_NAME}' timed out after 0.9 s"
+    assert reasons == {"shop": lookup_timed_out, "smtp": lookup_timed_out, "shop-cert": lookup_timed_out, "gateway": ""}
+    assert took_s < 5  # not the STUCK_FOR_S a thread of asyncio's own executor would have held the round
+
+
+def test_a_round_whose_deadline_passes_during_a_stuck_lookup_ends_at_its_deadline(stuck_lookups):
+    reasons, took_s = probe_timed(
+        {"kind": "tcp", "name": "smtp", "host": STUCK_NAME, "port": 25, "timeout_s": 10}, deadline_s=1
+    )
+    assert reasons == {"smtp": "timeout: round deadline of 1 s passed"}
+    assert took_s < 5

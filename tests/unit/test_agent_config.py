@@ -169,6 +169,22 @@ def test_an_agent_with_local_credentials_and_key_file_reads_no_secret():
     ]
 
 
+def test_an_agent_reads_the_headers_secrets_of_its_own_sites_checks_and_of_its_fence_hook_only():
+    doc = with_fencing()
+    for site in doc["sites"]:
+        site["checks"] = [{"name": "san", "url": "https://san.example/x", "headers_secret": f"san/{site['name']}"}]
+    doc["fencing"]["agents"]["dc-a"]["fence_hook"] = {
+        "name": "fence", "url": "https://pdu.dc-a.example/off", "headers_secret": "pdu/dc-a",
+    }  # fmt: skip
+    policy = agent_policy(parse_config(doc), "dc-a", locks_table_arn=LOCKS, audit_table_arn=AUDIT, bus_arn=BUS)
+    prefix = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:"
+    assert statement(policy, "AgentSecrets")["Resource"] == [
+        f"{prefix}dcwatch/dc-a/vcenter-??????",
+        f"{prefix}san/dc-a-??????",
+        f"{prefix}pdu/dc-a-??????",
+    ]
+
+
 def test_the_report_sample_fits_its_committed_schema_and_model_and_comes_from_its_sites_source():
     event = load_event("samples/SiteAgentReport.json")
     committed = load_event("schemas/SiteAgentReport.json")

@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -59,6 +60,25 @@ REACH_DESCRIPTION = (
 )
 
 
+CONFIG_FOLDER = "config_folder"  # validation context: the folder of the file being loaded
+
+
+def _beside_config(value: str | None, info: ValidationInfo) -> str | None:
+    """A relative path names a file beside the config file (wherever it is read from): the synth ships the
+    files beside the config file with it, so a function reads them at the same relative place in Lambda."""
+    folder = (info.context or {}).get(CONFIG_FOLDER)
+    if value is None or folder is None or Path(value).is_absolute():
+        return value
+    return str(Path(folder) / value)
+
+
+CaFile = Annotated[str | None, AfterValidator(_beside_config)]
+CA_FILE_DESCRIPTION = (
+    "extra CA bundle (PEM) to trust besides the system's, e.g. a private CA; a relative path is relative to the "
+    "config file, and ships with it to Lambda"
+)
+
+
 def _http_url(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -90,6 +110,7 @@ class VCenter(_Model):
         "(the whole vCenter if unset)",
     )
     verify_tls: bool = True
+    ca_file: CaFile = Field(default=None, description=CA_FILE_DESCRIPTION)
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="login and inventory read, per round")
     probe: VcenterProbe = unbuilt_default(VcenterProbe)
     reach: Reach = Field(default="private", description=REACH_DESCRIPTION + " (a vCenter is private unless you say so)")
@@ -125,13 +146,20 @@ def _parse_condition(text: str) -> str:
 ConditionText = Annotated[str, AfterValidator(_parse_condition)]
 
 
+HEADERS_SECRET_DESCRIPTION = (
+    "Secrets Manager secret id holding a JSON object of header names to values (e.g. Authorization), sent with "
+    "the request on top of `headers`: the token stays out of this file"
+)
+
+
 class HttpCheck(_Check):
     """A positive HTTP(S) check: the service proves it works by answering as expected."""
 
     kind: Literal["http"] = "http"
     url: str
     method: Literal["GET", "HEAD", "POST"] = "GET"
-    headers: dict[str, str] = Field(default={})
+    headers: dict[str, str] = Field(default={}, description="sent with the request; no tokens here: see headers_secret")
+    headers_secret: str | None = Field(default=None, min_length=1, description=HEADERS_SECRET_DESCRIPTION)
     body: str | None = Field(default=None, description="request body (POST)")
     expect_status: list[int] = Field(default=[200], min_length=1)
     body_contains: str | None = None
@@ -140,6 +168,7 @@ class HttpCheck(_Check):
         default=[], description="e.g. '[STATUS] == 200', '[BODY].status == UP', '[RESPONSE_TIME] < 500'"
     )
     verify_tls: bool = Field(default=True, description="refuse invalid certificates (on unless you say so)")
+    ca_file: CaFile = Field(default=None, description=CA_FILE_DESCRIPTION)
     follow_redirects: bool = Field(default=False, description="off: a redirect is the answer that is checked")
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
@@ -164,7 +193,7 @@ class TlsCheck(_Check):
     server_name: str | None = Field(default=None, description="SNI and name to verify (host if unset)")
     warn_days: int = Field(default=21, ge=0, description="fewer days left: a warning")
     critical_days: int = Field(default=7, ge=0, description="fewer days left: a failure")
-    ca_file: str | None = Field(default=None, description="extra CA bundle (PEM) to trust")
+    ca_file: CaFile = Field(default=None, description=CA_FILE_DESCRIPTION)
 
 
 class TcpCheck(_Check):
@@ -221,6 +250,9 @@ class Hook(_Model):
     url: str | None = Field(default=None, description="HTTP hook: the URL called")
     method: Literal["GET", "POST", "PUT"] = "POST"
     expect_status: list[int] = Field(default=[200], min_length=1, description="HTTP hook: answers that count as done")
+    headers_secret: str | None = Field(
+        default=None, min_length=1, description="HTTP hook: its authentication; " + HEADERS_SECRET_DESCRIPTION
+    )
     function: str | None = Field(
         default=None, min_length=1, description="Lambda hook: the function's name or ARN, invoked synchronously"
     )
@@ -233,6 +265,8 @@ class Hook(_Model):
     def _one_kind(self) -> Hook:
         if (self.url is None) == (self.function is None):
             raise ValueError("a hook has exactly one of url (HTTP) or function (Lambda)")
+        if self.headers_secret is not None and self.url is None:
+            raise ValueError("headers_secret: only an HTTP hook (url) sends headers; a Lambda hook is invoked by IAM")
         if self.url is not None:
             _http_url(self.url)
         return self
@@ -668,7 +702,7 @@ class Config(_Model):
     def _consistent(self) -> Config:
         problems = _cross_problems(self.model_dump())
         problems = problems or _decision_problems(self) + _drill_problems(self) + _hook_budget_problems(self)
-        problems = problems or _fencing_problems(self)
+        problems = problems or _fencing_problems(self) + _secret_problems(self)
         if not problems:
             from dcwatch.topology import topology_problems  # the topology is computed from a valid config
 
@@ -721,6 +755,27 @@ class Config(_Model):
     def services_at(self, site: str) -> Iterator[tuple[Service, ServiceAtSite]]:
         for service in self.services:
             yield service, service.sites[site]
+
+    @property
+    def recovery_hooks(self) -> list[Hook]:
+        """Every hook a recovery may run: the groups' and the VMs' at each site, and the storage promotions."""
+        hooks = [h for site in self.sites for g in site.groups for h in [*g.pre_power_on, *g.post_power_on]]
+        hooks += [h for s in self.services for at in s.sites.values() for vm in at.vms for h in vm.pre_power_on]
+        hooks += [h for s in self.services for at in s.sites.values() for vm in at.vms for h in vm.post_power_on]
+        return hooks + [s.storage.promote_hook for s in self.sites if s.storage and s.storage.promote_hook]
+
+    @property
+    def ca_files(self) -> list[tuple[str, str]]:
+        """Every `ca_file` as (where the config names it, the path): the synth ships them with the config."""
+        return [(where, str(path)) for where, path in fields_named(self.model_dump(), "ca_file") if path]
+
+    def check_headers_secrets(self, site: str | None = None) -> list[str]:
+        """The `headers_secret`s the checks (of one site, or of both) send, each once."""
+        sites = [self.site(site)] if site else self.sites
+        checks = [c for s in sites for c in s.checks] + [
+            c for s in sites for _, a in self.services_at(s.name) for c in a.checks
+        ]
+        return list(dict.fromkeys(c.headers_secret for c in checks if isinstance(c, HttpCheck) and c.headers_secret))
 
 
 def _cross_problems(data: Any) -> list[str]:
@@ -893,6 +948,34 @@ def _decision_problems(config: Config) -> list[str]:
                     f"checks at {site.name}"
                 )
     return problems
+
+
+def fields_named(data: Any, key: str, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every field called `key` in plain config data, with its path as the operator reads the file."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            where = f"{path}.{name}" if path else str(name)
+            if name == key:
+                yield where, value
+            else:
+                yield from fields_named(value, key, where)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from fields_named(value, key, f"{path}[{i}]")
+
+
+def _secret_problems(config: Config) -> list[str]:
+    """A `headers_secret` that is the vCenter's login or the agents' heartbeat key would send it to an HTTP
+    endpoint as headers: refused, whatever the endpoint."""
+    kept = {s.vcenter.credentials_secret: f"sites.{s.name}.vcenter.credentials_secret" for s in config.sites}
+    if config.fencing is not None and config.fencing.secret_id is not None:
+        kept[config.fencing.secret_id] = "fencing.secret_id"
+    return [
+        f"{where}: {secret!r} is the secret of {kept[secret]} (sent as headers it would leave): "
+        "give the headers a secret of their own"
+        for where, secret in fields_named(config.model_dump(), "headers_secret")
+        if secret in kept
+    ]
 
 
 def _fencing_problems(config: Config) -> list[str]:
@@ -1122,9 +1205,10 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return path or "(top level)"
 
 
-def parse_config(data: Any, file: str = "<config>") -> Config:
+def parse_config(data: Any, file: str = "<config>", folder: Path | None = None) -> Config:
+    """`folder`: where relative paths in the config (`ca_file`) are; the current directory if None."""
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={CONFIG_FOLDER: folder} if folder is not None else None)
     except ValidationError as exc:
         problems: list[tuple[str, str]] = []
         for err in exc.errors():
@@ -1169,7 +1253,7 @@ def load_config(path: str | Path, *, checked: bool = False) -> Config:
         raise ConfigError(file, [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
     if not isinstance(data, dict):
         raise ConfigError(file, [("(top level)", "expected a mapping of settings")])
-    return parse_config(data, file)
+    return parse_config(data, file, Path(path).parent)
 
 
 def config_schema() -> dict[str, Any]:

@@ -42,6 +42,10 @@ class VcenterRefused(VcenterUnavailable):
     Someone answered, so the site may well be serving: never a sign that it is down."""
 
 
+class SecretUnusable(DcwatchError):
+    """A secret the config names (`headers_secret`) cannot be read, or is not what the config says it holds."""
+
+
 class PowerOnFailed(DcwatchError):
     """vCenter reported a power-on task as failed."""
 

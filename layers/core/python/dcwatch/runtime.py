@@ -8,7 +8,7 @@ pyVmomi for a lease step, no aiohttp for a DNS step; `python -m bench.imports` m
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -148,7 +148,7 @@ class App:
 
     @cached_property
     def hooks(self) -> DeferredHooks:
-        return DeferredHooks()
+        return DeferredHooks(lambda secret_id: self.secrets.headers(secret_id))
 
     @cached_property
     def notifier(self) -> SnsNotifier:
@@ -175,7 +175,12 @@ class App:
         from dcwatch.adapters.probers import probe_round
 
         return probe_round(
-            checks, self.secrets.get, vantage=vantage or self.vantage, round_id=round_id, deadline_s=deadline_s
+            checks,
+            self.secrets.get,
+            headers=self.secrets.headers,
+            vantage=vantage or self.vantage,
+            round_id=round_id,
+            deadline_s=deadline_s,
         )
 
     @contextmanager
@@ -191,14 +196,15 @@ class App:
 class DeferredHooks:
     """The hook caller, imported (aiohttp with it) when a hook first runs: most groups of a plan have none."""
 
-    def __init__(self) -> None:
+    def __init__(self, headers: Callable[[str], dict[str, str]]) -> None:
+        self._headers = headers
         self._caller: HookCaller | None = None
 
     def run(self, hook: Hook, payload: Mapping[str, Any]) -> HookResult:
         if self._caller is None:
             from dcwatch.adapters.hooks import HookCaller
 
-            self._caller = HookCaller()
+            self._caller = HookCaller(headers=self._headers)
         return self._caller.run(hook, payload)
 
 

@@ -380,11 +380,7 @@ def aws_calls(config: Config, function_key: str) -> set[str]:
 
 
 def _has_lambda_hooks(config: Config) -> bool:
-    hooks = [h for site in config.sites for g in site.groups for h in [*g.pre_power_on, *g.post_power_on]]
-    hooks += [h for s in config.services for at in s.sites.values() for vm in at.vms for h in vm.pre_power_on]
-    hooks += [h for s in config.services for at in s.sites.values() for vm in at.vms for h in vm.post_power_on]
-    hooks += [s.storage.promote_hook for s in config.sites if s.storage and s.storage.promote_hook]
-    return any(hook.function for hook in hooks)
+    return any(hook.function for hook in config.recovery_hooks)
 
 
 def in_vpc_functions(model: Topology) -> list[str]:

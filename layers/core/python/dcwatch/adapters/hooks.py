@@ -15,7 +15,9 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dcwatch.adapters.secrets import HeadersFor, no_headers_secrets
 from dcwatch.config import Hook
+from dcwatch.errors import SecretUnusable
 from dcwatch.ports import HookResult
 
 
@@ -26,12 +28,23 @@ def _lambda_client(timeout_s: float) -> Any:
 
 
 class HookCaller:
-    def __init__(self, lambda_client: Callable[[float], Any] = _lambda_client):
+    def __init__(
+        self,
+        lambda_client: Callable[[float], Any] = _lambda_client,
+        headers: HeadersFor = no_headers_secrets,
+    ):
         self._lambda_client = lambda_client
+        self._headers = headers
 
     def run(self, hook: Hook, payload: Mapping[str, Any]) -> HookResult:
         if hook.url is not None:
-            return asyncio.run(_http(hook, payload))
+            headers: dict[str, str] = {}
+            if hook.headers_secret is not None:
+                try:
+                    headers = self._headers(hook.headers_secret)
+                except SecretUnusable as exc:  # the hook failed without being called: its on_failure decides
+                    return HookResult(False, f"{hook.method} {hook.url}: not called: {exc}"[:300])
+            return asyncio.run(_http(hook, payload, headers))
         return self._invoke(hook, payload)
 
     def _invoke(self, hook: Hook, payload: Mapping[str, Any]) -> HookResult:
@@ -52,22 +65,31 @@ class HookCaller:
         return HookResult(True, f"Lambda {hook.function} done")
 
 
-async def _http(hook: Hook, payload: Mapping[str, Any]) -> HookResult:
+async def _http(hook: Hook, payload: Mapping[str, Any], headers: Mapping[str, str]) -> HookResult:
     assert hook.url is not None
     import aiohttp  # with the first HTTP hook: most groups have none, and aiohttp is a tenth of a cold start
 
+    from dcwatch.adapters.lookups import Lookups, bounded
+
+    lookups = Lookups()  # a lookup the system resolver never answers must not outlast the hook's timeout
+    connector = aiohttp.TCPConnector(resolver=lookups.resolver())
     try:
-        async with asyncio.timeout(hook.timeout_s), aiohttp.ClientSession() as session:
-            body = dict(payload) if hook.method != "GET" else None
-            async with session.request(hook.method, hook.url, json=body, allow_redirects=False) as response:
-                if response.status in hook.expect_status:
-                    return HookResult(True, f"{hook.method} {hook.url}: status {response.status}")
-                return HookResult(
-                    False,
-                    f"{hook.method} {hook.url}: status {response.status}, expected "
-                    f"{' or '.join(map(str, hook.expect_status))}",
-                )
+        with bounded(hook.timeout_s):
+            async with asyncio.timeout(hook.timeout_s), aiohttp.ClientSession(connector=connector) as session:
+                body = dict(payload) if hook.method != "GET" else None
+                async with session.request(
+                    hook.method, hook.url, json=body, headers=headers, allow_redirects=False
+                ) as response:
+                    if response.status in hook.expect_status:
+                        return HookResult(True, f"{hook.method} {hook.url}: status {response.status}")
+                    return HookResult(
+                        False,
+                        f"{hook.method} {hook.url}: status {response.status}, expected "
+                        f"{' or '.join(map(str, hook.expect_status))}",
+                    )
     except TimeoutError:
         return HookResult(False, f"{hook.method} {hook.url}: timeout after {hook.timeout_s:g} s")
     except aiohttp.ClientError as exc:
         return HookResult(False, f"{hook.method} {hook.url}: {type(exc).__name__}: {exc}"[:300])
+    finally:
+        lookups.close()

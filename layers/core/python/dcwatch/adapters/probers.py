@@ -16,15 +16,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
-from dcwatch.adapters.secrets import Credentials
+from dcwatch.adapters.lookups import Connect, Lookups, bounded
+from dcwatch.adapters.secrets import Credentials, HeadersFor, no_headers_secrets
+from dcwatch.adapters.tls import tls_context
 from dcwatch.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
 from dcwatch.conditions import Observation, evaluate_all, parse_condition
 from dcwatch.config import DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
+from dcwatch.errors import SecretUnusable
 from dcwatch.events import ProbeResult
 from dcwatch.vcenter import VcenterSnapshot, judge_part
 
@@ -33,29 +35,38 @@ if TYPE_CHECKING:
 
 MAX_BODY = 256 * 1024
 DAY_S = 86400
-X509_V_FLAG_NO_CHECK_TIME = 0x200000  # not in ssl.VerifyFlags; OpenSSL's own value
 X509_V_ERR_CERT_HAS_EXPIRED = 10
 CredentialsFor = Callable[[str], Credentials]
+T = TypeVar("T")
 
 
 class Prober:
     """A `CheckRunner` for every kind of check; `aclose()` when the round is over."""
 
-    def __init__(self, credentials: CredentialsFor, concurrency: int = DEFAULT_CONCURRENCY):
+    def __init__(
+        self,
+        credentials: CredentialsFor,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        headers: HeadersFor = no_headers_secrets,
+    ):
         self._credentials = credentials
+        self._headers = headers
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
         self._vcenter_reads: dict[str, asyncio.Future[VcenterSnapshot]] = {}
+        self._secret_reads: dict[str, asyncio.Future[dict[str, str]]] = {}
         self._threads: ThreadPoolExecutor | None = None
+        self._lookups = Lookups()
 
     async def __call__(self, check: PlannedCheck) -> Outcome:
         spec = check.spec
-        if isinstance(spec, HttpCheck):
-            return await self.http(spec)
-        if isinstance(spec, TcpCheck):
-            return await tcp_check(spec)
-        if isinstance(spec, TlsCheck):
-            return await tls_check(spec)
+        with bounded(check.timeout_s):
+            if isinstance(spec, HttpCheck):
+                return await self.http(spec)
+            if isinstance(spec, TcpCheck):
+                return await tcp_check(spec, self._lookups.open_connection)
+            if isinstance(spec, TlsCheck):
+                return await tls_check(spec, self._lookups.open_connection)
         if isinstance(spec, DnsCheck):
             return await dns_check(spec)
         if isinstance(spec, VCenter):
@@ -64,22 +75,42 @@ class Prober:
 
     def _http_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=0, ttl_dns_cache=60)
+            connector = aiohttp.TCPConnector(
+                limit=self._concurrency, limit_per_host=0, ttl_dns_cache=60, resolver=self._lookups.resolver()
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector, headers={"User-Agent": "dcwatch-probe"}, trust_env=False
             )
         return self._session
 
+    async def _secret_headers(self, secret_id: str) -> dict[str, str]:
+        """The round's one read of a headers secret (in a thread: Secrets Manager's client blocks)."""
+        if secret_id not in self._secret_reads:
+            self._secret_reads[secret_id] = self._in_thread(lambda: self._headers(secret_id))
+        return await asyncio.shield(self._secret_reads[secret_id])  # a check timing out leaves it to the others
+
     async def http(self, check: HttpCheck) -> Outcome:
+        headers = check.headers
+        if check.headers_secret is not None:
+            try:
+                headers = {**headers, **await self._secret_headers(check.headers_secret)}
+            except SecretUnusable as exc:
+                return Outcome(False, str(exc)[:200])
+        tls: ssl.SSLContext | bool = check.verify_tls
+        if check.verify_tls and check.ca_file:
+            try:
+                tls = tls_context(check.ca_file)
+            except OSError as exc:
+                return Outcome(False, ca_file_unusable(check.ca_file, exc))
         started = time.perf_counter()
         try:
             async with self._http_session().request(
                 check.method,
                 check.url,
-                headers=check.headers,
+                headers=headers,
                 data=check.body,
                 allow_redirects=check.follow_redirects,
-                ssl=check.verify_tls,
+                ssl=tls,
                 timeout=aiohttp.ClientTimeout(total=check.timeout_s),
             ) as response:
                 body = await response.content.read(MAX_BODY)
@@ -101,10 +132,10 @@ class Prober:
         elapsed_ms = (time.perf_counter() - started) * 1000
         return judge_http(check, status, body, elapsed_ms)
 
-    def _in_thread(self, work: Callable[[], VcenterSnapshot]) -> asyncio.Future[VcenterSnapshot]:
+    def _in_thread(self, work: Callable[[], T]) -> asyncio.Future[T]:
         """Not asyncio's default executor: asyncio.run joins its threads, so one stuck read would hold the round."""
         if self._threads is None:
-            self._threads = ThreadPoolExecutor(thread_name_prefix="dcwatch-vcenter")
+            self._threads = ThreadPoolExecutor(thread_name_prefix="dcwatch-reads")
         return asyncio.get_running_loop().run_in_executor(self._threads, work)
 
     def _vcenter_read(self, site: str, vcenter: VCenter) -> asyncio.Future[VcenterSnapshot]:
@@ -139,15 +170,18 @@ class Prober:
         return judge_part(check.part, vcenter.probe, snapshot)
 
     async def aclose(self) -> None:
-        for read in self._vcenter_reads.values():
+        reads: list[asyncio.Future[Any]] = [*self._vcenter_reads.values(), *self._secret_reads.values()]
+        for read in reads:
             read.cancel()  # a read nobody waits for any more; its thread ends at its socket timeout
         self._vcenter_reads.clear()
+        self._secret_reads.clear()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._lookups.close()
 
 
 def judge_http(check: HttpCheck, status: int, body: bytes, elapsed_ms: float) -> Outcome:
@@ -168,9 +202,9 @@ def judge_http(check: HttpCheck, status: int, body: bytes, elapsed_ms: float) ->
     return Outcome(True)
 
 
-async def tcp_check(check: TcpCheck) -> Outcome:
+async def tcp_check(check: TcpCheck, connect: Connect) -> Outcome:
     try:
-        reader, writer = await asyncio.open_connection(check.host, check.port)
+        reader, writer = await connect(check.host, check.port)
     except ConnectionRefusedError:
         return Outcome(False, "connection refused")
     except OSError as exc:
@@ -188,22 +222,13 @@ async def tcp_check(check: TcpCheck) -> Outcome:
             await writer.wait_closed()
 
 
-@lru_cache(maxsize=32)
-def tls_context(ca_file: str | None, check_time: bool = True) -> ssl.SSLContext:
-    """System CAs plus the check's own bundle, built once per bundle: loading CAs costs milliseconds."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
-    if not check_time:
-        context.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
-    return context
+def ca_file_unusable(ca_file: str | None, exc: OSError) -> str:
+    return f"ca_file {ca_file!r} unusable: {exc.strerror or exc}"[:200]
 
 
-async def peer_not_after(check: TlsCheck, context: ssl.SSLContext) -> float:
+async def peer_not_after(check: TlsCheck, context: ssl.SSLContext, connect: Connect) -> float:
     """Handshake (chain and name verified by `context`); the leaf certificate's notAfter in epoch seconds."""
-    _, writer = await asyncio.open_connection(
-        check.host, check.port, ssl=context, server_hostname=check.server_name or check.host
-    )
+    _, writer = await connect(check.host, check.port, ssl=context, server_hostname=check.server_name or check.host)
     try:
         certificate = writer.get_extra_info("peercert")
     finally:
@@ -213,19 +238,19 @@ async def peer_not_after(check: TlsCheck, context: ssl.SSLContext) -> float:
     return ssl.cert_time_to_seconds(certificate["notAfter"])
 
 
-async def tls_check(check: TlsCheck) -> Outcome:
+async def tls_check(check: TlsCheck, connect: Connect) -> Outcome:
     try:
         context = tls_context(check.ca_file)
     except OSError as exc:
-        return Outcome(False, f"ca_file {check.ca_file!r} unusable: {exc.strerror or exc}")
+        return Outcome(False, ca_file_unusable(check.ca_file, exc))
     try:
         try:
-            not_after = await peer_not_after(check, context)
+            not_after = await peer_not_after(check, context, connect)
         except ssl.SSLCertVerificationError as exc:
             if exc.verify_code != X509_V_ERR_CERT_HAS_EXPIRED:
                 raise
             # Only the clock failed: verify again without it to learn whether the leaf expired, and when.
-            not_after = await peer_not_after(check, tls_context(check.ca_file, check_time=False))
+            not_after = await peer_not_after(check, tls_context(check.ca_file, check_time=False), connect)
             if not_after > time.time():
                 raise exc from None  # the leaf is valid; a CA certificate in its chain has expired
     except ssl.SSLCertVerificationError as exc:
@@ -309,9 +334,14 @@ async def dns_check(check: DnsCheck) -> Outcome:
 
 
 async def probe(
-    checks: list[PlannedCheck], credentials: CredentialsFor, *, concurrency: int = DEFAULT_CONCURRENCY, **options: Any
+    checks: list[PlannedCheck],
+    credentials: CredentialsFor,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    headers: HeadersFor = no_headers_secrets,
+    **options: Any,
 ) -> list[ProbeResult]:
-    prober = Prober(credentials, concurrency)
+    prober = Prober(credentials, concurrency, headers)
     try:
         return await run_round_async(checks, prober, concurrency=concurrency, **options)
     finally:

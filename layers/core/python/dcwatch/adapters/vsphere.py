@@ -27,7 +27,9 @@ from pyVim.connect import Connect, Disconnect, getSslContext
 from pyVmomi import vim, vmodl
 from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
 
+from dcwatch.adapters import xml_guard
 from dcwatch.adapters.secrets import Credentials
+from dcwatch.adapters.tls import tls_context
 from dcwatch.config import VCenter
 from dcwatch.errors import (
     DcwatchError,
@@ -40,6 +42,8 @@ from dcwatch.errors import (
 from dcwatch.ports import GuestState, Observed, TaskState, Watch
 from dcwatch.vcenter import DatastoreState, HostState, TriggeredAlarm, VcenterSnapshot, VmState
 from dcwatch.waits import Polled
+
+xml_guard.install()  # before any answer of a vCenter is parsed
 
 PropertyCollector = vmodl.query.PropertyCollector
 PAGE_SIZE = 1000  # objects per RetrievePropertiesEx page; the rest follow by ContinueRetrievePropertiesEx
@@ -129,7 +133,7 @@ def api_version(
         connection.close()
         sock.close()
     try:
-        root = ElementTree.fromstring(document)
+        root = xml_guard.element(document)
     except ElementTree.ParseError:
         root = None
     served = set() if root is None else {v.text for v in root.iter("version")}
@@ -137,6 +141,19 @@ def api_version(
         if versionIdMap[version] in served:
             return str(version)
     raise TransientError(f"vCenter {url} answered (HTTP {status}) but not as a vCenter: starting, or not one")
+
+
+def _trusted(vcenter: VCenter) -> ssl.SSLContext | None:
+    """The system's CAs and the vCenter's `ca_file`; None where TLS is not verified. Never pyVmomi's default
+    (no context): it verifies nothing for a vCenter at 127.0.0.1 or localhost."""
+    if not vcenter.verify_tls:
+        return None
+    try:
+        return tls_context(vcenter.ca_file)
+    except OSError as exc:  # our side's file: the vCenter may be fine, so never a sign that the site is down
+        raise VcenterRefused(
+            f"vCenter {vcenter.url}: ca_file {vcenter.ca_file!r} unusable: {exc.strerror or _why(exc)}"
+        ) from None
 
 
 LOGIN_REFUSALS = (vim.fault.InvalidLogin, vim.fault.NoPermission, vim.fault.NotAuthenticated)
@@ -152,7 +169,7 @@ def _login(vcenter: VCenter, credentials: Credentials, timeout_s: float) -> Any:
     url = urlparse(vcenter.url)
     secure = url.scheme == "https"
     host, port, path = url.hostname or "", url.port or (443 if secure else 80), url.path or "/sdk"
-    context = getSslContext(host, None, secure and not vcenter.verify_tls) if secure else None
+    context = getSslContext(host, _trusted(vcenter), secure and not vcenter.verify_tls) if secure else None
     version = api_version(url.scheme, host, port, path, context, timeout_s, vcenter.url)
     try:
         si = Connect(

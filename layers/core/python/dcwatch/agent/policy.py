@@ -65,13 +65,16 @@ def agent_policy(
         secrets.append(config.fencing.secret_id)
     if agent.vcenter_credentials_file is None:
         secrets.append(config.site(site).vcenter.credentials_secret)
+    secrets += config.check_headers_secrets(site)  # the agent runs its site's checks
+    if agent.fence_hook is not None and agent.fence_hook.headers_secret is not None:
+        secrets.append(agent.fence_hook.headers_secret)
     if secrets:
         statements.append(
             {
                 "Sid": "AgentSecrets",
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": [_secret_arn(locks_table_arn, s) for s in secrets],
+                "Resource": [_secret_arn(locks_table_arn, s) for s in dict.fromkeys(secrets)],
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}

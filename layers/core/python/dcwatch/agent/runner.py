@@ -32,9 +32,10 @@ from dcwatch.adapters.agent_aws import (
 )
 from dcwatch.adapters.dynamodb import DynamoStateStore
 from dcwatch.adapters.fencer import SiteFencer
+from dcwatch.adapters.hooks import HookCaller
 from dcwatch.adapters.peer_link import PeerLink
 from dcwatch.adapters.probers import probe_round
-from dcwatch.adapters.secrets import Credentials
+from dcwatch.adapters.secrets import Credentials, headers_from_text
 from dcwatch.agent import state as agent_state
 from dcwatch.agent.quorum import AgentView, Decision, Timing, decide
 from dcwatch.agent.report import FenceRecord, LeaseView, LocalCheck, PeerView, SiteAgentReport
@@ -190,6 +191,7 @@ class SiteAgent:
             power_off=self.me.power_off_vms,
             hook=self.me.fence_hook,
             timeout_s=FENCE_TIMEOUT_S,
+            hooks=HookCaller(headers=self._secret_headers),
         )
         self._renewal: BoundedCall[SiteLease] = BoundedCall("lease renewal")
         self._heartbeat: BoundedCall[Any] = BoundedCall("heartbeat")
@@ -220,6 +222,9 @@ class SiteAgent:
             path = self.me.vcenter_credentials_file
             return credentials_from_text(Path(path).read_text(encoding="utf-8"), path)
         return credentials_from_text(self.secrets.get(secret_id), f"secret {secret_id}")
+
+    def _secret_headers(self, secret_id: str) -> dict[str, str]:
+        return headers_from_text(self.secrets.get(secret_id), f"headers_secret {secret_id}")
 
     def tick(self) -> Decision:
         """One round: renewal and heartbeat side by side, the decision, a fence if it says so."""
@@ -367,6 +372,7 @@ class SiteAgent:
         return probe_round(
             planned,
             self._vcenter_credentials,
+            headers=self._secret_headers,
             vantage=f"agent-{self.site}",
             round_id=uuid.uuid4().hex,
             deadline_s=deadline,
