@@ -221,3 +221,9 @@ def test_the_lease_must_outlast_the_longest_wait_of_the_workflow():
     doc = copy.deepcopy(DEMO)
     doc["workflow"] = {"group_timeout_s": 600, "dns_timeout_s": 60, "lease_s": 300}
     assert "lease_s 300 must be at least" in problems_of(doc)["workflow"]
+
+
+def test_a_site_named_in_the_manual_namespace_is_refused_so_no_start_by_hand_can_write_into_its_incidents():
+    doc = copy.deepcopy(DEMO)
+    doc["sites"][0]["name"] = "manual-a"
+    assert "may not start with 'manual-'" in problems_of(doc)["sites[0].name"]

@@ -231,12 +231,26 @@ AnyCheck = Annotated[
 ]
 
 
+# The namespace of incidents started by hand (`dcwatch.recovery`); the evaluator's start with the site's name.
+MANUAL_PREFIX = "manual-"
+
+
 class Site(_Model):
     name: Name
     vcenter: VCenter
     checks: list[AnyCheck] = Field(default=[], description="site infrastructure: storage mirror, DNS, gateways")
     groups: list[PriorityGroup] = Field(default=[], description="timeouts and hooks of priority groups at this site")
     storage: Storage | None = Field(default=None, description="checked (and promoted) by a failover to this site")
+
+    @field_validator("name")
+    @classmethod
+    def _not_manual(cls, name: str) -> str:
+        if name.startswith(MANUAL_PREFIX):
+            raise ValueError(
+                f"a site's name may not start with {MANUAL_PREFIX!r}: its incidents would fall into the namespace of "
+                "recoveries started by hand"
+            )
+        return name
 
     def priority_group(self, number: int) -> PriorityGroup:
         return next((g for g in self.groups if g.group == number), PriorityGroup(group=number))

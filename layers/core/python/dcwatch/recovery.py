@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dcwatch.config import Config, DnsRecord, Hook, RecoveryMode, Service
+from dcwatch.config import MANUAL_PREFIX, Config, DnsRecord, Hook, RecoveryMode, Service
 from dcwatch.errors import InvalidRequest
 from dcwatch.ports import Leases, RecordValues, StateStore
 
@@ -26,9 +26,9 @@ MODE_WORDS: dict[str, str] = {
 }
 
 
-# A manual recovery's incident ids start with this: the evaluator's are `<site>-down-<time>`, so a start by
-# hand can never write into an incident the evaluator opened (its audit, its acknowledgement).
-MANUAL_PREFIX = "manual-"
+# A manual recovery's incident ids start with MANUAL_PREFIX: the evaluator's are `<site>-down-<time>`, and no
+# site's name starts with it (the config refuses one), so a start by hand can never write into an incident the
+# evaluator opened (its audit, its acknowledgement).
 
 
 def manual_incident(execution: str) -> str:
