@@ -14,6 +14,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 import dcwatch.adapters.dynamodb as ddb
+from dcwatch import control
 from dcwatch.adapters.aws import is_transient
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
 from dcwatch.adapters.eventbridge import MAX_ATTEMPTS, EntriesRefused, EventBridgePublisher, backoff_s, batches
@@ -21,11 +22,13 @@ from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
+from dcwatch.config import load_config
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.errors import TransientError, VcenterRefused
 from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState
 from dcwatch.local.cloud import create_tables
+from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import Condition, Lease, RecordValues
 from tests.helpers import moto_credentials
 
@@ -466,3 +469,21 @@ def test_the_outcome_and_its_audit_record_land_together_or_not_at_all():
     with pytest.raises(Exception, match="TransactWriteItems|ResourceNotFound"):
         store.record_outcome("inc-2", {"outcome": "succeeded"}, active_site="north", failover=LastFailover("inc-2", T0))
     assert store.active_site("north") == "south" and store.last_failover() == LastFailover("inc-1", T0)
+
+
+def test_an_operators_switch_window_and_acknowledgement_land_with_their_audit_record_or_not_at_all():
+    store, config = make_table(), load_config(DEMO_CONFIG)
+    control.switch_automation(store, False, "storage migration", "alice", T0, caller="arn:aws:iam::1:user/alice")
+    assert not store.automation().enabled
+    assert [r["kind"] for r in store.audit(control.AUTOMATION_AUDIT)] == ["automation"]
+
+    boto3.client("dynamodb").delete_table(TableName=store.audit_table)  # the audit cannot be written now
+    with pytest.raises(Exception, match="TransactWriteItems|ResourceNotFound"):
+        control.switch_automation(store, True, "migration done", "alice", T0)
+    with pytest.raises(Exception, match="TransactWriteItems|ResourceNotFound"):
+        control.open_maintenance(store, config, "dc-a", None, timedelta(hours=1), "patching", "bob", T0)
+    with pytest.raises(Exception, match="TransactWriteItems|ResourceNotFound"):
+        control.acknowledge(store, "dc-a-down-1", "dc-a really is gone", "carol", T0)
+    # none of the three changes landed without its record
+    assert not store.automation().enabled
+    assert store.maintenance_windows() == [] and not store.acknowledged("dc-a-down-1")

@@ -14,7 +14,17 @@ from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.health import CheckState, RoundMark, is_steady, refreshed
-from dcwatch.ports import Condition, GuestState, HookResult, Lease, Observed, RecordValues, SiteLease, TaskState
+from dcwatch.ports import (
+    Audited,
+    Condition,
+    GuestState,
+    HookResult,
+    Lease,
+    Observed,
+    RecordValues,
+    SiteLease,
+    TaskState,
+)
 from dcwatch.routing import answered_values
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -290,14 +300,20 @@ class FakeStore:
     def automation(self) -> AutomationSwitch:
         return self.switch
 
-    def set_automation(self, switch: AutomationSwitch) -> None:
+    def set_automation(self, switch: AutomationSwitch, audit: Audited | None = None) -> None:
         self.switch = switch
+        self._audit(audit)
+
+    def _audit(self, audit: Audited | None) -> None:
+        if audit is not None:
+            self.append_audit(*audit)
 
     def maintenance_windows(self) -> list[MaintenanceWindow]:
         return list(self.windows)
 
-    def open_maintenance(self, window: MaintenanceWindow) -> None:
+    def open_maintenance(self, window: MaintenanceWindow, audit: Audited | None = None) -> None:
         self.windows.append(window)
+        self._audit(audit)
 
     def last_failover(self) -> LastFailover | None:
         return self.failover
@@ -308,8 +324,9 @@ class FakeStore:
     def acknowledged(self, incident_id: str) -> bool:
         return incident_id in self.acks
 
-    def acknowledge(self, incident_id: str, by: str, reason: str) -> None:
+    def acknowledge(self, incident_id: str, by: str, reason: str, audit: Audited | None = None) -> None:
         self.acks.add(incident_id)
+        self._audit(audit)
 
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None:
         self.audits.setdefault(incident_id, []).append(record)

@@ -28,19 +28,21 @@ def switch_automation(
         raise ValueError("a reason is required (--reason), for the audit trail")
     previous = store.automation()
     switch = AutomationSwitch(enabled, reason.strip(), by, now)
-    store.set_automation(switch)
-    store.append_audit(
-        AUTOMATION_AUDIT,
-        {
-            "kind": "automation",
-            "enabled": enabled,
-            "previouslyEnabled": previous.enabled,
-            "reason": switch.reason,
-            "by": by,
-            "caller": caller,
-            "decidedAt": now,
-            "explanation": f"{by} switched {switch.describe()}",
-        },
+    store.set_automation(
+        switch,
+        audit=(
+            AUTOMATION_AUDIT,
+            {
+                "kind": "automation",
+                "enabled": enabled,
+                "previouslyEnabled": previous.enabled,
+                "reason": switch.reason,
+                "by": by,
+                "caller": caller,
+                "decidedAt": now,
+                "explanation": f"{by} switched {switch.describe()}",
+            },
+        ),
     )
     return switch
 
@@ -52,20 +54,17 @@ def acknowledge(
     if len(reason.strip()) < 3:
         raise ValueError("a reason is required (--reason), for the audit trail")
     last = store.last_failover()
-    store.acknowledge(incident_id, by, reason.strip())
     previous = f"; the last failover was {last.incident} at {last.at.isoformat()}" if last else ""
     text = f"{by} acknowledged {incident_id}: a failover for it may start within the cooldown{previous}"
-    store.append_audit(
-        incident_id,
-        {
-            "kind": "acknowledgement",
-            "by": by,
-            "caller": caller,
-            "reason": reason.strip(),
-            "decidedAt": now,
-            "explanation": text,
-        },
-    )
+    record: dict[str, object] = {
+        "kind": "acknowledgement",
+        "by": by,
+        "caller": caller,
+        "reason": reason.strip(),
+        "decidedAt": now,
+        "explanation": text,
+    }
+    store.acknowledge(incident_id, by, reason.strip(), audit=(incident_id, record))
     return text
 
 
@@ -97,21 +96,23 @@ def open_maintenance(
     if problems:
         raise ValueError("maintenance window not opened: " + "; ".join(problems))
     window = MaintenanceWindow(site=site, service=service, start=now, end=now + duration, reason=reason.strip())
-    store.open_maintenance(window)
-    store.append_audit(
-        MAINTENANCE_AUDIT,
-        {
-            "kind": "maintenance",
-            "site": site,
-            "service": service,
-            "start": window.start,
-            "end": window.end,
-            "reason": window.reason,
-            "by": by,
-            "caller": caller,
-            "decidedAt": now,
-            "explanation": f"{by} opened a maintenance window: {describe_window(window)}",
-        },
+    store.open_maintenance(
+        window,
+        audit=(
+            MAINTENANCE_AUDIT,
+            {
+                "kind": "maintenance",
+                "site": site,
+                "service": service,
+                "start": window.start,
+                "end": window.end,
+                "reason": window.reason,
+                "by": by,
+                "caller": caller,
+                "decidedAt": now,
+                "explanation": f"{by} opened a maintenance window: {describe_window(window)}",
+            },
+        ),
     )
     return window
 

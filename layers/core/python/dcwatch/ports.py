@@ -47,6 +47,9 @@ class Observed:
 
 W = TypeVar("W", covariant=True)
 
+# An audit record to write with the change it records: (its incident, the record).
+Audited = tuple[str, dict[str, object]]
+
 
 class Watch(Protocol[W]):
     """Something a step waits on inside its invocation: seen now, then again as soon as it changes."""
@@ -212,13 +215,15 @@ class StateStore(Protocol):
 
     def automation(self) -> AutomationSwitch: ...
 
-    def set_automation(self, switch: AutomationSwitch) -> None: ...
+    def set_automation(self, switch: AutomationSwitch, audit: Audited | None = None) -> None:
+        """With `audit` (incident, record): the switch and its audit record land together, or neither does."""
+        ...
 
     def maintenance_windows(self) -> list[MaintenanceWindow]:
         """Windows operators opened by hand (`dcwatch maintenance open`), besides the config's."""
         ...
 
-    def open_maintenance(self, window: MaintenanceWindow) -> None: ...
+    def open_maintenance(self, window: MaintenanceWindow, audit: Audited | None = None) -> None: ...
 
     def last_failover(self) -> LastFailover | None: ...
 
@@ -226,7 +231,7 @@ class StateStore(Protocol):
 
     def acknowledged(self, incident_id: str) -> bool: ...
 
-    def acknowledge(self, incident_id: str, by: str, reason: str) -> None: ...
+    def acknowledge(self, incident_id: str, by: str, reason: str, audit: Audited | None = None) -> None: ...
 
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None: ...
 

@@ -27,7 +27,7 @@ from dcwatch.decision import AutomationSwitch, LastFailover
 from dcwatch.errors import TransientError
 from dcwatch.events import ProbeResult
 from dcwatch.health import CheckState, RoundMark, refreshed
-from dcwatch.ports import Condition, Lease
+from dcwatch.ports import Audited, Condition, Lease
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 BATCH_WRITE = 25  # BatchWriteItem's limit
@@ -117,9 +117,16 @@ class DynamoStateStore:
             )
         return _plain(item) if item else None
 
-    def _put(self, values: dict[str, Any]) -> None:
-        with aws_call("dynamodb:PutItem"):
-            self._client().put_item(TableName=self.table, Item=_item(values))
+    def _put(self, values: dict[str, Any], audit: Audited | None = None) -> None:
+        """With `audit`, one transaction: an operator's change never lands without its audit record, nor the record
+        without the change."""
+        if audit is None:
+            with aws_call("dynamodb:PutItem"):
+                self._client().put_item(TableName=self.table, Item=_item(values))
+            return
+        puts = [{"Put": {"TableName": self.table, "Item": _item(values)}}, {"Put": self._audit_put(*audit)}]
+        with aws_call("dynamodb:TransactWriteItems"):
+            self._client().transact_write_items(TransactItems=puts)
 
     def get_check(self, site: str, check: str, vantage: str) -> CheckState | None:
         with aws_call("dynamodb:GetItem"):
@@ -347,7 +354,7 @@ class DynamoStateStore:
             changed_at=_time(data.get("changedAt")),
         )
 
-    def set_automation(self, switch: AutomationSwitch) -> None:
+    def set_automation(self, switch: AutomationSwitch, audit: Audited | None = None) -> None:
         self._put(
             {
                 "pk": "CONTROL",
@@ -356,7 +363,8 @@ class DynamoStateStore:
                 "reason": switch.reason,
                 "changedBy": switch.changed_by,
                 "changedAt": switch.changed_at.isoformat() if switch.changed_at else None,
-            }
+            },
+            audit,
         )
 
     def maintenance_windows(self) -> list[MaintenanceWindow]:
@@ -370,7 +378,7 @@ class DynamoStateStore:
         fields = ("site", "service", "start", "end", "reason")
         return [MaintenanceWindow.model_validate({k: _plain(i).get(k) for k in fields}) for i in items]
 
-    def open_maintenance(self, window: MaintenanceWindow) -> None:
+    def open_maintenance(self, window: MaintenanceWindow, audit: Audited | None = None) -> None:
         """Kept a day past its end for the record; DynamoDB's TTL removes it after that."""
         what = window.service or "*"
         self._put(
@@ -383,7 +391,8 @@ class DynamoStateStore:
                 "end": window.end.isoformat(),
                 "reason": window.reason,
                 "expiresAt": int(window.end.timestamp()) + 86400,
-            }
+            },
+            audit,
         )
 
     def last_failover(self) -> LastFailover | None:
@@ -397,9 +406,9 @@ class DynamoStateStore:
     def acknowledged(self, incident_id: str) -> bool:
         return self._get(f"ACK#{incident_id}", "ACK") is not None
 
-    def acknowledge(self, incident_id: str, by: str, reason: str) -> None:
+    def acknowledge(self, incident_id: str, by: str, reason: str, audit: Audited | None = None) -> None:
         at = datetime.now(UTC).isoformat()
-        self._put({"pk": f"ACK#{incident_id}", "sk": "ACK", "by": by, "reason": reason, "at": at})
+        self._put({"pk": f"ACK#{incident_id}", "sk": "ACK", "by": by, "reason": reason, "at": at}, audit)
 
     def active_site(self, default: str) -> str:
         data = self._get("CONTROL", "ACTIVE_SITE")
