@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 
 from dcwatch.wiring import REPO_ROOT
@@ -92,7 +93,16 @@ def readme_config(directory: Path) -> Path:
         service["sites"]["dc-b"] = standby
     # The README's lease (900 s) is shorter than its approval wait plus a minute: the config refuses it.
     doc["workflow"]["lease_s"] = max(doc["workflow"]["lease_s"], doc["workflow"]["approval"]["timeout_s"] + 60)
+    for ca_file in _ca_files(doc):  # the private CAs it names, beside it, as the infra team keeps them
+        (directory / ca_file).parent.mkdir(parents=True, exist_ok=True)
+        trustme.CA().cert_pem.write_to_path(str(directory / ca_file))
     return _write(directory, "readme", doc)
+
+
+def _ca_files(node: object) -> set[str]:
+    if isinstance(node, dict):
+        return {str(v) for k, v in node.items() if k == "ca_file"} | {f for v in node.values() for f in _ca_files(v)}
+    return {f for v in node for f in _ca_files(v)} if isinstance(node, list) else set()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from dcwatch.config import ConfigError, load_config
 from dcwatch.wiring import STEPS
 from dcwatch_infra import constants
 from dcwatch_infra.build import build
-from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
+from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize, zone_ids_context
 from tests.infrastructure.template import function_grants, function_role, grants, resources, resources_for
 
 pytestmark = pytest.mark.infrastructure
@@ -97,7 +97,7 @@ def test_a_ca_file_outside_the_config_folder_stops_the_synth_naming_the_field(tm
     (tmp_path / "config").mkdir()
     path = config_with_files(tmp_path / "config", vcenter_ca=str(outside))
     with pytest.raises(ConfigError) as raised:
-        build(cdk.App(context={"config": str(path), **PLACEHOLDER}))
+        build(cdk.App(context={"config": str(path), "hosted_zone_ids": zone_ids_context(path), **PLACEHOLDER}))
     [(where, message)] = raised.value.problems
     assert where == "sites[0].vcenter.ca_file"
     assert message.startswith(f"{outside} is outside {tmp_path / 'config'}: only files beside the config")
