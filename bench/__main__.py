@@ -1,4 +1,4 @@
-"""`python -m bench`: the probe engine against blackbox_exporter (see README, Benchmark)."""
+"""`python -m bench`: the probe engine against blackbox_exporter (see docs/benchmark.md)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ change records by these ids, and only their steps' records in these zones),
 `agent_trust_anchor_arn=ARN` (the site agents' roles trust this IAM Roles Anywhere trust anchor) and/or
 `agent_principal=ACCOUNT|ARN` (trials): with `fencing.agents` in the config and neither, no agent role and a warning.
 `warm_steps=N` (0..2, default 0): N provisioned environments of each workflow step function, which the
-workflow invokes through their alias `warm` (a standing cost: see the README's Benchmark, Cold starts).
+workflow invokes through their alias `warm` (a standing cost: see docs/benchmark.md, Cold starts).
 cdk.json's context (the feature flags) applies with or without the CLI. Writes to infra/cdk.out unless the
 CDK CLI chooses the output directory. cdk-nag's AWS Solutions checks run on every synth: an
 unacknowledged finding fails it (exit 3), listed in validation-report.json.

@@ -2,7 +2,7 @@
 
 Each function returns a fresh config document (a dict, as `parse_config` and `write` take it):
 - `demo()`: the embedded demo (network, private vCenters, public services);
-- `readme()`: the example of README.md's "The config" chapter (network and secondary_region);
+- `readme()`: the example of docs/config.md's "The config" chapter (network and secondary_region);
 - `production()`: network + secondary_region, a private vCenter and a private storage mirror check
   (`sites[].checks` with `sites[].storage`) at each site, public services;
 - `without_network()`: no VPC, vCenters `reach: public`, secondary_region so that quorum 2 can be met.
@@ -20,7 +20,7 @@ import yaml
 
 from dcwatch.local.demo import DEMO_CONFIG
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CONFIG_DOC = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 NETWORK = {
     "vpc_id": "vpc-0a1b2c3d4e5f60718",
     "subnet_ids": ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"],
@@ -33,10 +33,10 @@ def demo() -> dict[str, Any]:
 
 
 def readme() -> dict[str, Any]:
-    """The first YAML block of the README's "The config" chapter, as an operator would copy it."""
-    chapter = README.read_text(encoding="utf-8").split("\n## The config\n", 1)[1]
+    """The first YAML block of docs/config.md's "The config" chapter, as an operator would copy it."""
+    chapter = CONFIG_DOC.read_text(encoding="utf-8").split("\n## The config\n", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", chapter, re.S)
-    assert block is not None, "README.md: no yaml block under '## The config'"
+    assert block is not None, "docs/config.md: no yaml block under '## The config'"
     return yaml.safe_load(block.group(1))
 
 

@@ -1,11 +1,10 @@
-"""Synths shared by every infrastructure test of a session: the demo, a production shape, the README's example
-config and a deployment without a network, all with the offline placeholder for the dependency layer (fast);
-and the demo as a plain synth ships it, with the real one."""
+"""Synths shared by every infrastructure test of a session: the demo, a production shape, the example config
+of docs/config.md and a deployment without a network, all with the offline placeholder for the dependency
+layer (fast); and the demo as a plain synth ships it, with the real one."""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ import pytest
 import trustme
 import yaml
 
-from dcwatch.wiring import REPO_ROOT
 from dcwatch_infra import constants
+from tests import topology_configs
 from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
 
 HOME_REGION = "eu-central-1"
@@ -83,15 +82,13 @@ def flat_config(directory: Path) -> Path:
 
 
 def readme_config(directory: Path) -> Path:
-    """The example config of the README's "The config" chapter, its standby copies written out like dc-a's."""
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    [block] = re.findall(r"## The config\n.*?```yaml\n(.*?)```", text, flags=re.S)
-    doc = yaml.safe_load(block)
+    """The example config of docs/config.md's "The config" chapter, its standby copies written out like dc-a's."""
+    doc = topology_configs.readme()
     for service in doc["services"]:
         active = service["sites"]["dc-a"]
         standby = json.loads(json.dumps(active).replace("dc-a", "dc-b").replace("-a", "-b").replace(".10", ".20"))
         service["sites"]["dc-b"] = standby
-    # The README's lease (900 s) is shorter than its approval wait plus a minute: the config refuses it.
+    # A lease shorter than the approval wait plus a minute is refused by the config.
     doc["workflow"]["lease_s"] = max(doc["workflow"]["lease_s"], doc["workflow"]["approval"]["timeout_s"] + 60)
     for ca_file in _ca_files(doc):  # the private CAs it names, beside it, as the infra team keeps them
         (directory / ca_file).parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Deployed topology = modelled topology: the stacks build exactly `config.topology`, for every config shape.
 
-Four configs: the demo (network, no second region), the README's example, a production shape (network,
+Four configs: the demo (network, no second region), the example of docs/config.md, a production shape (network,
 second region, private vCenters and storage mirrors, public services) and one without a network.
 """
 
@@ -113,7 +113,7 @@ def test_only_functions_inside_the_vpc_may_manage_network_interfaces_and_are_cre
 
 
 def test_functions_inside_the_vpc_are_granted_exactly_the_aws_apis_the_network_prerequisites_name(synth: Synth):
-    # `dcwatch topology` and the README ask for a NAT gateway or VPC endpoints for topology.AWS_CALLS.
+    # `dcwatch topology` and docs/deploy.md ask for a NAT gateway or VPC endpoints for topology.AWS_CALLS.
     for region, template in stack_templates(synth):
         for logical_id, function in template.find_resources("AWS::Lambda::Function").items():
             props = function["Properties"]

@@ -123,9 +123,9 @@ def test_topology_of_a_config_whose_network_cannot_work_exits_2_naming_the_file_
     assert f"{bad}: sites[0].vcenter.reach: private" in err and "Traceback" not in err
 
 
-def test_the_readmes_topology_picture_is_what_the_command_prints_for_the_demo_config(capsys):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n### Topology\n", 1)[1]
+def test_the_deploy_docs_topology_picture_is_what_the_command_prints_for_the_demo_config(capsys):
+    deploy = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = deploy.split("\n## Topology\n", 1)[1]
     picture = re.search(r"```mermaid\n(.*?)```", section, re.S)
     assert main(["topology", "--config", str(DEMO_CONFIG), "--mermaid"]) == 0
     assert picture is not None and picture.group(1) == capsys.readouterr().out, "regenerate it with the command"

@@ -181,7 +181,7 @@ def test_every_scenario_that_declares_a_down_bounds_its_detection_close_to_the_f
     config = load_config(DEMO_CONFIG)
     interval = config.probe.interval_s
     floor = interval * config.thresholds.failures_to_down
-    lag_s = 4  # the most the local evaluator's lag measured on a loaded 2-core machine (README, Scenario matrix)
+    lag_s = 4  # the most the local evaluator's lag measured on a loaded 2-core machine (docs/scenarios.md)
     # An agent that dies with its site (or is cut off with it) leaves a last report that says serving: the
     # evaluator holds to it until its lease runs out, lease_ttl_s after the renewal, rounded up to the second.
     lease_s = config.fencing.lease_ttl_s + 1 if config.fencing else 0

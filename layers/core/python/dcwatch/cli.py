@@ -342,7 +342,7 @@ def parser() -> argparse.ArgumentParser:
     topology.add_argument("--config", required=True, help="the config file")
     shape = topology.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="the model as JSON")
-    shape.add_argument("--mermaid", action="store_true", help="a Mermaid flowchart (the README's picture)")
+    shape.add_argument("--mermaid", action="store_true", help="a Mermaid flowchart (the picture in docs/deploy.md)")
     topology.set_defaults(run=_topology)
 
     cost = sub.add_parser("cost", help="print the monthly AWS cost of a deployment beside Route 53 health checks")

@@ -402,7 +402,7 @@ DEFAULT_QUORUM = 2
 
 
 class Thresholds(_Model):
-    """How probe results become decisions; the README's "Decision rules" explains each knob."""
+    """How probe results become decisions; docs/decision.md explains each knob."""
 
     failures_to_down: int = Field(default=3, ge=1, description="consecutive failures before DOWN")
     successes_to_up: int = Field(default=2, ge=1, description="consecutive successes before UP")
@@ -628,7 +628,7 @@ class SiteAgent(_Model):
 
 
 class Fencing(_Model):
-    """The site agents' lease and self-fencing (see the README's "Site agents"): a site cut off from AWS
+    """The site agents' lease and self-fencing (see docs/deploy.md, "Site agents"): a site cut off from AWS
     and from its peer fences itself at lease_ttl_s - margin_s after its last renewal; AWS may act on an
     expired lease no earlier than lease_ttl_s + margin_s after it."""
 

@@ -22,7 +22,7 @@ class Credentials:
     password: str = field(repr=False)
 
 
-# A warm function reads a rotated secret again within this many seconds (see the README on rotation).
+# A warm function reads a rotated secret again within this many seconds (see docs/deploy.md on rotation).
 MAX_AGE_S = 300.0
 # RFC 9110: a field name is a token; a value has no line breaks (nor NUL), so no secret can add a header or a request.
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
