@@ -124,7 +124,11 @@ class DynamoStateStore:
             with aws_call("dynamodb:PutItem"):
                 self._client().put_item(TableName=self.table, Item=_item(values))
             return
-        puts = [{"Put": {"TableName": self.table, "Item": _item(values)}}, {"Put": self._audit_put(*audit)}]
+        self._with_audit([_item(values)], audit)
+
+    def _with_audit(self, items: list[dict[str, Any]], audit: Audited) -> None:
+        """One transaction: the audit record never lands without the changes it records, nor they without it."""
+        puts = [{"Put": self._audit_put(*audit)}, *({"Put": {"TableName": self.table, "Item": i}} for i in items)]
         with aws_call("dynamodb:TransactWriteItems"):
             self._client().transact_write_items(TransactItems=puts)
 
@@ -465,14 +469,10 @@ class DynamoStateStore:
         active_site: str | None = None,
         failover: LastFailover | None = None,
     ) -> None:
-        """One transaction: the audit record never lands without the change it records, nor the change without it."""
-        puts = [{"Put": self._audit_put(incident_id, record)}]
-        if active_site is not None:
-            puts.append({"Put": {"TableName": self.table, "Item": _active_site_item(active_site, incident_id)}})
+        items = [_active_site_item(active_site, incident_id)] if active_site is not None else []
         if failover is not None:
-            puts.append({"Put": {"TableName": self.table, "Item": _last_failover_item(failover)}})
-        with aws_call("dynamodb:TransactWriteItems"):
-            self._client().transact_write_items(TransactItems=puts)
+            items.append(_last_failover_item(failover))
+        self._with_audit(items, (incident_id, record))
 
     def audit(self, incident_id: str) -> list[dict[str, Any]]:
         with aws_call("dynamodb:Query"):
