@@ -21,8 +21,8 @@ from pathlib import Path
 
 from bench.blackbox import DEFAULT_BINARY, Exporter, probe_all
 from dcwatch.adapters.probers import probe_round
-from dcwatch.checks import PlannedCheck
 from dcwatch.config import HttpCheck
+from dcwatch.detection.checks import PlannedCheck
 
 OURS = "dcwatch"
 BLACKBOX = "blackbox_exporter"

@@ -40,8 +40,8 @@ from dcwatch.adapters.eventbridge import EventBridgePublisher
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.config import Config, parse_config
-from dcwatch.decision import AutomationSwitch
-from dcwatch.evaluator import RoundCache, evaluate, evaluate_round
+from dcwatch.detection.decision import AutomationSwitch
+from dcwatch.detection.evaluator import RoundCache, evaluate, evaluate_round
 from dcwatch.events import PROBE_RESULT, ProbeResult, ProbeRound, probe_rounds, probe_source
 from dcwatch.local.cloud import create_tables
 from dcwatch.local.moto_server import make_reads_fast

@@ -66,9 +66,9 @@ EVENT_MODELS = {
     "Evaluate": ("dcwatch.events.ProbeRound",),
     "AgentReports": ("dcwatch.agent.report.SiteAgentReportEvent",),
     "Control": ("dcwatch.control.ControlRequest",),
-    "ExecutionEnded": ("dcwatch.executions.ExecutionStatusChange",),
+    "ExecutionEnded": ("dcwatch.recovery.executions.ExecutionStatusChange",),
 }
-STEP_MODELS = ("dcwatch.workflow.WorkflowState",)
+STEP_MODELS = ("dcwatch.recovery.workflow.WorkflowState",)
 
 _MEASURE = """
 import importlib, importlib.util, json, os, sys, time

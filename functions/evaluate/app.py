@@ -18,16 +18,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import runtime
 from dcwatch.agent.report import SiteAgentReportEvent
-from dcwatch.evaluator import RoundCache, evaluate_round, receive_agent_report
+from dcwatch.detection.evaluator import RoundCache, evaluate_round, receive_agent_report
+from dcwatch.detection.trust import envelope_refusal
 from dcwatch.events import EVENT_MAX_BYTES, REPLAY_FIELD, ProbeRound
 from dcwatch.observability import logger, record_detection, record_refused, record_results_received, tracer
-from dcwatch.trust import envelope_refusal
 
 processor = SqsFifoPartialProcessor()
 
 
 def refuse(record: SQSRecord, reason: str, **where: Any) -> dict[str, Any]:
-    """A round the evaluator does not believe (`dcwatch.trust`): logged with what it claimed, and dropped (not
+    """A round the evaluator does not believe (`dcwatch.detection.trust`): logged with what it claimed, and dropped (not
     retried: no retry makes it true, and it would hold up the rounds queued behind it)."""
     logger.warning("probe round refused", reason=reason, message_id=record.message_id, **where)
     record_refused()
@@ -35,7 +35,7 @@ def refuse(record: SQSRecord, reason: str, **where: Any) -> dict[str, Any]:
 
 
 def judge(record: SQSRecord, cache: RoundCache) -> dict[str, Any]:
-    """One queued EventBridge event: its ProbeRound judged, or refused and logged (`dcwatch.trust`)."""
+    """One queued EventBridge event: its ProbeRound judged, or refused and logged (`dcwatch.detection.trust`)."""
     body = record.body
     try:
         event = json.loads(body) if len(body) <= EVENT_MAX_BYTES else {}

@@ -15,13 +15,15 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from dcwatch import executions, modes, recovery, runtime, waits, workflow
+from dcwatch import runtime
 from dcwatch.config import STEP_OWN_WORK_S
 from dcwatch.errors import InvalidRequest
 from dcwatch.observability import logger, record_notify_failed, tracer, tracing_on
+from dcwatch.recovery import executions, modes, waits, workflow
+from dcwatch.recovery import request as recovery
+from dcwatch.recovery.workflow import WorkflowState
 from dcwatch.wiring import SITE_STEPS_FUNCTION, STEPS_FUNCTION
 from dcwatch.wiring import step as step_spec
-from dcwatch.workflow import WorkflowState
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

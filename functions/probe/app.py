@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import runtime
 from dcwatch.adapters.eventbridge import EntriesRefused
-from dcwatch.checks import plan_round, round_times
+from dcwatch.detection.checks import plan_round, round_times
 from dcwatch.observability import logger, record_probe_results, record_results_lost, tracer
 
 SAFETY_MARGIN_S = 2.0

@@ -6,7 +6,7 @@ production site. So each source has an owner, and the bus's resource policy deni
 
 - `dcwatch.probe.<vantage>`: that vantage point's probe role (named, `constants.probe_role_name`, so a probe
   stack of another region is named here too); the evaluator refuses a round whose vantage is not its source's;
-- `dcwatch.evaluator`: the evaluator's role;
+- `dcwatch.detection.evaluator`: the evaluator's role;
 - `dcwatch.agent.<site>`: that site's agent role (denied to everyone while the stack creates none);
 - any other `dcwatch.*` source: denied to everyone.
 

@@ -23,10 +23,10 @@ from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.config import load_config
-from dcwatch.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.health import CheckState
 from dcwatch.errors import TransientError, VcenterRefused
 from dcwatch.events import ProbeResult
-from dcwatch.health import CheckState
 from dcwatch.local.cloud import create_tables
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import Condition, Lease, RecordValues

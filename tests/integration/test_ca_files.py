@@ -21,8 +21,8 @@ import yaml
 from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import read_vcenter
-from dcwatch.checks import site_checks
 from dcwatch.config import Config, load_config
+from dcwatch.detection.checks import site_checks
 from dcwatch.errors import VcenterRefused
 from dcwatch.local.cloud import free_port
 from dcwatch.local.demo import DEMO_CONFIG

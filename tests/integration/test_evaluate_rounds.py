@@ -16,15 +16,15 @@ from dcwatch import runtime
 from dcwatch.adapters.dynamodb import DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher
 from dcwatch.config import load_config
+from dcwatch.detection.health import CheckState
 from dcwatch.events import ProbeResult
-from dcwatch.health import CheckState
 from dcwatch.local.cloud import create_tables, sqs_event
 from dcwatch.local.lambdas import LambdaContext, load_handler
 from dcwatch.wiring import RULES, function, message_group
 from tests.configs import write_pair_config
 from tests.helpers import moto_credentials
 
-# The evaluator judges only what was observed within the last hour (`dcwatch.trust`), by its own clock.
+# The evaluator judges only what was observed within the last hour (`dcwatch.detection.trust`), by its own clock.
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 RULE = next(r for r in RULES if r.target == "Evaluate")
 

@@ -32,7 +32,7 @@ from tests.helpers import moto_credentials
 
 pytestmark = pytest.mark.integration
 
-EVALUATOR_INCIDENT = "dc-a-down-20261207T100000Z"  # as `dcwatch.health.incident_id` names it
+EVALUATOR_INCIDENT = "dc-a-down-20261207T100000Z"  # as `dcwatch.detection.health.incident_id` names it
 
 
 @dataclass

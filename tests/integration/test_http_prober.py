@@ -17,8 +17,8 @@ import pytest
 import trustme
 
 from dcwatch.adapters.probers import probe_round
-from dcwatch.checks import PlannedCheck
 from dcwatch.config import HttpCheck
+from dcwatch.detection.checks import PlannedCheck
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from dcwatch import workflow
 from dcwatch.adapters.vsphere import VsphereInventory, vcenter_session
 from dcwatch.errors import PowerOnFailed
 from dcwatch.local.vcsim import guests_named, report_guest_ips
-from dcwatch.workflow import WorkflowState
+from dcwatch.recovery import workflow
+from dcwatch.recovery.workflow import WorkflowState
 from tests.helpers import demo_config
 
 pytestmark = pytest.mark.integration

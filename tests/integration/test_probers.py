@@ -30,8 +30,8 @@ import yaml
 
 from dcwatch.adapters.probers import judge_expiry, probe_round
 from dcwatch.adapters.secrets import Credentials
-from dcwatch.checks import Outcome, site_checks
 from dcwatch.config import Config, ConfigError, DnsCheck, TcpCheck, TlsCheck, parse_config
+from dcwatch.detection.checks import Outcome, site_checks
 from dcwatch.events import ProbeResult
 from dcwatch.local.cloud import free_port
 from dcwatch.local.demo import DEMO_CONFIG

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from dcwatch import workflow
 from dcwatch.adapters.route53 import Route53Dns, resolve
 from dcwatch.config import parse_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.zone_server import ZoneServer
-from dcwatch.recovery import records_at
+from dcwatch.recovery import workflow
+from dcwatch.recovery.request import records_at
 from tests.helpers import moto_credentials
 from tests.unit.fakes import Clock
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from dcwatch.checks import site_checks
 from dcwatch.config import ConfigError, Hook, parse_config
+from dcwatch.detection.checks import site_checks
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.runtime import App, Settings
 from tests.helpers import moto_credentials

@@ -26,8 +26,8 @@ from pyVmomi import vim
 from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import vcenter_session
-from dcwatch.checks import vcenter_checks
 from dcwatch.config import Config, VCenter, parse_config
+from dcwatch.detection.checks import vcenter_checks
 from dcwatch.events import ProbeResult
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.vcsim import _await_task

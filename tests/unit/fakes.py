@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
-from dcwatch.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.health import CheckState, RoundMark, is_steady, refreshed
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import CheckState, RoundMark, is_steady, refreshed
 from dcwatch.ports import (
     Audited,
     Condition,

@@ -10,8 +10,8 @@ import pytest
 
 from dcwatch.agent.report import SiteAgentReportEvent, agent_source
 from dcwatch.config import Fencing
-from dcwatch.decision import AutomationSwitch
-from dcwatch.evaluator import receive_agent_report
+from dcwatch.detection.decision import AutomationSwitch
+from dcwatch.detection.evaluator import receive_agent_report
 from dcwatch.events import probe_source
 from dcwatch.wiring import RULES
 from tests.helpers import agent_report, load_event

@@ -8,8 +8,8 @@ import json
 import pytest
 import yaml
 
-from dcwatch.conditions import ConditionError, Observation, evaluate_all, parse_condition
 from dcwatch.config import ConfigError, parse_config
+from dcwatch.config.conditions import ConditionError, Observation, evaluate_all, parse_condition
 from dcwatch.local.demo import DEMO_CONFIG
 
 MIRROR = json.dumps(

@@ -11,7 +11,7 @@ import pytest
 from dcwatch.contracts import CONTRACTS, schema
 from dcwatch.errors import InvalidRequest
 from dcwatch.events import ProbeRound, SiteStatusChanged
-from dcwatch.recovery import parse_request
+from dcwatch.recovery.request import parse_request
 from tests.helpers import EVENTS, demo_config, load_event
 
 SAMPLES = {"samples/ProbeRound.json": ProbeRound, "samples/SiteStatusChanged.json": SiteStatusChanged}

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from dcwatch.config import MaintenanceWindow, Thresholds
-from dcwatch.decision import (
+from dcwatch.detection.decision import (
     AutomationSwitch,
     Gates,
     LastFailover,
@@ -18,7 +18,7 @@ from dcwatch.decision import (
     service_verdict,
     site_verdict,
 )
-from dcwatch.health import CheckState
+from dcwatch.detection.health import CheckState
 from tests.helpers import demo_config
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from dcwatch import workflow
 from dcwatch.adapters.route53 import resource_record_set
 from dcwatch.config import ConfigError, parse_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
-from dcwatch.recovery import build_plan, describe_plan
+from dcwatch.recovery import workflow
+from dcwatch.recovery.request import build_plan, describe_plan
 from dcwatch.routing import answered_values, pick
 from tests.unit.fakes import Clock, FakeDns
 

@@ -24,7 +24,7 @@ import yaml
 from dcwatch.cli import parser
 from dcwatch.config import Config, ConfigError, Service, parse_config
 from dcwatch.local.scenario import load_scenario
-from dcwatch.recovery import parse_request
+from dcwatch.recovery.request import parse_request
 from tests.topology_configs import readme as config_example
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dcwatch.checks import Outcome, PlannedCheck, round_times, run_round
 from dcwatch.config import HttpCheck
+from dcwatch.detection.checks import Outcome, PlannedCheck, round_times, run_round
 
 
 def planned(name: str, timeout_s: float = 0.5, critical: bool = True) -> PlannedCheck:

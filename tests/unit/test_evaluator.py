@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from dcwatch.config import Config, ConfigError, MaintenanceWindow, parse_config
-from dcwatch.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.evaluator import Evaluation, RoundCache, evaluate, evaluate_round
 from dcwatch.errors import TransientError
-from dcwatch.evaluator import Evaluation, RoundCache, evaluate, evaluate_round
 from dcwatch.events import ProbeResult, ProbeRound, probe_rounds
 from dcwatch.local.demo import DEMO_CONFIG
 from tests.helpers import demo_config, probe_result

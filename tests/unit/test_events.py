@@ -17,9 +17,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 
-from dcwatch.checks import Outcome, plan_round, run_round
+from dcwatch.detection.checks import Outcome, plan_round, run_round
+from dcwatch.detection.evaluator import evaluate_round
 from dcwatch.errors import InvalidRequest
-from dcwatch.evaluator import evaluate_round
 from dcwatch.events import (
     EVALUATOR_SOURCE,
     PROBE_ROUND,
@@ -30,8 +30,8 @@ from dcwatch.events import (
     probe_rounds,
     probe_source,
 )
-from dcwatch.executions import ExecutionStatusChange
-from dcwatch.recovery import REQUESTS, FailoverRequest, parse_request
+from dcwatch.recovery.executions import ExecutionStatusChange
+from dcwatch.recovery.request import REQUESTS, FailoverRequest, parse_request
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN
 from tests.helpers import demo_config, load_event
 from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from dcwatch.executions import (
+from dcwatch.recovery.executions import (
     ExecutionStatusChange,
     audit_record,
     ended_message,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dcwatch.config import Fencing
-from dcwatch.fencing import StorageOutcome, act_after, lease_proof, prove, vcenter_reason
 from dcwatch.ports import SiteLease
+from dcwatch.recovery.fencing import StorageOutcome, act_after, lease_proof, prove, vcenter_reason
 from tests.helpers import agent_report
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

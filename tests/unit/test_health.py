@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from dcwatch.config import Thresholds
-from dcwatch.health import CheckState, advance, incident_id
+from dcwatch.detection.health import CheckState, advance, incident_id
 from tests.helpers import probe_result
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from dcwatch import modes, workflow
 from dcwatch.config import ConfigError, parse_config
 from dcwatch.errors import DrillCleanupIncomplete, InvalidRequest, ShutdownIncomplete
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
-from dcwatch.recovery import Origin, build_plan, describe_plan, parse_request
-from dcwatch.workflow import WorkflowState
+from dcwatch.recovery import modes, workflow
+from dcwatch.recovery.request import Origin, build_plan, describe_plan, parse_request
+from dcwatch.recovery.workflow import WorkflowState
 from tests.helpers import demo_config
 from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeOnce, FakeStore
 

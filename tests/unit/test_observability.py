@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dcwatch import observability
-from dcwatch.evaluator import evaluate
-from dcwatch.health import advance
+from dcwatch.detection.evaluator import evaluate
+from dcwatch.detection.health import advance
 from tests.helpers import demo_config, probe_result
 from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows
 

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from dcwatch import modes, workflow
-from dcwatch.checks import Outcome
 from dcwatch.config import parse_config
+from dcwatch.detection.checks import Outcome
 from dcwatch.errors import StandbyNotReady, VcenterUnreachable
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import SiteLease
-from dcwatch.workflow import WorkflowState
+from dcwatch.recovery import modes, workflow
+from dcwatch.recovery.workflow import WorkflowState
 from tests.helpers import agent_report
 from tests.unit.fakes import Clock, FakeInventory, FakeLeases, FakeNotifier, FakeSiteLeases, FakeStore
 from tests.unit.test_agent_config import FENCING

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from dcwatch import workflow
-from dcwatch.checks import Outcome, run_round
 from dcwatch.config import ConfigError, parse_config
+from dcwatch.detection.checks import Outcome, run_round
 from dcwatch.errors import GroupTimeout, HookFailed, MirrorNotCaughtUp, StorageNotSafe
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
-from dcwatch.workflow import WorkflowState
+from dcwatch.recovery import workflow
+from dcwatch.recovery.workflow import WorkflowState
 from tests.unit.fakes import Clock, FakeDns, FakeHooks, FakeInventory, FakeNotifier, FakeOnce, FakeStore
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

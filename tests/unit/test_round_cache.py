@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dcwatch.detection.evaluator import RoundCache, evaluate_round
 from dcwatch.errors import StaleState, TransientError
-from dcwatch.evaluator import RoundCache, evaluate_round
 from dcwatch.events import ProbeRound
 from tests.helpers import demo_config, probe_result
 from tests.unit.fakes import FakeLeases, FakeNotifier, FakePublisher, FakeStore, FakeWorkflows

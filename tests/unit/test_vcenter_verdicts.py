@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from dcwatch.checks import vcenter_checks
 from dcwatch.config import Config, Thresholds, VcenterProbe, parse_config
-from dcwatch.decision import AutomationSwitch, Gates, failover_decision, site_verdict
-from dcwatch.health import CheckState
-from dcwatch.local.demo import DEMO_CONFIG, failing_by_reason
-from dcwatch.vcenter import (
+from dcwatch.detection.checks import vcenter_checks
+from dcwatch.detection.decision import AutomationSwitch, Gates, failover_decision, site_verdict
+from dcwatch.detection.health import CheckState
+from dcwatch.detection.vcenter import (
     DatastoreState,
     HostState,
     TriggeredAlarm,
@@ -25,6 +24,7 @@ from dcwatch.vcenter import (
     judge_part,
     judge_vms,
 )
+from dcwatch.local.demo import DEMO_CONFIG, failing_by_reason
 
 GiB = 1024**3
 PROBE = VcenterProbe(critical_vms=["shop-web-1", "shop-db-1"], expected_maintenance=["esx-3"])

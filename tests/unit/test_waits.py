@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dcwatch import workflow
 from dcwatch.config import parse_config
 from dcwatch.errors import GroupTimeout, PowerOnFailed
-from dcwatch.waits import Polled, wait_for
+from dcwatch.recovery import workflow
+from dcwatch.recovery.waits import Polled, wait_for
 from tests.helpers import demo_config
 from tests.unit.fakes import Clock, FakeDns, FakeInventory
 from tests.unit.test_workflow import STANDBY_VMS, request

@@ -17,7 +17,7 @@ from dcwatch.config import (
     workflow_timeout_s,
 )
 from dcwatch.local.lambdas import LambdaContext, load_handler, load_module
-from dcwatch.waits import step_deadline
+from dcwatch.recovery.waits import step_deadline
 from dcwatch.wiring import (
     FAILOVER_ASL,
     FUNCTIONS,

@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from dcwatch import workflow
-from dcwatch.checks import Outcome, run_round
 from dcwatch.config import parse_config
-from dcwatch.decision import LastFailover
+from dcwatch.detection.checks import Outcome, run_round
+from dcwatch.detection.decision import LastFailover
 from dcwatch.errors import (
     FencingIncomplete,
     GroupTimeout,
@@ -27,7 +26,8 @@ from dcwatch.errors import (
     VcenterUnreachable,
 )
 from dcwatch.local.demo import DEMO_CONFIG
-from dcwatch.workflow import WorkflowState
+from dcwatch.recovery import workflow
+from dcwatch.recovery.workflow import WorkflowState
 from tests.helpers import demo_config
 from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeStore
 

@@ -23,7 +23,7 @@ from dcwatch.adapters.dynamodb import DynamoLeases
 from dcwatch.config import Config, ConfigError, RecoveryMode, config_schema, load_config
 from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
-from dcwatch.recovery import MANUAL_PREFIX, build_plan, describe_plan, leaving_site, parse_request
+from dcwatch.recovery.request import MANUAL_PREFIX, build_plan, describe_plan, leaving_site, parse_request
 
 # Command -> the workflow's mode.
 MODE_COMMANDS: dict[str, RecoveryMode] = {
@@ -169,7 +169,7 @@ def _ack(args: argparse.Namespace) -> int:
 
 def _maintenance(args: argparse.Namespace) -> int:
     from dcwatch.control import open_maintenance
-    from dcwatch.decision import describe_window
+    from dcwatch.detection.decision import describe_window
 
     store = _store(args)
     if args.state == "list":

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.control import ControlRequest
 from dcwatch.events import ProbeRound, SiteStatusChanged
-from dcwatch.executions import ExecutionStatusChange
-from dcwatch.recovery import REQUESTS, FailoverRequest
+from dcwatch.recovery.executions import ExecutionStatusChange
+from dcwatch.recovery.request import REQUESTS, FailoverRequest
 
 # FailoverRequest is the workflow input in general (any mode); each mode's own schema narrows it.
 CONTRACTS: dict[str, type[BaseModel]] = {

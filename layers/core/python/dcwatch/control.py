@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, ValidationError
 
 from dcwatch.config import Config, MaintenanceWindow
-from dcwatch.decision import AutomationSwitch, describe_window
-from dcwatch.modes import approval_answer
+from dcwatch.detection.decision import AutomationSwitch, describe_window
 from dcwatch.ports import StateStore
+from dcwatch.recovery.modes import approval_answer
 
 AUTOMATION_AUDIT = "automation"
 MAINTENANCE_AUDIT = "maintenance"

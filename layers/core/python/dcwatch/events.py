@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 # Each vantage point speaks with a source of its own (`dcwatch.probe.<vantage>`): the bus policy lets only
 # that vantage point's probe role put it, and the evaluator refuses a round whose vantage is not its source's.
 PROBE_SOURCE_PREFIX = "dcwatch.probe"
-EVALUATOR_SOURCE = "dcwatch.evaluator"
+EVALUATOR_SOURCE = "dcwatch.detection.evaluator"
 PROBE_RESULT = "ProbeResult"
 PROBE_ROUND = "ProbeRound"
 # A ProbeRound event holds at most this many results, and this many bytes of them: PutEvents takes 256 KB per

@@ -24,7 +24,7 @@ CHECK_SUCCEEDED = "CheckSucceeded"  # 1 or 0 per result; its average is the shar
 CHECK_LATENCY = "CheckLatency"  # milliseconds per result
 PROBE_RESULTS_RECEIVED = "ProbeResultsReceived"  # per vantage, counted by the evaluator: the watchdog's input
 PROBE_RESULTS_LOST = "ProbeResultsLost"  # per vantage, counted by the probe: results the bus kept refusing
-PROBE_ROUNDS_REFUSED = "ProbeRoundsRefused"  # rounds the evaluator did not believe (`dcwatch.trust`), logged
+PROBE_ROUNDS_REFUSED = "ProbeRoundsRefused"  # rounds the evaluator did not believe (`dcwatch.detection.trust`), logged
 DETECTION_TIME = "DetectionTime"  # seconds from the site's first failed observation to the DOWN decision
 NOTIFY_FAILED = "NotifyFailed"  # per step (Notify, NotifyFailure): an outcome's notification failed every retry
 

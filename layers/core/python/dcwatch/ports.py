@@ -10,9 +10,9 @@ from typing import Any, Protocol, TypeVar
 
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
-from dcwatch.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.health import CheckState, RoundMark
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.health import CheckState, RoundMark
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,11 @@ class Condition:
     version: int = 0
 
 
-class StateStore(Protocol):
+class CheckStore(Protocol):
+    """The check states of each site, per vantage point, and the marks of the rounds judged (see `health.RoundMark`).
+
+    What the evaluator reads once per round and writes back in batches."""
+
     def get_check(self, site: str, check: str, vantage: str) -> CheckState | None: ...
 
     def put_check(self, state: CheckState, expected_last_observed: object) -> bool:
@@ -196,68 +200,6 @@ class StateStore(Protocol):
     def site_checks(self, site: str) -> list[CheckState]:
         """Every check of the site, from every vantage point."""
         ...
-
-    def condition(self, key: str, default: str) -> Condition:
-        """The stored condition under `key` ("site/dc-a", "service/shop@dc-a", "vantage/aws-vpc")."""
-        ...
-
-    def change_condition(self, key: str, previous: Condition, new: Condition) -> bool:
-        """Replace `previous` by `new`; False when another evaluator changed it first."""
-        ...
-
-    def site_status(self, site: str) -> str:
-        """The evaluator's recorded status of a site: UP until it records a change (it writes changes only)."""
-        ...
-
-    def active_site(self, default: str) -> str: ...
-
-    def set_active_site(self, site: str, incident_id: str) -> None: ...
-
-    def automation(self) -> AutomationSwitch: ...
-
-    def set_automation(self, switch: AutomationSwitch, audit: Audited | None = None) -> None:
-        """With `audit` (incident, record): the switch and its audit record land together, or neither does."""
-        ...
-
-    def maintenance_windows(self) -> list[MaintenanceWindow]:
-        """Windows operators opened by hand (`dcwatch maintenance open`), besides the config's."""
-        ...
-
-    def open_maintenance(self, window: MaintenanceWindow, audit: Audited | None = None) -> None: ...
-
-    def last_failover(self) -> LastFailover | None: ...
-
-    def record_failover(self, failover: LastFailover) -> None: ...
-
-    def acknowledged(self, incident_id: str) -> bool: ...
-
-    def acknowledge(self, incident_id: str, by: str, reason: str, audit: Audited | None = None) -> None: ...
-
-    def append_audit(self, incident_id: str, record: dict[str, object]) -> None: ...
-
-    def record_outcome(
-        self,
-        incident_id: str,
-        record: dict[str, object],
-        *,
-        active_site: str | None = None,
-        failover: LastFailover | None = None,
-    ) -> None:
-        """The audit record with the change it records (the active site; the cooldown's start), both or neither."""
-        ...
-
-    def agent_report(self, site: str) -> SiteAgentReport | None:
-        """The latest report of the site's agent the evaluator stored (by the time the agent sent it)."""
-        ...
-
-    def put_agent_report(self, report: SiteAgentReport) -> bool:
-        """Keep `report` as the site's latest unless a later one is kept already; False then."""
-        ...
-
-
-class RoundStateStore(StateStore, Protocol):
-    """What the round evaluator adds: a site's check states and round marks in one read, many states in one
-    write, and the mark of a judged chunk (see `health.RoundMark`)."""
 
     def site_snapshot(self, site: str) -> tuple[list[CheckState], dict[str, RoundMark]]: ...
 
@@ -276,6 +218,83 @@ class RoundStateStore(StateStore, Protocol):
     def claim_generation(self, site: str, expected: str | None) -> str | None:
         """A new generation for the site, if it is still `expected`; None when another writer changed it."""
         ...
+
+
+class StatusStore(Protocol):
+    """What has been judged and decided: each condition, the active site, the last failover."""
+
+    def condition(self, key: str, default: str) -> Condition:
+        """The stored condition under `key` ("site/dc-a", "service/shop@dc-a", "vantage/aws-vpc")."""
+        ...
+
+    def change_condition(self, key: str, previous: Condition, new: Condition) -> bool:
+        """Replace `previous` by `new`; False when another evaluator changed it first."""
+        ...
+
+    def site_status(self, site: str) -> str:
+        """The evaluator's recorded status of a site: UP until it records a change (it writes changes only)."""
+        ...
+
+    def active_site(self, default: str) -> str: ...
+
+    def set_active_site(self, site: str, incident_id: str) -> None: ...
+
+    def last_failover(self) -> LastFailover | None: ...
+
+    def record_failover(self, failover: LastFailover) -> None: ...
+
+
+class Controls(Protocol):
+    """What operators set by hand: the automation switch, maintenance windows, acknowledgements."""
+
+    def automation(self) -> AutomationSwitch: ...
+
+    def set_automation(self, switch: AutomationSwitch, audit: Audited | None = None) -> None:
+        """With `audit` (incident, record): the switch and its audit record land together, or neither does."""
+        ...
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        """Windows operators opened by hand (`dcwatch maintenance open`), besides the config's."""
+        ...
+
+    def open_maintenance(self, window: MaintenanceWindow, audit: Audited | None = None) -> None: ...
+
+    def acknowledged(self, incident_id: str) -> bool: ...
+
+    def acknowledge(self, incident_id: str, by: str, reason: str, audit: Audited | None = None) -> None: ...
+
+
+class AuditLog(Protocol):
+    """The append-only record of every decision and action."""
+
+    def append_audit(self, incident_id: str, record: dict[str, object]) -> None: ...
+
+    def record_outcome(
+        self,
+        incident_id: str,
+        record: dict[str, object],
+        *,
+        active_site: str | None = None,
+        failover: LastFailover | None = None,
+    ) -> None:
+        """The audit record with the change it records (the active site; the cooldown's start), both or neither."""
+        ...
+
+
+class AgentReportStore(Protocol):
+    """The latest report of each site's agent."""
+
+    def agent_report(self, site: str) -> SiteAgentReport | None:
+        """The latest report of the site's agent the evaluator stored (by the time the agent sent it)."""
+        ...
+
+    def put_agent_report(self, report: SiteAgentReport) -> bool:
+        """Keep `report` as the site's latest unless a later one is kept already; False then."""
+        ...
+
+
+class StateStore(CheckStore, StatusStore, Controls, AuditLog, AgentReportStore, Protocol):
+    """The whole state table, as one adapter implements it. Users take the ports they need."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from dcwatch.adapters.sns import SnsNotifier
     from dcwatch.adapters.stepfunctions import Approvals, StepFunctionsStarter
     from dcwatch.adapters.vsphere import VsphereInventory
-    from dcwatch.checks import PlannedCheck
+    from dcwatch.detection.checks import PlannedCheck
     from dcwatch.events import ProbeResult
 
 

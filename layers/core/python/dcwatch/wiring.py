@@ -15,7 +15,7 @@ from typing import Any
 from dcwatch.agent.report import AGENT_SOURCE_PREFIX, SITE_AGENT_REPORT
 from dcwatch.config import STEP_TIMEOUT_S
 from dcwatch.events import EVALUATOR_SOURCE, PROBE_ROUND, PROBE_SOURCE_PREFIX, REPLAY_FIELD, SITE_STATUS_CHANGED
-from dcwatch.executions import execution_ended_pattern
+from dcwatch.recovery.executions import execution_ended_pattern
 
 
 def _repo_root() -> Path:
@@ -233,7 +233,7 @@ class RuleSpec:
 
 
 # Live events only: an archive replay (EventBridge marks each with `replay-name`) is never judged again as
-# if it were happening now; the evaluator refuses one that gets through all the same (`dcwatch.trust`).
+# if it were happening now; the evaluator refuses one that gets through all the same (`dcwatch.detection.trust`).
 LIVE: dict[str, Any] = {REPLAY_FIELD: [{"exists": False}]}
 
 RULES: tuple[RuleSpec, ...] = (

@@ -23,10 +23,10 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from dcwatch.adapters.aws import LazyClient, aws_call
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import MaintenanceWindow
-from dcwatch.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.decision import AutomationSwitch, LastFailover
+from dcwatch.detection.health import CheckState, RoundMark, refreshed
 from dcwatch.errors import TransientError
 from dcwatch.events import ProbeResult
-from dcwatch.health import CheckState, RoundMark, refreshed
 from dcwatch.ports import Audited, Condition, Lease
 
 _ser, _de = TypeSerializer(), TypeDeserializer()

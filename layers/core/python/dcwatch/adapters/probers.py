@@ -23,12 +23,12 @@ import aiohttp
 from dcwatch.adapters.lookups import Connect, Lookups, bounded
 from dcwatch.adapters.secrets import Credentials, HeadersFor, no_headers_secrets
 from dcwatch.adapters.tls import tls_context
-from dcwatch.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
-from dcwatch.conditions import Observation, evaluate_all, parse_condition
 from dcwatch.config import DnsCheck, HttpCheck, TcpCheck, TlsCheck, VCenter
+from dcwatch.config.conditions import Observation, evaluate_all, parse_condition
+from dcwatch.detection.checks import DEFAULT_CONCURRENCY, Outcome, PlannedCheck, run_round_async
+from dcwatch.detection.vcenter import VcenterSnapshot, judge_part
 from dcwatch.errors import SecretUnusable
 from dcwatch.events import ProbeResult
-from dcwatch.vcenter import VcenterSnapshot, judge_part
 
 if TYPE_CHECKING:
     import dns.rdata

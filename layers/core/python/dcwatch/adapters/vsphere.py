@@ -31,6 +31,7 @@ from dcwatch.adapters import xml_guard
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.tls import tls_context
 from dcwatch.config import VCenter
+from dcwatch.detection.vcenter import DatastoreState, HostState, TriggeredAlarm, VcenterSnapshot, VmState
 from dcwatch.errors import (
     DcwatchError,
     PowerOnFailed,
@@ -40,8 +41,7 @@ from dcwatch.errors import (
     VcenterUnreachable,
 )
 from dcwatch.ports import GuestState, Observed, TaskState, Watch
-from dcwatch.vcenter import DatastoreState, HostState, TriggeredAlarm, VcenterSnapshot, VmState
-from dcwatch.waits import Polled
+from dcwatch.recovery.waits import Polled
 
 xml_guard.install()  # before any answer of a vCenter is parsed
 

@@ -39,8 +39,8 @@ from dcwatch.adapters.secrets import Credentials, headers_from_text
 from dcwatch.agent import state as agent_state
 from dcwatch.agent.quorum import AgentView, Decision, Timing, decide
 from dcwatch.agent.report import FenceRecord, LeaseView, LocalCheck, PeerView, SiteAgentReport
-from dcwatch.checks import service_checks, site_checks, vcenter_checks
 from dcwatch.config import Config, Fencing
+from dcwatch.detection.checks import service_checks, site_checks, vcenter_checks
 from dcwatch.events import ProbeResult
 from dcwatch.observability import logger
 

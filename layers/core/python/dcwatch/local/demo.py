@@ -25,9 +25,8 @@ from urllib.parse import urlparse
 from dcwatch.adapters.probers import probe_round
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import VsphereInventory
-from dcwatch.checks import PlannedCheck
 from dcwatch.config import Config, HttpCheck, load_config
-from dcwatch.fencing import act_after
+from dcwatch.detection.checks import PlannedCheck
 from dcwatch.local.links import describe as describe_topology
 from dcwatch.local.overlap import OverlapSampler, Target
 from dcwatch.local.pipeline import LocalPipeline
@@ -44,6 +43,7 @@ from dcwatch.local.scenario import (
     judge,
 )
 from dcwatch.observability import logger
+from dcwatch.recovery.fencing import act_after
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 WATCH_POLL_S = 0.2
@@ -319,7 +319,7 @@ FENCING_STEPS = ("Fence", "ProveFenced")
 
 def _fencing(event: dict[str, Any]) -> tuple[str | None, str | None]:
     """What a fencing step reported, and the proof it holds when it holds one (vcenter, lease, storage,
-    trust_quorum: `dcwatch.fencing`)."""
+    trust_quorum: `dcwatch.recovery.fencing`)."""
     try:
         output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
     except json.JSONDecodeError:
@@ -589,7 +589,7 @@ def lease_cost(lease: dict[str, Any] | None, detected_at: float | None) -> float
 
 def lease_timing(pipeline: LocalPipeline, timeline: Timeline, site: str) -> dict[str, Any] | None:
     """The site's lease as AWS last recorded it, on the timeline: renewed, expired, and the earliest AWS may act
-    on it (`dcwatch.fencing.act_after`: lease_ttl_s + margin_s after the later of its last renewal and the last
+    on it (`dcwatch.recovery.fencing.act_after`: lease_ttl_s + margin_s after the later of its last renewal and the last
     time the standby's agent heard it); None without agents or lease."""
     fencing = pipeline.config.fencing
     if fencing is None:

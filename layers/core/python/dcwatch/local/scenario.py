@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dcwatch.config import Config, Name
 from dcwatch.control import open_maintenance, switch_automation
-from dcwatch.fencing import ProofKind
 from dcwatch.local.faults import Fault, Mode
 from dcwatch.local.links import AnyLink, PathRef, SiteLink, between, select, vpc_vantage
+from dcwatch.recovery.fencing import ProofKind
 from dcwatch.wiring import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -267,9 +267,9 @@ class Expect(_Model):
     )
     fencing: ProofKind | None = Field(
         default=None,
-        description="the fencing proof every failover that moved production rested on (`dcwatch.fencing`): vcenter "
-        "(the failed site's vCenter powered its VMs off), lease (its lease expired and the standby's agent lost it), "
-        "storage (its volumes offline), trust_quorum (none: the config trusts the quorum verdict)",
+        description="the fencing proof every failover that moved production rested on (`dcwatch.recovery.fencing`): "
+        "vcenter (the failed site's vCenter powered its VMs off), lease (its lease expired and the standby's agent "
+        "lost it), storage (its volumes offline), trust_quorum (none: the config trusts the quorum verdict)",
     )
 
 

@@ -18,7 +18,7 @@
   warning, never a site outage.
 - Failover: only for the active site DOWN by quorum, with no flapping check, a standby proven by its
   latest results, automation on, no maintenance window open on the site, its own agent not reporting it
-  serving (`dcwatch.agent_watch`), and no failover within the cooldown unless a human acknowledged this
+  serving (`dcwatch.detection.agent_watch`), and no failover within the cooldown unless a human acknowledged this
   incident. Every refusal names all its reasons.
 """
 
@@ -31,7 +31,7 @@ from typing import Literal
 
 from dcwatch.config import VCENTER_PREFIX as VCENTER_CHECK
 from dcwatch.config import MaintenanceWindow, Thresholds
-from dcwatch.health import CheckState
+from dcwatch.detection.health import CheckState
 
 Role = Literal["active", "standby"]
 Status = Literal["UP", "DOWN"]

@@ -13,7 +13,7 @@ active site whose failover is held back (automation off, maintenance, cooldown, 
 unproven, flapping) is re-judged on each of its results, so the failover starts as soon as nothing
 holds it back any more.
 
-With site agents (`fencing.agents`), their reports weigh in (`dcwatch.agent_watch`): an active site whose
+With site agents (`fencing.agents`), their reports weigh in (`dcwatch.detection.agent_watch`): an active site whose
 agent reports it alive and serving is PARTITIONED, not DOWN; its agent's "not serving" counts like a
 vantage point; a silent agent is announced. `receive_agent_report` keeps each site's latest report.
 """
@@ -27,10 +27,10 @@ from functools import cached_property
 from typing import Any, cast
 
 from dcwatch.agent.report import SiteAgentReport
-from dcwatch.agent_watch import AgentWatch, agents_configured, refusal
-from dcwatch.announce import announce, duration, flip
 from dcwatch.config import Config, MaintenanceWindow
-from dcwatch.decision import (
+from dcwatch.detection.agent_watch import AgentWatch, agents_configured, refusal
+from dcwatch.detection.announce import announce, duration, flip
+from dcwatch.detection.decision import (
     FailoverDecision,
     Gates,
     Reach,
@@ -45,13 +45,13 @@ from dcwatch.decision import (
     site_verdict,
     vcenter_verdict,
 )
+from dcwatch.detection.health import CheckState, RoundMark, advance, incident_id, refreshed, repeats
+from dcwatch.detection.trust import result_refusal, round_refusal
 from dcwatch.errors import StaleState
 from dcwatch.events import ProbeResult, ProbeRound, SiteStatusChanged
-from dcwatch.health import CheckState, RoundMark, advance, incident_id, refreshed, repeats
-from dcwatch.ports import Condition, EventPublisher, Leases, Notifier, RoundStateStore, StateStore, WorkflowStarter
-from dcwatch.recovery import default_reason
+from dcwatch.ports import Condition, EventPublisher, Leases, Notifier, StateStore, WorkflowStarter
+from dcwatch.recovery.request import default_reason
 from dcwatch.topology import Topology
-from dcwatch.trust import result_refusal, round_refusal
 
 Clock = Callable[[], datetime]
 
@@ -145,7 +145,7 @@ class RoundEvaluation:
 def evaluate_round(
     probe_round: ProbeRound,
     config: Config,
-    store: RoundStateStore,
+    store: StateStore,
     publisher: EventPublisher,
     workflows: WorkflowStarter,
     notifier: Notifier,
@@ -254,7 +254,7 @@ class RoundCache:
     when a site is read (`pruned` names them, once).
     """
 
-    def __init__(self, store: RoundStateStore, topology: Topology):
+    def __init__(self, store: StateStore, topology: Topology):
         self.store = store
         self.topology = topology
         self._pruned: list[str] = []

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dcwatch.checks import Outcome
 from dcwatch.config import VcenterProbe
+from dcwatch.detection.checks import Outcome
 
 MAX_REASON = 200
 

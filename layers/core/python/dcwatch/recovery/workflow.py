@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from dcwatch.checks import PlannedCheck, service_checks
 from dcwatch.config import Config, Fencing, Hook, HttpCheck, unbuilt_default
-from dcwatch.decision import LastFailover
+from dcwatch.detection.checks import PlannedCheck, service_checks
+from dcwatch.detection.decision import LastFailover
 from dcwatch.errors import (
     DnsTimeout,
     FencingIncomplete,
@@ -39,7 +39,6 @@ from dcwatch.errors import (
     VcenterUnavailable,
 )
 from dcwatch.events import ProbeResult
-from dcwatch.fencing import FenceProof, StorageOutcome, prove, standby_agent_problem, vcenter_proof, vcenter_reason
 from dcwatch.ports import (
     Dns,
     GuestState,
@@ -55,7 +54,15 @@ from dcwatch.ports import (
     StateStore,
     Watch,
 )
-from dcwatch.recovery import (
+from dcwatch.recovery.fencing import (
+    FenceProof,
+    StorageOutcome,
+    prove,
+    standby_agent_problem,
+    vcenter_proof,
+    vcenter_reason,
+)
+from dcwatch.recovery.request import (
     MANUAL_PREFIX,
     MODE_WORDS,
     FailoverRequest,
@@ -69,7 +76,7 @@ from dcwatch.recovery import (
     manual_incident,
     parse_request,
 )
-from dcwatch.waits import MAX_LOOKS, Polled, Sleep, wait_for
+from dcwatch.recovery.waits import MAX_LOOKS, Polled, Sleep, wait_for
 
 Clock = Callable[[], datetime]
 Probe = Callable[[list[PlannedCheck], str], list[ProbeResult]]

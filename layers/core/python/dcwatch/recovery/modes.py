@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from dcwatch.errors import DrillCleanupIncomplete, ShutdownIncomplete
 from dcwatch.ports import Dns, Inventory, Leases, Notifier, Once
-from dcwatch.recovery import MODE_WORDS, describe_plan
-from dcwatch.workflow import Clock, WorkflowState, renew_lease, run_now, utcnow
+from dcwatch.recovery.request import MODE_WORDS, describe_plan
+from dcwatch.recovery.workflow import Clock, WorkflowState, renew_lease, run_now, utcnow
 
 
 def shutdown_group(state: WorkflowState, inventory: Inventory, timeout_s: int, clock: Clock = utcnow) -> WorkflowState:

@@ -4,7 +4,7 @@
   consecutive successes (hysteresis); results older than the last one seen change nothing;
 - it is FLAPPING while it changed between UP and DOWN `flap_changes` times within `flap_window_s`.
 
-Site, service and failover decisions built on these states live in `dcwatch.decision`.
+Site, service and failover decisions built on these states live in `dcwatch.detection.decision`.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dcwatch.config import Config
 from dcwatch.ports import Leases, Notifier, Once, StateStore
-from dcwatch.recovery import incident_of
+from dcwatch.recovery.request import incident_of
 
 STATES_SOURCE = "aws.states"
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"

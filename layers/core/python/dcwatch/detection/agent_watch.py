@@ -17,12 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from dcwatch.agent.report import SiteAgentReport, agent_source
-from dcwatch.announce import announce, duration, flip
 from dcwatch.config import Config
-from dcwatch.decision import Verdict, View
+from dcwatch.detection.announce import announce, duration, flip
+from dcwatch.detection.decision import Verdict, View
+from dcwatch.detection.trust import outside_window
 from dcwatch.events import REPLAY_FIELD
 from dcwatch.ports import Condition, Notifier, StateStore
-from dcwatch.trust import outside_window
 
 
 def agents_configured(config: Config) -> bool:
@@ -83,7 +83,8 @@ def with_agent_view(verdict: Verdict, report: SiteAgentReport) -> Verdict:
 
 def refusal(source: str, report: SiteAgentReport, config: Config, now: datetime, replay: str | None = None) -> str:
     """Why a report must not be kept ('' when it may): an agent reports on its own site only, live (no archive
-    replay; sent within the live window of `dcwatch.trust`: one dated 2099 would stand as the latest for good)."""
+    replay; sent within the live window of `dcwatch.detection.trust`: one dated 2099 would stand as the latest for
+    good)."""
     if replay is not None:
         return f"an archive replay ({REPLAY_FIELD} {replay!r}) is never taken as live"
     late = outside_window(report.sent_at, now)
@@ -107,7 +108,7 @@ def _key(kind: str, site: str) -> str:
 
 class AgentWatch:
     """The evaluator's side of the agents: their evidence in site verdicts, partitions and silence. Each change
-    is announced once (`dcwatch.announce`); reports are read once per instance (one evaluation)."""
+    is announced once (`dcwatch.detection.announce`); reports are read once per instance (one evaluation)."""
 
     def __init__(self, config: Config, store: StateStore, notifier: Notifier):
         self.config, self.store, self.notifier = config, store, notifier

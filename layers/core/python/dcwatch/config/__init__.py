@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from dcwatch.conditions import parse_condition
+from dcwatch.config.conditions import parse_condition
 
 if TYPE_CHECKING:
     from dcwatch.topology import Topology
@@ -231,7 +231,7 @@ AnyCheck = Annotated[
 ]
 
 
-# The namespace of incidents started by hand (`dcwatch.recovery`); the evaluator's start with the site's name.
+# The namespace of incidents started by hand (`dcwatch.recovery.request`); the evaluator's start with the site's name.
 MANUAL_PREFIX = "manual-"
 
 

@@ -1,0 +1,1 @@
+"""Recovery: requests and plans, the failover workflow's steps, and how an execution ends."""
