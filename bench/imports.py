@@ -68,7 +68,7 @@ EVENT_MODELS = {
     "Control": ("dcwatch.control.ControlRequest",),
     "ExecutionEnded": ("dcwatch.recovery.executions.ExecutionStatusChange",),
 }
-STEP_MODELS = ("dcwatch.recovery.workflow.WorkflowState",)
+STEP_MODELS = ("dcwatch.recovery.state.WorkflowState",)
 
 _MEASURE = """
 import importlib, importlib.util, json, os, sys, time

@@ -19,9 +19,9 @@ from dcwatch import runtime
 from dcwatch.config import STEP_OWN_WORK_S
 from dcwatch.errors import InvalidRequest
 from dcwatch.observability import logger, record_notify_failed, tracer, tracing_on
-from dcwatch.recovery import executions, modes, waits, workflow
+from dcwatch.recovery import executions, steps, waits
 from dcwatch.recovery import request as recovery
-from dcwatch.recovery.workflow import WorkflowState
+from dcwatch.recovery.state import Gate, WorkflowState, utcnow
 from dcwatch.wiring import SITE_STEPS_FUNCTION, STEPS_FUNCTION
 from dcwatch.wiring import step as step_spec
 
@@ -39,7 +39,7 @@ def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext 
     app = runtime.app()
     if context is not None:
         app.once.register(context)
-    begun, known = workflow.utcnow(), len(state.timeline)
+    begun, known = utcnow(), len(state.timeline)
     state = action(state, app)
     state.stamp_started(begun, since=known)
     logger.info("step done", detail=state.timeline[-1].detail if state.timeline else "")
@@ -48,12 +48,12 @@ def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext 
 
 def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """`{"request": <the execution input>, "execution": <its name>}`: the name owns the lock from here on."""
-    begun = workflow.utcnow()
+    begun = utcnow()
     app = runtime.app()
     execution = str(event["execution"])
     origin = recovery.Origin(execution, app.store, app.leases)
     try:
-        state = workflow.validate_request(
+        state = steps.validate_request(
             event["request"],
             app.config,
             active_site=app.store.active_site(app.config.active_site),
@@ -91,13 +91,13 @@ SiteStep = Callable[[WorkflowState, "Inventory", runtime.App], WorkflowState]
 def _renewed(state: WorkflowState, app: runtime.App) -> WorkflowState:
     """The lock extended first, by the step that starts the next long stretch (a group, the DNS switch, a
     shutdown): a lost lock stops it before it touches anything."""
-    return workflow.renew_lease(state, app.leases, app.config.workflow.lease_s)
+    return steps.renew_lease(state, app.leases, app.config.workflow.lease_s)
 
 
 def _wait_until(app: runtime.App, context: LambdaContext | None) -> datetime:
     """Until when CheckGroup and CheckDns wait inside: `workflow.step_wait_s`, within their Lambda's timeout."""
     remaining_s = context.get_remaining_time_in_millis() / 1000 if context is not None else None
-    return waits.step_deadline(workflow.utcnow(), app.config.workflow.step_wait_s, remaining_s, STEP_OWN_WORK_S)
+    return waits.step_deadline(utcnow(), app.config.workflow.step_wait_s, remaining_s, STEP_OWN_WORK_S)
 
 
 def _at_site(
@@ -132,20 +132,20 @@ def _at_leaving_site(
 def acquire_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def acquire(state: WorkflowState, app: runtime.App) -> WorkflowState:
         active = partial(app.store.active_site, app.config.active_site)
-        return workflow.acquire_lease(state, app.leases, app.config.workflow.lease_s, active_site=active)
+        return steps.acquire_lease(state, app.leases, app.config.workflow.lease_s, active_site=active)
 
     return _run("AcquireLease", event, acquire)
 
 
 def release_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("ReleaseLease", event, lambda s, app: workflow.release_lease(s, app.leases))
+    return _run("ReleaseLease", event, lambda s, app: steps.release_lease(s, app.leases))
 
 
 def fence(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run(
         "Fence",
         event,
-        lambda s, app: workflow.fence(s, lambda: app.inventory(s.plan.from_site), wait_until=_wait_until(app, context)),
+        lambda s, app: steps.fence(s, lambda: app.inventory(s.plan.from_site), wait_until=_wait_until(app, context)),
         context,
     )
 
@@ -154,7 +154,7 @@ def prove_fenced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     return _run(
         "ProveFenced",
         event,
-        lambda s, app: workflow.prove_fenced(s, app.config, app.site_leases, app.store, app.probe),
+        lambda s, app: steps.prove_fenced(s, app.config, app.site_leases, app.store, app.probe),
     )
 
 
@@ -162,25 +162,23 @@ def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     return _at_standby(
         "CheckStandby",
         event,
-        lambda s, inventory, app: workflow.check_standby(
-            s, inventory, fencing=app.config.fencing, leases=app.site_leases
-        ),
+        lambda s, inventory, app: steps.check_standby(s, inventory, fencing=app.config.fencing, leases=app.site_leases),
     )
 
 
 def check_storage(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("CheckStorage", event, lambda s, app: workflow.check_storage(s, app.config, app.probe))
+    return _run("CheckStorage", event, lambda s, app: steps.check_storage(s, app.config, app.probe))
 
 
 def check_mirror_synced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("CheckMirrorSynced", event, lambda s, app: workflow.check_mirror_synced(s, app.config, app.probe))
+    return _run("CheckMirrorSynced", event, lambda s, app: steps.check_mirror_synced(s, app.config, app.probe))
 
 
 def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _at_standby(
         "StartGroup",
         event,
-        lambda s, inventory, app: workflow.start_group(_renewed(s, app), inventory, hooks=app.hooks, once=app.once),
+        lambda s, inventory, app: steps.start_group(_renewed(s, app), inventory, hooks=app.hooks, once=app.once),
         context,
     )
 
@@ -189,7 +187,7 @@ def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
     return _at_standby(
         "CheckGroup",
         event,
-        lambda s, inventory, app: workflow.check_group(
+        lambda s, inventory, app: steps.check_group(
             s,
             inventory,
             config=app.config,
@@ -203,20 +201,20 @@ def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
 
 
 def verify_services(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("VerifyServices", event, lambda s, app: workflow.verify_services(s, app.config, app.probe))
+    return _run("VerifyServices", event, lambda s, app: steps.verify_services(s, app.config, app.probe))
 
 
 def switch_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run(
         "SwitchDns",
         event,
-        lambda s, app: workflow.switch_dns(_renewed(s, app), app.dns, app.config.workflow.dns_timeout_s, once=app.once),
+        lambda s, app: steps.switch_dns(_renewed(s, app), app.dns, app.config.workflow.dns_timeout_s, once=app.once),
         context,
     )
 
 
 def check_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("CheckDns", event, lambda s, app: workflow.check_dns(s, app.dns, wait_until=_wait_until(app, context)))
+    return _run("CheckDns", event, lambda s, app: steps.check_dns(s, app.dns, wait_until=_wait_until(app, context)))
 
 
 def lower_ttl(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -224,17 +222,17 @@ def lower_ttl(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _run(
         "LowerTtl",
         event,
-        lambda s, app: workflow.lower_ttl(s, app.dns, s.request.lower_ttl_s or 60, once=app.once),
+        lambda s, app: steps.lower_ttl(s, app.dns, s.request.lower_ttl_s or 60, once=app.once),
         context,
     )
 
 
 def notify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("Notify", event, lambda s, app: workflow.notify(s, app.notifier, once=app.once), context)
+    return _run("Notify", event, lambda s, app: steps.notify(s, app.notifier, once=app.once), context)
 
 
 def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    output = _run("RecordAudit", event, lambda s, app: workflow.record_audit(s, app.store, once=app.once), context)
+    output = _run("RecordAudit", event, lambda s, app: steps.record_audit(s, app.store, once=app.once), context)
     if output.get("notifyError"):
         step = "NotifyFailure" if output.get("failedStep") else "Notify"
         record_notify_failed(step)
@@ -248,7 +246,7 @@ def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _run(
         "NotifyFailure",
         event,
-        lambda s, app: workflow.notify_failure(s, app.notifier, app.store, once=app.once),
+        lambda s, app: steps.notify_failure(s, app.notifier, app.store, once=app.once),
         context,
     )
 
@@ -257,7 +255,7 @@ def shutdown_group(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _at_leaving_site(
         "ShutdownGroup",
         event,
-        lambda s, inventory, app: modes.shutdown_group(
+        lambda s, inventory, app: steps.shutdown_group(
             _renewed(s, app), inventory, app.config.workflow.shutdown_timeout_s
         ),
     )
@@ -267,12 +265,12 @@ def check_shutdown(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _at_leaving_site(
         "CheckShutdown",
         event,
-        lambda s, inventory, app: modes.check_shutdown(s, inventory, app.config.workflow.shutdown_timeout_s),
+        lambda s, inventory, app: steps.check_shutdown(s, inventory, app.config.workflow.shutdown_timeout_s),
     )
 
 
 def prepare_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_standby("PrepareDrill", event, lambda s, inventory, app: modes.prepare_drill(s, inventory, app.dns))
+    return _at_standby("PrepareDrill", event, lambda s, inventory, app: steps.prepare_drill(s, inventory, app.dns))
 
 
 def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -280,7 +278,7 @@ def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _at_standby(
         "CleanUpDrill",
         event,
-        lambda s, inventory, app: modes.clean_up_drill_whatever_the_lock(
+        lambda s, inventory, app: steps.clean_up_drill_whatever_the_lock(
             s, inventory, app.dns, app.leases, app.config.workflow.lease_s
         ),
     )
@@ -292,17 +290,17 @@ def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str,
     `gate`: `plan` (the modes the config asks approval for) or `fencing` (the failed site is not proven fenced).
     """
     state = WorkflowState.model_validate(event["state"])
-    gate: modes.Gate = "fencing" if event.get("gate") == "fencing" else "plan"
+    gate: Gate = "fencing" if event.get("gate") == "fencing" else "plan"
     logger.append_keys(incident_id=state.incident_id, step="RequestApproval", gate=gate)
     app = runtime.app()
     app.once.register(context)
-    message_id = modes.request_approval(state, str(event["taskToken"]), app.notifier, once=app.once, gate=gate)
+    message_id = steps.request_approval(state, str(event["taskToken"]), app.notifier, once=app.once, gate=gate)
     logger.info("approval requested", message_id=message_id)
     return {"messageId": message_id}
 
 
 def approved(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("Approved", event, lambda s, app: modes.approved(s, app.leases, app.config.workflow.lease_s))
+    return _run("Approved", event, lambda s, app: steps.approved(s, app.leases, app.config.workflow.lease_s))
 
 
 StepHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]

@@ -182,8 +182,8 @@ def test_a_first_evaluation_builds_only_the_config_and_round_models_and_loads_no
         """
         from dcwatch.config import Config
         from dcwatch.events import ProbeRound
-        from dcwatch.recovery.request import RecoveryPlan
-        from dcwatch.recovery.workflow import WorkflowState
+        from dcwatch.recovery.plan import RecoveryPlan
+        from dcwatch.recovery.state import WorkflowState
         built = {m.__name__: m.__pydantic_complete__ for m in (Config, ProbeRound, RecoveryPlan, WorkflowState)}
         print(json.dumps({"answer": answer, "unloaded": unloaded,
                           "loaded": [h for h in unloaded if h in sys.modules], "built": built}))

@@ -11,8 +11,8 @@ import pytest
 from dcwatch.adapters.vsphere import VsphereInventory, vcenter_session
 from dcwatch.errors import PowerOnFailed
 from dcwatch.local.vcsim import guests_named, report_guest_ips
-from dcwatch.recovery import workflow
-from dcwatch.recovery.workflow import WorkflowState
+from dcwatch.recovery import steps
+from dcwatch.recovery.state import WorkflowState, utcnow
 from tests.helpers import demo_config
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def failover() -> WorkflowState:
         "reason": "dc-a lost power",
         "incidentId": "manual-p-1",
     }
-    return workflow.validate_request(request, demo_config(), execution="manual-p-1")
+    return steps.validate_request(request, demo_config(), execution="manual-p-1")
 
 
 def boot_guests(site, vms: list[str]) -> None:
@@ -46,7 +46,7 @@ def test_a_group_is_powered_on_side_by_side_and_seen_up_then_starting_it_again_c
     state.progress.group = 1
     with VsphereInventory.connect(site.vcenter, site.credentials) as inventory:
         # When group 2 is started, then each of its VMs has a power-on task and runs; no other VM was touched
-        state = workflow.start_group(state, inventory, timeout_s=60)
+        state = steps.start_group(state, inventory, timeout_s=60)
         assert sorted(state.progress.tasks) == sorted(GROUPS[1])
         assert all(state.progress.tasks.values()) and len(set(state.progress.tasks.values())) == len(GROUPS[1])
         assert set(inventory.power_states(GROUPS[1]).values()) == {"poweredOn"}
@@ -54,12 +54,12 @@ def test_a_group_is_powered_on_side_by_side_and_seen_up_then_starting_it_again_c
 
         # And once their guests report, the group is up
         boot_guests(site, GROUPS[1])
-        state = workflow.check_group(state, inventory, wait_until=workflow.utcnow() + timedelta(seconds=10))
+        state = steps.check_group(state, inventory, wait_until=utcnow() + timedelta(seconds=10))
         assert state.progress.group == 2 and sorted(state.progress.powered_on) == sorted(GROUPS[1])
 
         # When the same group is started again (a retried step), then nothing is powered on twice
         state.progress.group = 1
-        again = workflow.start_group(state, inventory, timeout_s=60)
+        again = steps.start_group(state, inventory, timeout_s=60)
         assert again.timeline[-1].detail == "group 2: power on nothing (3 already on)"
         assert set(again.progress.tasks.values()) == {""}
 
@@ -76,7 +76,7 @@ def test_a_vm_vcenter_refuses_to_power_on_is_named_and_the_rest_of_its_group_sti
     # When the group is started, then the step fails naming that VM and why, and the others were started
     with VsphereInventory.connect(site.vcenter, site.credentials) as inventory:
         with pytest.raises(PowerOnFailed, match=r"refused to power on shop-web-b2: .*template") as raised:
-            workflow.start_group(state, inventory, timeout_s=60)
+            steps.start_group(state, inventory, timeout_s=60)
         assert "started meanwhile: radio-stream-b, shop-web-b1" in str(raised.value)
         power = inventory.power_states(GROUPS[1])
     assert power == {"shop-web-b1": "poweredOn", "radio-stream-b": "poweredOn", "shop-web-b2": "poweredOff"}
@@ -91,14 +91,14 @@ def test_the_fence_powers_off_every_vm_of_the_failed_site_and_fencing_again_find
         return VsphereInventory.connect(site.vcenter, site.credentials)
 
     # When the fence runs, then every VM is off and the proof names what it powered off and what was off already
-    state = workflow.fence(failover(), connect, wait_until=workflow.utcnow() + timedelta(seconds=10))
+    state = steps.fence(failover(), connect, wait_until=utcnow() + timedelta(seconds=10))
     with connect() as inventory:
         assert set(inventory.power_states(FAILED_SITE_VMS).values()) == {"poweredOff"}
     assert state.fencing == f"fenced dc-a: powered off {', '.join(running)}; already off: radio-stream-a"
     assert state.fence_proof is not None and state.fence_proof.proven
 
     # When it runs again (a retried step), then it powers off nothing and still proves the site fenced
-    again = workflow.fence(failover(), connect, wait_until=workflow.utcnow() + timedelta(seconds=10))
+    again = steps.fence(failover(), connect, wait_until=utcnow() + timedelta(seconds=10))
     assert again.fencing == f"fenced dc-a: powered off nothing; already off: {', '.join(sorted(FAILED_SITE_VMS))}"
     assert again.fence_proof is not None and again.fence_proof.proven
 

@@ -14,8 +14,9 @@ from dcwatch.adapters.route53 import Route53Dns, resolve
 from dcwatch.config import parse_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.zone_server import ZoneServer
-from dcwatch.recovery import workflow
-from dcwatch.recovery.request import records_at
+from dcwatch.recovery import steps
+from dcwatch.recovery.plan import records_at
+from dcwatch.recovery.state import WorkflowState
 from tests.helpers import moto_credentials
 from tests.unit.fakes import Clock
 
@@ -61,13 +62,13 @@ def listed(name: str) -> dict[str, dict]:
     return {s["SetIdentifier"]: s for s in sets if s["Name"] == name}
 
 
-def fail_over(config, zone_server) -> workflow.WorkflowState:
+def fail_over(config, zone_server) -> WorkflowState:
     """Seed the records as dc-a serves them, then run SwitchDns and CheckDns to dc-b."""
     dns = Route53Dns(resolver=zone_server.address)
     dns.upsert([s for r in records_at(config, "dc-a") for s in r.record_sets()])
     clock = Clock(T0)
-    state = workflow.validate_request(DISASTER, config, clock)
-    return workflow.check_dns(workflow.switch_dns(state, dns, 300, clock), dns, clock)
+    state = steps.validate_request(DISASTER, config, clock)
+    return steps.check_dns(steps.switch_dns(state, dns, 300, clock), dns, clock)
 
 
 def test_a_weighted_record_starts_at_the_active_site_and_answers_only_there(zone_server):
@@ -103,6 +104,6 @@ def test_a_failover_of_a_failover_record_makes_the_standby_the_primary(zone_serv
 def test_lowering_the_ttl_keeps_every_record_set_with_its_weight(zone_server):
     dns = Route53Dns(resolver=zone_server.address)
     dns.upsert([s for r in records_at(WEIGHTED, "dc-a") for s in r.record_sets()])
-    state = workflow.validate_request({**DISASTER, "mode": "migration"}, WEIGHTED, Clock(T0))
-    workflow.lower_ttl(state, dns, 30, Clock(T0))
+    state = steps.validate_request({**DISASTER, "mode": "migration"}, WEIGHTED, Clock(T0))
+    steps.lower_ttl(state, dns, 30, Clock(T0))
     assert {k: (v["Weight"], v["TTL"]) for k, v in listed(SHOP).items()} == {"shop-a": (100, 30), "shop-b": (0, 30)}

@@ -25,8 +25,8 @@ from dcwatch.errors import TransientError, VcenterRefused, VcenterUnavailable, V
 from dcwatch.local.cloud import free_port
 from dcwatch.local.vcsim import create_vms, guests_named, report_guest_ips
 from dcwatch.ports import GuestState, TaskState
+from dcwatch.recovery.state import utcnow
 from dcwatch.recovery.waits import wait_for
-from dcwatch.recovery.workflow import utcnow
 
 pytestmark = pytest.mark.integration
 

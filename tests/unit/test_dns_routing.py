@@ -13,8 +13,8 @@ from dcwatch.adapters.route53 import resource_record_set
 from dcwatch.config import ConfigError, parse_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
-from dcwatch.recovery import workflow
-from dcwatch.recovery.request import build_plan, describe_plan
+from dcwatch.recovery import steps
+from dcwatch.recovery.plan import build_plan, describe_plan
 from dcwatch.routing import answered_values, pick
 from tests.unit.fakes import Clock, FakeDns
 
@@ -142,10 +142,10 @@ def test_a_failover_over_weighted_records_switches_and_verifies_the_answers():
     clock = Clock(datetime(2026, 11, 25, 3, 0, tzinfo=UTC))
     dns = FakeDns()
     config = parse_config(with_shop_dns(routing="weighted", weighted=WEIGHTED))
-    state = workflow.validate_request(
+    state = steps.validate_request(
         {"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "dc-a lost power"}, config, clock
     )
-    state = workflow.check_dns(workflow.switch_dns(state, dns, 300, clock), dns, clock)
+    state = steps.check_dns(steps.switch_dns(state, dns, 300, clock), dns, clock)
     assert state.progress.dns_in_sync
     assert dns.records[SHOP] == ("127.0.20.1",)
     assert "weights: shop-b 50, shop-a 0" in next(e.detail for e in state.timeline if e.step == "SwitchDns")

@@ -14,9 +14,11 @@ from dcwatch.config import ConfigError, parse_config
 from dcwatch.errors import DrillCleanupIncomplete, InvalidRequest, ShutdownIncomplete
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
-from dcwatch.recovery import modes, workflow
-from dcwatch.recovery.request import Origin, build_plan, describe_plan, parse_request
-from dcwatch.recovery.workflow import WorkflowState
+from dcwatch.recovery import messages, steps
+from dcwatch.recovery.plan import build_plan, describe_plan
+from dcwatch.recovery.request import Origin, parse_request
+from dcwatch.recovery.state import WorkflowState
+from dcwatch.recovery.steps.approval import approval_answer
 from tests.helpers import demo_config
 from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeOnce, FakeStore
 
@@ -157,8 +159,8 @@ def test_the_lock_must_outlast_the_approval_wait():
 
 
 def migration(clock, inventory, timeout_s=60):
-    state = workflow.validate_request(request("migration"), demo_config(), clock, active_site="dc-a")
-    state = modes.shutdown_group(state, inventory, timeout_s, clock)
+    state = steps.validate_request(request("migration"), demo_config(), clock, active_site="dc-a")
+    state = steps.shutdown_group(state, inventory, timeout_s, clock)
     return state
 
 
@@ -166,10 +168,10 @@ def test_a_migration_asks_every_guest_of_a_group_to_shut_down_and_records_how_ea
     inventory = GuestInventory({vm: "poweredOn" for vm in ACTIVE_VMS})
     inventory.no_tools.add("shop-web-a1")
     state = migration(clock, inventory)
-    state = modes.check_shutdown(state, inventory, 60, clock)
+    state = steps.check_shutdown(state, inventory, 60, clock)
     while not state.shutdown.all_off:
-        state = modes.shutdown_group(state, inventory, 60, clock)
-        state = modes.check_shutdown(state, inventory, 60, clock)
+        state = steps.shutdown_group(state, inventory, 60, clock)
+        state = steps.check_shutdown(state, inventory, 60, clock)
     assert inventory.shutdown_calls == [
         ["transit-app-a"],
         ["radio-stream-a", "shop-web-a1", "shop-web-a2"],
@@ -183,12 +185,12 @@ def test_a_migration_asks_every_guest_of_a_group_to_shut_down_and_records_how_ea
 def test_a_guest_that_outlasts_the_group_timeout_is_powered_off_and_the_next_group_waits_until_then(clock):
     inventory = GuestInventory({vm: "poweredOn" for vm in ACTIVE_VMS})
     inventory.hanging.add("transit-app-a")
-    state = modes.check_shutdown(migration(clock, inventory, timeout_s=30), inventory, 30, clock)
+    state = steps.check_shutdown(migration(clock, inventory, timeout_s=30), inventory, 30, clock)
     assert state.shutdown.group_done is False and inventory.vms["transit-app-a"] == "poweredOn"
     clock.now += timedelta(seconds=31)
-    state = modes.check_shutdown(state, inventory, 30, clock)
+    state = steps.check_shutdown(state, inventory, 30, clock)
     assert inventory.vms["transit-app-a"] == "poweredOff" and state.shutdown.group == 0
-    state = modes.check_shutdown(state, inventory, 30, clock)
+    state = steps.check_shutdown(state, inventory, 30, clock)
     assert state.shutdown.group == 1 and state.shutdown.how["transit-app-a"] == "powered off: guest still up after 30 s"
 
 
@@ -200,7 +202,7 @@ def test_a_vm_that_neither_shuts_down_nor_powers_off_stops_the_migration_for_a_h
     for _ in range(2):
         clock.now += timedelta(seconds=31)
         try:
-            state = modes.check_shutdown(state, inventory, 30, clock)
+            state = steps.check_shutdown(state, inventory, 30, clock)
         except ShutdownIncomplete as exc:
             assert "transit-app-a" in str(exc)
             return
@@ -208,13 +210,13 @@ def test_a_vm_that_neither_shuts_down_nor_powers_off_stops_the_migration_for_a_h
 
 
 def drill_run(clock, inventory, dns):
-    state = workflow.validate_request(request("drill"), demo_config(), clock, active_site="dc-a")
-    state = modes.prepare_drill(state, inventory, dns, clock)
+    state = steps.validate_request(request("drill"), demo_config(), clock, active_site="dc-a")
+    state = steps.prepare_drill(state, inventory, dns, clock)
     while not state.progress.all_groups_up:
-        state = workflow.start_group(state, inventory, 60, clock)
-        state = workflow.check_group(state, inventory, clock)
-    state = workflow.switch_dns(state, dns, 60, clock)
-    return workflow.check_dns(state, dns, clock)
+        state = steps.start_group(state, inventory, 60, clock)
+        state = steps.check_group(state, inventory, clock)
+    state = steps.switch_dns(state, dns, 60, clock)
+    return steps.check_dns(state, dns, clock)
 
 
 def test_a_drill_cleanup_restores_the_drill_records_and_powers_off_only_what_the_drill_powered_on(clock):
@@ -226,13 +228,13 @@ def test_a_drill_cleanup_restores_the_drill_records_and_powers_off_only_what_the
     assert dns.records["drill-transit.hosting.example."] == ("127.0.20.1",)
     assert set(dns.records) == {"drill-shop.hosting.example.", "drill-transit.hosting.example."}, "only drill records"
 
-    state = modes.clean_up_drill(state, inventory, dns, clock)
+    state = steps.clean_up_drill(state, inventory, dns, clock)
 
     assert dns.records == {"drill-shop.hosting.example.": ("192.0.2.99",)}, "restored, and the new one removed"
     assert inventory.vms["shop-db-b"] == "poweredOn" and inventory.vms["radio-stream-b"] == "poweredOff"
     assert all(inventory.vms[vm] == "poweredOff" for vm in DRILL_VMS if vm != "shop-db-b")
     assert "drill-shop.hosting.example. restored" in state.drill.cleanup
-    again = modes.clean_up_drill(state, inventory, dns, clock)
+    again = steps.clean_up_drill(state, inventory, dns, clock)
     assert again.drill.cleanup.startswith("powered off nothing"), "a second cleanup finds nothing left to do"
 
 
@@ -241,7 +243,7 @@ def test_a_drill_vm_that_will_not_power_off_is_reported_and_the_cleanup_retried(
     state = drill_run(clock, inventory, dns)
     inventory.stuck.add("transit-app-b")
     with pytest.raises(DrillCleanupIncomplete, match="transit-app-b"):
-        modes.clean_up_drill(state, inventory, dns, clock)
+        steps.clean_up_drill(state, inventory, dns, clock)
     assert "drill-shop.hosting.example." not in dns.records, "the records were restored before the VMs"
 
 
@@ -249,9 +251,9 @@ def test_a_passed_drill_says_how_long_the_standby_took_and_that_production_was_u
     inventory, dns, notifier = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns(), FakeNotifier()
     state = drill_run(clock, inventory, dns)
     clock.now += timedelta(seconds=12)
-    state = modes.clean_up_drill(state, inventory, dns, clock)
+    state = steps.clean_up_drill(state, inventory, dns, clock)
     store = FakeStore()
-    workflow.record_audit(workflow.notify(state, notifier, clock), store, clock)
+    steps.record_audit(steps.notify(state, notifier, clock), store, clock)
     ((subject, body),) = notifier.sent
     assert subject.startswith("[dcwatch] OK: DRILL PASSED dc-a -> dc-b, standby proven in")
     assert "production and its DNS records were not touched" in body and "Cleanup: powered off" in body
@@ -263,11 +265,11 @@ def test_a_failed_drill_announces_its_cleanup_and_a_failed_cleanup_asks_for_a_hu
     inventory, dns = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns()
     state = drill_run(clock, inventory, dns)
     state.failed_step, state.error = "VerifyServices", {"Error": "ServiceNotVerified", "Cause": "shop down"}
-    cleaned = modes.clean_up_drill(state.model_copy(deep=True), inventory, dns, clock)
-    subject, body = workflow.failure_message(cleaned)
+    cleaned = steps.clean_up_drill(state.model_copy(deep=True), inventory, dns, clock)
+    subject, body = messages.failure_message(cleaned)
     assert subject == "[dcwatch] ACTION NEEDED: DRILL FAILED at VerifyServices, production untouched, drill cleaned up"
     state.cleanup_error = {"Error": "DrillCleanupIncomplete", "Cause": "drill VMs still on at dc-b: shop-db-b"}
-    subject, body = workflow.failure_message(state)
+    subject, body = messages.failure_message(state)
     assert subject == "[dcwatch] ACTION NEEDED: drill cleanup incomplete after VerifyServices"
     assert "drill VMs still on at dc-b: shop-db-b" in body
 
@@ -276,12 +278,12 @@ def test_the_modes_the_config_names_wait_for_approval_and_the_request_carries_th
     config = config_with(
         workflow={"poll_s": 1, "lease_s": 1000, "approval": {"modes": ["migration"], "timeout_s": 600}}
     )
-    state = workflow.validate_request(request("migration"), config, clock)
+    state = steps.validate_request(request("migration"), config, clock)
     assert (state.approval.required, state.approval.timeout_seconds) == (True, 600)
-    assert not workflow.validate_request(request("disaster"), config, clock).approval.required
+    assert not steps.validate_request(request("disaster"), config, clock).approval.required
 
     notifier = FakeNotifier()
-    modes.request_approval(state, "tok-123", notifier, clock)
+    steps.request_approval(state, "tok-123", notifier, clock)
     ((subject, body),) = notifier.sent
     assert subject == "[dcwatch] APPROVAL NEEDED: planned migration dc-a -> dc-b"
     assert "dcwatch approve --token tok-123" in body and "dcwatch deny --token tok-123" in body
@@ -290,16 +292,16 @@ def test_the_modes_the_config_names_wait_for_approval_and_the_request_carries_th
 
     leases = FakeLeases()
     leases.acquire(state.owner, 60, clock())
-    state.approval.decision = modes.approval_answer(True, "alice", "change CHG-1 approved", clock())
-    state = modes.approved(state, leases, 900, clock)
+    state.approval.decision = approval_answer(True, "alice", "change CHG-1 approved", clock())
+    state = steps.approved(state, leases, 900, clock)
     assert state.timeline[-1].detail == "approved by alice: change CHG-1 approved"
 
 
 def test_a_forced_request_waits_for_approval_and_the_message_says_data_may_be_lost(clock):
-    state = workflow.validate_request(request("disaster", force=True), demo_config(), clock)
+    state = steps.validate_request(request("disaster", force=True), demo_config(), clock)
     assert state.approval.required, "the demo config asks approval for no mode: force alone does"
     notifier = FakeNotifier()
-    modes.request_approval(state, "tok-9", notifier, clock)
+    steps.request_approval(state, "tok-9", notifier, clock)
     ((subject, body),) = notifier.sent
     assert subject == "[dcwatch] APPROVAL NEEDED: failover dc-a -> dc-b"
     assert "FORCED: dc-b is promoted even beyond the storage mirror's data-loss window" in body
@@ -307,21 +309,21 @@ def test_a_forced_request_waits_for_approval_and_the_message_says_data_may_be_lo
     leases = FakeLeases()
     leases.acquire(state.owner, 60, clock())
     caller = "arn:aws:sts::123456789012:assumed-role/Operators/alice"
-    state.approval.decision = modes.approval_answer(True, "alice", "CHG-9: loss accepted", clock(), caller)
-    state = modes.approved(state, leases, 900, clock)
+    state.approval.decision = approval_answer(True, "alice", "CHG-9: loss accepted", clock(), caller)
+    state = steps.approved(state, leases, 900, clock)
     assert state.timeline[-1].detail == f"approved by alice ({caller}): CHG-9: loss accepted"
 
 
 def test_a_denied_or_unanswered_approval_says_nothing_was_changed(clock):
-    state = workflow.validate_request(request("failback"), demo_config(), clock)
+    state = steps.validate_request(request("failback"), demo_config(), clock)
     state.failed_step = "RequestApproval"
-    state.approval.decision = modes.approval_answer(False, "bob", "not tonight", clock())
-    subject, body = workflow.failure_message(state)
+    state.approval.decision = approval_answer(False, "bob", "not tonight", clock())
+    subject, body = messages.failure_message(state)
     assert subject == "[dcwatch] OK: NOT APPROVED failback dc-b -> dc-a, nothing was changed"
     assert "not approved: denied by bob: not tonight" in body
     state.approval.decision, state.error = None, {"Error": "States.Timeout", "Cause": ""}
     state.approval.timeout_seconds = 600
-    assert "not approved: no answer within 600 s" in workflow.failure_message(state)[1]
+    assert "not approved: no answer within 600 s" in messages.failure_message(state)[1]
 
 
 def test_a_migration_lowers_the_ttl_of_its_records_first_and_waits_out_the_old_ttl(clock):
@@ -330,12 +332,10 @@ def test_a_migration_lowers_the_ttl_of_its_records_first_and_waits_out_the_old_t
     for name, ttl in (("shop", 60), ("radio", 30), ("transit", 60)):
         record = RecordValues("hosting.example.", f"{name}.hosting.example.", "A", ttl, ("127.0.10.1",))
         dns.sets[(record.name, None)], dns.records[record.name] = record, record.values
-    state = workflow.validate_request(
-        request("migration", lowerTtlSeconds=30), demo_config(), clock, active_site="dc-a"
-    )
+    state = steps.validate_request(request("migration", lowerTtlSeconds=30), demo_config(), clock, active_site="dc-a")
 
     # When the TTL is lowered to 30 s
-    state = workflow.lower_ttl(state, dns, state.request.lower_ttl_s, clock)
+    state = steps.lower_ttl(state, dns, state.request.lower_ttl_s, clock)
 
     # Then the values stay, the TTL drops where it was longer, and the workflow waits the longest old TTL
     (lowered,) = dns.upserts
@@ -347,7 +347,7 @@ def test_a_migration_lowers_the_ttl_of_its_records_first_and_waits_out_the_old_t
     # And a failure before the switch says DNS was not switched (the TTL change is no UPSERT of the standby)
     assert state.progress.dns_changes == [] and state.progress.ttl_changes == ["change-1"]
     state.failed_step, state.error = "ShutdownGroup", {"Error": "ShutdownIncomplete", "Cause": "still on"}
-    _, body = workflow.failure_message(state, clock)
+    _, body = messages.failure_message(state, clock)
     assert "DNS: not switched; shop.hosting.example." in body and "UPSERT sent" not in body
     assert "DNS TTL lowered to 30 s (values unchanged): restore it by hand" in body
 
@@ -379,9 +379,9 @@ def test_a_drill_that_lost_its_lock_still_cleans_up_and_says_so(clock):
     state = drill_run(clock, inventory, dns)
 
     # When its cleanup runs, then it restores everything anyway and the notice asks for action over the lock
-    state = modes.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
+    state = steps.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
     assert set(inventory.vms.values()) == {"poweredOff"} and dns.records == {}
-    subject, body = workflow.success_message(state, clock)
+    subject, body = messages.success_message(state, clock)
     assert subject == "[dcwatch] ACTION NEEDED: DRILL PASSED dc-a -> dc-b, but it lost the lock"
     assert "Lock: the drill lost the lock (it expired) before its cleanup" in body
 
@@ -391,7 +391,7 @@ def test_a_drill_whose_lock_another_recovery_took_restores_its_records_and_leave
     state = drill_run(clock, inventory, dns)
     leases.acquire("dc-a-down-20261125T031500Z", 900, clock())
 
-    state = modes.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
+    state = steps.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
 
     assert dns.records == {}, "the drill records are the drill's alone: restored"
     assert inventory.vms["shop-db-b"] == "poweredOn", "a failover to dc-b may be bringing these up"
@@ -406,16 +406,16 @@ def test_a_failed_cleanup_after_a_passed_drill_names_its_cause(clock):
     state.failed_step = "CleanUpDrill"
     cause = json.dumps({"errorMessage": "drill VMs still on at dc-b: shop-db-b"})
     state.error = {"Error": "DrillCleanupIncomplete", "Cause": cause}
-    subject, body = workflow.failure_message(state)
+    subject, body = messages.failure_message(state)
     assert subject == "[dcwatch] ACTION NEEDED: drill cleanup incomplete after CleanUpDrill"
     assert "Cleanup did not finish: drill VMs still on at dc-b: shop-db-b" in body
 
 
 def test_a_retried_approval_request_sends_one_message(clock):
-    state = workflow.validate_request(request("failback"), demo_config(), clock)
+    state = steps.validate_request(request("failback"), demo_config(), clock)
     notifier, once = FakeNotifier(), FakeOnce()
-    first = modes.request_approval(state, "tok-1", notifier, clock, once=once)
-    again = modes.request_approval(WorkflowState.model_validate(state.dump()), "tok-1", notifier, clock, once=once)
+    first = steps.request_approval(state, "tok-1", notifier, clock, once=once)
+    again = steps.request_approval(WorkflowState.model_validate(state.dump()), "tok-1", notifier, clock, once=once)
     assert len(notifier.sent) == 1 and again == first
 
 

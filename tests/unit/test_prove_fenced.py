@@ -15,8 +15,9 @@ from dcwatch.detection.checks import Outcome
 from dcwatch.errors import StandbyNotReady, VcenterUnreachable
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import SiteLease
-from dcwatch.recovery import modes, workflow
-from dcwatch.recovery.workflow import WorkflowState
+from dcwatch.recovery import messages, steps
+from dcwatch.recovery.state import WorkflowState
+from dcwatch.recovery.steps.approval import approval_answer
 from tests.helpers import agent_report
 from tests.unit.fakes import Clock, FakeInventory, FakeLeases, FakeNotifier, FakeSiteLeases, FakeStore
 from tests.unit.test_agent_config import FENCING
@@ -54,14 +55,14 @@ def after_the_fence(cfg, clock, error: Exception = GONE) -> WorkflowState:
         "incidentId": "dc-a-down-1",
         "trigger": "automatic",
     }
-    state = workflow.validate_request(request, cfg, clock, execution="dc-a-down-1")
+    state = steps.validate_request(request, cfg, clock, execution="dc-a-down-1")
     cause = {"errorMessage": str(error), "errorType": type(error).__name__}
     state.fence_error = {"Error": type(error).__name__, "Cause": json.dumps(cause)}
     return WorkflowState.model_validate(state.dump())
 
 
 def prove(state, cfg, clock, leases=None, store=None, probe=ALL_PASS) -> WorkflowState:
-    state = workflow.prove_fenced(state, cfg, leases or FakeSiteLeases(), store or FakeStore(), probe, clock)
+    state = steps.prove_fenced(state, cfg, leases or FakeSiteLeases(), store or FakeStore(), probe, clock)
     return WorkflowState.model_validate(state.dump())
 
 
@@ -85,7 +86,7 @@ def test_a_dead_vcenter_without_agents_stops_at_the_approval_gate_with_the_reaso
         "approve to proceed anyway"
     )
     notifier = FakeNotifier()
-    modes.request_approval(state, "tok-9", notifier, clock, gate="fencing")
+    steps.request_approval(state, "tok-9", notifier, clock, gate="fencing")
     ((subject, body),) = notifier.sent
     assert subject == "[dcwatch] APPROVAL NEEDED: failover dc-a -> dc-b, not proven fenced"
     assert body.startswith(state.fencing) and "dcwatch approve --token tok-9" in body
@@ -98,31 +99,29 @@ def test_an_approved_unproven_promotion_names_who_approved_it_in_the_alert_and_t
     leases = FakeLeases()
     leases.acquire(state.owner, 60, clock())
 
-    state.fence_approval.decision = modes.approval_answer(
-        True, "alice", "dc-a is powered off, checked on site", clock()
-    )
-    state = modes.approved(state, leases, 900, clock)
+    state.fence_approval.decision = approval_answer(True, "alice", "dc-a is powered off, checked on site", clock())
+    state = steps.approved(state, leases, 900, clock)
 
     assert state.timeline[-1].step == "ApprovedWithoutFenceProof"
     assert state.fencing.startswith("not proven fenced (its vCenter did not power dc-a's VMs off")
     assert state.fencing.endswith("promoted as approved by alice: dc-a is powered off, checked on site")
-    record = workflow.audit_record(state, "succeeded", clock)
+    record = messages.audit_record(state, "succeeded", clock)
     assert record["fencingApprovedBy"] == "alice" and record["fenceProof"]["proven"] is False
-    assert "Fencing: not proven fenced" in workflow.success_message(state, clock)[1]
+    assert "Fencing: not proven fenced" in messages.success_message(state, clock)[1]
 
 
 def test_a_denied_or_unanswered_fencing_gate_says_the_standby_was_not_promoted(clock):
     cfg = config()
     state = prove(after_the_fence(cfg, clock), cfg, clock)
     state.failed_step = "RequestApproval"
-    state.fence_approval.decision = modes.approval_answer(False, "bob", "dc-a still answers on site", clock())
-    subject, body = workflow.failure_message(state)
+    state.fence_approval.decision = approval_answer(False, "bob", "dc-a still answers on site", clock())
+    subject, body = messages.failure_message(state)
     assert subject == "[dcwatch] ACTION NEEDED: NOT APPROVED failover dc-a -> dc-b, dc-a not proven fenced"
     assert "The promotion of dc-b was not approved: denied by bob: dc-a still answers on site" in body
     assert body.startswith("cannot prove dc-a is fenced:") and "Nothing was powered on at dc-b" in body
-    assert workflow.audit_record(state, "failed", clock)["fencingApprovedBy"] is None
+    assert messages.audit_record(state, "failed", clock)["fencingApprovedBy"] is None
     state.fence_approval.decision, state.error = None, {"Error": "States.Timeout", "Cause": ""}
-    assert f"not approved: no answer within {cfg.workflow.approval.timeout_s} s" in workflow.failure_message(state)[1]
+    assert f"not approved: no answer within {cfg.workflow.approval.timeout_s} s" in messages.failure_message(state)[1]
 
 
 def test_a_dead_site_is_promoted_once_its_lease_expired_and_the_standbys_agent_lost_it_too(clock):
@@ -143,7 +142,7 @@ def test_a_dead_site_is_promoted_once_its_lease_expired_and_the_standbys_agent_l
     state = prove(state, cfg, clock, leases, store)
     assert state.fence_proof.proven and (state.fence_proof.kind, state.fence_proof.attempts) == ("lease", 2)
     assert state.fencing.startswith("proven fenced: dc-a's lease expired (last renewed at 03:00:00)")
-    assert workflow.audit_record(state, "succeeded", clock)["fenceProof"]["facts"]["standbyAgent"] == "dc-b@agent"
+    assert messages.audit_record(state, "succeeded", clock)["fenceProof"]["facts"]["standbyAgent"] == "dc-b@agent"
 
 
 def test_a_site_whose_peer_still_hears_it_is_not_promoted_however_long_the_workflow_waits(clock):
@@ -168,7 +167,7 @@ def test_trust_quorum_promotes_without_a_proof_and_says_so_in_the_alert(clock):
     state = prove(after_the_fence(cfg, clock), cfg, clock)
     assert state.fence_proof.proven and state.fence_proof.kind == "trust_quorum"
     assert state.fencing.endswith("promoted on the quorum verdict, as fencing.trust_quorum says")
-    assert f"Fencing: {state.fencing}" in workflow.success_message(state, clock)[1]
+    assert f"Fencing: {state.fencing}" in messages.success_message(state, clock)[1]
 
 
 def test_the_standbys_storage_can_prove_the_failed_side_offline(clock):
@@ -204,8 +203,8 @@ def standby_inventory():
 def check_standby(clock, leases, **request):
     cfg = config(AGENTS)
     wanted = {"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "dc-a DOWN", **request}
-    state = workflow.validate_request(wanted, cfg, clock, execution="dc-a-down-1")
-    return workflow.check_standby(state, standby_inventory(), clock, fencing=cfg.fencing, leases=leases)
+    state = steps.validate_request(wanted, cfg, clock, execution="dc-a-down-1")
+    return steps.check_standby(state, standby_inventory(), clock, fencing=cfg.fencing, leases=leases)
 
 
 def test_a_standby_whose_agent_renewed_its_lease_lately_is_promoted(clock):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dcwatch.errors import InvalidRequest
-from dcwatch.recovery.request import build_plan, describe_plan, parse_request
+from dcwatch.recovery.plan import build_plan, describe_plan
+from dcwatch.recovery.request import parse_request
 from tests.helpers import demo_config
 
 GOOD = {"action": "failover", "from": "dc-a", "to": "dc-b", "reason": "site fire"}

@@ -12,8 +12,8 @@ from dcwatch.detection.checks import Outcome, run_round
 from dcwatch.errors import GroupTimeout, HookFailed, MirrorNotCaughtUp, StorageNotSafe
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
-from dcwatch.recovery import workflow
-from dcwatch.recovery.workflow import WorkflowState
+from dcwatch.recovery import messages, steps
+from dcwatch.recovery.state import WorkflowState
 from tests.unit.fakes import Clock, FakeDns, FakeHooks, FakeInventory, FakeNotifier, FakeOnce, FakeStore
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
@@ -118,35 +118,35 @@ def test_hooks_within_the_step_budget_are_accepted():
 
 def test_inside_a_group_a_vm_powers_on_only_once_its_dependencies_are_up(clock, standby):
     config = parse_config(with_dependencies(demo_doc()))
-    state = workflow.validate_request(request(), config, clock)
+    state = steps.validate_request(request(), config, clock)
     state.progress.group = 1  # group 1 is up
-    state = as_json(workflow.start_group(state, standby, clock=clock))
+    state = as_json(steps.start_group(state, standby, clock=clock))
     assert standby.power_on_calls == [["radio-stream-b", "shop-web-b1"]]
     assert "waiting for their dependencies: shop-web-b2" in state.timeline[-1].detail
-    state = as_json(workflow.check_group(state, standby, clock))
+    state = as_json(steps.check_group(state, standby, clock))
     assert standby.power_on_calls[-1] == ["shop-web-b2"]
     assert not state.progress.group_ready
-    state = as_json(workflow.check_group(state, standby, clock))
+    state = as_json(steps.check_group(state, standby, clock))
     assert state.progress.group == 2 and state.progress.powered_on == ["radio-stream-b", "shop-web-b1", "shop-web-b2"]
 
 
 def test_a_vm_that_runs_without_a_tools_heartbeat_or_an_ip_is_not_up_and_the_timeout_says_so(clock, standby):
     config = parse_config(demo_doc())
     standby.no_guest = {"transit-db-b"}
-    state = workflow.start_group(workflow.validate_request(request(), config, clock), standby, clock=clock)
-    state = workflow.check_group(state, standby, clock)
+    state = steps.start_group(steps.validate_request(request(), config, clock), standby, clock=clock)
+    state = steps.check_group(state, standby, clock)
     assert state.progress.ready == ["shop-db-b"]
     clock.now += timedelta(seconds=config.workflow.group_timeout_s + 1)
     with pytest.raises(GroupTimeout, match=r"transit-db-b \(on, no VMware Tools heartbeat and no IP yet\)"):
-        workflow.check_group(state, standby, clock)
+        steps.check_group(state, standby, clock)
 
 
 def test_an_appliance_marked_power_only_is_up_as_soon_as_it_runs(clock, standby):
     doc = demo_doc()
     next(vm for vm in shop_at_b(doc)["vms"] if vm["name"] == "shop-db-b")["ready"] = "power"
     standby.no_guest = {"shop-db-b"}
-    state = workflow.validate_request(request(), parse_config(doc), clock)
-    state = workflow.check_group(workflow.start_group(state, standby, clock=clock), standby, clock)
+    state = steps.validate_request(request(), parse_config(doc), clock)
+    state = steps.check_group(steps.start_group(state, standby, clock=clock), standby, clock)
     assert state.progress.group == 1
 
 
@@ -154,17 +154,17 @@ def test_a_group_is_up_only_when_the_checks_of_the_services_it_completes_pass(cl
     config = parse_config(demo_doc())
     failing = {"shop-home"}
     probe = probe_with(lambda check: Outcome(check.name not in failing, "status 503"))
-    state = workflow.validate_request(request(), config, clock)
+    state = steps.validate_request(request(), config, clock)
     state.progress.group = 1
-    state = workflow.start_group(state, standby, clock=clock)
-    state = workflow.check_group(state, standby, clock, config=config, probe=probe)
+    state = steps.start_group(state, standby, clock=clock)
+    state = steps.check_group(state, standby, clock, config=config, probe=probe)
     assert state.progress.group == 1, "shop's check fails: group 2, which completes shop, is not up"
     clock.now += timedelta(seconds=config.workflow.group_timeout_s + 1)
     with pytest.raises(GroupTimeout, match="service checks failing: shop/shop-home: status 503"):
-        workflow.check_group(state, standby, clock, config=config, probe=probe)
+        steps.check_group(state, standby, clock, config=config, probe=probe)
     failing.clear()
     clock.now -= timedelta(seconds=config.workflow.group_timeout_s)
-    state = workflow.check_group(state, standby, clock, config=config, probe=probe)
+    state = steps.check_group(state, standby, clock, config=config, probe=probe)
     assert state.progress.group == 2
     assert "checks of shop, radio pass" in state.timeline[-1].detail
 
@@ -182,14 +182,14 @@ def hooked(on_failure: str = "stop") -> dict:
 def test_hooks_run_before_and_after_power_on_once_each_and_land_in_the_timeline(clock, standby):
     hooks, once = FakeHooks(), FakeOnce()
     standby.instant = False  # the power-on tasks still run when StartGroup is retried
-    validated = workflow.validate_request(request(), parse_config(hooked()), clock)
-    first = workflow.start_group(as_json(validated), standby, clock=clock, hooks=hooks, once=once)
-    retried = workflow.start_group(as_json(validated), standby, clock=clock, hooks=hooks, once=once)
+    validated = steps.validate_request(request(), parse_config(hooked()), clock)
+    first = steps.start_group(as_json(validated), standby, clock=clock, hooks=hooks, once=once)
+    retried = steps.start_group(as_json(validated), standby, clock=clock, hooks=hooks, once=once)
     assert standby.power_on_calls == [["shop-db-b", "transit-db-b"]], "the retried StartGroup powered nothing on again"
     assert retried.progress.tasks == first.progress.tasks, "and carries the first attempt's tasks"
     for task in list(standby.tasks):
         standby.finish(task)
-    state = workflow.check_group(as_json(first), standby, clock, hooks=hooks, once=once)
+    state = steps.check_group(as_json(first), standby, clock, hooks=hooks, once=once)
     assert [name for name, _ in hooks.calls] == ["open-firewall", "db-replay", "warm"]
     assert hooks.calls[1][1]["vm"] == "shop-db-b"
     assert [e.detail for e in state.timeline if e.step == "Hook"][0].startswith("pre-power-on hook open-firewall")
@@ -197,18 +197,16 @@ def test_hooks_run_before_and_after_power_on_once_each_and_land_in_the_timeline(
 
 def test_a_failing_stop_hook_stops_the_workflow_and_a_continue_hook_asks_for_action_at_the_end(clock, standby):
     config = parse_config(hooked("stop"))
-    state = workflow.validate_request(request(), config, clock)
+    state = steps.validate_request(request(), config, clock)
     with pytest.raises(HookFailed, match="pre-power-on hook open-firewall .*timeout after 1 s; stopping"):
-        workflow.start_group(state, standby, clock=clock, hooks=FakeHooks({"open-firewall": "timeout after 1 s"}))
+        steps.start_group(state, standby, clock=clock, hooks=FakeHooks({"open-firewall": "timeout after 1 s"}))
     assert standby.power_on_calls == [], "nothing powered on after a failed pre hook"
 
-    state = workflow.validate_request(request(), parse_config(hooked("continue")), clock)
+    state = steps.validate_request(request(), parse_config(hooked("continue")), clock)
     hooks = FakeHooks({"warm": "status 500, expected 200"})
-    state = workflow.check_group(
-        workflow.start_group(state, standby, clock=clock, hooks=hooks), standby, clock, hooks=hooks
-    )
+    state = steps.check_group(steps.start_group(state, standby, clock=clock, hooks=hooks), standby, clock, hooks=hooks)
     assert state.progress.group == 1
-    subject, body = workflow.success_message(state, clock)
+    subject, body = messages.success_message(state, clock)
     assert subject.startswith("[dcwatch] ACTION NEEDED: FAILOVER DONE dc-a -> dc-b, but 1 hook(s) failed")
     assert "post-power-on hook warm (group 1): status 500, expected 200" in body
 
@@ -229,25 +227,23 @@ def test_a_standby_mirror_beyond_the_data_loss_window_refuses_the_failover_unles
     seen = []
     probe = probe_with(lambda check: seen.append(check.spec.conditions) or Outcome(False, "... got 900"))
     with pytest.raises(StorageNotSafe, match="got 900; the allowed data-loss window is 30 s. Nothing was changed"):
-        workflow.check_storage(workflow.validate_request(request(), config, clock), config, probe, clock)
+        steps.check_storage(steps.validate_request(request(), config, clock), config, probe, clock)
     assert seen == [["[BODY].mirror.lag_seconds <= 30"]]
-    forced = workflow.check_storage(
-        workflow.validate_request(request(force=True), config, clock), config, LAGGING, clock
-    )
+    forced = steps.check_storage(steps.validate_request(request(force=True), config, clock), config, LAGGING, clock)
     assert "promoted anyway as the request forced it: data may be lost" in forced.storage
-    dry = workflow.check_storage(workflow.validate_request(request(dryRun=True), config, clock), config, LAGGING)
+    dry = steps.check_storage(steps.validate_request(request(dryRun=True), config, clock), config, LAGGING)
     assert "a failover would be refused" in dry.storage
 
 
 def test_the_promote_hook_runs_once_after_fencing_before_the_first_vm_boots(clock, standby):
     config = parse_config(with_storage(demo_doc(), promote=True))
     hooks, once = FakeHooks(), FakeOnce()
-    state = workflow.check_storage(
-        workflow.validate_request(request(), config, clock), config, probe_with(lambda c: Outcome(True))
+    state = steps.check_storage(
+        steps.validate_request(request(), config, clock), config, probe_with(lambda c: Outcome(True))
     )
     assert hooks.calls == [], "checking promotes nothing"
-    state = as_json(workflow.start_group(state, standby, clock=clock, hooks=hooks, once=once))
-    workflow.start_group(
+    state = as_json(steps.start_group(state, standby, clock=clock, hooks=hooks, once=once))
+    steps.start_group(
         state.model_copy(update={"progress": state.progress.model_copy(update={"promoted": False})}),
         standby,
         clock=clock,
@@ -259,23 +255,23 @@ def test_the_promote_hook_runs_once_after_fencing_before_the_first_vm_boots(cloc
 
 def test_a_retried_notify_sends_one_notification_and_a_retried_dns_switch_one_change(clock):
     notifier, dns, once = FakeNotifier(), FakeDns(), FakeOnce()
-    state = workflow.validate_request(request(), parse_config(demo_doc()), clock)
+    state = steps.validate_request(request(), parse_config(demo_doc()), clock)
     for _ in range(2):
-        workflow.switch_dns(as_json(state), dns, 60, clock, once=once)
-        workflow.notify(as_json(state), notifier, clock, once=once)
+        steps.switch_dns(as_json(state), dns, 60, clock, once=once)
+        steps.notify(as_json(state), notifier, clock, once=once)
     assert len(dns.upserts) == 1 and len(notifier.sent) == 1
-    again = workflow.validate_request(request(), parse_config(demo_doc()), clock)
-    workflow.notify(again, notifier, clock, once=once)
+    again = steps.validate_request(request(), parse_config(demo_doc()), clock)
+    steps.notify(again, notifier, clock, once=once)
     assert len(notifier.sent) == 2, "a new execution of the same incident acts again"
 
 
 def test_dns_is_done_only_when_the_answers_are_the_standbys(clock):
     dns = FakeDns()
-    state = workflow.switch_dns(workflow.validate_request(request(), parse_config(demo_doc()), clock), dns, 60, clock)
+    state = steps.switch_dns(steps.validate_request(request(), parse_config(demo_doc()), clock), dns, 60, clock)
     dns.records["shop.hosting.example."] = ("127.0.10.1",)  # a stale answer
-    assert not workflow.check_dns(state, dns, clock).progress.dns_in_sync
+    assert not steps.check_dns(state, dns, clock).progress.dns_in_sync
     dns.records["shop.hosting.example."] = ("127.0.20.1",)
-    state = workflow.check_dns(state, dns, clock)
+    state = steps.check_dns(state, dns, clock)
     assert (
         state.progress.dns_in_sync and "verified: shop.hosting.example. answers 127.0.20.1" in state.timeline[-1].detail
     )
@@ -287,7 +283,7 @@ def test_lowering_the_ttl_keeps_the_values_and_says_when_old_answers_expire(cloc
         service["dns"]["ttl"] = 300
     dns = FakeDns()
     dns.upsert([RecordValues("hosting.example.", "shop.hosting.example.", "A", 300, ("127.0.10.1",))])
-    state = workflow.lower_ttl(workflow.validate_request(request(), parse_config(doc), clock), dns, 30, clock)
+    state = steps.lower_ttl(steps.validate_request(request(), parse_config(doc), clock), dns, 30, clock)
     (lowered,) = [r for r in dns.upserts[1] if r.name == "shop.hosting.example."]
     assert (lowered.ttl, lowered.values) == (30, ("127.0.10.1",))
     assert state.progress.ttl_expires_at == T0 + timedelta(seconds=300)
@@ -295,18 +291,18 @@ def test_lowering_the_ttl_keeps_the_values_and_says_when_old_answers_expire(cloc
 
 def test_every_step_of_the_timeline_has_its_start_end_and_duration_in_the_audit_record(clock, standby):
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="manual-inc-1"), parse_config(demo_doc()), clock)
-    state = workflow.start_group(state, standby, clock=clock)
+    state = steps.validate_request(request(incidentId="manual-inc-1"), parse_config(demo_doc()), clock)
+    state = steps.start_group(state, standby, clock=clock)
     clock.now += timedelta(seconds=7)
-    state = workflow.check_group(state, standby, clock)
-    workflow.record_audit(state, store, clock)
+    state = steps.check_group(state, standby, clock)
+    steps.record_audit(state, store, clock)
     entry = next(e for e in store.audits["manual-inc-1"][0]["timeline"] if e["step"] == "CheckGroup")
     assert (entry["started"], entry["duration_s"]) == (T0.isoformat().replace("+00:00", "Z"), 7.0)
 
 
 def migrating(config, clock, **extra):
     raw = {"mode": "migration", "from": "dc-a", "to": "dc-b", "reason": "planned move", **extra}
-    return workflow.validate_request(raw, config, clock, active_site="dc-a")
+    return steps.validate_request(raw, config, clock, active_site="dc-a")
 
 
 def test_a_migration_promotes_only_a_mirror_that_caught_up_after_the_shutdown_and_force_changes_nothing(clock):
@@ -318,9 +314,9 @@ def test_a_migration_promotes_only_a_mirror_that_caught_up_after_the_shutdown_an
     # When the mirror is checked with dc-a off, then the standby is not promoted, forced or not
     for extra in ({}, {"force": True}):
         with pytest.raises(MirrorNotCaughtUp, match="has not caught up after dc-a was shut down: .* got 2. A planned"):
-            workflow.check_mirror_synced(migrating(config, clock, **extra), config, behind, clock)
+            steps.check_mirror_synced(migrating(config, clock, **extra), config, behind, clock)
     assert seen[0] == ["[BODY].mirror.lag_seconds == 0"]
 
     # And once it shows lag 0 the migration goes on, saying so
-    state = workflow.check_mirror_synced(migrating(config, clock), config, probe_with(lambda c: Outcome(True)), clock)
+    state = steps.check_mirror_synced(migrating(config, clock), config, probe_with(lambda c: Outcome(True)), clock)
     assert state.storage == "storage mirror san-mirror at dc-b in sync, caught up (lag 0) after dc-a was shut down"

@@ -8,7 +8,8 @@ import pytest
 
 from dcwatch.config import parse_config
 from dcwatch.errors import GroupTimeout, PowerOnFailed
-from dcwatch.recovery import workflow
+from dcwatch.recovery import steps
+from dcwatch.recovery.steps.dns import DNS_POLL_S
 from dcwatch.recovery.waits import Polled, wait_for
 from tests.helpers import demo_config
 from tests.unit.fakes import Clock, FakeDns, FakeInventory
@@ -78,15 +79,15 @@ def standby(clock):
 
 
 def started_group_1(standby, clock, timeout_s=600):
-    state = workflow.validate_request(request(), demo_config(), clock)
-    return workflow.start_group(state, standby, timeout_s=timeout_s, clock=clock)
+    state = steps.validate_request(request(), demo_config(), clock)
+    return steps.start_group(state, standby, timeout_s=timeout_s, clock=clock)
 
 
 def test_a_group_whose_guests_boot_within_the_steps_wait_is_up_when_the_last_one_reports_in_one_step(standby, clock):
     standby.boot_s = {"shop-db-b": 2.5, "transit-db-b": 4.0}
     state = started_group_1(standby, clock)
 
-    state = workflow.check_group(state, standby, clock, wait_until=T0 + timedelta(seconds=20))
+    state = steps.check_group(state, standby, clock, wait_until=T0 + timedelta(seconds=20))
 
     assert state.progress.group == 1 and state.progress.group_ready
     assert seconds_since_start(clock) == 4.0, "seen up as the second guest reported, not at a poll"
@@ -97,18 +98,18 @@ def test_past_the_steps_wait_the_group_is_left_pending_for_the_state_machines_lo
     standby.boot_s = {"shop-db-b": 1.0, "transit-db-b": 45.0}
     state = started_group_1(standby, clock)
 
-    state = workflow.check_group(state, standby, clock, wait_until=T0 + timedelta(seconds=20))
+    state = steps.check_group(state, standby, clock, wait_until=T0 + timedelta(seconds=20))
 
     assert not state.progress.group_ready and state.progress.group == 0
     assert seconds_since_start(clock) == 20
     assert state.progress.ready == ["shop-db-b"], "the one still booting is the one still pending"
-    state = workflow.check_group(state, standby, clock, wait_until=clock() + timedelta(seconds=40))
+    state = steps.check_group(state, standby, clock, wait_until=clock() + timedelta(seconds=40))
     assert state.progress.group == 1 and seconds_since_start(clock) == 45, "the next step sees it as it happens"
 
 
 def test_without_a_wait_the_step_looks_once_as_before(standby, clock):
     standby.boot_s = {"shop-db-b": 3.0, "transit-db-b": 3.0}
-    state = workflow.check_group(started_group_1(standby, clock), standby, clock)
+    state = steps.check_group(started_group_1(standby, clock), standby, clock)
     assert not state.progress.group_ready and clock() == T0 and standby.watches == []
 
 
@@ -116,18 +117,18 @@ def test_the_wait_never_outlasts_the_group_deadline_which_then_fails_the_group(s
     standby.no_guest = {"transit-db-b"}
     state = started_group_1(standby, clock, timeout_s=10)
 
-    state = workflow.check_group(state, standby, clock, wait_until=T0 + timedelta(seconds=20))
+    state = steps.check_group(state, standby, clock, wait_until=T0 + timedelta(seconds=20))
 
     assert seconds_since_start(clock) == 10
     clock.advance(0.001)
     with pytest.raises(GroupTimeout, match=r"transit-db-b \(on, no VMware Tools heartbeat and no IP yet\)"):
-        workflow.check_group(state, standby, clock, wait_until=clock() + timedelta(seconds=20))
+        steps.check_group(state, standby, clock, wait_until=clock() + timedelta(seconds=20))
 
 
 def test_a_failed_power_on_is_reported_at_once_not_after_the_wait(standby, clock):
     standby.fail = {"transit-db-b": "insufficient resources"}
     with pytest.raises(PowerOnFailed, match="transit-db-b: insufficient resources"):
-        workflow.check_group(started_group_1(standby, clock), standby, clock, wait_until=T0 + timedelta(seconds=20))
+        steps.check_group(started_group_1(standby, clock), standby, clock, wait_until=T0 + timedelta(seconds=20))
     assert clock() == T0
 
 
@@ -139,28 +140,28 @@ def test_hooks_still_due_in_the_group_shorten_the_wait_by_their_timeouts(clock):
     config = parse_config(doc)
     standby = FakeInventory({vm: "poweredOff" for vm in STANDBY_VMS}, clock=clock)
     standby.no_guest = {"transit-db-b"}
-    state = workflow.start_group(workflow.validate_request(request(), config, clock), standby, 600, clock)
+    state = steps.start_group(steps.validate_request(request(), config, clock), standby, 600, clock)
 
-    workflow.check_group(state, standby, clock, wait_until=T0 + timedelta(seconds=20))
+    steps.check_group(state, standby, clock, wait_until=T0 + timedelta(seconds=20))
 
     assert seconds_since_start(clock) == 15, "5 s kept for the group's post-power-on hook"
 
 
 def test_dns_in_sync_within_the_steps_wait_is_seen_at_the_next_short_poll(clock):
     dns = FakeDns(pending_polls=3)
-    state = workflow.validate_request(request(), demo_config(), clock)
-    state = workflow.switch_dns(state, dns, 300, clock)
+    state = steps.validate_request(request(), demo_config(), clock)
+    state = steps.switch_dns(state, dns, 300, clock)
 
-    state = workflow.check_dns(state, dns, clock, wait_until=T0 + timedelta(seconds=20), sleep=clock.advance)
+    state = steps.check_dns(state, dns, clock, wait_until=T0 + timedelta(seconds=20), sleep=clock.advance)
 
     assert state.progress.dns_in_sync
-    assert seconds_since_start(clock) == 3 * workflow.DNS_POLL_S
+    assert seconds_since_start(clock) == 3 * DNS_POLL_S
 
 
 def test_dns_not_in_sync_by_the_end_of_the_steps_wait_is_left_for_the_state_machines_loop(clock):
     dns = FakeDns(pending_polls=1000)
-    state = workflow.switch_dns(workflow.validate_request(request(), demo_config(), clock), dns, 300, clock)
+    state = steps.switch_dns(steps.validate_request(request(), demo_config(), clock), dns, 300, clock)
 
-    state = workflow.check_dns(state, dns, clock, wait_until=T0 + timedelta(seconds=20), sleep=clock.advance)
+    state = steps.check_dns(state, dns, clock, wait_until=T0 + timedelta(seconds=20), sleep=clock.advance)
 
     assert not state.progress.dns_in_sync and seconds_since_start(clock) == 20

@@ -26,8 +26,8 @@ from dcwatch.errors import (
     VcenterUnreachable,
 )
 from dcwatch.local.demo import DEMO_CONFIG
-from dcwatch.recovery import workflow
-from dcwatch.recovery.workflow import WorkflowState
+from dcwatch.recovery import messages, steps
+from dcwatch.recovery.state import WorkflowState
 from tests.helpers import demo_config
 from tests.unit.fakes import Clock, FakeDns, FakeInventory, FakeLeases, FakeNotifier, FakeStore
 
@@ -46,8 +46,8 @@ def as_json(state: WorkflowState) -> WorkflowState:
 
 def power_on_all_groups(state, inventory, clock):
     while not state.progress.all_groups_up:
-        state = as_json(workflow.start_group(state, inventory, timeout_s=60, clock=clock))
-        state = as_json(workflow.check_group(state, inventory, clock=clock))
+        state = as_json(steps.start_group(state, inventory, timeout_s=60, clock=clock))
+        state = as_json(steps.check_group(state, inventory, clock=clock))
     return state
 
 
@@ -65,14 +65,14 @@ ALL_PASS = probe_with(lambda check: Outcome(True))
 
 def run_to_the_end(state, inventory, dns, notifier, store, clock, probe=ALL_PASS):
     config = demo_config()
-    state = as_json(workflow.check_standby(state, inventory, clock))
+    state = as_json(steps.check_standby(state, inventory, clock))
     state = power_on_all_groups(state, inventory, clock)
-    state = as_json(workflow.verify_services(state, config, probe, clock))
-    state = as_json(workflow.switch_dns(state, dns, 60, clock))
+    state = as_json(steps.verify_services(state, config, probe, clock))
+    state = as_json(steps.switch_dns(state, dns, 60, clock))
     while not state.progress.dns_in_sync:
-        state = as_json(workflow.check_dns(state, dns, clock))
-    state = as_json(workflow.record_audit(state, store, clock))
-    return as_json(workflow.notify(state, notifier, clock))
+        state = as_json(steps.check_dns(state, dns, clock))
+    state = as_json(steps.record_audit(state, store, clock))
+    return as_json(steps.notify(state, notifier, clock))
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_a_failover_powers_on_group_after_group_switches_dns_notifies_once_and_r
     inventory, clock
 ):
     dns, notifier, store = FakeDns(pending_polls=2), FakeNotifier(), FakeStore()
-    state = workflow.validate_request(request(incidentId="manual-inc-1"), demo_config(), clock)
+    state = steps.validate_request(request(incidentId="manual-inc-1"), demo_config(), clock)
 
     state = run_to_the_end(state, inventory, dns, notifier, store, clock)
 
@@ -113,61 +113,61 @@ def test_a_failover_powers_on_group_after_group_switches_dns_notifies_once_and_r
 
 
 def test_a_rerun_of_a_group_does_not_power_on_what_is_already_on(inventory, clock):
-    state = workflow.validate_request(request(), demo_config(), clock)
+    state = steps.validate_request(request(), demo_config(), clock)
     inventory.vms["shop-db-b"] = "poweredOn"
-    state = workflow.start_group(state, inventory, 60, clock)
+    state = steps.start_group(state, inventory, 60, clock)
     assert inventory.power_on_calls == [["transit-db-b"]]
-    state = workflow.start_group(state, inventory, 60, clock)
+    state = steps.start_group(state, inventory, 60, clock)
     assert inventory.power_on_calls == [["transit-db-b"]], "a retried step powers on nothing twice"
     assert "already on" in state.timeline[-1].detail
 
 
 def test_a_group_waits_until_every_task_is_done(inventory, clock):
     inventory.instant = False
-    state = workflow.start_group(workflow.validate_request(request(), demo_config(), clock), inventory, 60, clock)
-    state = workflow.check_group(state, inventory, clock)
+    state = steps.start_group(steps.validate_request(request(), demo_config(), clock), inventory, 60, clock)
+    state = steps.check_group(state, inventory, clock)
     assert state.progress.group_ready is False and state.progress.group == 0
     for task in list(inventory.tasks):
         inventory.finish(task)
-    state = workflow.check_group(state, inventory, clock)
+    state = steps.check_group(state, inventory, clock)
     assert state.progress.group_ready is True and state.progress.group == 1 and not state.progress.all_groups_up
 
 
 def test_a_failed_power_on_task_stops_the_workflow_naming_the_vm(inventory, clock):
     inventory.fail["transit-db-b"] = "insufficient resources"
-    state = workflow.start_group(workflow.validate_request(request(), demo_config(), clock), inventory, 60, clock)
+    state = steps.start_group(steps.validate_request(request(), demo_config(), clock), inventory, 60, clock)
     with pytest.raises(PowerOnFailed, match="transit-db-b: insufficient resources"):
-        workflow.check_group(state, inventory, clock)
+        steps.check_group(state, inventory, clock)
 
 
 def test_a_group_not_up_by_its_deadline_fails_naming_what_it_waited_for(inventory, clock):
     inventory.instant = False
-    state = workflow.start_group(workflow.validate_request(request(), demo_config(), clock), inventory, 30, clock)
+    state = steps.start_group(steps.validate_request(request(), demo_config(), clock), inventory, 30, clock)
     clock.now += timedelta(seconds=31)
     with pytest.raises(GroupTimeout, match=r"group 1 .*shop-db-b \(poweredOff\), transit-db-b \(poweredOff\)"):
-        workflow.check_group(state, inventory, clock)
+        steps.check_group(state, inventory, clock)
 
 
 def test_a_standby_missing_vms_is_not_ready_and_names_them(clock):
     inventory = FakeInventory({"shop-db-b": "poweredOff"})
-    state = workflow.validate_request(request(), demo_config(), clock)
+    state = steps.validate_request(request(), demo_config(), clock)
     with pytest.raises(StandbyNotReady, match="transit-db-b"):
-        workflow.check_standby(state, inventory, clock)
+        steps.check_standby(state, inventory, clock)
 
 
 def test_a_service_that_does_not_answer_at_the_standby_is_named(inventory, clock):
-    state = power_on_all_groups(workflow.validate_request(request(), demo_config(), clock), inventory, clock)
+    state = power_on_all_groups(steps.validate_request(request(), demo_config(), clock), inventory, clock)
 
     radio_down = probe_with(lambda check: Outcome(check.name != "radio-stream", "connection refused"))
 
     with pytest.raises(ServiceNotVerified, match="radio/radio-stream: connection refused"):
-        workflow.verify_services(state, demo_config(), radio_down, clock)
+        steps.verify_services(state, demo_config(), radio_down, clock)
 
 
 def test_a_dry_run_announces_the_plan_and_leaves_the_active_site_alone(clock):
     notifier, store = FakeNotifier(), FakeStore()
-    state = workflow.validate_request(request(dryRun=True, incidentId="manual-dry"), demo_config(), clock)
-    state = workflow.notify(workflow.record_audit(state, store, clock), notifier, clock)
+    state = steps.validate_request(request(dryRun=True, incidentId="manual-dry"), demo_config(), clock)
+    state = steps.notify(steps.record_audit(state, store, clock), notifier, clock)
     subject, body = notifier.sent[0]
     assert subject.startswith("[dcwatch] OK: DRY RUN dc-a -> dc-b")
     assert "group 2: radio-stream-b, shop-web-b1, shop-web-b2" in body
@@ -177,15 +177,15 @@ def test_a_dry_run_announces_the_plan_and_leaves_the_active_site_alone(clock):
 
 def test_a_failure_notice_says_where_it_stopped_why_and_what_was_already_done(inventory, clock):
     notifier, store = FakeNotifier(), FakeStore()
-    state = workflow.validate_request(request(incidentId="manual-inc-9"), demo_config(), clock)
-    state = workflow.check_group(workflow.start_group(state, inventory, 60, clock), inventory, clock)
+    state = steps.validate_request(request(incidentId="manual-inc-9"), demo_config(), clock)
+    state = steps.check_group(steps.start_group(state, inventory, 60, clock), inventory, clock)
     failed = as_json(state).model_copy(
         update={
             "failed_step": "SwitchDns",
             "error": {"Error": "TransientError", "Cause": '{"errorMessage": "Throttling"}'},
         }
     )
-    workflow.notify_failure(failed, notifier, store, clock)
+    steps.notify_failure(failed, notifier, store, clock)
     subject, body = notifier.sent[0]
     assert subject.startswith("[dcwatch] ACTION NEEDED: failover dc-a -> dc-b failed at SwitchDns")
     assert "Cause: Throttling" in body
@@ -207,9 +207,9 @@ def test_a_standby_without_vms_to_power_on_goes_on_to_verify_its_services(clock)
     config, inventory = parse_config(doc), FakeInventory({})
 
     # When the workflow runs its power-on loop as the ASL does
-    state = workflow.check_standby(workflow.validate_request(request(), config, clock), inventory, clock)
-    state = as_json(workflow.start_group(state, inventory, 60, clock))
-    state = as_json(workflow.check_group(state, inventory, clock))
+    state = steps.check_standby(steps.validate_request(request(), config, clock), inventory, clock)
+    state = as_json(steps.start_group(state, inventory, 60, clock))
+    state = as_json(steps.check_group(state, inventory, clock))
 
     # Then nothing is powered on and the loop ends
     assert state.progress.all_groups_up and inventory.power_on_calls == []
@@ -220,40 +220,38 @@ FAILED_SITE_VMS = ["radio-stream-a", "shop-db-a", "shop-web-a1", "shop-web-a2", 
 
 def started(clock, **extra) -> WorkflowState:
     # As the evaluator starts it: the execution is named after the incident.
-    return workflow.validate_request(
+    return steps.validate_request(
         request(incidentId="dc-a-down-1", trigger="automatic", **extra), demo_config(), clock, execution="dc-a-down-1"
     )
 
 
 def test_the_workflow_takes_the_lock_of_its_incident_and_stops_when_another_failover_holds_it(clock):
     leases = FakeLeases()
-    state = as_json(workflow.acquire_lease(started(clock), leases, ttl_s=900, clock=clock))
+    state = as_json(steps.acquire_lease(started(clock), leases, ttl_s=900, clock=clock))
     assert leases.holder().owner == "dc-a-down-1" and "lock held by dc-a-down-1" in state.timeline[-1].detail
-    rival = workflow.validate_request(request(incidentId="manual-dc-a-1"), demo_config(), clock, execution="console-1")
+    rival = steps.validate_request(request(incidentId="manual-dc-a-1"), demo_config(), clock, execution="console-1")
     with pytest.raises(LeaseHeld, match="another failover holds the lock: dc-a-down-1"):
-        workflow.acquire_lease(rival, leases, ttl_s=900, clock=clock)
-    workflow.release_lease(rival, leases, clock)
+        steps.acquire_lease(rival, leases, ttl_s=900, clock=clock)
+    steps.release_lease(rival, leases, clock)
     assert leases.holder().owner == "dc-a-down-1", "only the owner releases"
-    workflow.renew_lease(state, leases, ttl_s=900, clock=clock)
-    workflow.release_lease(state, leases, clock)
+    steps.renew_lease(state, leases, ttl_s=900, clock=clock)
+    steps.release_lease(state, leases, clock)
     assert leases.holder() is None
 
 
 def test_two_executions_of_the_same_request_without_incident_id_never_both_hold_the_lock(clock):
     # Given two console executions of the same request started in the same second
     leases = FakeLeases()
-    first, second = (
-        workflow.validate_request(request(), demo_config(), clock, execution=f"console-{n}") for n in (1, 2)
-    )
+    first, second = (steps.validate_request(request(), demo_config(), clock, execution=f"console-{n}") for n in (1, 2))
     assert (first.incident_id, second.incident_id) == ("manual-console-1", "manual-console-2"), "each its own"
 
     # When both reach AcquireLease, then only the first holds the lock; the second stops touching nothing
-    workflow.acquire_lease(first, leases, ttl_s=900, clock=clock)
+    steps.acquire_lease(first, leases, ttl_s=900, clock=clock)
     with pytest.raises(LeaseHeld, match="another failover holds the lock: console-1"):
-        workflow.acquire_lease(second, leases, ttl_s=900, clock=clock)
+        steps.acquire_lease(second, leases, ttl_s=900, clock=clock)
     with pytest.raises(LeaseLost):
-        workflow.renew_lease(second, leases, ttl_s=900, clock=clock)
-    workflow.release_lease(second, leases, clock)
+        steps.renew_lease(second, leases, ttl_s=900, clock=clock)
+    steps.release_lease(second, leases, clock)
     assert leases.holder().owner == "console-1" and leases.acquired == ["console-1"]
 
 
@@ -262,33 +260,33 @@ def test_a_request_accepted_before_another_recovery_moved_production_changes_not
     # production to dc-b and gave the lock back before this request reached AcquireLease
     leases, state = FakeLeases(), started(clock)
     with pytest.raises(Superseded, match="production already runs at dc-b, not at dc-a") as superseded:
-        workflow.acquire_lease(state, leases, ttl_s=900, clock=clock, active_site=lambda: "dc-b")
+        steps.acquire_lease(state, leases, ttl_s=900, clock=clock, active_site=lambda: "dc-b")
     assert leases.holder() is None, "the lock is given back at once"
     # Then its alert says no action is needed, like a refusal for a held lock
     state.failed_step = "AcquireLease"
     state.error = {"Error": "Superseded", "Cause": json.dumps({"errorMessage": str(superseded.value)})}
-    subject, body = workflow.failure_message(state)
+    subject, body = messages.failure_message(state)
     assert subject == "[dcwatch] OK: REFUSED dc-a -> dc-b, production already moved; no action needed"
     assert "production already runs at dc-b" in body
 
 
 def test_the_lock_says_which_site_a_recovery_moves_production_away_from(clock):
     leases = FakeLeases()
-    workflow.acquire_lease(started(clock), leases, ttl_s=900, clock=clock, active_site=lambda: "dc-a")
+    steps.acquire_lease(started(clock), leases, ttl_s=900, clock=clock, active_site=lambda: "dc-a")
     assert leases.holder().leaving == "dc-a"
 
 
 def test_without_an_execution_name_each_validated_request_still_owns_the_lock_alone(clock):
-    first, second = (workflow.validate_request(request(), demo_config(), clock) for _ in range(2))
+    first, second = (steps.validate_request(request(), demo_config(), clock) for _ in range(2))
     assert first.owner != second.owner and first.owner.startswith(first.incident_id)
 
 
 def test_a_workflow_whose_lease_was_taken_over_stops_before_the_next_step(clock):
     leases = FakeLeases()
-    state = workflow.acquire_lease(started(clock), leases, ttl_s=60, clock=clock)
+    state = steps.acquire_lease(started(clock), leases, ttl_s=60, clock=clock)
     leases.acquire("manual-dc-a-2", 60, clock() + timedelta(seconds=61))
     with pytest.raises(LeaseLost, match="no longer held by dc-a-down-1 but by manual-dc-a-2"):
-        workflow.renew_lease(state, leases, ttl_s=60, clock=clock)
+        steps.renew_lease(state, leases, ttl_s=60, clock=clock)
 
 
 @contextmanager
@@ -304,28 +302,28 @@ def unreachable():
 
 def test_fencing_powers_off_the_failed_sites_vms_where_its_vcenter_answers(clock):
     failed_site = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS[1:]} | {FAILED_SITE_VMS[0]: "poweredOff"})
-    state = as_json(workflow.fence(started(clock), lambda: reachable(failed_site), clock))
+    state = as_json(steps.fence(started(clock), lambda: reachable(failed_site), clock))
     assert set(failed_site.vms.values()) == {"poweredOff"}
     assert state.fencing == f"fenced dc-a: powered off {', '.join(FAILED_SITE_VMS[1:])}; already off: radio-stream-a"
 
 
 def test_fencing_records_proof_a_with_the_vms_its_vcenter_powered_off(clock):
     failed_site = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS[1:]} | {FAILED_SITE_VMS[0]: "poweredOff"})
-    state = as_json(workflow.fence(started(clock), lambda: reachable(failed_site), clock))
+    state = as_json(steps.fence(started(clock), lambda: reachable(failed_site), clock))
     assert state.fence_proof.proven and state.fence_proof.kind == "vcenter"
     assert state.fence_proof.facts == {
         "poweredOff": FAILED_SITE_VMS[1:],
         "alreadyOff": ["radio-stream-a"],
         "notFound": [],
     }
-    assert workflow.audit_record(state, "succeeded", clock)["fenceProof"]["kind"] == "vcenter"
+    assert messages.audit_record(state, "succeeded", clock)["fenceProof"]["kind"] == "vcenter"
 
 
 def test_fencing_that_leaves_vms_running_is_retried_and_never_reported_as_done(clock):
     stuck = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS})
     stuck.instant = False
     with pytest.raises(FencingIncomplete, match="still powered on at dc-a: radio-stream-a"):
-        workflow.fence(started(clock), lambda: reachable(stuck), clock)
+        steps.fence(started(clock), lambda: reachable(stuck), clock)
 
 
 def test_the_fence_waits_within_its_step_for_the_power_offs_vcenter_is_still_running(clock):
@@ -335,9 +333,7 @@ def test_the_fence_waits_within_its_step_for_the_power_offs_vcenter_is_still_run
     begun = clock()
 
     # When fencing may wait 20 s, then it ends once they are off, not at its deadline and not with a retry
-    state = workflow.fence(
-        started(clock), lambda: reachable(failed_site), clock, wait_until=begun + timedelta(seconds=20)
-    )
+    state = steps.fence(started(clock), lambda: reachable(failed_site), clock, wait_until=begun + timedelta(seconds=20))
     assert set(failed_site.vms.values()) == {"poweredOff"}
     assert state.fencing == f"fenced dc-a: powered off {', '.join(FAILED_SITE_VMS)}"
     assert clock() == begun + timedelta(seconds=3)
@@ -347,9 +343,7 @@ def test_the_fence_that_sees_vms_still_on_at_its_deadline_is_retried(clock):
     failed_site = FakeInventory({vm: "poweredOn" for vm in FAILED_SITE_VMS}, clock)
     failed_site.power_off_s = 30
     with pytest.raises(FencingIncomplete, match="still powered on at dc-a: radio-stream-a, shop-db-a"):
-        workflow.fence(
-            started(clock), lambda: reachable(failed_site), clock, wait_until=clock() + timedelta(seconds=20)
-        )
+        steps.fence(started(clock), lambda: reachable(failed_site), clock, wait_until=clock() + timedelta(seconds=20))
 
 
 class DropsMidPowerOff(FakeInventory):
@@ -367,7 +361,7 @@ def test_a_vcenter_that_answers_but_fails_mid_fencing_is_retried_never_recorded_
 
     # When fencing runs, then it raises TransientError (the ASL retries it, then escalates) and records nothing
     with pytest.raises(TransientError, match="vCenter of dc-a answered but fencing failed midway.*may still be on"):
-        workflow.fence(state, lambda: reachable(failed_site), clock)
+        steps.fence(state, lambda: reachable(failed_site), clock)
     assert state.fencing is None
     assert "poweredOn" in failed_site.vms.values(), "VMs still run: proceeding would run both sites"
 
@@ -385,7 +379,7 @@ def test_a_vcenter_that_does_not_power_the_site_off_is_never_a_fence(clock, faul
 
     # When fencing runs, then it raises (ProveFenced seeks the other proofs) and records no fence and no proof
     with pytest.raises((VcenterUnreachable, VcenterRefused)):
-        workflow.fence(state, fault, clock)
+        steps.fence(state, fault, clock)
     assert state.fencing is None and state.fence_proof is None
 
 
@@ -401,36 +395,36 @@ def failed_at(state: WorkflowState, step: str) -> WorkflowState:
 def test_the_cooldown_starts_when_a_recovery_moves_production_not_when_it_starts(inventory, clock):
     # A failover that ran to the end: its record, the new active site and the cooldown's start, together
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="manual-inc-1"), demo_config(), clock)
+    state = steps.validate_request(request(incidentId="manual-inc-1"), demo_config(), clock)
     run_to_the_end(state, inventory, FakeDns(), FakeNotifier(), store, clock)
     assert store.active == "dc-b" and store.last_failover() == LastFailover("manual-inc-1", T0)
 
     # One that failed before the DNS switch moved nothing: no cooldown holds the next automatic attempt back
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="manual-inc-2"), demo_config(), clock)
-    workflow.notify_failure(failed_at(state, "CheckStandby"), FakeNotifier(), store, clock)
+    state = steps.validate_request(request(incidentId="manual-inc-2"), demo_config(), clock)
+    steps.notify_failure(failed_at(state, "CheckStandby"), FakeNotifier(), store, clock)
     assert store.last_failover() is None
 
     # One that failed after the switch did move production: the cooldown starts with it
-    state = workflow.switch_dns(state, FakeDns(), 60, clock)
-    workflow.notify_failure(failed_at(state, "CheckDns"), FakeNotifier(), store, clock)
+    state = steps.switch_dns(state, FakeDns(), 60, clock)
+    steps.notify_failure(failed_at(state, "CheckDns"), FakeNotifier(), store, clock)
     assert store.last_failover() == LastFailover("manual-inc-2", T0)
 
 
 def test_a_failure_is_audited_before_it_is_announced_so_a_failed_announcement_loses_no_record(clock):
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="manual-inc-3"), demo_config(), clock)
+    state = steps.validate_request(request(incidentId="manual-inc-3"), demo_config(), clock)
     with pytest.raises(TransientError):
-        workflow.notify_failure(failed_at(state, "StartGroup"), SnsDown(), store, clock)
+        steps.notify_failure(failed_at(state, "StartGroup"), SnsDown(), store, clock)
     assert [r["outcome"] for r in store.audits["manual-inc-3"]] == ["failed"]
 
 
 def test_a_notification_that_failed_every_retry_is_recorded_with_why_and_undoes_nothing(inventory, clock):
     store = FakeStore()
-    state = workflow.validate_request(request(incidentId="manual-inc-4"), demo_config(), clock)
+    state = steps.validate_request(request(incidentId="manual-inc-4"), demo_config(), clock)
     state = run_to_the_end(state, inventory, FakeDns(), FakeNotifier(), store, clock)
     unannounced = as_json(state).model_copy(update={"notify_error": {"Error": "TransientError", "Cause": "down"}})
-    workflow.record_audit(unannounced, store, clock)
+    steps.record_audit(unannounced, store, clock)
     succeeded, failed = store.audits["manual-inc-4"]
     assert succeeded["outcome"] == "succeeded" and store.active == "dc-b"
     assert failed["outcome"] == "notify-failed" and failed["notifyError"] == {

@@ -23,7 +23,8 @@ from dcwatch.adapters.dynamodb import DynamoLeases
 from dcwatch.config import Config, ConfigError, RecoveryMode, config_schema, load_config
 from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
-from dcwatch.recovery.request import MANUAL_PREFIX, build_plan, describe_plan, leaving_site, parse_request
+from dcwatch.recovery.plan import build_plan, describe_plan
+from dcwatch.recovery.request import MANUAL_PREFIX, leaving_site, parse_request
 
 # Command -> the workflow's mode.
 MODE_COMMANDS: dict[str, RecoveryMode] = {

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints,
 from dcwatch.config import Config, MaintenanceWindow
 from dcwatch.detection.decision import AutomationSwitch, describe_window
 from dcwatch.ports import StateStore
-from dcwatch.recovery.modes import approval_answer
+from dcwatch.recovery.steps.approval import approval_answer
 
 AUTOMATION_AUDIT = "automation"
 MAINTENANCE_AUDIT = "maintenance"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dcwatch.adapters.aws import LazyClient, aws_call
+from dcwatch.subjects import fit_subject
 
 
 class SnsNotifier:
@@ -14,5 +15,5 @@ class SnsNotifier:
 
     def publish(self, subject: str, message: str) -> str:
         with aws_call("sns:Publish"):
-            response = self._client().publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=message)
+            response = self._client().publish(TopicArn=self.topic_arn, Subject=fit_subject(subject), Message=message)
         return str(response["MessageId"])

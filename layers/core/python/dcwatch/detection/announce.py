@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from dcwatch.ports import Condition, Notifier, StateStore
+from dcwatch.subjects import fit_subject
 
 
 def flip(store: StateStore, key: str, default: str, status: str, now: datetime) -> Condition | None:
@@ -25,7 +26,7 @@ def announce(
 ) -> None:
     """The decision record, then the alert: both name what changed and the arithmetic behind it."""
     store.append_audit(audit_id, record)
-    notifier.publish(subject[:100], message)
+    notifier.publish(fit_subject(subject), message)
 
 
 def duration(since: datetime | None, now: datetime) -> str:

@@ -34,7 +34,7 @@ from dcwatch.config import Config, workflow_timeout_s
 from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas
 from dcwatch.local.zone_server import ZoneServer
-from dcwatch.recovery.request import records_at
+from dcwatch.recovery.plan import records_at
 from dcwatch.wiring import RULES, SITE_STATUS_PATTERN, TABLES, function, message_group, render_failover_definition
 from dcwatch.zones import ENV_HOSTED_ZONE_IDS, dns_zones, encode_zone_ids
 

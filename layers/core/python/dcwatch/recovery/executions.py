@@ -18,8 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dcwatch.config import Config
-from dcwatch.ports import Leases, Notifier, Once, StateStore
+from dcwatch.ports import AuditLog, Leases, Notifier, Once
 from dcwatch.recovery.request import incident_of
+from dcwatch.subjects import alert_subject
 
 STATES_SOURCE = "aws.states"
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
@@ -114,7 +115,7 @@ def _to_check(change: ExecutionStatusChange, config: Config | None) -> list[str]
 def ended_message(change: ExecutionStatusChange, lock: str, config: Config | None = None) -> tuple[str, str]:
     """(subject, body) of the alert: the operators must act, and the body says on what."""
     how = ENDED_HOW.get(change.status, f"ended {change.status}")
-    subject = f"[dcwatch] ACTION NEEDED: failover {change.name} {how} ({change.status})"
+    subject = alert_subject(f"ACTION NEEDED: failover {change.name} {how} ({change.status})")
     request = change.request()
     lines = [
         f"The recovery execution {change.name} {how} ({change.status}) before it finished: Step Functions ended it, "
@@ -147,7 +148,7 @@ def _lock(released: bool, name: str, leases: Leases) -> str:
 def execution_ended(
     change: ExecutionStatusChange,
     leases: Leases,
-    store: StateStore,
+    store: AuditLog,
     notifier: Notifier,
     once: Once,
     config: Config | None = None,
@@ -162,7 +163,7 @@ def execution_ended(
 
 
 def request_failed(
-    raw: Any, execution: str, error: dict[str, Any], leases: Leases, store: StateStore, notifier: Notifier, once: Once
+    raw: Any, execution: str, error: dict[str, Any], leases: Leases, store: AuditLog, notifier: Notifier, once: Once
 ) -> str:
     """ValidateRequest failed, not for a bad request (its retries ran out, it timed out): the lock taken for
     this execution would otherwise block every failover for lease_s, during a real outage, unannounced.
@@ -184,7 +185,7 @@ def request_failed(
         "lock": lock,
     }
     once(f"{key}/audit", lambda: store.append_audit(incident, record))
-    subject = f"[dcwatch] ACTION NEEDED: failover {execution} could not check its request ({error.get('Error')})"
+    subject = alert_subject(f"ACTION NEEDED: failover {execution} could not check its request ({error.get('Error')})")
     lines = [
         f"The recovery execution {execution} stopped at ValidateRequest: {error.get('Error', 'error')}: {cause}",
         "Nothing was changed: no VM, no DNS record. The request was not refused as bad: checking it failed.",
@@ -195,4 +196,4 @@ def request_failed(
         "",
         f"Incident: {incident}",
     ]
-    return once(f"{key}/notify", lambda: notifier.publish(subject[:100], "\n".join(lines)))
+    return once(f"{key}/notify", lambda: notifier.publish(subject, "\n".join(lines)))
