@@ -51,6 +51,7 @@ from dcwatch.errors import StaleState
 from dcwatch.events import ProbeResult, ProbeRound, SiteStatusChanged
 from dcwatch.ports import Condition, EventPublisher, Leases, Notifier, StateStore, WorkflowStarter
 from dcwatch.recovery.request import default_reason
+from dcwatch.recovery.start import start_recovery
 from dcwatch.topology import Topology
 
 Clock = Callable[[], datetime]
@@ -755,22 +756,31 @@ class _Decider:
         decision = self._decision(ctx, incident)
         if not decision.start:
             return None, f"failover to {standby} not started: {decision.reason}", decision.reason
-        ttl = self.config.workflow.lease_s
-        lease = self.ports.leases.acquire(incident, ttl, ctx.now, ctx.site)
-        if lease.owner != incident:
-            reason = f"the failover lock is held by {lease.owner} until {lease.expires_at.isoformat()}"
-            return None, f"failover to {standby} not started: {reason}", reason
+
         # The site was active when this decision read it; a recovery that held the lock until just now may
         # have moved production away since. Under the lock, that read is final.
-        if (active := self.store.active_site(self.config.active_site)) != ctx.site:
-            self.ports.leases.release(incident)
-            reason = f"{PRODUCTION_MOVED} to {active} meanwhile"
+        def moved() -> str:
+            active = self.store.active_site(self.config.active_site)
+            return "" if active == ctx.site else f"{PRODUCTION_MOVED} to {active} meanwhile"
+
+        request = self._request(ctx, incident, standby)
+        lease_s = self.config.workflow.lease_s
+        start = start_recovery(
+            self.ports.workflows,
+            self.ports.leases,
+            incident,
+            request,
+            lease_s=lease_s,
+            now=ctx.now,
+            leaving=ctx.site,
+            under_lock=moved,
+        )
+        if start.holder is not None:
+            reason = f"the failover lock is held by {start.holder.owner} until {start.holder.expires_at.isoformat()}"
             return None, f"failover to {standby} not started: {reason}", reason
-        try:
-            execution = self.ports.workflows.start(incident, self._request(ctx, incident, standby))
-        except Exception:
-            self.ports.leases.release(incident)
-            raise
+        if start.withdrawn:
+            return None, f"failover to {standby} not started: {start.withdrawn}", start.withdrawn
+        execution = start.execution
         # The cooldown starts when a recovery moves production (its RecordAudit), not with this start.
         return execution, f"failover to {standby} started: {decision.reason}", None
 
