@@ -36,6 +36,8 @@ class DecisionStore(StatusStore, Controls, AuditLog, AgentReportStore, Protocol)
 
 
 class Decider:
+    """One evaluation's decisions: which parts and sites a change judges again, and in what order."""
+
     def __init__(
         self,
         config: Config,

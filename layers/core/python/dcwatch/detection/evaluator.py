@@ -40,6 +40,8 @@ from dcwatch.ports import EventPublisher, Leases, Notifier, StateStore, Workflow
 
 @dataclass(frozen=True)
 class Ports:
+    """The outside world one evaluation uses; each part of the decision takes the ports it needs from it."""
+
     store: StateStore
     publisher: EventPublisher
     workflows: WorkflowStarter

@@ -39,6 +39,8 @@ class SiteCase:
 
 
 class Failover:
+    """The automatic failover of a DOWN active site: held back by any gate, else started under the lock."""
+
     def __init__(
         self,
         config: Config,

@@ -24,11 +24,10 @@ class Part:
 
     @property
     def key(self) -> str:
-        return condition_key("service", f"{self.service}@{self.site}") if self.service else self.vcenter_key
-
-    @property
-    def vcenter_key(self) -> str:
-        return condition_key("vcenter", self.site)
+        """Where its condition is stored."""
+        if self.service is None:
+            return condition_key("vcenter", self.site)
+        return condition_key("service", f"{self.service}@{self.site}")
 
 
 class Parts:

@@ -22,6 +22,8 @@ from dcwatch.ports import AuditLog, Condition, Controls, EventPublisher, Leases,
 
 
 class Sites:
+    """Judges a site from its checks and records, acts on and announces what changed."""
+
     def __init__(
         self,
         config: Config,
