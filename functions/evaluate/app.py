@@ -18,7 +18,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcwatch import runtime
 from dcwatch.agent.report import SiteAgentReportEvent
-from dcwatch.detection.evaluator import RoundCache, evaluate_round, receive_agent_report
+from dcwatch.detection.agent_watch import receive_agent_report
+from dcwatch.detection.evaluator import evaluate_round
+from dcwatch.detection.round_cache import RoundCache
 from dcwatch.detection.trust import envelope_refusal
 from dcwatch.events import EVENT_MAX_BYTES, REPLAY_FIELD, ProbeRound
 from dcwatch.observability import logger, record_detection, record_refused, record_results_received, tracer

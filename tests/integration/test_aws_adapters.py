@@ -25,6 +25,7 @@ from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.config import load_config
 from dcwatch.detection.decision import AutomationSwitch, LastFailover
 from dcwatch.detection.health import CheckState
+from dcwatch.detection.holds import HeldBack
 from dcwatch.errors import TransientError, VcenterRefused
 from dcwatch.events import ProbeResult
 from dcwatch.local.cloud import create_tables
@@ -166,7 +167,8 @@ def test_only_one_evaluator_wins_a_change_of_condition():
     store = make_table()
     up = store.condition("site/north", "UP")
     assert up == Condition("UP")
-    down = Condition("DOWN", since=T0, incident_id="north-down-1", blocked="automation off", alerted=True, version=1)
+    held = HeldBack.gates("automation off")
+    down = Condition("DOWN", since=T0, incident_id="north-down-1", blocked=held, alerted=True, version=1)
     assert store.change_condition("site/north", up, down)
     assert not store.change_condition("site/north", up, replace(down, incident_id="north-down-2"))
     assert store.condition("site/north", "UP") == down

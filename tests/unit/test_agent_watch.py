@@ -10,8 +10,8 @@ import pytest
 
 from dcwatch.agent.report import SiteAgentReportEvent, agent_source
 from dcwatch.config import Fencing
+from dcwatch.detection.agent_watch import receive_agent_report
 from dcwatch.detection.decision import AutomationSwitch
-from dcwatch.detection.evaluator import receive_agent_report
 from dcwatch.events import probe_source
 from dcwatch.wiring import RULES
 from tests.helpers import agent_report, load_event
@@ -234,7 +234,7 @@ def test_a_held_back_failover_waits_while_the_sites_agent_reports_it_serving():
 
     # Then the failover still waits, naming why
     assert world.workflows.started == {}
-    held = world.store.condition("site/dc-a", "UP").blocked
+    held = world.store.condition("site/dc-a", "UP").blocked.text
     assert held.startswith("partitioned: AWS cannot reach dc-a; its agent reports it alive and serving")
 
 

@@ -15,7 +15,9 @@ import yaml
 
 from dcwatch.config import Config, ConfigError, MaintenanceWindow, parse_config
 from dcwatch.detection.decision import AutomationSwitch, LastFailover
-from dcwatch.detection.evaluator import Evaluation, RoundCache, evaluate, evaluate_round
+from dcwatch.detection.evaluator import evaluate, evaluate_round
+from dcwatch.detection.outcomes import Evaluation
+from dcwatch.detection.round_cache import RoundCache
 from dcwatch.errors import TransientError
 from dcwatch.events import ProbeResult, ProbeRound, probe_rounds
 from dcwatch.local.demo import DEMO_CONFIG

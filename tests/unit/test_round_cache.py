@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dcwatch.detection.evaluator import RoundCache, evaluate_round
+from dcwatch.detection.evaluator import evaluate_round
+from dcwatch.detection.round_cache import RoundCache
 from dcwatch.errors import StaleState, TransientError
 from dcwatch.events import ProbeRound
 from tests.helpers import demo_config, probe_result

@@ -12,6 +12,7 @@ from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.detection.decision import AutomationSwitch, LastFailover
 from dcwatch.detection.health import CheckState, RoundMark
+from dcwatch.detection.holds import HeldBack
 from dcwatch.events import ProbeResult, SiteStatusChanged
 
 
@@ -174,7 +175,7 @@ class Condition:
     status: str
     since: datetime | None = None  # when it entered this status
     incident_id: str | None = None
-    blocked: str | None = None  # a DOWN active site whose failover is held back: why (re-judged every round)
+    blocked: HeldBack | None = None  # a DOWN active site whose failover is held back: why (re-judged every round)
     alerted: bool = False  # its change was announced, so its return is announced too
     version: int = 0
 

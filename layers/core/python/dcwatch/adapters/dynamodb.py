@@ -25,6 +25,7 @@ from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import MaintenanceWindow
 from dcwatch.detection.decision import AutomationSwitch, LastFailover
 from dcwatch.detection.health import CheckState, RoundMark, refreshed
+from dcwatch.detection.holds import HeldBack
 from dcwatch.errors import TransientError
 from dcwatch.events import ProbeResult
 from dcwatch.ports import Audited, Condition, Lease
@@ -309,7 +310,7 @@ class DynamoStateStore:
             status=str(data["status"]),
             since=_time(data.get("since")),
             incident_id=data.get("incidentId"),
-            blocked=data.get("blocked"),
+            blocked=HeldBack.parse(data["blocked"]) if data.get("blocked") else None,
             alerted=bool(data.get("alerted", False)),
             version=int(data.get("version", 0)),
         )
@@ -325,7 +326,7 @@ class DynamoStateStore:
             "status": new.status,
             "since": new.since.isoformat() if new.since else None,
             "incidentId": new.incident_id,
-            "blocked": new.blocked,
+            "blocked": new.blocked.text if new.blocked else None,
             "alerted": new.alerted,
             "version": new.version,
             "changedAt": datetime.now(UTC).isoformat(),

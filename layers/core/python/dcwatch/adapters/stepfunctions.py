@@ -31,6 +31,12 @@ class StepFunctionsStarter:
             machine = self.state_machine_arn.split(":stateMachine:")
             return f"{machine[0]}:execution:{machine[1]}:{name}"
 
+    def status(self, execution_arn: str) -> tuple[str, str]:
+        """The execution's status (RUNNING, SUCCEEDED, ...) and its cause, or its output once it has one."""
+        with aws_call("states:DescribeExecution"):
+            described = self._client().describe_execution(executionArn=execution_arn)
+        return str(described["status"]), str(described.get("cause") or described.get("output", ""))
+
 
 # The token's workflow no longer waits: answered, timed out, stopped; or the token was mistyped.
 _NOT_WAITING = {"InvalidToken", "TaskDoesNotExist", "TaskTimedOut"}

@@ -13,16 +13,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Protocol
 
 from dcwatch.agent.report import SiteAgentReport, agent_source
 from dcwatch.config import Config
-from dcwatch.detection.announce import announce, duration, flip
+from dcwatch.detection.announce import announce, condition_key, duration, flip
 from dcwatch.detection.decision import Verdict, View
 from dcwatch.detection.trust import outside_window
 from dcwatch.events import REPLAY_FIELD
-from dcwatch.ports import Condition, Notifier, StateStore
+from dcwatch.ports import AgentReportStore, AuditLog, Condition, Notifier, StatusStore
 
 
 def agents_configured(config: Config) -> bool:
@@ -102,15 +104,15 @@ def refusal(source: str, report: SiteAgentReport, config: Config, now: datetime,
     return ""
 
 
-def _key(kind: str, site: str) -> str:
-    return f"{kind}/{site}"
+class AgentStore(StatusStore, AuditLog, AgentReportStore, Protocol):
+    """What the evaluator's side of the agents reads and writes: the reports, its conditions, their records."""
 
 
 class AgentWatch:
     """The evaluator's side of the agents: their evidence in site verdicts, partitions and silence. Each change
     is announced once (`dcwatch.detection.announce`); reports are read once per instance (one evaluation)."""
 
-    def __init__(self, config: Config, store: StateStore, notifier: Notifier):
+    def __init__(self, config: Config, store: AgentStore, notifier: Notifier):
         self.config, self.store, self.notifier = config, store, notifier
         self._reports: dict[str, SiteAgentReport | None] = {}
 
@@ -163,7 +165,7 @@ class AgentWatch:
         self, site: str, partitioned: bool, verdict: Verdict, evidence: AgentEvidence, now: datetime
     ) -> None:
         status = "PARTITIONED" if partitioned else "OK"
-        previous = self._flip(_key("partition", site), "OK", status, now)
+        previous = self._flip(condition_key("partition", site), "OK", status, now)
         if previous is None:
             return
         explanation = verdict.explain(self.config.thresholds)
@@ -190,7 +192,7 @@ class AgentWatch:
         """AGENT SILENT once its latest report is older than lease_ttl_s + margin_s, AGENT BACK when it reports
         again. An agent never heard counts from the evaluator's first look."""
         report = self.evidence(site, now).report
-        key = _key("agent", site)
+        key = condition_key("agent", site)
         stored = self.store.condition(key, "OK")
         if report is None and stored.since is None:
             self.store.change_condition(key, stored, Condition("OK", since=now, version=stored.version + 1))
@@ -217,3 +219,34 @@ class AgentWatch:
             subject = f"[dcwatch] AGENT BACK {site}: its agent reports again after {took} silent"
             text = f"the agent of {site} reports again: {self.evidence(site, now).describe()}"
         self._record(f"agent-{site}", subject, text, record)
+
+
+@dataclass(frozen=True)
+class AgentReportOutcome:
+    """What one site agent's report did, for the handler's log line."""
+
+    site: str
+    kept: bool = False  # the site's latest report now (False: a later one is kept already)
+    refused: str = ""  # why it was not kept at all
+
+
+def receive_agent_report(
+    source: str,
+    report: SiteAgentReport,
+    config: Config,
+    store: AgentStore,
+    notifier: Notifier,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    replay: str | None = None,
+) -> AgentReportOutcome:
+    """Keep the site's latest report (the lease proof reads the standby's) and announce an agent back from
+    silence. One agent reports on its own site only, live: anything else is refused, and changes nothing.
+    `replay`: the name of the archive replay the event came from, if it did."""
+    now = clock()
+    refused = refusal(source, report, config, now, replay)
+    if refused:
+        return AgentReportOutcome(report.site, refused=refused)
+    if not store.put_agent_report(report):
+        return AgentReportOutcome(report.site)
+    AgentWatch(config, store, notifier).silence(report.site, now)
+    return AgentReportOutcome(report.site, kept=True)

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from dcwatch.ports import Condition, Notifier, StateStore
+from dcwatch.ports import AuditLog, Condition, Notifier, StatusStore
 from dcwatch.subjects import fit_subject
 
 
-def flip(store: StateStore, key: str, default: str, status: str, now: datetime) -> Condition | None:
+def condition_key(kind: str, subject: str) -> str:
+    """Where a condition is stored: `site/dc-a`, `service/shop@dc-a`, `vantage/aws-vpc`, `agent/dc-a`."""
+    return f"{kind}/{subject}"
+
+
+def flip(store: StatusStore, key: str, default: str, status: str, now: datetime) -> Condition | None:
     """Move the condition under `key` to `status`; the one it replaced, or None when it already was there
     or another evaluator moved it first (that one alerts, so the alert goes out once)."""
     stored = store.condition(key, default)
@@ -22,7 +27,7 @@ def flip(store: StateStore, key: str, default: str, status: str, now: datetime) 
 
 
 def announce(
-    store: StateStore, notifier: Notifier, audit_id: str, subject: str, message: str, record: dict[str, object]
+    store: AuditLog, notifier: Notifier, audit_id: str, subject: str, message: str, record: dict[str, object]
 ) -> None:
     """The decision record, then the alert: both name what changed and the arithmetic behind it."""
     store.append_audit(audit_id, record)
