@@ -25,6 +25,7 @@ from dcwatch.detection.decision import Verdict, View
 from dcwatch.detection.trust import outside_window
 from dcwatch.events import REPLAY_FIELD
 from dcwatch.ports import AgentReportStore, AuditLog, Condition, Notifier, StatusStore
+from dcwatch.subjects import alert_subject
 
 
 def agents_configured(config: Config) -> bool:
@@ -172,7 +173,9 @@ class AgentWatch:
         record: dict[str, object] = {"kind": "partition", "site": site, "status": status, "decidedAt": now}
         record |= {"explanation": explanation, "agent": evidence.describe()}
         if partitioned:
-            subject = f"[dcwatch] PARTITIONED {site}: AWS cannot reach {site}; its agent reports it alive and serving"
+            subject = alert_subject(
+                f"PARTITIONED {site}: AWS cannot reach {site}; its agent reports it alive and serving"
+            )
             text = (
                 f"AWS cannot reach {site}; its agent reports it alive and serving: {evidence.describe()}. "
                 f"The vantage points see it DOWN ({explanation}); no failover while its agent renews its lease and "
@@ -180,7 +183,7 @@ class AgentWatch:
             )
         elif verdict.status == "UP":
             took = duration(previous.since, now)
-            subject = f"[dcwatch] PARTITION OVER {site}: AWS reaches {site} again after {took}"
+            subject = alert_subject(f"PARTITION OVER {site}: AWS reaches {site} again after {took}")
             text = f"the vantage points see {site} again after {took}: {explanation}"
         else:
             # Still DOWN from AWS, its agent no longer says it serves: the site's own DOWN alert speaks now.
@@ -208,7 +211,7 @@ class AgentWatch:
         record |= {"lastReportAt": report.sent_at if report else None, "decidedAt": now}
         if silent:
             heard = f"since {last:%H:%M:%S}" if report else f"since the evaluator started watching at {last:%H:%M:%S}"
-            subject = f"[dcwatch] AGENT SILENT {site}: no report since {last:%H:%M:%S}"
+            subject = alert_subject(f"AGENT SILENT {site}: no report since {last:%H:%M:%S}")
             text = (
                 f"the agent of {site} has sent no report {heard}, more than lease_ttl_s + margin_s "
                 f"({self.silent_after_s:g} s): it is down, or cut off from AWS. {site} is judged by its vantage "
@@ -216,7 +219,7 @@ class AgentWatch:
             )
         else:
             took = duration(previous.since, now)
-            subject = f"[dcwatch] AGENT BACK {site}: its agent reports again after {took} silent"
+            subject = alert_subject(f"AGENT BACK {site}: its agent reports again after {took} silent")
             text = f"the agent of {site} reports again: {self.evidence(site, now).describe()}"
         self._record(f"agent-{site}", subject, text, record)
 

@@ -12,6 +12,7 @@ from dcwatch.detection.decision import Verdict
 from dcwatch.detection.health import CheckState
 from dcwatch.detection.holds import HeldBack
 from dcwatch.ports import AuditLog, Condition, Notifier
+from dcwatch.subjects import alert_subject
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,13 @@ def flapping_alert(state: CheckState, seen: list[CheckState], thresholds: Thresh
     t = thresholds
     if seen:
         where = ", ".join(sorted(c.vantage for c in seen))
-        subject = f"[dcwatch] FLAPPING {state.check} at {state.site}: no automatic action"
+        subject = alert_subject(f"FLAPPING {state.check} at {state.site}: no automatic action")
         text = (
             f"{state.check} at {state.site} changed between UP and DOWN {t.flap_changes} times or more within "
             f"{t.flap_window_s} s, seen from {where}; while it flaps, no failover starts automatically"
         )
     else:
-        subject = f"[dcwatch] SETTLED {state.check} at {state.site}: {state.status}"
+        subject = alert_subject(f"SETTLED {state.check} at {state.site}: {state.status}")
         text = f"{state.check} at {state.site} changed fewer than {t.flap_changes} times within {t.flap_window_s} s"
     record: dict[str, object] = {"kind": "check-flapping", "site": state.site, "check": state.check}
     record |= {"vantage": state.vantage, "flapping": bool(seen), "status": state.status}
@@ -49,13 +50,13 @@ def flapping_alert(state: CheckState, seen: list[CheckState], thresholds: Thresh
 
 def vantage_alert(vantage: str, status: str, previous: str, now: datetime) -> Alert:
     if status == "ISOLATED":
-        subject = f"[dcwatch] ISOLATED vantage point {vantage}: its view is not counted"
+        subject = alert_subject(f"ISOLATED vantage point {vantage}: its view is not counted")
         text = (
             f"{vantage} sees every critical check it runs fail while another vantage point sees one of them pass: "
             "the fault is on its side; its results count for no site until it sees the sites again"
         )
     else:
-        subject = f"[dcwatch] vantage point {vantage} sees the sites again"
+        subject = alert_subject(f"vantage point {vantage} sees the sites again")
         text = f"{vantage} is no longer isolated; its results count again"
     record: dict[str, object] = {"kind": "vantage", "vantage": vantage, "status": status, "previous": previous}
     return Alert(f"vantage-{vantage}", subject, text, record | {"explanation": text, "decidedAt": now})
@@ -76,22 +77,22 @@ def part_alert(
     if service is None:
         audit_id = f"vcenter-{site}"
         if status == "DOWN":
-            subject = f"[dcwatch] VCENTER DOWN at {site} (active): its services answer; no automatic action"
+            subject = alert_subject(f"VCENTER DOWN at {site} (active): its services answer; no automatic action")
             text = (
                 f"the vCenter of {site} is DOWN while its services answer: {explanation}. Production stays; "
                 f"until it is back, a failover could not fence {site}'s VMs and nothing can be powered there."
             )
         else:
-            subject = f"[dcwatch] VCENTER RECOVERED at {site} after {took}"
+            subject = alert_subject(f"VCENTER RECOVERED at {site} after {took}")
             text = f"the vCenter of {site} is UP again after {took}: {explanation}"
         record: dict[str, object] = {"kind": "vcenter", "site": site, "status": status}
     else:
         audit_id = f"service-{service}@{site}"
         if status == "DOWN":
-            subject = f"[dcwatch] SERVICE DOWN {service} at {site}: no automatic action"
+            subject = alert_subject(f"SERVICE DOWN {service} at {site}: no automatic action")
             text = f"{service} at {site} DOWN: {explanation}. A service alone never moves production."
         else:
-            subject = f"[dcwatch] SERVICE RECOVERED {service} at {site} after {took}"
+            subject = alert_subject(f"SERVICE RECOVERED {service} at {site} after {took}")
             text = f"{service} at {site} UP again after {took}: {explanation}"
         record = {"kind": "service", "service": service, "site": site, "status": status}
     record |= {"previous": stored.status, "explanation": explanation, "decidedAt": now, "alerted": alerted}
@@ -113,11 +114,11 @@ def site_alert(
     """A site gone DOWN (with the action taken) or RECOVERED (with the outage's duration)."""
     site, role = verdict.site, verdict.role
     if verdict.status == "DOWN":
-        subject = f"[dcwatch] DOWN {site} ({role}): {'failover started' if started else 'no failover'}"
+        subject = alert_subject(f"DOWN {site} ({role}): {'failover started' if started else 'no failover'}")
         text = f"{site} ({role}) DOWN: {explanation}.\nAction: {action}\nIncident: {incident}"
     else:
         took = duration(stored.since, now)
-        subject = f"[dcwatch] RECOVERED {site} ({role}) after {took}"
+        subject = alert_subject(f"RECOVERED {site} ({role}) after {took}")
         text = f"{site} ({role}) UP again after {took} DOWN: {explanation}.\nIncident: {incident}"
     record: dict[str, object] = {"kind": "site", "site": site, "role": role, "status": verdict.status}
     record |= {"previous": stored.status, "explanation": explanation, "action": action, "decidedAt": now}
