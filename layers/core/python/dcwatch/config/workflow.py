@@ -31,8 +31,10 @@ class Approval(ConfigModel):
     )
 
 
-# Every workflow step Lambda's timeout; hooks run inside StartGroup and CheckGroup, one after the other,
-# and must leave the step this much for its own work (vCenter session, power-ons, idempotency records).
+# Every workflow step Lambda's timeout (`dcwatch.wiring` gives it to the step functions); the hooks one step runs
+# (`dcwatch.config.hooks`), one after the other, must leave it STEP_OWN_WORK_S for its own work (vCenter session,
+# power-ons, idempotency records). Both bound this section's step_wait_s, so they live with the config, which
+# wiring imports (a home in wiring would close the circle config -> wiring -> recovery.executions -> config).
 STEP_TIMEOUT_S = 60
 STEP_OWN_WORK_S = 15
 # The failover state machine's TimeoutSeconds in failover.asl.json (a test keeps them equal): raised per config to
