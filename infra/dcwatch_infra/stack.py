@@ -38,6 +38,7 @@ from constructs import Construct
 
 from dcwatch.adapters.agent_aws import SITE_LEASE_PREFIX
 from dcwatch.config import Config, workflow_timeout_s
+from dcwatch.config.hooks import HOOK_STEPS
 from dcwatch.events import EVALUATOR_SOURCE, REPLAY_FIELD, SITE_STATUS_CHANGED
 from dcwatch.topology import VantagePoint
 from dcwatch.wiring import (
@@ -125,8 +126,8 @@ ONCE_ACTORS = (
     "ExecutionEnded",
 )
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-# Steps that run recovery hooks: they may invoke exactly the Lambda hooks the config names.
-HOOK_CALLERS = ("StartGroup", "CheckGroup")
+# Steps that run recovery hooks (`dcwatch.config.hooks`): they may invoke exactly the Lambda hooks the config names.
+HOOK_CALLERS = HOOK_STEPS
 # Functions that run the config's checks (`app.probe`): they read the checks' `headers_secret`s; hook callers
 # read the hooks' own.
 CHECK_RUNNERS = ("Probe", "CheckGroup", "VerifyServices")

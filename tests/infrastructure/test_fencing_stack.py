@@ -9,7 +9,7 @@ import pytest
 import yaml
 from aws_cdk.assertions import Annotations, Match
 
-from dcwatch.config import TRUST_QUORUM_WARNING
+from dcwatch.config.fencing import TRUST_QUORUM_WARNING
 from dcwatch_infra import constants
 from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
 from tests.infrastructure.template import refs, resources

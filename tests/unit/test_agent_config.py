@@ -13,7 +13,8 @@ from jsonschema import Draft202012Validator
 from dcwatch.adapters.agent_aws import site_lease_key
 from dcwatch.agent.policy import agent_policy
 from dcwatch.agent.report import AGENT_SOURCE_PREFIX, SITE_AGENT_REPORT, SiteAgentReport, agent_source
-from dcwatch.config import TRUST_QUORUM_WARNING, ConfigError, parse_config
+from dcwatch.config import ConfigError, parse_config
+from dcwatch.config.fencing import TRUST_QUORUM_WARNING
 from dcwatch.contracts import schema
 from dcwatch.local.demo import DEMO_CONFIG
 from tests.helpers import load_event

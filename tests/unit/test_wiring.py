@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from dcwatch.config import (
+from dcwatch.config.workflow import (
     STEP_OWN_WORK_S,
     STEP_TIMEOUT_S,
     WORKFLOW_TIMEOUT_S,

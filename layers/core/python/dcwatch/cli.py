@@ -267,7 +267,7 @@ def _recover(args: argparse.Namespace) -> int:
         print("no --state-machine-arn given: request checked, nothing started")
         return 0
     from dcwatch.adapters.stepfunctions import StepFunctionsStarter
-    from dcwatch.config import Workflow
+    from dcwatch.config.workflow import Workflow
     from dcwatch.recovery.start import start_recovery
 
     workflows = StepFunctionsStarter(args.state_machine_arn)

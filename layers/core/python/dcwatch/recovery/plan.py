@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dcwatch.config import Config, DnsRecord, Hook, RecoveryMode, Service
+from dcwatch.config.hooks import group_hooks
 from dcwatch.ports import RecordValues
 
 
@@ -193,14 +194,15 @@ def _group_plan(config: Config, site: str, number: int, chosen: list[str]) -> Gr
     settings = config.site(site).priority_group(number)
     at_site = [(service, at) for service, at in config.services_at(site) if service.name in chosen]
     vms = [vm for _, at in at_site for vm in at.vms if vm.group == number]
+    hooks = group_hooks(config, site, number, chosen).hooks_only()
     return GroupPlan(
         timeout_s=settings.timeout_s or config.workflow.group_timeout_s,
         after={vm.name: list(vm.after) for vm in vms if vm.after},
         power_only=sorted(vm.name for vm in vms if vm.ready == "power"),
-        pre_hooks=settings.pre_power_on,
-        post_hooks=settings.post_power_on,
-        vm_pre_hooks={vm.name: vm.pre_power_on for vm in vms if vm.pre_power_on},
-        vm_post_hooks={vm.name: vm.post_power_on for vm in vms if vm.post_power_on},
+        pre_hooks=hooks.pre,
+        post_hooks=hooks.post,
+        vm_pre_hooks=hooks.vm_pre,
+        vm_post_hooks=hooks.vm_post,
         services=[service.name for service, at in at_site if at.vms and max(vm.group for vm in at.vms) == number],
     )
 

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from dcwatch.config import Config, Hook
+from dcwatch.config.hooks import GroupHooks
 from dcwatch.detection.checks import service_checks
 from dcwatch.errors import GroupTimeout, HookFailed, PowerOnFailed
 from dcwatch.ports import GuestState, HookResult, HookRunner, Inventory, Observed, Once, Watch
@@ -229,10 +230,8 @@ def _worth_a_look(detail: GroupPlan, pending: _Pending, seen: Observed) -> bool:
 def _hooks_left_s(state: WorkflowState) -> float:
     """The longest the hooks still due in the current group may take: kept free of the step's wait."""
     progress, detail = state.progress, state.plan.group(state.progress.group)
-    vms = state.plan.groups[progress.group]
-    hooks = [h for vm in vms if vm not in progress.ready for h in detail.vm_post_hooks.get(vm, [])]
-    hooks += [h for vm in vms if vm not in progress.tasks for h in detail.vm_pre_hooks.get(vm, [])]
-    return sum(h.timeout_s for h in [*hooks, *detail.post_hooks])
+    hooks = GroupHooks(post=detail.post_hooks, vm_pre=detail.vm_pre_hooks, vm_post=detail.vm_post_hooks)
+    return sum(h.timeout_s for h in hooks.check_group(ready=progress.ready, started=progress.tasks))
 
 
 def check_group(

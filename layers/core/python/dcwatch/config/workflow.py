@@ -1,0 +1,143 @@
+"""The `workflow` and `drill` sections: a recovery's waits, approvals and lock, the step Lambda's time budget,
+and the longest run a config allows (the state machine's time limit)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, model_validator
+
+from dcwatch.config.fields import ConfigModel, Name, unbuilt_default
+from dcwatch.config.sites import DnsRecord
+
+if TYPE_CHECKING:
+    from dcwatch.config.schema import Config
+
+
+RecoveryMode = Literal["disaster", "migration", "drill", "failback"]
+RECOVERY_MODES: tuple[RecoveryMode, ...] = ("disaster", "migration", "drill", "failback")
+
+
+class Approval(ConfigModel):
+    """An operator's approve/deny before a mode changes anything (Step Functions waitForTaskToken)."""
+
+    modes: list[RecoveryMode] = Field(default=[], description="the modes that wait for approval; none by default")
+    timeout_s: int = Field(
+        default=900,
+        ge=1,
+        le=1800,
+        description="no answer within this long: the workflow stops, nothing changed "
+        "(at most 1800: the whole workflow is bounded by an hour)",
+    )
+
+
+# Every workflow step Lambda's timeout (`dcwatch.wiring` gives it to the step functions); the hooks one step runs
+# (`dcwatch.config.hooks`), one after the other, must leave it STEP_OWN_WORK_S for its own work (vCenter session,
+# power-ons, idempotency records). Both bound this section's step_wait_s, so they live with the config, which
+# wiring imports (a home in wiring would close the circle config -> wiring -> recovery.executions -> config).
+STEP_TIMEOUT_S = 60
+STEP_OWN_WORK_S = 15
+# The failover state machine's TimeoutSeconds in failover.asl.json (a test keeps them equal): raised per config to
+# its longest possible run (`workflow_timeout_s`), never lowered; the other steps' own work is given this margin.
+WORKFLOW_TIMEOUT_S = 3600
+WORKFLOW_STEPS_MARGIN_S = 10 * STEP_TIMEOUT_S
+
+
+class Workflow(ConfigModel):
+    poll_s: int = Field(
+        default=5,
+        ge=1,
+        description="the state machine's wait between two CheckGroup or CheckDns steps, once one step's wait "
+        "(step_wait_s) did not see the group up or DNS in sync",
+    )
+    step_wait_s: int = Field(
+        default=20,
+        ge=0,
+        le=STEP_TIMEOUT_S - STEP_OWN_WORK_S,
+        description="how long CheckGroup and CheckDns wait inside one invocation for the group to come up or DNS "
+        "to be in sync, seeing it as it happens (0: look once); below the step Lambda's timeout",
+    )
+    group_timeout_s: int = Field(default=600, ge=1, description="deadline for one priority group")
+    dns_timeout_s: int = Field(default=300, ge=1, description="deadline for Route 53 INSYNC")
+    shutdown_timeout_s: int = Field(
+        default=300,
+        ge=1,
+        description="migration and failback: how long one group's guests may take to shut down before "
+        "their VMs are powered off",
+    )
+    approval: Approval = unbuilt_default(Approval)
+    lease_s: int = Field(
+        default=900,
+        ge=30,
+        description="the failover lock's lease, renewed before each priority group and before the DNS switch; "
+        "must outlast group_timeout_s and dns_timeout_s",
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_waits(self) -> Workflow:
+        waits = [self.group_timeout_s, self.dns_timeout_s, self.shutdown_timeout_s]
+        waits += [self.approval.timeout_s] if self.approval.modes else []
+        longest = max(waits) + LEASE_MARGIN_S
+        if self.lease_s < longest:
+            raise ValueError(
+                f"lease_s {self.lease_s} must be at least the longest wait between renewals plus "
+                f"{LEASE_MARGIN_S} s ({longest}): the lock would expire while the workflow still runs"
+            )
+        return self
+
+
+LEASE_MARGIN_S = 60
+
+
+class DrillService(ConfigModel):
+    name: Name = Field(description="a service of `services`: its standby copies are powered on in a drill")
+    dns: DnsRecord = Field(
+        description="the drill record, pointed at the standby copy during the drill and "
+        "restored after it; never a production record"
+    )
+
+
+class Drill(ConfigModel):
+    """What a drill proves: the standby copies of these services, reached through their drill records only."""
+
+    services: list[DrillService] = Field(min_length=1)
+    network: str | None = Field(
+        default=None,
+        description="the isolated network (port group) the drill copies are attached to at the standby; "
+        "recorded in the plan and the audit, not configured by dcwatch",
+    )
+
+
+def longest_run(config: Config) -> tuple[int, str]:
+    """A recovery's longest possible run, its waits at their timeouts (seconds), and its sum in words, by knob:
+    approvals, the TTL wait, the leaving site's shutdown groups, the standby's groups, DNS."""
+    w = config.workflow
+    longest: tuple[int, str] = (0, "")
+    for standby in config.sites:
+        leaving = config.other_site(standby.name)
+        groups = {vm.group for s in config.services if standby.name in s.sites for vm in s.sites[standby.name].vms}
+        shut = {vm.group for s in config.services if leaving in s.sites for vm in s.sites[leaving].vms}
+        power_on = sum(standby.priority_group(n).timeout_s or w.group_timeout_s for n in groups)
+        ttl = max((s.dns.ttl for s in config.services), default=0)
+        own: dict[RecoveryMode, list[tuple[str, int]]] = {
+            "disaster": [("approval.timeout_s (fencing not proven)", w.approval.timeout_s)],
+            "migration": [
+                ("the TTL wait", ttl),
+                (f"shutdown_timeout_s x {len(shut)}", w.shutdown_timeout_s * len(shut)),
+            ],
+        }
+        own["failback"] = own["migration"]
+        for mode, waits in own.items():
+            parts = [("approval.timeout_s", w.approval.timeout_s)] if mode in w.approval.modes else []
+            parts += [*waits, (f"{len(groups)} groups' timeout_s", power_on), ("dns_timeout_s", w.dns_timeout_s)]
+            total = sum(s for _, s in parts)
+            if total > longest[0]:
+                words = " + ".join(f"{name} {s}" for name, s in parts if s)
+                longest = (total, f"a {mode} to {standby.name}: {words}")
+    return longest
+
+
+def workflow_timeout_s(config: Config) -> int:
+    """The failover state machine's TimeoutSeconds for `config`: past it, Step Functions stops a run wherever it
+    stands (half the groups up, DNS not switched), so it must outlast the longest run the config allows."""
+    return max(WORKFLOW_TIMEOUT_S, longest_run(config)[0] + WORKFLOW_STEPS_MARGIN_S)
