@@ -30,7 +30,7 @@ from dcwatch.adapters.agent_aws import (
     credentials_from_text,
     read_key_file,
 )
-from dcwatch.adapters.dynamodb import DynamoStateStore
+from dcwatch.adapters.dynamodb.audit import DynamoAuditLog
 from dcwatch.adapters.fencer import SiteFencer
 from dcwatch.adapters.hooks import HookCaller
 from dcwatch.adapters.peer_link import PeerLink
@@ -164,7 +164,7 @@ class SiteAgent:
         # as it lands before the agent would fence: so its client waits longer than the round does.
         ddb = clients("dynamodb", max(client_timeout, self.timing.fence_after.total_seconds() / 4))
         self.leases = DynamoSiteLeases(settings.locks_table, site, ddb)
-        self.audit = DynamoStateStore("", settings.audit_table, client=ddb)
+        self.audit = DynamoAuditLog("", settings.audit_table, client=ddb)
         self.publisher = AgentReportPublisher(settings.bus_name, clients("events", client_timeout))
         self.secrets = KeptSecrets(clients("secretsmanager", client_timeout), time.monotonic)
         self.file = agent_state.load(settings.state_file)
