@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from dcwatch.ports import Condition, Notifier, StateStore
+from dcwatch.model import StoredStatus
+from dcwatch.ports import Notifier, StateStore
 
 
-def flip(store: StateStore, key: str, default: str, status: str, now: datetime) -> Condition | None:
+def flip(store: StateStore, key: str, default: str, status: str, now: datetime) -> StoredStatus | None:
     """Move the condition under `key` to `status`; the one it replaced, or None when it already was there
     or another evaluator moved it first (that one alerts, so the alert goes out once)."""
     stored = store.condition(key, default)
     if status == stored.status or not store.change_condition(
-        key, stored, Condition(status, since=now, version=stored.version + 1)
+        key, stored, StoredStatus(status, since=now, version=stored.version + 1)
     ):
         return None
     return stored

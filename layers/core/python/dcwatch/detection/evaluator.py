@@ -45,11 +45,12 @@ from dcwatch.detection.decision import (
     site_verdict,
     vcenter_verdict,
 )
-from dcwatch.detection.health import CheckState, RoundMark, advance, incident_id, refreshed, repeats
+from dcwatch.detection.health import advance, incident_id, refreshed, repeats
 from dcwatch.detection.trust import result_refusal, round_refusal
 from dcwatch.errors import StaleState
 from dcwatch.events import ProbeResult, ProbeRound, SiteStatusChanged
-from dcwatch.ports import Condition, EventPublisher, Leases, Notifier, StateStore, WorkflowStarter
+from dcwatch.model import CheckState, RoundMark, StoredStatus
+from dcwatch.ports import EventPublisher, Leases, Notifier, StateStore, WorkflowStarter
 from dcwatch.recovery.request import default_reason
 from dcwatch.topology import Topology
 
@@ -370,7 +371,7 @@ class _Decider:
     def _record(self, audit_id: str, subject: str, message: str, record: dict[str, object]) -> None:
         announce(self.store, self.ports.notifier, audit_id, subject, message, record)
 
-    def _flip(self, key: str, default: str, status: str, now: datetime) -> Condition | None:
+    def _flip(self, key: str, default: str, status: str, now: datetime) -> StoredStatus | None:
         return flip(self.store, key, default, status, now)
 
     def flapping(self, state: CheckState) -> None:
@@ -519,7 +520,7 @@ class _Decider:
         self,
         result: ProbeResult,
         site: str,
-        stored: Condition,
+        stored: StoredStatus,
         checks: dict[str, list[CheckState]],
         isolated: frozenset[str],
         active: str,
@@ -623,7 +624,7 @@ class _Decider:
         if verdict.status == stored.status and blocked == PENDING:
             return  # still waiting for the site's other results
         since = stored.since if verdict.status == stored.status else now
-        new = Condition(verdict.status, since=since, blocked=blocked, alerted=alert, version=stored.version + 1)
+        new = StoredStatus(verdict.status, since=since, blocked=blocked, alerted=alert, version=stored.version + 1)
         if not self.store.change_condition(key, stored, new):
             return
         if verdict.status == stored.status and not alert:
@@ -681,7 +682,7 @@ class _Decider:
             news = stored.alerted
         alert = bool(news)
         since = stored.since if verdict.status == stored.status else now
-        new = Condition(verdict.status, since=since, blocked=blocked, alerted=alert, version=stored.version + 1)
+        new = StoredStatus(verdict.status, since=since, blocked=blocked, alerted=alert, version=stored.version + 1)
         if not self.store.change_condition(key, stored, new):
             return
         if verdict.status == stored.status and not alert:
@@ -710,7 +711,7 @@ class _Decider:
         verdict, stored, result = ctx.verdict, ctx.stored, ctx.result
         down = verdict.status == "DOWN"
         incident = incident_id(ctx.site, result.observed_at) if down else stored.incident_id
-        claimed = Condition(
+        claimed = StoredStatus(
             verdict.status,
             since=(verdict.failing_since or result.observed_at) if down else ctx.now,
             incident_id=incident,
@@ -863,7 +864,7 @@ class _SiteContext:
     site: str
     result: ProbeResult
     verdict: Verdict
-    stored: Condition
+    stored: StoredStatus
     standby_checks: list[CheckState]
     isolated: frozenset[str]
     now: datetime
@@ -883,11 +884,11 @@ def _one_per_part(judged: list[_Judged]) -> list[_Judged]:
     return list(latest.values())
 
 
-def _pending(stored: Condition) -> bool:
+def _pending(stored: StoredStatus) -> bool:
     return stored.blocked == PENDING
 
 
-def _held_by_flapping(stored: Condition) -> bool:
+def _held_by_flapping(stored: StoredStatus) -> bool:
     return bool(stored.blocked) and str(stored.blocked).startswith("flapping")
 
 

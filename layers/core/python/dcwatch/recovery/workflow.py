@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from dcwatch.config import Config, Fencing, Hook, HttpCheck, unbuilt_default
 from dcwatch.detection.checks import PlannedCheck, service_checks
-from dcwatch.detection.decision import LastFailover
 from dcwatch.errors import (
     DnsTimeout,
     FencingIncomplete,
@@ -39,6 +38,7 @@ from dcwatch.errors import (
     VcenterUnavailable,
 )
 from dcwatch.events import ProbeResult
+from dcwatch.model import LastFailover
 from dcwatch.ports import (
     Dns,
     GuestState,

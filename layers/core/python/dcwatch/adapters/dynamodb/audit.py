@@ -11,7 +11,7 @@ from typing import Any
 from dcwatch.adapters.aws import aws_call
 from dcwatch.adapters.dynamodb.status import active_site_item, last_failover_item
 from dcwatch.adapters.dynamodb.table import Table, from_item, to_item
-from dcwatch.detection.decision import LastFailover
+from dcwatch.model import LastFailover
 
 
 class DynamoAuditLog(Table):

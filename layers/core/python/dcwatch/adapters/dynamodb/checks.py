@@ -12,8 +12,9 @@ from typing import Any
 
 from dcwatch.adapters.aws import aws_call
 from dcwatch.adapters.dynamodb.table import Table, from_item, to_item
-from dcwatch.detection.health import CheckState, RoundMark, refreshed
+from dcwatch.detection.health import refreshed
 from dcwatch.events import ProbeResult
+from dcwatch.model import CheckState, RoundMark
 
 GENERATION = "GEN"  # sort key of a site's generation item, beside its CHECK# states and ROUND# marks
 

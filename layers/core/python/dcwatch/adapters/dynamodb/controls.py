@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from dcwatch.adapters.aws import aws_call
 from dcwatch.adapters.dynamodb.table import Table, from_item, parse_time, to_item
 from dcwatch.config import MaintenanceWindow
-from dcwatch.detection.decision import AutomationSwitch
+from dcwatch.model import AutomationSwitch
 from dcwatch.ports import Audited
 
 

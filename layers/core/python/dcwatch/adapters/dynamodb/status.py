@@ -10,8 +10,7 @@ from typing import Any
 
 from dcwatch.adapters.aws import aws_call
 from dcwatch.adapters.dynamodb.table import Table, parse_time, to_item
-from dcwatch.detection.decision import LastFailover
-from dcwatch.ports import Condition
+from dcwatch.model import LastFailover, StoredStatus
 
 
 def active_site_item(site: str, incident_id: str) -> dict[str, Any]:
@@ -28,11 +27,11 @@ def last_failover_item(failover: LastFailover) -> dict[str, Any]:
 
 
 class DynamoStatusStore(Table):
-    def condition(self, key: str, default: str) -> Condition:
+    def condition(self, key: str, default: str) -> StoredStatus:
         data = self._get(f"CONDITION#{key}", "CONDITION")
         if data is None:
-            return Condition(default)
-        return Condition(
+            return StoredStatus(default)
+        return StoredStatus(
             status=str(data["status"]),
             since=parse_time(data.get("since")),
             incident_id=data.get("incidentId"),
@@ -44,7 +43,7 @@ class DynamoStatusStore(Table):
     def site_status(self, site: str) -> str:
         return self.condition(f"site/{site}", "UP").status
 
-    def change_condition(self, key: str, previous: Condition, new: Condition) -> bool:
+    def change_condition(self, key: str, previous: StoredStatus, new: StoredStatus) -> bool:
         ddb = self._client()
         item = {
             "pk": f"CONDITION#{key}",
