@@ -40,12 +40,12 @@ from dcwatch.adapters.eventbridge import EventBridgePublisher
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.config import Config, parse_config
-from dcwatch.detection.decision import AutomationSwitch
 from dcwatch.detection.evaluator import evaluate, evaluate_round
 from dcwatch.detection.round_cache import RoundCache
 from dcwatch.events import PROBE_RESULT, ProbeResult, ProbeRound, probe_rounds, probe_source
 from dcwatch.local.cloud import create_tables
 from dcwatch.local.moto_server import make_reads_fast
+from dcwatch.model import AutomationSwitch
 from dcwatch.wiring import RULES
 
 REGION = "us-east-1"

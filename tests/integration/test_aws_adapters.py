@@ -23,14 +23,12 @@ from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.config import load_config
-from dcwatch.detection.decision import AutomationSwitch, LastFailover
-from dcwatch.detection.health import CheckState
-from dcwatch.detection.holds import HeldBack
 from dcwatch.errors import TransientError, VcenterRefused
 from dcwatch.events import ProbeResult
 from dcwatch.local.cloud import create_tables
 from dcwatch.local.demo import DEMO_CONFIG
-from dcwatch.ports import Condition, Lease, RecordValues
+from dcwatch.model import AutomationSwitch, CheckState, HeldBack, LastFailover, StoredStatus
+from dcwatch.ports import Lease, RecordValues
 from tests.helpers import moto_credentials
 
 pytestmark = pytest.mark.integration
@@ -166,9 +164,9 @@ def test_check_state_round_trips_per_vantage_point_and_a_stale_writer_loses():
 def test_only_one_evaluator_wins_a_change_of_condition():
     store = make_table()
     up = store.condition("site/north", "UP")
-    assert up == Condition("UP")
+    assert up == StoredStatus("UP")
     held = HeldBack.gates("automation off")
-    down = Condition("DOWN", since=T0, incident_id="north-down-1", blocked=held, alerted=True, version=1)
+    down = StoredStatus("DOWN", since=T0, incident_id="north-down-1", blocked=held, alerted=True, version=1)
     assert store.change_condition("site/north", up, down)
     assert not store.change_condition("site/north", up, replace(down, incident_id="north-down-2"))
     assert store.condition("site/north", "UP") == down

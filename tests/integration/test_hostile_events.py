@@ -231,7 +231,7 @@ def test_a_check_removed_from_the_config_no_longer_stands_in_the_verdict_and_is_
 
 
 def _state_of(result: ProbeResult):
-    from dcwatch.detection.health import CheckState
+    from dcwatch.model import CheckState
 
     return CheckState(
         result.site, result.check, result.service, True, "UP", 0, 1, result.observed_at, vantage=result.vantage

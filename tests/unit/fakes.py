@@ -11,20 +11,10 @@ from typing import Any, TypeVar
 
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
-from dcwatch.detection.decision import AutomationSwitch, LastFailover
-from dcwatch.detection.health import CheckState, RoundMark, is_steady, refreshed
+from dcwatch.detection.health import is_steady, refreshed
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.ports import (
-    Audited,
-    Condition,
-    GuestState,
-    HookResult,
-    Lease,
-    Observed,
-    RecordValues,
-    SiteLease,
-    TaskState,
-)
+from dcwatch.model import AutomationSwitch, CheckState, LastFailover, RoundMark, StoredStatus
+from dcwatch.ports import Audited, GuestState, HookResult, Lease, Observed, RecordValues, SiteLease, TaskState
 from dcwatch.routing import answered_values
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -209,7 +199,7 @@ class FakeNotifier:
 class FakeStore:
     def __init__(self) -> None:
         self.checks: dict[tuple[str, str, str], CheckState] = {}
-        self.conditions: dict[str, Condition] = {}
+        self.conditions: dict[str, StoredStatus] = {}
         self.active: str | None = None
         self.audits: dict[str, list[dict[str, object]]] = {}
         self.switch = AutomationSwitch()
@@ -279,11 +269,11 @@ class FakeStore:
         self.generations[site] = f"{site}-{len(self.generations)}-{self.generation_reads}-{id(object())}"
         return self.generations[site]
 
-    def condition(self, key: str, default: str) -> Condition:
-        return self.conditions.get(key, Condition(default))
+    def condition(self, key: str, default: str) -> StoredStatus:
+        return self.conditions.get(key, StoredStatus(default))
 
-    def change_condition(self, key: str, previous: Condition, new: Condition) -> bool:
-        if self.conditions.get(key, Condition(previous.status)).version != previous.version:
+    def change_condition(self, key: str, previous: StoredStatus, new: StoredStatus) -> bool:
+        if self.conditions.get(key, StoredStatus(previous.status)).version != previous.version:
             return False
         self.conditions[key] = new
         return True

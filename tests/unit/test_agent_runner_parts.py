@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from dcwatch.agent.calls import BoundedCall, DeadlineExceeded
 from dcwatch.agent.report import FenceRecord
-from dcwatch.agent.runner import BoundedCall, DeadlineExceeded
 from dcwatch.agent.state import AgentFile, load, save
 
 AT = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

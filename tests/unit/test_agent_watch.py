@@ -11,8 +11,8 @@ import pytest
 from dcwatch.agent.report import SiteAgentReportEvent, agent_source
 from dcwatch.config import Fencing
 from dcwatch.detection.agent_watch import receive_agent_report
-from dcwatch.detection.decision import AutomationSwitch
 from dcwatch.events import probe_source
+from dcwatch.model import AutomationSwitch
 from dcwatch.wiring import RULES
 from tests.helpers import agent_report, load_event
 from tests.unit.test_evaluator import ALL_OF_A, CONFIG, THRESHOLD, World

@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from dcwatch.config import MaintenanceWindow, Thresholds
 from dcwatch.detection.decision import (
-    AutomationSwitch,
     Gates,
-    LastFailover,
     Rule,
     failover_decision,
     isolated_vantages,
@@ -18,7 +16,7 @@ from dcwatch.detection.decision import (
     service_verdict,
     site_verdict,
 )
-from dcwatch.detection.health import CheckState
+from dcwatch.model import AutomationSwitch, CheckState, LastFailover
 from tests.helpers import demo_config
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

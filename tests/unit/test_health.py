@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from dcwatch.config import Thresholds
-from dcwatch.detection.health import CheckState, advance, incident_id
+from dcwatch.detection.health import advance, incident_id
+from dcwatch.model import CheckState
 from tests.helpers import probe_result
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
-from dcwatch.adapters import vsphere
+import dcwatch.adapters.vsphere.session as vsphere
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import VCenter
 from dcwatch.errors import TransientError, VcenterRefused, VcenterUnreachable

@@ -10,8 +10,7 @@ import yaml
 
 from dcwatch.config import Config, Thresholds, VcenterProbe, parse_config
 from dcwatch.detection.checks import vcenter_checks
-from dcwatch.detection.decision import AutomationSwitch, Gates, failover_decision, site_verdict
-from dcwatch.detection.health import CheckState
+from dcwatch.detection.decision import Gates, failover_decision, site_verdict
 from dcwatch.detection.vcenter import (
     DatastoreState,
     HostState,
@@ -25,6 +24,7 @@ from dcwatch.detection.vcenter import (
     judge_vms,
 )
 from dcwatch.local.demo import DEMO_CONFIG, failing_by_reason
+from dcwatch.model import AutomationSwitch, CheckState
 
 GiB = 1024**3
 PROBE = VcenterProbe(critical_vms=["shop-web-1", "shop-db-1"], expected_maintenance=["esx-3"])

@@ -11,7 +11,6 @@ import yaml
 
 from dcwatch.config import parse_config
 from dcwatch.detection.checks import Outcome, run_round
-from dcwatch.detection.decision import LastFailover
 from dcwatch.errors import (
     FencingIncomplete,
     GroupTimeout,
@@ -26,6 +25,7 @@ from dcwatch.errors import (
     VcenterUnreachable,
 )
 from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.model import LastFailover
 from dcwatch.recovery import messages, steps
 from dcwatch.recovery.state import WorkflowState
 from tests.helpers import demo_config

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, ValidationError
 
 from dcwatch.config import Config, MaintenanceWindow
-from dcwatch.detection.decision import AutomationSwitch, describe_window
+from dcwatch.detection.decision import describe_window
+from dcwatch.model import AutomationSwitch
 from dcwatch.ports import StateStore
 from dcwatch.recovery.steps.approval import approval_answer
 

@@ -10,10 +10,8 @@ from typing import Any, Protocol, TypeVar
 
 from dcwatch.agent.report import SiteAgentReport
 from dcwatch.config import Hook, MaintenanceWindow
-from dcwatch.detection.decision import AutomationSwitch, LastFailover
-from dcwatch.detection.health import CheckState, RoundMark
-from dcwatch.detection.holds import HeldBack
 from dcwatch.events import ProbeResult, SiteStatusChanged
+from dcwatch.model import AutomationSwitch, CheckState, LastFailover, RoundMark, StoredStatus
 
 
 @dataclass(frozen=True)
@@ -165,23 +163,8 @@ class EventPublisher(Protocol):
     def publish_site_status(self, event: SiteStatusChanged) -> None: ...
 
 
-@dataclass(frozen=True)
-class Condition:
-    """The stored status of something judged: a site, a service at a site, a vantage point.
-
-    `version` makes every change a conditional write: of two evaluators, one wins, the other re-reads.
-    """
-
-    status: str
-    since: datetime | None = None  # when it entered this status
-    incident_id: str | None = None
-    blocked: HeldBack | None = None  # a DOWN active site whose failover is held back: why (re-judged every round)
-    alerted: bool = False  # its change was announced, so its return is announced too
-    version: int = 0
-
-
 class CheckStore(Protocol):
-    """The check states of each site, per vantage point, and the marks of the rounds judged (see `health.RoundMark`).
+    """The check states of each site, per vantage point, and the marks of the rounds judged (see `model.RoundMark`).
 
     What the evaluator reads once per round and writes back in batches."""
 
@@ -224,11 +207,11 @@ class CheckStore(Protocol):
 class StatusStore(Protocol):
     """What has been judged and decided: each condition, the active site, the last failover."""
 
-    def condition(self, key: str, default: str) -> Condition:
+    def condition(self, key: str, default: str) -> StoredStatus:
         """The stored condition under `key` ("site/dc-a", "service/shop@dc-a", "vantage/aws-vpc")."""
         ...
 
-    def change_condition(self, key: str, previous: Condition, new: Condition) -> bool:
+    def change_condition(self, key: str, previous: StoredStatus, new: StoredStatus) -> bool:
         """Replace `previous` by `new`; False when another evaluator changed it first."""
         ...
 

@@ -24,7 +24,8 @@ from dcwatch.detection.announce import announce, condition_key, duration, flip
 from dcwatch.detection.decision import Verdict, View
 from dcwatch.detection.trust import outside_window
 from dcwatch.events import REPLAY_FIELD
-from dcwatch.ports import AgentReportStore, AuditLog, Condition, Notifier, StatusStore
+from dcwatch.model import StoredStatus
+from dcwatch.ports import AgentReportStore, AuditLog, Notifier, StatusStore
 from dcwatch.subjects import alert_subject
 
 
@@ -117,7 +118,7 @@ class AgentWatch:
         self.config, self.store, self.notifier = config, store, notifier
         self._reports: dict[str, SiteAgentReport | None] = {}
 
-    def _flip(self, key: str, default: str, status: str, now: datetime) -> Condition | None:
+    def _flip(self, key: str, default: str, status: str, now: datetime) -> StoredStatus | None:
         return flip(self.store, key, default, status, now)
 
     def _record(self, audit_id: str, subject: str, message: str, record: dict[str, object]) -> None:
@@ -198,7 +199,7 @@ class AgentWatch:
         key = condition_key("agent", site)
         stored = self.store.condition(key, "OK")
         if report is None and stored.since is None:
-            self.store.change_condition(key, stored, Condition("OK", since=now, version=stored.version + 1))
+            self.store.change_condition(key, stored, StoredStatus("OK", since=now, version=stored.version + 1))
             return
         last = report.sent_at if report else stored.since
         assert last is not None

@@ -9,9 +9,8 @@ from datetime import datetime
 from dcwatch.config import Thresholds
 from dcwatch.detection.announce import announce, duration
 from dcwatch.detection.decision import Verdict
-from dcwatch.detection.health import CheckState
-from dcwatch.detection.holds import HeldBack
-from dcwatch.ports import AuditLog, Condition, Notifier
+from dcwatch.model import CheckState, HeldBack, StoredStatus
+from dcwatch.ports import AuditLog, Notifier
 from dcwatch.subjects import alert_subject
 
 
@@ -66,7 +65,7 @@ def part_alert(
     site: str,
     service: str | None,
     status: str,
-    stored: Condition,
+    stored: StoredStatus,
     explanation: str,
     now: datetime,
     alerted: bool,
@@ -103,7 +102,7 @@ def part_alert(
 
 def site_alert(
     verdict: Verdict,
-    stored: Condition,
+    stored: StoredStatus,
     explanation: str,
     incident: str | None,
     action: str,

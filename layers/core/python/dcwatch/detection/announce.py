@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from dcwatch.ports import AuditLog, Condition, Notifier, StatusStore
+from dcwatch.model import StoredStatus
+from dcwatch.ports import AuditLog, Notifier, StatusStore
 from dcwatch.subjects import fit_subject
 
 
@@ -15,12 +16,12 @@ def condition_key(kind: str, subject: str) -> str:
     return f"{kind}/{subject}"
 
 
-def flip(store: StatusStore, key: str, default: str, status: str, now: datetime) -> Condition | None:
+def flip(store: StatusStore, key: str, default: str, status: str, now: datetime) -> StoredStatus | None:
     """Move the condition under `key` to `status`; the one it replaced, or None when it already was there
     or another evaluator moved it first (that one alerts, so the alert goes out once)."""
     stored = store.condition(key, default)
     if status == stored.status or not store.change_condition(
-        key, stored, Condition(status, since=now, version=stored.version + 1)
+        key, stored, StoredStatus(status, since=now, version=stored.version + 1)
     ):
         return None
     return stored

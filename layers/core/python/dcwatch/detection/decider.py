@@ -12,16 +12,15 @@ from dcwatch.detection.alerts import flapping_alert, send, vantage_alert
 from dcwatch.detection.announce import condition_key, flip
 from dcwatch.detection.decision import Reach
 from dcwatch.detection.failover import Failover
-from dcwatch.detection.health import CheckState
 from dcwatch.detection.outcomes import Clock, Evaluation, Judged, one_per_part
 from dcwatch.detection.parts import Part, Parts
 from dcwatch.detection.sight import Sight, SiteChecks, look
 from dcwatch.detection.sites import Sites
 from dcwatch.events import ProbeResult
+from dcwatch.model import CheckState, StoredStatus
 from dcwatch.ports import (
     AgentReportStore,
     AuditLog,
-    Condition,
     Controls,
     EventPublisher,
     Leases,
@@ -127,14 +126,14 @@ class Decider:
         sight = self._look(active)
         return self.sites.judge(result, site, stored, sight, now, check_status or "")
 
-    def _site(self, site: str) -> Condition:
+    def _site(self, site: str) -> StoredStatus:
         return self.store.condition(condition_key("site", site), "UP")
 
     def _look(self, active: str) -> Sight:
         return look(self.checks, self.config, self.reach, active)
 
     def _both(
-        self, result: ProbeResult, site: str, stored: Condition, sight: Sight, now: datetime, check_status: str
+        self, result: ProbeResult, site: str, stored: StoredStatus, sight: Sight, now: datetime, check_status: str
     ) -> Evaluation:
         """The result's site judged, then the other: a change at one site can change the other's verdict too,
         through a vantage point's isolation."""

@@ -31,7 +31,7 @@ from typing import Literal
 
 from dcwatch.config import VCENTER_PREFIX as VCENTER_CHECK
 from dcwatch.config import MaintenanceWindow, Thresholds
-from dcwatch.detection.health import CheckState
+from dcwatch.model import AutomationSwitch, CheckState, LastFailover
 
 Role = Literal["active", "standby"]
 Status = Literal["UP", "DOWN"]
@@ -317,30 +317,6 @@ def describe_window(window: MaintenanceWindow) -> str:
     repeat = ", weekly" if window.weekly else ""
     why = f": {window.reason}" if window.reason else ""
     return f"{what} {window.start.isoformat()} to {window.end.isoformat()}{repeat}{why}"
-
-
-@dataclass(frozen=True)
-class AutomationSwitch:
-    """The global switch: off, the evaluator decides and announces but never starts a failover."""
-
-    enabled: bool = True
-    reason: str = ""
-    changed_by: str = ""
-    changed_at: datetime | None = None
-
-    def describe(self) -> str:
-        state = "on" if self.enabled else "off"
-        if self.changed_at is None:
-            return f"automation {state} (never switched)"
-        return (
-            f"automation {state} since {self.changed_at.isoformat()} by {self.changed_by or 'unknown'}: {self.reason}"
-        )
-
-
-@dataclass(frozen=True)
-class LastFailover:
-    incident: str
-    at: datetime
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from dcwatch.detection.decision import (
     open_windows,
     site_verdict,
 )
-from dcwatch.detection.holds import HeldBack
 from dcwatch.detection.sight import Sight
 from dcwatch.events import ProbeResult
-from dcwatch.ports import Condition, Controls, Leases, StatusStore, WorkflowStarter
+from dcwatch.model import HeldBack, StoredStatus
+from dcwatch.ports import Controls, Leases, StatusStore, WorkflowStarter
 from dcwatch.recovery.request import default_reason
 from dcwatch.recovery.start import start_recovery
 
@@ -33,7 +33,7 @@ class SiteCase:
     site: str
     result: ProbeResult
     verdict: Verdict
-    stored: Condition
+    stored: StoredStatus
     sight: Sight
     now: datetime
 

@@ -9,42 +9,12 @@ Site, service and failover decisions built on these states live in `dcwatch.dete
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 from dcwatch.config import Thresholds
 from dcwatch.events import ProbeResult
-
-CheckStatus = Literal["UNKNOWN", "UP", "DOWN"]
-
-
-@dataclass(frozen=True)
-class CheckState:
-    site: str
-    check: str
-    service: str | None
-    critical: bool
-    status: CheckStatus = "UNKNOWN"
-    failures: int = 0
-    successes: int = 0
-    last_observed_at: datetime | None = None
-    reason: str = ""
-    failing_since: datetime | None = None  # the first failure of the current streak; None while passing
-    vantage: str = ""
-    changes: tuple[datetime, ...] = ()  # when it changed between UP and DOWN, within the flap window
-    flapping: bool = False
-    # when the streak's first failure was known (its start plus its latency): whatever it met was there by then
-    failure_known_at: datetime | None = None
-
-    @property
-    def label(self) -> str:
-        """How decision records name it: `shop-home@aws-vpc`."""
-        return f"{self.check}@{self.vantage}"
-
-    @property
-    def is_infrastructure(self) -> bool:
-        return self.service is None
+from dcwatch.model import CheckState, RoundMark
 
 
 def is_steady(state: CheckState) -> bool:
@@ -66,35 +36,6 @@ def repeats(previous: CheckState, state: CheckState) -> bool:
         return True
     same_failure = state.reason == previous.reason and state.failing_since == previous.failing_since
     return is_settled_down(previous) and is_settled_down(state) and same_failure
-
-
-@dataclass(frozen=True)
-class RoundMark:
-    """The latest probe round of one site judged from one vantage point: which of its chunks are in.
-
-    The evaluator writes no state for a result that only repeats its check's state (`repeats`); the mark
-    stands for those results.
-    """
-
-    vantage: str
-    started_at: datetime  # the round's earliest observation
-    chunks: int
-    seen: frozenset[int]
-
-    @property
-    def whole(self) -> bool:
-        return len(self.seen) >= self.chunks
-
-    @classmethod
-    def after(cls, mark: RoundMark | None, vantage: str, started_at: datetime, chunk: int, chunks: int) -> RoundMark:
-        """The mark once that chunk is judged too: its round's chunks so far, or it alone for a newer round."""
-        same_round = mark is not None and mark.started_at == started_at
-        seen = mark.seen | {chunk} if mark is not None and same_round else frozenset({chunk})
-        return cls(vantage, started_at, chunks, seen)
-
-    def judged(self, started_at: datetime, chunk: int) -> bool:
-        """Whether that chunk was judged already: a duplicate, or a chunk of an older round come late."""
-        return started_at < self.started_at or (started_at == self.started_at and chunk in self.seen)
 
 
 def refreshed(state: CheckState, mark: RoundMark | None) -> CheckState:

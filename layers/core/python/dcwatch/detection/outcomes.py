@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from dcwatch.detection.health import CheckState, repeats
+from dcwatch.detection.health import repeats
 from dcwatch.events import ProbeResult, SiteStatusChanged
+from dcwatch.model import CheckState
 
 Clock = Callable[[], datetime]
 

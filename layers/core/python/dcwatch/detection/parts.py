@@ -11,10 +11,9 @@ from dcwatch.config import Config
 from dcwatch.detection.alerts import part_alert, send
 from dcwatch.detection.announce import condition_key
 from dcwatch.detection.decision import Reach, Verdict, service_verdict, vcenter_verdict
-from dcwatch.detection.health import CheckState
-from dcwatch.detection.holds import HeldBack, Hold, held
 from dcwatch.detection.sight import Sight
-from dcwatch.ports import AuditLog, Condition, Leases, Notifier, StatusStore
+from dcwatch.model import CheckState, HeldBack, Hold, StoredStatus, held
+from dcwatch.ports import AuditLog, Leases, Notifier, StatusStore
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class Parts:
         if verdict.status == stored.status and held(blocked, Hold.PENDING):
             return  # still waiting for the site's other results
         since = stored.since if verdict.status == stored.status else now
-        new = Condition(verdict.status, since=since, blocked=blocked, alerted=alert, version=stored.version + 1)
+        new = StoredStatus(verdict.status, since=since, blocked=blocked, alerted=alert, version=stored.version + 1)
         if not self.status.change_condition(part.key, stored, new):
             return
         if verdict.status == stored.status and not alert:

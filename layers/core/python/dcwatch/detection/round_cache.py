@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from dcwatch.detection.health import CheckState, RoundMark, refreshed
+from dcwatch.detection.health import refreshed
 from dcwatch.errors import StaleState
 from dcwatch.events import ProbeRound
+from dcwatch.model import CheckState, RoundMark
 from dcwatch.ports import CheckStore
 from dcwatch.topology import Topology
 

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from dcwatch.config import Config
 from dcwatch.detection.decision import Reach, failing_everything, isolated_vantages
-from dcwatch.detection.health import CheckState
+from dcwatch.model import CheckState
 
 
 class SiteChecks(Protocol):

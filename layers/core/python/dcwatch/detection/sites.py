@@ -14,11 +14,11 @@ from dcwatch.detection.announce import condition_key
 from dcwatch.detection.decision import Reach, Role, open_windows, site_verdict
 from dcwatch.detection.failover import Failover, SiteCase
 from dcwatch.detection.health import incident_id
-from dcwatch.detection.holds import HeldBack, Hold, held
 from dcwatch.detection.outcomes import Evaluation
 from dcwatch.detection.sight import Sight
 from dcwatch.events import ProbeResult, SiteStatusChanged
-from dcwatch.ports import AuditLog, Condition, Controls, EventPublisher, Leases, Notifier, StatusStore
+from dcwatch.model import HeldBack, Hold, StoredStatus, held
+from dcwatch.ports import AuditLog, Controls, EventPublisher, Leases, Notifier, StatusStore
 
 
 class Sites:
@@ -47,7 +47,7 @@ class Sites:
         return [*self.config.maintenance, *self.controls.maintenance_windows()]
 
     def judge(
-        self, result: ProbeResult, site: str, stored: Condition, sight: Sight, now: datetime, check_status: str
+        self, result: ProbeResult, site: str, stored: StoredStatus, sight: Sight, now: datetime, check_status: str
     ) -> Evaluation:
         role: Role = "active" if site == sight.active else "standby"
         excluded = sorted({w.service for w in open_windows(self.windows, site, now) if w.service})
@@ -90,7 +90,7 @@ class Sites:
         verdict, stored, result = case.verdict, case.stored, case.result
         down = verdict.status == "DOWN"
         incident = incident_id(case.site, result.observed_at) if down else stored.incident_id
-        claimed = Condition(
+        claimed = StoredStatus(
             verdict.status,
             since=(verdict.failing_since or result.observed_at) if down else case.now,
             incident_id=incident,

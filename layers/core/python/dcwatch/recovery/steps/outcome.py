@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dcwatch.detection.decision import LastFailover
+from dcwatch.model import LastFailover
 from dcwatch.ports import AuditLog, Notifier, Once
 from dcwatch.recovery.messages import audit_record, failure_message, success_message
 from dcwatch.recovery.state import Clock, WorkflowState, run_now, utcnow
