@@ -55,19 +55,57 @@ def _xray_traces(invocations_per_s: float) -> float:
     return (min(invocations_per_s, 1.0) + 0.05 * max(0.0, invocations_per_s - 1.0)) * MONTH_S
 
 
+@dataclass(frozen=True)
+class _Month:
+    """A month of one workload at its round counts: what each part of the bill counts from."""
+
+    w: Workload
+    counts: RoundCounts
+    a: Assumptions
+    p: Prices
+
+    @property
+    def rounds(self) -> float:
+        return rounds_per_month(self.w.interval_s)
+
+    @property
+    def period(self) -> int:
+        return schedule_period_s(self.w.interval_s)
+
+    @property
+    def probe_calls(self) -> float:
+        return len(self.w.vantages) * MONTH_S / self.period
+
+    @property
+    def agent_events(self) -> float:
+        return self.w.agents * MONTH_S / self.w.agent_renew_s if self.w.agents else 0.0
+
+    @property
+    def evaluate_gb(self) -> float:
+        return function("Evaluate").memory_mb / 1024
+
+    @property
+    def step_gb(self) -> float:
+        return function(step("StartGroup").function).memory_mb / 1024
+
+
 def monthly_cost(
     workload: Workload, counts: RoundCounts, a: Assumptions = ASSUMED, prices: Prices = PRICES
 ) -> CostTable:
     """Every line of the monthly bill: `counts` per round times the rounds in a month, plus what runs
     regardless of the checks (the sleeping probe, alarms, metrics, the NAT gateway)."""
-    p, w = prices, workload
-    rounds = rounds_per_month(w.interval_s)
-    period = schedule_period_s(w.interval_s)
-    probe_calls = len(w.vantages) * MONTH_S / period
-    probe_gb = function("Probe").memory_mb / 1024
-    evaluate_gb = function("Evaluate").memory_mb / 1024
-    step_gb = function(step("StartGroup").function).memory_mb / 1024
-    path = counts.basis
+    m = _Month(workload, counts, a, prices)
+    network, notes = _network(m)
+    lines = [*_probe_and_evaluator(m), *_events_and_state(m), *_workflow(m), *_operations(m), *network]
+    return CostTable(
+        f"dcwatch {workload.name}: monthly AWS cost ({counts.basis})", tuple(lines), (*notes, _failover_note(m))
+    )
+
+
+def _probe_and_evaluator(m: _Month) -> list[Line]:
+    """The probe's calls, asleep between their rounds, its schedule, and the evaluator's calls."""
+    p, w, a, counts, rounds, period, probe_calls = m.p, m.w, m.a, m.counts, m.rounds, m.period, m.probe_calls
+    probe_gb, evaluate_gb, path = function("Probe").memory_mb / 1024, m.evaluate_gb, counts.basis
     probe_s = sum(probe_invocation_s(w.interval_s, v.checks, a) for v in w.vantages) / max(1, len(w.vantages))
     lines = [
         Line(
@@ -100,7 +138,13 @@ def monthly_cost(
             path,
         ),
     ]
-    agent_events = w.agents * MONTH_S / w.agent_renew_s if w.agents else 0.0
+    return lines
+
+
+def _events_and_state(m: _Month) -> list[Line]:
+    """The round's events, their archive and queue, the evaluator's reads and writes, the site agents' reports."""
+    p, w, a, counts, rounds, evaluate_gb, path = m.p, m.w, m.a, m.counts, m.rounds, m.evaluate_gb, m.counts.basis
+    agent_events, lines = m.agent_events, list[Line]()
     lines.append(
         Line(
             "EventBridge",
@@ -170,6 +214,12 @@ def monthly_cost(
                 "assumed duration",
             ),
         ]
+    return lines
+
+
+def _workflow(m: _Month) -> list[Line]:
+    """Drills and failovers: the workflow's transitions and its steps' Lambda calls."""
+    p, w, a, step_gb, lines = m.p, m.w, m.a, m.step_gb, list[Line]()
     ex = w.executions
     lines += [
         Line(
@@ -204,6 +254,21 @@ def monthly_cost(
             "assumed duration",
         ),
     ]
+    return lines
+
+
+def _operations(m: _Month) -> list[Line]:
+    """What runs regardless of failures: metrics, alarms, logs, traces, alerts, secrets, the probes' traffic."""
+    p, w, a, counts, rounds, probe_calls, agent_events = (
+        m.p,
+        m.w,
+        m.a,
+        m.counts,
+        m.rounds,
+        m.probe_calls,
+        m.agent_events,
+    )
+    path, lines = counts.basis, list[Line]()
     metrics = custom_metrics(w)
     lines += [
         Line("CloudWatch", f"custom metrics: {metrics_description(w)}", metrics, p.custom_metric, "config"),
@@ -251,6 +316,12 @@ def monthly_cost(
             "assumed bytes per check",
         )
     )
+    return lines
+
+
+def _network(m: _Month) -> tuple[list[Line], list[str]]:
+    """A VPC's NAT gateway and its data, and what interface endpoints would cost instead."""
+    p, w, a, counts, rounds, lines = m.p, m.w, m.a, m.counts, m.rounds, list[Line]()
     notes: list[str] = []
     if w.in_vpc:
         nat_checks = sum(v.public_checks for v in w.vantages if v.in_vpc)
@@ -281,13 +352,17 @@ def monthly_cost(
             "gateway is still needed while the VPC probe checks public endpoints. If the VPC already has a NAT "
             "gateway, only its data is dcwatch's."
         )
+    return lines, notes
+
+
+def _failover_note(m: _Month) -> str:
+    p, a, ex, step_gb = m.p, m.a, m.w.executions, m.step_gb
     per_failover = (
         p.state_transition.cost(ex.failover_transitions)
         + p.lambda_request.cost(ex.failover_steps)
         + p.lambda_gb_s_arm.cost(ex.failover_steps * a.step_ms / 1000 * step_gb)
     )
-    notes.append(f"one failover costs {per_failover:.4f} USD in Step Functions and Lambda ({ex.basis})")
-    return CostTable(f"dcwatch {w.name}: monthly AWS cost ({counts.basis})", tuple(lines), tuple(notes))
+    return f"one failover costs {per_failover:.4f} USD in Step Functions and Lambda ({ex.basis})"
 
 
 def custom_metrics(w: Workload) -> int:
