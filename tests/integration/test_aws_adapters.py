@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-import dcwatch.adapters.dynamodb as ddb
+import dcwatch.adapters.dynamodb.table as ddb
 from dcwatch import control
 from dcwatch.adapters.aws import is_transient
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore

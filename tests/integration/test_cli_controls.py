@@ -113,7 +113,7 @@ def same_second(monkeypatch) -> datetime:
         def now(cls, tz=None):
             return frozen
 
-    monkeypatch.setattr("dcwatch.cli.datetime", Frozen)
+    monkeypatch.setattr("dcwatch.cli.recovery.datetime", Frozen)
     return frozen
 
 

@@ -13,6 +13,7 @@ import pytest
 from dcwatch import cost
 from dcwatch.cli import main
 from dcwatch.config import parse_config
+from dcwatch.wiring import FAILOVER_ASL
 
 MONTH_S = 730 * 3600
 PROBE_GB, EVALUATE_GB = 0.5, 0.25  # dcwatch.wiring: Probe 512 MB, Evaluate 256 MB
@@ -190,7 +191,7 @@ def test_a_path_that_no_longer_fits_the_asl_is_an_error_not_a_figure():
 
 
 def test_each_further_poll_of_a_group_costs_three_transitions_of_the_real_workflow():
-    asl = json.loads(cost.FAILOVER_ASL.read_text(encoding="utf-8"))
+    asl = json.loads(FAILOVER_ASL.read_text(encoding="utf-8"))
 
     def transitions(polls: int) -> int:
         spec = cost.typical_path("disaster", 2, polls, 1, approval=False, fence="lease")
