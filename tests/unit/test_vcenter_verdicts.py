@@ -24,7 +24,8 @@ from dcwatch.detection.vcenter import (
     judge_part,
     judge_vms,
 )
-from dcwatch.local.demo import DEMO_CONFIG, failing_by_reason
+from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.local.schedule import failing_by_reason
 
 GiB = 1024**3
 PROBE = VcenterProbe(critical_vms=["shop-web-1", "shop-db-1"], expected_maintenance=["esx-3"])
