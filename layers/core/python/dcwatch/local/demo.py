@@ -22,7 +22,7 @@ from dcwatch.local.links import describe as describe_topology
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.report import print_summary
 from dcwatch.local.runner import play
-from dcwatch.local.scenario import Expect, ScenarioSpec, Step, check_against
+from dcwatch.local.scenario.spec import Expect, ScenarioSpec, Step, check_against
 from dcwatch.local.timeline import Timeline, console_writer, handler_logs_to
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")

@@ -10,7 +10,8 @@ from typing import Any
 from dcwatch.adapters.vsphere import VsphereInventory
 from dcwatch.config import Config
 from dcwatch.local.pipeline import LocalPipeline
-from dcwatch.local.scenario import ScenarioSpec, Verdict
+from dcwatch.local.scenario.judge import Verdict
+from dcwatch.local.scenario.spec import ScenarioSpec
 from dcwatch.local.timeline import Timeline
 from dcwatch.local.watcher import Observations, Watcher
 from dcwatch.observability import logger

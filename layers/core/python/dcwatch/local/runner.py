@@ -11,7 +11,9 @@ from typing import Any
 from dcwatch.local.overlap import OverlapSampler
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.report import build_report, detection_goal, lease_cost, lease_timing, probe_detection, since, vms_on
-from dcwatch.local.scenario import Observed, OperatorControls, Player, ScenarioSpec, alert_kind, judge
+from dcwatch.local.scenario.judge import Observed, alert_kind, judge
+from dcwatch.local.scenario.player import OperatorControls, Player
+from dcwatch.local.scenario.spec import ScenarioSpec
 from dcwatch.local.schedule import ProbeSchedule
 from dcwatch.local.timeline import Timeline
 from dcwatch.local.watcher import FENCING_STEPS, WATCH_POLL_S, Observations, Watcher, customer_targets
