@@ -98,13 +98,14 @@ def play(
 
         dns_after = pipeline.dns_values()
         active_after = pipeline.store.active_site(config.active_site)
-        assert pipeline.pump is not None
-        errors = pipeline.pump.errors + [
+        pump = pipeline.delivery.pump
+        assert pump is not None
+        errors = pump.errors + [
             f"{name} failed"
             for name, ok in pipeline.lambdas.invocations
             if not ok and not name.endswith(OUTCOME_FAILURES)
         ]
-        seen = _observed(timeline, obs, watcher, active_after, pipeline.pump.errors + player.errors)
+        seen = _observed(timeline, obs, watcher, active_after, pump.errors + player.errors)
         seen.both_serving_s = float(overlap["both_serving_s"])  # type: ignore[arg-type]
         seen.self_fenced = {site: round(t - (watcher.fault_at or 0.0), 2) for site, t in watcher.self_fenced.items()}
         left_on = vms_on(pipeline, config.active_site)

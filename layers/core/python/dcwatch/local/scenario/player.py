@@ -143,7 +143,7 @@ class Player:
             return lambda: self._manual(step.manual_failover)  # type: ignore[arg-type]
         if step.evaluator_crash is not None:
             crash = step.evaluator_crash
-            return lambda: setattr(p.bus, "evaluator_crashes", crash.times)
+            return lambda: setattr(p.delivery.bus, "evaluator_crashes", crash.times)
         raise AssertionError(step.action)
 
     def _partition(self, partition: Partition) -> None:
@@ -170,7 +170,7 @@ class Player:
             self.pipeline.services.stop_service(site, service.name)
 
     def _bus(self, bus: BusFault) -> None:
-        self.pipeline.bus.duplicate, self.pipeline.bus.late_s = bus.duplicate, bus.late_s
+        self.pipeline.delivery.bus.duplicate, self.pipeline.delivery.bus.late_s = bus.duplicate, bus.late_s
 
     def _manual(self, manual: ManualFailover) -> None:
         """`count` requests started at the same moment, as the console and the CLI would start them."""
