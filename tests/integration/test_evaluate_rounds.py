@@ -18,8 +18,9 @@ from dcwatch.adapters.eventbridge import EventBridgePublisher
 from dcwatch.config import load_config
 from dcwatch.detection.health import CheckState
 from dcwatch.events import ProbeResult
-from dcwatch.local.cloud import create_tables, sqs_event
+from dcwatch.local.cloud import create_tables
 from dcwatch.local.lambdas import LambdaContext, load_handler
+from dcwatch.local.queues import sqs_event
 from dcwatch.wiring import RULES, function, message_group
 from tests.configs import write_pair_config
 from tests.helpers import moto_credentials

@@ -13,8 +13,9 @@ from typing import Any
 
 import boto3
 
-from dcwatch.local.cloud import LocalCloud, QueuePump, Resources
+from dcwatch.local.cloud import LocalCloud, Resources
 from dcwatch.local.lambdas import ACCOUNT, LocalLambdas, running_function
+from dcwatch.local.queues import QueuePump
 from dcwatch.wiring import RULES, message_group
 
 Listener = Callable[[dict[str, Any]], None]
