@@ -23,7 +23,8 @@ import pytest
 
 import dcwatch
 from dcwatch.local.children import die_with_parent, wait_for_port
-from dcwatch.local.cloud import create_tables, free_port, sqs_event
+from dcwatch.local.cloud import create_tables, free_port
+from dcwatch.local.queues import sqs_event
 from dcwatch.topology import VANTAGE_PUBLIC
 from dcwatch.wiring import TABLES
 from dcwatch_infra import constants

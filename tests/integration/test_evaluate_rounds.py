@@ -17,8 +17,9 @@ from dcwatch.adapters.dynamodb import DynamoStateStore
 from dcwatch.adapters.eventbridge import EventBridgePublisher
 from dcwatch.config import load_config
 from dcwatch.events import ProbeResult
-from dcwatch.local.cloud import create_tables, sqs_event
+from dcwatch.local.cloud import create_tables
 from dcwatch.local.lambdas import LambdaContext, load_handler
+from dcwatch.local.queues import sqs_event
 from dcwatch.model import CheckState
 from dcwatch.wiring import RULES, function, message_group
 from tests.configs import write_pair_config

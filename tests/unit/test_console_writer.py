@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import threading
 
-from dcwatch.local.demo import console_writer
+from dcwatch.local.timeline import console_writer
 
 
 def test_lines_written_from_two_threads_at_once_never_share_a_line():

@@ -3,7 +3,8 @@ the failed site's lease where AWS had to wait it out."""
 
 from __future__ import annotations
 
-from dcwatch.local.demo import detection_goal, failing_by_reason
+from dcwatch.local.report import detection_goal
+from dcwatch.local.schedule import failing_by_reason
 
 
 def test_the_goal_is_the_quorum_floor_with_ten_percent_and_one_round() -> None:

@@ -7,9 +7,10 @@ import pytest
 
 from dcwatch.config import load_config
 from dcwatch.local.agents import agent_config
-from dcwatch.local.demo import DEMO_CONFIG, lease_cost, probe_detection
+from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.links import Link, SiteLink, between
 from dcwatch.local.matrix import table
+from dcwatch.local.report import lease_cost, probe_detection
 from dcwatch.local.scenario import Observed, ScenarioError, check_against, judge
 from tests.unit.test_links import scenario
 

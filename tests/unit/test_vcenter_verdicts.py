@@ -23,7 +23,8 @@ from dcwatch.detection.vcenter import (
     judge_part,
     judge_vms,
 )
-from dcwatch.local.demo import DEMO_CONFIG, failing_by_reason
+from dcwatch.local.demo import DEMO_CONFIG
+from dcwatch.local.schedule import failing_by_reason
 from dcwatch.model import AutomationSwitch, CheckState
 
 GiB = 1024**3

@@ -17,7 +17,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +39,6 @@ from dcwatch.zones import ENV_HOSTED_ZONE_IDS, dns_zones, encode_zone_ids
 
 REGION = "us-east-1"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dcwatch-local"
-LONG_POLL_S = 1  # how long an idle queue consumer waits inside moto for its next message
 # Set here and not in AWS, with the reason.
 LOCAL_ONLY_ENV = {"DCWATCH_DNS_RESOLVER": "moto lacks Route 53 TestDNSAnswer: answers come from a loopback zone server"}
 
@@ -182,102 +180,23 @@ class LocalCloud:
     def provision(self, credentials: dict[str, Credentials]) -> Resources:
         """Create what the stack creates, and set the functions' environment as CDK would."""
         assert self.lambdas is not None, "start() first"
-        config, prefix = self.config, self.prefix
-        events, sqs, sns = self.client("events"), self.client("sqs"), self.client("sns")
-
-        bus = f"{prefix}-bus"
-        events.create_event_bus(Name=bus)
-
-        def queue(name: str, fifo: bool = False) -> tuple[str, str]:
-            # EventBridge needs content-based deduplication to send to a FIFO queue (it sends no deduplication id).
-            attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
-            url = sqs.create_queue(QueueName=f"{prefix}-{name}{'.fifo' if fifo else ''}", Attributes=attributes)[
-                "QueueUrl"
-            ]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            return url, arn
-
-        def rule_to_queue(name: str, pattern: dict[str, Any], fifo: bool = False) -> str:
-            url, arn = queue(name, fifo)
-            target: dict[str, Any] = {"Id": "local", "Arn": arn}
-            if fifo:
-                target["SqsParameters"] = {"MessageGroupId": message_group(config.name)}
-            events.put_rule(Name=f"{prefix}-{name}", EventBusName=bus, EventPattern=json.dumps(pattern))
-            events.put_targets(Rule=f"{prefix}-{name}", EventBusName=bus, Targets=[target])
-            return url
-
-        # A rule with a queue (`wiring.QueueSpec`) feeds a FIFO queue here as in AWS; the others feed their
-        # function directly in AWS, and a plain queue here (moto delivers no rule matches to Lambda).
-        rule_queues = {rule.name: rule_to_queue(rule.name, rule.pattern, rule.queue is not None) for rule in RULES}
-        site_status_queue = rule_to_queue("site-status", SITE_STATUS_PATTERN)
-
-        tables = create_tables(self.client("dynamodb"), prefix)
-
-        topic = sns.create_topic(Name=f"{prefix}-alerts")["TopicArn"]
-        for address in config.alerts.email:
-            sns.subscribe(TopicArn=topic, Protocol="email", Endpoint=address)
-        notification_url, notification_arn = queue("notifications")
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=notification_arn)
-
-        route53 = self.client("route53")
-        # The functions get the zones' ids as the stack gives them (`dcwatch.zones`), never a name to look up.
-        zone_ids: dict[str, str] = {}
-        for zone in dns_zones(config):
-            created = route53.create_hosted_zone(Name=zone, CallerReference=f"{prefix}-{zone}")
-            zone_ids[zone] = created["HostedZone"]["Id"].split("/")[-1]
-        # The records as the active site serves them: weighted and failover ones as their record sets.
-        Route53Dns(route53, zone_ids=zone_ids).upsert(
-            [s for r in records_at(config, config.active_site) for s in r.record_sets()]
-        )
-
-        secrets = self.client("secretsmanager")
-        for site in config.sites:
-            creds = credentials[site.name]
-            secrets.create_secret(
-                Name=site.vcenter.credentials_secret,
-                SecretString=json.dumps({"username": creds.username, "password": creds.password}),
-            )
-
-        state_machine = self.client("stepfunctions").create_state_machine(
-            name=f"{prefix}-failover",
-            definition=render_failover_definition(self.lambdas.arns(), workflow_timeout_s(config)),
-            roleArn=ROLE_ARN,
-        )["stateMachineArn"]
-
-        self.client("scheduler").create_schedule(
-            Name=f"{prefix}-probe",
-            ScheduleExpression="rate(1 minute)",
-            FlexibleTimeWindow={"Mode": "OFF"},
-            Target={"Arn": self.lambdas.arn(function("Probe")), "RoleArn": ROLE_ARN},
-        )
-
+        resources, tables = create_stack(self.client, self.config, self.prefix, self.lambdas, credentials)
         self._set_env(
             {
                 "DCWATCH_CONFIG": self.config_path,
-                "DCWATCH_BUS_NAME": bus,
+                "DCWATCH_BUS_NAME": resources.bus_name,
                 **{spec.env: tables[spec.key] for spec in TABLES},
-                "DCWATCH_TOPIC_ARN": topic,
-                "DCWATCH_STATE_MACHINE_ARN": state_machine,
-                "DCWATCH_VANTAGE": config.probe.vantage,
+                "DCWATCH_TOPIC_ARN": resources.topic_arn,
+                "DCWATCH_STATE_MACHINE_ARN": resources.state_machine_arn,
+                "DCWATCH_VANTAGE": self.config.probe.vantage,
                 # The local schedule calls the probe every interval: one round per call.
-                "DCWATCH_SCHEDULE_PERIOD_S": str(config.probe.interval_s),
+                "DCWATCH_SCHEDULE_PERIOD_S": str(self.config.probe.interval_s),
                 "DCWATCH_DNS_RESOLVER": self.zone_server.address if self.zone_server else "",
-                ENV_HOSTED_ZONE_IDS: encode_zone_ids(zone_ids),
+                ENV_HOSTED_ZONE_IDS: encode_zone_ids(resources.zone_ids),
             }
         )
         runtime.reset()
-        self.resources = Resources(
-            bus_name=bus,
-            table_name=tables["State"],
-            audit_table_name=tables["Audit"],
-            locks_table_name=tables["Locks"],
-            topic_arn=topic,
-            state_machine_arn=state_machine,
-            rule_queues=rule_queues,
-            site_status_queue=site_status_queue,
-            notification_queue=notification_url,
-            zone_ids=zone_ids,
-        )
+        self.resources = resources
         return self.resources
 
     def stop(self) -> None:
@@ -306,124 +225,92 @@ class LocalCloud:
         runtime.reset()
 
 
-# An SQS event in; the ids of the messages that failed out, each with why (a partial batch response).
-BatchConsumer = Callable[[dict[str, Any]], dict[str, str]]
+def create_stack(
+    client: Callable[[str], Any],
+    config: Config,
+    prefix: str,
+    lambdas: LocalLambdas,
+    credentials: dict[str, Credentials],
+) -> tuple[Resources, dict[str, str]]:
+    """What the CDK stack creates, created in moto: the bus and its rules (each feeding a queue), the tables, the
+    alert topic, the hosted zones and records, the vCenter secrets, the state machine and the schedule; the
+    resources, and the tables' names by key."""
+    events, sqs, sns = client("events"), client("sqs"), client("sns")
 
+    bus = f"{prefix}-bus"
+    events.create_event_bus(Name=bus)
 
-def _one_by_one(consumer: Callable[[dict[str, Any]], None]) -> BatchConsumer:
-    """A consumer of one message body as a batch consumer: each message on its own, failing on its own."""
-
-    def consume(event: dict[str, Any]) -> dict[str, str]:
-        failed = {}
-        for record in event["Records"]:
-            try:
-                consumer(json.loads(record["body"]))
-            except Exception as exc:  # noqa: BLE001 - retried, then kept and reported, like a DLQ would
-                failed[record["messageId"]] = f"{type(exc).__name__}: {exc}"
-        return failed
-
-    return consume
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """Received SQS messages as the event Lambda's event source mapping passes to a function."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
-
-
-class QueuePump:
-    """Drains SQS queues in the background and hands each message to its consumer, in order.
-
-    A consumer that fails gets the message again after `retry_delay_s`, at most `attempts` times in
-    all, as Lambda retries an asynchronous invocation (twice, after a minute and two in AWS); a
-    message that fails every attempt is reported, as a dead-letter queue would keep it.
-    """
-
-    def __init__(self, cloud: LocalCloud, attempts: int = 3, retry_delay_s: int = 1):
-        self.cloud = cloud
-        self.attempts, self.retry_delay_s = attempts, retry_delay_s
-        self._routes: list[tuple[str, BatchConsumer, int, int]] = []  # queue, consumer, workers, batch size
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.errors: list[str] = []
-        self.retried: list[str] = []
-
-    def route(self, queue_url: str, consumer: Callable[[dict[str, Any]], None], workers: int = 1) -> QueuePump:
-        """Each message's body to `consumer`, one by one; `workers` > 1: that many concurrent consumers, as Lambda
-        runs concurrent copies (order is then lost)."""
-        self._routes.append((queue_url, _one_by_one(consumer), workers, 10))
-        return self
-
-    def route_batches(self, queue_url: str, consumer: BatchConsumer, batch_size: int) -> QueuePump:
-        """As Lambda's event source mapping feeds a function from a FIFO queue: one poller, batches of up to
-        `batch_size` messages as an SQS event; the consumer returns the ids of the messages that failed (a
-        partial batch response), which come again after `retry_delay_s`, at most `attempts` times in all."""
-        self._routes.append((queue_url, consumer, 1, batch_size))
-        return self
-
-    def start(self) -> QueuePump:
-        for url, consumer, workers, size in self._routes:
-            for n in range(workers):
-                # Each poller's client is made here, not in its thread: making a client copies the default
-                # session's event handlers, which code elsewhere may be registering at that moment (a test's
-                # hook: "dictionary changed size during iteration" killed a poller once, in CI).
-                sqs = self.cloud.client("sqs")
-                thread = threading.Thread(
-                    target=self._drain, args=(sqs, url, consumer, size), name=f"pump-{n}-{url[-20:]}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
-        return self
-
-    def _drain(self, sqs: Any, url: str, consumer: BatchConsumer, size: int) -> None:
+    def queue(name: str, fifo: bool = False) -> tuple[str, str]:
+        # EventBridge needs content-based deduplication to send to a FIFO queue (it sends no deduplication id).
+        attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
+        url = sqs.create_queue(QueueName=f"{prefix}-{name}{'.fifo' if fifo else ''}", Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        while not self._stop.is_set():
-            try:
-                # Long polling: an empty answer has already waited LONG_POLL_S, so no pause is needed between
-                # asks (a dozen consumers asking every 50 ms had kept moto's one process busy).
-                messages = sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=size, AttributeNames=["All"], WaitTimeSeconds=LONG_POLL_S
-                ).get("Messages", [])
-            except Exception as exc:  # noqa: BLE001 - moto going away at shutdown
-                if not self._stop.is_set():
-                    self.errors.append(f"receive {url}: {exc}")
-                return
-            if not messages:
-                continue
-            try:
-                failed = consumer(sqs_event(messages, arn))
-            except Exception as exc:  # noqa: BLE001 - the whole batch failed, as a function error does
-                failed = {m["MessageId"]: f"{type(exc).__name__}: {exc}" for m in messages}
-            done: list[dict[str, str]] = []
-            for message in messages:
-                if message["MessageId"] in failed:
-                    failure = f"{url}: {failed[message['MessageId']]}"
-                    if int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)) < self.attempts:
-                        self.retried.append(failure)
-                        sqs.change_message_visibility(
-                            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=self.retry_delay_s
-                        )
-                        continue
-                    self.errors.append(failure)  # kept, as a dead-letter queue would keep it
-                done.append({"Id": str(len(done)), "ReceiptHandle": message["ReceiptHandle"]})
-            if done:
-                sqs.delete_message_batch(QueueUrl=url, Entries=done)
+        return url, arn
 
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
+    def rule_to_queue(name: str, pattern: dict[str, Any], fifo: bool = False) -> str:
+        url, arn = queue(name, fifo)
+        target: dict[str, Any] = {"Id": "local", "Arn": arn}
+        if fifo:
+            target["SqsParameters"] = {"MessageGroupId": message_group(config.name)}
+        events.put_rule(Name=f"{prefix}-{name}", EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=f"{prefix}-{name}", EventBusName=bus, Targets=[target])
+        return url
+
+    # A rule with a queue (`wiring.QueueSpec`) feeds a FIFO queue here as in AWS; the others feed their
+    # function directly in AWS, and a plain queue here (moto delivers no rule matches to Lambda).
+    rule_queues = {rule.name: rule_to_queue(rule.name, rule.pattern, rule.queue is not None) for rule in RULES}
+    site_status_queue = rule_to_queue("site-status", SITE_STATUS_PATTERN)
+
+    tables = create_tables(client("dynamodb"), prefix)
+
+    topic = sns.create_topic(Name=f"{prefix}-alerts")["TopicArn"]
+    for address in config.alerts.email:
+        sns.subscribe(TopicArn=topic, Protocol="email", Endpoint=address)
+    notification_url, notification_arn = queue("notifications")
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=notification_arn)
+
+    route53 = client("route53")
+    # The functions get the zones' ids as the stack gives them (`dcwatch.zones`), never a name to look up.
+    zone_ids: dict[str, str] = {}
+    for zone in dns_zones(config):
+        created = route53.create_hosted_zone(Name=zone, CallerReference=f"{prefix}-{zone}")
+        zone_ids[zone] = created["HostedZone"]["Id"].split("/")[-1]
+    # The records as the active site serves them: weighted and failover ones as their record sets.
+    Route53Dns(route53, zone_ids=zone_ids).upsert(
+        [s for r in records_at(config, config.active_site) for s in r.record_sets()]
+    )
+
+    secrets = client("secretsmanager")
+    for site in config.sites:
+        creds = credentials[site.name]
+        secrets.create_secret(
+            Name=site.vcenter.credentials_secret,
+            SecretString=json.dumps({"username": creds.username, "password": creds.password}),
+        )
+
+    state_machine = client("stepfunctions").create_state_machine(
+        name=f"{prefix}-failover",
+        definition=render_failover_definition(lambdas.arns(), workflow_timeout_s(config)),
+        roleArn=ROLE_ARN,
+    )["stateMachineArn"]
+
+    client("scheduler").create_schedule(
+        Name=f"{prefix}-probe",
+        ScheduleExpression="rate(1 minute)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": lambdas.arn(function("Probe")), "RoleArn": ROLE_ARN},
+    )
+
+    resources = Resources(
+        bus_name=bus,
+        table_name=tables["State"],
+        audit_table_name=tables["Audit"],
+        locks_table_name=tables["Locks"],
+        topic_arn=topic,
+        state_machine_arn=state_machine,
+        rule_queues=rule_queues,
+        site_status_queue=site_status_queue,
+        notification_queue=notification_url,
+        zone_ids=zone_ids,
+    )
+    return resources, tables

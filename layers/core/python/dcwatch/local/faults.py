@@ -13,16 +13,12 @@ their own and stop with the run.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import random
 import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -32,15 +28,8 @@ from dcwatch.local.links import AnyLink, hook_link, link_for
 from dcwatch.topology import VCENTER_PREFIX, Placement, Topology
 
 LOOPBACK = "127.0.0.1"
-UPSTREAM_CONNECT_TIMEOUT_S = 5.0
-HOLD_MAX_S = 30.0  # a blackholed connection is held at most this long, whatever the client does
 START_TIMEOUT_S = 5.0
 PROCESS_START_TIMEOUT_S = 30.0  # a fresh interpreter imports the link model first, on a busy machine
-# Connections the kernel queues for a listener before it accepts them: a round's checks connect at once, and a
-# SYN past a full queue is dropped and retried by the client only after 1 s, then 3 s (a timeout, not a failure).
-LISTEN_BACKLOG = 1024
-WATCH_S = 0.2  # a target found down is tried this often, until it is back
-WATCH_MAX_S = 3600.0
 Mode = Literal["pass", "refuse", "blackhole"]
 
 
@@ -75,7 +64,7 @@ class Route:
 class FaultNetwork:
     """Proxies keyed by link and target; `fault(link)` decides per connection.
 
-    The proxies run in a process of their own (`_Proxies`, on one event loop), not in the runtime's: the
+    The proxies run in a process of their own (`dcwatch.local.proxies`, on one event loop), not in the runtime's: the
     runtime's interpreter is busy with every handler and Step Functions, and a proxy starved of it for a few
     seconds would cut every link at once, a partition no scenario asked for (both site agents would count
     their peer and AWS lost, and fence). This side keeps the faults it set and forwards every change.
@@ -90,7 +79,7 @@ class FaultNetwork:
         self._child: Child | None = None
 
     def start(self) -> FaultNetwork:
-        code = f"from dcwatch.local.faults import _serve; _serve({{fd}}, {self.seed})"
+        code = f"from dcwatch.local.proxies import serve; serve({{fd}}, {self.seed})"
         self._child = Child("the fault network", code, stdout=None)
         self._call("ping", timeout_s=PROCESS_START_TIMEOUT_S)
         return self
@@ -179,217 +168,6 @@ class FaultNetwork:
             if self._refusing is not None:
                 self._refusing.close()
                 self._refusing = None
-
-
-def _serve(fd: int, seed: int) -> None:
-    """The fault network's process: the proxies on one event loop, commands from the runtime over `fd`."""
-    asyncio.run(_Proxies(seed).serve(Connection(fd)))
-
-
-def _reusing_port() -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    return sock
-
-
-@dataclass
-class _Listener:
-    """One route's port: held for the whole run by a socket that never listens, so that closing the listener
-    refuses connections (no route, a dead host) while the port stays the route's."""
-
-    holder: socket.socket
-    port: int
-    server: asyncio.Server | None = None
-    target_down: bool = False
-
-
-class _Proxies:
-    """A refused link, or a target that is down, refuses at connect time, as the deployed network does (a
-    client then knows no TCP connection was made: `VcenterUnreachable`, not a vCenter that failed mid-call);
-    the proxy listens only while its link does not refuse and its target is up. A target is found down by
-    the connection that cannot reach it, and watched until it is back."""
-
-    def __init__(self, seed: int):
-        self._faults: dict[AnyLink, Fault] = {}
-        self._rng = random.Random(seed)
-        self._servers: dict[Route, _Listener] = {}
-        self._watched: set[tuple[str, int]] = set()
-        self._connections: set[asyncio.Task[Any]] = set()
-        self.connections = 0
-        self.dropped = 0
-        self.by_link: Counter[AnyLink] = Counter()
-
-    async def serve(self, conn: Any) -> None:
-        loop = asyncio.get_running_loop()
-        stopped = loop.create_future()
-        commands: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
-
-        def readable() -> None:
-            try:
-                commands.put_nowait(conn.recv())
-            except (EOFError, OSError):
-                commands.put_nowait(("stop", ()))  # the runtime is gone
-
-        loop.add_reader(conn.fileno(), readable)
-        while not stopped.done():
-            command, args = await commands.get()
-            try:
-                result = await self._command(command, args)
-                ok = True
-            except Exception as exc:  # noqa: BLE001 - reported to the runtime, which raises it there
-                result, ok = f"{type(exc).__name__}: {exc}", False
-            if command == "stop":
-                stopped.set_result(None)
-            with contextlib.suppress(OSError):
-                conn.send((ok, result))
-        loop.remove_reader(conn.fileno())
-
-    async def _command(self, command: str, args: tuple[Any, ...]) -> Any:
-        if command == "ping":
-            return "pong"
-        if command == "route":
-            (route,) = args
-            if route not in self._servers:
-                holder = _reusing_port()
-                holder.bind((LOOPBACK, 0))
-                self._servers[route] = _Listener(holder, int(holder.getsockname()[1]))
-                await self._update(route)
-            return self._servers[route].port
-        if command == "set_faults":
-            links, fault = args
-            for link in links:
-                self._faults[link] = fault
-            for link in links:
-                await self._update_link(link)
-            return None
-        if command == "heal":
-            (links,) = args
-            healed = list(self._faults) if links is None else links
-            for link in healed:
-                self._faults.pop(link, None)
-                await self._update_link(link)
-            return None
-        if command == "counts":
-            return self.connections, self.dropped, dict(self.by_link)
-        if command == "reset_counts":
-            self.connections = self.dropped = 0
-            self.by_link.clear()
-            return None
-        if command == "stop":
-            for listener in self._servers.values():
-                if listener.server is not None:
-                    listener.server.close()
-                listener.holder.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-            return None
-        raise ValueError(f"unknown command {command!r}")
-
-    async def _update_link(self, link: AnyLink) -> None:
-        for route in [r for r in self._servers if r.link == link]:
-            await self._update(route)
-
-    async def _update(self, route: Route) -> None:
-        """Listen exactly while the route's link does not refuse and its target is up."""
-        listener = self._servers[route]
-        listen = self._faults.get(route.link, PASS).mode != "refuse" and not listener.target_down
-        if listen and listener.server is None:
-            sock = _reusing_port()
-            sock.bind((LOOPBACK, listener.port))
-            sock.listen(LISTEN_BACKLOG)
-            sock.setblocking(False)
-            listener.server = await asyncio.start_server(self._handler(route), sock=sock, backlog=LISTEN_BACKLOG)
-        elif not listen and listener.server is not None:
-            listener.server.close()  # connections already made run on; new ones are refused
-            listener.server = None
-
-    async def _target_down(self, target: tuple[str, int]) -> None:
-        for route, listener in list(self._servers.items()):
-            if route.target == target:
-                listener.target_down = True
-                await self._update(route)
-        if target not in self._watched:
-            self._watched.add(target)
-            asyncio.get_running_loop().create_task(self._watch(target))
-
-    async def _watch(self, target: tuple[str, int]) -> None:
-        """Until the target accepts connections again (every WATCH_S, at most WATCH_MAX_S): then listen again."""
-        for _ in range(int(WATCH_MAX_S / WATCH_S)):
-            await asyncio.sleep(WATCH_S)
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(*target), UPSTREAM_CONNECT_TIMEOUT_S)
-            except (OSError, TimeoutError):
-                continue
-            writer.transport.abort()
-            break
-        self._watched.discard(target)
-        for route, listener in list(self._servers.items()):
-            if route.target == target:
-                listener.target_down = False
-                await self._update(route)
-
-    def _handler(self, route: Route) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._connections.add(task)
-            try:
-                await self._serve(route, reader, writer)
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                self._connections.discard(task)
-                writer.transport.abort()
-
-        return handle
-
-    async def _serve(self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        fault = self._faults.get(route.link, PASS)
-        self.connections += 1
-        self.by_link[route.link] += 1
-        dropped = fault.mode == "blackhole" or self._rng.random() * 100 < fault.loss_pct
-        self.dropped += dropped or fault.mode == "refuse"
-        if fault.mode == "refuse":
-            return  # the handler aborts the connection: the client sees it reset
-        if dropped:
-            await _hold(reader)
-            return
-        if fault.latency_s:
-            await asyncio.sleep(fault.latency_s)
-        try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(*route.target), UPSTREAM_CONNECT_TIMEOUT_S
-            )
-        except (OSError, TimeoutError):
-            # The target is down: this client's connection is reset; the next ones are refused at connect time.
-            await self._target_down(route.target)
-            return
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            up_writer.transport.abort()
-
-
-async def _hold(reader: asyncio.StreamReader) -> None:
-    """Say nothing until the client gives up (or the bound passes): a lost packet, as the client sees it."""
-    try:
-        async with asyncio.timeout(HOLD_MAX_S):
-            while await reader.read(4096):
-                pass
-    except TimeoutError:
-        pass
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    finally:
-        if writer.can_write_eof():
-            with contextlib.suppress(OSError):
-                writer.write_eof()
 
 
 def routed_config(

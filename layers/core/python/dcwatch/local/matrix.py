@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from dcwatch.config import load_config
-from dcwatch.local.demo import DEMO_CONFIG, Timeline, console_writer, handler_logs_to, play
+from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.pipeline import LocalPipeline
-from dcwatch.local.scenario import ScenarioSpec, check_against, config_path, load_scenario, scenario_files
+from dcwatch.local.runner import play
+from dcwatch.local.scenario.spec import ScenarioSpec, check_against, config_path, load_scenario, scenario_files
+from dcwatch.local.timeline import Timeline, console_writer, handler_logs_to
 
 
 def load_matrix(files: Iterable[str | Path] | None = None, only: Iterable[str] = ()) -> list[ScenarioSpec]:

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import reused_session
 from dcwatch.config import Config, HttpCheck
-from dcwatch.local.faults import LISTEN_BACKLOG
+from dcwatch.local.proxies import LISTEN_BACKLOG
 from dcwatch.local.vcsim import SimulatedGuest, guests_named, report_guest_ips
 
 POLL_S = 0.2

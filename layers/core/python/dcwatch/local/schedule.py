@@ -1,0 +1,86 @@
+"""The probe schedule, locally: every vantage point's probe each interval, as EventBridge Scheduler fires them,
+and each round's results on the timeline."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from dcwatch.local.pipeline import LocalPipeline
+from dcwatch.local.timeline import Timeline
+
+SHOWN_PER_REASON = 8  # failing checks a timeline line names per reason
+
+
+def failing_by_reason(failed: list[str], shown: int = SHOWN_PER_REASON) -> str:
+    """`a: why; b: why` as `a, b: why`: the parts of a vCenter that is down share one reason. At most `shown`
+    checks per reason are named (a thousand refused checks are one line of the timeline, not a screenful)."""
+    by_reason: dict[str, list[str]] = {}
+    for entry in failed:
+        check, _, reason = entry.partition(": ")
+        by_reason.setdefault(reason, []).append(check)
+    return "; ".join(f"{_first(checks, shown)}: {reason}" for reason, checks in by_reason.items())
+
+
+def _first(names: list[str], shown: int) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+class ProbeSchedule:
+    """Stands in for EventBridge Scheduler locally: invokes the probe function every interval."""
+
+    MAX_ROUNDS = 1000
+
+    def __init__(self, pipeline: LocalPipeline, interval_s: float, timeline: Timeline):
+        self.pipeline, self.interval_s, self.timeline = pipeline, interval_s, timeline
+        self.rounds = 0
+        # Each round: when it ended, and per vantage point the (site, check) that failed.
+        self.history: list[tuple[float, dict[str, set[tuple[str, str]]]]] = []
+        self.durations_s: list[float] = []  # each round, from the schedule firing to every probe's return
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probe-schedule", daemon=True)
+        self._last = ""
+
+    def start(self) -> ProbeSchedule:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set() and self.rounds < self.MAX_ROUNDS:
+            self.rounds += 1
+            parts, failing = [], []
+            failed: dict[str, set[tuple[str, str]]] = {}
+            fired = time.monotonic()
+            answers = self.pipeline.probe(f"round-{self.rounds}")
+            self.durations_s.append(time.monotonic() - fired)
+            for vantage, (payload, error) in answers.items():
+                if error:
+                    self.timeline.add(
+                        "probe_error", f"{vantage}: {payload.get('errorType')}: {payload.get('errorMessage')}"
+                    )
+                    continue
+                for done in payload["rounds"]:
+                    parts.append(f"{vantage} {done['checks'] - len(done['failed'])}/{done['checks']}")
+                    for entry in done["failed"]:
+                        check, _, reason = entry.partition(": ")
+                        failing.append(f"{check}@{vantage}: {reason}")
+                        site, _, name = check.partition("/")
+                        failed.setdefault(vantage, set()).add((site, name))
+            self.history.append((self.timeline.now(), failed))
+            summary = ", ".join(parts) + " checks pass"
+            if parts and summary != self._last:
+                self.timeline.add(
+                    "probe_round",
+                    summary + (f"; failing: {failing_by_reason(failing)}" if failing else ""),
+                    round=self.rounds,
+                )
+                self._last = summary
+            next_at += self.interval_s
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
