@@ -50,10 +50,13 @@ def handles(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def step(name: str) -> Callable[[Action], StepHandler]:
+def step(name: str, *, once: bool = False) -> Callable[[Action], StepHandler]:
     """A step on the workflow state, with the wiring every such step repeats: state parsed, the log keyed by
-    incident and step, the invocation's deadline given to the act-once record, the time the step began
-    stamped on what it added to the timeline, the state dumped for the next Task."""
+    incident and step, the time the step began stamped on what it added to the timeline, the state dumped for
+    the next Task. `once`: it acts once per run (`app.once`), which learns the invocation's deadline first.
+
+    The handler's `app_parts` name the App parts this wiring builds (`bench.imports` counts a step's cold start
+    from them and from the names in the step's own code)."""
 
     def register(action: Action) -> StepHandler:
         @functools.wraps(action)
@@ -61,20 +64,24 @@ def step(name: str) -> Callable[[Action], StepHandler]:
             state = WorkflowState.model_validate(event["state"])
             logger.append_keys(incident_id=state.incident_id, step=name)
             app = runtime.app()
-            app.once.register(context)
+            if once:
+                app.once.register(context)
             begun, known = workflow.utcnow(), len(state.timeline)
             state = action(state, app, context)
             state.stamp_started(begun, since=known)
             logger.info("step done", detail=state.timeline[-1].detail if state.timeline else "")
             return state.dump()
 
+        handler.app_parts = frozenset({"once"} if once else ())  # type: ignore[attr-defined]
         STEPS[name] = handler
         return handler
 
     return register
 
 
-def site_step(name: str, site_of: Callable[[WorkflowState], str]) -> Callable[[SiteAction], StepHandler]:
+def site_step(
+    name: str, site_of: Callable[[WorkflowState], str], *, once: bool = False
+) -> Callable[[SiteAction], StepHandler]:
     """A `step` that works on one site's vCenter, in one session that ends with the step."""
 
     def register(action: SiteAction) -> StepHandler:
@@ -82,7 +89,9 @@ def site_step(name: str, site_of: Callable[[WorkflowState], str]) -> Callable[[S
             with app.inventory(site_of(state)) as inventory:
                 return action(state, app, context, inventory)
 
-        return step(name)(functools.wraps(action)(at_site))
+        handler = step(name, once=once)(functools.wraps(action)(at_site))
+        handler.app_parts = handler.app_parts | {"inventory"}  # type: ignore[attr-defined]
+        return handler
 
     return register
 
@@ -185,12 +194,12 @@ def check_mirror_synced(s: WorkflowState, app: runtime.App, context: LambdaConte
     return workflow.check_mirror_synced(s, app.config, app.probe)
 
 
-@site_step("StartGroup", _standby)
+@site_step("StartGroup", _standby, once=True)
 def start_group(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
     return workflow.start_group(_renewed(s, app), inventory, hooks=app.hooks, once=app.once)
 
 
-@site_step("CheckGroup", _standby)
+@site_step("CheckGroup", _standby, once=True)
 def check_group(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
     return workflow.check_group(
         s,
@@ -208,7 +217,7 @@ def verify_services(s: WorkflowState, app: runtime.App, context: LambdaContext) 
     return workflow.verify_services(s, app.config, app.probe)
 
 
-@step("SwitchDns")
+@step("SwitchDns", once=True)
 def switch_dns(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
     return workflow.switch_dns(_renewed(s, app), app.dns, app.config.workflow.dns_timeout_s, once=app.once)
 
@@ -218,18 +227,18 @@ def check_dns(s: WorkflowState, app: runtime.App, context: LambdaContext) -> Wor
     return workflow.check_dns(s, app.dns, wait_until=_wait_until(app, context))
 
 
-@step("LowerTtl")
+@step("LowerTtl", once=True)
 def lower_ttl(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
     """Migration, failback: the request's `lowerTtlSeconds` (the ASL enters this step only when it is set)."""
     return workflow.lower_ttl(s, app.dns, s.request.lower_ttl_s or 60, once=app.once)
 
 
-@step("Notify")
+@step("Notify", once=True)
 def notify(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
     return workflow.notify(s, app.notifier, once=app.once)
 
 
-@step("RecordAudit")  # registered, then replaced by `record_audit` below, which wraps it
+@step("RecordAudit", once=True)  # registered, then replaced by `record_audit` below, which wraps it
 def _record_audit(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
     return workflow.record_audit(s, app.store, once=app.once)
 
@@ -247,7 +256,7 @@ def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     return output
 
 
-@step("NotifyFailure")
+@step("NotifyFailure", once=True)
 def notify_failure(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
     return workflow.notify_failure(s, app.notifier, app.store, once=app.once)
 
