@@ -64,8 +64,8 @@ def grant_dns(stack: Stack, config: Config, zone_ids: Mapping[str, str], holders
             for kind, actions in kinds.items():
                 changes.setdefault(fn, {}).setdefault(kind, set()).update(actions)
     for fn, changed in changes.items():
-        for kind, actions in sorted(changed.items()):
-            if found := scope(records[kind], actions):
+        for kind, allowed in sorted(changed.items()):
+            if found := scope(records[kind], allowed):
                 fn.add_to_role_policy(record_change_statement(zone_arns(found.zones), found))
 
     reads: dict[lambda_.Function, set[str]] = {}
