@@ -170,9 +170,9 @@ def part_modules(part: str) -> set[str]:
 
 def parts_named(handler: Callable[..., Any], module: ModuleType) -> set[str]:
     """The App parts a handler's code names: itself, or through its module's functions (`judge` for the
-    evaluator, `_at_*` for the site steps, `_renewed` for the steps that renew the lock, ...). `_run` is not
-    followed: it touches `app.once` only for the steps that pass their context, and those name it themselves."""
-    names: set[str] = set()
+    evaluator, `_renewed` for the steps that renew the lock, ...), and those a step's decorator declares it
+    builds (`app_parts`: `inventory` for a site step, `once` for a step that acts once)."""
+    names: set[str] = set(getattr(handler, "app_parts", ()))
     seen: set[str] = set()
     todo = [inspect.unwrap(handler)]
     while todo:
@@ -180,9 +180,10 @@ def parts_named(handler: Callable[..., Any], module: ModuleType) -> set[str]:
         names |= found
         for name in sorted(found - seen):
             helper = getattr(module, name, None)
-            if name != "_run" and inspect.isfunction(helper) and helper.__module__ == module.__name__:
+            if inspect.isfunction(helper) and helper.__module__ == module.__name__:
                 seen.add(name)
-                todo.append(helper)
+                names |= set(getattr(helper, "app_parts", ()))
+                todo.append(inspect.unwrap(helper))
     return names & APP_PARTS
 
 

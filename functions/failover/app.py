@@ -1,5 +1,5 @@
-"""Failover workflow steps in two functions: `step` runs those that need no site, `site_step` (inside the
-VPC when there is one) those that reach a site. Each Task state names its step (`"step"` in its Parameters,
+"""Failover workflow steps in two functions: `run_step` runs those that need no site, `run_site_step` (inside
+the VPC when there is one) those that reach a site. Each Task state names its step (`"step"` in its Parameters,
 `dcwatch.wiring.STEPS` says which function runs it); each step is parse -> one core step -> state out.
 
 One function per step made a failover pay a cold start per step; two pay two. The adapters a step uses
@@ -9,11 +9,12 @@ aiohttp only for the probing and hook steps, the X-Ray SDK only when tracing is 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dcwatch import runtime
 from dcwatch.config import STEP_OWN_WORK_S
@@ -30,22 +31,81 @@ if TYPE_CHECKING:
 
     from dcwatch.ports import Inventory
 
-Step = Callable[[WorkflowState, runtime.App], WorkflowState]
+StepHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
+# Step name (the Task's "step", a key of dcwatch.wiring.STEPS) -> what runs it; filled by the decorators below.
+STEPS: dict[str, StepHandler] = {}
+
+Action = Callable[[WorkflowState, runtime.App, "LambdaContext"], WorkflowState]
+SiteAction = Callable[[WorkflowState, runtime.App, "LambdaContext", "Inventory"], WorkflowState]
+Handler = TypeVar("Handler", bound=StepHandler)
 
 
-def _run(step: str, event: dict[str, Any], action: Step, context: LambdaContext | None = None) -> dict[str, Any]:
-    state = WorkflowState.model_validate(event["state"])
-    logger.append_keys(incident_id=state.incident_id, step=step)
-    app = runtime.app()
-    if context is not None:
-        app.once.register(context)
-    begun, known = utcnow(), len(state.timeline)
-    state = action(state, app)
-    state.stamp_started(begun, since=known)
-    logger.info("step done", detail=state.timeline[-1].detail if state.timeline else "")
-    return state.dump()
+def handles(name: str) -> Callable[[Handler], Handler]:
+    """Registers a handler that takes the Task's event itself (the request steps, the approval's token)."""
+
+    def register(handler: Handler) -> Handler:
+        STEPS[name] = handler
+        return handler
+
+    return register
 
 
+def step(name: str, *, once: bool = False) -> Callable[[Action], StepHandler]:
+    """A step on the workflow state, with the wiring every such step repeats: state parsed, the log keyed by
+    incident and step, the time the step began stamped on what it added to the timeline, the state dumped for
+    the next Task. `once`: it acts once per run (`app.once`), which learns the invocation's deadline first.
+
+    The handler's `app_parts` name the App parts this wiring builds (`bench.imports` counts a step's cold start
+    from them and from the names in the step's own code)."""
+
+    def register(action: Action) -> StepHandler:
+        @functools.wraps(action)
+        def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+            state = WorkflowState.model_validate(event["state"])
+            logger.append_keys(incident_id=state.incident_id, step=name)
+            app = runtime.app()
+            if once:
+                app.once.register(context)
+            begun, known = utcnow(), len(state.timeline)
+            state = action(state, app, context)
+            state.stamp_started(begun, since=known)
+            logger.info("step done", detail=state.timeline[-1].detail if state.timeline else "")
+            return state.dump()
+
+        handler.app_parts = frozenset({"once"} if once else ())  # type: ignore[attr-defined]
+        STEPS[name] = handler
+        return handler
+
+    return register
+
+
+def site_step(
+    name: str, site_of: Callable[[WorkflowState], str], *, once: bool = False
+) -> Callable[[SiteAction], StepHandler]:
+    """A `step` that works on one site's vCenter, in one session that ends with the step."""
+
+    def register(action: SiteAction) -> StepHandler:
+        def at_site(state: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+            with app.inventory(site_of(state)) as inventory:
+                return action(state, app, context, inventory)
+
+        handler = step(name, once=once)(functools.wraps(action)(at_site))
+        handler.app_parts = handler.app_parts | {"inventory"}  # type: ignore[attr-defined]
+        return handler
+
+    return register
+
+
+def _standby(state: WorkflowState) -> str:
+    return state.plan.to
+
+
+def _leaving_site(state: WorkflowState) -> str:
+    """The site a migration or failback leaves (and a disaster's failed site)."""
+    return state.plan.from_site
+
+
+@handles("ValidateRequest")
 def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """`{"request": <the execution input>, "execution": <its name>}`: the name owns the lock from here on."""
     begun = utcnow()
@@ -72,6 +132,7 @@ def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str,
     return state.dump()
 
 
+@handles("RequestFailed")
 def request_failed(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """`{"request", "execution", "error"}`: ValidateRequest failed otherwise than on a bad request."""
     execution, error = str(event["execution"]), dict(event.get("error") or {})
@@ -83,9 +144,6 @@ def request_failed(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     logger.warning("request could not be checked: lock released, audited, announced", error=error.get("Error"))
     return {"messageId": message_id, "execution": execution}
-
-
-SiteStep = Callable[[WorkflowState, "Inventory", runtime.App], WorkflowState]
 
 
 def _renewed(state: WorkflowState, app: runtime.App) -> WorkflowState:
@@ -100,190 +158,131 @@ def _wait_until(app: runtime.App, context: LambdaContext | None) -> datetime:
     return waits.step_deadline(utcnow(), app.config.workflow.step_wait_s, remaining_s, STEP_OWN_WORK_S)
 
 
-def _at_site(
-    site_of: Callable[[WorkflowState], str],
-    step: str,
-    event: dict[str, Any],
-    action: SiteStep,
-    context: LambdaContext | None = None,
-) -> dict[str, Any]:
-    """A step that works on one site's vCenter, in one session that ends with the step."""
-
-    def act(state: WorkflowState, app: runtime.App) -> WorkflowState:
-        with app.inventory(site_of(state)) as inventory:
-            return action(state, inventory, app)
-
-    return _run(step, event, act, context)
+@step("AcquireLease")
+def acquire_lease(state: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    active = partial(app.store.active_site, app.config.active_site)
+    return steps.acquire_lease(state, app.leases, app.config.workflow.lease_s, active_site=active)
 
 
-def _at_standby(
-    step: str, event: dict[str, Any], action: SiteStep, context: LambdaContext | None = None
-) -> dict[str, Any]:
-    return _at_site(lambda s: s.plan.to, step, event, action, context)
+@step("ReleaseLease")
+def release_lease(state: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.release_lease(state, app.leases)
 
 
-def _at_leaving_site(
-    step: str, event: dict[str, Any], action: SiteStep, context: LambdaContext | None = None
-) -> dict[str, Any]:
-    """The site a migration or failback leaves."""
-    return _at_site(lambda s: s.plan.from_site, step, event, action, context)
+@step("Fence")
+def fence(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.fence(s, lambda: app.inventory(s.plan.from_site), wait_until=_wait_until(app, context))
 
 
-def acquire_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    def acquire(state: WorkflowState, app: runtime.App) -> WorkflowState:
-        active = partial(app.store.active_site, app.config.active_site)
-        return steps.acquire_lease(state, app.leases, app.config.workflow.lease_s, active_site=active)
-
-    return _run("AcquireLease", event, acquire)
+@step("ProveFenced")
+def prove_fenced(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.prove_fenced(s, app.config, app.site_leases, app.store, app.probe)
 
 
-def release_lease(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("ReleaseLease", event, lambda s, app: steps.release_lease(s, app.leases))
+@site_step("CheckStandby", _standby)
+def check_standby(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
+    return steps.check_standby(s, inventory, fencing=app.config.fencing, leases=app.site_leases)
 
 
-def fence(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run(
-        "Fence",
-        event,
-        lambda s, app: steps.fence(s, lambda: app.inventory(s.plan.from_site), wait_until=_wait_until(app, context)),
-        context,
+@step("CheckStorage")
+def check_storage(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.check_storage(s, app.config, app.probe)
+
+
+@step("CheckMirrorSynced")
+def check_mirror_synced(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.check_mirror_synced(s, app.config, app.probe)
+
+
+@site_step("StartGroup", _standby, once=True)
+def start_group(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
+    return steps.start_group(_renewed(s, app), inventory, hooks=app.hooks, once=app.once)
+
+
+@site_step("CheckGroup", _standby, once=True)
+def check_group(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
+    return steps.check_group(
+        s,
+        inventory,
+        config=app.config,
+        probe=app.probe,
+        hooks=app.hooks,
+        once=app.once,
+        wait_until=_wait_until(app, context),
     )
 
 
-def prove_fenced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run(
-        "ProveFenced",
-        event,
-        lambda s, app: steps.prove_fenced(s, app.config, app.site_leases, app.store, app.probe),
-    )
+@step("VerifyServices")
+def verify_services(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.verify_services(s, app.config, app.probe)
 
 
-def check_standby(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_standby(
-        "CheckStandby",
-        event,
-        lambda s, inventory, app: steps.check_standby(s, inventory, fencing=app.config.fencing, leases=app.site_leases),
-    )
+@step("SwitchDns", once=True)
+def switch_dns(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.switch_dns(_renewed(s, app), app.dns, app.config.workflow.dns_timeout_s, once=app.once)
 
 
-def check_storage(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("CheckStorage", event, lambda s, app: steps.check_storage(s, app.config, app.probe))
+@step("CheckDns")
+def check_dns(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.check_dns(s, app.dns, wait_until=_wait_until(app, context))
 
 
-def check_mirror_synced(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("CheckMirrorSynced", event, lambda s, app: steps.check_mirror_synced(s, app.config, app.probe))
-
-
-def start_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_standby(
-        "StartGroup",
-        event,
-        lambda s, inventory, app: steps.start_group(_renewed(s, app), inventory, hooks=app.hooks, once=app.once),
-        context,
-    )
-
-
-def check_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_standby(
-        "CheckGroup",
-        event,
-        lambda s, inventory, app: steps.check_group(
-            s,
-            inventory,
-            config=app.config,
-            probe=app.probe,
-            hooks=app.hooks,
-            once=app.once,
-            wait_until=_wait_until(app, context),
-        ),
-        context,
-    )
-
-
-def verify_services(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("VerifyServices", event, lambda s, app: steps.verify_services(s, app.config, app.probe))
-
-
-def switch_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run(
-        "SwitchDns",
-        event,
-        lambda s, app: steps.switch_dns(_renewed(s, app), app.dns, app.config.workflow.dns_timeout_s, once=app.once),
-        context,
-    )
-
-
-def check_dns(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("CheckDns", event, lambda s, app: steps.check_dns(s, app.dns, wait_until=_wait_until(app, context)))
-
-
-def lower_ttl(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@step("LowerTtl", once=True)
+def lower_ttl(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
     """Migration, failback: the request's `lowerTtlSeconds` (the ASL enters this step only when it is set)."""
-    return _run(
-        "LowerTtl",
-        event,
-        lambda s, app: steps.lower_ttl(s, app.dns, s.request.lower_ttl_s or 60, once=app.once),
-        context,
-    )
+    return steps.lower_ttl(s, app.dns, s.request.lower_ttl_s or 60, once=app.once)
 
 
-def notify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("Notify", event, lambda s, app: steps.notify(s, app.notifier, once=app.once), context)
+@step("Notify", once=True)
+def notify(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.notify(s, app.notifier, once=app.once)
 
 
+@step("RecordAudit", once=True)  # registered, then replaced by `record_audit` below, which wraps it
+def _record_audit(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.record_audit(s, app.store, once=app.once)
+
+
+@handles("RecordAudit")
 def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    output = _run("RecordAudit", event, lambda s, app: steps.record_audit(s, app.store, once=app.once), context)
+    """The audit record, and a notification that failed after its retries counted and logged."""
+    output = _record_audit(event, context)
     if output.get("notifyError"):
-        step = "NotifyFailure" if output.get("failedStep") else "Notify"
-        record_notify_failed(step)
+        failed_step = "NotifyFailure" if output.get("failedStep") else "Notify"
+        record_notify_failed(failed_step)
         logger.error(
             "notification failed after its retries; the outcome is recorded", notify_error=output["notifyError"]
         )
     return output
 
 
-def notify_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run(
-        "NotifyFailure",
-        event,
-        lambda s, app: steps.notify_failure(s, app.notifier, app.store, once=app.once),
-        context,
-    )
+@step("NotifyFailure", once=True)
+def notify_failure(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.notify_failure(s, app.notifier, app.store, once=app.once)
 
 
-def shutdown_group(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_leaving_site(
-        "ShutdownGroup",
-        event,
-        lambda s, inventory, app: steps.shutdown_group(
-            _renewed(s, app), inventory, app.config.workflow.shutdown_timeout_s
-        ),
-    )
+@site_step("ShutdownGroup", _leaving_site)
+def shutdown_group(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
+    return steps.shutdown_group(_renewed(s, app), inventory, app.config.workflow.shutdown_timeout_s)
 
 
-def check_shutdown(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_leaving_site(
-        "CheckShutdown",
-        event,
-        lambda s, inventory, app: steps.check_shutdown(s, inventory, app.config.workflow.shutdown_timeout_s),
-    )
+@site_step("CheckShutdown", _leaving_site)
+def check_shutdown(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
+    return steps.check_shutdown(s, inventory, app.config.workflow.shutdown_timeout_s)
 
 
-def prepare_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _at_standby("PrepareDrill", event, lambda s, inventory, app: steps.prepare_drill(s, inventory, app.dns))
+@site_step("PrepareDrill", _standby)
+def prepare_drill(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
+    return steps.prepare_drill(s, inventory, app.dns)
 
 
-def clean_up_drill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@site_step("CleanUpDrill", _standby)
+def clean_up_drill(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
     # Whatever became of the lock: a lost one is reported, and only the VMs wait when another recovery holds it.
-    return _at_standby(
-        "CleanUpDrill",
-        event,
-        lambda s, inventory, app: steps.clean_up_drill_whatever_the_lock(
-            s, inventory, app.dns, app.leases, app.config.workflow.lease_s
-        ),
-    )
+    return steps.clean_up_drill_whatever_the_lock(s, inventory, app.dns, app.leases, app.config.workflow.lease_s)
 
 
+@handles("RequestApproval")
 def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Invoked with `.waitForTaskToken`: sends the token to the operators; the workflow waits for their answer.
 
@@ -299,38 +298,9 @@ def request_approval(event: dict[str, Any], context: LambdaContext) -> dict[str,
     return {"messageId": message_id}
 
 
-def approved(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _run("Approved", event, lambda s, app: steps.approved(s, app.leases, app.config.workflow.lease_s))
-
-
-StepHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
-# Step name (the Task's "step", a key of dcwatch.wiring.STEPS) -> what runs it.
-STEPS: dict[str, StepHandler] = {
-    "ValidateRequest": validate_request,
-    "RequestFailed": request_failed,
-    "RequestApproval": request_approval,
-    "Approved": approved,
-    "LowerTtl": lower_ttl,
-    "ShutdownGroup": shutdown_group,
-    "CheckShutdown": check_shutdown,
-    "CheckMirrorSynced": check_mirror_synced,
-    "PrepareDrill": prepare_drill,
-    "CleanUpDrill": clean_up_drill,
-    "AcquireLease": acquire_lease,
-    "CheckStandby": check_standby,
-    "CheckStorage": check_storage,
-    "Fence": fence,
-    "ProveFenced": prove_fenced,
-    "StartGroup": start_group,
-    "CheckGroup": check_group,
-    "VerifyServices": verify_services,
-    "SwitchDns": switch_dns,
-    "CheckDns": check_dns,
-    "Notify": notify,
-    "RecordAudit": record_audit,
-    "NotifyFailure": notify_failure,
-    "ReleaseLease": release_lease,
-}
+@step("Approved")
+def approved(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    return steps.approved(s, app.leases, app.config.workflow.lease_s)
 
 
 class WrongFunction(Exception):
@@ -364,16 +334,3 @@ def run_step(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def run_site_step(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The steps that reach a site: vCenter, storage, hooks, service checks."""
     return _dispatch(SITE_STEPS_FUNCTION, event, context)
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-def execution_ended(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """The aws.states event of an execution Step Functions stopped (ABORTED) or timed out (TIMED_OUT)."""
-    change = executions.ExecutionStatusChange.model_validate(event["detail"])
-    logger.append_keys(incident_id=change.incident_id, execution=change.name, status=change.status)
-    app = runtime.app()
-    app.once.register(context)
-    message_id = executions.execution_ended(change, app.leases, app.store, app.notifier, app.once, app.config)
-    logger.info("ended execution audited and announced", message_id=message_id)
-    return {"messageId": message_id, "incidentId": change.incident_id}

@@ -147,10 +147,6 @@ def table_id(key: str) -> str:
     return f"{key}Table"
 
 
-def vcenter_secret_id(site: str) -> str:
-    return f"VcenterSecret-{site}"
-
-
 # Physical names: what an operator sees in the console and passes to the CLI.
 def stack_name(deployment: str) -> str:
     return f"dcwatch-{deployment}"

@@ -63,15 +63,15 @@ def grant_dns(stack: Stack, config: Config, zone_ids: Mapping[str, str], holders
         for fn in holders((step,)):
             for kind, actions in kinds.items():
                 changes.setdefault(fn, {}).setdefault(kind, set()).update(actions)
-    for fn, kinds in changes.items():
-        for kind, actions in sorted(kinds.items()):
-            if found := scope(records[kind], actions):
+    for fn, changed in changes.items():
+        for kind, allowed in sorted(changed.items()):
+            if found := scope(records[kind], allowed):
                 fn.add_to_role_policy(record_change_statement(zone_arns(found.zones), found))
 
     reads: dict[lambda_.Function, set[str]] = {}
-    for step, kinds in READERS.items():
+    for step, read_kinds in READERS.items():
         for fn in holders((step,)):
-            reads.setdefault(fn, set()).update(z for kind in kinds for z in {r.zone for r in records[kind]})
+            reads.setdefault(fn, set()).update(z for kind in read_kinds for z in {r.zone for r in records[kind]})
     for fn, zones in reads.items():
         if zones:
             fn.add_to_role_policy(

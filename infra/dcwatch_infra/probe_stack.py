@@ -9,15 +9,16 @@ home region's bus, so the evaluator, the state and the watchdog stay in one plac
 from __future__ import annotations
 
 from aws_cdk import Environment, Stack, Tags
-from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from dcwatch.config import Config
 from dcwatch_infra import constants as c
+from dcwatch_infra.access import grant_secrets_read
 from dcwatch_infra.functions import probe_function
 from dcwatch_infra.layers import code_layers
+from dcwatch_infra.probes import probe_period
 from dcwatch_infra.schedules import probe_schedule, probe_schedule_role
-from dcwatch_infra.stack import SynthInputs, probe_period
+from dcwatch_infra.stack import SynthInputs
 
 
 class ProbeStack(Stack):
@@ -65,17 +66,11 @@ class ProbeStack(Stack):
                 period=period,
                 placement=vantage.placement,
             )
-            probe.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                    resources=[
-                        f"arn:{self.partition}:secretsmanager:{home_region}:{self.account}:secret:{secret}-??????"
-                        for secret in [
-                            *(site.vcenter.credentials_secret for site in config.sites),
-                            *config.check_headers_secrets(),
-                        ]
-                    ],
-                )
+            grant_secrets_read(
+                probe,
+                [*(site.vcenter.credentials_secret for site in config.sites), *config.check_headers_secrets()],
+                region=home_region,
+                describe=True,
             )
             probe_schedule(self, c.probe_id(vantage.name), probe, role, period, f"{config.name} from {vantage.name}")
             self.probes[vantage.name] = probe

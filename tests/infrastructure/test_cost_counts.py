@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dcwatch import cost
-from dcwatch_infra.stack import probe_rate_minutes
+from dcwatch_infra.probes import probe_rate_minutes
 from tests.infrastructure.synth import Synth
 from tests.infrastructure.template import resources
 

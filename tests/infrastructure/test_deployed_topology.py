@@ -17,7 +17,7 @@ from dcwatch.wiring import function as function_spec
 from dcwatch_infra import constants
 from dcwatch_infra.functions import dcwatch_function
 from dcwatch_infra.layers import PLACEHOLDER_WARNING, PLACEHOLDER_WARNING_ID
-from dcwatch_infra.stack import probe_rate_minutes
+from dcwatch_infra.probes import probe_rate_minutes
 from tests.infrastructure.deployed import (
     NETWORK_INTERFACE_ACTIONS,
     functions,

@@ -25,7 +25,7 @@ from dcwatch.wiring import (
 from dcwatch.wiring import function as function_spec
 from dcwatch_infra import constants
 from dcwatch_infra.build import ContextError
-from dcwatch_infra.stack import probe_rate_minutes
+from dcwatch_infra.probes import probe_rate_minutes
 from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
 from tests.infrastructure.template import actions_of, grants, refs, resources
 

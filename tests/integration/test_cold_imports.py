@@ -58,6 +58,7 @@ def loaded_by_importing(code: str) -> set[str]:
         ("evaluate", set()),
         ("control", set()),
         ("failover", set()),
+        ("execution_ended", set()),
     ],
 )
 def test_importing_a_handler_loads_no_vsphere_http_dns_or_tracing_sdk(code, allowed):
@@ -92,7 +93,7 @@ def test_importing_the_handlers_builds_no_validator_of_the_config_events_or_work
         f"""
         import importlib.util, json
         from pydantic import BaseModel
-        for code in ("probe", "evaluate", "control", "failover"):
+        for code in ("probe", "evaluate", "control", "failover", "execution_ended"):
             spec = importlib.util.spec_from_file_location(code, {str(FUNCTIONS_DIR)!r} + f"/{{code}}/app.py")
             spec.loader.exec_module(importlib.util.module_from_spec(spec))
 

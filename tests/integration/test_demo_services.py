@@ -5,8 +5,12 @@ from __future__ import annotations
 import socket
 from contextlib import ExitStack
 
+import pytest
+
 from dcwatch.local.cloud import free_port
 from dcwatch.local.services import Endpoint, _handler_for, _Listening
+
+pytestmark = pytest.mark.integration
 
 BURST = 300  # more connections at once than one vantage point's 200 concurrent checks
 

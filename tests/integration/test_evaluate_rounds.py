@@ -25,6 +25,8 @@ from dcwatch.wiring import RULES, function, message_group
 from tests.configs import write_pair_config
 from tests.helpers import moto_credentials
 
+pytestmark = pytest.mark.integration
+
 # The evaluator judges only what was observed within the last hour (`dcwatch.detection.trust`), by its own clock.
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 RULE = next(r for r in RULES if r.target == "Evaluate")

@@ -17,6 +17,8 @@ from dcwatch.local.faults import Fault, FaultNetwork, routed_config
 from dcwatch.local.links import Link, placements
 from tests.helpers import Hello
 
+pytestmark = pytest.mark.integration
+
 A = Link("vpc", "a", "private")
 
 

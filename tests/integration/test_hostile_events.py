@@ -15,6 +15,8 @@ import pytest
 from dcwatch.events import PROBE_ROUND, REPLAY_FIELD, ProbeResult, ProbeRound, probe_rounds, probe_source
 from tests.integration.test_evaluate_rounds import deployment, invoke, receive, round_of  # noqa: F401
 
+pytestmark = pytest.mark.integration
+
 NOW = datetime.now(UTC)
 
 

@@ -146,8 +146,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     # Not a step: fed by the default bus when Step Functions stops (ABORTED) or times out (TIMED_OUT) a run.
     FunctionSpec(
         "ExecutionEnded",
-        "failover",
-        "app.execution_ended",
+        "execution_ended",
+        "app.handler",
         30,
         256,
         "a stopped or timed-out recovery: release its lock, audit, alert",

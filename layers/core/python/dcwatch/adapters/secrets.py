@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,33 @@ def headers_from_text(text: str, where: str) -> dict[str, str]:
 
 
 HeadersFor = Callable[[str], dict[str, str]]
+
+
+# Reading a secret: its value, and (for the SDKs that look before they read) its description.
+READ_SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
+DESCRIBE_SECRET_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
+
+
+def secret_arn(name: str, *, partition: str, region: str, account: str) -> str:
+    """The ARN that matches the secret named `name` (Secrets Manager adds six random characters to it); an ARN
+    given for the name is kept as it is."""
+    if name.startswith("arn:"):
+        return name
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name}-??????"
+
+
+def read_secrets_statement(
+    names: Sequence[str], *, partition: str, region: str, account: str, describe: bool = False
+) -> dict[str, Any]:
+    """The IAM statement (JSON) that lets a role read these secrets by name, each once; with `describe`, also
+    describe them. The one home of this grant: the stack, the probe stacks and the site agents' policy use it."""
+    return {
+        "Effect": "Allow",
+        "Action": list(DESCRIBE_SECRET_ACTIONS if describe else READ_SECRET_ACTIONS),
+        "Resource": [
+            secret_arn(name, partition=partition, region=region, account=account) for name in dict.fromkeys(names)
+        ],
+    }
 
 
 def no_headers_secrets(secret_id: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dcwatch.adapters.agent_aws import site_lease_key
+from dcwatch.adapters.secrets import read_secrets_statement
 from dcwatch.agent.report import SITE_AGENT_REPORT, agent_source
 from dcwatch.config import Config
 
@@ -18,14 +19,6 @@ from dcwatch.config import Config
 def fence_audit_prefix(site: str) -> str:
     """The audit records of a site's fences are keyed `<site>-fenced-<UTC time>`."""
     return f"{site}-fenced-"
-
-
-def _secret_arn(table_arn: str, secret_id: str) -> str:
-    """The secret's ARN in the table's account and region; Secrets Manager adds six random characters."""
-    if secret_id.startswith("arn:"):
-        return secret_id
-    partition, region, account = table_arn.split(":")[1], table_arn.split(":")[3], table_arn.split(":")[4]
-    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{secret_id}-??????"
 
 
 def agent_policy(
@@ -69,12 +62,8 @@ def agent_policy(
     if agent.fence_hook is not None and agent.fence_hook.headers_secret is not None:
         secrets.append(agent.fence_hook.headers_secret)
     if secrets:
-        statements.append(
-            {
-                "Sid": "AgentSecrets",
-                "Effect": "Allow",
-                "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": [_secret_arn(locks_table_arn, s) for s in dict.fromkeys(secrets)],
-            }
-        )
+        # In the locks table's account and region.
+        partition, region, account = (locks_table_arn.split(":")[i] for i in (1, 3, 4))
+        read = read_secrets_statement(secrets, partition=partition, region=region, account=account)
+        statements.append({"Sid": "AgentSecrets", **read})
     return {"Version": "2012-10-17", "Statement": statements}
