@@ -21,6 +21,7 @@ GROUPS ?= 5
 BOOT_S ?= 2
 POLL_S ?= 1
 IMPORT_RUNS ?= 5
+TEST_WORKERS ?= 3
 SIZES ?= 10 100 1000 5000
 # jsii reads this as the list of Node majors whose end-of-life banner to silence.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
@@ -33,8 +34,9 @@ demo: install vcsim
 scenarios: install vcsim
 	$(BIN)/dcwatch scenarios --report scenarios-report.json
 
+# make test TEST_WORKERS=3: every tier side by side in one pytest run (the groups: tests/conftest.py)
 test: install vcsim blackbox cdk
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 bench: install blackbox bench-workflow bench-evaluation bench-imports
 	$(BIN)/python -m bench --exporter $(BLACKBOX) --targets $(TARGETS) --concurrency $(CONCURRENCY) \
