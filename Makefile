@@ -35,10 +35,10 @@ demo: install vcsim
 scenarios: install vcsim
 	$(BIN)/dcwatch scenarios --report scenarios-report.json
 
-# make test TEST_WORKERS=2 MATRIX_SHARDS=1: every tier side by side in one pytest run (the groups:
+# make test TEST_WORKERS=2 MATRIX_SHARDS=1: every tier side by side in one pytest run (the order:
 # tests/conftest.py); the scenario matrix in MATRIX_SHARDS runtimes side by side (tests/e2e/shards.py)
 test: install vcsim blackbox cdk
-	DCWATCH_MATRIX_SHARDS=$(MATRIX_SHARDS) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	MATRIX_SHARDS=$(MATRIX_SHARDS) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: install blackbox bench-workflow bench-evaluation bench-imports
 	$(BIN)/python -m bench --exporter $(BLACKBOX) --targets $(TARGETS) --concurrency $(CONCURRENCY) \
@@ -63,7 +63,7 @@ integration: install vcsim blackbox
 	$(BIN)/python -m pytest -q tests/integration
 
 e2e: install vcsim
-	DCWATCH_MATRIX_SHARDS=$(MATRIX_SHARDS) $(BIN)/python -m pytest -q tests/e2e
+	MATRIX_SHARDS=$(MATRIX_SHARDS) $(BIN)/python -m pytest -q tests/e2e
 
 infra: install cdk
 	$(BIN)/python -m pytest -q tests/infrastructure

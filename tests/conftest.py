@@ -1,9 +1,10 @@
-"""How `make test` spreads the tiers over pytest-xdist's workers (`--dist loadgroup`); a plain run ignores it.
+"""How `make test` hands the tiers to pytest-xdist's workers (`--dist loadfile`); a plain run ignores it.
 
-A group runs whole in one worker: the scenario matrix (one module fixture plays every scenario), the
-infrastructure tier (its synths are per session) and each integration file (its module fixtures start
-local peers once). Unit and demo tests go one by one. The longest work is handed out first, and the
-work each worker gets behind it is a unit test, so nothing long waits behind the matrix.
+A file runs whole in one worker: the scenario matrix (one module fixture plays every scenario) and each
+integration file (its module fixtures start local peers once). The longest work is handed out first, and
+what each worker gets queued behind it is a short unit file, so nothing long waits behind the matrix.
+(`--dist loadgroup` would keep the infrastructure tier's session synths in one worker too, but pytest-xdist
+3.8 cannot rename items under pytest 9, so its groups are ignored there.)
 """
 
 from __future__ import annotations
@@ -15,48 +16,35 @@ ORDER = (MATRIX, "tests/e2e/", "tests/infrastructure/", "tests/integration/")
 UNIT_RANK = len(ORDER)
 
 
-def _group(item: pytest.Item) -> str | None:
-    path = item.nodeid.split("::")[0]
-    if path == MATRIX:
-        return "matrix"
-    if path.startswith("tests/infrastructure/"):
-        return "infrastructure"
-    if path.startswith("tests/integration/"):
-        return path
-    return None
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
 
 
 def _rank(item: pytest.Item) -> int:
     """Longest first: the matrix, the demo runs, the infrastructure synths, the integration files, the units."""
-    path = item.nodeid.split("::")[0]
-    return next((n for n, prefix in enumerate(ORDER) if path.startswith(prefix)), UNIT_RANK)
+    return next((n for n, prefix in enumerate(ORDER) if _file(item).startswith(prefix)), UNIT_RANK)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     workers = getattr(config, "workerinput", {}).get("workercount")
-    if not workers or config.getoption("dist", "no") != "loadgroup":
+    if not workers:
         return
-    for item in items:
-        group = _group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=_rank)  # stable: files and tests keep their order within a rank
-    # xdist hands each worker two units at first: the second of each is a unit test.
-    first_unit = next((n for n, item in enumerate(items) if _rank(item) == UNIT_RANK), len(items))
-    units = items[first_unit : first_unit + workers]
-    del items[first_unit : first_unit + workers]
-    at = _first_scopes(items, workers)
-    items[at:at] = units
+    # xdist hands each worker two files at first: the second of each is a unit file.
+    unit_files = list(dict.fromkeys(_file(item) for item in items if _rank(item) == UNIT_RANK))[:workers]
+    queued = [item for item in items if _file(item) in unit_files]
+    rest = [item for item in items if _file(item) not in unit_files]
+    at = _first_files(rest, workers)
+    items[:] = rest[:at] + queued + rest[at:]
 
 
-def _first_scopes(items: list[pytest.Item], count: int) -> int:
-    """Where the `count`-th work unit (a group, or a test outside any group) ends in `items`."""
+def _first_files(items: list[pytest.Item], count: int) -> int:
+    """Where the `count`-th file ends in `items`."""
     seen: list[str] = []
     for n, item in enumerate(items):
-        scope = _group(item) or item.nodeid
-        if scope not in seen:
+        if _file(item) not in seen:
             if len(seen) == count:
                 return n
-            seen.append(scope)
+            seen.append(_file(item))
     return len(items)

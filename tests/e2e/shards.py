@@ -21,7 +21,8 @@ from dcwatch.local.scenario import ScenarioSpec
 
 # One runtime unless asked (`make test MATRIX_SHARDS=N`): each more shard adds the CPU of a runtime, and the
 # scenarios' detection bounds must hold under it (on 2 cores busy with other work, three shards starved the probes).
-SHARDS = int(os.environ.get("DCWATCH_MATRIX_SHARDS", "1"))
+# Not a DCWATCH_ variable: those are the functions' environment (tests/infrastructure/test_one_source.py).
+SHARDS = int(os.environ.get("MATRIX_SHARDS", "1"))
 FIXED_PORT = re.compile(r":(1[89]\d\d\d)\b")
 # Besides its steady phase, steps and quiet window: the settle, the last round and the reset.
 OVERHEAD_S = 6.0
