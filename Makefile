@@ -21,6 +21,8 @@ GROUPS ?= 5
 BOOT_S ?= 2
 POLL_S ?= 1
 IMPORT_RUNS ?= 5
+TEST_WORKERS ?= 2
+MATRIX_SHARDS ?= 1
 SIZES ?= 10 100 1000 5000
 # jsii reads this as the list of Node majors whose end-of-life banner to silence.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
@@ -33,8 +35,10 @@ demo: install vcsim
 scenarios: install vcsim
 	$(BIN)/dcwatch scenarios --report scenarios-report.json
 
+# make test TEST_WORKERS=2 MATRIX_SHARDS=1: every tier side by side in one pytest run (the order:
+# tests/conftest.py); the scenario matrix in MATRIX_SHARDS runtimes side by side (tests/e2e/shards.py)
 test: install vcsim blackbox cdk
-	$(BIN)/python -m pytest -q
+	MATRIX_SHARDS=$(MATRIX_SHARDS) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: install blackbox bench-workflow bench-evaluation bench-imports
 	$(BIN)/python -m bench --exporter $(BLACKBOX) --targets $(TARGETS) --concurrency $(CONCURRENCY) \
@@ -59,7 +63,7 @@ integration: install vcsim blackbox
 	$(BIN)/python -m pytest -q tests/integration
 
 e2e: install vcsim
-	$(BIN)/python -m pytest -q tests/e2e
+	MATRIX_SHARDS=$(MATRIX_SHARDS) $(BIN)/python -m pytest -q tests/e2e
 
 infra: install cdk
 	$(BIN)/python -m pytest -q tests/infrastructure

@@ -1,55 +1,33 @@
 """The scenario matrix end to end: every scenario file played against the local runtime, judged by its own file.
 
-One run of the whole matrix (one moto server, one vcsim per site, reset between scenarios) feeds
-every test here.
+One run of the whole matrix feeds every test here: a few shards side by side, each one moto server and one
+vcsim per site, reset between its scenarios.
 """
 
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 
 from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG
-from dcwatch.local.matrix import load_matrix, run_matrix, table
+from dcwatch.local.matrix import load_matrix, table, write_report
 from dcwatch.local.scenario import scenario_files
+from tests.e2e.shards import play_matrix
 
 pytestmark = pytest.mark.e2e
 
 NAMES = [f.stem for f in scenario_files()]
 
 
-def free_port() -> int:
-    """A port free on every loopback address the demo config serves on."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            for host in ("127.0.10.1", "127.0.20.1"):
-                with socket.socket() as sock:
-                    sock.bind((host, port))
-            return int(port)
-        except OSError:
-            continue
-    raise RuntimeError("no free port on the demo's loopback addresses")
-
-
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory) -> dict[str, dict]:
-    """The demo config on ports of its own, so a demo running elsewhere on this machine cannot collide."""
+    """The demo config on ports of its own, so a demo running elsewhere on this machine cannot collide; the
+    scenarios in shards side by side (`tests.e2e.shards`), each shard a runtime of its own."""
     tmp = tmp_path_factory.mktemp("matrix")
-    text = DEMO_CONFIG.read_text()
-    ports: dict[str, str] = {}
-    for fixed in sorted(set(re.findall(r":(1[89]\d\d\d)\b", text))):
-        while (port := str(free_port())) in ports.values():
-            pass
-        ports[fixed] = port
-    config = tmp / "config.yaml"
-    config.write_text(re.sub(r":(1[89]\d\d\d)\b", lambda m: ":" + ports[m.group(1)], text))
-    reports = run_matrix(load_matrix(), out=lambda line: None, log_path=tmp / "scenarios.log", config=config)
+    reports = play_matrix(load_matrix(), DEMO_CONFIG.read_text(), tmp)
+    write_report(reports, tmp / "scenarios-report.json")  # measured against bound, for a reader after the run
     print("\n".join(table(reports)))
     return {r["verdict"]["scenario"]: r for r in reports}
 
