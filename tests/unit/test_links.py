@@ -7,7 +7,7 @@ import pytest
 from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.links import Link, describe, link_for, links, placements, select, vpc_vantage
-from dcwatch.local.scenario import Observed, ScenarioError, alert_kind, check_against, judge, load_scenario
+from dcwatch.local.scenario import ScenarioError, Seen, alert_kind, check_against, judge, load_scenario
 from dcwatch.topology import HOME, IN_VPC
 
 SITES = ("dc-a", "dc-b")
@@ -104,8 +104,8 @@ def test_a_failover_on_another_fencing_proof_than_the_expected_one_fails_the_sce
     spec = scenario(tmp_path, "  - {at: 0, vpn_down: active}\n", "{failover: true, fencing: lease}")
     moved = dict(down=["dc-a"], alerts={}, failovers=1, active_site="dc-b", detection_s=4.5, errors=[])
     lease = "proven fenced: dc-a's lease expired (last renewed at 10:00:00) and dc-b's agent has not heard dc-a"
-    assert judge(spec, demo, Observed(**moved, fencing=[lease], proofs={"dc-a-down-1": "lease"})).passed
-    vcenter = Observed(**moved, fencing=["fenced dc-a: powered off shop-db-a"], proofs={"dc-a-down-1": "vcenter"})
+    assert judge(spec, demo, Seen(**moved, fencing=[lease], proofs={"dc-a-down-1": "lease"})).passed
+    vcenter = Seen(**moved, fencing=["fenced dc-a: powered off shop-db-a"], proofs={"dc-a-down-1": "vcenter"})
     fenced = judge(spec, demo, vcenter)
     assert not fenced.decision_passed and "expected lease" in fenced.problems[0]
-    assert not judge(spec, demo, Observed(**moved)).decision_passed, "no proof recorded: nothing proven"
+    assert not judge(spec, demo, Seen(**moved)).decision_passed, "no proof recorded: nothing proven"

@@ -11,7 +11,7 @@ from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.links import Link, SiteLink, between
 from dcwatch.local.matrix import table
 from dcwatch.local.report import lease_cost, probe_detection
-from dcwatch.local.scenario import Observed, ScenarioError, check_against, judge
+from dcwatch.local.scenario import ScenarioError, Seen, check_against, judge
 from tests.unit.test_links import scenario
 
 SITES = ("dc-a", "dc-b")
@@ -102,24 +102,21 @@ CALM = dict(down=[], alerts={}, failovers=0, active_site="dc-a", detection_s=Non
 
 def test_any_time_both_sites_served_customers_at_once_fails_the_scenario(tmp_path, demo):
     spec = scenario(tmp_path, "  - {at: 0, kill_agent: active}\n")
-    assert judge(spec, demo, Observed(**CALM)).passed
-    split = judge(spec, demo, Observed(**CALM, both_serving_s=0.4))
+    assert judge(spec, demo, Seen(**CALM)).passed
+    split = judge(spec, demo, Seen(**CALM, both_serving_s=0.4))
     assert not split.decision_passed and split.both_serving_s == 0.4
     assert "both sites served customers at once for 0.4 s" in split.problems
 
 
 def test_an_agent_that_fences_its_site_unexpectedly_or_too_late_fails_the_scenario(tmp_path, demo):
     quiet = scenario(tmp_path, "  - {at: 0, kill_agent: active}\n")
-    assert (
-        "agents fenced ['dc-b'], expected none"
-        in judge(quiet, demo, Observed(**CALM, self_fenced={"dc-b": 3})).problems
-    )
+    assert "agents fenced ['dc-b'], expected none" in judge(quiet, demo, Seen(**CALM, self_fenced={"dc-b": 3})).problems
     cut = scenario(
         tmp_path, "  - at: 0\n    partition: {between: [aws, active]}\n", "{failover: false, self_fenced: [active]}"
     )
-    assert judge(cut, demo, Observed(**CALM, self_fenced={"dc-a": 3.9})).passed
+    assert judge(cut, demo, Seen(**CALM, self_fenced={"dc-a": 3.9})).passed
     ttl = demo.fencing.lease_ttl_s
-    late = judge(cut, demo, Observed(**CALM, self_fenced={"dc-a": ttl + 1}))
+    late = judge(cut, demo, Seen(**CALM, self_fenced={"dc-a": ttl + 1}))
     assert any("later than lease_ttl_s" in p for p in late.problems)
 
 
@@ -130,9 +127,9 @@ def test_the_lease_cost_beyond_detection_is_measured_and_bounded_by_one_ttl(tmp_
     assert lease_cost(lease, detected_at=15.0) == 1.2
     assert lease_cost(lease, detected_at=17.0) == 0.0, "expired by the time of the detection: no cost"
     assert lease_cost(lease, detected_at=9.0) is None, "renewed after the detection: no lease proof was possible"
-    assert judge(spec, demo, Observed(**CALM, lease_cost_s=1.2)).passed
-    assert not judge(spec, demo, Observed(**CALM, lease_cost_s=demo.fencing.lease_ttl_s + 0.5)).passed
-    assert not judge(spec, demo, Observed(**CALM)).passed, "expected and not measured"
+    assert judge(spec, demo, Seen(**CALM, lease_cost_s=1.2)).passed
+    assert not judge(spec, demo, Seen(**CALM, lease_cost_s=demo.fencing.lease_ttl_s + 0.5)).passed
+    assert not judge(spec, demo, Seen(**CALM)).passed, "expected and not measured"
 
 
 def test_the_probes_detect_a_site_after_failures_to_down_rounds_in_a_row_from_the_quorum(demo):
@@ -148,7 +145,7 @@ def test_the_probes_detect_a_site_after_failures_to_down_rounds_in_a_row_from_th
 
 def test_the_matrix_table_has_a_both_serving_column_and_prints_the_lease_cost_next_to_the_detection(tmp_path, demo):
     spec = scenario(tmp_path, "  - {at: 0, kill_site: active}\n", "{failover: true}")
-    seen = Observed(down=["dc-a"], alerts={}, failovers=1, active_site="dc-b", detection_s=4.4, errors=[])
+    seen = Seen(down=["dc-a"], alerts={}, failovers=1, active_site="dc-b", detection_s=4.4, errors=[])
     report = {"verdict": judge(spec, demo, seen).row(), "summary": {"lease_cost_s": 1.6, "probe_detection_s": 3.9}}
     header, _, row = table([report])
     columns = [c.strip() for c in header.split(" | ")]

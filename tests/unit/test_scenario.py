@@ -9,8 +9,8 @@ from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.matrix import table
 from dcwatch.local.scenario import (
     SCENARIOS_DIR,
-    Observed,
     ScenarioError,
+    Seen,
     alert_kind,
     check_against,
     judge,
@@ -139,7 +139,7 @@ def spec_expecting(tmp_path, failover: bool):
 
 def test_two_workflows_that_switch_dns_are_one_false_failover(tmp_path):
     config = load_config(DEMO_CONFIG)
-    seen = Observed(down=["dc-a"], alerts={"FAILOVER": 2}, failovers=2, active_site="dc-b", detection_s=3.1, errors=[])
+    seen = Seen(down=["dc-a"], alerts={"FAILOVER": 2}, failovers=2, active_site="dc-b", detection_s=3.1, errors=[])
     verdict = judge(spec_expecting(tmp_path, True), config, seen)
     assert (verdict.false_failovers, verdict.missed_failovers, verdict.passed) == (1, 0, False)
     assert verdict.got.startswith("2 failovers")
@@ -147,7 +147,7 @@ def test_two_workflows_that_switch_dns_are_one_false_failover(tmp_path):
 
 def test_an_outage_without_a_failover_is_a_missed_failover(tmp_path):
     config = load_config(DEMO_CONFIG)
-    seen = Observed(down=["dc-a"], alerts={}, failovers=0, active_site="dc-a", detection_s=3.1, errors=[])
+    seen = Seen(down=["dc-a"], alerts={}, failovers=0, active_site="dc-a", detection_s=3.1, errors=[])
     verdict = judge(spec_expecting(tmp_path, True), config, seen)
     assert (verdict.false_failovers, verdict.missed_failovers, verdict.decision_passed) == (0, 1, False)
     assert verdict.detection_floor_s == config.probe.interval_s * config.thresholds.failures_to_down
@@ -155,15 +155,15 @@ def test_an_outage_without_a_failover_is_a_missed_failover(tmp_path):
 
 def test_the_expected_outcome_passes(tmp_path):
     config = load_config(DEMO_CONFIG)
-    seen = Observed(down=["dc-a"], alerts={"FAILOVER": 1}, failovers=1, active_site="dc-b", detection_s=3.1, errors=[])
+    seen = Seen(down=["dc-a"], alerts={"FAILOVER": 1}, failovers=1, active_site="dc-b", detection_s=3.1, errors=[])
     verdict = judge(spec_expecting(tmp_path, True), config, seen)
     assert verdict.passed and verdict.problems == ()
 
 
 def test_the_matrix_table_prints_the_physical_floor_next_to_each_detection_time(tmp_path):
     config = load_config(DEMO_CONFIG)
-    outage = Observed(down=["dc-a"], alerts={"DOWN": 1}, failovers=1, active_site="dc-b", detection_s=4.3, errors=[])
-    calm = Observed(down=[], alerts={}, failovers=0, active_site="dc-a", detection_s=None, errors=[])
+    outage = Seen(down=["dc-a"], alerts={"DOWN": 1}, failovers=1, active_site="dc-b", detection_s=4.3, errors=[])
+    calm = Seen(down=[], alerts={}, failovers=0, active_site="dc-a", detection_s=None, errors=[])
     hard = load_scenario(SCENARIOS_DIR / "hard-outage.yaml")
     quiet = load_scenario(SCENARIOS_DIR / "service-down.yaml")
     reports = [
@@ -219,7 +219,7 @@ def test_an_alert_count_that_depends_on_timing_may_be_bounded_from_above(tmp_pat
         )
     )
     calm = dict(down=[], failovers=0, active_site="dc-a", detection_s=None, errors=[])
-    assert judge(spec, config, Observed(alerts={"FLAPPING": 1, "SERVICE": 2}, **calm)).passed
-    noisy = judge(spec, config, Observed(alerts={"FLAPPING": 1, "SERVICE": 4}, **calm))
+    assert judge(spec, config, Seen(alerts={"FLAPPING": 1, "SERVICE": 2}, **calm)).passed
+    noisy = judge(spec, config, Seen(alerts={"FLAPPING": 1, "SERVICE": 4}, **calm))
     assert not noisy.alerts_passed and noisy.problems == ("SERVICE alerts: 4, expected at most 3",)
     assert "SERVICE=<=3" in noisy.expected and "SERVICE=4" in noisy.got

@@ -4,7 +4,6 @@ workflow's approval."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -65,38 +64,33 @@ def _recover(args: argparse.Namespace) -> int:
     if not args.state_machine_arn:
         print("no --state-machine-arn given: request checked, nothing started")
         return 0
-    import boto3
+    from dcwatch.adapters.stepfunctions import StepFunctionsStarter
+    from dcwatch.config.workflow import Workflow
+    from dcwatch.recovery.start import start_recovery
 
-    sfn = boto3.client("stepfunctions")
+    workflows = StepFunctionsStarter(args.state_machine_arn)
     name = execution_name(mode, args.from_site)
     request["incidentId"] = name
     locks = args.locks_table or os.environ.get("DCWATCH_LOCKS_TABLE_NAME")
-    if locks:
-        # Take the lock before starting, so a busy lock is refused here rather than as a failed execution.
-        # Its owner is the execution's name: the execution holds it from its first step on.
-        lease_s = load_config(args.config).workflow.lease_s if args.config else 900
-        lease = DynamoLeases(locks).acquire(name, lease_s, datetime.now(UTC), leaving_site(mode, args.from_site))
-        if lease.owner != name:
-            print(
-                f"dcwatch: another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; "
-                "nothing started",
-                file=sys.stderr,
-            )
-            return 1
-    try:
-        execution = sfn.start_execution(stateMachineArn=args.state_machine_arn, name=name, input=json.dumps(request))
-    except Exception:
-        if locks:
-            # The name is this command's alone, so this gives back only the lease taken just above.
-            DynamoLeases(locks).release(name)
-        raise
-    print(f"started {execution['executionArn']}")
-    if not args.wait:
+    # The lock's owner is the execution's name: the execution holds it from its first step on.
+    lease_s = load_config(args.config).workflow.lease_s if args.config else Workflow().lease_s
+    leases = DynamoLeases(locks) if locks else None
+    now, leaving = datetime.now(UTC), leaving_site(mode, args.from_site)
+    start = start_recovery(workflows, leases, name, request, lease_s=lease_s, now=now, leaving=leaving)
+    if start.holder is not None:
+        print(
+            f"dcwatch: another failover holds the lock: {start.holder.owner} until "
+            f"{start.holder.expires_at.isoformat()}; nothing started",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"started {start.execution}")
+    if not args.wait or start.execution is None:
         return 0
-    while (described := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
+    while (status := workflows.status(start.execution))[0] == "RUNNING":
         time.sleep(2)
-    print(f"{described['status']}: {described.get('cause') or described.get('output', '')}")
-    return 0 if described["status"] == "SUCCEEDED" else 1
+    print(f"{status[0]}: {status[1]}")
+    return 0 if status[0] == "SUCCEEDED" else 1
 
 
 def _answer(args: argparse.Namespace) -> int:

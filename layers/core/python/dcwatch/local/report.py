@@ -10,7 +10,7 @@ from typing import Any
 from dcwatch.adapters.vsphere import VsphereInventory
 from dcwatch.config import Config
 from dcwatch.local.pipeline import LocalPipeline
-from dcwatch.local.scenario.judge import Verdict
+from dcwatch.local.scenario.judge import ScenarioVerdict
 from dcwatch.local.scenario.spec import ScenarioSpec
 from dcwatch.local.timeline import Timeline
 from dcwatch.local.watcher import Observations, Watcher
@@ -135,7 +135,7 @@ def build_report(
     active_after: str,
     errors: list[str],
     standby: str,
-    verdict: Verdict,
+    verdict: ScenarioVerdict,
 ) -> dict[str, Any]:
     fault_at = watcher.fault_at
     started = sorted(e["started_at"] for e in obs.executions.values())

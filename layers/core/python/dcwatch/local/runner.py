@@ -11,7 +11,7 @@ from typing import Any
 from dcwatch.local.overlap import OverlapSampler
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.report import build_report, detection_goal, lease_cost, lease_timing, probe_detection, since, vms_on
-from dcwatch.local.scenario.judge import Observed, alert_kind, judge
+from dcwatch.local.scenario.judge import Seen, alert_kind, judge
 from dcwatch.local.scenario.player import OperatorControls, Player
 from dcwatch.local.scenario.spec import ScenarioSpec
 from dcwatch.local.schedule import ProbeSchedule
@@ -184,16 +184,14 @@ def _decided(spec: ScenarioSpec, watcher: Watcher, obs: Observations, quiet_unti
     return time.monotonic() >= quiet_until and (ended or not obs.executions)
 
 
-def _observed(
-    timeline: Timeline, obs: Observations, watcher: Watcher, active_after: str, errors: list[str]
-) -> Observed:
+def _observed(timeline: Timeline, obs: Observations, watcher: Watcher, active_after: str, errors: list[str]) -> Seen:
     fault_at = watcher.fault_at
     down = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "site_down"]
     after = [e["t"] for e in down if fault_at is not None and e["t"] >= fault_at]
     steps = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "workflow_step"]
     switched = {e["execution"] for e in steps if e["step"] == "SwitchDns"}
     alerts = _alert_counts(obs.notifications)
-    return Observed(
+    return Seen(
         down=[e["site"] for e in down],
         alerts=alerts,
         failovers=len(switched),

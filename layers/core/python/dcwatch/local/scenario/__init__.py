@@ -7,7 +7,7 @@ the evaluator declares DOWN, what the Fence step could do, and how many alerts o
 compares that with what the run observed; `Player` applies the steps to a running `LocalPipeline`.
 """
 
-from dcwatch.local.scenario.judge import Observed, Verdict, alert_kind, judge
+from dcwatch.local.scenario.judge import ScenarioVerdict, Seen, alert_kind, judge
 from dcwatch.local.scenario.player import Player
 from dcwatch.local.scenario.spec import (
     SCENARIOS_DIR,
@@ -21,11 +21,11 @@ from dcwatch.local.scenario.spec import (
 
 __all__ = [
     "SCENARIOS_DIR",
-    "Observed",
+    "Seen",
     "Player",
     "ScenarioError",
     "ScenarioSpec",
-    "Verdict",
+    "ScenarioVerdict",
     "alert_kind",
     "check_against",
     "config_path",

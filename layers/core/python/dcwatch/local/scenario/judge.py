@@ -29,7 +29,7 @@ def alert_kind(subject: str) -> str:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ScenarioVerdict:
     scenario: str
     expected: str
     got: str
@@ -62,7 +62,7 @@ class Verdict:
 
 
 @dataclass
-class Observed:
+class Seen:
     """What a run saw, in the operator's terms."""
 
     down: list[str]  # sites declared DOWN, in order
@@ -93,7 +93,7 @@ def _expected_alerts(expect: Expect) -> dict[str, int | str]:
     return exact | {str(k): f"<={v}" for k, v in expect.alerts_at_most.items()}
 
 
-def judge(spec: ScenarioSpec, config: Config, seen: Observed) -> Verdict:
+def judge(spec: ScenarioSpec, config: Config, seen: Seen) -> ScenarioVerdict:
     expect, standby = spec.expect, config.other_site(config.active_site)
 
     moved = seen.failovers >= 1 and seen.active_site == standby
@@ -135,7 +135,7 @@ def judge(spec: ScenarioSpec, config: Config, seen: Observed) -> Verdict:
     ]
     named = [*expect.alerts, *expect.alerts_at_most]
     got_alerts = {k: seen.alerts.get(k, 0) for k in named} | {k: v for k, v in seen.alerts.items() if v}
-    return Verdict(
+    return ScenarioVerdict(
         scenario=spec.name,
         expected=describe(int(expect.failover), expected_down, _expected_alerts(expect)),
         got=describe(
