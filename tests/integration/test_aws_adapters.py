@@ -17,13 +17,13 @@ import dcwatch.adapters.dynamodb.table as ddb
 from dcwatch import control
 from dcwatch.adapters.aws import is_transient
 from dcwatch.adapters.dynamodb import DynamoLeases, DynamoStateStore
-from dcwatch.adapters.eventbridge import MAX_ATTEMPTS, EntriesRefused, EventBridgePublisher, backoff_s, batches
+from dcwatch.adapters.eventbridge import MAX_ATTEMPTS, EventBridgePublisher, backoff_s, batches
 from dcwatch.adapters.route53 import Route53Dns
 from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.config import load_config
-from dcwatch.errors import TransientError, VcenterRefused
+from dcwatch.errors import EntriesRefused, TransientError, VcenterRefused
 from dcwatch.events import ProbeResult
 from dcwatch.local.cloud import create_tables
 from dcwatch.local.demo import DEMO_CONFIG

@@ -1,5 +1,9 @@
 """Domain errors. Their class names are the error names the failover workflow retries or catches."""
 
+from __future__ import annotations
+
+from collections import Counter
+
 
 class DcwatchError(Exception):
     """Base of every error dcwatch raises on purpose."""
@@ -7,6 +11,15 @@ class DcwatchError(Exception):
 
 class TransientError(DcwatchError):
     """Worth retrying: throttling, a dropped connection, a service briefly unavailable."""
+
+
+class EntriesRefused(TransientError):
+    """PutEvents still refused `lost` entries after every attempt; `sent` others made it to the bus."""
+
+    def __init__(self, sent: int, lost: int, errors: Counter[str], attempts: int):
+        self.sent, self.lost, self.errors = sent, lost, dict(errors)
+        why = ", ".join(f"{code} x{n}" for code, n in errors.most_common())
+        super().__init__(f"events:PutEvents refused {lost} entries after {attempts} attempts ({why})")
 
 
 class StepInProgress(TransientError):

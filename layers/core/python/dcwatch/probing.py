@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dcwatch.adapters.eventbridge import EntriesRefused
 from dcwatch.config import Config
 from dcwatch.detection.checks import PlannedCheck, plan_round, round_times
+from dcwatch.errors import EntriesRefused
 from dcwatch.events import ProbeResult
 from dcwatch.observability import logger, record_probe_results, record_results_lost
 from dcwatch.ports import EventPublisher

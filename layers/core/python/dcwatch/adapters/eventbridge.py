@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dcwatch.adapters.aws import LazyClient, aws_call
-from dcwatch.errors import TransientError
+from dcwatch.errors import EntriesRefused, TransientError
 from dcwatch.events import (
     EVALUATOR_SOURCE,
     PROBE_ROUND,
@@ -25,15 +25,6 @@ MAX_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024
 MAX_ATTEMPTS = 3
 BACKOFF_BASE_S = 0.2  # waits of 0.1-0.2 s, then 0.2-0.4 s: at most 0.6 s per `put`, whatever the number of batches
-
-
-class EntriesRefused(TransientError):
-    """PutEvents still refused `lost` entries after every attempt; `sent` others made it to the bus."""
-
-    def __init__(self, sent: int, lost: int, errors: Counter[str]):
-        self.sent, self.lost, self.errors = sent, lost, dict(errors)
-        why = ", ".join(f"{code} x{n}" for code, n in errors.most_common())
-        super().__init__(f"events:PutEvents refused {lost} entries after {MAX_ATTEMPTS} attempts ({why})")
 
 
 def backoff_s(attempt: int, rand: Callable[[], float] = random.random) -> float:
@@ -109,7 +100,7 @@ class EventBridgePublisher:
             pending = refused
             if not pending:
                 return sent
-        raise EntriesRefused(sent, sum(weight[id(entry)] for entry in pending), errors)
+        raise EntriesRefused(sent, sum(weight[id(entry)] for entry in pending), errors, MAX_ATTEMPTS)
 
     def publish_probe_results(self, results: Sequence[ProbeResult]) -> int:
         """One ProbeRound event per vantage point, site and chunk; returns (or, refused, counts) results."""
