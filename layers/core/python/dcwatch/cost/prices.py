@@ -10,8 +10,6 @@ KB, GB = 1024, 1024**3
 EVENT_CHUNK_BYTES = 64 * KB  # EventBridge PutEvents entries and SQS payloads are billed per 64 KB chunk
 SQS_BATCH = 10  # the FIFO event source mapping's largest batch
 SQS_LONG_POLL_S = 20  # the mapping's ReceiveMessage wait
-READ_UNIT_BYTES = 4 * KB
-WRITE_UNIT_BYTES = KB
 
 
 @dataclass(frozen=True)

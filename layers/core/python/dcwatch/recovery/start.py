@@ -18,10 +18,6 @@ class Start:
     holder: Lease | None = None  # the lock is held by another recovery: nothing started
     withdrawn: str = ""  # the check under the lock said no: why, nothing started
 
-    @property
-    def started(self) -> bool:
-        return self.execution is not None
-
 
 def start_recovery(
     workflows: WorkflowStarter,
