@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config as BotoConfig
 
 from dcwatch.adapters.aws import LazyClient, aws_call
+from dcwatch.adapters.dynamodb.table import from_item
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.agent.report import SITE_AGENT_REPORT, SiteAgentReport, agent_source
 from dcwatch.errors import DcwatchError, TransientError
 from dcwatch.ports import SiteLease
 
 SITE_LEASE_PREFIX = "site-lease#"
-_ser, _de = TypeSerializer(), TypeDeserializer()
+_ser = TypeSerializer()  # unlike `table.to_item`, the lease keeps None values as NULL
 
 
 def site_lease_key(site: str) -> str:
@@ -102,7 +103,7 @@ def read_site_lease(client: Any, table: str, site: str) -> SiteLease | None:
         )
     if not item:
         return None
-    data = {k: _de.deserialize(v) for k, v in item.items()}
+    data = from_item(item)
     return SiteLease(
         site=str(data["site"]),
         agent_id=str(data["agentId"]),
