@@ -558,9 +558,10 @@ def test_results_from_a_vantage_point_the_config_does_not_name_change_nothing():
 
 
 def single_vantage_config(**thresholds) -> Config:
-    """The demo without `network`, its vCenters public: aws-public is the only vantage point deployed."""
+    """The demo without `network` (and so without its drill, whose network only the VPC reaches), its vCenters
+    public: aws-public is the only vantage point deployed."""
     doc = yaml.safe_load(DEMO_CONFIG.read_text())
-    del doc["network"]
+    del doc["network"], doc["drill"]
     for site in doc["sites"]:
         site["vcenter"]["reach"] = "public"
     doc["thresholds"] |= {"failures_to_down": THRESHOLD} | thresholds

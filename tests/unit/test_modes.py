@@ -135,17 +135,34 @@ def test_a_drill_plan_powers_on_only_the_drill_services_and_switches_only_their_
     assert "production DNS untouched" in describe_plan(plan)[0] and plan.network == "dcwatch-drill"
 
 
+def drill_of(name: str, record: str, values: list[str] | None = None, url: str = "http://127.0.30.1/") -> dict:
+    check = {"name": "home", "url": url}
+    dns = {"zone": "hosting.example.", "name": record}
+    return {"services": [{"name": name, "dns": dns, "dns_values": values or ["127.0.30.1"], "checks": [check]}]}
+
+
 @pytest.mark.parametrize(
     ("drill", "message"),
     [
         (
-            {"services": [{"name": "shop", "dns": {"zone": "hosting.example.", "name": "shop.hosting.example."}}]},
+            drill_of("shop", "shop.hosting.example.") | {"network": "isolated"},
             "drill.services[0].dns.name: shop.hosting.example. is the production record of service shop",
         ),
         (
-            {"services": [{"name": "mail", "dns": {"zone": "hosting.example.", "name": "d.hosting.example."}}]},
+            drill_of("mail", "d.hosting.example.") | {"network": "isolated"},
             "drill.services[0].name: 'mail' is not one of the services",
         ),
+        (
+            drill_of("shop", "d.hosting.example.", ["127.0.20.1"]) | {"network": "isolated"},
+            "drill.services[0].dns_values: 127.0.20.1 is a production address of shop at dc-b, not the clones' "
+            "address on the drill network",
+        ),
+        (
+            drill_of("shop", "d.hosting.example.", url="http://127.0.20.1:18080/health") | {"network": "isolated"},
+            "drill.services[0].checks[0]: 127.0.20.1:18080 is where shop/shop-home checks production at dc-b, not "
+            "a clone's address on the drill network",
+        ),
+        (drill_of("shop", "d.hosting.example."), "drill.network: Field required"),
     ],
 )
 def test_a_drill_config_that_would_touch_production_or_names_nothing_is_refused(drill, message):

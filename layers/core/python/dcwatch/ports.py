@@ -93,6 +93,50 @@ class Inventory(Protocol):
 
 
 @dataclass(frozen=True)
+class DrillClone:
+    """A VM a drill made: its name (`<vm>-drill-<run>`), the standby VM it copies, the drill run that made it,
+    its power state and the networks its NICs are on."""
+
+    name: str
+    original: str
+    run: str
+    power: str = "poweredOff"
+    networks: tuple[str, ...] = ()
+
+
+class DrillLab(Protocol):
+    """One site's vCenter, as a drill needs it: point-in-time clones of standby VMs, isolated, found again by
+    name and mark, destroyed. The standby VMs themselves are only read (as the clones' sources)."""
+
+    def clone(
+        self,
+        clones: Mapping[str, str],
+        run: str,
+        *,
+        datastore: str | None = None,
+        folder: str | None = None,
+        resource_pool: str | None = None,
+    ) -> dict[str, str]:
+        """Start one CloneVM_Task per clone name (key) of its standby VM (value), powered off, marked as a clone
+        of drill `run`; returns the task id by clone name. A clone that exists already gets no task."""
+        ...
+
+    def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]: ...
+
+    def isolate(self, clones: Sequence[str], network: str) -> None:
+        """Move every NIC of each clone to `network` (ReconfigVM_Task), and wait for it; raises if one fails."""
+        ...
+
+    def clones(self, run: str | None = None) -> list[DrillClone]:
+        """The drill clones at this site, of `run` or of every run: VMs both named and marked as drill clones."""
+        ...
+
+    def destroy(self, clones: Sequence[str]) -> list[str]:
+        """Power off and destroy these drill clones, refusing any VM not marked as one; returns those destroyed."""
+        ...
+
+
+@dataclass(frozen=True)
 class RecordValues:
     """One Route 53 record set; weighted and failover ones carry their set identifier and weight or role."""
 
@@ -134,6 +178,7 @@ class Dns(Protocol):
 class HookResult:
     ok: bool
     detail: str
+    answer: Mapping[str, Any] = field(default_factory=dict)  # what the hook answered, when it was a JSON object
 
 
 class HookRunner(Protocol):

@@ -17,19 +17,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlparse
 
 from dcwatch.config import (
     VCENTER_PREFIX,
     Config,
-    DnsCheck,
-    HttpCheck,
     Reach,
-    TcpCheck,
-    TlsCheck,
     VCenter,
     rule_minimum,
 )
+from dcwatch.config.checks import check_address
 from dcwatch.wiring import FUNCTIONS, STEPS
 
 VANTAGE_PUBLIC = "aws-public"
@@ -113,6 +109,9 @@ class Topology:
     endpoints: tuple[Endpoint, ...]
     functions: tuple[tuple[str, Placement], ...]  # function key -> placement (probes: per vantage point)
     network: str | None = None  # the VPC id, when there is one
+    # The drill clones' checks, at each site a drill may run at: run by the workflow's site steps in a drill,
+    # never by a vantage point (the clones exist only during a drill, on the isolated network).
+    drill_endpoints: tuple[Endpoint, ...] = ()
 
     @property
     def vantage_names(self) -> list[str]:
@@ -177,15 +176,6 @@ class Topology:
         }
 
 
-def _address(spec: HttpCheck | TlsCheck | TcpCheck | DnsCheck | VCenter) -> str:
-    if isinstance(spec, HttpCheck | VCenter):
-        url = urlparse(spec.url)
-        return f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
-    if isinstance(spec, DnsCheck):
-        return spec.resolver if ":" in spec.resolver else f"{spec.resolver}:53"
-    return f"{spec.host}:{spec.port}"
-
-
 def vcenter_parts(vcenter: VCenter) -> list[str]:
     """The parts of a vCenter check its config asks for; all are read in one session per round."""
     probe = vcenter.probe
@@ -198,12 +188,12 @@ def _endpoints(config: Config) -> Iterator[Endpoint]:
     for i, site in enumerate(config.sites):
         for part in vcenter_parts(site.vcenter):
             name = vcenter_check_name(part)
-            address = _address(site.vcenter)
+            address = check_address(site.vcenter)
             yield Endpoint(site.name, name, None, part != "alarms", site.vcenter.reach, address, f"sites[{i}].vcenter")
         for j, check in enumerate(site.checks):
             reach: Reach = check.reach or "private"
             yield Endpoint(
-                site.name, check.name, None, check.critical, reach, _address(check), f"sites[{i}].checks[{j}]"
+                site.name, check.name, None, check.critical, reach, check_address(check), f"sites[{i}].checks[{j}]"
             )
     for i, service in enumerate(config.services):
         for site_name, at in service.sites.items():
@@ -214,9 +204,20 @@ def _endpoints(config: Config) -> Iterator[Endpoint]:
                     service.name,
                     check.critical,
                     check.reach or "public",
-                    _address(check),
+                    check_address(check),
                     f"services[{i}].sites.{site_name}.checks[{j}]",
                 )
+
+
+def _drill_endpoints(config: Config) -> Iterator[Endpoint]:
+    services = {s.name: s for s in config.services}
+    for i, drill in enumerate(config.drill.services if config.drill else []):
+        service = services.get(drill.name)
+        for site_name in [site for site, at in service.sites.items() if at.vms] if service else []:
+            for j, check in enumerate(drill.checks):
+                reach: Reach = check.reach or "private"
+                address, field = check_address(check), f"drill.services[{i}].checks[{j}]"
+                yield Endpoint(site_name, check.name, drill.name, check.critical, reach, address, field)
 
 
 def deployed_vantages(config: Config) -> list[tuple[str, Placement]]:
@@ -240,7 +241,8 @@ def topology(config: Config) -> Topology:
     functions = tuple(
         (spec.key, site_placement if spec.reaches_sites else HOME) for spec in FUNCTIONS if spec.key != "Probe"
     )
-    return Topology(vantages, endpoints, functions, config.network.vpc_id if config.network else None)
+    network = config.network.vpc_id if config.network else None
+    return Topology(vantages, endpoints, functions, network, tuple(_drill_endpoints(config)))
 
 
 def topology_problems(config: Config, model: Topology | None = None) -> list[str]:
@@ -276,7 +278,18 @@ def topology_problems(config: Config, model: Topology | None = None) -> list[str
                 f"but thresholds.quorum is {quorum}: the service could never be confirmed DOWN. "
                 f"{_what_to_add(config, check.reach)}"
             )
-    return problems + list(_site_visibility(config, model))
+    return problems + list(_site_visibility(config, model)) + _drill_reach_problems(config, model)
+
+
+def _drill_reach_problems(config: Config, model: Topology) -> list[str]:
+    if config.network is not None:
+        return []
+    return [
+        f"{field}.reach: private (the default for a drill check: the drill network is isolated), but no `network` "
+        "is configured, so no workflow step reaches the clones: add `network` (the VPC with a route to the drill "
+        "network)"
+        for field in dict.fromkeys(e.field for e in model.drill_endpoints if e.reach == "private")
+    ]
 
 
 def site_deciders(config: Config, model: Topology, site: str) -> list[str]:

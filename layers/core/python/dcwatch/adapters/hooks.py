@@ -62,7 +62,16 @@ class HookCaller:
             except ValueError:
                 pass
             return HookResult(False, f"Lambda {hook.function} failed: {body}"[:300])
-        return HookResult(True, f"Lambda {hook.function} done")
+        return HookResult(True, f"Lambda {hook.function} done", _answer(body))
+
+
+def _answer(body: str) -> dict[str, Any]:
+    """What a hook answered, when it is a JSON object (a snapshot hook names its datastore); else nothing."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 async def _http(hook: Hook, payload: Mapping[str, Any], headers: Mapping[str, str]) -> HookResult:
@@ -81,7 +90,8 @@ async def _http(hook: Hook, payload: Mapping[str, Any], headers: Mapping[str, st
                     hook.method, hook.url, json=body, headers=headers, allow_redirects=False
                 ) as response:
                     if response.status in hook.expect_status:
-                        return HookResult(True, f"{hook.method} {hook.url}: status {response.status}")
+                        text = await response.text(errors="replace")
+                        return HookResult(True, f"{hook.method} {hook.url}: status {response.status}", _answer(text))
                     return HookResult(
                         False,
                         f"{hook.method} {hook.url}: status {response.status}, expected "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
@@ -150,3 +151,13 @@ AnyCheck = Annotated[
         _check_kind, custom_error_type="check_kind", custom_error_message="kind must be http, tls, tcp or dns"
     ),
 ]
+
+
+def check_address(spec: HttpCheck | TlsCheck | TcpCheck | DnsCheck | VCenter) -> str:
+    """Where a check connects, as `host:port` (a DNS check: its resolver): what the network sees of it."""
+    if isinstance(spec, HttpCheck | VCenter):
+        url = urlparse(spec.url)
+        return f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    if isinstance(spec, DnsCheck):
+        return spec.resolver if ":" in spec.resolver else f"{spec.resolver}:53"
+    return f"{spec.host}:{spec.port}"

@@ -29,6 +29,12 @@ def unbuilt_default(model: type[M]) -> M:
     return model.model_construct()
 
 
+# What a recovery does (`recovery.md`). Hooks run in the production modes unless they opt in to drills.
+RecoveryMode = Literal["disaster", "migration", "drill", "failback"]
+RECOVERY_MODES: tuple[RecoveryMode, ...] = ("disaster", "migration", "drill", "failback")
+PRODUCTION_MODES: tuple[RecoveryMode, ...] = ("disaster", "migration", "failback")
+
+
 # Where an endpoint answers from: the internet, or only over the sites' VPN/Direct Connect (from the VPC).
 Reach = Literal["public", "private"]
 REACH_DESCRIPTION = (

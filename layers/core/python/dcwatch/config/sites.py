@@ -8,7 +8,15 @@ from pydantic import Field, field_validator, model_validator
 
 from dcwatch.config.checks import AnyCheck, VCenter
 from dcwatch.config.conditions import parse_condition
-from dcwatch.config.fields import HEADERS_SECRET_DESCRIPTION, ConditionText, ConfigModel, Name, http_url
+from dcwatch.config.fields import (
+    HEADERS_SECRET_DESCRIPTION,
+    PRODUCTION_MODES,
+    ConditionText,
+    ConfigModel,
+    Name,
+    RecoveryMode,
+    http_url,
+)
 
 # The namespace of incidents started by hand (`dcwatch.recovery.request`); the evaluator's start with the site's name.
 MANUAL_PREFIX = "manual-"
@@ -52,6 +60,12 @@ class Hook(ConfigModel):
     timeout_s: float = Field(default=10.0, gt=0, le=300, description="the hook fails past this")
     on_failure: Literal["stop", "continue"] = Field(
         default="stop", description="stop: the workflow stops here for a human; continue: reported, workflow goes on"
+    )
+    modes: list[RecoveryMode] = Field(
+        default=list(PRODUCTION_MODES),
+        min_length=1,
+        description="the recovery modes it runs in (its payload says which): the production modes by default, so "
+        "a hook on production (a load balancer, a firewall) never runs in a drill; add `drill` to opt in",
     )
 
     @model_validator(mode="after")

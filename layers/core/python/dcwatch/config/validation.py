@@ -7,12 +7,19 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from dcwatch.config.checks import VCENTER_PREFIX
+from dcwatch.config.checks import VCENTER_PREFIX, check_address
 from dcwatch.config.fencing import PROOF_REPORT_SLACK_S
 from dcwatch.config.fields import fields_named
 from dcwatch.config.hooks import group_hooks
 from dcwatch.config.sites import ROUTINGS
-from dcwatch.config.workflow import LEASE_MARGIN_S, STEP_OWN_WORK_S, STEP_TIMEOUT_S
+from dcwatch.config.workflow import (
+    DRILL_CLONE_INFIX,
+    DRILL_RUN_LENGTH,
+    LEASE_MARGIN_S,
+    STEP_OWN_WORK_S,
+    STEP_TIMEOUT_S,
+    VM_NAME_MAX,
+)
 
 if TYPE_CHECKING:
     from dcwatch.config.schema import Config
@@ -284,6 +291,42 @@ def _drill_problems(config: Config) -> list[str]:
         if drill.dns.name in seen:
             problems.append(f"{where}.dns.name: {drill.dns.name} is named twice")
         seen.add(drill.dns.name)
+        problems += _drill_isolation_problems(config, where, drill)
+    return problems
+
+
+def _drill_isolation_problems(config: Config, where: str, drill: Any) -> list[str]:
+    """Drill addresses that are production's, and clone names vSphere would refuse."""
+    values: dict[str, tuple[str, str]] = {}
+    checked: dict[str, tuple[str, str, str]] = {}
+    for service in config.services:
+        for site, at in service.sites.items():
+            for value in at.dns_values:
+                values.setdefault(value, (service.name, site))
+            for check in at.checks:
+                checked.setdefault(check_address(check), (service.name, site, check.name))
+    problems = [
+        f"{where}.dns_values: {v} is a production address of {values[v][0]} at {values[v][1]}, not the clones' "
+        "address on the drill network"
+        for v in drill.dns_values
+        if v in values
+    ]
+    for j, check in enumerate(drill.checks):
+        if (address := check_address(check)) in checked:
+            service, site, name = checked[address]
+            problems.append(
+                f"{where}.checks[{j}]: {address} is where {service}/{name} checks production at {site}, not a "
+                "clone's address on the drill network"
+            )
+    names = [c.name for c in drill.checks]
+    problems += [f"{where}.checks: {n} is named twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    service = next((s for s in config.services if s.name == drill.name), None)  # named wrongly: said above
+    longest = max((vm.name for at in service.sites.values() for vm in at.vms), key=len, default="") if service else ""
+    if len(longest) + len(DRILL_CLONE_INFIX) + DRILL_RUN_LENGTH > VM_NAME_MAX:
+        problems.append(
+            f"{where}.name: VM {longest}'s drill clone would be named beyond vSphere's {VM_NAME_MAX} characters "
+            f"({longest}{DRILL_CLONE_INFIX}<{DRILL_RUN_LENGTH} characters>)"
+        )
     return problems
 
 

@@ -3,19 +3,16 @@ and the longest run a config allows (the state machine's time limit)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from dcwatch.config.fields import ConfigModel, Name, unbuilt_default
-from dcwatch.config.sites import DnsRecord
+from dcwatch.config.checks import AnyCheck
+from dcwatch.config.fields import ConfigModel, Name, RecoveryMode, unbuilt_default
+from dcwatch.config.sites import DnsRecord, Hook
 
 if TYPE_CHECKING:
     from dcwatch.config.schema import Config
-
-
-RecoveryMode = Literal["disaster", "migration", "drill", "failback"]
-RECOVERY_MODES: tuple[RecoveryMode, ...] = ("disaster", "migration", "drill", "failback")
 
 
 class Approval(ConfigModel):
@@ -90,22 +87,71 @@ LEASE_MARGIN_S = 60
 
 
 class DrillService(ConfigModel):
-    name: Name = Field(description="a service of `services`: its standby copies are powered on in a drill")
+    name: Name = Field(description="a service of `services`: its standby VMs are cloned, and the clones proven")
     dns: DnsRecord = Field(
-        description="the drill record, pointed at the standby copy during the drill and "
-        "restored after it; never a production record"
+        description="the drill record, pointed at the clones during the drill and restored after it; "
+        "never a production record"
     )
+    dns_values: list[str] = Field(
+        min_length=1,
+        description="the clones' addresses on the drill network: what the drill record answers during the drill",
+    )
+    checks: list[AnyCheck] = Field(
+        min_length=1,
+        description="the service's checks against the clones at their drill addresses (never the production "
+        "addresses); private by default: only the VPC reaches the drill network, over the VPN",
+    )
+
+
+# A clone is named `<vm>-drill-<run>`; vSphere allows 80 characters in a VM's name.
+DRILL_CLONE_INFIX = "-drill-"
+DRILL_RUN_LENGTH = 8
+VM_NAME_MAX = 80
+
+
+def clone_name(vm: str, run: str) -> str:
+    """The name of `vm`'s clone in drill `run`: found again by it (and its mark) after a drill died mid-way."""
+    return f"{vm}{DRILL_CLONE_INFIX}{run}"
 
 
 class Drill(ConfigModel):
-    """What a drill proves: the standby copies of these services, reached through their drill records only."""
+    """What a drill proves, and where: clones of the standby VMs of these services, on an isolated network,
+    reached through their drill records only. The standby VMs themselves are never powered on or changed."""
 
     services: list[DrillService] = Field(min_length=1)
-    network: str | None = Field(
-        default=None,
-        description="the isolated network (port group) the drill copies are attached to at the standby; "
-        "recorded in the plan and the audit, not configured by dcwatch",
+    network: str = Field(
+        min_length=1,
+        description="the isolated network (port group) at the standby: every NIC of every clone is moved to it "
+        "before any clone powers on",
     )
+    folder: str | None = Field(
+        default=None, min_length=1, description="the VM folder the clones are made in (the standby VM's if unset)"
+    )
+    resource_pool: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the resource pool the clones run in (the standby VM's if unset)",
+    )
+    snapshot_hook: Hook | None = Field(
+        default=None,
+        description="presents a point-in-time snapshot of the replica to the standby's hosts, before the clones "
+        'are made; its answer names the datastore it appears as (`{"datastore": NAME}`), which the clones are '
+        "made on. Without it, the clones are made from the standby VMs' own disks",
+    )
+    snapshot_cleanup_hook: Hook | None = Field(
+        default=None, description="removes the snapshot the snapshot hook presented, once the clones are destroyed"
+    )
+    clone_timeout_s: int = Field(default=600, ge=1, description="deadline for every clone to be made and isolated")
+
+    @model_validator(mode="after")
+    def _drill_hooks_run_in_drills(self) -> Drill:
+        for name, hook in (
+            ("snapshot_hook", self.snapshot_hook),
+            ("snapshot_cleanup_hook", self.snapshot_cleanup_hook),
+        ):
+            if hook is not None and "modes" in hook.model_fields_set and "drill" not in hook.modes:
+                raise ValueError(f"{name}.modes: {hook.modes} leaves out drill, the only mode it runs in")
+        return self
 
 
 def longest_run(config: Config) -> tuple[int, str]:
