@@ -313,15 +313,15 @@ def _drill_isolation_problems(config: Config, where: str, drill: Any) -> list[st
     ]
     for j, check in enumerate(drill.checks):
         if (address := check_address(check)) in checked:
-            service, site, name = checked[address]
+            owner, site, name = checked[address]
             problems.append(
-                f"{where}.checks[{j}]: {address} is where {service}/{name} checks production at {site}, not a "
+                f"{where}.checks[{j}]: {address} is where {owner}/{name} checks production at {site}, not a "
                 "clone's address on the drill network"
             )
     names = [c.name for c in drill.checks]
     problems += [f"{where}.checks: {n} is named twice" for n in sorted({n for n in names if names.count(n) > 1})]
-    service = next((s for s in config.services if s.name == drill.name), None)  # named wrongly: said above
-    longest = max((vm.name for at in service.sites.values() for vm in at.vms), key=len, default="") if service else ""
+    drilled = next((s for s in config.services if s.name == drill.name), None)  # named wrongly: said above
+    longest = max((vm.name for at in drilled.sites.values() for vm in at.vms), key=len, default="") if drilled else ""
     if len(longest) + len(DRILL_CLONE_INFIX) + DRILL_RUN_LENGTH > VM_NAME_MAX:
         problems.append(
             f"{where}.name: VM {longest}'s drill clone would be named beyond vSphere's {VM_NAME_MAX} characters "
