@@ -96,7 +96,15 @@ class ShutdownIncomplete(DcwatchError):
 
 
 class DrillCleanupIncomplete(DcwatchError):
-    """A drill's VMs are not off yet; retried, then a human finishes the cleanup."""
+    """A drill's clones are not gone yet; retried, then a human finishes the cleanup (`dcwatch drill --cleanup`)."""
+
+
+class CloneFailed(DcwatchError):
+    """A drill's clone could not be made or isolated on the drill network: the drill stops and cleans up."""
+
+
+class CloneTimeout(DcwatchError):
+    """A drill's clones were not ready within drill.clone_timeout_s: the drill stops and cleans up."""
 
 
 class ApprovalNotWaiting(DcwatchError):
