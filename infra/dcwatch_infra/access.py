@@ -36,6 +36,7 @@ VCENTER_USERS = (
     "ShutdownGroup",
     "CheckShutdown",
     "PrepareDrill",
+    "CheckClones",
     "CleanUpDrill",
 )
 # Each its own source and detail-type only (`bus_policy`); each probe its own vantage point's (`probe_function`).

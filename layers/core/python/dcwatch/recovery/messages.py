@@ -79,7 +79,7 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "fencing": state.fencing,
         "mode": state.request.mode,
         "shutdown": state.shutdown.how,
-        "drill": state.drill.model_dump(mode="json", by_alias=True) if state.request.mode == "drill" else None,
+        "drill": _drill_record(state),
         "approval": state.approval.decision,
         "fenceProof": state.fence_proof.model_dump(mode="json", by_alias=True) if state.fence_proof else None,
         "fencingApprovedBy": state.fencing_approved_by,
@@ -88,6 +88,14 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "failedStep": state.failed_step,
         "error": state.error,
     }
+
+
+def _drill_record(state: WorkflowState) -> dict[str, Any] | None:
+    """What a drill did, with where it worked: its run, network and clones (clone -> standby VM)."""
+    if state.plan.drill is None:
+        return None
+    where = state.plan.drill.model_dump(mode="json", include={"run", "network", "clones"})
+    return where | state.drill.model_dump(mode="json", by_alias=True)
 
 
 def _what_is_left(state: WorkflowState) -> list[str]:
