@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dcwatch.config import ConfigError, parse_config
-from dcwatch.errors import CloneFailed, CloneTimeout, DrillCleanupIncomplete
+from dcwatch.errors import DrillCleanupIncomplete, DrillCloneFailed, DrillCloneTimeout
 from dcwatch.events import ProbeResult
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.recovery import messages, steps
@@ -200,7 +200,7 @@ def test_a_clone_that_cannot_be_made_stops_the_drill_before_anything_powers_on(c
     lab, dns = FakeDrillLab({vm: "poweredOff" for vm in STANDBY_VMS}, clock), ZoneDns()
     lab.clone_fail = {"transit-db-b": "insufficient disk space on snap-datastore"}
     state = steps.prepare_drill(steps.validate_request(DRILL, config_with(), clock), lab, dns, clock)
-    with pytest.raises(CloneFailed, match="transit-db-b-drill-.*: insufficient disk space on snap-datastore"):
+    with pytest.raises(DrillCloneFailed, match="transit-db-b-drill-.*: insufficient disk space on snap-datastore"):
         steps.check_clones(state, lab, clock)
     assert lab.power_on_calls == []
 
@@ -212,7 +212,7 @@ def test_clones_slower_than_the_step_are_waited_for_by_the_state_machine_until_t
     state = steps.check_clones(state, lab, clock)
     assert state.drill.clones_ready is False and state.drill.isolated == [], "nothing isolated before it exists"
     clock.now += timedelta(seconds=601)
-    with pytest.raises(CloneTimeout, match=r"drill clones not made within drill.clone_timeout_s \(600 s\)"):
+    with pytest.raises(DrillCloneTimeout, match=r"drill clones not made within drill.clone_timeout_s \(600 s\)"):
         steps.check_clones(state, lab, clock)
 
 
@@ -221,7 +221,7 @@ def test_a_clone_left_on_a_production_network_is_never_powered_on(clock):
     lab.isolate = lambda clones, network: None  # the reconfiguration did not take
     state = steps.prepare_drill(steps.validate_request(DRILL, config_with(), clock), lab, dns, clock)
     with pytest.raises(
-        CloneFailed, match=r"not isolated on dcwatch-drill: shop-db-b-drill-\w+ \(poweredOff, on VM Network\)"
+        DrillCloneFailed, match=r"not isolated on dcwatch-drill: shop-db-b-drill-\w+ \(poweredOff, on VM Network\)"
     ):
         steps.check_clones(state, lab, clock)
     assert lab.power_on_calls == []

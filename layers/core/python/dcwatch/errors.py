@@ -99,17 +99,14 @@ class DrillCleanupIncomplete(DcwatchError):
     """A drill's clones are not gone yet; retried, then a human finishes the cleanup (`dcwatch drill --cleanup`)."""
 
 
-class CloneFailed(DcwatchError):
-    """A drill's clone could not be made or isolated on the drill network: the drill stops and cleans up."""
-
-
-class CloneTimeout(DcwatchError):
+class DrillCloneTimeout(DcwatchError):
     """A drill's clones were not ready within drill.clone_timeout_s: the drill stops and cleans up."""
 
 
 class DrillCloneFailed(DcwatchError):
     """vCenter refused or failed to make or isolate a drill clone, or the drill's network, folder, resource pool
-    or datastore is not at the site: the message names the VM (or the object) and vCenter's fault."""
+    or datastore is not at the site, or a clone is not isolated: the message names the VM (or the object) and why.
+    The drill stops before any clone powers on, and cleans up."""
 
 
 class NotADrillClone(DcwatchError):

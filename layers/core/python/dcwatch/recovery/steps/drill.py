@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from dcwatch.errors import CloneFailed, CloneTimeout, DrillCleanupIncomplete
+from dcwatch.errors import DrillCleanupIncomplete, DrillCloneFailed, DrillCloneTimeout
 from dcwatch.ports import Dns, DrillClone, DrillLab, HookRunner, Leases, Once
 from dcwatch.recovery.plan import DrillPlan
 from dcwatch.recovery.state import Clock, WorkflowState, run_now, utcnow
@@ -105,7 +105,7 @@ def check_clones(
             return _clones_ready(state, lab, clock, started)
         if state.drill.clone_deadline and clock() > state.drill.clone_deadline:
             waiting = sorted(set(drill.clones) - set(state.drill.isolated))
-            raise CloneTimeout(
+            raise DrillCloneTimeout(
                 f"drill clones not made within drill.clone_timeout_s ({drill.clone_timeout_s} s): {', '.join(waiting)}"
             )
         if until is None or clock() >= until:
@@ -120,7 +120,7 @@ def _made(state: WorkflowState, lab: DrillLab) -> list[str]:
     states = lab.task_states([t for t in tasks.values() if t]) if any(tasks.values()) else {}
     failed = {c: states[t].error for c, t in tasks.items() if t in states and states[t].state == "error"}
     if failed:
-        raise CloneFailed("drill clone failed: " + "; ".join(f"{c}: {e}" for c, e in sorted(failed.items())))
+        raise DrillCloneFailed("drill clone failed: " + "; ".join(f"{c}: {e}" for c, e in sorted(failed.items())))
     pending = {c for c, t in tasks.items() if t and (t not in states or states[t].state != "success")}
     return [c for c in _drill(state).clones if c not in pending]
 
@@ -139,7 +139,7 @@ def _clones_ready(state: WorkflowState, lab: DrillLab, clock: Clock, started: da
         if (c := found.get(name)) is None or c.power == "poweredOn" or set(c.networks) - {drill.network}
     ]
     if wrong:
-        raise CloneFailed(f"drill clones not isolated on {drill.network}: {', '.join(wrong)}")
+        raise DrillCloneFailed(f"drill clones not isolated on {drill.network}: {', '.join(wrong)}")
     state.drill.clones_ready = True
     detail = f"{len(drill.clones)} clones ready, off, every NIC on {drill.network}: {', '.join(drill.clones)}"
     return state.note("CheckClones", detail, clock, started)
