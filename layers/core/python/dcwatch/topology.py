@@ -438,6 +438,12 @@ def prerequisites(config: Config, model: Topology) -> list[tuple[str, list[str]]
                 f"a NAT gateway for the {len(public)} public endpoints its probe checks from inside the VPC "
                 "(VPC endpoints do not reach the internet)"
             )
+        drill = sorted({e.address for e in model.drill_endpoints if e.reach == "private"})
+        if drill:
+            needs.append(
+                f"routes and security groups to the drill network's {len(drill)} addresses ({_list(drill)}), over "
+                "the VPN or Direct Connect: SiteSteps verifies a drill's clones there"
+            )
         hostnames = sorted({a.rsplit(":", 1)[0] for addrs in private.values() for a in addrs if not _is_ip(a)})
         if hostnames:
             needs.append(

@@ -47,8 +47,8 @@ def describe_topology(config: Config) -> str:
         "vantage points:",
     ]
     for v in model.vantage_points:
-        checks = ", ".join(f"{check}@{site}" for site, check in sorted(v.checks))
-        lines.append(f"  {v.name} ({v.placement.describe()}) runs {len(v.checks)} checks: {checks or 'none'}")
+        per_site = [f"{sum(1 for s, _ in v.checks if s == site.name)} at {site.name}" for site in config.sites]
+        lines.append(f"  {v.name} ({v.placement.describe()}) runs {len(v.checks)} checks: {', '.join(per_site)}")
     lines.append("endpoints (check address <- vantage points that run it):")
     for site in config.sites:
         for reach in ("public", "private"):
@@ -60,6 +60,9 @@ def describe_topology(config: Config) -> str:
                     + ("" if e.critical else " (warning)")
                     for e in here
                 ]
+    if model.drill_endpoints:
+        lines.append("drill checks (run by SiteSteps in a drill, against the clones; no vantage point runs them):")
+        lines += [f"  {e.service}/{e.check} {e.address} at {e.site}, {e.reach}" for e in model.drill_endpoints]
     vpc = in_vpc_functions(model)
     outside = [key for key, placement in model.functions if not placement.in_vpc]
     lines += [f"functions in the VPC: {', '.join(vpc) or 'none'}", f"functions outside any VPC: {', '.join(outside)}"]
