@@ -100,6 +100,19 @@ def test_clones_of_two_standby_vms_are_made_powered_off_marked_and_every_nic_mov
         assert clone["networks"] == [DRILL_NETWORK]
 
 
+def test_clones_made_with_the_drill_network_never_sit_on_a_production_network_and_the_originals_keep_theirs(site):
+    with vcenter_session(site.vcenter, site.credentials) as si:
+        before = described(si, STANDBY)
+    with VsphereDrillLab.connect(site.vcenter, site.credentials) as lab:
+        made(lab, CLONES, network=DRILL_NETWORK)
+        found = {c.name: c.networks for c in lab.clones(RUN)}
+        lab.isolate(list(CLONES), DRILL_NETWORK)  # finds them there: nothing to move
+    with vcenter_session(site.vcenter, site.credentials) as si:
+        after = described(si, STANDBY)
+    assert found == dict.fromkeys(CLONES, (DRILL_NETWORK,)), "on the drill network from the clone task on"
+    assert after == before and {n for vm in after.values() for n in vm["networks"]} == {PRODUCTION_NETWORK}
+
+
 def test_a_drill_leaves_the_standby_vms_as_they_were_in_vcenter(site):
     with vcenter_session(site.vcenter, site.credentials) as si:
         before = described(si, STANDBY)

@@ -116,9 +116,11 @@ class DrillLab(Protocol):
         datastore: str | None = None,
         folder: str | None = None,
         resource_pool: str | None = None,
+        network: str | None = None,
     ) -> dict[str, str]:
         """Start one CloneVM_Task per clone name (key) of its standby VM (value), powered off, marked as a clone
-        of drill `run`; returns the task id by clone name. A clone that exists already gets no task."""
+        of drill `run`, its NICs made on `network`; returns the task id by clone name. A clone that exists
+        already gets no task."""
         ...
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]: ...

@@ -49,6 +49,12 @@ def mark(original: str, run: str) -> list[Any]:
     return [vim.option.OptionValue(key=MARK_ORIGINAL, value=original), vim.option.OptionValue(key=MARK_RUN, value=run)]
 
 
+def _on(nic: Any, backing: Any) -> Any:
+    """An edit of `nic` (as read: the VM in vCenter is unchanged by it) onto `backing`."""
+    nic.backing = backing
+    return vim.vm.device.VirtualDeviceSpec(operation="edit", device=nic)
+
+
 def marked(props: Mapping[str, Any]) -> tuple[str, str] | None:
     """(original, run) of a VM named and marked as a drill clone; None for any other VM."""
     options = {str(o.key): str(o.value) for o in props.get("config.extraConfig") or []}
@@ -150,9 +156,11 @@ class VsphereDrillLab:
         datastore: str | None = None,
         folder: str | None = None,
         resource_pool: str | None = None,
+        network: str | None = None,
     ) -> dict[str, str]:
         by_name: dict[str, list[Found]] = {}
-        for obj, p in self._named({*clones, *clones.values()}, [*MARK_PROPS, "parent", "resourcePool"]):
+        props = [*MARK_PROPS, "parent", "resourcePool", "config.hardware.device"]
+        for obj, p in self._named({*clones, *clones.values()}, props):
             by_name.setdefault(str(p["name"]), []).append((obj, p))
         sources: dict[str, Found] = {}
         for clone, original in sorted(clones.items()):
@@ -173,10 +181,17 @@ class VsphereDrillLab:
         into = self._one(vim.Folder, folder, "VM folder", ["childType"])[0] if folder else None
         pool = self._one(vim.ResourcePool, resource_pool, "resource pool")[0] if resource_pool else None
         store = self._one(vim.Datastore, datastore, "datastore")[0] if datastore else None
+        backing = self._backing(network)[1] if network else None
         calls = {}
         for clone, (vm, p) in sources.items():
+            # The clone's NICs are made on the drill network (a relocation's device change), so that no clone,
+            # even one a killed drill leaves, ever sits on a production network; `isolate` then finds them there.
+            nics = [
+                d for d in p.get("config.hardware.device") or [] if isinstance(d, vim.vm.device.VirtualEthernetCard)
+            ]
+            moved = [_on(nic, backing) for nic in nics] if backing is not None else []
             spec = vim.vm.CloneSpec(
-                location=vim.vm.RelocateSpec(pool=pool or p.get("resourcePool"), datastore=store),
+                location=vim.vm.RelocateSpec(pool=pool or p.get("resourcePool"), datastore=store, deviceChange=moved),
                 powerOn=False,
                 template=False,
                 config=vim.vm.ConfigSpec(extraConfig=mark(clones[clone], run)),
@@ -217,9 +232,7 @@ class VsphereDrillLab:
             nics = [d for d in p["config.hardware.device"] if isinstance(d, vim.vm.device.VirtualEthernetCard)]
             if all(ref._moId == net._moId for ref in p.get("network") or []) and nics:
                 continue  # isolated already (a retry)
-            for nic in nics:
-                nic.backing = backing
-            edits = [vim.vm.device.VirtualDeviceSpec(operation="edit", device=nic) for nic in nics]
+            edits = [_on(nic, backing) for nic in nics]
             if edits:
                 calls[name] = partial(vm.ReconfigVM_Task, vim.vm.ConfigSpec(deviceChange=edits))
         tasks = start_each(calls, f"move the NICs to {network} of", already="", error=DrillCloneFailed)

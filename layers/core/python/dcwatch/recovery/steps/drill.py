@@ -74,6 +74,7 @@ def prepare_drill(
             datastore=state.drill.datastore,
             folder=drill.folder,
             resource_pool=drill.resource_pool,
+            network=drill.network,
         ),
     )
     state.drill.clone_deadline = started + timedelta(seconds=drill.clone_timeout_s)
