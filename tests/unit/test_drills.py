@@ -72,6 +72,7 @@ def run_drill(clock, lab, dns, config=None, hooks=None, probed=None):
     """A drill up to its DNS switch, as the state machine runs it (every step passing)."""
     config = config or config_with()
     state = steps.validate_request(DRILL, config, clock, active_site="dc-a")
+    state = steps.check_standby(state, lab, clock)
     state = steps.prepare_drill(state, lab, dns, clock, hooks=hooks)
     state = steps.check_clones(state, lab, clock)
     while not state.progress.all_groups_up:

@@ -1,4 +1,5 @@
-"""CheckStandby: the standby's vCenter has every VM of the plan, and its own agent will not fence it."""
+"""CheckStandby: the standby's vCenter has every VM of the plan (a drill's: every VM it clones), and its own agent
+will not fence it."""
 
 from __future__ import annotations
 
@@ -22,13 +23,16 @@ def check_standby(
     """The standby's vCenter answers with every VM of the plan, and (with site agents) the standby's own
     agent still reaches AWS, so it will not fence what this failover starts; `force` overrides the agent."""
     standby = state.plan.to
-    wanted = [vm for group in state.plan.groups for vm in group]
+    # A drill's plan powers on clones it has yet to make: their sources, the standby VMs, must be there.
+    drill = state.plan.drill
+    wanted = list(drill.clones.values()) if drill else [vm for group in state.plan.groups for vm in group]
     found = inventory.power_states(wanted)
     missing = [vm for vm in wanted if vm not in found]
     if missing:
         raise StandbyNotReady(f"VMs missing in the vCenter of {standby}: {', '.join(missing)}")
     already_on = [vm for vm in wanted if found[vm] == "poweredOn"]
     detail = f"vCenter of {standby} answers; {len(wanted)} VMs present, {len(already_on)} already on"
+    detail = f"vCenter of {standby} answers; the {len(wanted)} VMs to clone are present" if drill else detail
     if fencing is not None and leases is not None and standby in fencing.agents:
         detail += "; " + _standby_agent(state, leases.read(standby), fencing, clock())
     return state.note("CheckStandby", detail, clock)
