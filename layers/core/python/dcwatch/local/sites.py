@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, ExitStack
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config
-from dcwatch.local.vcsim import VcsimProcess, converge_vms, create_vms, power_states
+from dcwatch.local.vcsim import VcsimProcess, converge_vms, create_vms, power_states, remove_drill_clones
 
 
 class SiteVcenters:
@@ -35,7 +35,7 @@ class SiteVcenters:
             on_built(site.name, len(self.vms(site.name)))
 
     def restore(self) -> None:
-        """Every vCenter running again, accepting AWS's credentials, its VMs powered as built."""
+        """Every vCenter running again, accepting AWS's credentials, its VMs powered as built, no drill clone left."""
         for site in self.config.sites:
             process = self.vcsims[site.name]
             if process.credentials != self.credentials[site.name]:
@@ -43,6 +43,7 @@ class SiteVcenters:
                 process.credentials = self.logins[site.name] = self.credentials[site.name]
             if not process.running:
                 process.start()
+            remove_drill_clones(site.vcenter, self.credentials[site.name])
             converge_vms(site.vcenter, self.credentials[site.name], self.vms(site.name))
 
     def stop(self, site: str) -> None:

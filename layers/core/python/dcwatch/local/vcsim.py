@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -20,6 +20,7 @@ from pyVmomi import vim
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import call_each, read_properties, vcenter_session
 from dcwatch.config import VCenter
+from dcwatch.config.workflow import clone_origin
 from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.wiring import REPO_ROOT
 
@@ -170,10 +171,15 @@ class SimulatedGuest:
 
 def guests_named(si: Any, names: Iterable[str]) -> dict[str, tuple[Any, SimulatedGuest]]:
     """Each named VM with its guest, in one PropertyCollector call (not a round trip per VM)."""
-    wanted = set(names)
+    return guests_where(si, set(names).__contains__)
+
+
+def guests_where(si: Any, wanted: Callable[[str], bool]) -> dict[str, tuple[Any, SimulatedGuest]]:
+    """Each VM whose name is `wanted`, with its guest, in one PropertyCollector call: VMs the config does not name
+    (a drill's clones, `<vm>-drill-<run>`) are found by their name in the same read."""
     guests = {}
     for obj, props in read_properties(si, vim.VirtualMachine, SIMULATED_PROPS):
-        if props.get("name") in wanted:
+        if wanted(str(props.get("name"))):
             guest = SimulatedGuest(
                 str(props.get("runtime.powerState", "unknown")),
                 props.get("summary.runtime.bootTime"),
@@ -197,6 +203,18 @@ def converge_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple
     missing = [(name, on) for name, on in wanted.items() if name not in found]
     if missing:
         create_vms(vcenter, credentials, missing)
+
+
+def remove_drill_clones(vcenter: VCenter, credentials: Credentials) -> list[str]:
+    """Every drill clone (`<vm>-drill-<run>`) left at the site powered off and destroyed, so that the next run
+    starts from the site as built; the names removed."""
+    with vcenter_session(vcenter, credentials) as si:
+        found = guests_where(si, lambda name: clone_origin(name) is not None)
+        for name, (vm, guest) in found.items():
+            if guest.power == "poweredOn":
+                _await_task(vm.PowerOffVM_Task(), f"power off {name}")
+            _await_task(vm.Destroy_Task(), f"destroy {name}")
+    return sorted(found)
 
 
 def power_states(vcenter: VCenter, credentials: Credentials, names: Iterable[str]) -> dict[str, str]:
