@@ -18,6 +18,8 @@ class HookServer:
         self.behaviour: dict[str, str] = {}
         self.calls: list[str] = []
         self.headers: dict[str, dict[str, str]] = {}  # the last request's headers per hook name
+        self.payloads: dict[str, list[dict]] = {}  # every payload per hook name, in order
+        self.answers: dict[str, dict] = {}  # a JSON answer per hook name (a snapshot hook's datastore)
         self.mirror = {"state": "in-sync", "lag_seconds": 2}
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -30,9 +32,12 @@ class HookServer:
         name = request.match_info["name"]
         self.calls.append(name)
         self.headers[name] = dict(request.headers)
+        self.payloads.setdefault(name, []).append(await request.json() if request.can_read_body else {})
         what = self.behaviour.get(name, "ok")
         if what == "hang":
             await asyncio.sleep(30)
+        if what == "ok" and name in self.answers:
+            return web.json_response(self.answers[name])
         return web.Response(status=500 if what == "fail" else 200, text=what)
 
     async def _status(self, request: web.Request) -> web.Response:

@@ -153,7 +153,8 @@ def _renewed(state: WorkflowState, app: runtime.App) -> WorkflowState:
 
 
 def _wait_until(app: runtime.App, context: LambdaContext | None) -> datetime:
-    """Until when CheckGroup and CheckDns wait inside: `workflow.step_wait_s`, within their Lambda's timeout."""
+    """Until when CheckGroup, CheckDns and CheckClones wait inside: `workflow.step_wait_s`, within their Lambda's
+    timeout."""
     remaining_s = context.get_remaining_time_in_millis() / 1000 if context is not None else None
     return waits.step_deadline(utcnow(), app.config.workflow.step_wait_s, remaining_s, STEP_OWN_WORK_S)
 
@@ -271,15 +272,26 @@ def check_shutdown(s: WorkflowState, app: runtime.App, context: LambdaContext, i
     return steps.check_shutdown(s, inventory, app.config.workflow.shutdown_timeout_s)
 
 
-@site_step("PrepareDrill", _standby)
-def prepare_drill(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
-    return steps.prepare_drill(s, inventory, app.dns)
+@step("PrepareDrill", once=True)
+def prepare_drill(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    with app.drill_lab(_standby(s)) as lab:
+        return steps.prepare_drill(s, lab, app.dns, hooks=app.hooks, once=app.once)
 
 
-@site_step("CleanUpDrill", _standby)
-def clean_up_drill(s: WorkflowState, app: runtime.App, context: LambdaContext, inventory: Inventory) -> WorkflowState:
-    # Whatever became of the lock: a lost one is reported, and only the VMs wait when another recovery holds it.
-    return steps.clean_up_drill_whatever_the_lock(s, inventory, app.dns, app.leases, app.config.workflow.lease_s)
+@step("CheckClones")
+def check_clones(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    with app.drill_lab(_standby(s)) as lab:
+        return steps.check_clones(s, lab, wait_until=_wait_until(app, context))
+
+
+@step("CleanUpDrill", once=True)
+def clean_up_drill(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
+    # Whatever became of the lock: a lost one is reported; the clones are the drill's own and go in any case.
+    with app.drill_lab(_standby(s)) as lab:
+        lease_s = app.config.workflow.lease_s
+        return steps.clean_up_drill_whatever_the_lock(
+            s, lab, app.dns, app.leases, lease_s, hooks=app.hooks, once=app.once
+        )
 
 
 @handles("RequestApproval")

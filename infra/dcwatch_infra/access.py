@@ -15,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from dcwatch.adapters.agent_aws import SITE_LEASE_PREFIX
 from dcwatch.adapters.secrets import read_secrets_statement
-from dcwatch.config.hooks import HOOK_STEPS
+from dcwatch.config.hooks import DRILL_HOOK_STEPS, HOOK_STEPS
 from dcwatch.events import EVALUATOR_SOURCE, SITE_STATUS_CHANGED
 from dcwatch.wiring import STEPS
 from dcwatch_infra import nag
@@ -36,6 +36,7 @@ VCENTER_USERS = (
     "ShutdownGroup",
     "CheckShutdown",
     "PrepareDrill",
+    "CheckClones",
     "CleanUpDrill",
 )
 # Each its own source and detail-type only (`bus_policy`); each probe its own vantage point's (`probe_function`).
@@ -72,6 +73,8 @@ APPROVAL_ANSWERERS = ("Control",)  # SendTaskSuccess: the answer to the workflow
 # Route 53, record by record: `dns_access.py`.
 # Steps that act once per run: their Powertools idempotency records (get, conditional put, update, delete).
 ONCE_ACTORS = (
+    "PrepareDrill",
+    "CleanUpDrill",
     "StartGroup",
     "CheckGroup",
     "SwitchDns",
@@ -84,7 +87,7 @@ ONCE_ACTORS = (
 )
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # Steps that run recovery hooks (`dcwatch.config.hooks`): they may invoke exactly the Lambda hooks the config names.
-HOOK_CALLERS = HOOK_STEPS
+HOOK_CALLERS = HOOK_STEPS + DRILL_HOOK_STEPS
 # Functions that run the config's checks (`app.probe`): they read the checks' `headers_secret`s; hook callers
 # read the hooks' own.
 CHECK_RUNNERS = ("Probe", "CheckGroup", "VerifyServices")

@@ -42,7 +42,9 @@ STEP_SERVICES = {
     "ShutdownGroup": {"secretsmanager", "dynamodb"},
     "CheckMirrorSynced": set(),
     "CheckShutdown": {"secretsmanager"},
-    "PrepareDrill": {"secretsmanager", "route53"},
+    # The drill's: leftover clones, the records noted, the clones started once per run (idempotency).
+    "PrepareDrill": {"secretsmanager", "route53", "dynamodb"},
+    "CheckClones": {"secretsmanager"},
     "CleanUpDrill": {"secretsmanager", "route53", "dynamodb"},
     "AcquireLease": {"dynamodb"},
     "ReleaseLease": {"dynamodb"},

@@ -1,8 +1,9 @@
 """Every recovery mode end to end: the same ASL in Step Functions (moto), the real handlers, two vcsims,
-Route 53, the CLI answering the approval gate.
+Route 53, the CLI answering the approval gate, a loopback server for the hooks.
 
 One pipeline for the module; the tests run in order, as an operator would: bad inputs and dry runs
-first, then drills, a planned migration to `south`, and the failback to `north` behind its approval.
+first, then drills (on clones of the standby, on an isolated network), a planned migration to `south`, and the
+failback to `north` behind its approval.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -22,10 +24,13 @@ from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
 from tests.configs import write_pair_config
 from tests.helpers import answer_by_cli, approval_request, site_power
+from tests.hook_server import HookServer
 
 pytestmark = pytest.mark.integration
 
 DRILL_RECORD = "drill-webshop.example.test."
+DRILL_ADDRESS = "127.0.33.1"  # the drill network, where the clones answer
+DRILL_NETWORK = "drill-isolated"
 APPROVAL_TIMEOUT_S = 4
 RECORD_TTL_S = 3
 POWERED_ON: list[tuple[str, str]] = []
@@ -38,13 +43,41 @@ def _powered(site: str, vm: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Iterator[LocalPipeline]:
+def hooks() -> Iterator[HookServer]:
+    server = HookServer().start()
+    server.answers["present-snapshot"] = {"datastore": "LocalDS_0"}
+    yield server
+    server.stop()
+
+
+def hook(server: HookServer, name: str, **extra) -> dict:
+    return {"name": name, "url": server.url(f"/hook/{name}"), "timeout_s": 5, **extra}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, hooks) -> Iterator[LocalPipeline]:
     path = write_pair_config(tmp_path_factory.mktemp("modes"), name="modes")
     doc = yaml.safe_load(path.read_text())
+    webshop_port = urlparse(doc["services"][0]["sites"]["south"]["checks"][0]["url"]).port
+    check = {"name": "webshop-up", "url": f"http://{DRILL_ADDRESS}:{webshop_port}/", "body_contains": "OK"}
     doc["drill"] = {
-        "services": [{"name": "webshop", "dns": {"zone": "example.test.", "name": DRILL_RECORD, "ttl": 10}}],
-        "network": "drill-isolated",
+        "services": [
+            {
+                "name": "webshop",
+                "dns": {"zone": "example.test.", "name": DRILL_RECORD, "ttl": 10},
+                "dns_values": [DRILL_ADDRESS],
+                "checks": [check | {"timeout_s": 0.5}],
+            }
+        ],
+        "network": DRILL_NETWORK,
+        "snapshot_hook": hook(hooks, "present-snapshot", modes=["drill"]),
+        "snapshot_cleanup_hook": hook(hooks, "remove-snapshot", modes=["drill"]),
     }
+    # At the standby: the production load balancer's hook (never in a drill), and a drill-only gate on group 2.
+    doc["sites"][1]["groups"] = [
+        {"group": 1, "post_power_on": [hook(hooks, "open-lb")]},
+        {"group": 2, "pre_power_on": [hook(hooks, "drill-gate", modes=["drill"])]},
+    ]
     doc["workflow"] |= {"shutdown_timeout_s": 10, "approval": {"modes": ["failback"], "timeout_s": APPROVAL_TIMEOUT_S}}
     for service in doc["services"]:
         service["dns"]["ttl"] = RECORD_TTL_S  # short, so that waiting out the old TTL stays short
@@ -72,15 +105,34 @@ def drill_record(pipeline: LocalPipeline) -> list[str]:
 
 
 def snapshot(pipeline: LocalPipeline) -> dict:
-    """Everything a refused or dry-run request must leave as it was."""
+    """Everything a refused or dry-run request, or a drill once done, must leave as it was: DNS, the active site,
+    the lock, and every VM of both vCenters (no clone left) with its power, NICs' networks, notes, datastores."""
     return {
         "dns": pipeline.dns_values(),
         "drill": drill_record(pipeline),
-        "north": site_power(pipeline, "north"),
-        "south": site_power(pipeline, "south"),
+        "north": vm_configs(pipeline, "north"),
+        "south": vm_configs(pipeline, "south"),
         "active": pipeline.store.active_site("north"),
         "lock": pipeline.leases.holder(),
     }
+
+
+def vm_configs(pipeline: LocalPipeline, site: str) -> dict[str, tuple]:
+    """Each VM of the site as vCenter holds it: power state, the networks of its NICs, its notes, datastores."""
+    with vcenter_session(pipeline.config.site(site).vcenter, pipeline.credentials[site]) as si:
+        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+        try:
+            return {
+                vm.name: (
+                    vm.runtime.powerState,
+                    tuple(sorted(n.name for n in vm.network)),
+                    vm.config.annotation,
+                    tuple(sorted(d.name for d in vm.datastore)),
+                )
+                for vm in view.view
+            }
+        finally:
+            view.Destroy()
 
 
 def record_ttls(pipeline: LocalPipeline) -> dict[str, int]:
@@ -134,69 +186,84 @@ def test_a_dry_run_of_a_mode_announces_its_plan_and_changes_nothing(pipeline, mo
     if mode == "migration":
         assert "shutdown 1: portal-g3-0-north" in note["Message"]
     else:
-        assert f"switch {DRILL_RECORD} (A) to 127.0.32.1" in note["Message"]
+        assert f"switch {DRILL_RECORD} (A) to {DRILL_ADDRESS}" in note["Message"]
         assert "switch webshop.example.test." not in note["Message"]
     assert not {"ShutdownGroup", "PrepareDrill", "StartGroup"} & set(states_entered(pipeline, arn))
 
 
-def test_a_drill_proves_the_standby_copies_on_the_drill_record_then_cleans_up_without_touching_production(pipeline):
+def test_a_drill_proves_clones_on_the_drill_network_then_destroys_them_without_touching_the_standby(pipeline, hooks):
     before, notes = snapshot(pipeline), len(pipeline.notifications)
     POWERED_ON.clear()
     arn, described = run(pipeline, request("drill", incidentId="manual-drill-1"), name="manual-drill-1")
     assert described["status"] == "SUCCEEDED", described.get("cause")
 
-    webshop_south = {"webshop-g1-0-south", "webshop-g2-0-south", "webshop-g2-1-south"}
-    assert {vm for site, vm in POWERED_ON if site == "south"} == webshop_south, "only the drill service's copies"
-    assert not [vm for site, vm in POWERED_ON if site == "north"]
-    assert snapshot(pipeline) == before, "production DNS, the active site and the standby are as before"
+    assert not [vm for _, vm in POWERED_ON if vm in before["south"] or vm in before["north"]], "no standby VM on"
+    assert snapshot(pipeline) == before, "no clone left; the standby VMs, production DNS and the lock as before"
 
     (audit,) = pipeline.store.audit("manual-drill-1")
     assert audit["outcome"] == "drill-passed"
+    run_id = audit["drill"]["run"]
+    clones = [f"{vm}-drill-{run_id}" for vm in ("webshop-g1-0-south", "webshop-g2-0-south", "webshop-g2-1-south")]
     timeline = {e["step"]: e["detail"] for e in audit["timeline"]}
-    assert timeline["SwitchDns"] == f"UPSERT {DRILL_RECORD} -> 127.0.32.1"
-    assert timeline["VerifyServices"] == "1 checks pass at south"
-    assert timeline["CleanUpDrill"].endswith(f"{DRILL_RECORD} removed")
-    assert set(audit["drill"]["measured"]) == {"standby powered on", "services verified", "drill record in sync"}
+    assert timeline["CheckClones"] == f"3 clones ready, off, every NIC on {DRILL_NETWORK}: {', '.join(clones)}"
+    assert timeline["SwitchDns"] == f"UPSERT {DRILL_RECORD} -> {DRILL_ADDRESS}"
+    assert timeline["VerifyServices"] == "1 checks pass at the drill clones at south"
+    assert timeline["CleanUpDrill"].startswith("destroyed 3 clones (") and timeline["CleanUpDrill"].endswith(
+        f"{DRILL_RECORD} removed"
+    )
+    assert list(audit["drill"]["measured"]) == [
+        "snapshot presented",
+        "clones ready",
+        "powered on",
+        "verified",
+        "drill records in sync",
+        "cleaned up",
+    ]
+    assert "open-lb" not in hooks.calls, "a production hook never runs in a drill"
+    (gate,) = hooks.payloads["drill-gate"][-1:]
+    assert (gate["mode"], gate["when"]) == ("drill", "pre-power-on")
+    (snapshot_call,) = hooks.payloads["present-snapshot"][-1:]
+    assert snapshot_call["mode"] == "drill" and snapshot_call["run"] == run_id
+    assert hooks.payloads["remove-snapshot"][-1]["datastore"] == "LocalDS_0"
     (note,) = new_notifications(pipeline, notes)
-    assert note["Subject"].startswith("[dcwatch] OK: DRILL PASSED north -> south, standby proven in")
-    assert "Drill network (recorded): drill-isolated" in note["Message"]
+    assert note["Subject"].startswith("[dcwatch] OK: DRILL PASSED north -> south, clones proven in")
+    assert f"came up on the isolated network {DRILL_NETWORK}" in note["Message"]
     assert not {"Fence", "ShutdownGroup"} & set(states_entered(pipeline, arn))
 
 
-def set_template(pipeline: LocalPipeline, vm_name: str, template: bool) -> None:
-    """A VM that cannot power on: vCenter refuses to power on a template."""
-    site = pipeline.config.site("south")
-    with vcenter_session(site.vcenter, pipeline.credentials["south"]) as si:
-        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-        try:
-            vms = {vm.name: vm for vm in view.view}
-        finally:
-            view.Destroy()
-        if template:
-            vms[vm_name].MarkAsTemplate()
-        else:
-            sibling = vms["webshop-g1-0-south"]
-            vms[vm_name].MarkAsVirtualMachine(pool=sibling.resourcePool, host=sibling.runtime.host)
+def test_a_drill_killed_mid_way_leaves_clones_that_the_next_drill_removes_first(pipeline):
+    before = snapshot(pipeline)
+    arn = pipeline.start_failover(request("drill", incidentId="manual-drill-killed"), name="manual-drill-killed")
+    assert wait_until(lambda: "StartGroup" in states_entered(pipeline, arn), 60), "the clones were not made"
+    pipeline.cloud.client("stepfunctions").stop_execution(executionArn=arn, error="Killed", cause="operator")
+    assert wait_until(lambda: pipeline.leases.holder() is None, 30), "the stopped drill's lock was not given back"
+    left = sorted(vm for vm in vm_configs(pipeline, "south") if "-drill-" in vm)
+    assert left, "a killed drill leaves its clones"
+
+    _, described = run(pipeline, request("drill", incidentId="manual-drill-after"), name="manual-drill-after")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    (audit,) = pipeline.store.audit("manual-drill-after")
+    assert sorted(audit["drill"]["leftovers"]) == left
+    assert snapshot(pipeline) == before, "the leftovers and its own clones are gone"
 
 
-def test_a_drill_that_fails_mid_way_cleans_up_first_and_says_so(pipeline):
+def test_a_drill_that_fails_mid_way_destroys_its_clones_first_and_says_so(pipeline, hooks):
     before, notes = snapshot(pipeline), len(pipeline.notifications)
-    POWERED_ON.clear()
-    set_template(pipeline, "webshop-g2-1-south", True)
+    hooks.behaviour["drill-gate"] = "fail"  # group 2 of the drill may not start: its clones of group 1 are up
     try:
         arn, described = run(pipeline, request("drill", incidentId="manual-drill-2"), name="manual-drill-2")
     finally:
-        set_template(pipeline, "webshop-g2-1-south", False)
+        hooks.behaviour.pop("drill-gate")
     assert described["status"] == "FAILED"
-    assert ("south", "webshop-g1-0-south") in POWERED_ON, "group 1 was up when group 2 failed"
-    assert snapshot(pipeline) == before, "cleanup powered group 1 off again and left the drill record as it was"
+    assert snapshot(pipeline) == before, "cleanup destroyed the clones and left the drill record as it was"
     steps = states_entered(pipeline, arn)
     assert steps.index("CleanUpDrillAfterFailure") < steps.index("NotifyFailure") < steps.index("Failed")
     (note,) = new_notifications(pipeline, notes)
     assert (
         note["Subject"] == "[dcwatch] ACTION NEEDED: DRILL FAILED at StartGroup, production untouched, drill cleaned up"
     )
-    assert "cannot powerOn a template" in note["Message"]
+    assert "pre-power-on hook drill-gate" in note["Message"] and "Cleanup: destroyed 1 clones" in note["Message"]
     assert [r["outcome"] for r in pipeline.store.audit("manual-drill-2")] == ["failed"]
 
 

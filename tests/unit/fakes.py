@@ -14,7 +14,17 @@ from dcwatch.config import Hook, MaintenanceWindow
 from dcwatch.detection.health import is_steady, refreshed
 from dcwatch.events import ProbeResult, SiteStatusChanged
 from dcwatch.model import AutomationSwitch, CheckState, LastFailover, RoundMark, StoredStatus
-from dcwatch.ports import Audited, GuestState, HookResult, Lease, Observed, RecordValues, SiteLease, TaskState
+from dcwatch.ports import (
+    Audited,
+    DrillClone,
+    GuestState,
+    HookResult,
+    Lease,
+    Observed,
+    RecordValues,
+    SiteLease,
+    TaskState,
+)
 from dcwatch.routing import answered_values
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -110,6 +120,65 @@ class FakeInventory:
         return ids
 
 
+class FakeDrillLab(FakeInventory):
+    """A vCenter with drill clones: a clone is a VM of its own (powered off, on the original's network until
+    isolated), marked with its run and original. `changes` records every change made to a VM by name."""
+
+    def __init__(self, vms: dict[str, str], clock: Clock | None = None, networks: dict[str, str] | None = None):
+        super().__init__(vms, clock)
+        self.networks = {vm: "VM Network" for vm in vms} | dict(networks or {})
+        self.marks: dict[str, tuple[str, str]] = {}  # clone -> (run, original)
+        self.clone_calls: list[dict[str, Any]] = []
+        self.clone_fail: dict[str, str] = {}  # standby VM -> why its clone fails
+        self.clone_errors: dict[str, str] = {}  # task -> its error
+        self.slow_clones = 0  # clone tasks still running on the next reads
+
+    def clone(self, clones: Mapping[str, str], run: str, **where: str | None) -> dict[str, str]:
+        self.clone_calls.append({"clones": dict(clones), "run": run, **where})
+        ids = {}
+        for name, original in clones.items():
+            if name in self.vms:
+                continue
+            task = f"clone-{len(self.tasks) + 1}"
+            ids[name] = task
+            failed = original in self.clone_fail
+            self.tasks[task] = (name, "error" if failed else "running" if self.slow_clones else "success")
+            self.clone_errors[task] = self.clone_fail.get(original, "")
+            if not failed:
+                self.vms[name], self.networks[name] = "poweredOff", self.networks.get(original, "VM Network")
+                self.marks[name] = (run, original)
+        return ids
+
+    def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
+        if self.slow_clones:
+            self.slow_clones -= 1
+        else:
+            self.tasks = {t: (n, "success" if s == "running" else s) for t, (n, s) in self.tasks.items()}
+        states = super().task_states(task_ids)
+        return {t: TaskState(s.state, self.clone_errors.get(t, s.error)) for t, s in states.items()}
+
+    def isolate(self, clones: Sequence[str], network: str) -> None:
+        for name in clones:
+            self.networks[name] = network
+
+    def clones(self, run: str | None = None) -> list[DrillClone]:
+        return [
+            DrillClone(name, original, made_by, self.vms[name], (self.networks[name],))
+            for name, (made_by, original) in sorted(self.marks.items())
+            if name in self.vms and (run is None or made_by == run)
+        ]
+
+    def destroy(self, clones: Sequence[str]) -> list[str]:
+        if unmarked := [c for c in clones if c in self.vms and c not in self.marks]:
+            raise ValueError(f"not drill clones: {unmarked}")
+        gone = [c for c in clones if c in self.vms and c not in self.stuck_clones]
+        for name in gone:
+            del self.vms[name], self.marks[name]
+        return gone
+
+    stuck_clones: frozenset[str] = frozenset()
+
+
 class FakeWatch:
     def __init__(self, inventory: FakeInventory, vm_names: list[str], task_ids: list[str]):
         self.inventory, self.vm_names, self.task_ids = inventory, vm_names, task_ids
@@ -158,6 +227,19 @@ class FakeDns:
         return list(self.records.get(name, ()))
 
 
+class ZoneDns(FakeDns):
+    """Records that can be deleted: what a drill's cleanup does to records that did not exist before."""
+
+    def values(self, zone: str, name: str, record_type: str) -> list[str]:
+        return list(self.records.get(name, ()))
+
+    def delete(self, records: Sequence[RecordValues]) -> list[str]:
+        for record in records:
+            del self.records[record.name]
+            self.sets = {key: kept for key, kept in self.sets.items() if key[0] != record.name}
+        return ["change-delete"]
+
+
 class FakeHooks:
     """Answers each hook by name: ok unless listed in `failing` (with its detail)."""
 
@@ -169,7 +251,9 @@ class FakeHooks:
         self.calls.append((hook.name, dict(payload)))
         if hook.name in self.failing:
             return HookResult(False, self.failing[hook.name])
-        return HookResult(True, "status 200")
+        return HookResult(True, "status 200", self.answers.get(hook.name, {}))
+
+    answers: Mapping[str, Mapping[str, Any]] = {}
 
 
 T = TypeVar("T")

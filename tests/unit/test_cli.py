@@ -77,8 +77,10 @@ def test_drill_prints_only_the_drill_records_and_says_production_is_untouched(ca
     code = main(["drill", "--config", str(DEMO_CONFIG), "--from", "dc-a", "--to", "dc-b", "--reason", "quarterly"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "switch drill-shop.hosting.example. (A) to 127.0.20.1" in out
+    assert "switch drill-shop.hosting.example. (A) to 127.0.30.1" in out, "the clones' drill address"
     assert "switch shop.hosting.example." not in out and "production DNS untouched" in out
+    assert "group 1: shop-db-b-drill-<run>, transit-db-b-drill-<run>" in out, "the clones power on, not the standby"
+    assert "NICs moved to the isolated network dcwatch-drill before power-on" in out
 
 
 def test_failback_anywhere_but_the_original_site_is_refused_before_anything_starts(capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -11,7 +10,7 @@ import pytest
 import yaml
 
 from dcwatch.config import ConfigError, parse_config
-from dcwatch.errors import DrillCleanupIncomplete, InvalidRequest, ShutdownIncomplete
+from dcwatch.errors import InvalidRequest, ShutdownIncomplete
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.ports import RecordValues
 from dcwatch.recovery import messages, steps
@@ -47,17 +46,6 @@ class GuestInventory(FakeInventory):
 
     def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
         return super().power_off([vm for vm in vm_names if vm not in self.stuck])
-
-
-class ZoneDns(FakeDns):
-    def values(self, zone: str, name: str, record_type: str) -> list[str]:
-        return list(self.records.get(name, ()))
-
-    def delete(self, records: Sequence[RecordValues]) -> list[str]:
-        for record in records:
-            del self.records[record.name]
-            self.sets = {key: kept for key, kept in self.sets.items() if key[0] != record.name}
-        return ["change-delete"]
 
 
 def request(mode: str, **extra):
@@ -124,52 +112,6 @@ def test_a_migration_shuts_the_leaving_site_down_last_group_first_and_fences_not
     ]
 
 
-def test_a_drill_plan_powers_on_only_the_drill_services_and_switches_only_their_drill_records():
-    plan = build_plan(demo_config(), "dc-a", "dc-b", "drill")
-    assert plan.services == ["shop", "transit"] and plan.fence == [] and plan.shutdown == []
-    assert sorted(vm for group in plan.groups for vm in group) == sorted(DRILL_VMS)
-    assert {r.name: r.values for r in plan.records} == {
-        "drill-shop.hosting.example.": ["127.0.20.1"],
-        "drill-transit.hosting.example.": ["127.0.20.1"],
-    }
-    assert "production DNS untouched" in describe_plan(plan)[0] and plan.network == "dcwatch-drill"
-
-
-def drill_of(name: str, record: str, values: list[str] | None = None, url: str = "http://127.0.30.1/") -> dict:
-    check = {"name": "home", "url": url}
-    dns = {"zone": "hosting.example.", "name": record}
-    return {"services": [{"name": name, "dns": dns, "dns_values": values or ["127.0.30.1"], "checks": [check]}]}
-
-
-@pytest.mark.parametrize(
-    ("drill", "message"),
-    [
-        (
-            drill_of("shop", "shop.hosting.example.") | {"network": "isolated"},
-            "drill.services[0].dns.name: shop.hosting.example. is the production record of service shop",
-        ),
-        (
-            drill_of("mail", "d.hosting.example.") | {"network": "isolated"},
-            "drill.services[0].name: 'mail' is not one of the services",
-        ),
-        (
-            drill_of("shop", "d.hosting.example.", ["127.0.20.1"]) | {"network": "isolated"},
-            "drill.services[0].dns_values: 127.0.20.1 is a production address of shop at dc-b, not the clones' "
-            "address on the drill network",
-        ),
-        (
-            drill_of("shop", "d.hosting.example.", url="http://127.0.20.1:18080/health") | {"network": "isolated"},
-            "drill.services[0].checks[0]: 127.0.20.1:18080 is where shop/shop-home checks production at dc-b, not "
-            "a clone's address on the drill network",
-        ),
-        (drill_of("shop", "d.hosting.example."), "drill.network: Field required"),
-    ],
-)
-def test_a_drill_config_that_would_touch_production_or_names_nothing_is_refused(drill, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        config_with(drill=drill)
-
-
 def test_the_lock_must_outlast_the_approval_wait():
     with pytest.raises(ConfigError, match="lease_s 900 must be at least"):
         config_with(workflow={"lease_s": 900, "approval": {"modes": ["migration"], "timeout_s": 1800}})
@@ -224,71 +166,6 @@ def test_a_vm_that_neither_shuts_down_nor_powers_off_stops_the_migration_for_a_h
             assert "transit-app-a" in str(exc)
             return
     pytest.fail("the migration went on with a VM still running at the leaving site")
-
-
-def drill_run(clock, inventory, dns):
-    state = steps.validate_request(request("drill"), demo_config(), clock, active_site="dc-a")
-    state = steps.prepare_drill(state, inventory, dns, clock)
-    while not state.progress.all_groups_up:
-        state = steps.start_group(state, inventory, 60, clock)
-        state = steps.check_group(state, inventory, clock)
-    state = steps.switch_dns(state, dns, 60, clock)
-    return steps.check_dns(state, dns, clock)
-
-
-def test_a_drill_cleanup_restores_the_drill_records_and_powers_off_only_what_the_drill_powered_on(clock):
-    inventory = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS} | {"radio-stream-b": "poweredOff"})
-    inventory.vms["shop-db-b"] = "poweredOn"  # someone's test: a drill leaves it as it found it
-    dns = ZoneDns()
-    dns.records["drill-shop.hosting.example."] = ("192.0.2.99",)
-    state = drill_run(clock, inventory, dns)
-    assert dns.records["drill-transit.hosting.example."] == ("127.0.20.1",)
-    assert set(dns.records) == {"drill-shop.hosting.example.", "drill-transit.hosting.example."}, "only drill records"
-
-    state = steps.clean_up_drill(state, inventory, dns, clock)
-
-    assert dns.records == {"drill-shop.hosting.example.": ("192.0.2.99",)}, "restored, and the new one removed"
-    assert inventory.vms["shop-db-b"] == "poweredOn" and inventory.vms["radio-stream-b"] == "poweredOff"
-    assert all(inventory.vms[vm] == "poweredOff" for vm in DRILL_VMS if vm != "shop-db-b")
-    assert "drill-shop.hosting.example. restored" in state.drill.cleanup
-    again = steps.clean_up_drill(state, inventory, dns, clock)
-    assert again.drill.cleanup.startswith("powered off nothing"), "a second cleanup finds nothing left to do"
-
-
-def test_a_drill_vm_that_will_not_power_off_is_reported_and_the_cleanup_retried(clock):
-    inventory, dns = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns()
-    state = drill_run(clock, inventory, dns)
-    inventory.stuck.add("transit-app-b")
-    with pytest.raises(DrillCleanupIncomplete, match="transit-app-b"):
-        steps.clean_up_drill(state, inventory, dns, clock)
-    assert "drill-shop.hosting.example." not in dns.records, "the records were restored before the VMs"
-
-
-def test_a_passed_drill_says_how_long_the_standby_took_and_that_production_was_untouched(clock):
-    inventory, dns, notifier = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns(), FakeNotifier()
-    state = drill_run(clock, inventory, dns)
-    clock.now += timedelta(seconds=12)
-    state = steps.clean_up_drill(state, inventory, dns, clock)
-    store = FakeStore()
-    steps.record_audit(steps.notify(state, notifier, clock), store, clock)
-    ((subject, body),) = notifier.sent
-    assert subject.startswith("[dcwatch] OK: DRILL PASSED dc-a -> dc-b, standby proven in")
-    assert "production and its DNS records were not touched" in body and "Cleanup: powered off" in body
-    assert store.active is None, "a drill never changes the active site"
-    assert [r["outcome"] for r in store.audits[state.incident_id]] == ["drill-passed"]
-
-
-def test_a_failed_drill_announces_its_cleanup_and_a_failed_cleanup_asks_for_a_human(clock):
-    inventory, dns = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns()
-    state = drill_run(clock, inventory, dns)
-    state.failed_step, state.error = "VerifyServices", {"Error": "ServiceNotVerified", "Cause": "shop down"}
-    cleaned = steps.clean_up_drill(state.model_copy(deep=True), inventory, dns, clock)
-    subject, body = messages.failure_message(cleaned)
-    assert subject == "[dcwatch] ACTION NEEDED: DRILL FAILED at VerifyServices, production untouched, drill cleaned up"
-    state.cleanup_error = {"Error": "DrillCleanupIncomplete", "Cause": "drill VMs still on at dc-b: shop-db-b"}
-    subject, body = messages.failure_message(state)
-    assert subject == "[dcwatch] ACTION NEEDED: drill cleanup incomplete after VerifyServices"
-    assert "drill VMs still on at dc-b: shop-db-b" in body
 
 
 def test_the_modes_the_config_names_wait_for_approval_and_the_request_carries_the_commands_that_answer(clock):
@@ -388,44 +265,6 @@ def test_a_ttl_wait_that_would_outlast_the_lock_is_refused_before_anything_moves
     config = parse_config(doc)
     with pytest.raises(InvalidRequest, match=r"TTL of 3600 s would outlast the lock \(workflow.lease_s 900 less 60"):
         parse_request(request("migration", lowerTtlSeconds=10), config, "dc-a")
-
-
-def test_a_drill_that_lost_its_lock_still_cleans_up_and_says_so(clock):
-    # Given a drill whose lock expired and nobody took it
-    inventory, dns, leases = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns(), FakeLeases()
-    state = drill_run(clock, inventory, dns)
-
-    # When its cleanup runs, then it restores everything anyway and the notice asks for action over the lock
-    state = steps.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
-    assert set(inventory.vms.values()) == {"poweredOff"} and dns.records == {}
-    subject, body = messages.success_message(state, clock)
-    assert subject == "[dcwatch] ACTION NEEDED: DRILL PASSED dc-a -> dc-b, but it lost the lock"
-    assert "Lock: the drill lost the lock (it expired) before its cleanup" in body
-
-
-def test_a_drill_whose_lock_another_recovery_took_restores_its_records_and_leaves_the_vms_to_that_recovery(clock):
-    inventory, dns, leases = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns(), FakeLeases()
-    state = drill_run(clock, inventory, dns)
-    leases.acquire("dc-a-down-20261125T031500Z", 900, clock())
-
-    state = steps.clean_up_drill_whatever_the_lock(state, inventory, dns, leases, 900, clock)
-
-    assert dns.records == {}, "the drill records are the drill's alone: restored"
-    assert inventory.vms["shop-db-b"] == "poweredOn", "a failover to dc-b may be bringing these up"
-    assert "left on for dc-a-down-20261125T031500Z, which holds the lock now: shop-db-b" in state.drill.cleanup
-    assert leases.holder().owner == "dc-a-down-20261125T031500Z"
-
-
-def test_a_failed_cleanup_after_a_passed_drill_names_its_cause(clock):
-    inventory, dns = GuestInventory({vm: "poweredOff" for vm in DRILL_VMS}), ZoneDns()
-    state = drill_run(clock, inventory, dns)
-    # The success path's CleanUpDrill Catch puts its error in $.error, not in $.cleanupError
-    state.failed_step = "CleanUpDrill"
-    cause = json.dumps({"errorMessage": "drill VMs still on at dc-b: shop-db-b"})
-    state.error = {"Error": "DrillCleanupIncomplete", "Cause": cause}
-    subject, body = messages.failure_message(state)
-    assert subject == "[dcwatch] ACTION NEEDED: drill cleanup incomplete after CleanUpDrill"
-    assert "Cleanup did not finish: drill VMs still on at dc-b: shop-db-b" in body
 
 
 def test_a_retried_approval_request_sends_one_message(clock):

@@ -96,7 +96,25 @@ class ShutdownIncomplete(DcwatchError):
 
 
 class DrillCleanupIncomplete(DcwatchError):
-    """A drill's VMs are not off yet; retried, then a human finishes the cleanup."""
+    """A drill's clones are not gone yet; retried, then a human finishes the cleanup (`dcwatch drill --cleanup`)."""
+
+
+class CloneFailed(DcwatchError):
+    """A drill's clone could not be made or isolated on the drill network: the drill stops and cleans up."""
+
+
+class CloneTimeout(DcwatchError):
+    """A drill's clones were not ready within drill.clone_timeout_s: the drill stops and cleans up."""
+
+
+class DrillCloneFailed(DcwatchError):
+    """vCenter refused or failed to make or isolate a drill clone, or the drill's network, folder, resource pool
+    or datastore is not at the site: the message names the VM (or the object) and vCenter's fault."""
+
+
+class NotADrillClone(DcwatchError):
+    """A VM a drill was to change or destroy is not marked as a drill clone: refused, nothing done to it (a name
+    mistake must never reach a production VM)."""
 
 
 class ApprovalNotWaiting(DcwatchError):

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from dcwatch.adapters.secrets import SecretsManagerCredentials
     from dcwatch.adapters.sns import SnsNotifier
     from dcwatch.adapters.stepfunctions import Approvals, StepFunctionsStarter
-    from dcwatch.adapters.vsphere import VsphereInventory
+    from dcwatch.adapters.vsphere import VsphereDrillLab, VsphereInventory
     from dcwatch.detection.checks import PlannedCheck
     from dcwatch.events import ProbeResult
 
@@ -191,6 +191,14 @@ class App:
         vcenter = self.config.site(site).vcenter
         with VsphereInventory.reused(vcenter, self.secrets.get(vcenter.credentials_secret)) as inventory:
             yield inventory
+
+    @contextmanager
+    def drill_lab(self, site: str) -> Iterator[VsphereDrillLab]:
+        """The site's vCenter as a drill's lab (clones of its standby VMs), over the same reused session."""
+        from dcwatch.adapters.vsphere import VsphereDrillLab
+
+        with self.inventory(site) as inventory:
+            yield VsphereDrillLab(inventory)
 
 
 class DeferredHooks:

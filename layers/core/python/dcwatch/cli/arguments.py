@@ -18,7 +18,7 @@ from dcwatch.cli.common import UsageError
 from dcwatch.cli.config import _cost, _schema, _topology, _validate
 from dcwatch.cli.controls import _ack, _automation, _maintenance
 from dcwatch.cli.local import _demo, _scenarios
-from dcwatch.cli.recovery import _answer, _recover
+from dcwatch.cli.recovery import DRILL_HELP, _answer, _drill, _recover
 from dcwatch.config import ConfigError
 from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
@@ -79,17 +79,34 @@ def parser() -> argparse.ArgumentParser:
         "failback": "back to the original site once it is healthy, as a planned migration",
     }
     for command, text in helps.items():
-        recover = sub.add_parser(command, help=text)
-        recover.add_argument("--from", dest="from_site", required=True, help="the site to leave")
-        recover.add_argument("--to", required=True, help="the site to bring up")
-        recover.add_argument("--reason", required=True, help="why, for the audit trail and the notification")
-        recover.add_argument("--dry-run", action="store_true", help="compute and announce the plan, change nothing")
+        drill = command == "drill"  # its --cleanup needs none of a start's options
+        recover = sub.add_parser(command, help=text, description=DRILL_HELP if drill else None)
+        recover.add_argument("--from", dest="from_site", required=not drill, help="the site to leave")
+        recover.add_argument("--to", required=not drill, help="the site to bring up")
+        recover.add_argument("--reason", required=not drill, help="why, for the audit trail and the notification")
+        recover.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="compute and announce the plan, change nothing"
+            + ("; with --cleanup: list, remove nothing" if drill else ""),
+        )
         recover.add_argument("--config", help="check the request against this config first and print the plan")
         recover.add_argument("--state-machine-arn", help="the deployed workflow (stack output StateMachineArn)")
         recover.add_argument("--wait", action="store_true", help="wait for the workflow to end")
-        recover.add_argument("--locks-table", help="take the failover lock first (stack output LocksTableName)")
+        recover.add_argument(
+            "--locks-table",
+            help="take the failover lock first (stack output LocksTableName)"
+            + ("; with --cleanup: refuse while a recovery holds it" if drill else ""),
+        )
         recover.add_argument("--table", help="the state table, to check against the recorded active site")
-        recover.set_defaults(run=_recover)
+        if drill:
+            recover.add_argument(
+                "--cleanup",
+                action="store_true",
+                help="instead of a start: remove every drill clone a drill left (needs --config; no --from/--to)",
+            )
+            recover.add_argument("--site", help="with --cleanup: only this site's vCenter (default: every site)")
+        recover.set_defaults(run=_drill if drill else _recover)
 
     def state_options(command: argparse.ArgumentParser) -> None:
         command.add_argument(

@@ -1,5 +1,5 @@
-"""Recovery by hand: start a failover, migration, drill or failback (taking the lock first), and answer a
-workflow's approval."""
+"""Recovery by hand: start a failover, migration, drill or failback (taking the lock first), answer a
+workflow's approval, and remove the clones a drill left (`drill --cleanup`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dcwatch.adapters.dynamodb import DynamoLeases
-from dcwatch.cli.common import _caller, _store, _table
+from dcwatch.cli.common import UsageError, _caller, _store, _table
 from dcwatch.config import RecoveryMode, load_config
 from dcwatch.recovery.plan import build_plan, describe_plan
 from dcwatch.recovery.request import MANUAL_PREFIX, leaving_site, parse_request
@@ -41,6 +41,91 @@ def execution_name(mode: RecoveryMode, from_site: str, now: datetime | None = No
     prefix = MANUAL_PREFIX + ("" if mode == "disaster" else f"{mode}-")
     at = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     return f"{prefix}{from_site}-{at}-{uuid.uuid4().hex[:8]}"
+
+
+DRILL_HELP = """Start a drill: clones of the standby VMs of the drill's services, on the drill's isolated network,
+proven and destroyed (--from, --to, --reason). Or, with --cleanup, remove the drill clones a drill killed mid-way
+left: at every site of --config (or --site), the VMs both named <vm>-drill-<run> and marked as clones, powered off
+and destroyed, one line each; exit 0 when none is left, 1 if some could not be removed (or, with --locks-table,
+while a recovery holds the failover lock: a running drill's clones are not leftovers), 2 for a bad config or
+argument."""
+
+START_ONLY = {"from_site": "--from", "to": "--to", "reason": "--reason", "state_machine_arn": "--state-machine-arn"}
+
+
+def _drill(args: argparse.Namespace) -> int:
+    """`drill`: a start, or with --cleanup the removal of what drills left."""
+    given = [option for field, option in START_ONLY.items() if getattr(args, field)]
+    given += ["--wait"] * args.wait + ["--table"] * bool(args.table)
+    if args.cleanup:
+        if given:
+            raise UsageError(f"--cleanup starts nothing: drop {', '.join(given)}")
+        return _cleanup(args)
+    missing = [option for field, option in list(START_ONLY.items())[:3] if not getattr(args, field)]
+    if missing:
+        raise UsageError(f"a drill start needs {', '.join(missing)} (or --cleanup to remove a drill's leftovers)")
+    return _recover(args)
+
+
+def _running_recovery(args: argparse.Namespace) -> str:
+    """Who holds the failover lock now ('' when no one, or no locks table was named)."""
+    locks = args.locks_table or os.environ.get("DCWATCH_LOCKS_TABLE_NAME")
+    holder = DynamoLeases(locks).holder() if locks else None
+    if holder is None or holder.expires_at <= datetime.now(UTC):
+        return ""
+    return f"{holder.owner} until {holder.expires_at.isoformat()}"
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    """Every drill clone at each site (or --site), destroyed unless --dry-run; one line per clone."""
+    from dcwatch.adapters.secrets import SecretsManagerCredentials
+    from dcwatch.adapters.vsphere import VsphereDrillLab
+    from dcwatch.errors import DcwatchError
+
+    if not args.config:
+        raise UsageError("--cleanup needs --config: the sites' vCenters and the secrets of their credentials")
+    config = load_config(args.config)
+    names = [site.name for site in config.sites]
+    if args.site and args.site not in names:
+        raise UsageError(f"--site {args.site}: not a site of {args.config} (sites: {', '.join(names)})")
+    if holder := _running_recovery(args):
+        print(
+            f"dcwatch: a recovery holds the failover lock: {holder}; its clones are not leftovers: nothing removed",
+            file=sys.stderr,
+        )
+        return 1
+    secrets, removed, problems = SecretsManagerCredentials(), 0, []
+    for site in [args.site] if args.site else names:
+        vcenter = config.site(site).vcenter
+        try:
+            with VsphereDrillLab.connect(vcenter, secrets.get(vcenter.credentials_secret)) as lab:
+                found, why = lab.clones(), ""
+                if not args.dry_run and found:
+                    try:
+                        lab.destroy([clone.name for clone in found])
+                    except DcwatchError as exc:
+                        why = str(exc)
+                left = {clone.name for clone in lab.clones()} if found and not args.dry_run else set()
+        except DcwatchError as exc:  # vCenter unreachable or refusing, its secret unreadable
+            problems.append(f"site {site}: {exc}")
+            continue
+        for clone in found:
+            if args.dry_run or clone.name not in left:
+                verb, was = ("would remove", "") if args.dry_run else ("removed", "was ")
+                print(f"{verb} {clone.name} at {site}: copy of {clone.original}, run {clone.run}, {was}{clone.power}")
+        removed += len(found) - len(left)
+        if left:
+            problems.append(f"site {site}: {', '.join(sorted(left))} left: {why or 'still there after the destroy'}")
+    if args.dry_run:
+        print(f"dry run: {removed} drill clones found, nothing removed")
+    else:
+        print(
+            f"{removed} drill clones removed"
+            + (f"; {len(problems)} sites with clones left or unread" if problems else "")
+        )
+    for problem in problems:
+        print(f"dcwatch: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _recover(args: argparse.Namespace) -> int:

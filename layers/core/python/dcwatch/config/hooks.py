@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
+    from dcwatch.config.fields import RecoveryMode
     from dcwatch.config.schema import Config
     from dcwatch.config.sites import Hook
 
-# The workflow steps that run hooks, in the order they run.
+# The workflow steps that run a priority group's hooks, in the order they run.
 HOOK_STEPS = ("StartGroup", "CheckGroup")
+# The steps that run a drill's snapshot hooks: present the replica's snapshot, and remove it.
+DRILL_HOOK_STEPS = ("PrepareDrill", "CleanUpDrill")
 
 H = TypeVar("H")
 
@@ -67,12 +70,19 @@ class GroupHooks(Generic[H]):
         )
 
 
-def _placed(path: str, hooks: list[Hook]) -> list[Placed]:
-    return [Placed(f"{path}[{i}]", hook) for i, hook in enumerate(hooks)]
+def group_hooks(
+    config: Config,
+    site: str,
+    number: int,
+    services: Collection[str] | None = None,
+    mode: RecoveryMode | None = None,
+) -> GroupHooks[Placed]:
+    """The hooks of priority group `number` at `site`: its own, and those of the VMs of `services` (all if None);
+    of those, the ones that run in `mode` (every one if None: the config check counts what any mode may run)."""
 
+    def _placed(path: str, hooks: list[Hook]) -> list[Placed]:
+        return [Placed(f"{path}[{i}]", h) for i, h in enumerate(hooks) if mode is None or mode in h.modes]
 
-def group_hooks(config: Config, site: str, number: int, services: Collection[str] | None = None) -> GroupHooks[Placed]:
-    """The hooks of priority group `number` at `site`: its own, and those of the VMs of `services` (all if None)."""
     i, at = next((i, s) for i, s in enumerate(config.sites) if s.name == site)
     vms = [
         (f"services[{k}].sites.{site}.vms[{m}]", vm)
@@ -85,21 +95,23 @@ def group_hooks(config: Config, site: str, number: int, services: Collection[str
     settings = at.priority_group(number)
     first = number == min((vm.group for _, vm in vms), default=number)
     promote = at.storage.promote_hook if at.storage is not None and first else None
+    promote = promote if promote is not None and (mode is None or mode in promote.modes) else None
     return GroupHooks(
         pre=_placed(f"sites[{i}].groups[{j}].pre_power_on", settings.pre_power_on),
         post=_placed(f"sites[{i}].groups[{j}].post_power_on", settings.post_power_on),
-        vm_pre={vm.name: _placed(f"{path}.pre_power_on", vm.pre_power_on) for path, vm in members if vm.pre_power_on},
-        vm_post={
-            vm.name: _placed(f"{path}.post_power_on", vm.post_power_on) for path, vm in members if vm.post_power_on
-        },
+        vm_pre={vm.name: pre for path, vm in members if (pre := _placed(f"{path}.pre_power_on", vm.pre_power_on))},
+        vm_post={vm.name: post for path, vm in members if (post := _placed(f"{path}.post_power_on", vm.post_power_on))},
         waiting=frozenset(vm.name for _, vm in members if vm.after),
         promote=[Placed(f"sites[{i}].storage.promote_hook", promote)] if promote is not None else [],
     )
 
 
 def recovery_hooks(config: Config) -> list[Hook]:
-    """Every hook a recovery may run: the groups' and the VMs' at each site, and the storage promotions."""
+    """Every hook a recovery may run: the groups' and the VMs' at each site, the storage promotions, and a
+    drill's snapshot hooks."""
     hooks = [h for site in config.sites for g in site.groups for h in [*g.pre_power_on, *g.post_power_on]]
     hooks += [h for s in config.services for at in s.sites.values() for vm in at.vms for h in vm.pre_power_on]
     hooks += [h for s in config.services for at in s.sites.values() for vm in at.vms for h in vm.post_power_on]
-    return hooks + [s.storage.promote_hook for s in config.sites if s.storage and s.storage.promote_hook]
+    hooks += [s.storage.promote_hook for s in config.sites if s.storage and s.storage.promote_hook]
+    drill = [config.drill.snapshot_hook, config.drill.snapshot_cleanup_hook] if config.drill else []
+    return hooks + [h for h in drill if h is not None]

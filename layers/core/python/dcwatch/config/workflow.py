@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dcwatch.config.checks import AnyCheck
 from dcwatch.config.fields import ConfigModel, Name, RecoveryMode, unbuilt_default
@@ -150,20 +150,17 @@ class Drill(ConfigModel):
     )
     clone_timeout_s: int = Field(default=600, ge=1, description="deadline for every clone to be made and isolated")
 
-    @model_validator(mode="after")
-    def _drill_hooks_run_in_drills(self) -> Drill:
-        for name, hook in (
-            ("snapshot_hook", self.snapshot_hook),
-            ("snapshot_cleanup_hook", self.snapshot_cleanup_hook),
-        ):
-            if hook is not None and "modes" in hook.model_fields_set and "drill" not in hook.modes:
-                raise ValueError(f"{name}.modes: {hook.modes} leaves out drill, the only mode it runs in")
-        return self
+    @field_validator("snapshot_hook", "snapshot_cleanup_hook")
+    @classmethod
+    def _runs_in_drills(cls, hook: Hook | None) -> Hook | None:
+        if hook is not None and "modes" in hook.model_fields_set and "drill" not in hook.modes:
+            raise ValueError(f"modes: {hook.modes} leaves out drill, the only mode this hook runs in")
+        return hook
 
 
 def longest_run(config: Config) -> tuple[int, str]:
     """A recovery's longest possible run, its waits at their timeouts (seconds), and its sum in words, by knob:
-    approvals, the TTL wait, the leaving site's shutdown groups, the standby's groups, DNS."""
+    approvals, the TTL wait, the leaving site's shutdown groups, a drill's clones, the standby's groups, DNS."""
     w = config.workflow
     longest: tuple[int, str] = (0, "")
     for standby in config.sites:
@@ -180,6 +177,8 @@ def longest_run(config: Config) -> tuple[int, str]:
             ],
         }
         own["failback"] = own["migration"]
+        if config.drill is not None:  # its groups are some of the standby's: bounded by theirs
+            own["drill"] = [("drill.clone_timeout_s", config.drill.clone_timeout_s)]
         for mode, waits in own.items():
             parts = [("approval.timeout_s", w.approval.timeout_s)] if mode in w.approval.modes else []
             parts += [*waits, (f"{len(groups)} groups' timeout_s", power_on), ("dns_timeout_s", w.dns_timeout_s)]

@@ -66,6 +66,7 @@ def typical_path(mode: str, groups: int, polls: int, dns_polls: int, *, approval
         "NeedsApproval": ["RequestApproval" if approval else "ChooseMode"],
         "IsApproved": ["Approved"],
         "ChooseMode": ["PrepareDrill" if mode == "drill" else "Fence"],
+        "ClonesReady": ["StartGroup"],  # the clones made within one CheckClones wait
         "GroupDone": group_done,
         "DnsInSync": ["WaitForDns"] * (dns_polls - 1) + ["IsDrill"],
         "IsDrill": ["CleanUpDrill" if mode == "drill" else "RecordAudit"],

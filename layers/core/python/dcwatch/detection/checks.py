@@ -78,6 +78,18 @@ def service_checks(config: Config, site: str, services: Iterable[str] | None = N
     ]
 
 
+def drill_checks(config: Config, site: str, services: Iterable[str] | None = None) -> list[PlannedCheck]:
+    """The checks of a drill's clones (`drill.services[].checks`), as run from `site`'s side of the drill network."""
+    wanted = set(services) if services is not None else None
+    drilled = config.drill.services if config.drill else []
+    return [
+        PlannedCheck(site, check.name, d.name, check.critical, check.timeout_s, check)
+        for d in drilled
+        if wanted is None or d.name in wanted
+        for check in d.checks
+    ]
+
+
 def plan_round(config: Config, vantage: str | None = None) -> list[PlannedCheck]:
     """Every check of both sites that `vantage` reaches (all of them when None): vCenter first, then site
     infrastructure, then the services."""

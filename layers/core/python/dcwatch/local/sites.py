@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, ExitStack
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config
-from dcwatch.local.vcsim import VcsimProcess, converge_vms, create_vms, power_states, remove_drill_clones
+from dcwatch.local.vcsim import VcsimProcess, converge_vms, create_vms, power_states
 
 
 class SiteVcenters:
@@ -26,16 +26,21 @@ class SiteVcenters:
         on = site == self.config.active_site
         return [(vm.name, on) for _, at in self.config.services_at(site) for vm in at.vms]
 
+    @property
+    def networks(self) -> list[str]:
+        """The port groups each site has besides its VMs' own: the drill's isolated network."""
+        return [self.config.drill.network] if self.config.drill else []
+
     def start(self, stack: ExitStack, on_built: Callable[[str, int], None]) -> None:
         for site in self.config.sites:
             process = VcsimProcess(site.name, site.vcenter, self.credentials[site.name]).start()
             stack.callback(process.stop)
             self.vcsims[site.name] = process
-            create_vms(site.vcenter, self.credentials[site.name], self.vms(site.name))
+            create_vms(site.vcenter, self.credentials[site.name], self.vms(site.name), self.networks)
             on_built(site.name, len(self.vms(site.name)))
 
     def restore(self) -> None:
-        """Every vCenter running again, accepting AWS's credentials, its VMs powered as built, no drill clone left."""
+        """Every vCenter running again, accepting AWS's credentials, its VMs powered as built, a drill's clones gone."""
         for site in self.config.sites:
             process = self.vcsims[site.name]
             if process.credentials != self.credentials[site.name]:
@@ -43,8 +48,7 @@ class SiteVcenters:
                 process.credentials = self.logins[site.name] = self.credentials[site.name]
             if not process.running:
                 process.start()
-            remove_drill_clones(site.vcenter, self.credentials[site.name])
-            converge_vms(site.vcenter, self.credentials[site.name], self.vms(site.name))
+            converge_vms(site.vcenter, self.credentials[site.name], self.vms(site.name), self.networks)
 
     def stop(self, site: str) -> None:
         self.vcsims[site].stop()
@@ -60,4 +64,5 @@ class SiteVcenters:
             process.stop()
             process.credentials = self.logins[site] = Credentials("dcwatch", secrets.token_urlsafe(12))
             process.start()
-            create_vms(vcenter, process.credentials, [(name, powered.get(name) == "poweredOn") for name in names])
+            built = [(name, powered.get(name) == "poweredOn") for name in names]
+            create_vms(vcenter, process.credentials, built, self.networks)

@@ -20,7 +20,6 @@ from pyVmomi import vim
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.adapters.vsphere import call_each, read_properties, vcenter_session
 from dcwatch.config import VCenter
-from dcwatch.config.workflow import clone_origin
 from dcwatch.local.children import die_with_parent, wait_for_port
 from dcwatch.wiring import REPO_ROOT
 
@@ -34,6 +33,7 @@ class VcsimNotFound(RuntimeError):
 
 
 GUEST_IP_KEY = "SET.guest.ipAddress"
+PRODUCTION_NETWORK = "VM Network"  # vcsim's standard port group on every host: the VMs' own NICs stay on it
 SIMULATED_PROPS = ["name", "runtime.powerState", "summary.runtime.bootTime", "guest.ipAddress"]
 
 
@@ -139,19 +139,39 @@ def _await_task(task: Any, what: str) -> Any:
     return task.info.result
 
 
-def create_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[str, bool]]) -> None:
-    """Create each named VM in the first datacenter and cluster; power on those marked True."""
+def add_port_groups(si: Any, names: Iterable[str]) -> None:
+    """Each named port group on the datacenter's distributed switch (vcsim's DVS0: every host a member), added
+    where missing: a drill's isolated network. One call for every host, as a DVS port group is in vCenter (vcsim's
+    HostNetworkSystem.AddPortGroup makes one Network per datacenter and refuses the second host's)."""
+    datacenter = si.content.rootFolder.childEntity[0]
+    missing = sorted(set(names) - {network.name for network in datacenter.network})
+    if missing:
+        switch = next(n for n in datacenter.networkFolder.childEntity if isinstance(n, vim.DistributedVirtualSwitch))
+        specs = [vim.dvs.DistributedVirtualPortgroup.ConfigSpec(name=name, type="earlyBinding") for name in missing]
+        _await_task(switch.AddDVPortgroup_Task(specs), f"add port groups {', '.join(missing)}")
+
+
+def create_vms(
+    vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[str, bool]], networks: Iterable[str] = ()
+) -> None:
+    """Create each named VM in the first datacenter and cluster, its one NIC on PRODUCTION_NETWORK (as vcsim's
+    own VMs); power on those marked True. `networks`: port groups the site has besides (a drill's)."""
     with vcenter_session(vcenter, credentials) as si:
+        add_port_groups(si, networks)
         datacenter = si.content.rootFolder.childEntity[0]
         cluster = next(c for c in datacenter.hostFolder.childEntity if isinstance(c, vim.ClusterComputeResource))
         datastore = datacenter.datastore[0]
         for name, powered_on in vms:
+            nic = vim.vm.device.VirtualE1000(
+                key=-1, backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=PRODUCTION_NETWORK)
+            )
             spec = vim.vm.ConfigSpec(
                 name=name,
                 numCPUs=1,
                 memoryMB=256,
                 guestId="otherGuest64",
                 files=vim.vm.FileInfo(vmPathName=f"[{datastore.name}]"),
+                deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="add", device=nic)],
             )
             vm = _await_task(
                 datacenter.vmFolder.CreateVM_Task(config=spec, pool=cluster.resourcePool), f"create {name}"
@@ -189,10 +209,19 @@ def guests_where(si: Any, wanted: Callable[[str], bool]) -> dict[str, tuple[Any,
     return guests
 
 
-def converge_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[str, bool]]) -> None:
-    """Bring each named VM to the power state marked (True: on), creating those that are missing."""
+def converge_vms(
+    vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple[str, bool]], networks: Iterable[str] = ()
+) -> None:
+    """Bring each named VM to the power state marked (True: on), creating those that are missing, and destroy every
+    other VM (a drill's clones left by a scenario). `networks` as in `create_vms`."""
     wanted = dict(vms)
     with vcenter_session(vcenter, credentials) as si:
+        add_port_groups(si, networks)
+        for vm, props in read_properties(si, vim.VirtualMachine, ["name", "runtime.powerState"]):
+            if props.get("name") not in wanted:
+                if props.get("runtime.powerState") != "poweredOff":
+                    _await_task(vm.PowerOffVM_Task(), f"power off {props.get('name')}")
+                _await_task(vm.Destroy_Task(), f"destroy {props.get('name')}")
         found = guests_named(si, wanted)
         for name, (vm, guest) in found.items():
             is_on = guest.power == "poweredOn"
@@ -202,19 +231,7 @@ def converge_vms(vcenter: VCenter, credentials: Credentials, vms: Iterable[tuple
                 _await_task(vm.PowerOffVM_Task(), f"power off {name}")
     missing = [(name, on) for name, on in wanted.items() if name not in found]
     if missing:
-        create_vms(vcenter, credentials, missing)
-
-
-def remove_drill_clones(vcenter: VCenter, credentials: Credentials) -> list[str]:
-    """Every drill clone (`<vm>-drill-<run>`) left at the site powered off and destroyed, so that the next run
-    starts from the site as built; the names removed."""
-    with vcenter_session(vcenter, credentials) as si:
-        found = guests_where(si, lambda name: clone_origin(name) is not None)
-        for name, (vm, guest) in found.items():
-            if guest.power == "poweredOn":
-                _await_task(vm.PowerOffVM_Task(), f"power off {name}")
-            _await_task(vm.Destroy_Task(), f"destroy {name}")
-    return sorted(found)
+        create_vms(vcenter, credentials, missing, networks)
 
 
 def power_states(vcenter: VCenter, credentials: Credentials, names: Iterable[str]) -> dict[str, str]:

@@ -79,7 +79,7 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "fencing": state.fencing,
         "mode": state.request.mode,
         "shutdown": state.shutdown.how,
-        "drill": state.drill.model_dump(mode="json", by_alias=True) if state.request.mode == "drill" else None,
+        "drill": _drill_record(state),
         "approval": state.approval.decision,
         "fenceProof": state.fence_proof.model_dump(mode="json", by_alias=True) if state.fence_proof else None,
         "fencingApprovedBy": state.fencing_approved_by,
@@ -88,6 +88,14 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "failedStep": state.failed_step,
         "error": state.error,
     }
+
+
+def _drill_record(state: WorkflowState) -> dict[str, Any] | None:
+    """What a drill did, with where it worked: its run, network and clones (clone -> standby VM)."""
+    if state.plan.drill is None:
+        return None
+    where = state.plan.drill.model_dump(mode="json", include={"run", "network", "clones"})
+    return where | state.drill.model_dump(mode="json", by_alias=True)
 
 
 def _what_is_left(state: WorkflowState) -> list[str]:
@@ -148,21 +156,29 @@ def failure_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
 
 
 def drill_message(state: WorkflowState) -> tuple[str, list[str]]:
-    """A passed drill: how long the standby took to serve, and that production was never touched."""
+    """A passed drill: its own timeline (snapshot, clones, power-on, verified, records in sync, cleaned up), and
+    that production was never touched."""
     request, measured = state.request, state.drill.measured
-    proven = measured.get("drill record in sync", _elapsed_at(state, "CheckDns"))
-    subject = f"OK: DRILL PASSED {request.from_site} -> {request.to}, standby proven in {proven:.1f} s"
+    network = state.plan.drill.network if state.plan.drill else "?"
+    proven = measured.get("drill records in sync", _elapsed_at(state, "CheckDns"))
+    subject = f"OK: DRILL PASSED {request.from_site} -> {request.to}, clones proven in {proven:.1f} s"
     if state.drill.lease_problem:
         subject = f"ACTION NEEDED: DRILL PASSED {request.from_site} -> {request.to}, but it lost the lock"
     body = [
-        f"The standby copies of {', '.join(state.plan.services)} at {request.to} came up, passed their checks and "
-        "answered on the drill records; production and its DNS records were not touched.",
+        f"Clones of the standby VMs of {', '.join(state.plan.services)} at {request.to} came up on the isolated "
+        f"network {network}, passed their checks there and answered on the drill records. The standby VMs, "
+        "production, its networks, its hooks and its DNS records were not touched.",
         f"Reason: {request.reason}",
+        "Drill timeline (seconds from the start):",
         *[f"  {milestone}: {seconds:.1f} s" for milestone, seconds in measured.items()],
         f"Cleanup: {state.drill.cleanup or 'not done'}",
     ]
+    body += (
+        [f"Removed first, left by an earlier drill: {', '.join(state.drill.leftovers)}"]
+        if state.drill.leftovers
+        else []
+    )
     body += [f"Lock: {state.drill.lease_problem}"] if state.drill.lease_problem else []
-    body += [f"Drill network (recorded): {state.plan.network}"] if state.plan.network else []
     return subject, body
 
 
@@ -208,8 +224,8 @@ def stopped_message(state: WorkflowState, step: str, cause: str) -> tuple[str, s
         lines = [
             f"The drill stopped at step {step}: {cause}",
             f"Cleanup did not finish: {readable_cause(str(cleanup_error.get('Cause', ''))) or 'cause unknown'}",
-            f"Power off at {request.to} what the drill powered on and restore the drill records by hand: "
-            f"{', '.join(r.name for r in state.plan.records)}. Production was not touched.",
+            f"Remove the drill's clones at {request.to} (`dcwatch drill --cleanup`) and restore the drill records by "
+            f"hand: {', '.join(r.name for r in state.plan.records)}. Production was not touched.",
         ]
     lines += ["", f"Incident: {state.incident_id}", "Timeline (end time, duration, step):", *_timeline(state)]
     return alert_subject(subject), "\n".join(lines)

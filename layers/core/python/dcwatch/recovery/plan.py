@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dcwatch.config import Config, DnsRecord, Hook, RecoveryMode, Service
 from dcwatch.config.hooks import group_hooks
+from dcwatch.config.workflow import Drill, clone_name
 from dcwatch.ports import RecordValues
 
 
@@ -60,13 +63,15 @@ class Record(_Camel):
         return f"{self.name} -> {values}"
 
 
-def service_record(record: DnsRecord, service: Service, serving: str, other: str) -> Record:
+def service_record(
+    record: DnsRecord, service: Service, serving: str, other: str, values: list[str] | None = None
+) -> Record:
     """The record while `serving` serves: weighted, its set has its weight and the other's 0; failover, it is PRIMARY.
 
     A failover record's SECONDARY takes the other site's values; with no health check on the PRIMARY
-    (dcwatch attaches none) Route 53 never answers it.
+    (dcwatch attaches none) Route 53 never answers it. `values`: a drill record's, the clones' drill addresses.
     """
-    values = list(service.sites[serving].dns_values)
+    values = list(values or service.sites[serving].dns_values)
     sets = []
     if record.routing == "weighted" and record.weighted:
         sets = [
@@ -135,6 +140,20 @@ class StoragePlan(_Camel):
     )
 
 
+class DrillPlan(_Camel):
+    """Where a drill works: clones of the standby VMs (clone name -> standby VM, in power-on order), made on the
+    snapshot's datastore, isolated on `network`. The standby VMs themselves are only their sources."""
+
+    run: str = Field(description="this drill's run: the clones' names end with it, and their mark carries it")
+    network: str
+    clones: dict[str, str]
+    folder: str | None = None
+    resource_pool: str | None = Field(default=None, alias="resourcePool")
+    snapshot_hook: Hook | None = Field(default=None, alias="snapshotHook")
+    snapshot_cleanup_hook: Hook | None = Field(default=None, alias="snapshotCleanupHook")
+    clone_timeout_s: int = Field(default=600, alias="cloneTimeoutS")
+
+
 class RecoveryPlan(_Camel):
     from_site: str = Field(alias="from")
     to: str
@@ -146,7 +165,7 @@ class RecoveryPlan(_Camel):
     shutdown: list[list[str]] = Field(
         default=[], description="VM names at `from`, by priority group, last group first: shut down gracefully"
     )
-    network: str | None = Field(default=None, description="a drill's isolated network, as the config names it")
+    drill: DrillPlan | None = None
     group_details: list[GroupPlan] = Field(default=[], alias="groupDetails", description="one per entry of groups")
     storage: StoragePlan | None = None
 
@@ -154,25 +173,34 @@ class RecoveryPlan(_Camel):
         return self.group_details[index] if index < len(self.group_details) else GroupPlan(timeout_s=600)
 
 
-def build_plan(config: Config, from_site: str, to_site: str, mode: RecoveryMode = "disaster") -> RecoveryPlan:
+# What a dry run shows for a drill's run, chosen when the drill starts.
+PLACEHOLDER_RUN = "<run>"
+
+
+def build_plan(
+    config: Config, from_site: str, to_site: str, mode: RecoveryMode = "disaster", run: str = PLACEHOLDER_RUN
+) -> RecoveryPlan:
+    """What `mode` does from `from_site` to `to_site`; a drill's VMs are the clones of `run`."""
     drill = config.drill if mode == "drill" else None
     chosen = [d.name for d in drill.services] if drill else [s.name for s in config.services]
     services = [s for s in config.services if s.name in chosen]
-    targets = {d.name: d.dns for d in drill.services} if drill else {s.name: s.dns for s in services}
     storage = config.site(to_site).storage
-    records = [service_record(targets[s.name], s, to_site, from_site) for s in services]
     leaving = [vm for s in services for vm in s.sites[from_site].vms]
+    standby = [vm for s in services for vm in s.sites[to_site].vms]
+    name = partial(clone_name, run=run) if drill else _same
     return RecoveryPlan(
         from_site=from_site,
         to=to_site,
         mode=mode,
         fence=sorted(vm.name for vm in leaving) if mode == "disaster" else [],
         shutdown=_by_group(leaving)[::-1] if mode in ("migration", "failback") else [],
-        groups=_by_group([vm for s in services for vm in s.sites[to_site].vms]),
-        records=records,
+        groups=[[name(vm) for vm in group] for group in _by_group(standby)],
+        records=_drill_records(drill, services, to_site, from_site)
+        if drill
+        else [service_record(s.dns, s, to_site, from_site) for s in services],
         services=[s.name for s in services],
-        network=drill.network if drill else None,
-        group_details=[_group_plan(config, to_site, g, chosen) for g in _group_numbers(services, to_site)],
+        drill=_drill_plan(drill, standby, run) if drill else None,
+        group_details=[_group_plan(config, to_site, g, chosen, mode, name) for g in _group_numbers(services, to_site)],
         storage=StoragePlan(
             site=to_site,
             check=storage.check,
@@ -186,23 +214,50 @@ def build_plan(config: Config, from_site: str, to_site: str, mode: RecoveryMode 
     )
 
 
+def _same(vm: str) -> str:
+    return vm
+
+
+def _drill_records(drill: Drill, services: list[Service], serving: str, other: str) -> list[Record]:
+    """The drill records, pointed at the clones' drill addresses."""
+    by_name = {s.name: s for s in services}
+    return [service_record(d.dns, by_name[d.name], serving, other, d.dns_values) for d in drill.services]
+
+
+def _drill_plan(drill: Drill, standby: list[Any], run: str) -> DrillPlan:
+    return DrillPlan(
+        run=run,
+        network=drill.network,
+        clones={clone_name(vm, run): vm for group in _by_group(standby) for vm in group},
+        folder=drill.folder,
+        resource_pool=drill.resource_pool,
+        snapshot_hook=drill.snapshot_hook,
+        snapshot_cleanup_hook=drill.snapshot_cleanup_hook,
+        clone_timeout_s=drill.clone_timeout_s,
+    )
+
+
 def _group_numbers(services: list[Any], site: str) -> list[int]:
     return sorted({vm.group for s in services for vm in s.sites[site].vms})
 
 
-def _group_plan(config: Config, site: str, number: int, chosen: list[str]) -> GroupPlan:
+def _group_plan(
+    config: Config, site: str, number: int, chosen: list[str], mode: RecoveryMode, name: Callable[[str], str]
+) -> GroupPlan:
+    """Group `number`'s deadline, order, hooks (those that run in `mode`) and checks, its VMs named by `name`
+    (a drill's: their clones)."""
     settings = config.site(site).priority_group(number)
     at_site = [(service, at) for service, at in config.services_at(site) if service.name in chosen]
     vms = [vm for _, at in at_site for vm in at.vms if vm.group == number]
-    hooks = group_hooks(config, site, number, chosen).hooks_only()
+    hooks = group_hooks(config, site, number, chosen, mode).hooks_only()
     return GroupPlan(
         timeout_s=settings.timeout_s or config.workflow.group_timeout_s,
-        after={vm.name: list(vm.after) for vm in vms if vm.after},
-        power_only=sorted(vm.name for vm in vms if vm.ready == "power"),
+        after={name(vm.name): [name(dep) for dep in vm.after] for vm in vms if vm.after},
+        power_only=sorted(name(vm.name) for vm in vms if vm.ready == "power"),
         pre_hooks=hooks.pre,
         post_hooks=hooks.post,
-        vm_pre_hooks=hooks.vm_pre,
-        vm_post_hooks=hooks.vm_post,
+        vm_pre_hooks={name(vm): h for vm, h in hooks.vm_pre.items()},
+        vm_post_hooks={name(vm): h for vm, h in hooks.vm_post.items()},
         services=[service.name for service, at in at_site if at.vms and max(vm.group for vm in at.vms) == number],
     )
 
@@ -215,9 +270,17 @@ def _by_group(vms: list[Any]) -> list[list[str]]:
 
 
 def describe_plan(plan: RecoveryPlan) -> list[str]:
-    if plan.mode == "drill":
-        lines = [f"drill of {', '.join(plan.services)} at {plan.to}; {plan.from_site} and production DNS untouched"]
-        lines += [f"drill network (recorded): {plan.network}"] if plan.network else []
+    if plan.drill:
+        lines = [
+            f"drill of {', '.join(plan.services)} at {plan.to}, on clones: {plan.from_site}, the standby VMs and "
+            "production DNS untouched"
+        ]
+        hook = plan.drill.snapshot_hook
+        lines += [f"present the replica's snapshot: {hook.name}"] if hook else []
+        lines += [
+            f"clone {len(plan.drill.clones)} standby VMs ({', '.join(plan.drill.clones.values())}) as "
+            f"<vm>-drill-{plan.drill.run}, NICs moved to the isolated network {plan.drill.network} before power-on"
+        ]
     elif plan.shutdown:
         lines = [f"shut down {plan.from_site} gracefully, last group first (power off after the timeout):"]
         lines += [f"  shutdown {i}: {', '.join(vms)}" for i, vms in enumerate(plan.shutdown, start=1)]
@@ -231,12 +294,19 @@ def describe_plan(plan: RecoveryPlan) -> list[str]:
             f"check the storage mirror at {plan.to} ({plan.storage.check}): at most {plan.storage.max_lag_s} s "
             f"behind{promote}"
         ]
-    lines += [f"power on at {plan.to}, group by group:"]
+    lines += [f"power on {'the clones' if plan.drill else 'at'} {plan.to}, group by group:"]
     for i, vms in enumerate(plan.groups, start=1):
         detail = plan.group(i - 1)
         order = "; ".join(f"{vm} after {', '.join(deps)}" for vm, deps in sorted(detail.after.items()))
         lines += [f"  group {i}: {', '.join(vms)}" + (f" ({order})" if order else "")]
     lines += [f"switch {r.name} ({r.type}{_routing_words(r)}) to {', '.join(r.values)}" for r in plan.records]
-    if plan.mode == "drill":
-        lines += ["then clean up, also after a failure: power off what the drill powered on, restore the drill records"]
+    if plan.drill:
+        removal = (
+            f", then {plan.drill.snapshot_cleanup_hook.name} removes the snapshot"
+            if plan.drill.snapshot_cleanup_hook
+            else ""
+        )
+        lines += [
+            "then clean up, also after a failure: restore the drill records, power off and destroy the clones" + removal
+        ]
     return lines

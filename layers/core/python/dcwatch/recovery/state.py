@@ -83,11 +83,16 @@ class ShutdownProgress(_Camel):
 
 
 class DrillProgress(_Camel):
-    """What a drill found before it changed anything, so that its cleanup restores exactly that."""
+    """What a drill found, made and measured: the records its cleanup restores, its clones, its own timeline."""
 
-    was_on: list[str] = Field(default=[], alias="wasOn", description="drill VMs already on: left on")
     records_before: list[Record] = Field(default=[], alias="recordsBefore", description="no values: absent")
-    measured: dict[str, float] = Field(default={}, description="seconds from the start, per milestone")
+    leftovers: list[str] = Field(default=[], description="earlier drills' clones this one removed first")
+    datastore: str | None = Field(default=None, description="where the snapshot hook presented the replica")
+    clone_tasks: dict[str, str] = Field(default={}, alias="cloneTasks", description="task id by clone name")
+    clone_deadline: datetime | None = Field(default=None, alias="cloneDeadline")
+    isolated: list[str] = Field(default=[], description="clones whose NICs are on the drill network")
+    clones_ready: bool = Field(default=False, alias="clonesReady", description="made and isolated, all of them")
+    measured: dict[str, float] = Field(default={}, description="seconds from the start, per milestone reached")
     cleanup: str | None = None
     lease_problem: str | None = Field(default=None, alias="leaseProblem", description="the lock, lost meanwhile")
 

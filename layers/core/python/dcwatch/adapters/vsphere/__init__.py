@@ -1,5 +1,5 @@
-"""vCenter through pyvmomi: the small contract failover and probes need (`session`, `collector`, `power`,
-`inventory`, `snapshot`).
+"""vCenter through pyvmomi: the small contract failover, drills and probes need (`session`, `collector`, `power`,
+`inventory`, `clones`, `snapshot`).
 
 Probes log in and out once per use (try/finally, never atexit: Lambda environments are reused); the
 failover's steps reuse the session a warm Lambda left (`reused_session`), over a new TCP connection each
@@ -8,6 +8,7 @@ PropertyCollector `WaitForUpdatesEx` that answers as they change, and faults are
 that say which vCenter and what went wrong.
 """
 
+from dcwatch.adapters.vsphere.clones import VsphereDrillLab
 from dcwatch.adapters.vsphere.collector import read_properties
 from dcwatch.adapters.vsphere.inventory import VsphereInventory
 from dcwatch.adapters.vsphere.power import call_each
@@ -15,6 +16,7 @@ from dcwatch.adapters.vsphere.session import log_out_idle_sessions, reused_sessi
 from dcwatch.adapters.vsphere.snapshot import read_vcenter, vcenter_login_check
 
 __all__ = [
+    "VsphereDrillLab",
     "VsphereInventory",
     "call_each",
     "log_out_idle_sessions",

@@ -57,6 +57,19 @@ def retrieve_all(collector: Any, specs: list[Any]) -> list[Any]:
     return objects
 
 
+def read_objects(
+    collector: Any, objs: Sequence[Any], obj_type: Any, props: list[str]
+) -> list[tuple[Any, dict[str, Any]]]:
+    """These objects (found before: read by reference, not every object searched) with `props`, in one round trip."""
+    if not objs:
+        return []
+    spec = PropertyCollector.FilterSpec(
+        objectSet=[PropertyCollector.ObjectSpec(obj=obj, skip=False) for obj in objs],
+        propSet=[PropertyCollector.PropertySpec(type=obj_type, pathSet=props)],
+    )
+    return [(o.obj, {p.name: p.val for p in o.propSet}) for o in retrieve_all(collector, [spec])]
+
+
 def guest_of(props: dict[str, Any]) -> GuestState:
     return GuestState(
         str(props.get("runtime.powerState", "unknown")),

@@ -20,6 +20,7 @@ from dcwatch.adapters.vsphere.collector import (
     PropertyCollector,
     UpdatesWatch,
     guest_of,
+    read_objects,
     read_properties,
     retrieve_all,
     task_of,
@@ -42,12 +43,13 @@ _found_lock = threading.Lock()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _transient_faults(method: F) -> F:
+def transient_faults(method: F) -> F:
     """A path that drops mid-step (a reset, a cut HTTP exchange) and an object vCenter no longer knows (a task
-    or VM gone between two calls) fail the step as `TransientError`: the workflow retries it, reading again."""
+    or VM gone between two calls) fail the step as `TransientError`: the workflow retries it, reading again.
+    For the methods of an adapter that says `where` (its vCenter)."""
 
     @functools.wraps(method)
-    def call(self: VsphereInventory, *args: Any, **kwargs: Any) -> Any:
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except vmodl.fault.ManagedObjectNotFound as fault:
@@ -73,11 +75,16 @@ class VsphereInventory:
         self._content: Any = None
 
     @property
+    def si(self) -> Any:
+        """The logged-in session (the drill lab's calls go over it too)."""
+        return self._si
+
+    @property
     def where(self) -> str:
         return str(getattr(self._si._stub, "host", "?"))
 
     @property
-    def _collector(self) -> Any:
+    def collector(self) -> Any:
         if self._content is None:
             self._content = self._si.RetrieveContent()  # once: every `si.content` is a round trip of its own
         return self._content.propertyCollector
@@ -115,15 +122,12 @@ class VsphereInventory:
         return found
 
     def _by_ref(self, names: set[str], props: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
-        spec = PropertyCollector.FilterSpec(
-            objectSet=[PropertyCollector.ObjectSpec(obj=self._refs[name], skip=False) for name in names],
-            propSet=[PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=props)],
-        )
         found = {}
-        for o in retrieve_all(self._collector, [spec]):
-            values = {p.name: p.val for p in o.propSet}
+        for obj, values in read_objects(
+            self.collector, [self._refs[name] for name in names], vim.VirtualMachine, props
+        ):
             if values.get("name") in names:
-                found[str(values["name"])] = (o.obj, values)
+                found[str(values["name"])] = (obj, values)
         return found
 
     def _vms(self, names: Sequence[str]) -> dict[str, tuple[Any, str]]:
@@ -132,11 +136,11 @@ class VsphereInventory:
             for name, (obj, values) in self._named(names, POWER_PROPS).items()
         }
 
-    @_transient_faults
+    @transient_faults
     def power_states(self, vm_names: Sequence[str]) -> dict[str, str]:
         return {name: state for name, (_, state) in self._vms(vm_names).items()}
 
-    @_transient_faults
+    @transient_faults
     def guest_states(self, vm_names: Sequence[str]) -> dict[str, GuestState]:
         return {name: guest_of(values) for name, (_, values) in self._named(vm_names, GUEST_PROPS).items()}
 
@@ -146,7 +150,7 @@ class VsphereInventory:
         vms = {name: vm for name, (vm, _) in self._vms(vm_names).items()}  # found again: each ref still that VM
         max_wait_s = max(1, math.floor(self._timeout_s) - 2)  # the answer comes before the socket gives up
         try:
-            watch = UpdatesWatch(self._si, self._collector, vms, task_ids, max_wait_s)
+            watch = UpdatesWatch(self._si, self.collector, vms, task_ids, max_wait_s)
         except (vmodl.fault.NotSupported, vmodl.fault.MethodNotFound):
             yield Polled(lambda: Observed(self.guest_states(vm_names), self.task_states(task_ids)), WATCH_POLL_S)
             return
@@ -155,7 +159,7 @@ class VsphereInventory:
         finally:
             watch.close()
 
-    @_transient_faults
+    @transient_faults
     def power_on(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Start every power-on, many in flight at once; a VM vCenter refuses outright is named after the others
         were started. A VM on already (or meanwhile) is skipped."""
@@ -166,7 +170,7 @@ class VsphereInventory:
         calls = {name: vm.PowerOnVM_Task for name, (vm, state) in vms.items() if state != "poweredOn"}
         return start_each(calls, "power on", already="poweredOn", error=PowerOnFailed)
 
-    @_transient_faults
+    @transient_faults
     def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
         """In one round trip, however many tasks."""
         if not task_ids:
@@ -175,10 +179,10 @@ class VsphereInventory:
             objectSet=[PropertyCollector.ObjectSpec(obj=vim.Task(t, self._si._stub), skip=False) for t in task_ids],
             propSet=[PropertyCollector.PropertySpec(type=vim.Task, pathSet=TASK_PROPS)],
         )
-        found = retrieve_all(self._collector, [spec])
+        found = retrieve_all(self.collector, [spec])
         return {o.obj._moId: task_of({p.name: p.val for p in o.propSet}) for o in found}
 
-    @_transient_faults
+    @transient_faults
     def power_off(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Start the power-off of every VM that is on, many in flight at once; one vCenter refuses is named (as
         `VcenterUnavailable`) after the others were started. A VM off already (or meanwhile) is skipped."""
@@ -186,7 +190,7 @@ class VsphereInventory:
         calls = {name: vm.PowerOffVM_Task for name, (vm, state) in vms.items() if state == "poweredOn"}
         return start_each(calls, "power off", already="poweredOff", error=VcenterUnavailable)
 
-    @_transient_faults
+    @transient_faults
     def shutdown_guest(self, vm_names: Sequence[str]) -> dict[str, str]:
         """Ask every running guest to shut down, many at once; returns the VMs whose guest refused, with why."""
         vms = self._vms(vm_names)

@@ -5,7 +5,7 @@ UPSERTs are idempotent, and every step appends what it did to the timeline."""
 
 from dcwatch.recovery.steps.approval import approved, request_approval
 from dcwatch.recovery.steps.dns import check_dns, lower_ttl, switch_dns
-from dcwatch.recovery.steps.drill import clean_up_drill, clean_up_drill_whatever_the_lock, prepare_drill
+from dcwatch.recovery.steps.drill import check_clones, clean_up_drill, clean_up_drill_whatever_the_lock, prepare_drill
 from dcwatch.recovery.steps.fence import fence, prove_fenced
 from dcwatch.recovery.steps.groups import check_group, start_group
 from dcwatch.recovery.steps.lease import acquire_lease, release_lease, renew_lease
@@ -20,6 +20,7 @@ __all__ = [
     "acquire_lease",
     "approved",
     "check_dns",
+    "check_clones",
     "check_group",
     "check_mirror_synced",
     "check_shutdown",

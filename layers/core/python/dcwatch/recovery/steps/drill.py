@@ -1,56 +1,162 @@
-"""A drill: note what it is about to change, and clean up exactly that afterwards, after a failure too."""
+"""A drill on clones: remove what an earlier drill left, note the drill records, present the replica's snapshot,
+clone the standby VMs onto the isolated network, and clean exactly that up afterwards, after a failure too.
+
+The standby VMs themselves are only ever the clones' sources: a drill never powers them on or changes them,
+so it cannot touch production data, production networks, production hooks or the mirror."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
-from dcwatch.errors import DrillCleanupIncomplete
-from dcwatch.ports import Dns, Inventory, Leases
-from dcwatch.recovery.state import Clock, WorkflowState, utcnow
+from dcwatch.errors import CloneFailed, CloneTimeout, DrillCleanupIncomplete
+from dcwatch.ports import Dns, DrillClone, DrillLab, HookRunner, Leases, Once
+from dcwatch.recovery.plan import DrillPlan
+from dcwatch.recovery.state import Clock, WorkflowState, run_now, utcnow
+from dcwatch.recovery.steps.hooks import NoHooks, run_hooks
+from dcwatch.recovery.waits import MAX_LOOKS, Sleep
+
+CLONE_POLL_S = 1.0  # a clone task's state, read again inside CheckClones
 
 
-def _drill_vms(state: WorkflowState) -> list[str]:
-    return [vm for group in state.plan.groups for vm in group]
-
-
-def prepare_drill(state: WorkflowState, inventory: Inventory, dns: Dns, clock: Clock = utcnow) -> WorkflowState:
-    """Note which drill VMs are on already (left on) and what the drill records hold (restored after)."""
-    vms = _drill_vms(state)
-    power = inventory.power_states(vms)
-    state.drill.was_on = [vm for vm in vms if power.get(vm) == "poweredOn"]
-    state.drill.records_before = [
-        r.model_copy(update={"values": dns.values(r.zone, r.name, r.type)}) for r in state.plan.records
-    ]
-    before = ", ".join(f"{r.name} {'/'.join(r.values) or 'absent'}" for r in state.drill.records_before)
-    detail = f"drill records now: {before}"
-    detail += f"; already on, left on: {', '.join(state.drill.was_on)}" if state.drill.was_on else ""
-    return state.note("PrepareDrill", detail, clock)
+def _drill(state: WorkflowState) -> DrillPlan:
+    if state.plan.drill is None:
+        raise ValueError(f"{state.incident_id} is a {state.plan.mode}, not a drill")
+    return state.plan.drill
 
 
 def _measure(state: WorkflowState) -> dict[str, float]:
-    """Seconds from the start to each milestone the drill reached, from its timeline."""
+    """Seconds from the start to each milestone the drill reached, read from its timeline."""
 
-    def last(step: str) -> datetime | None:
-        times = [e.at for e in state.timeline if e.step == step]
+    def last(step: str, starts: str = "") -> datetime | None:
+        times = [e.at for e in state.timeline if e.step == step and e.detail.startswith(starts)]
         return times[-1] if times else None
 
-    milestones = {
-        "standby powered on": last("CheckGroup"),
-        "services verified": last("VerifyServices"),
-        "drill record in sync": last("CheckDns") if state.progress.dns_in_sync else None,
+    reached = {
+        "snapshot presented": last("Hook", "snapshot hook"),
+        "clones ready": last("CheckClones"),
+        "powered on": last("CheckGroup") if state.progress.all_groups_up else None,
+        "verified": last("VerifyServices"),
+        "drill records in sync": last("CheckDns") if state.progress.dns_in_sync else None,
+        "cleaned up": last("CleanUpDrill"),
     }
-    return {name: (at - state.started_at).total_seconds() for name, at in milestones.items() if at is not None}
+    return {name: round((at - state.started_at).total_seconds(), 3) for name, at in reached.items() if at is not None}
+
+
+def prepare_drill(
+    state: WorkflowState,
+    lab: DrillLab,
+    dns: Dns,
+    clock: Clock = utcnow,
+    *,
+    hooks: HookRunner | None = None,
+    once: Once = run_now,
+) -> WorkflowState:
+    """Remove earlier drills' clones, note the drill records, present the snapshot, start the clones."""
+    drill, started = _drill(state), clock()
+    leftovers = sorted(c.name for c in lab.clones() if c.run != drill.run)
+    if leftovers:
+        state.drill.leftovers = lab.destroy(leftovers)
+        state.note("PrepareDrill", f"removed clones an earlier drill left: {', '.join(state.drill.leftovers)}", clock)
+    state.drill.records_before = [
+        r.model_copy(update={"values": dns.values(r.zone, r.name, r.type)}) for r in state.plan.records
+    ]
+    if drill.snapshot_hook is not None:
+        extra = {"run": drill.run, "vms": list(drill.clones.values())}
+        outcome = run_hooks(state, [drill.snapshot_hook], "snapshot", hooks or NoHooks(), once, clock, extra=extra)
+        datastore = outcome[0].get("answer", {}).get("datastore") if outcome[0]["ok"] else None
+        state.drill.datastore = str(datastore) if datastore else None
+    state.drill.clone_tasks = once(
+        state.key("clone", drill.run),
+        lambda: lab.clone(
+            drill.clones,
+            drill.run,
+            datastore=state.drill.datastore,
+            folder=drill.folder,
+            resource_pool=drill.resource_pool,
+        ),
+    )
+    state.drill.clone_deadline = started + timedelta(seconds=drill.clone_timeout_s)
+    before = ", ".join(f"{r.name} {'/'.join(r.values) or 'absent'}" for r in state.drill.records_before)
+    on = f" on datastore {state.drill.datastore}" if state.drill.datastore else ""
+    detail = f"cloning {', '.join(drill.clones.values())}{on} as <vm>-drill-{drill.run}; drill records now: {before}"
+    return state.note("PrepareDrill", detail, clock, started)
+
+
+def check_clones(
+    state: WorkflowState,
+    lab: DrillLab,
+    clock: Clock = utcnow,
+    *,
+    wait_until: datetime | None = None,
+    sleep: Sleep = time.sleep,
+) -> WorkflowState:
+    """The clones are ready when every one is made and each of its NICs is on the drill network; none is
+    powered on before. Waits inside until `wait_until` (None: one look), then leaves it to the state machine."""
+    drill, started = _drill(state), clock()
+    until = min(filter(None, [wait_until, state.drill.clone_deadline])) if wait_until else None
+    for _ in range(MAX_LOOKS):
+        made = _made(state, lab)
+        fresh = [c for c in made if c not in state.drill.isolated]
+        if fresh:
+            lab.isolate(fresh, drill.network)
+            state.drill.isolated += fresh
+        if len(state.drill.isolated) == len(drill.clones):
+            return _clones_ready(state, lab, clock, started)
+        if state.drill.clone_deadline and clock() > state.drill.clone_deadline:
+            waiting = sorted(set(drill.clones) - set(state.drill.isolated))
+            raise CloneTimeout(
+                f"drill clones not made within drill.clone_timeout_s ({drill.clone_timeout_s} s): {', '.join(waiting)}"
+            )
+        if until is None or clock() >= until:
+            return state
+        sleep(min(CLONE_POLL_S, max(0.0, (until - clock()).total_seconds())))
+    return state
+
+
+def _made(state: WorkflowState, lab: DrillLab) -> list[str]:
+    """The clones made so far, in the plan's order; a failed clone task fails the step."""
+    tasks = state.drill.clone_tasks
+    states = lab.task_states([t for t in tasks.values() if t]) if any(tasks.values()) else {}
+    failed = {c: states[t].error for c, t in tasks.items() if t in states and states[t].state == "error"}
+    if failed:
+        raise CloneFailed("drill clone failed: " + "; ".join(f"{c}: {e}" for c, e in sorted(failed.items())))
+    pending = {c for c, t in tasks.items() if t and (t not in states or states[t].state != "success")}
+    return [c for c in _drill(state).clones if c not in pending]
+
+
+def _as_found(clone: DrillClone | None) -> str:
+    return "missing" if clone is None else f"{clone.power}, on {', '.join(clone.networks) or 'no network'}"
+
+
+def _clones_ready(state: WorkflowState, lab: DrillLab, clock: Clock, started: datetime) -> WorkflowState:
+    """Read back what vCenter holds: every clone there, off, and on the drill network only."""
+    drill = _drill(state)
+    found = {c.name: c for c in lab.clones(drill.run)}
+    wrong = [
+        f"{name} ({_as_found(found.get(name))})"
+        for name in drill.clones
+        if (c := found.get(name)) is None or c.power == "poweredOn" or set(c.networks) - {drill.network}
+    ]
+    if wrong:
+        raise CloneFailed(f"drill clones not isolated on {drill.network}: {', '.join(wrong)}")
+    state.drill.clones_ready = True
+    detail = f"{len(drill.clones)} clones ready, off, every NIC on {drill.network}: {', '.join(drill.clones)}"
+    return state.note("CheckClones", detail, clock, started)
 
 
 def clean_up_drill(
-    state: WorkflowState, inventory: Inventory, dns: Dns, clock: Clock = utcnow, *, keep_vms_for: str | None = None
+    state: WorkflowState,
+    lab: DrillLab,
+    dns: Dns,
+    clock: Clock = utcnow,
+    *,
+    hooks: HookRunner | None = None,
+    once: Once = run_now,
 ) -> WorkflowState:
-    """Restore the drill records, then power off what the drill powered on; safe to run again.
-
-    `keep_vms_for`: another recovery holds the lock now and may be bringing up these very VMs: they stay on.
-    """
-    if not state.drill.measured:
-        state.drill.measured = _measure(state)
+    """Restore the drill records, power off and destroy this drill's clones, then remove the snapshot; safe to
+    run again. The clones are the drill's own, so they go whoever holds the lock now: no failover needs them."""
+    drill, started = _drill(state), clock()
     restore = [r for r in state.drill.records_before if r.values]
     remove = [
         r.model_copy(update={"values": now})
@@ -61,37 +167,41 @@ def clean_up_drill(
         dns.upsert([r.as_values() for r in restore])
     if remove:
         dns.delete([r.as_values() for r in remove])
-    ours = [vm for vm in _drill_vms(state) if vm not in state.drill.was_on]
-    on = [vm for vm, power in inventory.power_states(ours).items() if power == "poweredOn"]
-    records = [f"{r.name} restored" for r in restore] + [f"{r.name} removed" for r in remove]
-    if keep_vms_for and on:
-        state.drill.cleanup = (
-            f"{', '.join(records) or 'drill records untouched'}; left on for {keep_vms_for}, which holds the lock "
-            f"now: {', '.join(sorted(on))} (power them off by hand once it no longer needs them)"
+    made = sorted({c.name for c in lab.clones(drill.run)})
+    destroyed = lab.destroy(made) if made else []
+    left = sorted(c.name for c in lab.clones(drill.run))
+    if left:
+        raise DrillCleanupIncomplete(f"drill clones still at {state.plan.to}: {', '.join(left)}")
+    if drill.snapshot_cleanup_hook is not None:
+        extra = {"run": drill.run, "datastore": state.drill.datastore}
+        run_hooks(
+            state, [drill.snapshot_cleanup_hook], "snapshot-cleanup", hooks or NoHooks(), once, clock, extra=extra
         )
-        return state.note("CleanUpDrill", state.drill.cleanup, clock)
-    if on:
-        inventory.power_off(on)
-    still_on = sorted(vm for vm, power in inventory.power_states(on).items() if power == "poweredOn")
-    if still_on:
-        raise DrillCleanupIncomplete(f"drill VMs still on at {state.plan.to}: {', '.join(still_on)}")
-    state.drill.cleanup = f"powered off {', '.join(sorted(on)) or 'nothing'}; " + (
+    records = [f"{r.name} restored" for r in restore] + [f"{r.name} removed" for r in remove]
+    state.drill.cleanup = f"destroyed {len(destroyed)} clones ({', '.join(destroyed) or 'none made'}); " + (
         ", ".join(records) or "drill records untouched"
     )
-    return state.note("CleanUpDrill", state.drill.cleanup, clock)
+    state.note("CleanUpDrill", state.drill.cleanup, clock, started)
+    state.drill.measured = _measure(state)
+    return state
 
 
 def clean_up_drill_whatever_the_lock(
-    state: WorkflowState, inventory: Inventory, dns: Dns, leases: Leases, ttl_s: int, clock: Clock = utcnow
+    state: WorkflowState,
+    lab: DrillLab,
+    dns: Dns,
+    leases: Leases,
+    ttl_s: int,
+    clock: Clock = utcnow,
+    *,
+    hooks: HookRunner | None = None,
+    once: Once = run_now,
 ) -> WorkflowState:
-    """The cleanup always runs; a lock lost meanwhile is reported, not a reason to leave the drill behind.
-
-    Only the drill's VMs wait for a human when another recovery holds the lock now (it may need them).
-    """
-    if leases.renew(state.owner, ttl_s, clock()):
-        return clean_up_drill(state, inventory, dns, clock)
-    holder = leases.holder()
-    other = holder.owner if holder is not None and holder.owner != state.owner else None
-    lost = f"to {other}" if other else "(it expired)"
-    state.drill.lease_problem = f"the drill lost the lock {lost} before its cleanup"
-    return clean_up_drill(state, inventory, dns, clock, keep_vms_for=other)
+    """The cleanup always runs; a lock lost meanwhile is reported, not a reason to leave the drill behind."""
+    if not leases.renew(state.owner, ttl_s, clock()):
+        holder = leases.holder()
+        other = holder.owner if holder is not None and holder.owner != state.owner else None
+        state.drill.lease_problem = (
+            f"the drill lost the lock {f'to {other}' if other else '(it expired)'} before its cleanup"
+        )
+    return clean_up_drill(state, lab, dns, clock, hooks=hooks, once=once)

@@ -6,65 +6,21 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
-from dcwatch.config import Config, Hook
+from dcwatch.config import Config
 from dcwatch.config.hooks import GroupHooks
-from dcwatch.detection.checks import service_checks
-from dcwatch.errors import GroupTimeout, HookFailed, PowerOnFailed
-from dcwatch.ports import GuestState, HookResult, HookRunner, Inventory, Observed, Once, Watch
+from dcwatch.errors import GroupTimeout, PowerOnFailed
+from dcwatch.ports import GuestState, HookRunner, Inventory, Observed, Once, Watch
 from dcwatch.recovery.plan import GroupPlan
 from dcwatch.recovery.state import Clock, Probe, WorkflowState, run_now, utcnow
+from dcwatch.recovery.steps.hooks import NoHooks, run_hooks
+from dcwatch.recovery.steps.verify import plan_checks
 from dcwatch.recovery.waits import MAX_LOOKS, Sleep, wait_for
 
 SERVICE_POLL_S = 1.0  # a group's failing service checks, run again inside CheckGroup
-
-
-class NoHooks:
-    def run(self, hook: Hook, payload: Any) -> HookResult:
-        return HookResult(False, "no hook runner available in this step")
-
-
-def _call_hook(runner: HookRunner, hook: Hook, payload: dict[str, Any]) -> dict[str, Any]:
-    return asdict(runner.run(hook, payload))
-
-
-def _run_hooks(
-    state: WorkflowState,
-    hooks: list[Hook],
-    when: str,
-    runner: HookRunner,
-    once: Once,
-    clock: Clock,
-    *,
-    vm: str | None = None,
-) -> None:
-    """Each hook once per run; its outcome goes to the timeline; a failed `stop` hook stops the workflow."""
-    group = state.progress.group + 1
-    target = vm or (f"group {group}" if when != "promote" else f"storage at {state.plan.to}")
-    for hook in hooks:
-        started = clock()
-        payload = {
-            "incidentId": state.incident_id,
-            "when": when,
-            "from": state.plan.from_site,
-            "to": state.plan.to,
-            "group": group,
-            "vm": vm,
-            "hook": hook.name,
-        }
-        outcome = once(state.key("hook", when, group, vm or "-", hook.name), partial(_call_hook, runner, hook, payload))
-        text = f"{when} hook {hook.name} ({target}): {outcome['detail']}"
-        if outcome["ok"]:
-            state.note("Hook", text, clock, started)
-        elif hook.on_failure == "continue":
-            state.progress.hook_failures.append(text)
-            state.note("Hook", f"FAILED {text}; continuing (on_failure: continue)", clock, started)
-        else:
-            raise HookFailed(f"{text}; stopping (on_failure: stop)")
 
 
 def _start_wave(state: WorkflowState, inventory: Inventory, hooks: HookRunner, once: Once, clock: Clock) -> list[str]:
@@ -80,7 +36,7 @@ def _start_wave(state: WorkflowState, inventory: Inventory, hooks: HookRunner, o
     power = inventory.power_states(due)
     to_start = [vm for vm in due if power.get(vm) != "poweredOn"]
     for vm in to_start:
-        _run_hooks(state, detail.vm_pre_hooks.get(vm, []), "pre-power-on", hooks, once, clock, vm=vm)
+        run_hooks(state, detail.vm_pre_hooks.get(vm, []), "pre-power-on", hooks, once, clock, vm=vm)
     wave = progress.waves
     tasks = (
         once(state.key("power-on", progress.group + 1, wave), lambda: inventory.power_on(to_start)) if to_start else {}
@@ -107,7 +63,7 @@ def start_group(
         return state.note("StartGroup", f"no VMs to power on at {state.plan.to}", clock)
     storage = state.plan.storage
     if progress.group == 0 and storage and storage.promote_hook and not progress.promoted:
-        _run_hooks(state, [storage.promote_hook], "promote", runner, once, clock)
+        run_hooks(state, [storage.promote_hook], "promote", runner, once, clock)
         progress.promoted = True
     detail = state.plan.group(progress.group)
     vms = state.plan.groups[progress.group]
@@ -115,7 +71,7 @@ def start_group(
     progress.group_ready = False
     progress.group_started_at = started
     progress.group_deadline = started + timedelta(seconds=timeout_s or detail.timeout_s)
-    _run_hooks(state, detail.pre_hooks, "pre-power-on", runner, once, clock)
+    run_hooks(state, detail.pre_hooks, "pre-power-on", runner, once, clock)
     to_start = _start_wave(state, inventory, runner, once, clock)
     already = [vm for vm in progress.tasks if vm not in to_start]
     waiting = [vm for vm in vms if vm not in progress.tasks]
@@ -187,7 +143,7 @@ def _look_at_group(
         )
     for vm in [vm for vm in vms if vm in progress.tasks and vm not in progress.ready]:
         if _is_up(vm, guests.get(vm), detail):
-            _run_hooks(state, detail.vm_post_hooks.get(vm, []), "post-power-on", runner, once, clock, vm=vm)
+            run_hooks(state, detail.vm_post_hooks.get(vm, []), "post-power-on", runner, once, clock, vm=vm)
             progress.ready.append(vm)
             if vm not in progress.powered_on:
                 progress.powered_on.append(vm)
@@ -196,7 +152,7 @@ def _look_at_group(
     waiting = [vm for vm in vms if vm not in progress.ready]
     failing: list[str] = []
     if not waiting and detail.services and config is not None and probe is not None:
-        results = probe(service_checks(config, state.plan.to, detail.services), f"group{number}-{state.incident_id}")
+        results = probe(plan_checks(config, state.plan, detail.services), f"group{number}-{state.incident_id}")
         failing = [f"{r.service}/{r.check}: {r.reason}" for r in results if not r.ok and r.critical]
     if waiting or failing:
         if progress.group_deadline and clock() > progress.group_deadline:
@@ -204,7 +160,7 @@ def _look_at_group(
             why += [f"service checks failing: {'; '.join(failing)}"] if failing else []
             raise GroupTimeout(f"group {number} not up before its deadline ({detail.timeout_s} s): {'; '.join(why)}")
         return _Pending({vm: progress.tasks[vm] for vm in waiting if vm in progress.tasks}, failing)
-    _run_hooks(state, detail.post_hooks, "post-power-on", runner, once, clock)
+    run_hooks(state, detail.post_hooks, "post-power-on", runner, once, clock)
     checked = f"; checks of {', '.join(detail.services)} pass" if detail.services and probe is not None else ""
     state.note("CheckGroup", f"group {number} up: {', '.join(vms)}{checked}", clock, progress.group_started_at)
     progress.group += 1

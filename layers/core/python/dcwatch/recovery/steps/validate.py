@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dcwatch.config import MANUAL_PREFIX, Config
+from dcwatch.config.workflow import DRILL_RUN_LENGTH
 from dcwatch.recovery.plan import build_plan
 from dcwatch.recovery.request import MODE_WORDS, Origin, manual_incident, parse_request
 from dcwatch.recovery.state import ApprovalGate, Clock, WorkflowState, utcnow
@@ -36,7 +37,7 @@ def validate_request(
     forced = request.force and not request.dry_run
     state = WorkflowState(
         request=request,
-        plan=build_plan(config, request.from_site, request.to, request.mode),
+        plan=build_plan(config, request.from_site, request.to, request.mode, run=uuid.uuid4().hex[:DRILL_RUN_LENGTH]),
         incident_id=incident,
         poll_seconds=config.workflow.poll_s,
         started_at=now,
