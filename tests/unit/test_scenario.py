@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.matrix import table
+from dcwatch.local.runner import _observed
 from dcwatch.local.scenario import (
     SCENARIOS_DIR,
     ScenarioError,
@@ -17,6 +20,8 @@ from dcwatch.local.scenario import (
     load_scenario,
     scenario_files,
 )
+from dcwatch.local.timeline import Timeline
+from dcwatch.local.watcher import Observations
 
 MATRIX = {
     "hard-outage",
@@ -322,3 +327,13 @@ def test_a_drill_that_failed_or_never_ran_fails_a_scenario_expecting_it_to_pass(
     verdict = judge(spec, config, Seen(**CALM, drills={"manual-drill-dc-a-1": failed}))
     assert verdict.problems == (f"drill manual-drill-dc-a-1: {failed}, expected passed",)
     assert judge(spec, config, Seen(**CALM)).problems == ("no drill ran, expected one that passed",)
+
+
+def test_a_drill_that_switched_its_drill_records_is_no_failover():
+    """Counting: a failover is an execution that switched DNS; a drill's SwitchDns moves only its drill records."""
+    timeline = Timeline(lambda line: None)
+    for execution in ("manual-drill-dc-a-1", "manual-dc-a-1"):
+        timeline.add("workflow_step", "SwitchDns done", step="SwitchDns", execution=execution)
+    watcher = SimpleNamespace(fault_at=0.0)
+    seen = _observed(timeline, Observations(), watcher, "dc-b", [], ["manual-drill-dc-a-1"])  # type: ignore[arg-type]
+    assert seen.failovers == 1

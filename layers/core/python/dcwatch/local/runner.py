@@ -114,7 +114,7 @@ def play(
             for name, ok in pipeline.lambdas.invocations
             if not ok and not name.endswith(OUTCOME_FAILURES)
         ]
-        seen = _observed(timeline, obs, watcher, active_after, pump.errors + player.errors)
+        seen = _observed(timeline, obs, watcher, active_after, pump.errors + player.errors, player.drills)
         seen.both_serving_s = float(overlap["both_serving_s"])  # type: ignore[arg-type]
         seen.standby_answered_s = float(overlap["standby_answered_s"])  # type: ignore[arg-type]
         seen.drills = {name: drill_outcome(pipeline, name, obs) for name in player.drills}
@@ -196,12 +196,15 @@ def _decided(spec: ScenarioSpec, watcher: Watcher, obs: Observations, quiet_unti
     return time.monotonic() >= quiet_until and (ended or not obs.executions)
 
 
-def _observed(timeline: Timeline, obs: Observations, watcher: Watcher, active_after: str, errors: list[str]) -> Seen:
+def _observed(
+    timeline: Timeline, obs: Observations, watcher: Watcher, active_after: str, errors: list[str], drills: list[str]
+) -> Seen:
+    """What the run saw; a failover is an execution that switched DNS, a drill's (its drill records) none."""
     fault_at = watcher.fault_at
     down = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "site_down"]
     after = [e["t"] for e in down if fault_at is not None and e["t"] >= fault_at]
     steps = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "workflow_step"]
-    switched = {e["execution"] for e in steps if e["step"] == "SwitchDns"}
+    switched = {e["execution"] for e in steps if e["step"] == "SwitchDns" and e["execution"] not in drills}
     alerts = _alert_counts(obs.notifications)
     return Seen(
         down=[e["site"] for e in down],
