@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -164,3 +165,25 @@ def test_each_placement_reaches_a_site_only_through_its_own_links(network):
     # The services are public: every placement reaches them, each through its own link's proxy.
     assert len(set(services(routed["home"]) + services(routed["vpc"]))) == 2 * len(services(routed["home"]))
     assert [s["name"] for s in routed["vpc"]["sites"]] == [s.name for s in config.sites]
+
+
+def test_a_drill_check_goes_to_the_standby_over_the_vpcs_private_link_and_has_no_path_from_outside(network):
+    """The drill network is reached like the sites' private endpoints: a VPN cut into the standby cuts the drill's
+    verification too, and a placement outside the VPC does not reach the clones at all."""
+    config = load_config(DEMO_CONFIG)
+    topology, plain = config.topology, config.model_dump(mode="json")
+    standby = config.other_site(config.active_site)
+    routed = {name: routed_config(plain, p, topology, network) for name, p in placements(topology).items()}
+
+    def drill_urls(data: dict) -> list[str]:
+        return [c["url"] for d in data["drill"]["services"] for c in d["checks"]]
+
+    expected = []
+    for service in config.drill.services if config.drill else []:
+        for check in service.checks:
+            url = urlparse(check.url)
+            host, port = network.route(Link("vpc", standby, "private"), url.hostname or "", url.port or 80)
+            expected.append(url._replace(netloc=f"{host}:{port}").geturl())
+    assert drill_urls(routed["vpc"]) == expected and len(expected) == 2
+    refusing = "{}:{}".format(*network.refusing())
+    assert all(urlparse(u).netloc == refusing for u in drill_urls(routed["home"]))

@@ -50,6 +50,7 @@ def test_the_demo_header_names_each_vantage_point_with_its_placement_and_check_c
     assert "aws-public (home region, outside any VPC) 6 checks" in first
     assert "aws-vpc (home region, inside the VPC) 14 checks" in first
     assert "vcenter@dc-a, vcenter@dc-b" in second
+    assert "the drill checks shop-home, transit-portal (at the standby's clones)" in second
 
 
 def scenario(tmp_path, steps: str, expect: str = "{failover: false}"):

@@ -13,8 +13,8 @@ ONE = {"shop": frozenset({"dc-a"})}
 AT_A = {"shop": "dc-a"}
 
 
-def sample(at: float, answering=ONE, production=AT_A, drilled=frozenset()) -> Sample:
-    return Sample(at, answering, production, drilled)
+def sample(at: float, answering=ONE, production=AT_A) -> Sample:
+    return Sample(at, answering, production)
 
 
 def test_one_site_serving_is_never_counted():
@@ -43,10 +43,26 @@ def test_the_first_sample_seeing_both_counts_one_period_and_a_stalled_sampler_co
     assert overlap.largest_gap_s == 5.0 and overlap.late == 1
 
 
-def test_a_drill_copy_reached_through_its_drill_record_is_not_counted():
-    drill = frozenset({("shop", "dc-b")})
-    assert sample(0, BOTH, drilled=drill).both_serving() == []
-    assert sample(0, BOTH).both_serving() == ["shop"]
+def test_the_standby_answering_at_all_counts_as_standby_answered_whatever_production_points_at():
+    # Given the standby dark, then its shop endpoint answering for two samples (once alone), then dark again
+    overlap = Overlap(period_s=0.2, standby="dc-b")
+    at_b = {"shop": frozenset({"dc-b"})}
+    for at, answering, production in [
+        (0.0, ONE, AT_A),
+        (0.2, BOTH, AT_A),
+        (0.4, at_b, {"shop": None}),
+        (0.6, ONE, AT_A),
+    ]:
+        overlap.add(sample(at, answering, production))
+    # Then both samples count, the one where production pointed nowhere too
+    assert overlap.standby_s == pytest.approx(0.4)
+    assert overlap.summary()["standby_answered_s"] == 0.4 and overlap.summary()["standby_services"] == ["shop"]
+
+
+def test_without_a_standby_named_nothing_counts_as_standby_answered():
+    overlap = Overlap(period_s=0.2)
+    overlap.add(sample(0, BOTH))
+    assert overlap.standby_s == 0 and overlap.seconds == pytest.approx(0.2)
 
 
 def test_both_answering_while_production_points_at_neither_site_is_not_a_split_brain_customers_meet():
@@ -79,7 +95,7 @@ def test_the_sampler_calls_every_endpoint_and_groups_the_answers_by_service():
         return (host, port) in up
 
     sampler = OverlapSampler(
-        targets, lambda: ({"shop": "dc-a", "radio": "dc-a"}, frozenset()), answer=answer, clock=lambda: 7.0
+        targets, lambda: {"shop": "dc-a", "radio": "dc-a"}, standby="dc-b", answer=answer, clock=lambda: 7.0
     )
     try:
         # When it samples once
@@ -91,3 +107,4 @@ def test_the_sampler_calls_every_endpoint_and_groups_the_answers_by_service():
     assert taken.at == 7.0
     assert taken.answering == {"shop": frozenset({"dc-a", "dc-b"}), "radio": frozenset({"dc-a"})}
     assert taken.both_serving() == ["shop"]
+    assert taken.answering_at("dc-b") == ["shop"]

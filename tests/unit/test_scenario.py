@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from dcwatch.config import load_config
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.local.matrix import table
+from dcwatch.local.runner import _observed
 from dcwatch.local.scenario import (
     SCENARIOS_DIR,
     ScenarioError,
@@ -17,6 +20,8 @@ from dcwatch.local.scenario import (
     load_scenario,
     scenario_files,
 )
+from dcwatch.local.timeline import Timeline
+from dcwatch.local.watcher import Observations
 
 MATRIX = {
     "hard-outage",
@@ -44,6 +49,7 @@ MATRIX = {
     "partition-aws-cut-from-active",
     "partition-aws-paths-cut",
     "partition-vcenter-refuses-login",
+    "drill-during-normal-operation",
 }
 
 
@@ -121,6 +127,8 @@ def test_sites_services_and_vantage_points_must_exist_in_the_config(tmp_path):
         ("[dcwatch] AGENT SILENT dc-a: no report since 10:00:01", "AGENT_SILENT"),
         ("[dcwatch] AGENT BACK dc-a: its agent reports again after 20 s silent", "AGENT_BACK"),
         ("[dcwatch] APPROVAL NEEDED: failover dc-a -> dc-b, not proven fenced", "APPROVAL"),
+        ("[dcwatch] OK: DRILL PASSED dc-a -> dc-b, standby proven in 14.2 s", "DRILL"),
+        ("[dcwatch] ACTION NEEDED: DRILL FAILED at CheckGroup, production untouched, drill cleaned up", "DRILL"),
     ],
 )
 def test_an_alert_is_known_by_the_first_word_of_its_subject_that_names_a_kind(subject, kind):
@@ -223,3 +231,109 @@ def test_an_alert_count_that_depends_on_timing_may_be_bounded_from_above(tmp_pat
     noisy = judge(spec, config, Seen(alerts={"FLAPPING": 1, "SERVICE": 4}, **calm))
     assert not noisy.alerts_passed and noisy.problems == ("SERVICE alerts: 4, expected at most 3",)
     assert "SERVICE=<=3" in noisy.expected and "SERVICE=4" in noisy.got
+
+
+DRILL_STEP = "steps:\n  - at: 0\n    manual_drill: {reason: quarterly}\n"
+
+
+def test_a_drill_is_a_step_of_its_own_that_moves_nothing_and_its_expectations_parse(tmp_path):
+    spec = load_scenario(
+        write(
+            tmp_path,
+            f"name: x\ndescription: d\nproves: p\n{DRILL_STEP}"
+            "expect: {failover: false, alerts: {DRILL: 1}, standby_dark: true, drill: passed}\n",
+        )
+    )
+    check_against(spec, load_config(DEMO_CONFIG))
+    (step,) = spec.steps
+    assert step.action == "manual_drill" and not step.is_fault, "a drill breaks nothing: no fault to time from"
+    assert step.manual_drill is not None
+    assert (step.manual_drill.from_site, step.manual_drill.to, step.manual_drill.reason) == (
+        "active",
+        "standby",
+        "quarterly",
+    )
+    assert (spec.expect.standby_dark, spec.expect.drill, spec.expect.alerts) == (True, "passed", {"DRILL": 1})
+
+
+def refusal(tmp_path, steps: str, expect: str) -> str:
+    """Why loading a file with these steps and this expect is refused."""
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, f"name: x\ndescription: d\nproves: p\nsteps:\n{steps}expect: {expect}\n"))
+    return str(err.value)
+
+
+def test_a_bad_drill_step_or_expectation_is_refused_naming_the_field(tmp_path):
+    text = refusal(
+        tmp_path, "  - at: 0\n    manual_drill: {count: 2}\n", "{failover: false, drill: maybe, standby_dark: perhaps}"
+    )
+    assert "steps[0].manual_drill.count: Extra inputs are not permitted" in text
+    assert "expect.drill: Input should be 'passed' or 'failed'" in text
+    assert "expect.standby_dark" in text
+
+
+def test_a_drill_outcome_is_expected_only_of_a_scenario_that_starts_a_drill(tmp_path):
+    text = refusal(tmp_path, "  - {at: 0, kill_site: active}\n", "{failover: false, drill: passed}")
+    assert "expect.drill judges the drills the steps start, and no step is a manual_drill" in text
+
+
+def test_a_drill_step_needs_sites_that_exist_and_a_config_with_a_drill(tmp_path):
+    spec = load_scenario(
+        write(
+            tmp_path,
+            "name: x\ndescription: d\nproves: p\nsteps:\n  - at: 0\n    manual_drill: {from: dc-z}\n"
+            "expect: {failover: false}\n",
+        )
+    )
+    demo = load_config(DEMO_CONFIG)
+    with pytest.raises(ScenarioError) as err:
+        check_against(spec, demo.model_copy(update={"drill": None}))
+    text = str(err.value)
+    assert "steps[0].manual_drill.from: unknown site 'dc-z'" in text
+    assert "steps[0].manual_drill: this config has no `drill` section: nothing to drill" in text
+
+
+def drill_spec(tmp_path):
+    return load_scenario(
+        write(
+            tmp_path,
+            f"name: x\ndescription: d\nproves: p\n{DRILL_STEP}"
+            "expect: {failover: false, down: [], alerts: {DRILL: 1}, standby_dark: true, drill: passed}\n",
+        )
+    )
+
+
+CALM = dict(down=[], alerts={"DRILL": 1}, failovers=0, active_site="dc-a", detection_s=None, errors=[])
+
+
+def test_a_drill_that_passed_with_the_standby_dark_passes(tmp_path):
+    verdict = judge(
+        drill_spec(tmp_path), load_config(DEMO_CONFIG), Seen(**CALM, drills={"manual-drill-dc-a-1": "passed"})
+    )
+    assert verdict.passed and verdict.problems == () and verdict.standby_answered_s == 0
+
+
+def test_the_standby_production_endpoints_answering_during_a_drill_fails_it(tmp_path):
+    seen = Seen(**CALM, drills={"manual-drill-dc-a-1": "passed"}, standby_answered_s=3.4)
+    verdict = judge(drill_spec(tmp_path), load_config(DEMO_CONFIG), seen)
+    assert not verdict.decision_passed
+    assert verdict.problems == ("the standby's production endpoints answered customers for 3.4 s",)
+    assert verdict.row()["standby_answered_s"] == 3.4
+
+
+def test_a_drill_that_failed_or_never_ran_fails_a_scenario_expecting_it_to_pass(tmp_path):
+    spec, config = drill_spec(tmp_path), load_config(DEMO_CONFIG)
+    failed = "failed: execution FAILED, failed, cleanup not done"
+    verdict = judge(spec, config, Seen(**CALM, drills={"manual-drill-dc-a-1": failed}))
+    assert verdict.problems == (f"drill manual-drill-dc-a-1: {failed}, expected passed",)
+    assert judge(spec, config, Seen(**CALM)).problems == ("no drill ran, expected one that passed",)
+
+
+def test_a_drill_that_switched_its_drill_records_is_no_failover():
+    """Counting: a failover is an execution that switched DNS; a drill's SwitchDns moves only its drill records."""
+    timeline = Timeline(lambda line: None)
+    for execution in ("manual-drill-dc-a-1", "manual-dc-a-1"):
+        timeline.add("workflow_step", "SwitchDns done", step="SwitchDns", execution=execution)
+    watcher = SimpleNamespace(fault_at=0.0)
+    seen = _observed(timeline, Observations(), watcher, "dc-b", [], ["manual-drill-dc-a-1"])  # type: ignore[arg-type]
+    assert seen.failovers == 1

@@ -114,6 +114,13 @@ def clone_name(vm: str, run: str) -> str:
     return f"{vm}{DRILL_CLONE_INFIX}{run}"
 
 
+def clone_origin(name: str) -> str | None:
+    """The VM whose drill clone `name` is (`clone_name` read backwards), None for a name no drill gives."""
+    vm, infix, run = name.rpartition(DRILL_CLONE_INFIX)
+    is_run = len(run) == DRILL_RUN_LENGTH and all(c in "0123456789abcdef" for c in run)
+    return vm if infix and vm and is_run else None
+
+
 class Drill(ConfigModel):
     """What a drill proves, and where: clones of the standby VMs of these services, on an isolated network,
     reached through their drill records only. The standby VMs themselves are never powered on or changed."""

@@ -178,7 +178,8 @@ def routed_config(
     `data` is the config as plain data (`Config.model_dump(mode="json")`), `topology` its model: an
     endpoint's reach is the topology's, and one the placement does not reach gets the refusing address.
     HTTP hooks go over the link of the steps that call them (`hook_link`), whichever placement reads this
-    config, since they travel in the plan. DNS checks (UDP) and Lambda hooks are not routed.
+    config, since they travel in the plan. A drill's checks and storage hooks go to the standby (the site that is
+    not `active_site`), where its clones run. DNS checks (UDP) and Lambda hooks are not routed.
     """
     routed = deepcopy(data)
 
@@ -194,8 +195,8 @@ def routed_config(
     def via(site: str, reach: Reach, url: str) -> str:
         return rewrite(url, lambda host, port: address(site, reach, host, port))
 
-    def route_check(site: str, check: dict[str, Any]) -> None:
-        kind, reach = check.get("kind", "http"), topology.endpoint(site, check["name"]).reach
+    def route_check(site: str, check: dict[str, Any], reach: Reach | None = None) -> None:
+        kind, reach = check.get("kind", "http"), reach or topology.endpoint(site, check["name"]).reach
         if kind == "http":
             check["url"] = via(site, reach, check["url"])
         elif kind in ("tcp", "tls"):
@@ -229,4 +230,18 @@ def routed_config(
                 route_check(site_name, check)
             for vm in at_site.get("vms", []):
                 route_power_hooks(site_name, vm)
+    drill, standby = routed.get("drill") or {}, _standby(routed)
+    # A drill runs at the standby: its checks go where the clones are, over the same link as that site's endpoints
+    # of the same reach (private by default: the VPN), so a fault of that path cuts the drill's verification too.
+    reach_of = {e.field: e.reach for e in topology.drill_endpoints if e.site == standby}
+    for i, service in enumerate(drill.get("services") or []):
+        for j, check in enumerate(service["checks"]):
+            reach = reach_of.get(f"drill.services[{i}].checks[{j}]", check.get("reach") or "private")
+            route_check(standby, check, reach)
+    route_hooks(standby, [drill[key] for key in ("snapshot_hook", "snapshot_cleanup_hook") if drill.get(key)])
     return routed
+
+
+def _standby(data: dict[str, Any]) -> str:
+    """The site that is not `active_site`: where a drill's clones run."""
+    return next(str(s["name"]) for s in data["sites"] if s["name"] != data["active_site"])

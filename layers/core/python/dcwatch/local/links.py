@@ -158,5 +158,7 @@ def describe(topology: Topology) -> list[str]:
     functions = ", ".join(f"{count} ({where})" for where, count in by_placement.items())
     private = {e.field: e for e in topology.endpoints if e.reach == "private"}.values()
     named = [f"{VCENTER_PREFIX if e.field.endswith('.vcenter') else e.check}@{e.site}" for e in private]
+    drills = dict.fromkeys(e.check for e in topology.drill_endpoints if e.reach == "private")
+    named += [f"the drill checks {', '.join(drills)} (at the standby's clones)"] if drills else []
     reach = f"reached only over the VPN, from the VPC: {', '.join(named)}" if named else "every endpoint is public"
     return [f"vantage points: {vantages}", f"functions: {functions}; {reach}"]

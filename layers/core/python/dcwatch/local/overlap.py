@@ -2,8 +2,9 @@
 
 A sampler calls every service endpoint of both sites through the customers' path, at least every
 `PERIOD_S`, and `Overlap` adds up the time during which some service answered at both sites while its
-production record pointed at either (a split brain as customers would meet it). A drill's isolated
-copies, reached through a drill record, are not counted. It must stay 0 in every scenario.
+production record pointed at either (a split brain as customers would meet it). It must stay 0 in every
+scenario. From the same samples, the time during which the standby's production endpoints answered at all
+(`standby_answered_s`): a drill, which works on clones on an isolated network, must leave it 0.
 """
 
 from __future__ import annotations
@@ -27,24 +28,30 @@ class Sample:
     at: float
     answering: Mapping[str, frozenset[str]]  # service -> the sites whose endpoints answered
     production: Mapping[str, str | None]  # service -> the site its production record points at (None: neither)
-    drilled: frozenset[tuple[str, str]] = frozenset()  # (service, site): a drill copy, reached by a drill record
 
     def both_serving(self) -> list[str]:
-        """The services answering at two sites while production points at one of them, drill copies left out."""
-        found = []
-        for service, sites in sorted(self.answering.items()):
-            counted = {site for site in sites if (service, site) not in self.drilled}
-            if len(counted) >= 2 and self.production.get(service) is not None:
-                found.append(service)
-        return found
+        """The services answering at two sites while production points at one of them."""
+        return [
+            service
+            for service, sites in sorted(self.answering.items())
+            if len(sites) >= 2 and self.production.get(service) is not None
+        ]
+
+    def answering_at(self, site: str) -> list[str]:
+        """The services whose production endpoint at `site` answered."""
+        return [service for service, sites in sorted(self.answering.items()) if site in sites]
 
 
 @dataclass
 class Overlap:
     """Adds up both-serving time: a sample that finds both serving counts the time since the sample before it
-    (at most `max_gap_s`, so a stalled sampler cannot inflate it; the first sample counts one period)."""
+    (at most `max_gap_s`, so a stalled sampler cannot inflate it; the first sample counts one period). Likewise
+    the time `standby`'s production endpoints answered, where a standby is named."""
 
     period_s: float = PERIOD_S
+    standby: str | None = None
+    standby_s: float = 0.0
+    standby_services: set[str] = field(default_factory=set)
     max_gap_s: float = 1.0
     seconds: float = 0.0
     samples: int = 0
@@ -66,6 +73,10 @@ class Overlap:
             self.seconds += min(gap, self.max_gap_s)
             self.first_at = sample.at if self.first_at is None else self.first_at
             self.services.update(both)
+        lit = sample.answering_at(self.standby) if self.standby is not None else []
+        if lit:
+            self.standby_s += min(gap, self.max_gap_s)
+            self.standby_services.update(lit)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -74,6 +85,8 @@ class Overlap:
             "largest_gap_s": round(self.largest_gap_s, 3),
             "late_samples": self.late,
             "services": sorted(self.services),
+            "standby_answered_s": round(self.standby_s, 2),
+            "standby_services": sorted(self.standby_services),
         }
 
 
@@ -103,15 +116,17 @@ class OverlapSampler:
     def __init__(
         self,
         targets: list[Target],
-        production: Callable[[], tuple[Mapping[str, str | None], frozenset[tuple[str, str]]]],
+        production: Callable[[], Mapping[str, str | None]],
         *,
+        standby: str | None = None,
         period_s: float = PERIOD_S,
         answer: Callable[[str, int, str], bool] = answers,
         clock: Callable[[], float] = time.monotonic,
     ):
-        """`production`: where each service's production record points now, and the drill copies in use."""
+        """`production`: where each service's production record points now; `standby`: the site whose production
+        endpoints are watched for answering at all."""
         self.targets, self.production, self.answer, self.clock = targets, production, answer, clock
-        self.overlap = Overlap(period_s=period_s)
+        self.overlap = Overlap(period_s=period_s, standby=standby)
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max(1, len(targets)), thread_name_prefix="both-serving")
         self._thread = threading.Thread(target=self._run, name="both-serving", daemon=True)
@@ -123,13 +138,13 @@ class OverlapSampler:
 
     def sample(self) -> Sample:
         at = self.clock()
-        production, drilled = self.production()
+        production = self.production()
         answered = list(self._pool.map(lambda t: self.answer(t.address[0], t.address[1], t.path), self.targets))
         answering: dict[str, set[str]] = {}
         for target, ok in zip(self.targets, answered, strict=True):
             if ok:
                 answering.setdefault(target.service, set()).add(target.site)
-        return Sample(at, {s: frozenset(sites) for s, sites in answering.items()}, production, drilled)
+        return Sample(at, {s: frozenset(sites) for s, sites in answering.items()}, production)
 
     def _run(self) -> None:
         next_at = self.clock()

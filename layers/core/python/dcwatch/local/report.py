@@ -123,6 +123,22 @@ def vms_on(pipeline: LocalPipeline, site: str) -> list[str] | None:
         return None
 
 
+def drill_outcome(pipeline: LocalPipeline, name: str, obs: Observations) -> str:
+    """`passed` when drill `name`'s execution succeeded and its audit record says it passed and what its cleanup
+    did; else `failed: why`."""
+    status = next((e["status"] for e in obs.executions.values() if e["name"] == name), "never started")
+    try:
+        records = pipeline.store.audit(name)
+    except Exception as exc:  # noqa: BLE001 - the outcome unknown is a failed drill, said why
+        return f"failed: audit not read ({exc})"[:200]
+    passed = next((r for r in records if r.get("outcome") == "drill-passed"), None)
+    cleanup = ((passed or {}).get("drill") or {}).get("cleanup")
+    if status == "SUCCEEDED" and passed is not None and cleanup:
+        return "passed"
+    outcomes = ", ".join(str(r.get("outcome")) for r in records) or "no audit record"
+    return f"failed: execution {status}, {outcomes}, cleanup {cleanup or 'not done'}"
+
+
 def build_report(
     config: Config,
     config_path: str,
@@ -240,6 +256,10 @@ def print_summary(report: dict[str, Any], out: Callable[[str], None]) -> None:
             f"  both serving        {both['both_serving_s']:.2f} s   ({both['samples']} samples of the customers' "
             f"view, largest gap {both['largest_gap_s']:.2f} s)"
         )
+        lit = ", ".join(both.get("standby_services") or []) or "none"
+        out(f"  standby answered    {both.get('standby_answered_s', 0):.2f} s   (its production endpoints: {lit})")
+    for name, outcome in (s.get("drills") or {}).items():
+        out(f"  drill               {name}: {outcome}")
     out(f"  notifications       {s['notifications']}")
     out(f"  false failovers     {s['false_failovers']}   missed failovers {s['missed_failovers']}")
     verdict = report["verdict"]

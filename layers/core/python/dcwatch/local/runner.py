@@ -10,7 +10,16 @@ from typing import Any
 
 from dcwatch.local.overlap import OverlapSampler
 from dcwatch.local.pipeline import LocalPipeline
-from dcwatch.local.report import build_report, detection_goal, lease_cost, lease_timing, probe_detection, since, vms_on
+from dcwatch.local.report import (
+    build_report,
+    detection_goal,
+    drill_outcome,
+    lease_cost,
+    lease_timing,
+    probe_detection,
+    since,
+    vms_on,
+)
 from dcwatch.local.scenario.judge import Seen, alert_kind, judge
 from dcwatch.local.scenario.player import OperatorControls, Player
 from dcwatch.local.scenario.spec import ScenarioSpec
@@ -56,7 +65,7 @@ def play(
     with ExitStack() as stack:
         watcher = Watcher(pipeline, timeline, obs).start()
         stack.callback(watcher.stop)
-        sampler = OverlapSampler(customer_targets(pipeline), watcher.production).start()
+        sampler = OverlapSampler(customer_targets(pipeline), watcher.production, standby=standby).start()
         stack.callback(sampler.stop)
         probes = ProbeSchedule(pipeline, config.probe.interval_s, timeline).start()
         stack.callback(probes.stop)
@@ -105,8 +114,10 @@ def play(
             for name, ok in pipeline.lambdas.invocations
             if not ok and not name.endswith(OUTCOME_FAILURES)
         ]
-        seen = _observed(timeline, obs, watcher, active_after, pump.errors + player.errors)
+        seen = _observed(timeline, obs, watcher, active_after, pump.errors + player.errors, player.drills)
         seen.both_serving_s = float(overlap["both_serving_s"])  # type: ignore[arg-type]
+        seen.standby_answered_s = float(overlap["standby_answered_s"])  # type: ignore[arg-type]
+        seen.drills = {name: drill_outcome(pipeline, name, obs) for name in player.drills}
         seen.self_fenced = {site: round(t - (watcher.fault_at or 0.0), 2) for site, t in watcher.self_fenced.items()}
         left_on = vms_on(pipeline, config.active_site)
         lease = lease_timing(pipeline, timeline, config.active_site)
@@ -132,6 +143,7 @@ def play(
     summary |= {"fencing": seen.fencing, "fence_proofs": seen.proofs, "vms_on_at_failed_site": left_on}
     summary |= {"both_serving": overlap}
     summary |= {"both_serving_s": seen.both_serving_s, "lease": lease, "lease_cost_s": seen.lease_cost_s}
+    summary |= {"standby_answered_s": seen.standby_answered_s, "drills": seen.drills}
     fault_at = summary["fault_at"]
     summary |= {"probe_detected_at": probed, "probe_detection_s": since(probed, fault_at)}
     # Where AWS had to wait out the failed site's lease, its end is a floor of the decision as real as the quorum's.
@@ -184,12 +196,15 @@ def _decided(spec: ScenarioSpec, watcher: Watcher, obs: Observations, quiet_unti
     return time.monotonic() >= quiet_until and (ended or not obs.executions)
 
 
-def _observed(timeline: Timeline, obs: Observations, watcher: Watcher, active_after: str, errors: list[str]) -> Seen:
+def _observed(
+    timeline: Timeline, obs: Observations, watcher: Watcher, active_after: str, errors: list[str], drills: list[str]
+) -> Seen:
+    """What the run saw; a failover is an execution that switched DNS, a drill's (its drill records) none."""
     fault_at = watcher.fault_at
     down = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "site_down"]
     after = [e["t"] for e in down if fault_at is not None and e["t"] >= fault_at]
     steps = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "workflow_step"]
-    switched = {e["execution"] for e in steps if e["step"] == "SwitchDns"}
+    switched = {e["execution"] for e in steps if e["step"] == "SwitchDns" and e["execution"] not in drills}
     alerts = _alert_counts(obs.notifications)
     return Seen(
         down=[e["site"] for e in down],

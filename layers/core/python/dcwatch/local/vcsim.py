@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -191,10 +191,15 @@ class SimulatedGuest:
 
 def guests_named(si: Any, names: Iterable[str]) -> dict[str, tuple[Any, SimulatedGuest]]:
     """Each named VM with its guest, in one PropertyCollector call (not a round trip per VM)."""
-    wanted = set(names)
+    return guests_where(si, set(names).__contains__)
+
+
+def guests_where(si: Any, wanted: Callable[[str], bool]) -> dict[str, tuple[Any, SimulatedGuest]]:
+    """Each VM whose name is `wanted`, with its guest, in one PropertyCollector call: VMs the config does not name
+    (a drill's clones, `<vm>-drill-<run>`) are found by their name in the same read."""
     guests = {}
     for obj, props in read_properties(si, vim.VirtualMachine, SIMULATED_PROPS):
-        if props.get("name") in wanted:
+        if wanted(str(props.get("name"))):
             guest = SimulatedGuest(
                 str(props.get("runtime.powerState", "unknown")),
                 props.get("summary.runtime.bootTime"),

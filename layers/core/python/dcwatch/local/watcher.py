@@ -96,7 +96,6 @@ class Watcher:
         self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
         self._seen_steps: dict[str, int] = {}
         self._dns_state: dict[str, tuple[str, ...]] = {}
-        self._drill_state: dict[str, tuple[str, ...]] = {}  # drill record -> values, while a workflow runs
         self._state_lock = threading.Lock()
 
     def start(self) -> Watcher:
@@ -104,19 +103,11 @@ class Watcher:
         self._thread.start()
         return self
 
-    def production(self) -> tuple[dict[str, str | None], frozenset[tuple[str, str]]]:
-        """Where each service's production record points now (a site, or None), and the drill copies in use:
-        (service, site) whose drill record points at that site."""
+    def production(self) -> dict[str, str | None]:
+        """Where each service's production record points now: a site, or None."""
         with self._state_lock:
-            dns, drill = dict(self._dns_state), dict(self._drill_state)
-        config = self.config
-        production = {s.name: site_of(config, s.name, dns.get(s.dns.name, ())) for s in config.services}
-        drilled = set()
-        for copy in config.drill.services if config.drill else []:
-            site = site_of(config, copy.name, drill.get(copy.dns.name, ()))
-            if site is not None:
-                drilled.add((copy.name, site))
-        return production, frozenset(drilled)
+            dns = dict(self._dns_state)
+        return {s.name: site_of(self.config, s.name, dns.get(s.dns.name, ())) for s in self.config.services}
 
     def stop(self) -> None:
         self._stop.set()
@@ -179,11 +170,6 @@ class Watcher:
             )
 
     def _records(self) -> None:
-        running = any(e["status"] == "RUNNING" for e in self.obs.executions.values())
-        drills = self.config.drill.services if self.config.drill and running else []
-        drill = {d.dns.name: tuple(self.dns.values(d.dns.zone, d.dns.name, d.dns.type)) for d in drills}
-        with self._state_lock:
-            self._drill_state = drill
         for service in self.config.services:
             values = tuple(self.dns.values(service.dns.zone, service.dns.name, service.dns.type))
             if self._dns_state.get(service.dns.name) not in (None, values):

@@ -43,10 +43,12 @@ class ScenarioVerdict:
     detection_floor_s: float
     problems: tuple[str, ...] = ()
     both_serving_s: float = 0.0
+    standby_answered_s: float = 0.0
 
     def row(self) -> dict[str, Any]:
         return {
             "both_serving_s": self.both_serving_s,
+            "standby_answered_s": self.standby_answered_s,
             "scenario": self.scenario,
             "expected": self.expected,
             "got": self.got,
@@ -76,6 +78,8 @@ class Seen:
     both_serving_s: float = 0.0  # both sites answered customers at once this long (drill copies not counted)
     self_fenced: dict[str, float] = field(default_factory=dict)  # site -> its agent fenced it, s after the fault
     lease_cost_s: float | None = None  # AWS could act on the failed site's lease this long after its DOWN
+    standby_answered_s: float = 0.0  # the standby's production endpoints answered customers this long
+    drills: dict[str, str] = field(default_factory=dict)  # drill execution -> passed, or failed: why
 
 
 def describe(failovers: int, down: list[str] | None, alerts: Mapping[str, int | str]) -> str:
@@ -120,6 +124,10 @@ def judge(spec: ScenarioSpec, config: Config, seen: Seen) -> ScenarioVerdict:
         problems.append(f"lease cost beyond detection {seen.lease_cost_s} s, expected at most lease_ttl_s {ttl:g} s")
     if seen.both_serving_s > 0:
         problems.append(f"both sites served customers at once for {seen.both_serving_s:g} s")
+    if expect.standby_dark and seen.standby_answered_s > 0:
+        problems.append(f"the standby's production endpoints answered customers for {seen.standby_answered_s:g} s")
+    if expect.drill is not None:
+        problems += _drill_problems(expect.drill, seen.drills)
     within = expect.detected_within_s
     if within is not None and (seen.detection_s is None or seen.detection_s > within):
         problems.append(f"detection {seen.detection_s} s, expected within {expect.detected_within_s:g} s")
@@ -153,4 +161,16 @@ def judge(spec: ScenarioSpec, config: Config, seen: Seen) -> ScenarioVerdict:
         detection_floor_s=config.probe.interval_s * config.thresholds.failures_to_down,
         problems=tuple(problems + alert_problems),
         both_serving_s=seen.both_serving_s,
+        standby_answered_s=seen.standby_answered_s,
     )
+
+
+def _drill_problems(expected: str, drills: dict[str, str]) -> list[str]:
+    """Every drill started ended as expected (`passed`: it proved the clones and cleaned up)."""
+    if not drills:
+        return [f"no drill ran, expected one that {expected}"]
+    return [
+        f"drill {name}: {outcome}, expected {expected}"
+        for name, outcome in drills.items()
+        if outcome.partition(":")[0] != expected
+    ]

@@ -7,14 +7,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dcwatch.config import Config
+from dcwatch.config import MANUAL_PREFIX, Config
 from dcwatch.control import open_maintenance, switch_automation
 from dcwatch.local.faults import Fault
 from dcwatch.local.links import AnyLink, PathRef, SiteLink, between, select, vpc_vantage
 from dcwatch.local.scenario.spec import (
     BusFault,
+    ManualDrill,
     ManualFailover,
     NetworkFault,
     Partition,
@@ -62,6 +63,7 @@ class Player:
     controls: OperatorControls | None = None
     errors: list[str] = field(default_factory=list)
     manual: list[str] = field(default_factory=list)
+    drills: list[str] = field(default_factory=list)  # the executions of the drills started, by name
 
     @property
     def _controls(self) -> OperatorControls:
@@ -141,6 +143,8 @@ class Player:
             return lambda: self._bus(step.bus)  # type: ignore[arg-type]
         if step.manual_failover is not None:
             return lambda: self._manual(step.manual_failover)  # type: ignore[arg-type]
+        if step.manual_drill is not None:
+            return lambda: self._drill(step.manual_drill)  # type: ignore[arg-type]
         if step.evaluator_crash is not None:
             crash = step.evaluator_crash
             return lambda: setattr(p.delivery.bus, "evaluator_crashes", crash.times)
@@ -174,20 +178,12 @@ class Player:
 
     def _manual(self, manual: ManualFailover) -> None:
         """`count` requests started at the same moment, as the console and the CLI would start them."""
-        source, to = self.site(manual.from_site), self.site(manual.to)
+        source = self.site(manual.from_site)
         barrier = threading.Barrier(manual.count)
 
         def trigger(n: int) -> None:
             name = f"manual-{source}-{n + 1}"
-            request = {
-                "mode": "disaster",
-                "from": source,
-                "to": to,
-                "reason": manual.reason,
-                "dryRun": False,
-                "trigger": "manual",
-                "incidentId": name,
-            }
+            request = self._request("disaster", manual, name)
             barrier.wait(timeout=5)
             try:
                 self.manual.append(self.pipeline.start_failover(request, name))
@@ -199,6 +195,24 @@ class Player:
             thread.start()
         for thread in threads:
             thread.join(timeout=10)
+
+    def _drill(self, drill: ManualDrill) -> None:
+        """A drill, started as `dcwatch drill` starts one (the workflow takes the lock itself)."""
+        name = f"{MANUAL_PREFIX}drill-{self.site(drill.from_site)}-{len(self.drills) + 1}"
+        self.pipeline.start_failover(self._request("drill", drill, name), name)
+        self.drills.append(name)
+
+    def _request(self, mode: str, manual: ManualDrill | ManualFailover, name: str) -> dict[str, Any]:
+        """The request a start by hand sends, as the CLI sends it, under the execution's own name."""
+        return {
+            "mode": mode,
+            "from": self.site(manual.from_site),
+            "to": self.site(manual.to),
+            "reason": manual.reason,
+            "dryRun": False,
+            "trigger": "manual",
+            "incidentId": name,
+        }
 
 
 def partition_links(config: Config, parties: list[str]) -> list[AnyLink]:

@@ -35,6 +35,7 @@ AlertKind = Literal[
     "PARTITION_OVER",
     "AGENT_SILENT",
     "AGENT_BACK",
+    "DRILL",
 ]
 ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 MAX_S = 300
@@ -126,11 +127,22 @@ class Maintenance(_Model):
     for_s: float = Field(gt=0, le=86400)
 
 
-class ManualFailover(_Model):
+class _Manual(_Model):
+    """A recovery started by hand, as `dcwatch failover` or `dcwatch drill` would start it."""
+
     from_site: SiteRef = Field(default="active", alias="from")
     to: SiteRef = "standby"
-    count: int = Field(default=1, ge=1, le=5, description="this many requests at once (console and CLI racing)")
     reason: str = "scenario: manual trigger"
+
+
+class ManualFailover(_Manual):
+    count: int = Field(default=1, ge=1, le=5, description="this many requests at once (console and CLI racing)")
+
+
+class ManualDrill(_Manual):
+    """A drill started by hand: clones of the drill services' standby VMs proven on the isolated network."""
+
+    reason: str = "scenario: drill"
 
 
 class BusFault(_Model):
@@ -163,12 +175,21 @@ ACTIONS = (
     "automation",
     "bus",
     "manual_failover",
+    "manual_drill",
     "evaluator_crash",
 )
 # Steps that break something (or, for a manual failover, move something): the outcome is timed from the
 # first of them. The others set the stage or undo: operator switches, a misbehaving bus, a crash armed,
-# a service started, links healed.
-FAULTS = frozenset(ACTIONS) - {"start_service", "heal", "maintenance", "automation", "bus", "evaluator_crash"}
+# a service started, links healed, a drill (which moves nothing).
+FAULTS = frozenset(ACTIONS) - {
+    "start_service",
+    "heal",
+    "maintenance",
+    "automation",
+    "bus",
+    "evaluator_crash",
+    "manual_drill",
+}
 
 
 class Step(_Model):
@@ -207,6 +228,10 @@ class Step(_Model):
     automation: Literal["on", "off"] | None = None
     bus: BusFault | None = None
     manual_failover: ManualFailover | None = None
+    manual_drill: ManualDrill | None = Field(
+        default=None,
+        description="a drill started by hand (mode drill): the drill services' clones, production untouched",
+    )
     evaluator_crash: EvaluatorCrash | None = None
 
     @model_validator(mode="after")
@@ -256,6 +281,16 @@ class Expect(_Model):
         "vcenter (the failed site's vCenter powered its VMs off), lease (its lease expired and the standby's agent "
         "lost it), storage (its volumes offline), trust_quorum (none: the config trusts the quorum verdict)",
     )
+    standby_dark: bool = Field(
+        default=False,
+        description="the standby's production endpoints never answer customers during the run "
+        "(`summary.standby_answered_s`, sampled with both serving, is 0)",
+    )
+    drill: Literal["passed", "failed"] | None = Field(
+        default=None,
+        description="the outcome of every drill the steps start, from its audit record: passed (and cleaned up) "
+        "or failed",
+    )
 
 
 class ScenarioSpec(_Model):
@@ -271,6 +306,12 @@ class ScenarioSpec(_Model):
     steps: list[Step] = Field(min_length=1)
     expect: Expect
     source: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _drills_to_judge(self) -> ScenarioSpec:
+        if self.expect.drill is not None and not any(s.manual_drill for s in self.steps):
+            raise ValueError("expect.drill judges the drills the steps start, and no step is a manual_drill")
+        return self
 
     @property
     def last_step_at(self) -> float:
@@ -355,9 +396,11 @@ def check_against(spec: ScenarioSpec, config: Config) -> None:
             site(f"{where}.site", value.site)
             if value.service is not None and value.service not in services:
                 problems.append((f"{where}.service", f"unknown service {value.service!r}; known: {sorted(services)}"))
-        if isinstance(value, ManualFailover):
+        if isinstance(value, _Manual):
             site(f"{where}.from", value.from_site)
             site(f"{where}.to", value.to)
+        if step.action == "manual_drill" and config.drill is None:
+            problems.append((where, "this config has no `drill` section: nothing to drill"))
         vantage, path = (value, "all") if step.action in ("vantage_down", "isolate") else (None, "all")
         if isinstance(value, NetworkFault | Cut | Heal):
             site(f"{where}.site", value.site, allow_all=True)
