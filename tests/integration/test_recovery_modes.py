@@ -23,7 +23,7 @@ from dcwatch.adapters.vsphere import vcenter_session
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.services import wait_until
 from tests.configs import write_pair_config
-from tests.helpers import answer_by_cli, approval_request, site_power
+from tests.helpers import answer_by_cli, approval_request, load_event, site_power
 from tests.hook_server import HookServer
 
 pytestmark = pytest.mark.integration
@@ -235,8 +235,21 @@ def test_a_drill_killed_mid_way_leaves_clones_that_the_next_drill_removes_first(
     before = snapshot(pipeline)
     arn = pipeline.start_failover(request("drill", incidentId="manual-drill-killed"), name="manual-drill-killed")
     assert wait_until(lambda: "StartGroup" in states_entered(pipeline, arn), 60), "the clones were not made"
-    pipeline.cloud.client("stepfunctions").stop_execution(executionArn=arn, error="Killed", cause="operator")
-    assert wait_until(lambda: pipeline.leases.holder() is None, 30), "the stopped drill's lock was not given back"
+    sfn = pipeline.cloud.client("stepfunctions")
+    sfn.stop_execution(executionArn=arn, error="Killed", cause="operator")
+    # EventBridge delivers the status change to ExecutionEnded (moto emits none: the test delivers it), which
+    # gives the stopped drill's lock back.
+    stopped = sfn.describe_execution(executionArn=arn)
+    event = load_event("samples/StepFunctionsExecutionStatusChange.json")
+    event["detail"] |= {
+        "executionArn": arn,
+        "stateMachineArn": stopped["stateMachineArn"],
+        "name": stopped["name"],
+        "input": stopped["input"],
+        "status": "ABORTED",
+    }
+    pipeline.invoke("ExecutionEnded", event)
+    assert pipeline.leases.holder() is None, "the stopped drill's lock was given back"
     left = sorted(vm for vm in vm_configs(pipeline, "south") if "-drill-" in vm)
     assert left, "a killed drill leaves its clones"
 
@@ -263,7 +276,7 @@ def test_a_drill_that_fails_mid_way_destroys_its_clones_first_and_says_so(pipeli
     assert (
         note["Subject"] == "[dcwatch] ACTION NEEDED: DRILL FAILED at StartGroup, production untouched, drill cleaned up"
     )
-    assert "pre-power-on hook drill-gate" in note["Message"] and "Cleanup: destroyed 1 clones" in note["Message"]
+    assert "pre-power-on hook drill-gate" in note["Message"] and "Cleanup: destroyed 3 clones" in note["Message"]
     assert [r["outcome"] for r in pipeline.store.audit("manual-drill-2")] == ["failed"]
 
 

@@ -238,7 +238,7 @@ def test_a_clone_that_will_not_go_is_reported_and_the_cleanup_retried_after_the_
     assert dns.records == {"drill-shop.hosting.example.": ("192.0.2.99",)}, "restored, and the new one removed"
     lab.stuck_clones = frozenset()
     again = steps.clean_up_drill(state, lab, dns, clock)
-    assert again.drill.cleanup.startswith("destroyed 1 clones (transit-app-b-drill-"), "the retry finishes the job"
+    assert again.drill.cleanup.startswith("destroyed 1 clone (transit-app-b-drill-"), "the retry finishes the job"
 
 
 def test_a_drill_that_lost_its_lock_still_destroys_its_clones_and_says_so(clock):

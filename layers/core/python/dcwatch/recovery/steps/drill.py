@@ -179,7 +179,8 @@ def clean_up_drill(
             state, [drill.snapshot_cleanup_hook], "snapshot-cleanup", hooks or NoHooks(), once, clock, extra=extra
         )
     records = [f"{r.name} restored" for r in restore] + [f"{r.name} removed" for r in remove]
-    state.drill.cleanup = f"destroyed {len(destroyed)} clones ({', '.join(destroyed) or 'none made'}); " + (
+    clones = f"{len(destroyed)} clone{'' if len(destroyed) == 1 else 's'}"
+    state.drill.cleanup = f"destroyed {clones} ({', '.join(destroyed) or 'none made'}); " + (
         ", ".join(records) or "drill records untouched"
     )
     state.note("CleanUpDrill", state.drill.cleanup, clock, started)
