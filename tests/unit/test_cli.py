@@ -133,3 +133,13 @@ def test_the_deploy_docs_topology_picture_is_what_the_command_prints_for_the_dem
     picture = re.search(r"```mermaid\n(.*?)```", section, re.S)
     assert main(["topology", "--config", str(DEMO_CONFIG), "--mermaid"]) == 0
     assert picture is not None and picture.group(1) == capsys.readouterr().out, "regenerate it with the command"
+
+
+def test_drill_cleanup_without_aws_says_so_per_site_and_exits_1(capsys, monkeypatch, tmp_path):
+    for variable in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    code = main(["drill", "--cleanup", "--config", str(DEMO_CONFIG), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "dcwatch: site dc-a: You must specify a region." in err and "Traceback" not in err

@@ -13,6 +13,8 @@ import argparse
 import getpass
 import sys
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from dcwatch.cli.agent import _agent
 from dcwatch.cli.common import UsageError
 from dcwatch.cli.config import _cost, _schema, _topology, _validate
@@ -174,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     except ApprovalNotWaiting as exc:
         print(f"dcwatch: {exc}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:  # no region, no credentials, access denied, a table not there
+        print(f"dcwatch: AWS: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("dcwatch: interrupted; everything started was stopped", file=sys.stderr)

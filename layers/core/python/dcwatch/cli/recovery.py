@@ -78,6 +78,8 @@ def _running_recovery(args: argparse.Namespace) -> str:
 
 def _cleanup(args: argparse.Namespace) -> int:
     """Every drill clone at each site (or --site), destroyed unless --dry-run; one line per clone."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from dcwatch.adapters.secrets import SecretsManagerCredentials
     from dcwatch.adapters.vsphere import VsphereDrillLab
     from dcwatch.errors import DcwatchError
@@ -106,7 +108,7 @@ def _cleanup(args: argparse.Namespace) -> int:
                     except DcwatchError as exc:
                         why = str(exc)
                 left = {clone.name for clone in lab.clones()} if found and not args.dry_run else set()
-        except DcwatchError as exc:  # vCenter unreachable or refusing, its secret unreadable
+        except (DcwatchError, BotoCoreError, ClientError) as exc:  # vCenter unreachable or refusing, no secret
             problems.append(f"site {site}: {exc}")
             continue
         for clone in found:
