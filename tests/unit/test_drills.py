@@ -318,6 +318,11 @@ def drill_of(name: str, record: str, values: list[str] | None = None, url: str =
             | {"network": "isolated", "snapshot_hook": SNAPSHOT | {"modes": ["disaster"]}},
             "drill.snapshot_hook: modes: ['disaster'] leaves out drill, the only mode this hook runs in",
         ),
+        (
+            drill_of("shop", "d.hosting.example.")
+            | {"network": "isolated", "snapshot_hook": SNAPSHOT | {"timeout_s": 120}},
+            "drill.snapshot_hook.timeout_s: 120 s, more than the 45 s a PrepareDrill step Lambda",
+        ),
     ],
 )
 def test_a_drill_config_that_would_touch_production_or_names_nothing_is_refused(drill, message):

@@ -441,7 +441,7 @@ def prerequisites(config: Config, model: Topology) -> list[tuple[str, list[str]]
         drill = sorted({e.address for e in model.drill_endpoints if e.reach == "private"})
         if drill:
             needs.append(
-                f"routes and security groups to the drill network's {len(drill)} addresses ({_list(drill)}), over "
+                f"routes and security groups to the drill network ({_list(drill)}), over "
                 "the VPN or Direct Connect: SiteSteps verifies a drill's clones there"
             )
         hostnames = sorted({a.rsplit(":", 1)[0] for addrs in private.values() for a in addrs if not _is_ip(a)})

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dcwatch.config.checks import VCENTER_PREFIX, check_address
 from dcwatch.config.fencing import PROOF_REPORT_SLACK_S
 from dcwatch.config.fields import fields_named
-from dcwatch.config.hooks import group_hooks
+from dcwatch.config.hooks import DRILL_HOOK_STEPS, group_hooks
 from dcwatch.config.sites import ROUTINGS
 from dcwatch.config.workflow import (
     DRILL_CLONE_INFIX,
@@ -382,6 +382,15 @@ def _hook_budget_problems(config: Config) -> list[str]:
                         f"({STEP_TIMEOUT_S} s, {STEP_OWN_WORK_S} s kept for its own work) leaves them; lower their "
                         "timeout_s or spread the hooks over groups"
                     )
+    drill = config.drill
+    for step, field in zip(DRILL_HOOK_STEPS, ("snapshot_hook", "snapshot_cleanup_hook"), strict=True):
+        hook = getattr(drill, field) if drill else None
+        if hook is not None and hook.timeout_s > budget:
+            problems.append(
+                f"drill.{field}.timeout_s: {hook.timeout_s:g} s, more than the {budget} s a {step} step Lambda "
+                f"({STEP_TIMEOUT_S} s, {STEP_OWN_WORK_S} s kept for its own work) leaves it: lower it, or have "
+                "the hook answer once the snapshot is under way"
+            )
     return problems
 
 

@@ -294,7 +294,7 @@ def describe_plan(plan: RecoveryPlan) -> list[str]:
             f"check the storage mirror at {plan.to} ({plan.storage.check}): at most {plan.storage.max_lag_s} s "
             f"behind{promote}"
         ]
-    lines += [f"power on {'the clones' if plan.drill else 'at'} {plan.to}, group by group:"]
+    lines += [f"power on {'the clones at' if plan.drill else 'at'} {plan.to}, group by group:"]
     for i, vms in enumerate(plan.groups, start=1):
         detail = plan.group(i - 1)
         order = "; ".join(f"{vm} after {', '.join(deps)}" for vm, deps in sorted(detail.after.items()))
