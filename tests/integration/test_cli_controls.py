@@ -150,10 +150,10 @@ def test_manual_starts_in_the_same_second_get_names_of_their_own(tables, same_se
     assert len(names) == 2 and all(n.startswith(f"manual-dc-a-{same_second:%Y%m%dT%H%M%SZ}-") for n in names)
 
 
-def test_a_start_that_fails_gives_back_only_the_lock_it_took(tables, same_second):
+def test_a_start_that_fails_gives_back_only_the_lock_it_took(tables, same_second, capsys):
     missing = "arn:aws:states:eu-west-1:123456789012:stateMachine:not-deployed"
-    with pytest.raises(Exception, match="StateMachineDoesNotExist"):
-        start(missing, "dc-a lost power", "--locks-table", tables["Locks"])
+    assert start(missing, "dc-a lost power", "--locks-table", tables["Locks"]) == 1
+    assert "dcwatch: AWS: An error occurred (StateMachineDoesNotExist)" in capsys.readouterr().err
     assert DynamoLeases(tables["Locks"]).holder() is None
 
 
