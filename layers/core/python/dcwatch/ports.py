@@ -312,6 +312,35 @@ class AuditLog(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit record as stored: under its incident or subject (`id`), at the time it was written."""
+
+    id: str
+    at: datetime
+    record: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """What a bounded read of the audit trail found; `complete` False when it stopped at its bound."""
+
+    entries: list[AuditEntry]
+    complete: bool = True
+
+
+class AuditReader(Protocol):
+    """The audit trail, read back (`dcwatch status`, `dcwatch history`)."""
+
+    def entries(self, incident_id: str) -> list[AuditEntry]:
+        """Every record under one incident or subject, oldest first."""
+        ...
+
+    def entries_since(self, since: datetime | None) -> AuditPage:
+        """Every record written at or after `since` (all of them for None), up to the reader's bound."""
+        ...
+
+
 class AgentReportStore(Protocol):
     """The latest report of each site's agent."""
 
@@ -376,6 +405,24 @@ class Leases(Protocol):
         ...
 
     def holder(self) -> Lease | None: ...
+
+
+@dataclass(frozen=True)
+class RunningExecution:
+    """A recovery workflow running now, and the state it last entered (its execution history's last
+    `StateEntered`)."""
+
+    name: str
+    started_at: datetime
+    mode: str = ""
+    step: str = ""
+    step_at: datetime | None = None
+
+
+class Executions(Protocol):
+    def running(self) -> list[RunningExecution]:
+        """The workflow's RUNNING executions (in practice one: the failover lock admits one recovery)."""
+        ...
 
 
 class WorkflowStarter(Protocol):

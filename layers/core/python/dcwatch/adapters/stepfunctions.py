@@ -11,6 +11,10 @@ from botocore.exceptions import ClientError
 
 from dcwatch.adapters.aws import LazyClient, aws_call
 from dcwatch.errors import ApprovalNotWaiting
+from dcwatch.ports import RunningExecution
+
+MAX_RUNNING = 10  # read in full; the failover lock admits one recovery at a time, so more is a fault to show
+HISTORY_PAGE = 50  # newest first: the last state entered is among the last few events
 
 
 class StepFunctionsStarter:
@@ -36,6 +40,39 @@ class StepFunctionsStarter:
         with aws_call("states:DescribeExecution"):
             described = self._client().describe_execution(executionArn=execution_arn)
         return str(described["status"]), str(described.get("cause") or described.get("output", ""))
+
+
+class StepFunctionsExecutions:
+    """The workflow's running executions and the state each last entered: the `Executions` port."""
+
+    def __init__(self, state_machine_arn: str, client: Any | None = None):
+        self.state_machine_arn = state_machine_arn
+        self._client = LazyClient("stepfunctions", client)
+
+    def running(self) -> list[RunningExecution]:
+        sfn = self._client()
+        with aws_call("states:ListExecutions"):
+            listed = sfn.list_executions(
+                stateMachineArn=self.state_machine_arn, statusFilter="RUNNING", maxResults=MAX_RUNNING
+            )["executions"]
+        return [self._running(e["executionArn"], e["name"], e["startDate"]) for e in listed]
+
+    def _running(self, arn: str, name: str, started: Any) -> RunningExecution:
+        sfn = self._client()
+        with aws_call("states:DescribeExecution"):
+            described = sfn.describe_execution(executionArn=arn)
+        try:
+            request = json.loads(described.get("input") or "{}")
+        except ValueError:
+            request = {}
+        mode = str(request.get("mode") or request.get("action") or "") if isinstance(request, dict) else ""
+        with aws_call("states:GetExecutionHistory"):
+            events = sfn.get_execution_history(executionArn=arn, reverseOrder=True, maxResults=HISTORY_PAGE)["events"]
+        # The newest by id, whatever order the page came in (moto ignores reverseOrder).
+        entered = max((e for e in events if "stateEnteredEventDetails" in e), key=lambda e: e["id"], default=None)
+        if entered is None:
+            return RunningExecution(name, started, mode)
+        return RunningExecution(name, started, mode, entered["stateEnteredEventDetails"]["name"], entered["timestamp"])
 
 
 # The token's workflow no longer waits: answered, timed out, stopped; or the token was mistyped.

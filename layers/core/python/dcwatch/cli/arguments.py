@@ -1,6 +1,6 @@
 """The `dcwatch` command: validate configs, run the local demo and the scenario matrix, start a recovery
 by hand (failover, migrate, drill, failback) and answer its approval, switch automation on or off,
-open maintenance windows, acknowledge an incident.
+open maintenance windows, acknowledge an incident, show the status and the history.
 
 Commands that touch state reach the deployed tables (stack outputs TableName, AuditTableName,
 LocksTableName; or DCWATCH_TABLE_NAME, DCWATCH_AUDIT_TABLE_NAME, DCWATCH_LOCKS_TABLE_NAME) through
@@ -21,6 +21,7 @@ from dcwatch.cli.config import _cost, _schema, _topology, _validate
 from dcwatch.cli.controls import _ack, _automation, _maintenance
 from dcwatch.cli.local import _demo, _scenarios
 from dcwatch.cli.recovery import DRILL_HELP, _answer, _drill, _recover
+from dcwatch.cli.views import add_views
 from dcwatch.config import ConfigError
 from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
@@ -147,6 +148,8 @@ def parser() -> argparse.ArgumentParser:
     maintenance.add_argument("--reason", help="why, for the audit trail")
     state_options(maintenance)
     maintenance.set_defaults(run=_maintenance)
+
+    add_views(sub)
 
     agent = sub.add_parser("agent", help="run a site's agent: its lease, its peer's heartbeats, self-fencing")
     agent.add_argument("--config", required=True, help="the deployed config (with a fencing section)")

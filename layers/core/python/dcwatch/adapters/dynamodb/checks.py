@@ -205,3 +205,19 @@ class DynamoCheckStore(Table):
 
     def site_checks(self, site: str) -> list[CheckState]:
         return self.site_snapshot(site)[0]
+
+    def sites(self) -> list[str]:
+        """The sites the state table holds check states of: for a reader without the config. A Scan of the
+        keys alone (it still reads every item: the table holds a few items per check and vantage point)."""
+        with aws_call("dynamodb:Scan"):
+            pages = (
+                self._client()
+                .get_paginator("scan")
+                .paginate(
+                    TableName=self.table,
+                    ProjectionExpression="pk",
+                    FilterExpression="begins_with(pk, :site)",
+                    ExpressionAttributeValues=to_item({":site": "SITE#"}),
+                )
+            )
+            return sorted({item["pk"]["S"].removeprefix("SITE#") for page in pages for item in page["Items"]})
