@@ -13,6 +13,8 @@ from dcwatch.adapters.dynamodb.status import active_site_item, last_failover_ite
 from dcwatch.adapters.dynamodb.table import Table, from_item, to_item
 from dcwatch.model import LastFailover
 
+SCAN_PAGES = 50  # a Scan page is at most 1 MB: the bound holds whatever max_items says
+
 
 class DynamoAuditLog(Table):
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None:
@@ -41,3 +43,18 @@ class DynamoAuditLog(Table):
                 ConsistentRead=True,
             )["Items"]
         return [json.loads(from_item(i)["record"]) for i in items]
+
+    def scan_audit(self, max_items: int) -> list[dict[str, Any]]:
+        """Up to `max_items` records of the whole audit table, in no order: a bounded Scan (the table is keyed by
+        incident; nothing indexes it by kind or time), for summaries such as the drill scorecard."""
+        records: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        for _ in range(SCAN_PAGES):
+            page = {"ExclusiveStartKey": start} if start else {}
+            with aws_call("dynamodb:Scan"):
+                reply = self._client().scan(TableName=self.audit_table, Limit=max_items - len(records), **page)
+            records += [json.loads(from_item(i)["record"]) for i in reply["Items"]]
+            start = reply.get("LastEvaluatedKey")
+            if not start or len(records) >= max_items:
+                break
+        return records
