@@ -101,17 +101,20 @@ $(CDK_STAMP):
 
 vcsim: $(VCSIM)
 
-# Debian's govmomi 0.24 carries the simulator library; a GOPATH build needs no module download.
-$(APT_STAMP):
+# Debian's govmomi 0.24 carries the simulator library; a GOPATH build needs no module download. Debian's chromium
+# is the headless browser the report test opens the HTML report in.
+$(APT_STAMP): Makefile
 	@mkdir -p .build
-	@if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/vmware/govmomi/simulator ]; then \
+	@if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/vmware/govmomi/simulator ] \
+	  || ! command -v chromium >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev \
+	    chromium >/dev/null; \
 	fi
 	touch $@
 
-$(VCSIM): tools/vcsim/main.go $(APT_STAMP)
+$(VCSIM): tools/vcsim/main.go | $(APT_STAMP)
 	cd tools/vcsim && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$(CURDIR)/.build/gocache go build -o $(CURDIR)/$(VCSIM) .
 
 blackbox: $(BLACKBOX)
@@ -128,4 +131,4 @@ $(BLACKBOX):
 	touch $@
 
 clean:
-	rm -rf $(VENV) .build infra/cdk.out report.json scenarios-report.json
+	rm -rf $(VENV) .build infra/cdk.out report.json report.html scenarios-report.json

@@ -21,6 +21,7 @@ from dcwatch.cli.config import _cost, _schema, _topology, _validate
 from dcwatch.cli.controls import _ack, _automation, _maintenance
 from dcwatch.cli.local import _demo, _scenarios
 from dcwatch.cli.recovery import DRILL_HELP, _answer, _drill, _recover
+from dcwatch.cli.reports import NotRecorded, _report
 from dcwatch.cli.views import add_views
 from dcwatch.config import ConfigError
 from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
@@ -150,6 +151,20 @@ def parser() -> argparse.ArgumentParser:
     maintenance.set_defaults(run=_maintenance)
 
     add_views(sub)
+    report = sub.add_parser(
+        "report",
+        help="write a recovery's HTML report (plan, timeline, RTO against the target, verdict) or the drill scorecard",
+    )
+    report.add_argument("incident", nargs="?", help="the incident ID (a manual start's is manual-<execution>)")
+    report.add_argument("--out", required=True, help="the HTML file to write (self-contained: open it anywhere)")
+    report.add_argument(
+        "--scorecard",
+        action="store_true",
+        help="instead of one incident: the last drills' RTO and verdicts (reads at most 5000 audit records)",
+    )
+    report.add_argument("--audit-table", help="the audit table (stack output AuditTableName)")
+    report.add_argument("--config", help="the deployed config: its workflow.rto_target_s is the target")
+    report.set_defaults(run=_report)
 
     agent = sub.add_parser("agent", help="run a site's agent: its lease, its peer's heartbeats, self-fencing")
     agent.add_argument("--config", required=True, help="the deployed config (with a fencing section)")
@@ -177,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except (InvalidRequest, UsageError, ValueError) as exc:
         print(f"dcwatch: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    except ApprovalNotWaiting as exc:
+    except (ApprovalNotWaiting, NotRecorded) as exc:
         print(f"dcwatch: {exc}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as exc:  # no region, no credentials, access denied, a table not there

@@ -63,6 +63,13 @@ class Workflow(ConfigModel):
         "their VMs are powered off",
     )
     approval: Approval = unbuilt_default(Approval)
+    rto_target_s: int | None = Field(
+        default=None,
+        gt=0,
+        description="the recovery time objective the reports judge against (PASS within it): seconds from the "
+        "detection's start (else the workflow's) to the service records in sync and verified at the target site; "
+        "for a drill, to its drill records in sync",
+    )
     lease_s: int = Field(
         default=900,
         ge=30,

@@ -121,7 +121,7 @@ def site_alert(
         text = f"{site} ({role}) UP again after {took} DOWN: {explanation}.\nIncident: {incident}"
     record: dict[str, object] = {"kind": "site", "site": site, "role": role, "status": verdict.status}
     record |= {"previous": stored.status, "explanation": explanation, "action": action, "decidedAt": now}
-    record |= {"changedAt": changed_at, "failedChecks": list(verdict.failed)}
+    record |= {"changedAt": changed_at, "failedChecks": list(verdict.failed), "failingSince": verdict.failing_since}
     return Alert(incident or f"site-{site}", subject, text, record)
 
 

@@ -78,6 +78,8 @@ def audit_record(state: WorkflowState, outcome: str, clock: Clock = utcnow) -> d
         "timeline": [e.model_dump(mode="json") for e in state.timeline],
         "fencing": state.fencing,
         "mode": state.request.mode,
+        "services": state.plan.services,
+        "groups": state.plan.groups,
         "shutdown": state.shutdown.how,
         "drill": _drill_record(state),
         "approval": state.approval.decision,

@@ -28,6 +28,9 @@ def _entry(item: dict[str, Any]) -> AuditEntry:
     return AuditEntry(str(data["pk"]), at, json.loads(data["record"]))
 
 
+SCAN_PAGES = 50  # a Scan page is at most 1 MB: the bound holds whatever max_items says
+
+
 class DynamoAuditLog(Table):
     def append_audit(self, incident_id: str, record: dict[str, object]) -> None:
         with aws_call("dynamodb:PutItem"):
@@ -84,3 +87,8 @@ class DynamoAuditLog(Table):
                     return AuditPage(found, complete=False)
                 found += [_entry(item) for item in page["Items"]]
         return AuditPage(found)
+
+    def scan_audit(self, max_items: int) -> list[dict[str, Any]]:
+        """Up to `max_items` records of the whole audit table, in no order: a bounded Scan (the table is keyed by
+        incident; nothing indexes it by kind or time), for summaries such as the drill scorecard."""
+        return [dict(entry.record) for entry in self.entries_since(None, max_pages=SCAN_PAGES).entries[:max_items]]
