@@ -193,7 +193,7 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
 
 
 def _choice(word: str) -> bool:
-    return re.fullmatch(r"[a-z]+(\|[a-z]+)*", word) is not None
+    return re.fullmatch(r"[a-z][a-z-]*(\|[a-z][a-z-]*)*", word) is not None
 
 
 def check_command(words: list[str], p: argparse.ArgumentParser, shown: str) -> None:

@@ -19,7 +19,7 @@ from dcwatch.cli.agent import _agent
 from dcwatch.cli.common import UsageError
 from dcwatch.cli.config import _cost, _schema, _topology, _validate
 from dcwatch.cli.controls import _ack, _automation, _maintenance
-from dcwatch.cli.local import _demo, _scenarios
+from dcwatch.cli.local import FAULT_HELP, _demo, _fault, _scenarios, _up
 from dcwatch.cli.recovery import DRILL_HELP, _answer, _drill, _recover
 from dcwatch.cli.reports import NotRecorded, _report
 from dcwatch.cli.views import add_views
@@ -75,6 +75,38 @@ def parser() -> argparse.ArgumentParser:
     scenarios.add_argument("--verbose", action="store_true", help="print each scenario's timeline")
     scenarios.add_argument("--config", help="play every scenario under this config instead of each one's own")
     scenarios.set_defaults(run=_scenarios)
+
+    up = sub.add_parser(
+        "up", help="run the local stack until Ctrl-C: print what to export so other commands work against it"
+    )
+    up.add_argument("--config", help="sites config (default: the embedded demo)")
+    up.add_argument("--run-for", type=float, help="stop after this many seconds (default: at Ctrl-C, at most 24 h)")
+    up.add_argument("--run-dir", help="where the env file, fault channel and logs go (default: .dcwatch-up)")
+    up.set_defaults(run=_up)
+
+    fault = sub.add_parser("fault", help="break the sites of a running `dcwatch up` by hand", description=FAULT_HELP)
+    fault.add_argument("--run-dir", help="the `up`'s run directory (default: $DCWATCH_UP_DIR, else .dcwatch-up)")
+    faults = fault.add_subparsers(dest="fault", required=True)
+    site_help = "a site: active, standby or its name"
+    for name, text in (
+        ("kill-site", "the site's vCenter and every service stop, and its agent dies"),
+        ("vcenter-down", "the site's vCenter stops; its services run on"),
+    ):
+        faults.add_parser(name, help=text).add_argument("site", help=site_help)
+    for name, text in (("stop-service", "one service stops answering"), ("start-service", "it answers again")):
+        service = faults.add_parser(name, help=text)
+        service.add_argument("site", help=site_help)
+        service.add_argument("service", help="a service of the config")
+    cut = faults.add_parser("cut-link", help="no connection passes from a vantage point's placement to a site")
+    cut.add_argument("vantage", help="a vantage point (`dcwatch topology` lists them)")
+    cut.add_argument("--site", default="all", help=site_help + ", or all (default)")
+    cut.add_argument("--path", default="all", choices=["public", "private", "all"], help="which path (default: all)")
+    cut.add_argument("--blackhole", action="store_true", help="packets vanish (timeouts) instead of being refused")
+    heal = faults.add_parser("heal", help="links pass again: every link, or one vantage point's, or a partition's")
+    chosen = heal.add_mutually_exclusive_group()
+    chosen.add_argument("--from", dest="vantage", help="only this vantage point's links")
+    chosen.add_argument("--between", nargs=2, metavar=("A", "B"), help="only the links between two parties")
+    fault.set_defaults(run=_fault)
 
     helps = {
         "failover": "disaster recovery by hand: fence the failed site, bring up the other",

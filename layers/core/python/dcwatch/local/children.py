@@ -20,7 +20,10 @@ PR_SET_PDEATHSIG = 1
 
 def die_with_parent() -> None:
     """`preexec_fn` of a child: Linux sends it SIGTERM when the runtime's process dies, however it dies.
-    Elsewhere (no such prctl) the runtime's orderly stop still ends it."""
+    Elsewhere (no such prctl) the runtime's orderly stop still ends it. The child ignores SIGINT (Python and Go
+    keep an inherited SIG_IGN): Ctrl-C reaches the terminal's whole process group, and the runtime, not each
+    child on its own with a traceback, stops the children in order."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 

@@ -18,10 +18,13 @@ both designs.
 from __future__ import annotations
 
 import functools
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import moto.server
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import dynamo_json_dump
@@ -111,7 +114,15 @@ def make_reads_fast() -> None:
     DynamoHandler.serialized = _plain_reads(DynamoHandler.serialized)  # type: ignore[method-assign]
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    """moto's own handler exits on SIGINT too; Ctrl-C reaches the terminal's whole process group, and the runtime
+    stops its moto itself (SIGTERM), after the parts that still talk to it."""
+    if signum == signal.SIGTERM:
+        sys.exit(0)
+
+
 if __name__ == "__main__":
+    moto.server.signal_handler = _stop_on_sigterm  # moto's main installs it for SIGINT and SIGTERM
     make_writes_atomic()
     make_reads_fast()
     main()

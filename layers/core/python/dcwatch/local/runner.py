@@ -55,8 +55,8 @@ def play(
             timeline.add("vm_powered_on", f"{vm} at {site}", site=site, vm=vm)
 
     pipeline.listen(
-        on_site_status=lambda event: _site_status(timeline, event),
-        on_notification=lambda body: _notification(timeline, obs, body),
+        on_site_status=lambda event: add_site_status(timeline, event),
+        on_notification=lambda body: add_notification(timeline, obs, body),
         on_power_on=powered,
     )
     player = Player(pipeline, spec, lambda kind, text: None, controls)
@@ -218,7 +218,7 @@ def _observed(
     )
 
 
-def _site_status(timeline: Timeline, event: dict[str, Any]) -> None:
+def add_site_status(timeline: Timeline, event: dict[str, Any]) -> None:
     detail = event["detail"]
     kind = "site_down" if detail["status"] == "DOWN" else "site_up"
     failed = "; ".join(detail.get("failedChecks", []))
@@ -227,6 +227,6 @@ def _site_status(timeline: Timeline, event: dict[str, Any]) -> None:
     timeline.add(kind, text, t=decided, site=detail["site"], failed_checks=failed)
 
 
-def _notification(timeline: Timeline, obs: Observations, body: dict[str, Any]) -> None:
+def add_notification(timeline: Timeline, obs: Observations, body: dict[str, Any]) -> None:
     obs.notifications.append({"subject": body.get("Subject"), "message": body.get("Message")})
     timeline.add("notification", str(body.get("Subject")), subject=body.get("Subject"))

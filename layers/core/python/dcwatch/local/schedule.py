@@ -32,8 +32,10 @@ class ProbeSchedule:
 
     MAX_ROUNDS = 1000
 
-    def __init__(self, pipeline: LocalPipeline, interval_s: float, timeline: Timeline):
+    def __init__(self, pipeline: LocalPipeline, interval_s: float, timeline: Timeline, max_rounds: int = MAX_ROUNDS):
+        """`max_rounds`: the bound of the loop (`dcwatch up` runs for hours; a scenario for a minute or two)."""
         self.pipeline, self.interval_s, self.timeline = pipeline, interval_s, timeline
+        self.max_rounds = max_rounds
         self.rounds = 0
         # Each round: when it ended, and per vantage point the (site, check) that failed.
         self.history: list[tuple[float, dict[str, set[tuple[str, str]]]]] = []
@@ -53,7 +55,7 @@ class ProbeSchedule:
 
     def _run(self) -> None:
         next_at = time.monotonic()
-        while not self._stop.is_set() and self.rounds < self.MAX_ROUNDS:
+        while not self._stop.is_set() and self.rounds < self.max_rounds:
             self.rounds += 1
             parts, failing = [], []
             failed: dict[str, set[tuple[str, str]]] = {}
