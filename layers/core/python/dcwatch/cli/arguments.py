@@ -24,7 +24,7 @@ from dcwatch.cli.recovery import DRILL_HELP, _answer, _drill, _recover
 from dcwatch.cli.reports import NotRecorded, _report
 from dcwatch.cli.views import add_views
 from dcwatch.config import ConfigError
-from dcwatch.errors import ApprovalNotWaiting, InvalidRequest
+from dcwatch.errors import ApprovalNotWaiting, DcwatchError, InvalidRequest
 from dcwatch.local.scenario import ScenarioError
 
 EXIT_INVALID = 2
@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (BotoCoreError, ClientError) as exc:  # no region, no credentials, access denied, a table not there
         print(f"dcwatch: AWS: {exc}", file=sys.stderr)
+        return 1
+    except DcwatchError as exc:  # what an adapter made of a failure: AWS or a vCenter unreachable, a timeout
+        print(f"dcwatch: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("dcwatch: interrupted; everything started was stopped", file=sys.stderr)
