@@ -40,7 +40,7 @@ class HoldBack:
             for site in self.config.sites
             if (status := self.store.site_status(site.name)) == "DOWN"
         ]
-        if (lease := self.leases.holder()) is not None:
+        if (lease := self.leases.holder()) is not None and lease.expires_at > now:  # an expired one binds no one
             reasons.append(f"a recovery holds the failover lock ({lease.owner} until {lease.expires_at.isoformat()})")
         switch = self.controls.automation()
         if not switch.enabled:
