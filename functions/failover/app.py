@@ -20,7 +20,7 @@ from dcwatch import runtime
 from dcwatch.config import STEP_OWN_WORK_S
 from dcwatch.errors import InvalidRequest
 from dcwatch.observability import logger, record_notify_failed, tracer, tracing_on
-from dcwatch.recovery import executions, steps, waits
+from dcwatch.recovery import executions, scheduled, steps, waits
 from dcwatch.recovery import request as recovery
 from dcwatch.recovery.state import Gate, WorkflowState, utcnow
 from dcwatch.wiring import SITE_STEPS_FUNCTION, STEPS_FUNCTION
@@ -119,6 +119,7 @@ def validate_request(event: dict[str, Any], context: LambdaContext) -> dict[str,
             active_site=app.store.active_site(app.config.active_site),
             site_status=app.store.site_status,
             origin=origin,
+            hold_back=scheduled.HoldBack(app.config, app.store, app.store, app.leases),
         )
     except InvalidRequest as exc:
         # The evaluator or the CLI took the lock for this execution before starting it: give it back.
@@ -143,6 +144,21 @@ def request_failed(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         event.get("request"), execution, error, app.leases, app.store, app.notifier, app.once
     )
     logger.warning("request could not be checked: lock released, audited, announced", error=error.get("Error"))
+    return {"messageId": message_id, "execution": execution}
+
+
+@handles("DrillSkipped")
+def drill_skipped(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """`{"request", "execution", "error"}`: ValidateRequest held a scheduled drill back (DrillHeldBack)."""
+    execution, error = str(event["execution"]), dict(event.get("error") or {})
+    logger.append_keys(execution=execution, step="DrillSkipped")
+    app = runtime.app()
+    app.once.register(context)
+    cause = str(error.get("Cause", ""))
+    message_id = scheduled.drill_skipped(
+        event.get("request"), execution, cause, utcnow(), app.store, app.notifier, app.once
+    )
+    logger.info("scheduled drill skipped: audited, announced", cause=cause)
     return {"messageId": message_id, "execution": execution}
 
 
@@ -239,9 +255,21 @@ def notify(s: WorkflowState, app: runtime.App, context: LambdaContext) -> Workfl
     return steps.notify(s, app.notifier, once=app.once)
 
 
+def report_page(app: runtime.App) -> Callable[[dict[str, Any]], str]:
+    """The run's report page from its audit record, against the config's RTO target; the renderer is imported
+    when a report is due (in the stack: its bucket set)."""
+
+    def render(record: dict[str, Any]) -> str:
+        from dcwatch.reports import render_report
+
+        return render_report(record, app.config.workflow.rto_target_s)
+
+    return render
+
+
 @step("RecordAudit", once=True)  # registered, then replaced by `record_audit` below, which wraps it
 def _record_audit(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
-    return steps.record_audit(s, app.store, once=app.once)
+    return steps.record_audit(s, app.store, once=app.once, reports=app.reports, render=report_page(app))
 
 
 @handles("RecordAudit")
@@ -259,7 +287,7 @@ def record_audit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 
 @step("NotifyFailure", once=True)
 def notify_failure(s: WorkflowState, app: runtime.App, context: LambdaContext) -> WorkflowState:
-    return steps.notify_failure(s, app.notifier, app.store, once=app.once)
+    return steps.notify_failure(s, app.notifier, app.store, once=app.once, reports=app.reports, render=report_page(app))
 
 
 @site_step("ShutdownGroup", _leaving_site)

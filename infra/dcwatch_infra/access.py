@@ -18,6 +18,7 @@ from dcwatch.adapters.secrets import read_secrets_statement
 from dcwatch.config.hooks import DRILL_HOOK_STEPS, HOOK_STEPS
 from dcwatch.events import EVALUATOR_SOURCE, SITE_STATUS_CHANGED
 from dcwatch.wiring import STEPS
+from dcwatch_infra import constants as c
 from dcwatch_infra import nag
 from dcwatch_infra.bus_policy import put_events
 from dcwatch_infra.dns_access import grant_dns
@@ -47,8 +48,27 @@ STATE_WRITERS = ("Evaluate", "AgentReports", "RecordAudit", "Control")
 # standby agent's latest report, which the evaluator keeps there.
 STATE_READERS = ("ValidateRequest", "ProveFenced")
 # Evaluate and AgentReports: the decision record of every change they announce.
-AUDIT_APPENDERS = ("Evaluate", "AgentReports", "RecordAudit", "NotifyFailure", "Control", "ExecutionEnded")
-ALERT_PUBLISHERS = ("Evaluate", "AgentReports", "Notify", "NotifyFailure", "RequestApproval", "ExecutionEnded")
+AUDIT_APPENDERS = (
+    "Evaluate",
+    "AgentReports",
+    "RecordAudit",
+    "NotifyFailure",
+    "DrillSkipped",
+    "Control",
+    "ExecutionEnded",
+)
+ALERT_PUBLISHERS = (
+    "Evaluate",
+    "AgentReports",
+    "Notify",
+    "NotifyFailure",
+    "DrillSkipped",
+    "RequestApproval",
+    "ExecutionEnded",
+)
+# A run's report page, once its outcome is audited (success: RecordAudit; failure: NotifyFailure): PutObject
+# only, on the report bucket's objects; nobody deletes one (the bucket policy).
+REPORT_WRITERS = ("RecordAudit", "NotifyFailure")
 # StartGroup, ShutdownGroup and SwitchDns renew the lock before the stretch each starts.
 LOCK_HOLDERS = (
     "Evaluate",
@@ -65,7 +85,8 @@ LEASE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", 
 # A rejected request gives back the lock the evaluator or the CLI took for its execution (conditional delete).
 LOCK_RELEASERS = ("ValidateRequest",)
 # A stopped or timed-out execution's lock: given back only if that execution holds it; its holder named if not.
-LOCK_INSPECTORS = ("ExecutionEnded",)
+# ValidateRequest: a scheduled drill is held back while anyone holds the lock.
+LOCK_INSPECTORS = ("ExecutionEnded", "ValidateRequest")
 # The site agents' leases (the lease proof): read only, and only their items (`site-lease#<site>`).
 SITE_LEASE_READERS = ("ProveFenced",)
 WORKFLOW_STARTERS = ("Evaluate",)
@@ -83,6 +104,7 @@ ONCE_ACTORS = (
     "Notify",
     "RecordAudit",
     "NotifyFailure",
+    "DrillSkipped",
     "ExecutionEnded",
 )
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
@@ -169,6 +191,17 @@ class Access:
                 fn.role,  # type: ignore[arg-type]
                 "IAM5[Action::kms:GenerateDataKey*]",
                 "publishing to the KMS-encrypted alerts topic needs a data key of that one key (resource: its ARN)",
+            )
+        for fn in self.holders(REPORT_WRITERS):
+            fn.add_to_role_policy(
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[stack.reports.arn_for_objects("reports/*")])
+            )
+            fn.add_environment(c.ENV_REPORTS_BUCKET, stack.reports.bucket_name)
+            bucket = stack.get_logical_id(stack.reports.node.default_child)  # type: ignore[arg-type]
+            nag.acknowledge(
+                fn.role,  # type: ignore[arg-type]
+                f"IAM5[Resource::<{bucket}.Arn>/reports/*]",
+                "a report per run, each under its own key: PutObject on the report prefix, nothing else",
             )
         for fn in self.holders(WORKFLOW_STARTERS):
             stack.state_machine.grant_start_execution(fn)

@@ -41,6 +41,8 @@ DEAD_LETTERS = {
     "agent-reports": "site agents' reports EventBridge could not deliver or AgentReports failed on every retry (its "
     "log has the error; the message's attributes name it). The next report of the same agent replaces them: purge "
     "the queue once the cause is fixed.",
+    "DrillSchedule": "scheduled drills EventBridge Scheduler could not start (StartExecution refused or throttled "
+    "past its retries): the message names the error. That drill did not run; it runs at its next time.",
 }
 DEAD_LETTERS_DEFAULT = "its function's log has the error; redrive or purge the queue once the cause is fixed."
 

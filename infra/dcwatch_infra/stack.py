@@ -35,6 +35,8 @@ from dcwatch_infra.functions import dcwatch_function
 from dcwatch_infra.layers import code_layers
 from dcwatch_infra.monitoring import Monitoring, Vantage
 from dcwatch_infra.probes import home_probes, probe_period, schedule_probes
+from dcwatch_infra.reports import reports_bucket
+from dcwatch_infra.schedules import drill_schedule
 from dcwatch_infra.tables import tables
 from dcwatch_infra.workflow import failover_workflow, step_targets
 
@@ -88,6 +90,7 @@ class DcwatchStack(Stack):
         self.tables = tables(self)
         self.table = self.tables["State"]
         self.topic = alerts_topic(self, config)
+        self.reports = reports_bucket(self, config)
         self.layers = code_layers(self, inputs.config_path, inputs.placeholder_deps, config.name)
         self.deps_layer, self.core_layer, self.config_layer = self.layers
 
@@ -107,6 +110,9 @@ class DcwatchStack(Stack):
         self.dead_letters = self.events.dead_letters
         self.events.route_execution_ends(self.state_machine.state_machine_arn, self.functions)
         schedule_probes(self, config, self.probes)
+        self.drill_schedule = drill_schedule(self, config, self.state_machine)
+        if self.drill_schedule is not None:
+            self.dead_letters[c.DRILL_SCHEDULE] = self.drill_schedule[1]
         self.access = Access(self, self.hosted_zone_ids)
         self.agent_roles = self._site_agent_roles(inputs)
         self.events.restrict_sources(
@@ -135,6 +141,7 @@ class DcwatchStack(Stack):
         CfnOutput(self, c.OUTPUT_TABLE_NAME, value=self.table.table_name)
         CfnOutput(self, c.OUTPUT_AUDIT_TABLE_NAME, value=self.tables["Audit"].table_name)
         CfnOutput(self, c.OUTPUT_LOCKS_TABLE_NAME, value=self.tables["Locks"].table_name)
+        CfnOutput(self, c.OUTPUT_REPORTS_BUCKET, value=self.reports.bucket_name)
         CfnOutput(self, c.OUTPUT_DASHBOARD, value=c.dashboard_name(config.name))
         CfnOutput(
             self,

@@ -17,6 +17,7 @@ from tests import topology_configs
 from tests.infrastructure.synth import PLACEHOLDER, Synth, synthesize
 
 HOME_REGION = "eu-central-1"
+PROD_DRILLS = "cron(0 3 ? * TUE *)"  # the production shape drills every Tuesday at 3 a.m., Berlin time
 SECOND_REGION = "eu-west-1"
 ZONE_ID = "Z0123456789ABC"
 NETWORK = {
@@ -50,7 +51,8 @@ def deployable(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 def production_config(directory: Path) -> Path:
     """The demo's sites as a production deployment has them: private vCenters and a private storage-mirror
-    check per site (reached over the VPN from the VPC), public services, a second region, a 5-minute schedule."""
+    check per site (reached over the VPN from the VPC), public services, a second region, a 5-minute schedule;
+    a weekly drill, and reports kept 800 days, locked for 400."""
     doc = _demo()
     doc["name"] = "prod"
     doc["probe"]["interval_s"] = 300
@@ -66,6 +68,8 @@ def production_config(directory: Path) -> Path:
                 "reach": "private",
             }
         ]
+    doc["drill"]["schedule"] = {"expression": PROD_DRILLS, "time_zone": "Europe/Berlin", "reason": "weekly drill"}
+    doc["reports"] = {"retention_days": 800, "lock_days": 400}
     return _write(directory, "prod", doc)
 
 

@@ -96,6 +96,8 @@ def probe_schedules(template: Template) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for schedule in template.find_resources("AWS::Scheduler::Schedule").values():
         [target] = refs(schedule["Properties"]["Target"]["Arn"])
+        if target not in probes:  # the drill's schedule starts the workflow
+            continue
         vantage = probes[target]
         assert vantage not in found, f"two schedules for {vantage}"
         found[vantage] = schedule["Properties"]

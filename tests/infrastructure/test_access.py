@@ -33,9 +33,12 @@ pytestmark = pytest.mark.infrastructure
 # what its steps need together. Stated here, independently of the stack's own tables, so that a grant added
 # or lost shows up as a failure.
 STEP_SERVICES = {
+    # The state (active site; for a scheduled drill: the sites, automation, maintenance) and the lock's holder.
     "ValidateRequest": {"dynamodb"},
     # A request that could not be checked: its lock given back, the audit record, the alert.
     "RequestFailed": {"dynamodb", "sns", "kms"},
+    # A scheduled drill held back: its audit record (once), the notice.
+    "DrillSkipped": {"dynamodb", "sns", "kms"},
     "RequestApproval": {"sns", "kms", "dynamodb"},
     "Approved": {"dynamodb"},
     "LowerTtl": {"route53", "dynamodb"},
@@ -59,8 +62,9 @@ STEP_SERVICES = {
     "SwitchDns": {"route53", "dynamodb"},
     "CheckDns": {"route53"},
     "Notify": {"sns", "kms", "dynamodb"},
-    "RecordAudit": {"dynamodb"},
-    "NotifyFailure": {"dynamodb", "sns", "kms"},
+    # s3: the run's report page (PutObject on the report bucket), success and failure alike.
+    "RecordAudit": {"dynamodb", "s3"},
+    "NotifyFailure": {"dynamodb", "sns", "kms", "s3"},
 }
 # What each function may touch, by service, besides writing its own log group and sending traces to X-Ray.
 ALLOWED_SERVICES = {
@@ -91,7 +95,7 @@ def test_each_function_may_touch_only_the_services_of_its_job(demo: Synth):
     assert set(STEP_SERVICES) == {s.key for s in STEPS}, "decide what a new step may touch"
     # The site steps' function is no DNS switch and no notifier; the other steps' never reads a vCenter secret.
     assert ALLOWED_SERVICES["SiteSteps"] == {"secretsmanager", "route53", "dynamodb"}
-    assert ALLOWED_SERVICES["Steps"] == {"dynamodb", "route53", "sns", "kms"}
+    assert ALLOWED_SERVICES["Steps"] == {"dynamodb", "route53", "sns", "kms", "s3"}, "s3: the reports"
     network_interfaces = {Grant(action, "*") for action in NETWORK_INTERFACE_ACTIONS}
     for key, allowed in ALLOWED_SERVICES.items():
         # Inside the VPC a function also manages its network interfaces (test_topology says which may).

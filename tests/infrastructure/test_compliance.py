@@ -31,6 +31,9 @@ ACKNOWLEDGED = {
     ("AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", "alerts topic"): "Notify, NotifyFailure",
     ("AwsSolutions-IAM5[Resource::<Probe", "versions"): "the Scheduler role, per probe",
     ("AwsSolutions-SQS3", "it is a dead-letter queue"): "the agent-reports rule's and AgentReports' async failures",
+    ("AwsSolutions-SQS3", "of the drill schedule"): "the drill schedule's dead letters",
+    ("AwsSolutions-S1", "CloudTrail's data events"): "the report bucket: no second bucket for access logs",
+    ("AwsSolutions-IAM5[Resource::<Reports", "PutObject on the report prefix"): "the report writers' role",
 }
 
 

@@ -174,3 +174,36 @@ def test_a_failback_is_checked_against_the_recorded_site_status_before_anything_
     assert store.change_condition("site/dc-a", down, replace(down, status="UP", version=down.version + 1))
     assert main(failback) == 0
     assert "request checked, nothing started" in capsys.readouterr().out
+
+
+def test_drill_schedule_status_names_the_next_run_and_reads_the_last_drills_from_the_audit(tables, tmp_path, capsys):
+    import yaml
+
+    from dcwatch.recovery.scheduled import skipped_record
+
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    doc["drill"]["schedule"] = {"expression": "cron(0 3 ? * TUE *)", "time_zone": "Europe/Berlin"}
+    config = tmp_path / "scheduled.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    store = DynamoStateStore(tables["State"], tables["Audit"])
+    request = {"mode": "drill", "trigger": "scheduled", "reason": "scheduled drill"}
+    record = skipped_record(request, "sched-1", "automation is off", datetime(2026, 12, 1, 2, tzinfo=UTC))
+    store.append_audit(record["incidentId"], record)
+    store.append_audit("automation", {"enabled": False, "by": "alice", "reason": "storage"})
+
+    assert main(["drill", "--schedule-status", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "schedule: cron(0 3 ? * TUE *) (Europe/Berlin): scheduled drill"
+    assert lines[1].startswith("next run: ") and lines[1].endswith(":00 UTC")
+    assert lines[2] == "last drills (1 of 1):"
+    assert lines[3].split() == [
+        "2026-12-01T02:00:00+00:00",
+        "scheduled",
+        "skipped",
+        "manual-sched-1:",
+        "automation",
+        "is",
+        "off",
+    ]
+    assert main(["drill", "--schedule-status", "--config", str(config), "--from", "dc-a"]) == 2
+    assert "--schedule-status starts nothing: drop --from" in capsys.readouterr().err

@@ -191,7 +191,7 @@ def test_a_forced_request_waits_for_a_humans_approval_even_where_the_config_asks
         ({"mode": "disaster"}, "from: Field required"),
         (disaster(dryRun="yes"), "dryRun: Input should be a valid boolean"),
         (disaster(force="true"), "force: Input should be a valid boolean"),
-        (disaster(trigger="cron"), "trigger: Input should be 'manual' or 'automatic'"),
+        (disaster(trigger="cron"), "trigger: Input should be 'manual', 'automatic' or 'scheduled'"),
         (disaster(incidentId="manual-1; DROP"), "incidentId: String should match pattern"),
         (disaster(to="dc-z"), "to: unknown site 'dc-z'"),
         (disaster(to="dc-a"), "from and to are both 'dc-a'"),

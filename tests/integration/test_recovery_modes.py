@@ -21,7 +21,9 @@ from pyVmomi import vim
 
 from dcwatch.adapters.vsphere import vcenter_session
 from dcwatch.local.pipeline import LocalPipeline
+from dcwatch.local.schedule import DrillSchedule
 from dcwatch.local.services import wait_until
+from dcwatch.model import AutomationSwitch
 from tests.configs import write_pair_config
 from tests.helpers import answer_by_cli, approval_request, load_event, site_power
 from tests.hook_server import HookServer
@@ -70,6 +72,7 @@ def pipeline(tmp_path_factory, hooks) -> Iterator[LocalPipeline]:
             }
         ],
         "network": DRILL_NETWORK,
+        "schedule": {"expression": "rate(1 minute)", "reason": "drill of the modes suite's schedule"},
         "snapshot_hook": hook(hooks, "present-snapshot", modes=["drill"]),
         "snapshot_cleanup_hook": hook(hooks, "remove-snapshot", modes=["drill"]),
     }
@@ -229,6 +232,45 @@ def test_a_drill_proves_clones_on_the_drill_network_then_destroys_them_without_t
     assert note["Subject"].startswith("[dcwatch] OK: DRILL PASSED north -> south, clones proven in")
     assert f"came up on the isolated network {DRILL_NETWORK}" in note["Message"]
     assert not {"Fence", "ShutdownGroup"} & set(states_entered(pipeline, arn))
+
+
+def test_the_drill_schedule_runs_a_drill_from_the_active_site_and_a_firing_held_back_is_recorded_as_skipped(pipeline):
+    schedule = DrillSchedule(pipeline, period_s=1.0)
+    before, notes = snapshot(pipeline), len(pipeline.notifications)
+    first = schedule.fire()
+    assert pipeline.wait_execution(first, timeout_s=90)["status"] == "SUCCEEDED"
+    assert snapshot(pipeline) == before, "cleaned up: no clone left, DNS and the lock as before"
+    name = first.rsplit(":", 1)[-1]
+    (passed,) = pipeline.store.audit(f"manual-{name}")
+    assert passed["outcome"] == "drill-passed"
+    assert passed["request"] | {"dryRun": None} == passed["request"] | {
+        "mode": "drill",
+        "trigger": "scheduled",
+        "from": "north",
+        "to": "south",
+        "reason": "drill of the modes suite's schedule",
+        "dryRun": None,
+    }
+    (note,) = new_notifications(pipeline, notes)
+    assert note["Subject"].startswith("[dcwatch] OK: DRILL PASSED north -> south")
+
+    store = pipeline.store
+    store.set_automation(AutomationSwitch(enabled=False, reason="storage upgrade", changed_by="modes suite"))
+    try:
+        held_back = schedule.fire()
+        described = pipeline.wait_execution(held_back, timeout_s=30)
+    finally:
+        store.set_automation(AutomationSwitch(enabled=True, reason="done", changed_by="modes suite"))
+    assert described["status"] == "SUCCEEDED", "a skipped drill is no failed execution"
+    assert states_entered(pipeline, held_back) == ["ValidateRequest", "DrillSkipped", "Skipped"]
+    (skipped,) = pipeline.store.audit(f"manual-{held_back.rsplit(':', 1)[-1]}")
+    assert skipped["outcome"] == "skipped"
+    assert skipped["reason"] == "automation is off by modes suite: storage upgrade"
+    (notice,) = new_notifications(pipeline, notes + 1)
+    assert (
+        notice["Subject"] == "[dcwatch] OK: scheduled drill skipped, automation is off by modes suite: storage upgrade"
+    )
+    assert snapshot(pipeline) == before, "nothing changed"
 
 
 def test_a_drill_killed_mid_way_leaves_clones_that_the_next_drill_removes_first(pipeline):

@@ -328,3 +328,47 @@ def drill_of(name: str, record: str, values: list[str] | None = None, url: str =
 def test_a_drill_config_that_would_touch_production_or_names_nothing_is_refused(drill, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         config_with(drill=drill)
+
+
+class Pages:
+    """The report bucket, in memory: one page per key, never replaced."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.kept: dict[str, str] = {}
+        self.fail = fail
+
+    def put_report(self, key: str, html: str) -> str:
+        if self.fail:
+            raise ConnectionError("s3 unreachable")
+        self.kept.setdefault(key, html)
+        return f"https://reports.example/{key}"
+
+
+def test_a_drill_s_report_is_written_from_its_audit_record_and_linked_from_its_notice(clock):
+    lab, dns = FakeDrillLab({vm: "poweredOff" for vm in STANDBY_VMS}, clock), ZoneDns()
+    state = steps.clean_up_drill(run_drill(clock, lab, dns), lab, dns, clock)
+    pages, store, notifier = Pages(), FakeStore(), FakeNotifier()
+    rendered = []
+
+    def render(record):
+        rendered.append(record)
+        return f"<html>{record['outcome']}</html>"
+
+    state = steps.record_audit(state, store, clock, reports=pages, render=render)
+    (record,) = store.audits[state.incident_id]
+    assert rendered == [record], "the page shows what the audit keeps"
+    key = f"reports/drill/{state.incident_id}/{state.run_id}.html"
+    assert pages.kept == {key: "<html>drill-passed</html>"}
+    steps.notify(state, notifier, clock)
+    ((_, message),) = notifier.sent
+    assert f"Report: https://reports.example/{key}" in message
+
+
+def test_a_report_that_cannot_be_written_is_said_and_the_outcome_stands(clock):
+    lab, dns = FakeDrillLab({vm: "poweredOff" for vm in STANDBY_VMS}, clock), ZoneDns()
+    state = steps.clean_up_drill(run_drill(clock, lab, dns), lab, dns, clock)
+    store = FakeStore()
+    state = steps.record_audit(state, store, clock, reports=Pages(fail=True), render=lambda record: "<html/>")
+    assert store.audits[state.incident_id][0]["outcome"] == "drill-passed"
+    assert state.report_url is None
+    assert state.timeline[-1].detail.endswith("report not written: ConnectionError: s3 unreachable")

@@ -130,8 +130,9 @@ def test_the_outcome_is_recorded_before_it_is_announced_and_a_failed_announcemen
 
 
 def test_a_request_that_fails_to_be_checked_gives_back_its_lock_and_is_announced_a_bad_one_fails_as_itself():
-    refused, failed = TASKS["ValidateRequest"]["Catch"]
+    refused, held_back, failed = TASKS["ValidateRequest"]["Catch"]
     assert refused["ErrorEquals"] == ["InvalidRequest"] and failed["ErrorEquals"] == ["States.ALL"]
+    assert held_back["ErrorEquals"] == ["DrillHeldBack"], "before States.ALL: a skipped drill is no failure"
     assert ASL["States"][refused["Next"]] | {"Comment": ""} == {
         "Type": "Fail",
         "Error": "InvalidRequest",
@@ -144,9 +145,20 @@ def test_a_request_that_fails_to_be_checked_gives_back_its_lock_and_is_announced
     assert handler["Next"] == "Failed" and [c["Next"] for c in handler["Catch"]] == ["Failed"]
 
 
+def test_a_held_back_scheduled_drill_is_recorded_as_skipped_and_ends_without_failing_unless_the_record_fails():
+    (held_back,) = [c for c in TASKS["ValidateRequest"]["Catch"] if c["ErrorEquals"] == ["DrillHeldBack"]]
+    skipped = TASKS[held_back["Next"]]
+    assert step_named(skipped) == "DrillSkipped"
+    assert skipped["Parameters"]["request.$"] == "$$.Execution.Input", "the schedule's own input is recorded"
+    assert ASL["States"][skipped["Next"]]["Type"] == "Succeed"
+    assert [c["Next"] for c in skipped["Catch"]] == ["Failed"], "an unrecorded skip shows as a failed execution"
+
+
 def test_every_step_after_validation_is_caught_into_a_failure_notice_naming_itself():
     for name, state in TASKS.items():
-        if name in ("ValidateRequest", "RequestFailed", "Notify") or name.startswith("RecordAuditNotifyError"):
+        if name in ("ValidateRequest", "RequestFailed", "DrillSkipped", "Notify") or name.startswith(
+            "RecordAuditNotifyError"
+        ):
             continue  # above
         if name == "NotifyFailure" or function_of(state) == "ReleaseLease":
             continue
@@ -234,7 +246,8 @@ def test_the_lock_is_released_at_the_end_of_every_path_success_or_failure():
 
     assert leads_to("Done") == {"ReleaseLease"}
     # RequestFailed gives back the lock of its own execution itself: no state before it holds one.
-    assert leads_to("Failed") == {"ReleaseLeaseAfterFailure", "RequestFailed"}
+    # DrillSkipped: a held-back drill never took it.
+    assert leads_to("Failed") == {"ReleaseLeaseAfterFailure", "RequestFailed", "DrillSkipped"}
     assert leads_to("ReleaseLeaseAfterFailure") == {"NotifyFailure", "RecordAuditNotifyErrorAfterFailure"}, (
         "even when the failure notice fails"
     )

@@ -35,6 +35,11 @@ class InvalidRequest(DcwatchError):
     """A failover request that must not run; nothing has been changed."""
 
 
+class DrillHeldBack(DcwatchError):
+    """A scheduled drill is not run now (a site DOWN, the lock held, automation off, a maintenance window):
+    nothing has been changed; the workflow records it as skipped."""
+
+
 class StandbyNotReady(DcwatchError):
     """The standby cannot take over: its vCenter is unreachable or VMs of the plan are missing."""
 

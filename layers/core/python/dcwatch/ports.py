@@ -202,6 +202,12 @@ class Notifier(Protocol):
     def publish(self, subject: str, message: str) -> str: ...
 
 
+class ReportStore(Protocol):
+    def put_report(self, key: str, html: str) -> str:
+        """Keeps one recovery's report page under `key`, once; where people open it (a URL)."""
+        ...
+
+
 class EventPublisher(Protocol):
     def publish_probe_results(self, results: Sequence[ProbeResult]) -> int:
         """A probe round's results as ProbeRound events (`events.probe_rounds`); returns the results sent."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from dcwatch.adapters.eventbridge import EventBridgePublisher
     from dcwatch.adapters.hooks import HookCaller
     from dcwatch.adapters.idempotency import IdempotentSteps
+    from dcwatch.adapters.reports import S3Reports
     from dcwatch.adapters.route53 import Route53Dns
     from dcwatch.adapters.secrets import SecretsManagerCredentials
     from dcwatch.adapters.sns import SnsNotifier
@@ -44,6 +45,7 @@ class Settings:
     audit_table_name: str = ""
     locks_table_name: str = ""  # the failover lock (a lease)
     topic_arn: str = ""
+    reports_bucket: str = ""  # the recovery reports' bucket; none: no report is written
     state_machine_arn: str = ""
     vantage: str = ""
     schedule_period_s: float = 60.0
@@ -65,6 +67,7 @@ class Settings:
             audit_table_name=env.get("DCWATCH_AUDIT_TABLE_NAME", ""),
             locks_table_name=env.get("DCWATCH_LOCKS_TABLE_NAME", ""),
             topic_arn=env.get("DCWATCH_TOPIC_ARN", ""),
+            reports_bucket=env.get("DCWATCH_REPORTS_BUCKET", ""),
             state_machine_arn=env.get("DCWATCH_STATE_MACHINE_ARN", ""),
             vantage=env.get("DCWATCH_VANTAGE", ""),
             schedule_period_s=float(env.get("DCWATCH_SCHEDULE_PERIOD_S", "60")),
@@ -155,6 +158,15 @@ class App:
         from dcwatch.adapters.sns import SnsNotifier
 
         return SnsNotifier(self.settings.topic_arn)
+
+    @cached_property
+    def reports(self) -> S3Reports | None:
+        """The report bucket's writer; None where the stack has none (the local runtime writes files)."""
+        if not self.settings.reports_bucket:
+            return None
+        from dcwatch.adapters.reports import S3Reports
+
+        return S3Reports(self.settings.reports_bucket)
 
     @cached_property
     def approvals(self) -> Approvals:

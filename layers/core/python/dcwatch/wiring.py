@@ -78,6 +78,7 @@ def _site_step(key: str, description: str) -> StepSpec:
 STEPS: tuple[StepSpec, ...] = (
     StepSpec("ValidateRequest", "check a recovery request, build the plan"),
     StepSpec("RequestFailed", "a request ValidateRequest could not check: give back its lock, audit, alert"),
+    StepSpec("DrillSkipped", "a scheduled drill held back: audit it as skipped, tell the operators"),
     StepSpec("RequestApproval", "send the approval request with its task token"),
     StepSpec("Approved", "record the approval, renew the failover lock"),
     StepSpec("LowerTtl", "migration, failback: lower the records' TTL before the shutdown"),

@@ -142,6 +142,13 @@ def parser() -> argparse.ArgumentParser:
                 help="instead of a start: remove every drill clone a drill left (needs --config; no --from/--to)",
             )
             recover.add_argument("--site", help="with --cleanup: only this site's vCenter (default: every site)")
+            recover.add_argument(
+                "--schedule-status",
+                action="store_true",
+                help="instead of a start: the config's drill schedule, its next run and the last drills' results "
+                "(needs --config and --audit-table or DCWATCH_AUDIT_TABLE_NAME)",
+            )
+            recover.add_argument("--audit-table", help="with --schedule-status: the audit table (AuditTableName)")
         recover.set_defaults(run=_drill if drill else _recover)
 
     def state_options(command: argparse.ArgumentParser) -> None:

@@ -54,9 +54,14 @@ START_ONLY = {"from_site": "--from", "to": "--to", "reason": "--reason", "state_
 
 
 def _drill(args: argparse.Namespace) -> int:
-    """`drill`: a start, or with --cleanup the removal of what drills left."""
+    """`drill`: a start, or with --cleanup the removal of what drills left, or with --schedule-status when the
+    scheduled drill runs next and how the last drills went."""
     given = [option for field, option in START_ONLY.items() if getattr(args, field)]
     given += ["--wait"] * args.wait + ["--table"] * bool(args.table)
+    if args.schedule_status:
+        if given or args.cleanup:
+            raise UsageError(f"--schedule-status starts nothing: drop {', '.join(given or ['--cleanup'])}")
+        return _schedule_status(args)
     if args.cleanup:
         if given:
             raise UsageError(f"--cleanup starts nothing: drop {', '.join(given)}")
@@ -65,6 +70,19 @@ def _drill(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"a drill start needs {', '.join(missing)} (or --cleanup to remove a drill's leftovers)")
     return _recover(args)
+
+
+def _schedule_status(args: argparse.Namespace) -> int:
+    """The drill schedule of --config, its next run, and the last drills from the audit table."""
+    from dcwatch.adapters.dynamodb.audit import DynamoAuditLog
+    from dcwatch.recovery.scheduled import schedule_status
+
+    if not args.config:
+        raise UsageError("--schedule-status needs --config: the schedule is the config's drill.schedule")
+    config = load_config(args.config)
+    records = DynamoAuditLog("", _table(args, "audit_table", "DCWATCH_AUDIT_TABLE_NAME")).records()
+    print("\n".join(schedule_status(config, records, datetime.now(UTC))))
+    return 0
 
 
 def _running_recovery(args: argparse.Namespace) -> str:

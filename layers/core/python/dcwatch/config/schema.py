@@ -116,6 +116,31 @@ class Alerts(ConfigModel):
     email: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(default=[])
 
 
+class Reports(ConfigModel):
+    """The recovery reports the workflow writes to the stack's report bucket: kept as evidence (ISO 27001's
+    drills), never deleted by anyone but the lifecycle."""
+
+    retention_days: int = Field(
+        default=400, ge=1, le=36500, description="a report is deleted this many days after it was written"
+    )
+    lock_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36500,
+        description="Object Lock (governance mode) holds each report this many days against any deletion; "
+        "unset: no Object Lock, the bucket policy alone denies deletes. At most retention_days",
+    )
+
+    @model_validator(mode="after")
+    def _lock_within_retention(self) -> Reports:
+        if self.lock_days is not None and self.lock_days > self.retention_days:
+            raise ValueError(
+                f"lock_days {self.lock_days} outlasts retention_days {self.retention_days}: "
+                "the lifecycle could not delete a report still locked"
+            )
+        return self
+
+
 class Network(ConfigModel):
     """The VPC whose route to the sites (VPN or Direct Connect) a second probe uses for private endpoints."""
 
@@ -141,6 +166,7 @@ class Config(ConfigModel):
     probe: Probe = unbuilt_default(Probe)
     workflow: Workflow = unbuilt_default(Workflow)
     alerts: Alerts = unbuilt_default(Alerts)
+    reports: Reports = unbuilt_default(Reports)
     automation: Automation = unbuilt_default(Automation)
     maintenance: list[MaintenanceWindow] = Field(default=[], description="planned work: no automatic action")
     tags: dict[str, str] = Field(default={}, description="tags on every AWS resource, e.g. owner and cost centre")

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dcwatch.config.checks import AnyCheck
 from dcwatch.config.fields import ConfigModel, Name, RecoveryMode, unbuilt_default
+from dcwatch.config.schedule import ScheduleError, parse_expression, zone
 from dcwatch.config.sites import DnsRecord, Hook
 
 if TYPE_CHECKING:
@@ -128,6 +129,43 @@ def clone_origin(name: str) -> str | None:
     return vm if infix and vm and is_run else None
 
 
+class DrillSchedule(ConfigModel):
+    """A drill on a schedule (an EventBridge Scheduler schedule in the stack): a drill from whichever site is
+    active at the time to the other, held back and recorded as skipped while anything says not now."""
+
+    expression: str = Field(
+        description="an EventBridge Scheduler expression: `cron(minutes hours day-of-month month day-of-week "
+        "year)` (e.g. `cron(0 3 ? * TUE *)`) or `rate(N minutes|hours|days)`"
+    )
+    time_zone: str = Field(default="UTC", description="the IANA time zone a cron is read in, e.g. Europe/Berlin")
+    reason: str = Field(
+        default="scheduled drill", min_length=3, description="the drill's reason, in its notification and audit"
+    )
+
+    @field_validator("expression")
+    @classmethod
+    def _expression(cls, value: str) -> str:
+        try:
+            parse_expression(value)
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def request(self) -> dict[str, str]:
+        """What the schedule starts the workflow with: from and to are left to the workflow, which reads the
+        active site when the drill runs (production may have moved since the schedule was made)."""
+        return {"mode": "drill", "trigger": "scheduled", "reason": self.reason}
+
+
 class Drill(ConfigModel):
     """What a drill proves, and where: clones of the standby VMs of these services, on an isolated network,
     reached through their drill records only. The standby VMs themselves are never powered on or changed."""
@@ -156,6 +194,9 @@ class Drill(ConfigModel):
         default=None, description="removes the snapshot the snapshot hook presented, once the clones are destroyed"
     )
     clone_timeout_s: int = Field(default=600, ge=1, description="deadline for every clone to be made and isolated")
+    schedule: DrillSchedule | None = Field(
+        default=None, description="run the drill on a schedule (EventBridge Scheduler); by hand only when unset"
+    )
 
     @field_validator("snapshot_hook", "snapshot_cleanup_hook")
     @classmethod

@@ -45,7 +45,11 @@ def workload_from_config(config: Config, source: str, a: Assumptions = ASSUMED) 
         secrets=len(secrets),
         vpc_apis=apis if vpc else (),
         subnets=len(config.network.subnet_ids) if config.network else 0,
-        alarms=alarm_count([v.name for v in model.vantage_points], [v.placement.region for v in model.vantage_points]),
+        alarms=alarm_count(
+            [v.name for v in model.vantage_points],
+            [v.placement.region for v in model.vantage_points],
+            drill_schedule=config.drill is not None and config.drill.schedule is not None,
+        ),
         agents=agents,
         agent_renew_s=config.fencing.renew_s if config.fencing else 0.0,
         executions=executions(config, a),
@@ -53,13 +57,13 @@ def workload_from_config(config: Config, source: str, a: Assumptions = ASSUMED) 
     )
 
 
-def alarm_count(vantages: Sequence[str], regions: Sequence[str | None]) -> int:
+def alarm_count(vantages: Sequence[str], regions: Sequence[str | None], *, drill_schedule: bool = False) -> int:
     """Mirrors `infra/dcwatch_infra/monitoring.py`: per vantage point the watchdog, per probe in the home stack
     its errors and its lost results; the evaluator's errors, failed and timed-out failovers, ExecutionEnded,
     the two failed notifications (Notify, NotifyFailure);
-    each rule's dead-letter queue (a queued rule's, or its async target's)."""
+    each rule's dead-letter queue (a queued rule's, or its async target's), and the drill schedule's."""
     home = sum(1 for region in regions if region is None)
-    return len(vantages) + 2 * home + 6 + len(RULES)
+    return len(vantages) + 2 * home + 6 + len(RULES) + drill_schedule
 
 
 def synthetic_workload(

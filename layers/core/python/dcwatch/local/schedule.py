@@ -1,11 +1,14 @@
-"""The probe schedule, locally: every vantage point's probe each interval, as EventBridge Scheduler fires them,
-and each round's results on the timeline."""
+"""The schedules, locally: every vantage point's probe each interval, as EventBridge Scheduler fires them, and
+each round's results on the timeline; the scheduled drill (`drill.schedule`)."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
+from typing import Self
 
+from dcwatch.local.deployment import LocalDeployment
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.timeline import Timeline
 
@@ -27,24 +30,17 @@ def _first(names: list[str], shown: int) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
-class ProbeSchedule:
-    """Stands in for EventBridge Scheduler locally: invokes the probe function every interval."""
+class Schedule:
+    """A schedule's thread: `_run` fires until `stop` (bounded by each schedule's own count)."""
 
-    MAX_ROUNDS = 1000
-
-    def __init__(self, pipeline: LocalPipeline, interval_s: float, timeline: Timeline, max_rounds: int = MAX_ROUNDS):
-        """`max_rounds`: the bound of the loop (`dcwatch up` runs for hours; a scenario for a minute or two)."""
-        self.pipeline, self.interval_s, self.timeline = pipeline, interval_s, timeline
-        self.max_rounds = max_rounds
-        self.rounds = 0
-        # Each round: when it ended, and per vantage point the (site, check) that failed.
-        self.history: list[tuple[float, dict[str, set[tuple[str, str]]]]] = []
-        self.durations_s: list[float] = []  # each round, from the schedule firing to every probe's return
+    def __init__(self, name: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="probe-schedule", daemon=True)
-        self._last = ""
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> ProbeSchedule:
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -52,6 +48,23 @@ class ProbeSchedule:
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=30)
+
+
+class ProbeSchedule(Schedule):
+    """Stands in for EventBridge Scheduler locally: invokes the probe function every interval."""
+
+    MAX_ROUNDS = 1000
+
+    def __init__(self, pipeline: LocalPipeline, interval_s: float, timeline: Timeline, max_rounds: int = MAX_ROUNDS):
+        """`max_rounds`: the bound of the loop (`dcwatch up` runs for hours; a scenario for a minute or two)."""
+        super().__init__("probe-schedule")
+        self.pipeline, self.interval_s, self.timeline = pipeline, interval_s, timeline
+        self.max_rounds = max_rounds
+        self.rounds = 0
+        # Each round: when it ended, and per vantage point the (site, check) that failed.
+        self.history: list[tuple[float, dict[str, set[tuple[str, str]]]]] = []
+        self.durations_s: list[float] = []  # each round, from the schedule firing to every probe's return
+        self._last = ""
 
     def _run(self) -> None:
         next_at = time.monotonic()
@@ -86,3 +99,31 @@ class ProbeSchedule:
                 self._last = summary
             next_at += self.interval_s
             self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+class DrillSchedule(Schedule):
+    """Stands in for the drill's EventBridge Scheduler schedule locally: StartExecution of the workflow with the
+    config's scheduled drill request, as Scheduler does (an execution name of its own, the request as input).
+    Every `period_s` once started (a local run shortens a `rate(...)`: nobody waits a day for a drill), or one
+    firing at a time with `fire`."""
+
+    MAX_FIRINGS = 100
+
+    def __init__(self, deployment: LocalDeployment, period_s: float):
+        schedule = deployment.config.drill.schedule if deployment.config.drill else None
+        if schedule is None:
+            raise ValueError("the config has no drill.schedule")
+        super().__init__("drill-schedule")
+        self.deployment, self.period_s, self.request = deployment, period_s, schedule.request()
+        self.fired: list[str] = []  # the executions started, in order
+
+    def fire(self) -> str:
+        """One firing: the execution's ARN."""
+        name = f"scheduled-drill-{uuid.uuid4().hex[:12]}"
+        arn = self.deployment.start_failover(self.request, name=name)
+        self.fired.append(arn)
+        return arn
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s) and len(self.fired) < self.MAX_FIRINGS:
+            self.fire()

@@ -57,6 +57,7 @@ def success_message(state: WorkflowState, clock: Clock = utcnow) -> tuple[str, s
                 "Hooks that failed (set to continue), to be done by hand:",
                 *[f"  {f}" for f in progress.hook_failures],
             ]
+    body += [f"Report: {state.report_url}"] if state.report_url else []
     body += ["", f"Incident: {state.incident_id}", "Timeline (end time, duration, step):", *_timeline(state)]
     return alert_subject(subject), "\n".join(body)
 

@@ -90,10 +90,11 @@ class _Request(_Camel):
         pattern=r"^[A-Za-z0-9_-]{1,80}$",
         description=f"a manual start's starts with {MANUAL_PREFIX!r}; left out, the execution's name is used",
     )
-    trigger: Literal["manual", "automatic"] = Field(
+    trigger: Literal["manual", "automatic", "scheduled"] = Field(
         default="manual",
         description="automatic: the evaluator's own start only (the workflow checks it against the evaluator's "
-        "records and the lock); anything else is manual",
+        "records and the lock); scheduled: a drill the config's `drill.schedule` started, from and to left out "
+        "(the active site and the other, when it runs); anything else is manual",
     )
     force: bool = Field(
         default=False,
@@ -179,6 +180,7 @@ def parse_request(
     """
     if not isinstance(raw, dict):
         raise InvalidRequest("request must be a JSON object with mode, from, to, reason")
+    raw = scheduled_sites(raw, config, active_site)
     problems: list[str] = []
     try:
         request: FailoverRequest | None = FailoverRequest.model_validate(raw)
@@ -202,6 +204,17 @@ def parse_request(
     return request
 
 
+def scheduled_sites(raw: dict[str, Any], config: Config, active_site: str | None) -> dict[str, Any]:
+    """A scheduled drill's from and to, read when it runs: from the active site (the recorded one, else the
+    config's) to the other. One that names either keeps them, checked as any drill's are."""
+    source = active_site or config.active_site
+    if raw.get("trigger") != "scheduled" or "from" in raw or "to" in raw or len(config.sites) != 2:
+        return raw
+    if source not in [s.name for s in config.sites]:
+        return raw
+    return {**raw, "from": source, "to": config.other_site(source)}
+
+
 def _mode_problems(
     request: FailoverRequest, config: Config, active: str | None, site_status: Callable[[str], str] | None = None
 ) -> list[str]:
@@ -223,6 +236,8 @@ def _mode_problems(
         problems += _ttl_problems(request.lower_ttl_s, mode, config)
     if mode != "drill" and active is not None and source != active:
         problems.append(f"from: a {mode} leaves the active site, which is {active}, not {source}")
+    if request.trigger == "scheduled" and mode != "drill":
+        problems.append(f"trigger: only a drill runs on a schedule, not a {mode}")
     if mode == "drill":
         if config.drill is None:
             problems.append("mode: drill needs a `drill:` section in the config naming the drill services")
@@ -234,7 +249,7 @@ def _mode_problems(
 def _origin_problems(request: FailoverRequest, origin: Origin | None) -> list[str]:
     """A start by hand claims neither the evaluator's trigger nor one of its incidents."""
     incident = request.incident_id
-    if request.trigger == "manual":
+    if request.trigger in ("manual", "scheduled"):
         if incident is not None and not incident.startswith(MANUAL_PREFIX):
             return [
                 f"incidentId: a recovery started by hand has its own incident, starting with {MANUAL_PREFIX!r}, "

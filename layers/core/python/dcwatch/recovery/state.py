@@ -136,6 +136,9 @@ class WorkflowState(_Camel):
         default=None, alias="notifyError", description="why the outcome's notification failed after its retries"
     )
     storage: str | None = Field(default=None, description="what the storage check found")
+    report_url: str | None = Field(
+        default=None, alias="reportUrl", description="where the run's report page is kept, once written"
+    )
     run_id: str = Field(default="", alias="runId", description="this execution's key for steps that act once")
     lease_owner: str = Field(
         default="", alias="leaseOwner", description="who holds the lock for this execution: its execution name"

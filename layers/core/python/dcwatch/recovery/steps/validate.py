@@ -8,8 +8,10 @@ from typing import Any
 
 from dcwatch.config import MANUAL_PREFIX, Config
 from dcwatch.config.workflow import DRILL_RUN_LENGTH
+from dcwatch.errors import DrillHeldBack
 from dcwatch.recovery.plan import build_plan
 from dcwatch.recovery.request import MODE_WORDS, Origin, manual_incident, parse_request
+from dcwatch.recovery.scheduled import HoldBack
 from dcwatch.recovery.state import ApprovalGate, Clock, WorkflowState, utcnow
 
 
@@ -22,12 +24,16 @@ def validate_request(
     site_status: Callable[[str], str] | None = None,
     execution: str | None = None,
     origin: Origin | None = None,
+    hold_back: HoldBack | None = None,
 ) -> WorkflowState:
     """The accepted request and its plan; `execution` (the Step Functions execution name) owns the lock.
 
-    A forced request (data loss accepted, the standby's agent overridden) waits for a human's approval."""
+    A forced request (data loss accepted, the standby's agent overridden) waits for a human's approval.
+    A scheduled drill that `hold_back` gives reasons against: DrillHeldBack, nothing changed."""
     request = parse_request(raw, config, active_site, site_status, origin)
     now = clock()
+    if request.trigger == "scheduled" and hold_back is not None and (reasons := hold_back.reasons(now)):
+        raise DrillHeldBack("; ".join(reasons))
     name = execution or (origin.execution if origin else None)
     incident = request.incident_id or (
         manual_incident(name) if name else f"{MANUAL_PREFIX}{request.from_site}-{now:%Y%m%dT%H%M%SZ}"
