@@ -6,8 +6,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Self
 
+from dcwatch.config.schedule import next_fire, parse_expression
 from dcwatch.local.deployment import LocalDeployment
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.timeline import Timeline
@@ -104,18 +106,26 @@ class ProbeSchedule(Schedule):
 class DrillSchedule(Schedule):
     """Stands in for the drill's EventBridge Scheduler schedule locally: StartExecution of the workflow with the
     config's scheduled drill request, as Scheduler does (an execution name of its own, the request as input).
-    Every `period_s` once started (a local run shortens a `rate(...)`: nobody waits a day for a drill), or one
-    firing at a time with `fire`."""
+    Once started, at the times the config's expression says (`config.schedule.next_fire`, from the start), or
+    every `period_s` when given (tests); or one firing at a time with `fire`."""
 
     MAX_FIRINGS = 100
 
-    def __init__(self, deployment: LocalDeployment, period_s: float):
+    def __init__(self, deployment: LocalDeployment, period_s: float | None = None):
         schedule = deployment.config.drill.schedule if deployment.config.drill else None
         if schedule is None:
             raise ValueError("the config has no drill.schedule")
         super().__init__("drill-schedule")
         self.deployment, self.period_s, self.request = deployment, period_s, schedule.request()
+        self.expression, self.time_zone = parse_expression(schedule.expression), schedule.time_zone
+        self.started = datetime.now(UTC)
         self.fired: list[str] = []  # the executions started, in order
+
+    def next_at(self, now: datetime) -> datetime | None:
+        """When it fires next after `now` (None: never again)."""
+        if self.period_s is not None:
+            return now + timedelta(seconds=self.period_s)
+        return next_fire(self.expression, self.time_zone, now, since=self.started)
 
     def fire(self) -> str:
         """One firing: the execution's ARN."""
@@ -125,5 +135,7 @@ class DrillSchedule(Schedule):
         return arn
 
     def _run(self) -> None:
-        while not self._stop.wait(self.period_s) and len(self.fired) < self.MAX_FIRINGS:
+        while len(self.fired) < self.MAX_FIRINGS and (at := self.next_at(datetime.now(UTC))) is not None:
+            if self._stop.wait(max(0.0, (at - datetime.now(UTC)).total_seconds())):
+                return
             self.fire()

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -26,7 +27,7 @@ from dcwatch.local.fault_channel import CONTROL_FILE, FaultChannel, running_pid
 from dcwatch.local.links import describe as describe_topology
 from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.runner import add_notification, add_site_status
-from dcwatch.local.schedule import ProbeSchedule
+from dcwatch.local.schedule import DrillSchedule, ProbeSchedule
 from dcwatch.local.timeline import Timeline, console_writer, handler_logs_to
 from dcwatch.local.watcher import Observations, Watcher
 from dcwatch.wiring import TABLES
@@ -143,6 +144,12 @@ def run_up(
         rounds = int(bound_s / config.probe.interval_s) + 2
         probes = ProbeSchedule(pipeline, config.probe.interval_s, timeline, max_rounds=rounds).start()
         stack.callback(probes.stop)
+        if config.drill is not None and config.drill.schedule is not None:  # as EventBridge Scheduler would
+            drills = DrillSchedule(pipeline).start()
+            stack.callback(drills.stop)
+            first = drills.next_at(datetime.now(UTC))
+            when = f"first at {first:%H:%M:%S}Z" if first else "never: the expression matches no time"
+            timeline.add("drill_schedule", f"scheduled drills {config.drill.schedule.expression}: {when}")
 
         def by_hand(kind: str, text: str) -> None:
             timeline.add(kind, text)
