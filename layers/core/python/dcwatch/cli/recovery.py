@@ -13,6 +13,7 @@ from typing import Any
 
 from dcwatch.adapters.dynamodb import DynamoLeases
 from dcwatch.cli.common import UsageError, _caller, _store, _table
+from dcwatch.cli.reports import SCAN_RECORDS
 from dcwatch.config import RecoveryMode, load_config
 from dcwatch.recovery.plan import build_plan, describe_plan
 from dcwatch.recovery.request import MANUAL_PREFIX, leaving_site, parse_request
@@ -80,7 +81,9 @@ def _schedule_status(args: argparse.Namespace) -> int:
     if not args.config:
         raise UsageError("--schedule-status needs --config: the schedule is the config's drill.schedule")
     config = load_config(args.config)
-    records = DynamoAuditLog("", _table(args, "audit_table", "DCWATCH_AUDIT_TABLE_NAME")).records()
+    records = DynamoAuditLog("", _table(args, "audit_table", "DCWATCH_AUDIT_TABLE_NAME")).scan_audit(
+        SCAN_RECORDS
+    )  # the same bound as the scorecard's
     print("\n".join(schedule_status(config, records, datetime.now(UTC))))
     return 0
 

@@ -49,22 +49,6 @@ class DynamoAuditLog(Table):
             items.append(last_failover_item(failover))
         self._with_audit(items, (incident_id, record))
 
-    def records(self, max_pages: int = 100) -> list[dict[str, Any]]:
-        """Every record of the table (a Scan, at most `max_pages` pages of 1 MB): the audit is small, kept for
-        reading back (`dcwatch drill --schedule-status`)."""
-        found: list[dict[str, Any]] = []
-        start: dict[str, Any] | None = None
-        for _ in range(max_pages):
-            with aws_call("dynamodb:Scan"):
-                page = self._client().scan(
-                    TableName=self.audit_table, ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {})
-                )
-            found += [json.loads(from_item(i)["record"]) for i in page["Items"]]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
-        return found
-
     def audit(self, incident_id: str) -> list[dict[str, Any]]:
         with aws_call("dynamodb:Query"):
             items = self._client().query(
