@@ -162,11 +162,14 @@ def passed_drill(store: DynamoStateStore, clock: Clock) -> str:
 
 
 def failover(store: DynamoStateStore, clock: Clock, took_s: float) -> str:
-    """A disaster recovery's outcome as RecordAudit writes it: record, active site and cooldown together."""
+    """A disaster recovery's outcome as RecordAudit writes it (record, active site and cooldown together), its
+    DNS in sync `took_s` after its start (as CheckDns notes it): its RTO, with no DOWN decision on record."""
     request = {"mode": "disaster", "from": "dc-a", "to": "dc-b", "reason": "dc-a lost", "trigger": "automatic"}
     request["incidentId"] = "dc-a-down-20261125T030000Z"
     state = steps.validate_request(request, load_config(DEMO_CONFIG), clock, active_site="dc-a")
+    started = clock()
     clock.now += timedelta(seconds=took_s)
+    state.note("CheckDns", "Route 53 changes INSYNC; verified: the records answer dc-b's values", clock, started)
     steps.record_audit(state, store, clock)
     return state.incident_id
 

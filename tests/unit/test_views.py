@@ -75,21 +75,30 @@ def test_long_lists_of_failing_checks_are_cut_with_a_count():
     assert len(view.to_json()["sites"]["dc-a"]["failing"]) == MAX_FAILING + 3
 
 
-def recovery(outcome="succeeded", mode="disaster", **more):
+def at(seconds: float) -> str:
+    return (NOW + timedelta(seconds=seconds)).isoformat()
+
+
+def recovery(outcome="succeeded", mode="disaster", dns_s=38.0, **more):
+    """A recovery's audit record: it started at NOW, DNS was in sync (and answered) `dns_s` later, it ended at 40 s."""
     record = {"outcome": outcome, "mode": mode, "request": {"mode": mode, "from": "dc-a", "to": "dc-b"}}
-    return record | {"startedAt": NOW.isoformat(), "finishedAt": (NOW + timedelta(seconds=40)).isoformat()} | more
+    in_sync = {"step": "CheckDns", "started": at(dns_s - 2), "at": at(dns_s), "detail": "INSYNC, answers verified"}
+    return record | {"startedAt": at(0), "finishedAt": at(40), "durationS": 40.0, "timeline": [in_sync]} | more
 
 
-def test_rto_of_a_failover_and_of_a_drill():
-    assert rto_s(recovery(durationS=40.0)) == 40.0
-    assert rto_s(recovery()) == 40.0, "from startedAt and finishedAt when durationS is missing"
+DOWN = {"kind": "site", "site": "dc-a", "status": "DOWN", "failingSince": at(-12), "decidedAt": at(-5)}
+
+
+def test_the_rto_is_the_reports_from_the_first_failed_probe_to_dns_in_sync_and_a_drills_to_its_records():
+    assert rto_s(recovery()) == 38.0, "without its incident's DOWN decision: from the workflow's start"
+    assert rto_s(recovery(), [DOWN]) == 50.0, "from the first failed probe of the streak that turned dc-a DOWN"
     assert rto_s(recovery("failed")) is None, "a failed failover recovered nothing"
     drill = recovery("drill-passed", "drill", drill={"measured": {"drill records in sync": 31.5, "cleaned up": 40}})
     assert kind_of(drill) == "drill" and rto_s(drill) == 31.5
 
 
 def test_the_last_failover_is_the_cooldowns_record_with_its_audit():
-    entries = [AuditEntry("i-1", NOW, recovery(durationS=12.0)), AuditEntry("i-2", NOW, recovery(durationS=50.0))]
+    entries = [AuditEntry("i-1", NOW, recovery(dns_s=12.0)), AuditEntry("i-2", NOW, recovery(dns_s=30.0))]
     view = status_view(reading(last_failover=LastFailover("i-1", NOW), audit=entries))
     assert view.last_failover == {
         "incidentId": "i-1",
@@ -105,7 +114,7 @@ def test_history_is_oldest_first_filtered_by_kind_and_time():
     entries = [
         AuditEntry("automation", NOW + timedelta(minutes=2), {"kind": "automation", "enabled": False, "by": "al"}),
         AuditEntry("i-1", NOW, {"kind": "site", "site": "dc-a", "status": "DOWN", "explanation": "3 of 3 failed"}),
-        AuditEntry("i-1", NOW + timedelta(minutes=1), recovery(durationS=40.0)),
+        AuditEntry("i-1", NOW + timedelta(minutes=1), recovery()),
     ]
     assert [(line.kind, line.outcome) for line in history(entries)] == [
         ("incident", "DOWN"),

@@ -4,6 +4,7 @@ started it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 RECOVERY_OUTCOMES = frozenset({"succeeded", "failed", "drill-passed", "dry-run", "notify-failed"})
@@ -21,7 +22,13 @@ def recovery_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     recoveries = sorted((r for r in records if is_recovery(r)), key=lambda r: str(r.get("finishedAt", "")))
     if not recoveries:
         return None
-    chosen = dict(recoveries[-1])
+    return with_detection(recoveries[-1], records)
+
+
+def with_detection(record: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """A disaster's recovery record with the detection that started it, when its incident's DOWN decision is among
+    `records`: {since: the first failed probe of the streak (or the round that decided), at: the decision}."""
+    chosen = dict(record)
     down = next((r for r in records if r.get("kind") == "site" and r.get("status") == "DOWN"), None)
     if down is not None and chosen.get("mode") == "disaster" and down.get("decidedAt"):
         since = down.get("failingSince") or down.get("changedAt") or down["decidedAt"]

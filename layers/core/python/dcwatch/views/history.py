@@ -4,12 +4,14 @@ in, views out."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from dcwatch.ports import AuditEntry
+from dcwatch.reports.records import with_detection
+from dcwatch.reports.timing import timing
 
 Kind = Literal["incident", "failover", "drill", "automation", "approval", "maintenance"]
 KINDS: tuple[Kind, ...] = ("incident", "failover", "drill", "automation", "approval", "maintenance")
@@ -54,23 +56,16 @@ def kind_of(record: Mapping[str, Any]) -> Kind:
     return "incident"
 
 
-def rto_s(record: Mapping[str, Any]) -> float | None:
-    """A recovery's RTO: a failover's from its start to its end (DNS verified, recorded); a drill's from its start
-    to its clones answering on the drill records (`drill.measured`). None when it has none (it never got there)."""
-    if not is_recovery(record):
+def rto_s(record: Mapping[str, Any], incident: Iterable[Mapping[str, Any]] = ()) -> float | None:
+    """A recovery's RTO as its report measures it (`reports.timing`): from the detection's start (its incident's
+    DOWN decision, among the `incident`'s records) or else the workflow's start, to DNS in sync; a drill's to its
+    drill records in sync. None when it has none (it never got there, or a record without its times)."""
+    if not is_recovery(record) or record.get("outcome") not in ("succeeded", "drill-passed"):
         return None
-    if kind_of(record) == "drill":
-        measured = (record.get("drill") or {}).get("measured") or {}
-        proven = measured.get(DRILL_PROVEN)
-        return float(proven) if proven is not None and record.get("outcome") == "drill-passed" else None
-    if record.get("outcome") != "succeeded":
+    try:
+        return timing(with_detection(record, incident)).rto_s
+    except ValueError:  # a record from before the workflow stamped its start
         return None
-    if record.get("durationS") is not None:
-        return float(record["durationS"])
-    started, finished = record.get("startedAt"), record.get("finishedAt")
-    if started and finished:
-        return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
-    return None
 
 
 def outcome_of(record: Mapping[str, Any]) -> str:
@@ -145,8 +140,22 @@ def history(
 ) -> list[HistoryLine]:
     """The entries at or after `since`, of `kinds` (every kind when empty), oldest first: read top to bottom as
     it happened, the latest just above the prompt."""
+    by_incident: dict[str, list[Mapping[str, Any]]] = {}
+    for e in entries:
+        by_incident.setdefault(e.id, []).append(e.record)
+
+    def rto_of(entry: AuditEntry) -> float | None:
+        return rto_s(entry.record, by_incident[entry.id])
+
     lines = [
-        HistoryLine(e.id, kind_of(e.record), e.at, outcome_of(e.record), rto_s(e.record), summary_of(e.record))
+        HistoryLine(
+            e.id,
+            kind_of(e.record),
+            e.at,
+            outcome_of(e.record),
+            rto_s(e.record, by_incident[e.id]),
+            summary_of(e.record),
+        )
         for e in entries
         if since is None or e.at >= since
     ]

@@ -237,7 +237,7 @@ def _last_failover(reading: Reading) -> dict[str, Any] | None:
         "to": request.get("to") if isinstance(request, dict) else None,
         "mode": record.get("mode"),
         "outcome": record.get("outcome"),
-        "rtoS": rto_s(record) if record else None,
+        "rtoS": rto_s(record, [e.record for e in reading.audit or [] if e.id == incident]) if record else None,
     }
 
 
