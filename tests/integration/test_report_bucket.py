@@ -8,6 +8,8 @@ import pytest
 from moto import mock_aws
 
 from dcwatch.adapters.reports import S3Reports
+from dcwatch.reports import render_report
+from tests.unit.recoveries import ran_failover
 
 pytestmark = pytest.mark.integration
 
@@ -31,3 +33,14 @@ def test_a_report_is_kept_once_under_its_key_and_its_link_opens_it_in_the_consol
     assert kept["Body"].read() == b"<html>first</html>"
     assert kept["ContentType"] == "text/html; charset=utf-8"
     assert len(s3.list_object_versions(Bucket="reports")["Versions"]) == 1
+
+
+def test_recordaudit_writes_the_runs_rendered_report_page_to_the_bucket_as_in_the_stack(s3):
+    reports = S3Reports("reports", s3)
+    record = ran_failover(reports=reports, render=lambda audit: render_report(audit, 60.0))
+    key = f"reports/disaster/manual-inc-1/{record['runId']}.html"
+    page = s3.get_object(Bucket="reports", Key=key)["Body"].read().decode()
+    assert page.lstrip().lower().startswith("<!doctype html") and "Failover dc-a → dc-b" in page
+    steps = [e for e in record["timeline"] if e.get("started")]
+    assert page.count('<rect class="bar ') == len(steps) > 10, "one bar a step with a start"
+    assert "PASS" in page and "within the target of 60 s" in page

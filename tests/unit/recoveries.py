@@ -35,8 +35,11 @@ def _passing(checks: Any, round_id: str) -> Any:
     return run_round(checks, runner, vantage="workflow", round_id=round_id)
 
 
-def ran_failover(reason: str = "dc-a lost power", tick_s: float = 0.5, **request: Any) -> dict[str, Any]:
-    """The `succeeded` record of a disaster failover dc-a -> dc-b: fenced, three priority groups, verified, DNS."""
+def ran_failover(
+    reason: str = "dc-a lost power", tick_s: float = 0.5, *, reports: Any = None, render: Any = None, **request: Any
+) -> dict[str, Any]:
+    """The `succeeded` record of a disaster failover dc-a -> dc-b: fenced, three priority groups, verified, DNS;
+    with `reports` and `render`, RecordAudit writes its report page there as in the stack."""
     config, clock = demo_config(), TickingClock(T0, tick_s)
     raw = {"action": "failover", "from": "dc-a", "to": "dc-b", "reason": reason, "incidentId": "manual-inc-1"}
     state = steps.validate_request(raw | request, config, clock)
@@ -63,5 +66,5 @@ def ran_failover(reason: str = "dc-a lost power", tick_s: float = 0.5, **request
     step(lambda s: steps.switch_dns(s, dns, 60, clock))
     while not state.progress.dns_in_sync:
         step(lambda s: steps.check_dns(s, dns, clock))
-    step(lambda s: steps.record_audit(s, store, clock))
+    step(lambda s: steps.record_audit(s, store, clock, reports=reports, render=render))
     return messages.audit_record(state, "succeeded", clock)
