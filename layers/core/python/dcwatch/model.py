@@ -192,3 +192,8 @@ class HeldBack:
 
 def held(blocked: HeldBack | None, kind: Hold) -> bool:
     return blocked is not None and blocked.kind is kind
+
+
+# The milestone a drill's RTO is measured to: its clones up and answering on the drill records. The drill step
+# measures it, the notification, `status`, `history` and the report read it by this name.
+DRILL_RECORDS_IN_SYNC = "drill records in sync"

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from dcwatch.model import DRILL_RECORDS_IN_SYNC
 from dcwatch.recovery.plan import describe_plan
 from dcwatch.recovery.request import MODE_WORDS
 from dcwatch.recovery.state import Clock, Gate, WorkflowState, utcnow
@@ -163,7 +164,7 @@ def drill_message(state: WorkflowState) -> tuple[str, list[str]]:
     that production was never touched."""
     request, measured = state.request, state.drill.measured
     network = state.plan.drill.network if state.plan.drill else "?"
-    proven = measured.get("drill records in sync", _elapsed_at(state, "CheckDns"))
+    proven = measured.get(DRILL_RECORDS_IN_SYNC, _elapsed_at(state, "CheckDns"))
     subject = f"OK: DRILL PASSED {request.from_site} -> {request.to}, clones proven in {proven:.1f} s"
     if state.drill.lease_problem:
         subject = f"ACTION NEEDED: DRILL PASSED {request.from_site} -> {request.to}, but it lost the lock"

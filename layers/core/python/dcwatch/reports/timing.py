@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from dcwatch.model import DRILL_RECORDS_IN_SYNC
+
 SUCCEEDED = frozenset({"succeeded", "drill-passed", "dry-run"})
-DRILL_IN_SYNC = "drill records in sync"
 
 # Which phase each step belongs to: the bar's colour and the legend.
 PHASES: dict[str, str] = {
@@ -145,7 +146,7 @@ def timing(record: dict[str, Any], target_s: float | None = None) -> Timing:
     succeeded = outcome in SUCCEEDED or (outcome == "notify-failed" and not record.get("failedStep"))
     rto_end = _rto_end(record, started)
     rto_from = "detection" if since else "workflow start"
-    rto_to = DRILL_IN_SYNC if mode == "drill" else "DNS in sync"
+    rto_to = DRILL_RECORDS_IN_SYNC if mode == "drill" else "DNS in sync"
     return Timing(
         origin=origin,
         bars=bars,
@@ -164,7 +165,7 @@ def _rto_end(record: dict[str, Any], started: datetime) -> datetime | None:
     """When the records answered at the target: a drill's measured milestone, else the last CheckDns."""
     if record.get("mode") == "drill":
         measured = (record.get("drill") or {}).get("measured") or {}
-        if DRILL_IN_SYNC in measured:
-            return started + timedelta(seconds=float(measured[DRILL_IN_SYNC]))
+        if DRILL_RECORDS_IN_SYNC in measured:
+            return started + timedelta(seconds=float(measured[DRILL_RECORDS_IN_SYNC]))
     in_sync = [_time(e.get("at")) for e in record.get("timeline") or [] if e.get("step") == "CheckDns"]
     return max((t for t in in_sync if t), default=None)

@@ -27,7 +27,6 @@ _DECISIONS = {
     "failover",
     "site fenced",
 }
-DRILL_PROVEN = "drill records in sync"  # the drill's milestone its RTO is: clones up and answering on the drill records
 
 
 def _mode(record: Mapping[str, Any]) -> str | None:

@@ -19,9 +19,9 @@ from typing import Any
 
 from dcwatch.config import MaintenanceWindow
 from dcwatch.detection.decision import describe_window
-from dcwatch.model import AutomationSwitch, CheckState, LastFailover, StoredStatus
+from dcwatch.model import DRILL_RECORDS_IN_SYNC, AutomationSwitch, CheckState, LastFailover, StoredStatus
 from dcwatch.ports import AuditEntry, Lease, RunningExecution
-from dcwatch.views.history import DRILL_PROVEN, is_recovery, kind_of, rto_s
+from dcwatch.views.history import is_recovery, kind_of, rto_s
 
 SITE_CHECKS = "(site)"  # the row of a site's own checks (its vCenter, its infrastructure): no service
 MAX_FAILING = 5  # failing checks shown per site; the rest counted
@@ -414,7 +414,7 @@ def _failover_line(last: dict[str, Any] | None, read: bool, now: datetime) -> st
 def _drill_line(last: dict[str, Any] | None, read: bool, now: datetime) -> str:
     if last is None:
         return "none recorded" if read else "not read (no --audit-table)"
-    rto = f", proven in {last['rtoS']:.1f} s ({DRILL_PROVEN})" if last.get("rtoS") is not None else ""
+    rto = f", proven in {last['rtoS']:.1f} s ({DRILL_RECORDS_IN_SYNC})" if last.get("rtoS") is not None else ""
     failed = f" at {last['failedStep']}" if last.get("failedStep") else ""
     cleaned = f", cleaned up at {last['cleanedUpS']:.1f} s" if last.get("cleanedUpS") is not None else ""
     when = _when(datetime.fromisoformat(last["at"]), now)

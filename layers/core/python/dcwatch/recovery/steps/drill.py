@@ -10,6 +10,7 @@ import time
 from datetime import datetime, timedelta
 
 from dcwatch.errors import DrillCleanupIncomplete, DrillCloneFailed, DrillCloneTimeout
+from dcwatch.model import DRILL_RECORDS_IN_SYNC
 from dcwatch.ports import Dns, DrillClone, DrillLab, HookRunner, Leases, Once
 from dcwatch.recovery.plan import DrillPlan
 from dcwatch.recovery.state import Clock, WorkflowState, run_now, utcnow
@@ -37,7 +38,7 @@ def _measure(state: WorkflowState) -> dict[str, float]:
         "clones ready": last("CheckClones"),
         "powered on": last("CheckGroup") if state.progress.all_groups_up else None,
         "verified": last("VerifyServices"),
-        "drill records in sync": last("CheckDns") if state.progress.dns_in_sync else None,
+        DRILL_RECORDS_IN_SYNC: last("CheckDns") if state.progress.dns_in_sync else None,
         "cleaned up": last("CleanUpDrill"),
     }
     return {name: round((at - state.started_at).total_seconds(), 3) for name, at in reached.items() if at is not None}
