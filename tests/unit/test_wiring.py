@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from dcwatch.config.hooks import DRILL_HOOK_STEPS, HOOK_STEPS
 from dcwatch.config.workflow import (
     STEP_OWN_WORK_S,
     STEP_TIMEOUT_S,
@@ -317,7 +318,7 @@ def test_every_wait_is_bounded_by_a_step_that_enforces_a_deadline():
 
 
 def test_the_hook_budget_the_config_checks_is_the_timeout_every_step_lambda_gets():
-    runners = {step.function for step in STEPS if step.key in ("StartGroup", "CheckGroup")}
+    runners = {step.function for step in STEPS if step.key in (*HOOK_STEPS, *DRILL_HOOK_STEPS)}
     assert runners == {"SiteSteps"}
     assert all(spec.timeout_s == STEP_TIMEOUT_S for spec in failover_task_functions())
 

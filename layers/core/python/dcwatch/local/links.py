@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dcwatch.config import Reach
+from dcwatch.config.hooks import HOOK_STEPS
 from dcwatch.topology import VCENTER_PREFIX, Placement, Topology
 
 PATHS: tuple[Reach, ...] = ("public", "private")
 PathRef = Literal["public", "private", "all"]
 PROBE = "Probe"
-# The steps that run hooks (a storage promote API, a load balancer); both are placed alike.
-HOOK_CALLERS = ("StartGroup", "CheckGroup")
 
 
 @dataclass(frozen=True, order=True)
@@ -73,7 +72,7 @@ def hook_link(topology: Topology, site: str) -> Link:
     """The link over which a site's HTTP hooks are called: the hook steps' own, the VPN into the site from the
     VPC, the internet without one. Hook URLs travel in the recovery plan, which ValidateRequest builds
     wherever it runs, so every placement's config routes them over the callers' link."""
-    caller = topology.placement(HOOK_CALLERS[0])
+    caller = topology.placement(HOOK_STEPS[0])  # every hook step (groups', drills') runs in SiteSteps
     return Link(caller.name, site, "private" if caller.in_vpc else "public")
 
 
