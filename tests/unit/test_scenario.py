@@ -337,3 +337,28 @@ def test_a_drill_that_switched_its_drill_records_is_no_failover():
     watcher = SimpleNamespace(fault_at=0.0)
     seen = _observed(timeline, Observations(), watcher, "dc-b", [], ["manual-drill-dc-a-1"])  # type: ignore[arg-type]
     assert seen.failovers == 1
+
+
+def test_a_down_or_workflow_before_the_first_step_fails_the_scenario_as_left_over_from_before_the_reset(tmp_path):
+    """A failover the scenario did not cause must not pass as the one it expects (the previous scenario's outage
+    reaching across the reset once did exactly that, and only the alert count caught it)."""
+    timeline = Timeline(lambda line: None)
+    timeline.add("site_down", "dc-a (active) DOWN: failover", t=1.0, site="dc-a")
+    timeline.add("workflow_step", "ValidateRequest done", t=1.5, step="ValidateRequest", execution="dc-a-down-1")
+    timeline.add("workflow_step", "SwitchDns done", t=6.0, step="SwitchDns", execution="dc-a-down-1")
+    seen = _observed(timeline, Observations(), SimpleNamespace(fault_at=6.5), "dc-b", [], [], 5.5)  # type: ignore[arg-type]
+    assert seen.before_start == ["DOWN dc-a at -4.50 s", "workflow dc-a-down-1 at -4.00 s"]
+
+    verdict = judge(spec_expecting(tmp_path, True), load_config(DEMO_CONFIG), seen)
+    assert not verdict.decision_passed
+    assert verdict.problems[0] == (
+        "before the first step, with nothing injected yet: DOWN dc-a at -4.50 s; workflow dc-a-down-1 at -4.00 s"
+    )
+
+
+def test_what_happens_after_the_first_step_is_the_scenarios_own():
+    timeline = Timeline(lambda line: None)
+    timeline.add("site_down", "dc-a (active) DOWN: failover", t=9.0, site="dc-a")
+    timeline.add("workflow_step", "SwitchDns done", t=12.0, step="SwitchDns", execution="dc-a-down-1")
+    seen = _observed(timeline, Observations(), SimpleNamespace(fault_at=5.5), "dc-b", [], [], 5.5)  # type: ignore[arg-type]
+    assert (seen.before_start, seen.failovers, seen.detection_s) == ([], 1, 3.5)

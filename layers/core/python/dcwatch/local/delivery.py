@@ -23,6 +23,9 @@ Listener = Callable[[dict[str, Any]], None]
 RULE_WORKERS = 4
 
 
+LATE_SEND_JOIN_S = 5.0  # one SendMessage to moto, with room for a loaded machine
+
+
 class EvaluatorCrashed(RuntimeError):
     """Injected: the evaluator's process dies after updating check state, before it starts the workflow."""
 
@@ -49,6 +52,7 @@ class EventPlumbing:
         self.replayed: set[str] = set()
         self.pump: QueuePump | None = None
         self.lock = threading.Lock()
+        self._late: list[threading.Timer] = []  # late copies not yet sent; `stop` drops them
 
     def listen(
         self, on_site_status: Listener = lambda event: None, on_notification: Listener = lambda body: None
@@ -80,8 +84,15 @@ class EventPlumbing:
         self.pump.start()
 
     def stop(self) -> None:
+        """Stops the delivery, and with it every late copy still to come: a copy of the last scenario's round
+        sent after a reset would reach the new queue (same name) and be judged as the next scenario's news."""
         if self.pump is not None:
             self.pump.stop()
+        with self.lock:
+            late, self._late = self._late, []
+        for timer in late:
+            timer.cancel()
+            timer.join(timeout=LATE_SEND_JOIN_S)  # one that is sending already finishes before the queue goes
 
     def install_crash_hook(self) -> None:
         if boto3.DEFAULT_SESSION is None:
@@ -145,6 +156,8 @@ class EventPlumbing:
             if fifo:  # a FIFO queue delays no single message: the copy is sent late instead
                 timer = threading.Timer(bus.late_s, send, args=("late",))
                 timer.daemon = True
+                with self.lock:
+                    self._late = [t for t in self._late if t.is_alive()] + [timer]
                 timer.start()
             else:
                 send("late")

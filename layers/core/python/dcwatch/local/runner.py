@@ -71,7 +71,7 @@ def play(
         stack.callback(probes.stop)
 
         time.sleep(spec.steady_s if steady_s is None else steady_s)
-        start = time.monotonic()
+        start, begun = time.monotonic(), timeline.now()
         planned = player.schedule()
         has_fault = any(is_fault for *_, is_fault in planned)
         for at, action, text, is_fault in planned:
@@ -114,7 +114,7 @@ def play(
             for name, ok in pipeline.lambdas.invocations
             if not ok and not name.endswith(OUTCOME_FAILURES)
         ]
-        seen = _observed(timeline, obs, watcher, active_after, pump.errors + player.errors, player.drills)
+        seen = _observed(timeline, obs, watcher, active_after, pump.errors + player.errors, player.drills, begun)
         seen.both_serving_s = float(overlap["both_serving_s"])  # type: ignore[arg-type]
         seen.standby_answered_s = float(overlap["standby_answered_s"])  # type: ignore[arg-type]
         seen.drills = {name: drill_outcome(pipeline, name, obs) for name in player.drills}
@@ -197,14 +197,24 @@ def _decided(spec: ScenarioSpec, watcher: Watcher, obs: Observations, quiet_unti
 
 
 def _observed(
-    timeline: Timeline, obs: Observations, watcher: Watcher, active_after: str, errors: list[str], drills: list[str]
+    timeline: Timeline,
+    obs: Observations,
+    watcher: Watcher,
+    active_after: str,
+    errors: list[str],
+    drills: list[str],
+    begun: float = 0.0,
 ) -> Seen:
-    """What the run saw; a failover is an execution that switched DNS, a drill's (its drill records) none."""
+    """What the run saw; a failover is an execution that switched DNS, a drill's (its drill records) none.
+    `begun`: the scenario's first step (timeline seconds); what moved before it had no cause in this scenario."""
     fault_at = watcher.fault_at
     down = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "site_down"]
     after = [e["t"] for e in down if fault_at is not None and e["t"] >= fault_at]
     steps = [e for e in sorted(timeline.events, key=lambda e: e["t"]) if e["kind"] == "workflow_step"]
     switched = {e["execution"] for e in steps if e["step"] == "SwitchDns" and e["execution"] not in drills}
+    early = [f"DOWN {e['site']} at {e['t'] - begun:.2f} s" for e in down if e["t"] < begun] + [
+        f"workflow {x} at {t - begun:.2f} s" for x, t in _first_steps(steps).items() if t < begun
+    ]
     alerts = _alert_counts(obs.notifications)
     return Seen(
         down=[e["site"] for e in down],
@@ -215,7 +225,16 @@ def _observed(
         errors=list(errors),
         fencing=[e["fencing"] for e in steps if e["step"] in FENCING_STEPS and e.get("fencing")],
         proofs={e["execution"]: e["proof"] for e in steps if e.get("proof") and e["execution"] in switched},
+        before_start=early,
     )
+
+
+def _first_steps(steps: list[dict[str, Any]]) -> dict[str, float]:
+    """Each execution's first step (timeline seconds), from steps in time order."""
+    first: dict[str, float] = {}
+    for e in steps:
+        first.setdefault(e["execution"], e["t"])
+    return first
 
 
 def add_site_status(timeline: Timeline, event: dict[str, Any]) -> None:

@@ -80,6 +80,9 @@ class Seen:
     lease_cost_s: float | None = None  # AWS could act on the failed site's lease this long after its DOWN
     standby_answered_s: float = 0.0  # the standby's production endpoints answered customers this long
     drills: dict[str, str] = field(default_factory=dict)  # drill execution -> passed, or failed: why
+    # DOWN decisions and workflows before the scenario's first step: nothing of this scenario caused them, so
+    # something of the one before outlived the reset (its outcome would be counted as this one's).
+    before_start: list[str] = field(default_factory=list)
 
 
 def describe(failovers: int, down: list[str] | None, alerts: Mapping[str, int | str]) -> str:
@@ -103,6 +106,8 @@ def judge(spec: ScenarioSpec, config: Config, seen: Seen) -> ScenarioVerdict:
     moved = seen.failovers >= 1 and seen.active_site == standby
     expected_down = [resolve_site(config, s) for s in expect.down] if expect.down is not None else None
     problems: list[str] = list(seen.errors)
+    if seen.before_start:
+        problems.append(f"before the first step, with nothing injected yet: {'; '.join(seen.before_start)}")
     if expect.failover and not moved:
         problems.append(f"no failover: {seen.failovers} workflows switched DNS, active site {seen.active_site}")
     if seen.failovers > (1 if expect.failover else 0):
