@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 import pytest
@@ -24,6 +25,7 @@ from dcwatch.local.pipeline import LocalPipeline
 from dcwatch.local.schedule import DrillSchedule
 from dcwatch.local.services import wait_until
 from dcwatch.model import AutomationSwitch
+from dcwatch.recovery import scheduled
 from tests.configs import write_pair_config
 from tests.helpers import answer_by_cli, approval_request, load_event, site_power
 from tests.hook_server import HookServer
@@ -271,6 +273,32 @@ def test_the_drill_schedule_runs_a_drill_from_the_active_site_and_a_firing_held_
         notice["Subject"] == "[dcwatch] OK: scheduled drill skipped, automation is off by modes suite: storage upgrade"
     )
     assert snapshot(pipeline) == before, "nothing changed"
+
+
+def test_a_scheduled_drill_that_finds_the_lock_taken_after_validation_is_skipped_through_the_real_asl(
+    pipeline, monkeypatch
+):
+    """A recovery takes the lock between ValidateRequest's look and AcquireLease: the drill gives way, recorded
+    as skipped, and the recovery's lock stays its own."""
+    schedule = DrillSchedule(pipeline, period_s=1.0)
+    before, notes = snapshot(pipeline), len(pipeline.notifications)
+    # ValidateRequest looks before the recovery takes the lock: it sees nothing that holds the drill back.
+    monkeypatch.setattr(scheduled.HoldBack, "reasons", lambda self, now: [])
+    pipeline.leases.acquire("south-down-race", 900, datetime.now(UTC), "north")
+    try:
+        drill = schedule.fire()
+        described = pipeline.wait_execution(drill, timeout_s=30)
+        assert pipeline.leases.holder().owner == "south-down-race", "the recovery's lock stays its own"
+    finally:
+        pipeline.leases.release("south-down-race")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert states_entered(pipeline, drill) == ["ValidateRequest", "AcquireLease", "DrillSkipped", "Skipped"]
+    (skipped,) = pipeline.store.audit(f"manual-{drill.rsplit(':', 1)[-1]}")
+    assert skipped["outcome"] == "skipped"
+    assert skipped["reason"].startswith("a recovery holds the failover lock (south-down-race until ")
+    (notice,) = new_notifications(pipeline, notes)
+    assert notice["Subject"].startswith("[dcwatch] OK: scheduled drill skipped, a recovery holds the failover lock")
+    assert snapshot(pipeline) == before, "nothing changed, the lock given back by its holder"
 
 
 def test_a_drill_killed_mid_way_leaves_clones_that_the_next_drill_removes_first(pipeline):

@@ -7,10 +7,13 @@ import json
 
 import jsonschema
 import pytest
+import yaml
 
+from dcwatch.config import parse_config
 from dcwatch.contracts import CONTRACTS, schema
 from dcwatch.errors import InvalidRequest
 from dcwatch.events import ProbeRound, SiteStatusChanged
+from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.recovery.request import parse_request
 from tests.helpers import EVENTS, demo_config, load_event
 
@@ -59,3 +62,24 @@ def test_a_request_with_an_unknown_field_fails_schema_and_parser_alike():
         jsonschema.validate(raw, schema("FailoverRequest"))
     with pytest.raises(InvalidRequest, match="urgent"):
         parse_request(raw, demo_config())
+
+
+@pytest.mark.parametrize("name", ["FailoverRequest", "DrillRequest"])
+def test_a_scheduled_drill_leaves_its_sites_out_and_any_other_request_names_both(name):
+    """The schedule starts the workflow without `from` and `to` (they are read when it runs): schema and parser
+    agree on that, and on refusing a request by hand that leaves them out."""
+    config = demo_config_with_schedule()
+    scheduled = config.drill.schedule.request()
+    jsonschema.validate(scheduled, schema(name))
+    assert parse_request(scheduled, config, active_site="dc-a").to == "dc-b"
+    by_hand = {k: v for k, v in scheduled.items() if k != "trigger"}
+    with pytest.raises(jsonschema.ValidationError, match="'from' is a required property"):
+        jsonschema.validate(by_hand, schema(name))
+    with pytest.raises(InvalidRequest, match="from"):
+        parse_request(by_hand, config)
+
+
+def demo_config_with_schedule():
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    doc["drill"]["schedule"] = {"expression": "rate(1 day)"}
+    return parse_config(doc)

@@ -10,7 +10,7 @@ import yaml
 
 from dcwatch.config import ConfigError, MaintenanceWindow, parse_config
 from dcwatch.config.schedule import Cron, Rate, ScheduleError, next_fire, parse_expression
-from dcwatch.errors import DrillHeldBack, InvalidRequest
+from dcwatch.errors import DrillHeldBack, InvalidRequest, LeaseHeld
 from dcwatch.local.demo import DEMO_CONFIG
 from dcwatch.model import AutomationSwitch, StoredStatus
 from dcwatch.recovery import scheduled, steps
@@ -159,6 +159,26 @@ def test_a_scheduled_drill_is_held_back_by_a_down_site_the_lock_automation_off_o
             execution="sched-2",
             hold_back=hold_back,
         )
+
+
+def test_a_scheduled_drill_that_finds_the_lock_taken_after_its_check_is_skipped_not_failed(gates):
+    """The race ValidateRequest cannot close: a recovery takes the lock between its check and AcquireLease."""
+    config, _, leases, hold_back = gates
+    raw = {"mode": "drill", "trigger": "scheduled", "reason": "scheduled drill"}
+    state = steps.validate_request(raw, config, lambda: T0, execution="sched-4", hold_back=hold_back)
+    leases.acquire("dc-b-down-1", 900, T0)
+    with pytest.raises(DrillHeldBack, match=r"^a recovery holds the failover lock \(dc-b-down-1 until "):
+        steps.acquire_lease(state, leases, ttl_s=900, clock=lambda: T0)
+    assert leases.holder().owner == "dc-b-down-1" and leases.acquired == ["dc-b-down-1"]
+
+
+def test_a_drill_started_by_hand_that_finds_the_lock_taken_fails_as_any_request_does(gates):
+    config, _, leases, hold_back = gates
+    request = {"mode": "drill", "from": "dc-a", "to": "dc-b", "reason": "the auditors are here"}
+    state = steps.validate_request(request, config, lambda: T0, execution="by-hand-2", hold_back=hold_back)
+    leases.acquire("dc-b-down-1", 900, T0)
+    with pytest.raises(LeaseHeld, match="another failover holds the lock: dc-b-down-1"):
+        steps.acquire_lease(state, leases, ttl_s=900, clock=lambda: T0)
 
 
 def test_a_drill_started_by_hand_is_never_held_back(gates):

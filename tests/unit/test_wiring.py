@@ -148,6 +148,11 @@ def test_a_request_that_fails_to_be_checked_gives_back_its_lock_and_is_announced
 
 def test_a_held_back_scheduled_drill_is_recorded_as_skipped_and_ends_without_failing_unless_the_record_fails():
     (held_back,) = [c for c in TASKS["ValidateRequest"]["Catch"] if c["ErrorEquals"] == ["DrillHeldBack"]]
+    # The lock taken between ValidateRequest's look and AcquireLease holds a scheduled drill back too.
+    lock_taken, failed = TASKS["AcquireLease"]["Catch"]
+    assert lock_taken == held_back and failed["ErrorEquals"] == ["States.ALL"]
+    held_back_in = {n for n, t in TASKS.items() for c in t.get("Catch", []) if c["ErrorEquals"] == ["DrillHeldBack"]}
+    assert held_back_in == {"ValidateRequest", "AcquireLease"}, "after the lock a drill is no longer skipped"
     skipped = TASKS[held_back["Next"]]
     assert step_named(skipped) == "DrillSkipped"
     assert skipped["Parameters"]["request.$"] == "$$.Execution.Input", "the schedule's own input is recorded"
@@ -165,7 +170,8 @@ def test_every_step_after_validation_is_caught_into_a_failure_notice_naming_itse
             continue
         if name in ("CleanUpDrillAfterFailure", "Fence"):
             continue  # Fence: whatever stops it, the other proofs are sought (below)
-        (catch,) = state["Catch"]
+        catches = state["Catch"][1:] if name == "AcquireLease" else state["Catch"]  # [0]: a drill skipped (above)
+        (catch,) = catches
         assert catch["ErrorEquals"] == ["States.ALL"] and catch["ResultPath"] == "$.error"
         marker = ASL["States"][catch["Next"]]
         step = function_of(state)

@@ -73,6 +73,14 @@ def leaving_site(mode: RecoveryMode, from_site: str) -> str | None:
     return None if mode == "drill" else from_site
 
 
+def _sites_left_to_a_schedule(schema: dict[str, Any]) -> None:
+    """The published schema as the workflow reads its input: a scheduled drill leaves out `from` and `to` (the
+    workflow fills them in when it runs, `scheduled_sites`); every other request names both."""
+    schema["required"] = [name for name in schema["required"] if name not in ("from", "to")]
+    schema["if"] = {"not": {"properties": {"trigger": {"const": "scheduled"}}, "required": ["trigger"]}}
+    schema["then"] = {"required": ["from", "to"]}
+
+
 class _Camel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
@@ -118,6 +126,8 @@ class _Planned(_Request):
 class FailoverRequest(_Planned):
     """The workflow input, any mode: from the evaluator (disaster, automatic) or an operator."""
 
+    model_config = ConfigDict(json_schema_extra=_sites_left_to_a_schedule)
+
     mode: RecoveryMode
     action: Literal["failover"] | None = Field(
         default=None, description="deprecated: the input before modes; `failover` reads as mode disaster"
@@ -145,6 +155,8 @@ class MigrationRequest(_Planned):
 
 class DrillRequest(_Request):
     """Prove the standby copies of the config's drill services; production is never touched."""
+
+    model_config = ConfigDict(json_schema_extra=_sites_left_to_a_schedule)
 
     mode: Literal["drill"]
 

@@ -41,7 +41,7 @@ class HoldBack:
             if (status := self.store.site_status(site.name)) == "DOWN"
         ]
         if (lease := self.leases.holder()) is not None and lease.expires_at > now:  # an expired one binds no one
-            reasons.append(f"a recovery holds the failover lock ({lease.owner} until {lease.expires_at.isoformat()})")
+            reasons.append(held_by(lease.owner, lease.expires_at))
         switch = self.controls.automation()
         if not switch.enabled:
             by = f" by {switch.changed_by}" if switch.changed_by else ""
@@ -49,6 +49,11 @@ class HoldBack:
         windows = [*self.config.maintenance, *self.controls.maintenance_windows()]
         reasons += [f"maintenance window open: {describe_window(w)}" for w in windows if w.covers(now)]
         return reasons
+
+
+def held_by(owner: str, until: datetime) -> str:
+    """The reason a scheduled drill gives way to the lock's holder."""
+    return f"a recovery holds the failover lock ({owner} until {until.isoformat()})"
 
 
 def skipped_record(raw: Any, execution: str, reason: str, at: datetime) -> dict[str, Any]:

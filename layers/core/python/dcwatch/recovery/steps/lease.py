@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dcwatch.errors import LeaseHeld, LeaseLost, Superseded
+from dcwatch.errors import DrillHeldBack, LeaseHeld, LeaseLost, Superseded
 from dcwatch.ports import Leases
 from dcwatch.recovery.request import leaving_site
+from dcwatch.recovery.scheduled import held_by
 from dcwatch.recovery.state import Clock, WorkflowState, utcnow
 
 
@@ -25,6 +26,9 @@ def acquire_lease(
     leaving = leaving_site(state.request.mode, state.plan.from_site)
     lease = leases.acquire(state.owner, ttl_s, clock(), leaving)
     if lease.owner != state.owner:
+        if state.request.trigger == "scheduled":
+            # ValidateRequest's hold-back check found the lock free; a recovery took it since: a skip, not a fault.
+            raise DrillHeldBack(held_by(lease.owner, lease.expires_at))
         raise LeaseHeld(
             f"another failover holds the lock: {lease.owner} until {lease.expires_at.isoformat()}; nothing was touched"
         )
