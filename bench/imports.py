@@ -252,6 +252,7 @@ def _env() -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "eu-west-1",
+        "DCWATCH_REPORTS_BUCKET": "bench-reports",  # as the stack sets it, so the report writer is built
     }
     return env
 

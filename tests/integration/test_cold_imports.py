@@ -65,6 +65,20 @@ def test_importing_a_handler_loads_no_vsphere_http_dns_or_tracing_sdk(code, allo
     assert loaded_by_importing(code) <= allowed
 
 
+@pytest.mark.parametrize("code", ["failover", "control"])
+def test_importing_the_workflow_or_control_handler_loads_no_asyncio(code):
+    """asyncio (about 40 ms here) loads when a step first runs a probe round, not with every step's import."""
+    found = run_fresh(
+        f"""
+        import importlib.util, json, sys
+        spec = importlib.util.spec_from_file_location("handler", {str(FUNCTIONS_DIR / code / "app.py")!r})
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        print(json.dumps("asyncio" in sys.modules))
+        """
+    )
+    assert found is False
+
+
 @pytest.mark.parametrize(
     ("module", "left_out"),
     [
@@ -219,3 +233,16 @@ def test_the_lock_steps_of_a_failover_run_without_pyvmomi_aiohttp_or_the_xray_sd
     assert found["after"] == [], "a lock step loaded what only site steps or tracing need"
     assert [step for step, _ in found["timeline"]][-2:] == ["AcquireLease", "ReleaseLease"]
     assert found["timeline"][-1][1] == "lock released"
+
+
+def test_the_import_bench_builds_every_app_part_a_failover_path_names_as_the_stack_configures_it():
+    """`make bench-imports` once died on the report writer, an App part that exists only where the stack names
+    a bucket: each step function's path is measured once here, with every part it builds."""
+    from bench import imports
+
+    _, _, path = imports.cases()
+    assert set(path) == {"Steps", "SiteSteps"}
+    assert "reports" in path["Steps"].parts
+    for case in path.values():
+        measured = imports.measure(case, runs=1)
+        assert measured.import_s > 0 and measured.first_s > 0 and "boto3" in measured.heavy

@@ -8,7 +8,6 @@ round has a deadline, and a check still running then is reported failed with rea
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -130,6 +129,8 @@ async def run_round_async(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[ProbeResult]:
     """Run all checks, at most `concurrency` at once; every check yields exactly one result."""
+    import asyncio  # here, not above: the workflow steps that only plan checks never load it (bench.imports)
+
     limit = asyncio.Semaphore(concurrency)
     round_started = time.perf_counter()
     observed: dict[int, datetime] = {}
@@ -179,4 +180,6 @@ async def run_round_async(
 
 def run_round(checks: list[PlannedCheck], runner: CheckRunner, **options: object) -> list[ProbeResult]:
     """`run_round_async` for synchronous callers (handlers, workflow steps)."""
+    import asyncio
+
     return asyncio.run(run_round_async(checks, runner, **options))  # type: ignore[arg-type]

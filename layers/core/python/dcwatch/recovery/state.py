@@ -5,19 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from dcwatch.config import unbuilt_default
-from dcwatch.detection.checks import PlannedCheck
 from dcwatch.events import ProbeResult
 from dcwatch.recovery.fencing import FenceProof
 from dcwatch.recovery.plan import Record, RecoveryPlan
 from dcwatch.recovery.request import FailoverRequest
 
+if TYPE_CHECKING:  # the probe engine (and asyncio with it) loads only in the steps that probe
+    from dcwatch.detection.checks import PlannedCheck
+
 Clock = Callable[[], datetime]
-Probe = Callable[[list[PlannedCheck], str], list[ProbeResult]]  # checks, a round name -> their results
+Probe = Callable[[list["PlannedCheck"], str], list[ProbeResult]]  # checks, a round name -> their results
 
 
 def utcnow() -> datetime:
