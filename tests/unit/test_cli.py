@@ -17,6 +17,14 @@ def test_config_validate_accepts_the_demo_config(capsys):
     assert "valid (2 sites, 3 services, active dc-a)" in capsys.readouterr().out
 
 
+def test_config_validate_takes_the_file_as_every_other_command_does_too(capsys):
+    assert main(["config", "validate", "--config", str(DEMO_CONFIG)]) == 0
+    assert f"{DEMO_CONFIG}: valid (2 sites, 3 services, active dc-a)" in capsys.readouterr().out
+    assert main(["config", "validate"]) == 2
+    assert "name one config file, as FILE or as --config FILE" in capsys.readouterr().err
+    assert main(["config", "validate", str(DEMO_CONFIG), "--config", "other.yaml"]) == 2
+
+
 def test_config_validate_names_every_error_by_file_and_path_and_exits_2(tmp_path, capsys):
     doc = yaml.safe_load(DEMO_CONFIG.read_text())
     doc["sites"][1]["vcenter"]["url"] = "vcenter-b"

@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="check or describe a config file").add_subparsers(dest="what", required=True)
     validate = config.add_parser("validate", help="exit 0 when FILE is valid, 2 with every error by path")
-    validate.add_argument("file")
+    validate.add_argument("file", nargs="?", help="the config file")
+    validate.add_argument("--config", help="the same, spelled as every other command spells it")
     validate.set_defaults(run=_validate)
     config.add_parser("schema", help="print the config's JSON Schema").set_defaults(run=_schema)
 

@@ -11,12 +11,15 @@ from dcwatch.config import Config, config_schema, load_config
 
 
 def _validate(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
-    print(
-        f"{args.file}: valid ({len(config.sites)} sites, {len(config.services)} services, active {config.active_site})"
-    )
+    given = {path for path in (args.file, args.config) if path}
+    if len(given) != 1:
+        print("dcwatch config validate: name one config file, as FILE or as --config FILE", file=sys.stderr)
+        return 2
+    (path,) = given
+    config = load_config(path)
+    print(f"{path}: valid ({len(config.sites)} sites, {len(config.services)} services, active {config.active_site})")
     for warning in config.warnings.values():
-        print(f"{args.file}: WARNING: {warning}", file=sys.stderr)
+        print(f"{path}: WARNING: {warning}", file=sys.stderr)
     return 0
 
 
