@@ -67,6 +67,18 @@ def test_a_service_is_down_from_a_vantage_point_when_a_critical_check_is():
     assert part_state([]) == "UNKNOWN"
 
 
+def test_a_vantage_point_that_runs_none_of_a_rows_checks_shows_a_dash_not_unknown():
+    """aws-public cannot reach a private vCenter: its (site) cell is no state at all, not one to worry about."""
+    vcenter = CheckState("dc-a", "vcenter", None, True, "UP", vantage="aws-vpc")
+    checks = [check(vantage="aws-public"), check(vantage="aws-vpc"), vcenter]
+    (site, _) = status_view(reading(sites=[SiteReading("dc-a", StoredStatus("UP"), checks), STANDBY])).sites
+    assert site.services["shop"] == {"aws-public": "UP", "aws-vpc": "UP"}
+    assert site.services["(site)"] == {"aws-public": "-", "aws-vpc": "UP"}
+
+
+STANDBY = SiteReading("dc-b", StoredStatus("UP"), [])
+
+
 def test_long_lists_of_failing_checks_are_cut_with_a_count():
     failing = [check(name=f"c{n}", status="DOWN", reason="timeout") for n in range(MAX_FAILING + 3)]
     view = status_view(reading(sites=[SiteReading("dc-a", StoredStatus("UP"), failing)]))

@@ -24,6 +24,7 @@ from dcwatch.ports import AuditEntry, Lease, RunningExecution
 from dcwatch.views.history import is_recovery, kind_of, rto_s
 
 SITE_CHECKS = "(site)"  # the row of a site's own checks (its vCenter, its infrastructure): no service
+NOT_PROBED = "-"  # a vantage point that runs none of a row's checks (aws-public and a private vCenter)
 MAX_FAILING = 5  # failing checks shown per site; the rest counted
 MAX_SERVICES = 12  # service rows per site; the rest, when all UP, counted
 
@@ -115,7 +116,10 @@ def _site_view(reading: SiteReading, role: str) -> SiteView:
         service = None if name == SITE_CHECKS else name
         mine = [c for c in reading.checks if c.service == service]
         if mine or service is not None:
-            rows[name] = {v: part_state([c for c in mine if c.vantage == v]) for v in vantages}
+            seen_by = {c.vantage for c in mine}
+            rows[name] = {
+                v: part_state([c for c in mine if c.vantage == v]) if v in seen_by else NOT_PROBED for v in vantages
+            }
     failing = [
         Failing(c.check, c.vantage, c.reason, c.failing_since, c.critical, c.status)
         for c in reading.checks
