@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -14,8 +15,10 @@ import boto3
 import pytest
 import requests
 
+from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.config import load_config
 from dcwatch.local.fault_channel import CONTROL_FILE
+from dcwatch.local.vcsim import power_states
 from tests.configs import write_pair_config
 from tests.local_up import UpProcess, dcwatch
 
@@ -110,6 +113,36 @@ def test_a_fault_naming_an_unknown_site_or_service_exits_2_naming_it(up):
     assert site.returncode == 2 and "unknown site 'atlantis'" in site.stderr
     service = dcwatch(["fault", "stop-service", "north", "bakery"], env=env)
     assert service.returncode == 2 and "unknown service 'bakery'" in service.stderr
+
+
+def test_a_killed_site_revived_by_hand_has_its_vcenter_back_with_every_vm_off(up):
+    """The power returns: the vCenter runs again (and keeps running: the fault channel once started it on the
+    request's thread, whose end killed it at once), nothing is powered on, production stays where it is."""
+    _, env, config = up
+    loaded = load_config(config)
+    standby = loaded.other_site(loaded.active_site)
+    vcenter = loaded.site(standby).vcenter
+    where = (urlparse(vcenter.url).hostname or "", urlparse(vcenter.url).port or 0)
+
+    killed = dcwatch(["fault", "kill-site", "standby"], env=env)
+    assert killed.returncode == 0, killed.stderr
+    assert not listening(*where)
+
+    revived = dcwatch(["fault", "revive-site", standby], env=env)
+    assert revived.returncode == 0, revived.stderr
+    assert f"revive_site {standby}" in revived.stdout
+    time.sleep(3)
+    assert listening(*where), "the revived vCenter died with the request that started it"
+    secrets = boto3.client(
+        "secretsmanager",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    login = SecretsManagerCredentials(secrets).get(vcenter.credentials_secret)
+    names = [vm.name for _, at in loaded.services_at(standby) for vm in at.vms]
+    assert power_states(vcenter, login, names) == dict.fromkeys(names, "poweredOff")
 
 
 def test_ctrl_c_stops_everything_and_nothing_is_left_listening(up):

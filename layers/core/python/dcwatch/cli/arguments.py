@@ -91,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     site_help = "a site: active, standby or its name"
     for name, text in (
         ("kill-site", "the site's vCenter and every service stop, and its agent dies"),
+        ("revive-site", "a killed site's power returns: its vCenter runs with its VMs off, its agent starts again"),
         ("vcenter-down", "the site's vCenter stops; its services run on"),
     ):
         faults.add_parser(name, help=text).add_argument("site", help=site_help)

@@ -45,13 +45,13 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 FAULT_HELP = """Inject a fault into the `dcwatch up` running for --run-dir, as a scenario step would (the same code
 applies it): exit 0 once applied, 2 when no `up` runs or the fault names a site, service or vantage point the
-config does not have, 1 when applying it failed. `heal` heals links only: a killed site stays dead until the
-next `dcwatch up`."""
+config does not have, 1 when applying it failed. `heal` heals links only; `revive-site` brings a killed site's
+power back (its vCenter with its VMs off, its agent), so that a failback can be tried."""
 
 
 def _fault_step(args: argparse.Namespace) -> dict[str, Any]:
     """The scenario step (`dcwatch.local.scenario.spec.Step`) the command line names."""
-    if args.fault in ("kill-site", "vcenter-down"):
+    if args.fault in ("kill-site", "revive-site", "vcenter-down"):
         return {args.fault.replace("-", "_"): args.site}
     if args.fault in ("stop-service", "start-service"):
         return {args.fault.replace("-", "_"): {"site": args.site, "service": args.service}}

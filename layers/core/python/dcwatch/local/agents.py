@@ -112,10 +112,12 @@ class LocalAgents:
         network: FaultNetwork,
         run_dir: Path,
         log_dir: Path,
+        run_for_s: float = RUN_FOR_S,
     ):
+        """`run_for_s`: how long each agent runs before it ends by itself (`dcwatch up`: as long as it runs)."""
         assert config.fencing is not None, "the config has no fencing section: no agents to run"
         self.config, self.fencing, self.network = config, config.fencing, network
-        self.run_dir, self.log_dir = run_dir, log_dir
+        self.run_dir, self.log_dir, self.run_for_s = run_dir, log_dir, run_for_s
         self.sites = [s.name for s in config.sites]
         self.processes: dict[str, AgentProcess] = {}
         self._configs = {site: self._write(data, site, credentials[site]) for site in self.sites}
@@ -141,33 +143,36 @@ class LocalAgents:
         """Both agents afresh (no state file from an earlier run), each reaching AWS over its uplink; returns
         once both listen and hold their leases with their peer seen."""
         self.stop()
-        aws = urlparse(aws_endpoint)
         for site in self.sites:
-            state = self._state(site)
-            state.unlink(missing_ok=True)
-            host, port = self.network.route(SiteLink(site, "uplink"), aws.hostname or "", aws.port or 80)
-            command = [sys.executable, "-m", "dcwatch.cli", "agent", "--config", str(self._configs[site])]
-            command += ["--site", site, "--agent-id", f"{site}@local", "--state-file", str(state)]
-            command += ["--locks-table", tables.locks_table, "--audit-table", tables.audit_table]
-            command += ["--bus", tables.bus_name, "--run-for", str(RUN_FOR_S)]
-            env = {**os.environ, "AWS_ENDPOINT_URL": f"http://{host}:{port}", "POWERTOOLS_LOG_LEVEL": LOG_LEVEL}
-            env.pop("AWS_ENDPOINT_URL_SFN", None)
-            log = self.log_dir / f"dcwatch-agent-{site}.log"
-            self.processes[site] = AgentProcess(site, command, env, log)
+            self._state(site).unlink(missing_ok=True)
+            self._spawn(site, aws_endpoint, tables)
         self.started_at = time.monotonic()
         self._await_ready(aws_endpoint, tables)
         return self
 
+    def restart(self, site: str, aws_endpoint: str, tables: AgentTables) -> None:
+        """The site's agent starts again, as its VM does when the site's power returns: with its state file (its
+        last fence kept), listening once this returns."""
+        if self.running(site):
+            return
+        self._spawn(site, aws_endpoint, tables)
+        self._await_listening([site], time.monotonic() + START_TIMEOUT_S)
+
+    def _spawn(self, site: str, aws_endpoint: str, tables: AgentTables) -> None:
+        aws = urlparse(aws_endpoint)
+        host, port = self.network.route(SiteLink(site, "uplink"), aws.hostname or "", aws.port or 80)
+        command = [sys.executable, "-m", "dcwatch.cli", "agent", "--config", str(self._configs[site])]
+        command += ["--site", site, "--agent-id", f"{site}@local", "--state-file", str(self._state(site))]
+        command += ["--locks-table", tables.locks_table, "--audit-table", tables.audit_table]
+        command += ["--bus", tables.bus_name, "--run-for", f"{self.run_for_s:g}"]
+        env = {**os.environ, "AWS_ENDPOINT_URL": f"http://{host}:{port}", "POWERTOOLS_LOG_LEVEL": LOG_LEVEL}
+        env.pop("AWS_ENDPOINT_URL_SFN", None)
+        log = self.log_dir / f"dcwatch-agent-{site}.log"
+        self.processes[site] = AgentProcess(site, command, env, log)
+
     def _await_ready(self, aws_endpoint: str, tables: AgentTables) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
-        for site in self.sites:
-            listen = self.fencing.agents[site].listen
-            host, _, port = listen.rpartition(":")
-            try:
-                wait_for_port(host, int(port), deadline - time.monotonic(), self.processes[site].process)
-            except TimeoutError as exc:
-                log = self.processes[site].log
-                raise RuntimeError(f"the agent of {site} did not start: {exc}; see {log}") from None
+        self._await_listening(self.sites, deadline)
         ddb = boto3.client("dynamodb", endpoint_url=aws_endpoint)
         while time.monotonic() < deadline:
             leases = {site: self.lease(ddb, tables, site) for site in self.sites}
@@ -177,6 +182,16 @@ class LocalAgents:
         raise RuntimeError(
             f"the agents hold no leases with their peers seen after {START_TIMEOUT_S:g} s; see {self.log_dir}"
         )
+
+    def _await_listening(self, sites: list[str], deadline: float) -> None:
+        for site in sites:
+            listen = self.fencing.agents[site].listen
+            host, _, port = listen.rpartition(":")
+            try:
+                wait_for_port(host, int(port), deadline - time.monotonic(), self.processes[site].process)
+            except TimeoutError as exc:
+                log = self.processes[site].log
+                raise RuntimeError(f"the agent of {site} did not start: {exc}; see {log}") from None
 
     @staticmethod
     def lease(ddb: Any, tables: AgentTables, site: str) -> SiteLease | None:

@@ -15,6 +15,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +68,10 @@ class FaultChannel:
     def __init__(self, pipeline: LocalPipeline, run_dir: Path, log: Callable[[str, str], None]):
         self.pipeline, self.run_dir, self.log = pipeline, run_dir, log
         self.token = secrets.token_urlsafe(24)
-        self._apply_lock = threading.Lock()
+        # Every fault is applied on this one long-lived thread, not on the request's: a fault that starts a process
+        # (a vCenter or an agent coming back) gives it `die_with_parent`, whose signal Linux sends when the thread
+        # that started it ends, and a request's thread ends with its answer.
+        self._applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fault-apply")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-channel", daemon=True)
@@ -90,21 +94,24 @@ class FaultChannel:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+        self._applier.shutdown(wait=True, cancel_futures=True)
 
     def apply(self, step: dict[str, Any]) -> list[str]:
-        """Apply one fault now; what was done, one line per action."""
+        """Apply one fault now, one at a time; what was done, one line per action."""
         spec = parse_fault(self.pipeline.config, step)
+        return self._applier.submit(self._apply, spec).result(timeout=APPLY_TIMEOUT_S)
+
+    def _apply(self, spec: ScenarioSpec) -> list[str]:
         player = Player(self.pipeline, spec, self.log)
         done = []
-        with self._apply_lock:
-            for _, action, text, _ in player.schedule():
-                self.log("fault_injected", f"{text} (by hand)")
-                try:
-                    action()
-                except Exception as exc:  # noqa: BLE001 - told to whoever sent it; `up` runs on
-                    self.log("step_failed", f"{text}: {exc}")
-                    raise FaultFailed(f"{text}: {exc}") from exc
-                done.append(text)
+        for _, action, text, _ in player.schedule():
+            self.log("fault_injected", f"{text} (by hand)")
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - told to whoever sent it; `up` runs on
+                self.log("step_failed", f"{text}: {exc}")
+                raise FaultFailed(f"{text}: {exc}") from exc
+            done.append(text)
         return done
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from dcwatch.adapters.secrets import Credentials
 from dcwatch.config import Config, load_config
+from dcwatch.local.agents import RUN_FOR_S as AGENTS_RUN_FOR_S
 from dcwatch.local.agents import AgentTables, LocalAgents
 from dcwatch.local.cloud import LocalCloud, Resources
 from dcwatch.local.delivery import BusFaults, EventPlumbing, Listener
@@ -50,10 +51,13 @@ class LocalPipeline(LocalDeployment):
         boot_s: float = 0.0,
         log_dir: str | Path | None = None,
         run_agents: bool = True,
+        agents_run_for_s: float = AGENTS_RUN_FOR_S,
     ):
         """`log_dir`: where the site agents write their logs (the run directory when None); `run_agents`: start
-        the config's site agents (False: a test plays their part, writing leases and reports itself)."""
+        the config's site agents (False: a test plays their part, writing leases and reports itself);
+        `agents_run_for_s`: how long they run before they end by themselves (a scenario's reset starts them anew)."""
         self.run_agents = run_agents
+        self.agents_run_for_s = agents_run_for_s
         self.boot_s = boot_s
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.config_path = str(Path(config_path).resolve())
@@ -120,14 +124,20 @@ class LocalPipeline(LocalDeployment):
         stack.callback(self.delivery.stop)
         if config.fencing is not None and config.fencing.agents and self.run_agents:
             plain, logs = config.model_dump(mode="json"), self.log_dir or self.run_dir
-            self.agents = LocalAgents(config, plain, self.credentials, self.network, self.run_dir, logs)
+            self.agents = LocalAgents(
+                config, plain, self.credentials, self.network, self.run_dir, logs, self.agents_run_for_s
+            )
             stack.callback(self.agents.stop)
             self._start_agents()
 
     def _start_agents(self) -> None:
         if self.agents is not None:
-            r = self.resources
-            self.agents.start(self.cloud.endpoint, AgentTables(r.locks_table_name, r.audit_table_name, r.bus_name))
+            self.agents.start(self.cloud.endpoint, self._agent_tables)
+
+    @property
+    def _agent_tables(self) -> AgentTables:
+        r = self.resources
+        return AgentTables(r.locks_table_name, r.audit_table_name, r.bus_name)
 
     def _power_on(self, site: str, vm: str) -> None:
         self._on_power_on(site, vm)
@@ -160,10 +170,21 @@ class LocalPipeline(LocalDeployment):
         self._start_agents()
 
     def fail_site(self, site: str) -> None:
-        """The outage: the site's vCenter stops, every one of its services goes dark, and its agent dies."""
+        """The outage: the site's vCenter stops, every one of its services goes dark, and its agent dies (a config
+        without `fencing` runs none)."""
         self.vcenters.stop(site)
         self.services.fail_site(site)
-        self.kill_agent(site)
+        if self.agents is not None:
+            self.agents.kill(site)
+
+    def revive_site(self, site: str) -> None:
+        """The power returns at a dead site: its vCenter runs again, its VMs are off (nothing started them), its
+        services follow them (dark), its agent starts again. Production stays where it runs: bringing it back
+        is a failback's job."""
+        self.vcenters.revive(site)
+        self.services.revive_site(site)
+        if self.agents is not None:
+            self.agents.restart(site, self.cloud.endpoint, self._agent_tables)
 
     def kill_agent(self, site: str) -> None:
         """The site's agent dies (its VM loses power); the site itself runs on."""

@@ -278,6 +278,12 @@ class DemoServices:
             for endpoint in [e for e in self._servers if e.site == site]:
                 self._servers.pop(endpoint).stop()
 
+    def revive_site(self, site: str) -> None:
+        """The site's services follow its VMs again (after `fail_site`; a stopped service stays stopped)."""
+        with self._lock:
+            self.failed_sites.discard(site)
+        self.sync()
+
     @contextmanager
     def holding(self, site: str) -> Iterator[None]:
         """The site's endpoints stay as they are meanwhile, whatever its vCenter says (it is being rebuilt)."""

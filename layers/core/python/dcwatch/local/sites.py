@@ -53,6 +53,16 @@ class SiteVcenters:
     def stop(self, site: str) -> None:
         self.vcsims[site].stop()
 
+    def revive(self, site: str) -> None:
+        """A stopped vCenter runs again, its VMs all off (a site whose power returns starts none by itself);
+        a running one is left as it is."""
+        process = self.vcsims[site]
+        if process.running:
+            return
+        process.start()
+        vcenter = self.config.site(site).vcenter
+        converge_vms(vcenter, process.credentials, [(name, False) for name, _ in self.vms(site)], self.networks)
+
     def refuse_logins(self, site: str, holding: Callable[[str], AbstractContextManager[None]]) -> None:
         """The site's vCenter refuses every login from now on (its identity source broken): it comes back at once
         with its VMs as they were, accepting a password no one has; only the simulated guests still read it.

@@ -35,6 +35,7 @@ from dcwatch.wiring import TABLES
 RUN_DIR = Path(".dcwatch-up")
 ENV_FILE = "env"
 READY = "dcwatch up: ready"
+AGENTS_OUTLAST_S = 60.0  # the agents end by themselves only after `up` has stopped them
 MAX_RUN_S = 24 * 3600.0  # "until Ctrl-C", bounded: a forgotten playground does not run for ever
 WAIT_SLICE_S = 0.5
 # What the other commands read (docs/commands.md): boto3's endpoint, region and credentials, and the stack outputs.
@@ -129,18 +130,19 @@ def run_up(
         for line in describe_topology(config.topology):
             out(line)
         obs = Observations()
+        bound_s = min(run_for_s or MAX_RUN_S, MAX_RUN_S)
         pipeline = stack.enter_context(
             LocalPipeline(
                 config_path,
                 on_site_status=lambda event: add_site_status(timeline, event),
                 on_notification=lambda body: add_notification(timeline, obs, body),
                 log_dir=run_dir,
+                agents_run_for_s=bound_s + AGENTS_OUTLAST_S,  # the agents run as long as the playground does
             )
         )
         timeline.add("aws_ready", f"moto at {pipeline.cloud.endpoint}, Step Functions at {pipeline.cloud.sfn_endpoint}")
         watcher = Watcher(pipeline, timeline, obs).start()
         stack.callback(watcher.stop)
-        bound_s = min(run_for_s or MAX_RUN_S, MAX_RUN_S)
         rounds = int(bound_s / config.probe.interval_s) + 2
         probes = ProbeSchedule(pipeline, config.probe.interval_s, timeline, max_rounds=rounds).start()
         stack.callback(probes.stop)

@@ -102,6 +102,8 @@ class Player:
         p = self.pipeline
         if step.kill_site is not None:
             return lambda: p.fail_site(self.site(step.kill_site or ""))
+        if step.revive_site is not None:
+            return lambda: p.revive_site(self.site(step.revive_site or ""))
         if step.vcenter_down is not None:
             return lambda: p.stop_vcenter(self.site(step.vcenter_down or ""))
         if step.services_down is not None:

@@ -156,6 +156,7 @@ class EvaluatorCrash(_Model):
 
 ACTIONS = (
     "kill_site",
+    "revive_site",
     "vcenter_down",
     "services_down",
     "stop_service",
@@ -182,6 +183,7 @@ ACTIONS = (
 # first of them. The others set the stage or undo: operator switches, a misbehaving bus, a crash armed,
 # a service started, links healed, a drill (which moves nothing).
 FAULTS = frozenset(ACTIONS) - {
+    "revive_site",
     "start_service",
     "heal",
     "maintenance",
@@ -195,6 +197,10 @@ FAULTS = frozenset(ACTIONS) - {
 class Step(_Model):
     at: float = Field(ge=0, le=MAX_S, description="seconds after the steady phase")
     kill_site: SiteRef | None = Field(default=None, description="the site's vCenter and every service stop")
+    revive_site: SiteRef | None = Field(
+        default=None,
+        description="a killed site's power returns: its vCenter runs with its VMs off, its agent starts again",
+    )
     vcenter_down: SiteRef | None = Field(default=None, description="the site's vCenter stops; services run on")
     services_down: SiteRef | None = Field(
         default=None, description="every service of the site stops answering; its vCenter and VMs run on"
@@ -373,6 +379,7 @@ def check_against(spec: ScenarioSpec, config: Config) -> None:
         where, value = f"steps[{i}].{step.action}", getattr(step, step.action)
         if isinstance(value, str) and step.action in (
             "kill_site",
+            "revive_site",
             "vcenter_down",
             "services_down",
             "kill_agent",
