@@ -1,6 +1,7 @@
 """The operators' view end to end (issue 17): `dcwatch up` in one "terminal", and in a second one, with its env file
 sourced, exactly what an operator does against AWS: status, kill the active site, watch status turn to the
-failover and back to all well at the standby, the history with the incident and the failover's RTO, its report.
+failover and back to all well at the standby, the history with the incident and the failover's RTO, its report;
+then the dead site's power back, a failback by hand, and all well at the original site again.
 
 Every command is a subprocess; every wait is bounded; `up` is stopped in a finally."""
 
@@ -19,9 +20,11 @@ from tests.local_up import UpProcess, dcwatch, demo_config_on_free_ports
 pytestmark = pytest.mark.e2e
 
 READY_WITHIN_S = 180
-RUN_FOR_S = 240  # `up` stops by itself even if this test is killed outright
+RUN_FOR_S = 480  # `up` stops by itself even if this test is killed outright
 STEADY_WITHIN_S = 60  # first probe rounds in: everything well
 FAILOVER_WITHIN_S = 150  # detection, fencing (the dead site's lease), the groups, DNS, on a busy 2-core machine
+REVIVED_WITHIN_S = 60  # the vCenter and agent started again, then successes_to_up probe rounds
+SETTLED_WITHIN_S = 60  # after the failback: the services' checks back UP at the original site
 POLL_S = 2.0
 
 
@@ -82,6 +85,31 @@ def test_an_operator_plays_a_site_outage_against_the_local_stack(tmp_path):
         assert done.returncode == 0, done.stderr
         html = page.read_text(encoding="utf-8")
         assert html.lstrip().lower().startswith("<!doctype html") and "<svg" in html
+
+        # The power returns at the dead site, and the operator fails back to it by hand
+        revived = dcwatch(["fault", "revive-site", active], env)
+        assert revived.returncode == 0, revived.stderr
+
+        def site_up() -> tuple[bool, Any]:
+            done = dcwatch(["status", "--json"], env)
+            view = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+            return view.get("sites", {}).get(active, {}).get("status") == "UP", view
+
+        poll(f"{active} UP again", site_up, REVIVED_WITHIN_S)
+        options = ["--config", env["DCWATCH_CONFIG"], "--table", env["DCWATCH_TABLE_NAME"]]
+        options += ["--state-machine-arn", env["DCWATCH_STATE_MACHINE_ARN"], "--wait"]
+        back = dcwatch(["failback", "--from", standby, "--to", active, "--reason", "power is back", *options], env)
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert "SUCCEEDED; timeline" in back.stdout and "CheckDns: Route 53 changes INSYNC" in back.stdout
+
+        # All well at the original site: nothing the outage stored of its vCenter and services stands
+        def failed_back() -> tuple[bool, Any]:
+            done = dcwatch(["status", "--json"], env)
+            view = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+            return done.returncode == 0 and view.get("activeSite") == active, (done.returncode, view)
+
+        _, (_, view) = poll(f"status at {active} with exit 0", failed_back, SETTLED_WITHIN_S)
+        assert view["attention"] == []
     finally:
         up.kill()
     assert "Traceback" not in up.output, up.output[-4000:]

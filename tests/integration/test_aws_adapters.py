@@ -23,6 +23,7 @@ from dcwatch.adapters.secrets import SecretsManagerCredentials
 from dcwatch.adapters.sns import SnsNotifier
 from dcwatch.adapters.stepfunctions import StepFunctionsStarter
 from dcwatch.config import load_config
+from dcwatch.detection.announce import part_keys
 from dcwatch.errors import EntriesRefused, TransientError, VcenterRefused
 from dcwatch.events import ProbeResult
 from dcwatch.local.cloud import create_tables
@@ -469,6 +470,21 @@ def test_the_outcome_and_its_audit_record_land_together_or_not_at_all():
     with pytest.raises(Exception, match="TransactWriteItems|ResourceNotFound"):
         store.record_outcome("inc-2", {"outcome": "succeeded"}, active_site="north", failover=LastFailover("inc-2", T0))
     assert store.active_site("north") == "south" and store.last_failover() == LastFailover("inc-1", T0)
+
+
+@pytest.mark.parametrize("services", [2, 120])
+def test_the_conditions_a_move_starts_afresh_are_deleted_with_it_beyond_one_transaction_too(services):
+    """The parts of the site production moves to (its vCenter, each service) start afresh; other conditions stay.
+    120 services exceed a transaction's 100 writes: the rest go right after it."""
+    store = make_table()
+    down = StoredStatus("DOWN", since=T0, version=1)
+    keys = part_keys("south", [f"svc{n}" for n in range(services)])
+    for key in [*keys, "site/north", "vcenter/north"]:
+        assert store.change_condition(key, StoredStatus("UP"), down)
+    store.record_outcome("inc-3", {"outcome": "succeeded"}, active_site="south", fresh_conditions=keys)
+    assert {key: store.condition(key, "UP").status for key in keys} == dict.fromkeys(keys, "UP"), "never judged"
+    assert store.condition("site/north", "UP").status == store.condition("vcenter/north", "UP").status == "DOWN"
+    assert store.active_site("north") == "south" and [r["outcome"] for r in store.audit("inc-3")] == ["succeeded"]
 
 
 def test_an_operators_switch_window_and_acknowledgement_land_with_their_audit_record_or_not_at_all():

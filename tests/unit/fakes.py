@@ -412,12 +412,15 @@ class FakeStore:
         *,
         active_site: str | None = None,
         failover: LastFailover | None = None,
+        fresh_conditions: Sequence[str] = (),
     ) -> None:
         self.append_audit(incident_id, record)
         if active_site is not None:
             self.set_active_site(active_site, incident_id)
         if failover is not None:
             self.record_failover(failover)
+        for key in fresh_conditions:
+            self.conditions.pop(key, None)
 
     def records(self, kind: str) -> list[dict[str, object]]:
         return [r for records in self.audits.values() for r in records if r.get("kind") == kind]

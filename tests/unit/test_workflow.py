@@ -25,7 +25,7 @@ from dcwatch.errors import (
     VcenterUnreachable,
 )
 from dcwatch.local.demo import DEMO_CONFIG
-from dcwatch.model import LastFailover
+from dcwatch.model import LastFailover, StoredStatus
 from dcwatch.recovery import messages, steps
 from dcwatch.recovery.state import WorkflowState
 from tests.helpers import demo_config
@@ -431,3 +431,19 @@ def test_a_notification_that_failed_every_retry_is_recorded_with_why_and_undoes_
         "Error": "TransientError",
         "Cause": "down",
     }
+
+
+def test_the_site_production_moves_to_has_its_parts_judged_afresh_not_as_its_last_turn_left_them(clock):
+    """A failback returns to the site whose vCenter and services the outage left DOWN: were those conditions to
+    stand, status would say "vCenter DOWN" for ever and the vCenter's next real failure would alert nothing
+    (DOWN to DOWN is no change)."""
+    store = FakeStore()
+    down = StoredStatus("DOWN", since=clock(), version=1)
+    stale = ["vcenter/dc-b", "service/shop@dc-b", "service/radio@dc-b", "service/transit@dc-b"]
+    for key in [*stale, "vcenter/dc-a", "site/dc-a"]:
+        store.conditions[key] = down
+    state = steps.validate_request(request(), demo_config(), clock)
+    steps.record_audit(state, store, clock)
+    assert store.active_site("dc-a") == "dc-b"
+    assert [key for key in stale if key in store.conditions] == [], "judged afresh, from their checks"
+    assert store.conditions["vcenter/dc-a"] == store.conditions["site/dc-a"] == down, "the site left keeps its own"

@@ -313,8 +313,11 @@ class AuditLog(Protocol):
         *,
         active_site: str | None = None,
         failover: LastFailover | None = None,
+        fresh_conditions: Sequence[str] = (),
     ) -> None:
-        """The audit record with the change it records (the active site; the cooldown's start), both or neither."""
+        """The audit record with the change it records (the active site; the cooldown's start), both or neither.
+        `fresh_conditions`: stored conditions that start afresh with the change (deleted with it): the parts of a
+        site that becomes active, judged last in its previous turn as the active site."""
         ...
 
 

@@ -4,6 +4,7 @@ agents, partitions) goes through these two, so each change is announced exactly 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from dcwatch.model import StoredStatus
@@ -14,6 +15,17 @@ from dcwatch.subjects import fit_subject
 def condition_key(kind: str, subject: str) -> str:
     """Where a condition is stored: `site/dc-a`, `service/shop@dc-a`, `vantage/aws-vpc`, `agent/dc-a`."""
     return f"{kind}/{subject}"
+
+
+def part_key(site: str, service: str | None) -> str:
+    """Where a part of the active site keeps its condition: one service (`service/shop@dc-a`), or, with no
+    service, the site's vCenter (`vcenter/dc-a`)."""
+    return condition_key("vcenter", site) if service is None else condition_key("service", f"{service}@{site}")
+
+
+def part_keys(site: str, services: Iterable[str]) -> list[str]:
+    """The site's vCenter and each of its services: every part the evaluator judges while the site is active."""
+    return [part_key(site, None), *(part_key(site, service) for service in services)]
 
 
 def flip(store: StatusStore, key: str, default: str, status: str, now: datetime) -> StoredStatus | None:

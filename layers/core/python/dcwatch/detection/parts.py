@@ -9,7 +9,7 @@ from datetime import datetime
 
 from dcwatch.config import Config
 from dcwatch.detection.alerts import part_alert, send
-from dcwatch.detection.announce import condition_key
+from dcwatch.detection.announce import condition_key, part_key
 from dcwatch.detection.decision import Reach, Verdict, service_verdict, vcenter_verdict
 from dcwatch.detection.sight import Sight
 from dcwatch.model import CheckState, HeldBack, Hold, StoredStatus, held
@@ -24,9 +24,7 @@ class Part:
     @property
     def key(self) -> str:
         """Where its condition is stored."""
-        if self.service is None:
-            return condition_key("vcenter", self.site)
-        return condition_key("service", f"{self.service}@{self.site}")
+        return part_key(self.site, self.service)
 
 
 class Parts:

@@ -10,12 +10,13 @@ most `MAX_SCAN_PAGES` of them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from dcwatch.adapters.aws import aws_call
-from dcwatch.adapters.dynamodb.status import active_site_item, last_failover_item
-from dcwatch.adapters.dynamodb.table import Table, from_item, to_item
+from dcwatch.adapters.dynamodb.status import active_site_item, condition_item_key, last_failover_item
+from dcwatch.adapters.dynamodb.table import TRANSACTION_ITEMS, Table, from_item, to_item
 from dcwatch.model import LastFailover
 from dcwatch.ports import AuditEntry, AuditPage
 
@@ -43,11 +44,18 @@ class DynamoAuditLog(Table):
         *,
         active_site: str | None = None,
         failover: LastFailover | None = None,
+        fresh_conditions: Sequence[str] = (),
     ) -> None:
         items = [active_site_item(active_site, incident_id)] if active_site is not None else []
         if failover is not None:
             items.append(last_failover_item(failover))
-        self._with_audit(items, (incident_id, record))
+        # A transaction holds 100 writes: the conditions beyond it are deleted right after (a crash between the
+        # two leaves them to be judged again when their checks next change, as before).
+        room = max(0, TRANSACTION_ITEMS - 1 - len(items))
+        keys = [condition_item_key(key) for key in fresh_conditions]
+        self._with_audit(items, (incident_id, record), deletes=keys[:room])
+        if keys[room:]:
+            self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys[room:]], "fresh conditions")
 
     def audit(self, incident_id: str) -> list[dict[str, Any]]:
         with aws_call("dynamodb:Query"):

@@ -12,6 +12,17 @@ from dcwatch.adapters.aws import aws_call
 from dcwatch.adapters.dynamodb.table import Table, parse_time, to_item
 from dcwatch.model import HeldBack, LastFailover, StoredStatus
 
+CONDITION_SK = "CONDITION"
+
+
+def condition_pk(key: str) -> str:
+    return f"CONDITION#{key}"
+
+
+def condition_item_key(key: str) -> dict[str, Any]:
+    """A condition's key as DynamoDB takes it (typed), for a transaction's Delete."""
+    return to_item({"pk": condition_pk(key), "sk": CONDITION_SK})
+
 
 def active_site_item(site: str, incident_id: str) -> dict[str, Any]:
     changed = datetime.now(UTC).isoformat()
@@ -28,7 +39,7 @@ def last_failover_item(failover: LastFailover) -> dict[str, Any]:
 
 class DynamoStatusStore(Table):
     def condition(self, key: str, default: str) -> StoredStatus:
-        data = self._get(f"CONDITION#{key}", "CONDITION")
+        data = self._get(condition_pk(key), CONDITION_SK)
         if data is None:
             return StoredStatus(default)
         return StoredStatus(
@@ -46,8 +57,8 @@ class DynamoStatusStore(Table):
     def change_condition(self, key: str, previous: StoredStatus, new: StoredStatus) -> bool:
         ddb = self._client()
         item = {
-            "pk": f"CONDITION#{key}",
-            "sk": "CONDITION",
+            "pk": condition_pk(key),
+            "sk": CONDITION_SK,
             "status": new.status,
             "since": new.since.isoformat() if new.since else None,
             "incidentId": new.incident_id,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from dcwatch.ports import Audited
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 BATCH_WRITE = 25  # BatchWriteItem's limit
+TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 BATCH_ATTEMPTS = 4
 
 
@@ -59,11 +61,13 @@ class Table:
             return
         self._with_audit([to_item(values)], audit)
 
-    def _with_audit(self, items: list[dict[str, Any]], audit: Audited) -> None:
-        """One transaction: the audit record never lands without the changes it records, nor they without it."""
-        puts = [{"Put": self._audit_put(*audit)}, *({"Put": {"TableName": self.table, "Item": i}} for i in items)]
+    def _with_audit(self, items: list[dict[str, Any]], audit: Audited, deletes: Sequence[dict[str, Any]] = ()) -> None:
+        """One transaction: the audit record never lands without the changes it records, nor they without it.
+        `items` are put, `deletes` (keys) deleted, in the state table."""
+        writes = [{"Put": self._audit_put(*audit)}, *({"Put": {"TableName": self.table, "Item": i}} for i in items)]
+        writes += [{"Delete": {"TableName": self.table, "Key": key}} for key in deletes]
         with aws_call("dynamodb:TransactWriteItems"):
-            self._client().transact_write_items(TransactItems=puts)
+            self._client().transact_write_items(TransactItems=writes)
 
     def _audit_put(self, incident_id: str, record: dict[str, object]) -> dict[str, Any]:
         sk = f"{datetime.now(UTC).isoformat()}#{uuid.uuid4().hex}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from dcwatch.detection.announce import part_keys
 from dcwatch.model import LastFailover
 from dcwatch.ports import AuditLog, Notifier, Once, ReportStore
 from dcwatch.recovery.messages import audit_record, failure_message, success_message
@@ -66,7 +67,13 @@ def record_audit(
     once(
         state.key("audit"),
         lambda: store.record_outcome(
-            state.incident_id, record, active_site=state.plan.to, failover=LastFailover(state.incident_id, clock())
+            state.incident_id,
+            record,
+            active_site=state.plan.to,
+            failover=LastFailover(state.incident_id, clock()),
+            # Its vCenter and services were proven by this run; what the evaluator stored of them is from its last
+            # turn as the active site (a failback's: the outage), and would stand until a check of them changes.
+            fresh_conditions=part_keys(state.plan.to, state.plan.services),
         ),
     )
     return write_report(state, record, reports, render, once)
