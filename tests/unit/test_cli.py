@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from dcwatch.cli import main
+from dcwatch.cli.recovery import _ended
 from dcwatch.local.demo import DEMO_CONFIG
 
 
@@ -151,3 +152,14 @@ def test_drill_cleanup_without_aws_says_so_per_site_and_exits_1(capsys, monkeypa
     err = capsys.readouterr().err
     assert code == 1
     assert "dcwatch: site dc-a: You must specify a region." in err and "Traceback" not in err
+
+
+def test_a_waited_recovery_ends_with_its_timeline_or_its_cause_not_the_whole_workflow_state():
+    state = {
+        "timeline": [{"step": "CheckDns", "at": "2026-12-07T23:11:05+00:00", "detail": "in sync", "duration_s": 0.4}]
+    }
+    assert _ended("SUCCEEDED", json.dumps(state)) == [
+        "SUCCEEDED; timeline (start, duration, step: detail):",
+        "  23:11:05    0.4 s  CheckDns: in sync",
+    ]
+    assert _ended("FAILED", '{"errorMessage": "lock held"}') == ['FAILED: {"errorMessage": "lock held"}']

@@ -87,6 +87,15 @@ def test_long_lists_of_failing_checks_are_cut_with_a_count():
     assert len(view.to_json()["sites"]["dc-a"]["failing"]) == MAX_FAILING + 3
 
 
+def test_a_down_check_that_passes_again_says_so_instead_of_a_blank_reason():
+    """After a failback the returning site's checks pass, held DOWN by successes_to_up for a round or two."""
+    recovering = check(status="DOWN", reason="")
+    view = status_view(reading(sites=[SiteReading("dc-a", StoredStatus("UP"), [recovering])]))
+    text = "\n".join(view.text())
+    assert "DOWN shop-home@aws-home: passes again, UP after successes_to_up in a row" in text
+    assert "?" not in text
+
+
 def at(seconds: float) -> str:
     return (NOW + timedelta(seconds=seconds)).isoformat()
 

@@ -4,6 +4,7 @@ workflow's approval, and remove the clones a drill left (`drill --cleanup`)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -197,8 +198,22 @@ def _recover(args: argparse.Namespace) -> int:
         return 0
     while (status := workflows.status(start.execution))[0] == "RUNNING":
         time.sleep(2)
-    print(f"{status[0]}: {status[1]}")
+    print("\n".join(_ended(*status)))
     return 0 if status[0] == "SUCCEEDED" else 1
+
+
+def _ended(status: str, text: str) -> list[str]:
+    """How the run ended: its timeline, step by step, once it succeeded (the output is the whole workflow state,
+    which nobody reads); its cause as Step Functions gives it otherwise."""
+    from dcwatch.views.history import timeline_steps
+
+    try:
+        state = json.loads(text)
+    except ValueError:
+        state = None
+    if status != "SUCCEEDED" or not isinstance(state, dict) or not state.get("timeline"):
+        return [f"{status}: {text}"]
+    return [f"{status}; timeline (start, duration, step: detail):", *(f"  {s.text()}" for s in timeline_steps(state))]
 
 
 def _answer(args: argparse.Namespace) -> int:

@@ -170,6 +170,9 @@ class Step:
     step: str
     detail: str
 
+    def text(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.duration_s:6.1f} s  {self.step}: {self.detail}"
+
 
 @dataclass(frozen=True)
 class IncidentView:
@@ -201,7 +204,7 @@ class IncidentView:
             out += ["explanation:", *(f"  {e}" for e in self.explanations)]
         if self.steps:
             out += ["timeline (start, duration, step: detail):"]
-            out += [f"  {s.at:%H:%M:%S} {s.duration_s:6.1f} s  {s.step}: {s.detail}" for s in self.steps]
+            out += [f"  {s.text()}" for s in self.steps]
         out += ["who acted:", *(f"  {a}" for a in self.actors)] if self.actors else ["who acted: nobody by hand"]
         return out
 
@@ -228,7 +231,8 @@ def _actors(record: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _steps(record: Mapping[str, Any]) -> list[Step]:
+def timeline_steps(record: Mapping[str, Any]) -> list[Step]:
+    """The steps of a recovery's timeline: its audit record's, or its workflow state's (the same entries)."""
     steps = []
     for entry in record.get("timeline") or []:
         ended = datetime.fromisoformat(entry["at"])
@@ -253,7 +257,7 @@ def incident(incident_id: str, entries: Sequence[AuditEntry]) -> IncidentView:
             cause = error.get("Cause", "") if isinstance(error, dict) else record.get("cause") or ""
             name = error.get("Error", "error") if isinstance(error, dict) else error
             explanations.append(f"{entry.at:%H:%M:%S} {record['outcome']}: {name}: {cause}".rstrip(": "))
-        steps += _steps(record)
+        steps += timeline_steps(record)
         actors += [a for a in _actors(record) if a not in actors]
     return IncidentView(
         incident_id,

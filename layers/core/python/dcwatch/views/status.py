@@ -360,6 +360,9 @@ def _site_lines(site: SiteView, now: datetime) -> list[str]:
         for f in site.failing[:MAX_FAILING]:
             word = f.status if f.status == "DOWN" else "failing"
             mark = "" if f.critical else " (not critical)"
+            if f.since is None and not f.reason:  # DOWN, passing again: hysteresis holds it until it settles
+                lines.append(f"    {word} {f.check}@{f.vantage}{mark}: passes again, UP after successes_to_up in a row")
+                continue
             lines.append(f"    {word} {f.check}@{f.vantage}{mark} since {_when(f.since, now)}: {f.reason or '?'}")
         if len(site.failing) > MAX_FAILING:
             lines.append(f"    ... and {len(site.failing) - MAX_FAILING} more (--json lists all)")
